@@ -1,0 +1,17 @@
+//! The kernel <-> user contract: syscall numbers, errors, handle encoding.
+//!
+//! Small and dumb on purpose (see `docs/abi.md`): explicit discriminants, hand-written
+//! `TryFrom`, no logic beyond encode/decode. Both the kernel and userland link this crate, so
+//! a number changes in exactly one place.
+#![no_std]
+#![forbid(unsafe_code)]
+
+pub mod cap;
+pub mod error;
+pub mod handle;
+pub mod sysnum;
+
+pub use cap::{CapType, Rights};
+pub use error::Error;
+pub use handle::Handle;
+pub use sysnum::Sysnum;

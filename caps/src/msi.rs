@@ -1,0 +1,264 @@
+//! MSI vectors: an allocator per MSI frame and the vector capability it mints.
+//!
+//! Devices must never share a vector by accident, so every MSI target (a GICv2m frame's SPI
+//! range from `MSI_TYPER`, or the ITS's LPI range) gets one `VectorAllocator`, a lock-free
+//! bitmap that cannot hand out a vector twice, and a vector is returned only by dropping its
+//! `MsiVector`. The allocator works from any context without a lock.
+
+use core::fmt;
+
+use abi::Error;
+
+use crate::sync::{AtomicU64, Ordering};
+
+/// Largest range one allocator covers (13 LPI ID bits: 8192 LPIs; a v2m frame has fewer).
+pub const MAX_VECTORS: usize = 8192;
+const WORDS: usize = MAX_VECTORS / 64;
+
+/// What the MSI data payload carries for this MSI target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MsiData {
+    /// The INTID itself (GICv2m: the SPI number written to `MSI_SETSPI_NS`).
+    Intid,
+    /// The offset from the range base (GICv3 ITS: the EventID mapped to the LPI by MAPTI).
+    Index,
+}
+
+/// The address/data pair a device writes to raise the vector.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MsiMessage {
+    /// Doorbell physical address (`MSI_SETSPI_NS` or `GITS_TRANSLATER`).
+    pub address: u64,
+    /// Data payload.
+    pub data: u32,
+}
+
+/// Hands out INTIDs in `[base, base + count)`, each at most once until returned.
+pub struct VectorAllocator {
+    base: u32,
+    count: u32,
+    doorbell: u64,
+    data: MsiData,
+    bits: [AtomicU64; WORDS],
+}
+
+impl VectorAllocator {
+    /// An allocator for `count` vectors from `base`; `EINVAL` if `count` exceeds
+    /// `MAX_VECTORS` or the range overflows `u32`.
+    #[cfg(not(loom))]
+    pub const fn new(base: u32, count: u32, doorbell: u64, data: MsiData) -> Result<Self, Error> {
+        if count as usize > MAX_VECTORS || base.checked_add(count).is_none() {
+            return Err(Error::EINVAL);
+        }
+        let bits = [const { AtomicU64::new(0) }; WORDS];
+        Ok(VectorAllocator {
+            base,
+            count,
+            doorbell,
+            data,
+            bits,
+        })
+    }
+
+    /// An allocator for `count` vectors from `base` (loom: not `const`).
+    #[cfg(loom)]
+    pub fn new(base: u32, count: u32, doorbell: u64, data: MsiData) -> Result<Self, Error> {
+        if count as usize > MAX_VECTORS || base.checked_add(count).is_none() {
+            return Err(Error::EINVAL);
+        }
+        let bits = core::array::from_fn(|_| AtomicU64::new(0));
+        Ok(VectorAllocator {
+            base,
+            count,
+            doorbell,
+            data,
+            bits,
+        })
+    }
+
+    /// First INTID of the range.
+    pub fn base(&self) -> u32 {
+        self.base
+    }
+
+    /// Number of vectors in the range.
+    pub fn count(&self) -> u32 {
+        self.count
+    }
+
+    /// Allocates the lowest free vector; `ENOSPC` when all are in use.
+    pub fn alloc(&'static self) -> Result<MsiVector, Error> {
+        let words = (self.count as usize).div_ceil(64);
+        for (w, word) in self.bits[..words].iter().enumerate() {
+            let mut cur = word.load(Ordering::Relaxed);
+            loop {
+                let bit = (!cur).trailing_zeros() as usize;
+                let index = w * 64 + bit;
+                if bit == 64 || index >= self.count as usize {
+                    break;
+                }
+                match word.compare_exchange_weak(
+                    cur,
+                    cur | (1 << bit),
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => {
+                        return Ok(MsiVector {
+                            alloc: self,
+                            index: index as u32,
+                        });
+                    }
+                    Err(now) => cur = now,
+                }
+            }
+        }
+        Err(Error::ENOSPC)
+    }
+
+    /// Vectors currently handed out.
+    pub fn in_use(&self) -> usize {
+        self.bits
+            .iter()
+            .map(|w| w.load(Ordering::Relaxed).count_ones() as usize)
+            .sum()
+    }
+
+    /// Whether the vector at `index` (offset from base) is allocated.
+    pub fn is_allocated(&self, index: u32) -> bool {
+        let (w, b) = (index as usize / 64, index % 64);
+        index < self.count && self.bits[w].load(Ordering::Relaxed) & (1 << b) != 0
+    }
+
+    fn free(&self, index: u32) {
+        let (w, b) = (index as usize / 64, index % 64);
+        self.bits[w].fetch_and(!(1 << b), Ordering::Release);
+    }
+}
+
+/// One allocated MSI vector: an INTID plus the message that raises it.
+///
+/// Not `Clone`. Dropping it returns the vector to its allocator; bind it to a line with
+/// `IrqControl::mint_msi`, which then owns it.
+#[must_use = "dropping a vector returns it to the allocator"]
+pub struct MsiVector {
+    alloc: &'static VectorAllocator,
+    index: u32,
+}
+
+impl MsiVector {
+    /// The SPI or LPI INTID.
+    pub fn intid(&self) -> u32 {
+        self.alloc.base + self.index
+    }
+
+    /// The doorbell address and data to program into the device's MSI/MSI-X entry.
+    pub fn message(&self) -> MsiMessage {
+        let data = match self.alloc.data {
+            MsiData::Intid => self.intid(),
+            MsiData::Index => self.index,
+        };
+        MsiMessage {
+            address: self.alloc.doorbell,
+            data,
+        }
+    }
+}
+
+impl Drop for MsiVector {
+    fn drop(&mut self) {
+        self.alloc.free(self.index);
+    }
+}
+
+impl fmt::Debug for MsiVector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MsiVector")
+            .field("intid", &self.intid())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fakes::leak;
+    use std::vec::Vec;
+
+    fn v2m(count: u32) -> &'static VectorAllocator {
+        leak(VectorAllocator::new(80, count, 0x0802_0040, MsiData::Intid).unwrap())
+    }
+
+    #[test]
+    fn allocates_each_vector_once_then_exhausts() {
+        let a = v2m(70);
+        let vs: Vec<_> = (0..70).map(|_| a.alloc().unwrap()).collect();
+        let mut ids: Vec<_> = vs.iter().map(MsiVector::intid).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), 70);
+        assert!(ids.iter().all(|&i| (80..150).contains(&i)));
+        assert_eq!(a.alloc().unwrap_err(), Error::ENOSPC);
+        assert_eq!(a.in_use(), 70);
+    }
+
+    #[test]
+    fn drop_returns_the_vector() {
+        let a = v2m(2);
+        let x = a.alloc().unwrap();
+        let y = a.alloc().unwrap();
+        let freed = x.intid();
+        drop(x);
+        assert!(!a.is_allocated(freed - 80));
+        let z = a.alloc().unwrap();
+        assert_eq!(z.intid(), freed);
+        assert_ne!(z.intid(), y.intid());
+    }
+
+    #[test]
+    fn message_encodings() {
+        let a = v2m(4);
+        let v = a.alloc().unwrap();
+        assert_eq!(
+            v.message(),
+            MsiMessage {
+                address: 0x0802_0040,
+                data: 80
+            }
+        );
+        let its = leak(VectorAllocator::new(8192, 8192, 0x0808_0040, MsiData::Index).unwrap());
+        let _first = its.alloc().unwrap();
+        let l = its.alloc().unwrap();
+        assert_eq!((l.intid(), l.message().data), (8193, 1));
+    }
+
+    #[test]
+    fn rejects_bad_ranges() {
+        assert!(VectorAllocator::new(0, 8193, 0, MsiData::Intid).is_err());
+        assert!(VectorAllocator::new(u32::MAX, 2, 0, MsiData::Intid).is_err());
+        let empty = leak(VectorAllocator::new(64, 0, 0, MsiData::Intid).unwrap());
+        assert_eq!(empty.alloc().unwrap_err(), Error::ENOSPC);
+    }
+
+    #[test]
+    fn concurrent_allocation_never_duplicates() {
+        let a = v2m(256);
+        let got: Vec<Vec<u32>> = std::thread::scope(|s| {
+            let hs: Vec<_> = (0..4)
+                .map(|_| {
+                    s.spawn(|| {
+                        let vs: Vec<_> = (0..64).map(|_| a.alloc().unwrap()).collect();
+                        let ids = vs.iter().map(MsiVector::intid).collect();
+                        core::mem::forget(vs);
+                        ids
+                    })
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let mut all: Vec<u32> = got.into_iter().flatten().collect();
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(all.len(), 256);
+    }
+}

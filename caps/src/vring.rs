@@ -1,0 +1,750 @@
+//! Split virtqueues (virtio 1.2 §2.7): layout, index arithmetic, validated completions.
+//!
+//! The used ring is written by the device and therefore untrusted: an `id` out of range or not
+//! in flight, a `len` past the posted buffer, or a used `idx` running ahead by more than the
+//! queue size must be counted and dropped, never panic or index past a buffer. The u16
+//! wrap-around arithmetic is kept in pure functions so it can be proved (Kani) and tested on
+//! its own. `Vring<Armed>` / `Vring<Suppressed>` record whether device interrupts are on;
+//! only a suppressed ring is drained (see `napi.rs`). Ring memory is reached through
+//! `RingMemory`, so the kernel supplies DMA memory and tests a `Vec`.
+
+use core::marker::PhantomData;
+
+use abi::Error;
+
+use crate::dma::{Cpu, Device, DmaHal, DmaRegion};
+use crate::irq::{Armed, IrqLine, Masked};
+use crate::sealed::Sealed;
+
+/// Descriptor flag: buffer continues via `next` (virtio 1.2 §2.7.5).
+pub const VIRTQ_DESC_F_NEXT: u16 = 1;
+/// Descriptor flag: device writes this buffer (otherwise it reads it).
+pub const VIRTQ_DESC_F_WRITE: u16 = 2;
+/// Driver -> device: do not interrupt me (virtio 1.2 §2.7.7).
+pub const VRING_AVAIL_F_NO_INTERRUPT: u16 = 1;
+/// Device -> driver: do not notify me (virtio 1.2 §2.7.10).
+pub const VRING_USED_F_NO_NOTIFY: u16 = 1;
+/// Largest split-queue size (virtio 1.2 §2.7).
+pub const MAX_QUEUE_SIZE: usize = 32768;
+
+/// `idx & (qsz - 1)`: the ring slot of a free-running index (`qsz` a power of two).
+pub const fn ring_slot(idx: u16, qsz: u16) -> usize {
+    (idx & qsz.wrapping_sub(1)) as usize
+}
+
+/// virtio 1.2 §2.7.10 `vring_need_event`: whether moving an index from `old` to `new` passed
+/// `event` (the other side asked to be told once index `event` is reached).
+pub const fn vring_need_event(event: u16, new: u16, old: u16) -> bool {
+    new.wrapping_sub(event).wrapping_sub(1) < new.wrapping_sub(old)
+}
+
+/// Completions published but not yet consumed.
+pub const fn used_pending(used_idx: u16, last_used: u16) -> u16 {
+    used_idx.wrapping_sub(last_used)
+}
+
+/// A device-written value the ring refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UsedError {
+    /// Used `idx` ran more than the queue size ahead of the last consumed index. The ring is
+    /// then marked broken (reset the device); nothing more is consumed.
+    IdxTooFarAhead {
+        /// The device's used index.
+        used_idx: u16,
+        /// The driver's last consumed index.
+        last_used: u16,
+    },
+    /// `id` is not a descriptor index of this queue.
+    IdOutOfRange {
+        /// The id the device wrote.
+        id: u32,
+    },
+    /// `id` names a descriptor that is not posted.
+    NotInFlight {
+        /// The id the device wrote.
+        id: u32,
+    },
+    /// `len` is larger than the buffer posted under `id`; the buffer is reclaimed unread.
+    LenTooLong {
+        /// The descriptor id.
+        id: u32,
+        /// The length the device wrote.
+        len: u32,
+        /// The length posted.
+        posted: u32,
+    },
+}
+
+/// Checks a used index against the last consumed one; returns how many entries are pending.
+pub const fn check_used_idx(used_idx: u16, last_used: u16, qsz: u16) -> Result<u16, UsedError> {
+    let pending = used_pending(used_idx, last_used);
+    if pending > qsz {
+        Err(UsedError::IdxTooFarAhead {
+            used_idx,
+            last_used,
+        })
+    } else {
+        Ok(pending)
+    }
+}
+
+/// Validates one used element. `posted_len(id)` gives the posted length of an in-flight
+/// descriptor (`None` if not in flight); it is called only with `id < qsz`.
+pub fn check_used_elem(
+    id: u32,
+    len: u32,
+    qsz: u16,
+    posted_len: impl FnOnce(u16) -> Option<u32>,
+) -> Result<u16, UsedError> {
+    if id >= u32::from(qsz) {
+        return Err(UsedError::IdOutOfRange { id });
+    }
+    let posted = posted_len(id as u16).ok_or(UsedError::NotInFlight { id })?;
+    if len > posted {
+        return Err(UsedError::LenTooLong { id, len, posted });
+    }
+    Ok(id as u16)
+}
+
+/// Memory ordering requested from `RingMemory::fence`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fence {
+    /// Order earlier reads before later reads (`dmb oshld`; virtio_rmb).
+    Read,
+    /// Order earlier writes before later writes (`dmb oshst`; virtio_wmb).
+    Write,
+    /// Order everything (`dmb osh`; virtio_mb).
+    Full,
+}
+
+/// Shared ring memory, as offsets from the start of the ring area. Implementations use
+/// volatile (or atomic) accesses: the device reads and writes it concurrently. Offsets passed
+/// are always in bounds of `VringLayout::total` and naturally aligned.
+pub trait RingMemory {
+    /// Bus address of offset 0.
+    fn paddr(&self) -> u64;
+    /// Bytes available.
+    fn len(&self) -> usize;
+    /// Whether no bytes are available.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Little-endian 16-bit read.
+    fn read_u16(&self, off: usize) -> u16;
+    /// Little-endian 32-bit read.
+    fn read_u32(&self, off: usize) -> u32;
+    /// Little-endian 16-bit write.
+    fn write_u16(&self, off: usize, v: u16);
+    /// Little-endian 32-bit write.
+    fn write_u32(&self, off: usize, v: u32);
+    /// Little-endian 64-bit write.
+    fn write_u64(&self, off: usize, v: u64);
+    /// A memory barrier against the device.
+    fn fence(&self, kind: Fence);
+}
+
+/// Offsets of the three parts of a split virtqueue laid out back to back (descriptor table
+/// 16-aligned at 0, avail ring after it, used ring 4-aligned after that; virtio 1.2 §2.7).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VringLayout {
+    /// Queue size (power of two).
+    pub size: u16,
+    /// Offset of the descriptor table.
+    pub desc: usize,
+    /// Offset of the available ring.
+    pub avail: usize,
+    /// Offset of the used ring.
+    pub used: usize,
+    /// Total bytes.
+    pub total: usize,
+}
+
+impl VringLayout {
+    /// Layout for `size` entries; `EINVAL` unless a power of two in `1..=32768`.
+    pub const fn new(size: usize) -> Result<VringLayout, Error> {
+        if size == 0 || size > MAX_QUEUE_SIZE || !size.is_power_of_two() {
+            return Err(Error::EINVAL);
+        }
+        let avail = 16 * size;
+        let used = (avail + 6 + 2 * size).next_multiple_of(4);
+        let total = used + 6 + 8 * size;
+        Ok(VringLayout {
+            size: size as u16,
+            desc: 0,
+            avail,
+            used,
+            total,
+        })
+    }
+
+    /// Offset of `avail.ring[slot]`.
+    pub const fn avail_ring(&self, slot: usize) -> usize {
+        self.avail + 4 + 2 * slot
+    }
+    /// Offset of `used_event` (end of the avail ring).
+    pub const fn used_event(&self) -> usize {
+        self.avail_ring(self.size as usize)
+    }
+    /// Offset of `used.ring[slot]` (an `{id: u32, len: u32}` pair).
+    pub const fn used_ring(&self, slot: usize) -> usize {
+        self.used + 4 + 8 * slot
+    }
+    /// Offset of `avail_event` (end of the used ring).
+    pub const fn avail_event(&self) -> usize {
+        self.used_ring(self.size as usize)
+    }
+}
+
+/// Ring interrupt state. Sealed.
+pub trait RingState: Sealed {}
+/// Device interrupts suppressed (`VRING_AVAIL_F_NO_INTERRUPT`, or `used_event` not advanced).
+#[derive(Debug)]
+pub struct Suppressed;
+impl Sealed for Suppressed {}
+impl RingState for Suppressed {}
+/// Device interrupts enabled (reuses the line's `Armed` marker).
+impl RingState for Armed {}
+
+/// Which way the device uses a posted buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BufDir {
+    /// The device reads it (TX).
+    DeviceReads,
+    /// The device writes it (RX).
+    DeviceWrites,
+}
+
+struct InFlight<H: DmaHal + 'static> {
+    len: u32,
+    cookie: u64,
+    region: DmaRegion<H, Device>,
+}
+
+/// A buffer the device returned, validated. `len <= region.len()` always holds.
+#[derive(Debug)]
+pub struct Completion<H: DmaHal + 'static> {
+    /// The buffer, back in CPU hands.
+    pub region: DmaRegion<H, Cpu>,
+    /// Bytes the device wrote (0 for device-read buffers).
+    pub len: u32,
+    /// The cookie given to `post`.
+    pub cookie: u64,
+}
+
+impl<H: DmaHal + 'static> Completion<H> {
+    /// The bytes the device wrote.
+    pub fn data(&self) -> &[u8] {
+        let b = self.region.bytes();
+        &b[..(self.len as usize).min(b.len())]
+    }
+}
+
+/// A used element that failed validation; count it. If the descriptor was in flight (only
+/// its `len` was bad) its buffer is reclaimed unread in `reclaimed` with its cookie.
+#[derive(Debug)]
+pub struct Rejected<H: DmaHal + 'static> {
+    /// What was wrong.
+    pub error: UsedError,
+    /// The reclaimed buffer and cookie, if any.
+    pub reclaimed: Option<(DmaRegion<H, Cpu>, u64)>,
+}
+
+/// One split virtqueue with `Q` entries, in interrupt state `S`.
+///
+/// Single-descriptor buffers only (see docs/caps.md). Not `Clone`. Dropping a ring drops the
+/// in-flight `DmaRegion<Device>`s, which quarantines them (the device may still write).
+#[must_use]
+pub struct Vring<S: RingState, M: RingMemory, H: DmaHal + 'static, const Q: usize> {
+    core: Core<M, H, Q>,
+    _state: PhantomData<S>,
+}
+
+struct Core<M: RingMemory, H: DmaHal + 'static, const Q: usize> {
+    mem: M,
+    layout: VringLayout,
+    event_idx: bool,
+    avail_idx: u16,
+    kicked_at: u16,
+    last_used: u16,
+    broken: bool,
+    in_flight: [Option<InFlight<H>>; Q],
+    free: [u16; Q],
+    nfree: usize,
+}
+
+impl<M: RingMemory, H: DmaHal + 'static, const Q: usize> Vring<Armed, M, H, Q> {
+    /// Lays out an empty queue in `mem` (zeroing indices and flags), interrupts enabled.
+    /// `event_idx` says whether `VIRTIO_F_EVENT_IDX` was negotiated. `EINVAL` if `Q` is not a
+    /// valid queue size or `mem` is too small.
+    pub fn new(mem: M, event_idx: bool) -> Result<Self, Error> {
+        let layout = VringLayout::new(Q)?;
+        if mem.len() < layout.total {
+            return Err(Error::EINVAL);
+        }
+        for off in [layout.avail, layout.avail + 2, layout.used, layout.used + 2] {
+            mem.write_u16(off, 0);
+        }
+        mem.write_u16(layout.used_event(), 0);
+        mem.fence(Fence::Write);
+        let core = Core {
+            mem,
+            layout,
+            event_idx,
+            avail_idx: 0,
+            kicked_at: 0,
+            last_used: 0,
+            broken: false,
+            in_flight: core::array::from_fn(|_| None),
+            free: core::array::from_fn(|i| (Q - 1 - i) as u16),
+            nfree: Q,
+        };
+        Ok(Vring {
+            core,
+            _state: PhantomData,
+        })
+    }
+
+    /// Suppresses device interrupts while the driver polls with its line masked (polling
+    /// mode). Interrupt-driven drivers suppress through `napi::take` instead.
+    pub fn suppress_polled(self, _line: &IrqLine<Masked>) -> Vring<Suppressed, M, H, Q> {
+        self.suppress()
+    }
+
+    /// `Armed` -> `Suppressed`: set `VRING_AVAIL_F_NO_INTERRUPT` (without event index);
+    /// with event index, simply stop advancing `used_event`.
+    pub(crate) fn suppress(self) -> Vring<Suppressed, M, H, Q> {
+        if !self.core.event_idx {
+            let c = &self.core;
+            c.mem.write_u16(c.layout.avail, VRING_AVAIL_F_NO_INTERRUPT);
+        }
+        self.retype()
+    }
+}
+
+impl<M: RingMemory, H: DmaHal + 'static, const Q: usize> Vring<Suppressed, M, H, Q> {
+    /// Pops one used element: `None` when nothing is pending (or the ring is broken),
+    /// otherwise a validated completion or a rejection to count.
+    pub fn pop_used(&mut self) -> Option<Result<Completion<H>, Rejected<H>>> {
+        self.core.pop_used()
+    }
+
+    /// Linux `virtqueue_enable_cb`: re-enable device interrupts, full fence, and recheck the
+    /// used ring. `Err` (still suppressed) if work arrived in between.
+    pub(crate) fn enable_and_check(self) -> Result<Vring<Armed, M, H, Q>, Self> {
+        let c = &self.core;
+        if c.event_idx {
+            c.mem.write_u16(c.layout.used_event(), c.last_used);
+        } else {
+            c.mem.write_u16(c.layout.avail, 0);
+        }
+        c.mem.fence(Fence::Full);
+        if self.core.has_pending() {
+            if !self.core.event_idx {
+                let c = &self.core;
+                c.mem.write_u16(c.layout.avail, VRING_AVAIL_F_NO_INTERRUPT);
+            }
+            self.core.mem.fence(Fence::Write);
+            return Err(self);
+        }
+        Ok(self.retype())
+    }
+}
+
+impl<S: RingState, M: RingMemory, H: DmaHal + 'static, const Q: usize> Vring<S, M, H, Q> {
+    fn retype<T: RingState>(self) -> Vring<T, M, H, Q> {
+        Vring {
+            core: self.core,
+            _state: PhantomData,
+        }
+    }
+
+    /// Posts one buffer; the region moves to the device. Returns the descriptor id. On error
+    /// (`ENOSPC`: queue full, `EBADSTATE`: ring broken, `EINVAL`: too long) the region is
+    /// handed back untouched.
+    pub fn post(
+        &mut self,
+        region: DmaRegion<H, Cpu>,
+        dir: BufDir,
+        cookie: u64,
+    ) -> Result<u16, (DmaRegion<H, Cpu>, Error)> {
+        self.core.post(region, dir, cookie)
+    }
+
+    /// Linux `virtqueue_kick_prepare`: whether the device must be notified of buffers posted
+    /// since the last call.
+    pub fn kick_needed(&mut self) -> bool {
+        self.core.kick_needed()
+    }
+
+    /// Whether the device published completions not yet popped.
+    pub fn has_pending(&self) -> bool {
+        self.core.has_pending()
+    }
+
+    /// Descriptors posted and not yet completed.
+    pub fn in_flight(&self) -> usize {
+        Q - self.core.nfree
+    }
+
+    /// Whether the device corrupted the used index (the device must be reset).
+    pub fn is_broken(&self) -> bool {
+        self.core.broken
+    }
+
+    /// The layout (offsets of descriptor table, avail and used ring).
+    pub fn layout(&self) -> VringLayout {
+        self.core.layout
+    }
+
+    /// Bus addresses of (descriptor table, avail ring, used ring) for the transport.
+    pub fn addresses(&self) -> (u64, u64, u64) {
+        let (base, l) = (self.core.mem.paddr(), &self.core.layout);
+        (
+            base + l.desc as u64,
+            base + l.avail as u64,
+            base + l.used as u64,
+        )
+    }
+}
+
+impl<M: RingMemory, H: DmaHal + 'static, const Q: usize> Core<M, H, Q> {
+    fn post(
+        &mut self,
+        region: DmaRegion<H, Cpu>,
+        dir: BufDir,
+        cookie: u64,
+    ) -> Result<u16, (DmaRegion<H, Cpu>, Error)> {
+        if self.broken {
+            return Err((region, Error::EBADSTATE));
+        }
+        let Ok(len) = u32::try_from(region.len()) else {
+            return Err((region, Error::EINVAL));
+        };
+        if self.nfree == 0 {
+            return Err((region, Error::ENOSPC));
+        }
+        self.nfree -= 1;
+        let id = self.free[self.nfree];
+        let (paddr, l) = (region.paddr(), self.layout);
+        let flags = if dir == BufDir::DeviceWrites {
+            VIRTQ_DESC_F_WRITE
+        } else {
+            0
+        };
+        let d = l.desc + 16 * id as usize;
+        self.mem.write_u64(d, paddr);
+        self.mem.write_u32(d + 8, len);
+        self.mem.write_u16(d + 12, flags);
+        self.mem.write_u16(d + 14, 0);
+        let region = region.into_device();
+        self.in_flight[id as usize] = Some(InFlight {
+            len,
+            cookie,
+            region,
+        });
+        self.mem
+            .write_u16(l.avail_ring(ring_slot(self.avail_idx, l.size)), id);
+        // virtio 1.2 §2.7.13.3: the ring entry must be visible before the index.
+        self.mem.fence(Fence::Write);
+        self.avail_idx = self.avail_idx.wrapping_add(1);
+        self.mem.write_u16(l.avail + 2, self.avail_idx);
+        Ok(id)
+    }
+
+    fn kick_needed(&mut self) -> bool {
+        let (old, new) = (self.kicked_at, self.avail_idx);
+        self.kicked_at = new;
+        if old == new {
+            return false;
+        }
+        // The index write must be visible before we read the device's suppression state.
+        self.mem.fence(Fence::Full);
+        if self.event_idx {
+            vring_need_event(self.mem.read_u16(self.layout.avail_event()), new, old)
+        } else {
+            self.mem.read_u16(self.layout.used) & VRING_USED_F_NO_NOTIFY == 0
+        }
+    }
+
+    fn has_pending(&self) -> bool {
+        !self.broken && self.mem.read_u16(self.layout.used + 2) != self.last_used
+    }
+
+    fn pop_used(&mut self) -> Option<Result<Completion<H>, Rejected<H>>> {
+        if self.broken {
+            return None;
+        }
+        let used_idx = self.mem.read_u16(self.layout.used + 2);
+        match check_used_idx(used_idx, self.last_used, self.layout.size) {
+            Ok(0) => return None,
+            Ok(_) => {}
+            Err(error) => {
+                self.broken = true;
+                return Some(Err(Rejected {
+                    error,
+                    reclaimed: None,
+                }));
+            }
+        }
+        // Read the index before the element it covers (virtio 1.2 §2.7.14).
+        self.mem.fence(Fence::Read);
+        let e = self
+            .layout
+            .used_ring(ring_slot(self.last_used, self.layout.size));
+        let (id, len) = (self.mem.read_u32(e), self.mem.read_u32(e + 4));
+        self.last_used = self.last_used.wrapping_add(1);
+        let in_flight = &self.in_flight;
+        let checked = check_used_elem(id, len, self.layout.size, |i| {
+            in_flight[i as usize].as_ref().map(|f| f.len)
+        });
+        Some(match checked {
+            Ok(id) => {
+                let f = self.take(id);
+                Ok(Completion {
+                    region: f.region.into_cpu(),
+                    len,
+                    cookie: f.cookie,
+                })
+            }
+            Err(error @ UsedError::LenTooLong { id, .. }) => {
+                let f = self.take(id as u16);
+                Err(Rejected {
+                    error,
+                    reclaimed: Some((f.region.into_cpu(), f.cookie)),
+                })
+            }
+            Err(error) => Err(Rejected {
+                error,
+                reclaimed: None,
+            }),
+        })
+    }
+
+    /// Removes an id known to be in flight and returns it to the free stack.
+    fn take(&mut self, id: u16) -> InFlight<H> {
+        let f = self.in_flight[id as usize]
+            .take()
+            .expect("validated as in flight");
+        self.free[self.nfree] = id;
+        self.nfree += 1;
+        f
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dma::DmaPool;
+    use crate::fakes::{FakeDmaHal, FakeRingMem, FakeVirtqueueDevice, leak};
+    use std::vec::Vec;
+
+    type Ring<S> = Vring<S, FakeRingMem, FakeDmaHal, 8>;
+
+    fn setup(event_idx: bool) -> (Ring<Armed>, FakeVirtqueueDevice, DmaPool<FakeDmaHal>) {
+        let layout = VringLayout::new(8).unwrap();
+        let mem = FakeRingMem::new(layout.total, 0x9000_0000);
+        let dev = FakeVirtqueueDevice::new(mem.clone(), layout, event_idx);
+        let ring = Vring::new(mem, event_idx).unwrap();
+        (
+            ring,
+            dev,
+            DmaPool::new(leak(FakeDmaHal::new(0x4000_0000)), u64::MAX),
+        )
+    }
+
+    #[test]
+    fn need_event_matches_spec_examples() {
+        assert!(vring_need_event(0, 1, 0));
+        assert!(!vring_need_event(1, 1, 0));
+        assert!(vring_need_event(5, 10, 3));
+        assert!(!vring_need_event(10, 10, 3));
+        // Across wrap-around.
+        assert!(vring_need_event(0xffff, 2, 0xfffe));
+        assert!(vring_need_event(0, 2, 0xfffe));
+        assert!(!vring_need_event(3, 2, 0xfffe));
+    }
+
+    #[test]
+    fn index_arithmetic_wraps() {
+        assert_eq!(used_pending(2, 0xfffe), 4);
+        assert_eq!(ring_slot(0xffff, 8), 7);
+        assert_eq!(ring_slot(0, 8), 0);
+        assert_eq!(check_used_idx(3, 0xfffb, 8), Ok(8));
+        assert!(check_used_idx(4, 0xfffb, 8).is_err());
+        for last in [0u16, 1, 0x7fff, 0xfff0, 0xffff] {
+            for n in 0..=8u16 {
+                assert_eq!(check_used_idx(last.wrapping_add(n), last, 8), Ok(n));
+            }
+        }
+    }
+
+    #[test]
+    fn layout_offsets() {
+        let l = VringLayout::new(256).unwrap();
+        assert_eq!((l.desc, l.avail, l.used), (0, 4096, 4096 + 6 + 512 + 2));
+        assert_eq!(l.used % 4, 0);
+        assert_eq!(l.total, l.used + 6 + 8 * 256);
+        for bad in [0, 3, 65536, 100] {
+            assert!(VringLayout::new(bad).is_err());
+        }
+        assert!(VringLayout::new(MAX_QUEUE_SIZE).is_ok());
+    }
+
+    #[test]
+    fn post_complete_round_trip_many_wraps() {
+        let (ring, mut dev, pool) = setup(false);
+        let mut ring = ring.suppress_polled(&crate::fakes::dummy_masked_line());
+        for round in 0..20_000u32 {
+            let r = pool.alloc(64, 8).unwrap();
+            let id = ring
+                .post(r, BufDir::DeviceWrites, u64::from(round))
+                .unwrap();
+            let (got, _, len, flags) = dev.consume().unwrap();
+            assert_eq!((got, len, flags), (id, 64, VIRTQ_DESC_F_WRITE));
+            dev.complete(u32::from(id), round % 65);
+            let c = ring.pop_used().unwrap().unwrap();
+            assert_eq!(
+                (c.len, c.cookie, c.data().len()),
+                (round % 65, u64::from(round), 64.min(round as usize % 65))
+            );
+            assert!(ring.pop_used().is_none());
+        }
+        assert_eq!(ring.in_flight(), 0);
+    }
+
+    #[test]
+    fn full_queue_refuses_and_hands_region_back() {
+        let (mut ring, _dev, pool) = setup(false);
+        for _ in 0..8 {
+            ring.post(pool.alloc(8, 8).unwrap(), BufDir::DeviceReads, 0)
+                .unwrap();
+        }
+        let (back, e) = ring
+            .post(pool.alloc(8, 8).unwrap(), BufDir::DeviceReads, 0)
+            .unwrap_err();
+        assert_eq!((e, back.len()), (Error::ENOSPC, 8));
+        assert_eq!(ring.in_flight(), 8);
+    }
+
+    #[test]
+    fn hostile_used_elements_are_rejected() {
+        let (ring, mut dev, pool) = setup(false);
+        let mut ring = ring.suppress_polled(&crate::fakes::dummy_masked_line());
+        let id = ring
+            .post(pool.alloc(32, 8).unwrap(), BufDir::DeviceWrites, 7)
+            .unwrap();
+        dev.publish_raw(99, 0);
+        dev.publish_raw(u32::from(id) ^ 1, 0);
+        dev.publish_raw(u32::from(id), 33);
+        let errs: Vec<_> = core::iter::from_fn(|| ring.pop_used()).collect();
+        assert_eq!(errs.len(), 3);
+        let e: Vec<_> = errs.into_iter().map(|r| r.unwrap_err()).collect();
+        assert_eq!(e[0].error, UsedError::IdOutOfRange { id: 99 });
+        assert_eq!(
+            e[1].error,
+            UsedError::NotInFlight {
+                id: u32::from(id) ^ 1
+            }
+        );
+        assert_eq!(
+            e[2].error,
+            UsedError::LenTooLong {
+                id: u32::from(id),
+                len: 33,
+                posted: 32
+            }
+        );
+        assert_eq!(
+            e[2].reclaimed.as_ref().unwrap().1,
+            7,
+            "buffer reclaimed, not lost"
+        );
+        assert_eq!(ring.in_flight(), 0);
+        // Completing it again is a double completion: not in flight any more.
+        dev.publish_raw(u32::from(id), 0);
+        assert_eq!(
+            ring.pop_used().unwrap().unwrap_err().error,
+            UsedError::NotInFlight { id: 0 }
+        );
+    }
+
+    #[test]
+    fn idx_too_far_ahead_breaks_ring_without_consuming() {
+        let (ring, mut dev, pool) = setup(false);
+        let mut ring = ring.suppress_polled(&crate::fakes::dummy_masked_line());
+        ring.post(pool.alloc(32, 8).unwrap(), BufDir::DeviceWrites, 0)
+            .unwrap();
+        dev.bump_used_idx(9);
+        let r = ring.pop_used().unwrap().unwrap_err();
+        assert_eq!(
+            r.error,
+            UsedError::IdxTooFarAhead {
+                used_idx: 9,
+                last_used: 0
+            }
+        );
+        assert!(ring.is_broken() && ring.pop_used().is_none() && !ring.has_pending());
+        let (_, e) = ring
+            .post(pool.alloc(8, 8).unwrap(), BufDir::DeviceReads, 0)
+            .unwrap_err();
+        assert_eq!(e, Error::EBADSTATE);
+    }
+
+    #[test]
+    fn suppress_and_enable_flags_without_event_idx() {
+        let (ring, mut dev, pool) = setup(false);
+        assert!(dev.wants_interrupt());
+        let mut ring = ring.suppress();
+        assert!(!dev.wants_interrupt());
+        let ring_armed = match ring.enable_and_check() {
+            Ok(r) => r,
+            Err(_) => panic!("empty ring must enable"),
+        };
+        assert!(dev.wants_interrupt());
+        ring = ring_armed.suppress();
+        ring.post(pool.alloc(8, 8).unwrap(), BufDir::DeviceWrites, 0)
+            .unwrap();
+        dev.service_all(4);
+        let ring = ring.enable_and_check().err().expect("work pending: raced");
+        assert!(!dev.wants_interrupt(), "re-suppressed after race");
+        drop(ring);
+    }
+
+    #[test]
+    fn event_idx_suppression_and_kick() {
+        let (mut ring, mut dev, pool) = setup(true);
+        ring.post(pool.alloc(8, 8).unwrap(), BufDir::DeviceWrites, 0)
+            .unwrap();
+        dev.set_avail_event(0);
+        assert!(ring.kick_needed(), "device asked to be told at avail idx 0");
+        assert!(!ring.kick_needed(), "nothing new");
+        ring.post(pool.alloc(8, 8).unwrap(), BufDir::DeviceWrites, 0)
+            .unwrap();
+        dev.set_avail_event(5);
+        assert!(!ring.kick_needed(), "device not interested before idx 5");
+        let mut ring = ring.suppress();
+        dev.service_all(1);
+        let _ = ring.pop_used().unwrap().unwrap();
+        let _ = ring.pop_used().unwrap().unwrap();
+        let _armed = ring.enable_and_check().ok().expect("drained");
+        assert_eq!(dev.used_event(), 2, "used_event advanced to last_used");
+    }
+
+    #[test]
+    fn kick_respects_no_notify_flag() {
+        let (mut ring, mut dev, pool) = setup(false);
+        ring.post(pool.alloc(8, 8).unwrap(), BufDir::DeviceReads, 0)
+            .unwrap();
+        assert!(ring.kick_needed());
+        dev.set_no_notify(true);
+        ring.post(pool.alloc(8, 8).unwrap(), BufDir::DeviceReads, 0)
+            .unwrap();
+        assert!(!ring.kick_needed());
+    }
+
+    #[test]
+    fn new_rejects_small_memory() {
+        let mem = FakeRingMem::new(16, 0);
+        assert!(Ring::<Armed>::new(mem, false).is_err());
+    }
+}

@@ -1,0 +1,146 @@
+//! CPU primitives: DAIF masking, barriers, WFI, IDs and the generic timer.
+//!
+//! Each function wraps one or two instructions; the rest of the kernel calls
+//! these instead of writing `asm!` (STYLE.md: unsafe stays in `arch/`).
+
+use core::arch::asm;
+
+/// Saved interrupt mask state (the DAIF register), restored by [`restore_daif`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Daif(u64);
+
+const DAIF_I: u64 = 1 << 7;
+
+/// Masks IRQs (and FIQs, which may carry group-1 interrupts when GICD_CTLR.DS = 0) and
+/// returns the previous state.
+#[inline(always)]
+pub fn save_and_mask_irqs() -> Daif {
+    let daif: u64;
+    // SAFETY: reading DAIF and setting the I and F bits only changes this CPU's interrupt
+    // mask; it cannot break memory safety.
+    unsafe {
+        asm!("mrs {0}, daif", "msr daifset, #3", out(reg) daif, options(nomem, nostack));
+    }
+    Daif(daif)
+}
+
+/// Restores a state returned by [`save_and_mask_irqs`].
+#[inline(always)]
+pub fn restore_daif(daif: Daif) {
+    // SAFETY: writes back a DAIF value read earlier on this CPU; `nomem` is not set so
+    // the compiler does not move memory accesses of the critical section past it.
+    unsafe { asm!("msr daif, {0}", in(reg) daif.0, options(nostack)) }
+}
+
+/// Unmasks IRQs and FIQs on this CPU.
+#[inline(always)]
+pub fn enable_irqs() {
+    // SAFETY: clearing the I/F masks lets pending interrupts in; handlers are installed
+    // before any caller enables them (VBAR is set in boot assembly).
+    unsafe { asm!("msr daifclr, #3", options(nostack)) }
+}
+
+/// Whether IRQs are currently masked.
+pub fn irqs_masked() -> bool {
+    let daif: u64;
+    // SAFETY: reads DAIF only.
+    unsafe { asm!("mrs {0}, daif", out(reg) daif, options(nomem, nostack)) }
+    daif & DAIF_I != 0
+}
+
+/// Waits for an interrupt (tickless idle).
+#[inline(always)]
+pub fn wait_for_interrupt() {
+    // SAFETY: WFI only suspends the CPU until an interrupt or event.
+    unsafe { asm!("wfi", options(nomem, nostack)) }
+}
+
+/// Wakes CPUs waiting in WFE.
+pub fn send_event() {
+    // SAFETY: SEV only signals an event to all CPUs.
+    unsafe { asm!("dsb sy", "sev", options(nostack)) }
+}
+
+/// Full-system data synchronisation barrier.
+pub fn dsb_sy() {
+    // SAFETY: a barrier has no effect beyond ordering.
+    unsafe { asm!("dsb sy", options(nostack)) }
+}
+
+/// Cleans and invalidates the data cache lines covering `[addr, addr + len)` to the point
+/// of coherency, so a CPU running with its MMU off reads what we wrote.
+pub fn clean_dcache_range(addr: usize, len: usize) {
+    let mut line = addr & !63;
+    while line < addr + len {
+        // SAFETY: DC CIVAC on an address we own only writes back cached data.
+        unsafe { asm!("dc civac, {0}", in(reg) line, options(nostack)) }
+        line += 64;
+    }
+    dsb_sy();
+}
+
+/// MPIDR_EL1 affinity bits (Aff3..Aff0) of this CPU.
+pub fn mpidr() -> u64 {
+    let v: u64;
+    // SAFETY: reads an ID register.
+    unsafe { asm!("mrs {0}, mpidr_el1", out(reg) v, options(nomem, nostack)) }
+    v & 0xff_00ff_ffff
+}
+
+/// The exception level the kernel runs at (1 after boot).
+pub fn current_el() -> u64 {
+    let v: u64;
+    // SAFETY: reads CurrentEL.
+    unsafe { asm!("mrs {0}, CurrentEL", out(reg) v, options(nomem, nostack)) }
+    (v >> 2) & 3
+}
+
+/// Generic timer frequency in Hz (CNTFRQ_EL0).
+pub fn counter_frequency() -> u64 {
+    let v: u64;
+    // SAFETY: reads CNTFRQ_EL0.
+    unsafe { asm!("mrs {0}, cntfrq_el0", out(reg) v, options(nomem, nostack)) }
+    v
+}
+
+/// The physical count (CNTPCT_EL0), ordered after earlier instructions.
+pub fn counter() -> u64 {
+    let v: u64;
+    // SAFETY: reads CNTPCT_EL0 after an ISB so the read is not speculated early.
+    unsafe { asm!("isb", "mrs {0}, cntpct_el0", out(reg) v, options(nomem, nostack)) }
+    v
+}
+
+/// Programs the EL1 physical timer to fire at absolute count `deadline` and enables it.
+pub fn timer_set_deadline(deadline: u64) {
+    // SAFETY: programs this CPU's physical timer compare value and enables it unmasked.
+    unsafe {
+        asm!(
+            "msr cntp_cval_el0, {0}",
+            "msr cntp_ctl_el0, {1}",
+            "isb",
+            in(reg) deadline, in(reg) 1u64, options(nomem, nostack)
+        )
+    }
+}
+
+/// Disables the EL1 physical timer (its PPI deasserts).
+pub fn timer_disable() {
+    // SAFETY: clears CNTP_CTL_EL0.ENABLE.
+    unsafe { asm!("msr cntp_ctl_el0, xzr", "isb", options(nomem, nostack)) }
+}
+
+/// Executes `brk #0x100` — the kernel's test breakpoint, which the trap handler counts
+/// and steps over.
+pub fn test_breakpoint() {
+    // SAFETY: the sync handler recognises BRK #0x100 and resumes at the next instruction.
+    unsafe { asm!("brk #0x100", options(nomem, nostack)) }
+}
+
+/// A kernel call: `svc #0` from EL1 with an operation and two arguments, handled by
+/// the scheduler (yield, wait, sleep, exit). Results are read back from the scheduler.
+pub fn kernel_call(op: u64, a1: u64, a2: u64) {
+    // SAFETY: the sync handler treats SVC #0 from EL1 as a scheduler call; the trap
+    // frame saves and restores every general register, so nothing is clobbered.
+    unsafe { asm!("svc #0", in("x0") op, in("x1") a1, in("x2") a2, options(nostack)) }
+}

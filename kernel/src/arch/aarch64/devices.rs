@@ -1,0 +1,60 @@
+//! Where MMIO windows become driver objects: map as device memory, then construct.
+//!
+//! Driver constructors are `unsafe` because they trust the base address; this
+//! module is the one place that vouches for it — the window came from the DTB and
+//! was just mapped nGnRE — so the rest of the kernel stays safe code.
+
+use drivers::uart::pl011::Pl011;
+
+use super::mmu::{self, Kind, MapFailed};
+use crate::platform::Mmio;
+
+/// Maps `mmio` as device memory (page-rounded).
+pub fn map_mmio(mmio: Mmio) -> Result<(), MapFailed> {
+    let start = mmio.base & !0xfff;
+    let end = (mmio.base + mmio.len.max(1)).div_ceil(4096) * 4096;
+    mmu::map(start, end, Kind::Device)
+}
+
+/// A PL011 at `mmio`, mapped first.
+pub fn pl011(mmio: Mmio) -> Result<Pl011, MapFailed> {
+    map_mmio(mmio)?;
+    // SAFETY: the window comes from the DTB's `arm,pl011` node and is now mapped as
+    // device memory; the console owns the only long-lived handle.
+    Ok(unsafe { Pl011::new(mmio.base) })
+}
+
+/// A PL011 handle for emergency output (fatal traps, panics, a missing DTB), used
+/// without taking the console lock.
+pub fn pl011_emergency(base: usize) -> Pl011 {
+    // SAFETY: `base` is the console UART (already mapped, or the MMU is off and the
+    // fixed early address is used); emergency output only writes the data register,
+    // and interleaving with the normal console at worst garbles characters.
+    unsafe { Pl011::new(base) }
+}
+
+/// The GIC described by the DTB, mapped and constructed (not yet initialised).
+pub fn gic(
+    gic: &crate::platform::Gic,
+) -> Result<&'static dyn drivers::irqchip::InterruptController, MapFailed> {
+    use crate::platform::Gic;
+    use alloc::boxed::Box;
+    use drivers::irqchip::{GicV2, GicV3};
+    match gic {
+        Gic::V2 { gicd, gicc, .. } => {
+            map_mmio(*gicd)?;
+            map_mmio(*gicc)?;
+            // SAFETY: both windows come from the DTB's GIC node and are mapped as device
+            // memory; the kernel creates exactly one controller object.
+            let chip = unsafe { GicV2::new(gicd.base, gicc.base) };
+            Ok(Box::leak(Box::new(chip)))
+        }
+        Gic::V3 { gicd, gicr, .. } => {
+            map_mmio(*gicd)?;
+            map_mmio(*gicr)?;
+            // SAFETY: as above, for the distributor and the redistributor region.
+            let chip = unsafe { GicV3::new(gicd.base, gicr.base, gicr.len) };
+            Ok(Box::leak(Box::new(chip)))
+        }
+    }
+}

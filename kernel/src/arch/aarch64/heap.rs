@@ -1,0 +1,98 @@
+//! The kernel heap: `talc` behind an IRQ-masking lock, grown from free frames.
+//!
+//! A small static arena lets the page-table builder allocate before the frame
+//! allocator exists; `grow` then hands the heap a run of frames. The lock masks
+//! IRQs so a thread preempted inside `alloc` cannot deadlock the next one (no
+//! allocation happens in hard-IRQ context anyway). Exhaustion returns null, which
+//! `try_reserve`-style callers see as an error value.
+
+use core::alloc::{GlobalAlloc, Layout};
+use core::ptr::{NonNull, null_mut};
+use core::sync::atomic::{AtomicUsize, Ordering};
+use spin::Mutex;
+use talc::base::Talc;
+use talc::base::binning::DefaultBinning;
+use talc::source::Manual;
+
+use super::cpu;
+
+const INITIAL_SIZE: usize = 1 << 20;
+
+#[repr(C, align(4096))]
+struct Arena([u8; INITIAL_SIZE]);
+
+static mut INITIAL_ARENA: Arena = Arena([0; INITIAL_SIZE]);
+
+struct KernelHeap {
+    talc: Mutex<Talc<Manual, DefaultBinning>>,
+    in_use: AtomicUsize,
+    size: AtomicUsize,
+}
+
+// SAFETY: Talc's raw pointers are only touched under the mutex (with IRQs masked).
+unsafe impl Sync for KernelHeap {}
+
+#[global_allocator]
+static HEAP: KernelHeap = KernelHeap {
+    talc: Mutex::new(Talc::new(Manual)),
+    in_use: AtomicUsize::new(0),
+    size: AtomicUsize::new(0),
+};
+
+// SAFETY: allocate/deallocate forward to talc under its lock with IRQs masked; talc
+// upholds the GlobalAlloc contract for memory it was given by `claim`.
+unsafe impl GlobalAlloc for KernelHeap {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let daif = cpu::save_and_mask_irqs();
+        // SAFETY: layout comes from the caller per GlobalAlloc's contract.
+        let ptr = unsafe { self.talc.lock().allocate(layout) };
+        cpu::restore_daif(daif);
+        match ptr {
+            Some(p) => {
+                self.in_use.fetch_add(layout.size(), Ordering::Relaxed);
+                p.as_ptr()
+            }
+            None => null_mut(),
+        }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        let daif = cpu::save_and_mask_irqs();
+        // SAFETY: ptr/layout were returned by `alloc` above, per GlobalAlloc's contract.
+        unsafe { self.talc.lock().deallocate(ptr, layout) };
+        cpu::restore_daif(daif);
+        self.in_use.fetch_sub(layout.size(), Ordering::Relaxed);
+    }
+}
+
+fn claim(base: *mut u8, size: usize) -> bool {
+    let daif = cpu::save_and_mask_irqs();
+    // SAFETY: callers pass memory nobody else uses for the rest of the kernel's life.
+    let ok = unsafe { HEAP.talc.lock().claim(base, size) }.is_some();
+    cpu::restore_daif(daif);
+    if ok {
+        HEAP.size.fetch_add(size, Ordering::Relaxed);
+    }
+    ok
+}
+
+/// Gives the heap its static boot arena. Call once, first thing in `kernel_main`.
+pub fn init() {
+    claim((&raw mut INITIAL_ARENA).cast::<u8>(), INITIAL_SIZE);
+}
+
+/// Adds `[start, start + len)` — free RAM the frame allocator gave up for good.
+pub fn grow(start: usize, len: usize) -> bool {
+    match NonNull::new(core::ptr::with_exposed_provenance_mut::<u8>(start)) {
+        Some(p) => claim(p.as_ptr(), len),
+        None => false,
+    }
+}
+
+/// (bytes in use, bytes managed).
+pub fn stats() -> (usize, usize) {
+    (
+        HEAP.in_use.load(Ordering::Relaxed),
+        HEAP.size.load(Ordering::Relaxed),
+    )
+}

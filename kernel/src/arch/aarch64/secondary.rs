@@ -1,0 +1,76 @@
+//! Secondary CPUs: started through PSCI `CPU_ON`, joined to the kernel map, parked.
+//!
+//! A secondary runs with its MMU off until `secondary_entry` loads the boot
+//! CPU's TTBR0/TCR/MAIR/SCTLR from its start record, so the record is cleaned to
+//! the point of coherency before `CPU_ON`. Parked CPUs wait in WFE with IRQs
+//! masked; the run queues are per-CPU-ready but only CPU 0 schedules for now.
+
+use core::sync::atomic::{AtomicU32, Ordering};
+
+use super::{cpu, mmu, psci, stack};
+
+/// Start record read by `secondary_entry` (offsets are part of the assembly contract).
+#[repr(C)]
+#[derive(Debug)]
+struct StartRecord {
+    stack_top: u64,
+    ttbr0: u64,
+    tcr: u64,
+    mair: u64,
+    sctlr: u64,
+    cpu_index: u64,
+}
+
+const _: () = assert!(core::mem::offset_of!(StartRecord, sctlr) == 32);
+
+static ONLINE: AtomicU32 = AtomicU32::new(1);
+
+unsafe extern "C" {
+    fn secondary_entry();
+}
+
+/// Why a secondary CPU did not start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartError {
+    /// No kernel stack free.
+    NoStack,
+    /// MMU not enabled yet.
+    NoMmu,
+    /// PSCI refused (error code).
+    Psci(i64),
+}
+
+/// Starts CPU `mpidr` as kernel CPU number `index`; it parks once online.
+pub fn start(mpidr: u64, index: u64) -> Result<(), StartError> {
+    let regs = mmu::regs().ok_or(StartError::NoMmu)?;
+    let stack = stack::alloc().ok_or(StartError::NoStack)?;
+    let record = alloc::boxed::Box::new(StartRecord {
+        stack_top: stack.top() as u64,
+        ttbr0: regs.ttbr0,
+        tcr: regs.tcr,
+        mair: regs.mair,
+        sctlr: regs.sctlr,
+        cpu_index: index,
+    });
+    // The CPU owns its stack and record forever (it never exits).
+    core::mem::forget(stack);
+    let record = alloc::boxed::Box::leak(record);
+    let addr = core::ptr::from_mut(record) as usize;
+    cpu::clean_dcache_range(addr, core::mem::size_of::<StartRecord>());
+    psci::cpu_on(mpidr, secondary_entry as *const () as u64, addr as u64)
+        .map_err(|e| StartError::Psci(e.0))
+}
+
+/// Number of CPUs that reached the kernel (boot CPU included).
+pub fn online() -> u32 {
+    ONLINE.load(Ordering::Acquire)
+}
+
+#[unsafe(no_mangle)]
+extern "C" fn secondary_main(_record: *const StartRecord) -> ! {
+    ONLINE.fetch_add(1, Ordering::AcqRel);
+    cpu::send_event();
+    loop {
+        cpu::wait_for_interrupt();
+    }
+}

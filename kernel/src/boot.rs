@@ -1,0 +1,257 @@
+//! Bring-up order, from the first Rust instruction to the monitor or the tests.
+//!
+//! See docs/boot.md. Each step only uses what earlier steps set up; a failure
+//! before the console exists is reported on the fixed early UART.
+
+use heapless::Vec;
+
+use crate::arch::mmu::{self, Kind};
+use crate::arch::{cpu, devices, early, heap, psci, secondary, sections, stack};
+use crate::mem::frames;
+use crate::memrange::{self, Range};
+use crate::platform::{self, Platform, PsciMethod};
+use crate::{console, irq, ktest, monitor, sched, time, timer};
+
+const PAGE: usize = 4096;
+
+/// Boot options from `/chosen/bootargs`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BootArgs<'a> {
+    /// `test` or `test=<filter>`: run the kernel tests matching the filter.
+    pub test: Option<&'a str>,
+    /// `hz=<n>`: a periodic tick (polling mode); default 0 = tickless.
+    pub hz: u64,
+    /// `log=<level>`.
+    pub log: log::LevelFilter,
+}
+
+impl<'a> BootArgs<'a> {
+    /// Parses space-separated options; unknown ones are ignored.
+    pub fn parse(args: &'a str) -> Self {
+        let mut out = BootArgs {
+            test: None,
+            hz: 0,
+            log: log::LevelFilter::Info,
+        };
+        for word in args.split_whitespace() {
+            match word.split_once('=') {
+                None if word == "test" => out.test = Some(""),
+                Some(("test", filter)) => out.test = Some(filter),
+                Some(("hz", n)) => out.hz = n.parse().unwrap_or(0),
+                Some(("log", l)) => out.log = l.parse().unwrap_or(log::LevelFilter::Info),
+                _ => {}
+            }
+        }
+        out
+    }
+}
+
+static PLATFORM: spin::Once<Platform> = spin::Once::new();
+
+/// The machine description (after boot).
+pub fn platform() -> Option<&'static Platform> {
+    PLATFORM.get()
+}
+
+fn early_fail(what: core::fmt::Arguments<'_>) -> ! {
+    // The fixed early UART may not be mapped yet if the MMU is on; mapping it again is
+    // harmless if it is.
+    let _ = devices::map_mmio(platform::Mmio {
+        base: console::EARLY_UART_BASE,
+        len: PAGE,
+    });
+    console::emergency_fmt(format_args!("\ncapstan: cannot boot: {what}\n"));
+    crate::trap::halt()
+}
+
+/// First Rust code on the boot CPU; `dtb` is what the loader left in x0.
+#[unsafe(no_mangle)]
+extern "C" fn kernel_main(dtb: usize) -> ! {
+    heap::init();
+    let Some(header) = early::dtb_header(dtb) else {
+        early_fail(format_args!(
+            "no device tree: x0 = {dtb:#x} is not a DTB address"
+        ));
+    };
+    let Some(dtb_len) = platform::header_size(&header) else {
+        early_fail(format_args!("no device tree: bad magic at {dtb:#x}"));
+    };
+    let dtb_range = Range::new(dtb, dtb + dtb_len);
+    if let Err(e) = enable_mmu(dtb_range) {
+        early_fail(format_args!(
+            "MMU setup failed at {:#x}..{:#x}",
+            e.start, e.end
+        ));
+    }
+    let platform = match platform::parse(early::dtb_slice(dtb, dtb_len)) {
+        Ok(p) => PLATFORM.call_once(|| p),
+        Err(e) => early_fail(format_args!("malformed device tree at {dtb:#x}: {e:?}")),
+    };
+    let args = BootArgs::parse(&platform.bootargs);
+    init_console(platform);
+    time::init();
+    console::init_log(args.log);
+    log::info!(
+        "Capstan on {} (EL{}), DTB at {dtb:#x}",
+        platform.model,
+        cpu::current_el()
+    );
+    init_memory(platform, dtb_range);
+    init_psci(platform);
+    init_interrupts(platform);
+    timer::set_periodic_hz(args.hz);
+    sched::init(10_000_000);
+    start_secondaries(platform);
+    cpu::enable_irqs();
+    monitor::start_console_reader();
+    log::info!(
+        "kernel init done in {} us ({} us since CPU reset)",
+        time::now_ns() / 1000,
+        (time::boot_offset_ns() + time::now_ns()) / 1000
+    );
+    match args.test {
+        Some(filter) => ktest::run(filter),
+        None => monitor::run(),
+    }
+}
+
+fn enable_mmu(dtb: Range) -> Result<(), mmu::MapFailed> {
+    let img = sections::image();
+    let guard = img.boot_stack_guard;
+    let dtb = dtb.align_outward(PAGE);
+    mmu::enable(&[
+        (img.start, img.text_end, Kind::Text),
+        (img.text_end, img.rodata_end, Kind::ReadOnly),
+        (img.rodata_end, guard, Kind::ReadWrite),
+        (guard + PAGE, img.end, Kind::ReadWrite),
+        (dtb.start, dtb.end, Kind::ReadOnly),
+    ])
+}
+
+fn init_console(platform: &Platform) {
+    let Some(mmio) = platform.uart else {
+        early_fail(format_args!("no arm,pl011 UART in the device tree"));
+    };
+    match devices::pl011(mmio) {
+        Ok(uart) => console::init(uart, mmio.base),
+        Err(_) => early_fail(format_args!("cannot map the UART at {:#x}", mmio.base)),
+    }
+}
+
+/// Frees RAM minus image, DTB and reserved ranges; maps it; carves the stack arena and
+/// grows the heap.
+fn init_memory(platform: &Platform, dtb: Range) {
+    let img = sections::image();
+    let mut holes: Vec<Range, 24> = Vec::new();
+    let _ = holes.push(Range::new(img.start, img.end).align_outward(PAGE));
+    let _ = holes.push(dtb.align_outward(PAGE));
+    for r in &platform.reserved {
+        let _ = holes.push(r.align_outward(PAGE));
+    }
+    let Some(free) = memrange::subtract::<32>(&platform.ram, &holes) else {
+        early_fail(format_args!("too many memory ranges"));
+    };
+    let Some(arena) = free
+        .iter()
+        .map(|r| r.align_inward(PAGE))
+        .filter(|r| r.len() >= stack::ARENA_SIZE)
+        .max_by_key(Range::len)
+        .map(|r| Range::new(r.end - stack::ARENA_SIZE, r.end))
+    else {
+        early_fail(format_args!("no room for kernel stacks"));
+    };
+    let Some(free) = memrange::subtract::<32>(&free, &[arena]) else {
+        early_fail(format_args!("too many memory ranges"));
+    };
+    for r in free
+        .iter()
+        .map(|r| r.align_inward(PAGE))
+        .filter(|r| !r.is_empty())
+    {
+        if mmu::map(r.start, r.end, Kind::ReadWrite).is_err() {
+            early_fail(format_args!("cannot map RAM {:#x}..{:#x}", r.start, r.end));
+        }
+        frames::add(r);
+    }
+    if stack::init(arena.start).is_err() {
+        early_fail(format_args!("cannot map the stack arena"));
+    }
+    let (_, total) = frames::stats();
+    let heap_frames = (total / 16).clamp(1024, 16384);
+    match frames::alloc(heap_frames) {
+        Ok(addr) => {
+            heap::grow(addr, heap_frames * PAGE);
+        }
+        Err(_) => log::warn!("heap stays at its boot arena: no {heap_frames} free frames"),
+    }
+    let (free_frames, total) = frames::stats();
+    log::info!(
+        "memory: {} MiB RAM, {} MiB free, heap {} KiB, {} stacks",
+        (total * PAGE) >> 20,
+        (free_frames * PAGE) >> 20,
+        heap::stats().1 >> 10,
+        stack::SLOTS
+    );
+}
+
+fn init_psci(platform: &Platform) {
+    match platform.psci {
+        Some(PsciMethod::Hvc) => psci::set_conduit(psci::Conduit::Hvc),
+        Some(PsciMethod::Smc) => psci::set_conduit(psci::Conduit::Smc),
+        None => {
+            log::warn!("no PSCI in the device tree: poweroff and SMP unavailable");
+            return;
+        }
+    }
+    match psci::version() {
+        Ok((major, minor)) => log::info!("PSCI {major}.{minor} via {:?}", platform.psci),
+        Err(e) => log::warn!("PSCI_VERSION failed: {e:?}"),
+    }
+    if let Some(pci) = &platform.pci {
+        log::info!(
+            "PCI host: ECAM {:#x} ({} MiB), buses {}..={}",
+            pci.ecam.base,
+            pci.ecam.len >> 20,
+            pci.bus_start,
+            pci.bus_end
+        );
+    }
+}
+
+fn init_interrupts(platform: &Platform) {
+    let Some(gic) = platform.gic.as_ref() else {
+        early_fail(format_args!("no interrupt controller in the device tree"));
+    };
+    match devices::gic(gic) {
+        Ok(chip) => irq::init(chip),
+        Err(e) => early_fail(format_args!("cannot map the GIC at {:#x}", e.start)),
+    }
+    let Some(timer) = platform.timer_irq else {
+        early_fail(format_args!("no arch timer interrupt in the device tree"));
+    };
+    let chip_version = irq::chip().map_or(0, |c| c.version());
+    if irq::register(
+        timer.intid,
+        timer.trigger,
+        irq::Handler::Inline(timer::on_interrupt),
+        "timer",
+    )
+    .is_err()
+    {
+        early_fail(format_args!(
+            "cannot register the timer interrupt {}",
+            timer.intid
+        ));
+    }
+    irq::unmask(timer.intid);
+    log::info!("GICv{chip_version}, timer INTID {}", timer.intid);
+}
+
+fn start_secondaries(platform: &Platform) {
+    let me = cpu::mpidr();
+    for (index, &mpidr) in platform.cpus.iter().enumerate().filter(|(_, m)| **m != me) {
+        if let Err(e) = secondary::start(mpidr, index as u64) {
+            log::warn!("CPU {mpidr:#x} did not start: {e:?}");
+        }
+    }
+}

@@ -1,0 +1,92 @@
+//! The serial console: formatted output, `log` records, interrupt-driven input.
+//!
+//! Output goes through a lock that masks IRQs. Input arrives by interrupt: the
+//! UART line's owner is the console reader thread, woken by the IRQ path, which
+//! drains the RX FIFO into a buffer and re-arms the line. Fatal paths bypass the
+//! lock with an emergency handle so a crash report always gets out.
+
+use core::fmt::{self, Write};
+use core::sync::atomic::{AtomicUsize, Ordering};
+
+use drivers::uart::pl011::Pl011;
+
+use crate::arch::devices;
+use crate::sync::IrqLock;
+use crate::time;
+
+/// Base of the fixed early UART used when the DTB is missing (QEMU virt's PL011).
+pub const EARLY_UART_BASE: usize = 0x0900_0000;
+
+static CONSOLE: IrqLock<Option<Pl011>> = IrqLock::new(None);
+static UART_BASE: AtomicUsize = AtomicUsize::new(EARLY_UART_BASE);
+
+/// Installs the console UART.
+pub fn init(uart: Pl011, base: usize) {
+    uart.init();
+    UART_BASE.store(base, Ordering::Relaxed);
+    *CONSOLE.lock() = Some(uart);
+}
+
+/// Runs `f` on the console UART, if installed.
+pub fn with_uart<R>(f: impl FnOnce(&mut Pl011) -> R) -> Option<R> {
+    CONSOLE.lock().as_mut().map(f)
+}
+
+/// Prints formatted text (used by `print!`).
+pub fn print_fmt(args: fmt::Arguments<'_>) {
+    if let Some(uart) = CONSOLE.lock().as_mut() {
+        let _ = uart.write_fmt(args);
+    }
+}
+
+/// Prints without taking the console lock: for fatal paths only.
+pub fn emergency_fmt(args: fmt::Arguments<'_>) {
+    let mut uart = devices::pl011_emergency(UART_BASE.load(Ordering::Relaxed));
+    let _ = uart.write_fmt(args);
+}
+
+/// Prints to the console.
+#[macro_export]
+macro_rules! print {
+    ($($arg:tt)*) => { $crate::console::print_fmt(format_args!($($arg)*)) };
+}
+
+/// Prints a line to the console.
+#[macro_export]
+macro_rules! println {
+    () => { $crate::print!("\n") };
+    ($($arg:tt)*) => { $crate::console::print_fmt(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
+struct Logger;
+
+impl log::Log for Logger {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        metadata.level() <= log::max_level()
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if !self.enabled(record.metadata()) {
+            return;
+        }
+        let us = time::now_ns() / 1000;
+        print_fmt(format_args!(
+            "[{:5}.{:06}] {:5} {}: {}\n",
+            us / 1_000_000,
+            us % 1_000_000,
+            record.level(),
+            record.target(),
+            record.args()
+        ));
+    }
+
+    fn flush(&self) {}
+}
+
+static LOGGER: Logger = Logger;
+
+/// Routes `log` records to the console at `level`.
+pub fn init_log(level: log::LevelFilter) {
+    let _ = log::set_logger(&LOGGER);
+    log::set_max_level(level);
+}

@@ -1,0 +1,144 @@
+//! The in-kernel test framework: tests register themselves, a boot option runs them.
+//!
+//! `kernel_test!` puts a `&TestCase` into the `.kernel_tests` linker section, so
+//! there is no central list to forget to update. Booting with `test` (or
+//! `test=<substring>`) in `/chosen/bootargs` runs them in link order, printing
+//! `test <name> ... ok` or `... FAILED: <reason>`, then `N passed, N failed`, and
+//! exits QEMU through semihosting with status 0 only if all passed. A panic or an
+//! unexpected exception inside a test fails that test and ends the run with a
+//! non-zero status; a hang is caught by the harness's timeout.
+
+use alloc::string::String;
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+
+use crate::arch::{psci, sections, semihosting};
+use crate::console;
+
+/// What a test returns: `Err` carries the failure reason.
+pub type TestResult = Result<(), String>;
+
+/// One registered test.
+#[derive(Debug)]
+pub struct TestCase {
+    /// Module path and function name.
+    pub name: &'static str,
+    /// The test body.
+    pub run: fn() -> TestResult,
+}
+
+/// Declares a kernel test: `kernel_test! { fn name() { ...; Ok(()) } }`.
+#[macro_export]
+macro_rules! kernel_test {
+    ($(#[$meta:meta])* fn $name:ident() $body:block) => {
+        $(#[$meta])*
+        fn $name() -> $crate::ktest::TestResult $body
+        const _: () = {
+            #[unsafe(link_section = ".kernel_tests")]
+            #[used]
+            static TEST: &$crate::ktest::TestCase = &$crate::ktest::TestCase {
+                name: concat!(module_path!(), "::", stringify!($name)),
+                run: $name,
+            };
+        };
+    };
+}
+
+/// Fails the test with a formatted reason unless `cond` holds.
+#[macro_export]
+macro_rules! ensure {
+    ($cond:expr, $($arg:tt)+) => {
+        if !$cond {
+            return Err(alloc::format!($($arg)+));
+        }
+    };
+    ($cond:expr) => {
+        if !$cond {
+            return Err(alloc::format!("assertion failed: {}", stringify!($cond)));
+        }
+    };
+}
+
+/// Fails the test unless both sides are equal, printing both.
+#[macro_export]
+macro_rules! ensure_eq {
+    ($left:expr, $right:expr $(,)?) => {{
+        let (l, r) = (&$left, &$right);
+        if l != r {
+            return Err(alloc::format!(
+                "{} == {} failed: {:?} != {:?}",
+                stringify!($left),
+                stringify!($right),
+                l,
+                r
+            ));
+        }
+    }};
+}
+
+static RUNNING: AtomicBool = AtomicBool::new(false);
+static CURRENT: AtomicUsize = AtomicUsize::new(usize::MAX);
+static PASSED: AtomicU32 = AtomicU32::new(0);
+static FAILED: AtomicU32 = AtomicU32::new(0);
+
+fn short(name: &str) -> &str {
+    name.strip_prefix("capstan::").unwrap_or(name)
+}
+
+/// Runs every test whose name contains `filter` and exits QEMU with the verdict.
+pub fn run(filter: &str) -> ! {
+    let tests = sections::kernel_tests();
+    let selected = tests.iter().filter(|t| t.name.contains(filter)).count();
+    crate::println!("running {selected} kernel tests");
+    RUNNING.store(true, Ordering::SeqCst);
+    for (i, test) in tests
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| t.name.contains(filter))
+    {
+        CURRENT.store(i, Ordering::SeqCst);
+        crate::print!("test {} ... ", short(test.name));
+        match (test.run)() {
+            Ok(()) => {
+                PASSED.fetch_add(1, Ordering::SeqCst);
+                crate::println!("ok");
+            }
+            Err(reason) => {
+                FAILED.fetch_add(1, Ordering::SeqCst);
+                crate::println!("FAILED: {reason}");
+            }
+        }
+    }
+    CURRENT.store(usize::MAX, Ordering::SeqCst);
+    let (passed, failed) = (PASSED.load(Ordering::SeqCst), FAILED.load(Ordering::SeqCst));
+    crate::println!("{passed} passed, {failed} failed");
+    exit(if failed == 0 && passed > 0 { 0 } else { 1 })
+}
+
+/// A panic or fatal exception during a test run: fail the running test, print the
+/// summary and exit non-zero. Returns only if no test run is in progress.
+pub fn abort_run(reason: &str) {
+    if !RUNNING.load(Ordering::SeqCst) {
+        return;
+    }
+    let p = console::emergency_fmt;
+    let current = CURRENT.load(Ordering::SeqCst);
+    if let Some(test) = sections::kernel_tests().get(current) {
+        p(format_args!(
+            "\ntest {} ... FAILED: {reason}\n",
+            short(test.name)
+        ));
+    }
+    let passed = PASSED.load(Ordering::SeqCst);
+    let failed = FAILED.load(Ordering::SeqCst) + 1;
+    p(format_args!(
+        "run aborted; remaining tests not run\n{passed} passed, {failed} failed\n"
+    ));
+    exit(1)
+}
+
+/// Exits QEMU with `status` (semihosting), falling back to PSCI power-off.
+pub fn exit(status: u32) -> ! {
+    semihosting::exit(status);
+    let _ = psci::system_off();
+    crate::trap::halt()
+}

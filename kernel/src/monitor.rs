@@ -1,0 +1,197 @@
+//! The kernel monitor: a tiny interactive console until the shell exists.
+//!
+//! Input is interrupt-driven: the UART's receive interrupt is owned by the
+//! console reader thread, which the IRQ path wakes; it drains the FIFO into a
+//! buffer, re-enables the line and wakes the monitor.
+
+use alloc::string::String;
+use core::sync::atomic::{AtomicU32, Ordering};
+use heapless::Deque;
+
+use crate::arch::{heap, psci, secondary, stack};
+use crate::mem::frames;
+use crate::sched::{self, NotifyId};
+use crate::sync::IrqLock;
+use crate::{boot, console, irq, time, timer};
+
+static INPUT: IrqLock<Deque<u8, 512>> = IrqLock::new(Deque::new());
+static INPUT_READY: AtomicU32 = AtomicU32::new(u32::MAX);
+
+fn input_notify() -> Option<NotifyId> {
+    match INPUT_READY.load(Ordering::Acquire) {
+        u32::MAX => None,
+        id => Some(NotifyId(id)),
+    }
+}
+
+/// Starts the thread that owns the UART receive interrupt.
+pub fn start_console_reader() {
+    let Some(uart_irq) = boot::platform().and_then(|p| p.uart_irq) else {
+        log::warn!("UART has no interrupt: console input unavailable");
+        return;
+    };
+    let (Ok(line), Ok(ready)) = (sched::notify_create(), sched::notify_create()) else {
+        return;
+    };
+    INPUT_READY.store(ready.0, Ordering::Release);
+    if irq::register(
+        uart_irq.intid,
+        uart_irq.trigger,
+        irq::Handler::Notify(line),
+        "uart",
+    )
+    .is_err()
+    {
+        log::warn!("UART interrupt {} unavailable", uart_irq.intid);
+        return;
+    }
+    console::with_uart(|u| u.enable_rx_interrupt());
+    irq::unmask(uart_irq.intid);
+    let reader = move || loop {
+        if sched::notify_wait(line, u64::MAX).is_err() {
+            continue;
+        }
+        let mut got = false;
+        console::with_uart(|u| {
+            while let Some(b) = u.read_byte() {
+                let _ = INPUT.lock().push_back(b);
+                got = true;
+            }
+            u.clear_rx_interrupt();
+        });
+        irq::unmask(uart_irq.intid);
+        if got {
+            let _ = sched::notify_post(ready, 1);
+        }
+    };
+    if sched::spawn("console-rx", reader).is_err() {
+        log::warn!("no stack for the console reader");
+    }
+}
+
+/// Blocks until a byte of console input arrives.
+pub fn read_byte() -> u8 {
+    loop {
+        if let Some(b) = read_byte_until(u64::MAX) {
+            return b;
+        }
+    }
+}
+
+/// Waits for a byte of console input until `deadline_ns`.
+pub fn read_byte_until(deadline_ns: u64) -> Option<u8> {
+    loop {
+        if let Some(b) = INPUT.lock().pop_front() {
+            return Some(b);
+        }
+        if time::now_ns() >= deadline_ns {
+            return None;
+        }
+        match input_notify() {
+            Some(n) => {
+                let _ = sched::notify_wait(n, deadline_ns);
+            }
+            None => sched::sleep_ns(10_000_000),
+        }
+    }
+}
+
+fn read_line(buf: &mut String) {
+    buf.clear();
+    loop {
+        match read_byte() {
+            b'\r' | b'\n' => {
+                crate::println!();
+                return;
+            }
+            0x7f | 0x08 if buf.pop().is_some() => crate::print!("\x08 \x08"),
+            b if b.is_ascii_graphic() || b == b' ' => {
+                buf.push(b as char);
+                crate::print!("{}", b as char);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Runs the monitor on the calling thread forever.
+pub fn run() -> ! {
+    crate::println!("Capstan monitor. Type 'help'.");
+    let mut line = String::new();
+    loop {
+        crate::print!("capstan> ");
+        read_line(&mut line);
+        execute(line.trim());
+    }
+}
+
+/// Runs one monitor command.
+pub fn execute(cmd: &str) {
+    match cmd {
+        "" => {}
+        "help" => {
+            crate::println!("commands: help, mem, irqs, uptime, threads, cpus, reboot, poweroff")
+        }
+        "mem" => mem(),
+        "irqs" => irqs(),
+        "uptime" => {
+            let us = time::now_ns() / 1000;
+            crate::println!(
+                "up {}.{:06} s, {} timer interrupts, {} context switches",
+                us / 1_000_000,
+                us % 1_000_000,
+                timer::ticks(),
+                sched::switches()
+            );
+        }
+        "threads" => sched::for_each_thread(|id, name, state, runs| {
+            crate::println!(
+                "{:>4} {:<12} {:<8} scheduled {runs} times",
+                id.0,
+                name,
+                state
+            );
+        }),
+        "cpus" => crate::println!("{} CPUs online", secondary::online()),
+        "reboot" => {
+            crate::println!("rebooting");
+            let e = psci::system_reset();
+            crate::println!("reset failed: {e:?}");
+        }
+        "poweroff" => {
+            crate::println!("powering off");
+            let e = psci::system_off();
+            crate::println!("power off failed: {e:?}");
+        }
+        other => crate::println!("unknown command '{other}' (try 'help')"),
+    }
+}
+
+fn mem() {
+    let (free, total) = frames::stats();
+    let (used, size) = heap::stats();
+    crate::println!(
+        "frames: {} free of {} ({} MiB of {} MiB)",
+        free,
+        total,
+        (free * 4096) >> 20,
+        (total * 4096) >> 20
+    );
+    crate::println!("heap:   {} KiB used of {} KiB", used >> 10, size >> 10);
+    crate::println!("stacks: {} of {} in use", stack::in_use(), stack::SLOTS);
+}
+
+fn irqs() {
+    crate::println!("{:>6} {:<10} {:>10}  owner", "INTID", "kind", "CPU0");
+    irq::for_each_line(|l| {
+        crate::println!(
+            "{:>6} {:<10} {:>10}  {}",
+            l.intid,
+            l.kind.name(),
+            l.count[0],
+            l.owner
+        );
+    });
+    let (spurious, unowned) = irq::anomalies();
+    crate::println!("spurious: {spurious}, unowned: {unowned}");
+}

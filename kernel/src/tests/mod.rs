@@ -1,0 +1,3 @@
+//! Kernel tests that span subsystems (unit tests sit beside their code).
+
+mod basics;

@@ -1,0 +1,155 @@
+//! What each exception means: kernel calls, test breakpoints, IRQs, and faults.
+//!
+//! Called from `arch::vectors` with the saved frame. Anything unexpected gets a
+//! decoded report (exception class, ESR, FAR, ELR, registers, which stack guard
+//! was hit) and stops the machine cleanly — with a failing status in a test run.
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use crate::arch::vectors::{TrapFrame, VectorKind};
+use crate::arch::{cpu, probe, stack};
+use crate::{console, irq, ktest, sched};
+
+/// The BRK immediate the kernel's tests use; the handler counts it and steps over it.
+pub const TEST_BRK: u64 = 0x100;
+
+static BRK_HITS: AtomicU64 = AtomicU64::new(0);
+
+/// How many test breakpoints were taken.
+pub fn brk_hits() -> u64 {
+    BRK_HITS.load(Ordering::Relaxed)
+}
+
+/// Exception class names (ARM DDI 0487, ESR_ELx.EC).
+pub fn ec_name(ec: u64) -> &'static str {
+    match ec {
+        0x00 => "unknown reason",
+        0x01 => "WFI/WFE trapped",
+        0x07 => "SVE/SIMD/FP access trapped",
+        0x0e => "illegal execution state",
+        0x15 => "SVC (AArch64)",
+        0x18 => "MSR/MRS/system instruction trapped",
+        0x20 => "instruction abort from a lower EL",
+        0x21 => "instruction abort (same EL)",
+        0x22 => "PC alignment fault",
+        0x24 => "data abort from a lower EL",
+        0x25 => "data abort (same EL)",
+        0x26 => "SP alignment fault",
+        0x2f => "SError",
+        0x30 | 0x31 => "breakpoint",
+        0x32 | 0x33 => "software step",
+        0x34 | 0x35 => "watchpoint",
+        0x3c => "BRK instruction",
+        _ => "other",
+    }
+}
+
+/// Data/instruction fault status code names (ESR ISS DFSC/IFSC).
+fn fault_status(esr: u64) -> &'static str {
+    match esr & 0x3f {
+        0x04..=0x07 => "translation fault",
+        0x09..=0x0b => "access flag fault",
+        0x0d..=0x0f => "permission fault",
+        0x10 => "synchronous external abort",
+        0x21 => "alignment fault",
+        _ => "other fault",
+    }
+}
+
+/// Entry from the vector table.
+pub fn dispatch(frame: &mut TrapFrame, kind: VectorKind) -> *mut TrapFrame {
+    match kind.exception_type() {
+        0 => sync(frame, kind),
+        1 | 2 => irq::handle(frame),
+        _ => fatal(frame, kind),
+    }
+}
+
+fn sync(frame: &mut TrapFrame, kind: VectorKind) -> *mut TrapFrame {
+    let ec = (frame.esr >> 26) & 0x3f;
+    let from_el1 = kind.source() <= 1;
+    match ec {
+        0x15 if from_el1 => return sched::kernel_call(frame),
+        0x3c if frame.esr & 0xffff == TEST_BRK => {
+            BRK_HITS.fetch_add(1, Ordering::Relaxed);
+            frame.elr += 4;
+        }
+        0x25 => match probe::fixup(frame.elr, frame.esr, frame.far) {
+            Some(resume) => {
+                frame.x[0] = 1;
+                frame.elr = resume;
+            }
+            None => fatal(frame, kind),
+        },
+        _ => fatal(frame, kind),
+    }
+    frame
+}
+
+/// Prints the decoded report and stops.
+fn fatal(frame: &TrapFrame, kind: VectorKind) -> ! {
+    let ec = (frame.esr >> 26) & 0x3f;
+    let p = console::emergency_fmt;
+    p(format_args!(
+        "\n*** unexpected exception: {} ({})\n",
+        ec_name(ec),
+        kind.name()
+    ));
+    p(format_args!(
+        "    ESR {:#018x}  EC {:#04x}  ISS {:#x}\n",
+        frame.esr,
+        ec,
+        frame.esr & 0x1ff_ffff
+    ));
+    if matches!(ec, 0x20 | 0x21 | 0x24 | 0x25) {
+        let wnr = if frame.esr & (1 << 6) != 0 {
+            "write"
+        } else {
+            "read"
+        };
+        p(format_args!(
+            "    {} on {} of {:#x}\n",
+            fault_status(frame.esr),
+            wnr,
+            frame.far
+        ));
+    }
+    p(format_args!(
+        "    FAR {:#018x}  ELR {:#018x}  SPSR {:#018x}\n",
+        frame.far, frame.elr, frame.spsr
+    ));
+    if let Some(slot) = stack::guard_hit(frame.far as usize) {
+        p(format_args!(
+            "    FAR is in the guard page of kernel stack {slot}: stack overflow\n"
+        ));
+    }
+    for (i, pair) in frame.x.chunks(2).enumerate() {
+        match pair {
+            [a, b] => p(format_args!(
+                "    x{:<2} {:#018x}  x{:<2} {:#018x}\n",
+                2 * i,
+                a,
+                2 * i + 1,
+                b
+            )),
+            [a] => p(format_args!(
+                "    x{:<2} {:#018x}  sp_el0 {:#018x}\n",
+                2 * i,
+                a,
+                frame.sp_el0
+            )),
+            _ => {}
+        }
+    }
+    ktest::abort_run("unexpected exception");
+    halt()
+}
+
+/// Stops this CPU for good with interrupts masked.
+pub fn halt() -> ! {
+    let _ = cpu::save_and_mask_irqs();
+    console::emergency_fmt(format_args!("*** system halted\n"));
+    loop {
+        cpu::wait_for_interrupt();
+    }
+}

@@ -1,0 +1,65 @@
+# Shared helpers for Capstan's scripts: installing what they need, building the
+# kernel image and starting QEMU. Sourced, not run. Every `ensure_*` is
+# idempotent and installs only what is missing, so a fresh Debian machine works.
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+KERNEL_TARGET=aarch64-unknown-none-softfloat
+BUILD_DIR="$ROOT/build"
+KERNEL_ELF="$ROOT/target/$KERNEL_TARGET/release/capstan"
+KERNEL_IMAGE="$BUILD_DIR/capstan.bin"
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+apt_install() {
+    local missing=()
+    for pkg in "$@"; do
+        dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    log "installing ${missing[*]}"
+    local sudo=""
+    [ "$(id -u)" -ne 0 ] && sudo=sudo
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+ensure_qemu() {
+    command -v qemu-system-aarch64 >/dev/null 2>&1 || apt_install qemu-system-arm
+}
+
+ensure_rust() {
+    if ! command -v cargo >/dev/null 2>&1; then
+        [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
+    fi
+    command -v rustup >/dev/null 2>&1 || { echo "rustup is required (https://rustup.rs)" >&2; return 1; }
+    # rust-toolchain.toml pins the toolchain, targets and components; `rustup show`
+    # installs whatever of it is missing.
+    (cd "$ROOT" && rustup show active-toolchain >/dev/null 2>&1 || rustup toolchain install)
+    (cd "$ROOT" && rustup show >/dev/null)
+    local tc
+    tc=$(cd "$ROOT" && rustup show active-toolchain | cut -d' ' -f1)
+    rustup target add --toolchain "$tc" aarch64-unknown-none-softfloat aarch64-unknown-none >/dev/null 2>&1
+    rustup component add --toolchain "$tc" llvm-tools rust-src clippy rustfmt >/dev/null 2>&1
+}
+
+objcopy_bin() {
+    local sysroot host
+    sysroot=$(cd "$ROOT" && rustc --print sysroot)
+    host=$(cd "$ROOT" && rustc -vV | sed -n 's/^host: //p')
+    echo "$sysroot/lib/rustlib/$host/bin/llvm-objcopy"
+}
+
+build_kernel() {
+    ensure_rust
+    log "building kernel ($KERNEL_TARGET)"
+    (cd "$ROOT" && cargo build -q --release -p kernel --target "$KERNEL_TARGET")
+    mkdir -p "$BUILD_DIR"
+    "$(objcopy_bin)" -O binary "$KERNEL_ELF" "$KERNEL_IMAGE"
+}
+
+# qemu_args GIC MEM SMP -> the common QEMU command line for the virt board.
+qemu_args() {
+    local gic=${1:-2} mem=${2:-1G} smp=${3:-1}
+    echo -M "virt,gic-version=$gic" -cpu cortex-a72 -m "$mem" -smp "$smp" \
+        -nographic -no-reboot -kernel "$KERNEL_IMAGE"
+}

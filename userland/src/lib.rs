@@ -1,0 +1,3 @@
+//! The user-space runtime (processes arrive with the syscall layer).
+#![no_std]
+#![forbid(unsafe_code)]

@@ -1,0 +1,2 @@
+//! Proof harnesses (Kani) and the same properties as ordinary tests.
+#![no_std]
