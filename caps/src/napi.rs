@@ -117,6 +117,25 @@ impl<M: RingMemory, H: DmaHal + 'static, const Q: usize> Quiesce<M, H, Q> {
     }
 }
 
+/// The same enable → fence → recheck step for a device without a virtqueue (a UART's receive
+/// FIFO, the timer, a simple PCI device's status register): `enable` re-enables the device's
+/// own interrupt generation, then after a full fence `still_quiet` must confirm there is no
+/// unprocessed work that would not raise a fresh interrupt. Only then does the caller get the
+/// `Quiesced` proof that `rearm` needs; otherwise the line comes back to keep draining.
+pub fn quiesce_with(
+    line: IrqLine<Draining>,
+    enable: impl FnOnce(),
+    still_quiet: impl FnOnce() -> bool,
+) -> Result<(Quiesced, IrqLine<Draining>), IrqLine<Draining>> {
+    enable();
+    crate::sync::fence(crate::sync::Ordering::SeqCst);
+    if still_quiet() {
+        Ok((Quiesced::new(), line))
+    } else {
+        Err(line)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -248,5 +267,23 @@ mod tests {
         vq.post(refill, BufDir::DeviceWrites, 99).unwrap();
         assert_eq!(vq.in_flight(), 14, "16 posted, 3 completed, 1 reposted");
         let _line = line.rearm(quiet);
+    }
+
+    #[test]
+    fn quiesce_with_requires_a_quiet_recheck_after_enable() {
+        let gic = leak(FakeGic::new());
+        let ctl = leak(IrqControl::<4>::new(gic, 60));
+        let line = ctl.mint(61, Trigger::Level, Owner(3)).unwrap().arm();
+        gic.raise(61);
+        let _ = ctl.handle_irq(61, 0, 1);
+        let line = line.try_take().ok().unwrap();
+        let mut enabled = false;
+        let line = quiesce_with(line, || enabled = true, || false).unwrap_err();
+        assert!(enabled, "enable runs before the recheck");
+        let (quiet, line) = quiesce_with(line, || {}, || true).unwrap();
+        let line = line.rearm(quiet);
+        assert!(!gic.is_masked(61));
+        drop(line);
+        assert!(gic.is_masked(61));
     }
 }

@@ -223,27 +223,20 @@ fn init_interrupts(platform: &Platform) {
         early_fail(format_args!("no interrupt controller in the device tree"));
     };
     match devices::gic(gic) {
-        Ok(chip) => irq::init(chip),
+        Ok((gic, chip)) => irq::init(gic, chip),
         Err(e) => early_fail(format_args!("cannot map the GIC at {:#x}", e.start)),
     }
     let Some(timer) = platform.timer_irq else {
         early_fail(format_args!("no arch timer interrupt in the device tree"));
     };
     let chip_version = irq::chip().map_or(0, |c| c.version());
-    if irq::register(
-        timer.intid,
-        timer.trigger,
-        irq::Handler::Inline(timer::on_interrupt),
-        "timer",
-    )
-    .is_err()
-    {
-        early_fail(format_args!(
-            "cannot register the timer interrupt {}",
+    match irq::mint(timer.intid, timer.trigger, irq::TICK_OWNER, "timer") {
+        Ok(line) => timer::init(line),
+        Err(e) => early_fail(format_args!(
+            "cannot mint the timer line {}: {e:?}",
             timer.intid
-        ));
+        )),
     }
-    irq::unmask(timer.intid);
     log::info!("GICv{chip_version}, timer INTID {}", timer.intid);
 }
 

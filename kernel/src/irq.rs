@@ -1,28 +1,33 @@
-//! Interrupt dispatch by registration: INTID → owner, never a `match` on devices.
+//! Interrupt dispatch through capabilities: INTID → line → owner, never a `match`.
 //!
-//! The exception path acknowledges, looks the INTID up, and either runs a tiny
-//! kernel-internal handler (the timer tick) or masks the line and posts to the
-//! owner's notification; then EOI. Driver code never runs in hard-IRQ context,
-//! and an owner re-enables its line only when it has drained the device.
-//! Spurious INTIDs and interrupts nobody owns are counted and masked, never
-//! looped on. See docs/interrupts.md.
+//! The kernel's interrupt lines are minted by one `caps::irq::IrqControl`
+//! covering SGIs, PPIs and SPIs. The exception path acknowledges, hands the
+//! INTID to `IrqControl::handle_irq` (which masks the line, marks it `Fired`,
+//! counts it and signals EOI), and posts to the owner's notification. Driver code
+//! never runs in hard-IRQ context; an owner re-enables its line only through
+//! `IrqLine<Draining>::rearm(Quiesced)`. The one kernel-internal owner is the
+//! timer tick, run inline. Spurious INTIDs and interrupts nobody armed are
+//! counted and stay masked, never looped on. See docs/interrupts.md.
 
-use alloc::vec::Vec;
+use caps::irq::{Dispatch, IrqChip, IrqControl, IrqLine, LineStats, LineStatus, Masked, Owner};
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use drivers::irqchip::{InterruptController, SPECIAL_START, Trigger};
 
 use crate::arch::vectors::TrapFrame;
-use crate::sched::{self, MAX_CPUS, NotifyId};
+use crate::sched::{self, NotifyId};
 use crate::sync::IrqLock;
+use crate::time;
 
-/// What happens when a line fires.
-#[derive(Debug, Clone, Copy)]
-pub enum Handler {
-    /// A kernel-internal handler run in IRQ context (the timer tick only).
-    Inline(fn()),
-    /// Mask the line and post to this notification; the owner re-enables it.
-    Notify(NotifyId),
+/// INTIDs the control covers: SGIs, PPIs and SPIs (LPIs get their own control).
+pub const LINES: usize = SPECIAL_START as usize;
+
+/// The owner token of the timer tick, the one handler run in IRQ context.
+pub const TICK_OWNER: Owner = Owner(u32::MAX);
+
+/// The owner token that makes the IRQ path post to notification `n`.
+pub fn owner_of(n: NotifyId) -> Owner {
+    Owner(n.0)
 }
 
 /// The line's kind, for counters and reports.
@@ -59,166 +64,113 @@ impl Kind {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Line {
-    intid: u32,
-    handler: Handler,
-    kind: Kind,
-    owner: &'static str,
-    count: [u64; MAX_CPUS],
-}
-
-/// Registration failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IrqError {
-    /// No interrupt controller yet.
-    NoController,
-    /// INTID out of range for this GIC.
-    OutOfRange,
-    /// Someone already owns the line.
-    Busy,
-}
-
-static CHIP: spin::Once<&'static dyn InterruptController> = spin::Once::new();
-static LINES: IrqLock<Vec<Line>> = IrqLock::new(Vec::new());
+static GIC: spin::Once<&'static dyn InterruptController> = spin::Once::new();
+static CONTROL: spin::Once<IrqControl<LINES>> = spin::Once::new();
+static NAMES: IrqLock<heapless::Vec<(u32, &'static str), 128>> = IrqLock::new(heapless::Vec::new());
 static SPURIOUS: AtomicU64 = AtomicU64::new(0);
-static UNOWNED: AtomicU64 = AtomicU64::new(0);
 
-/// Installs the interrupt controller (boot CPU, once) and initialises it.
-pub fn init(chip: &'static dyn InterruptController) {
-    chip.init();
-    chip.init_cpu();
-    CHIP.call_once(|| chip);
+/// Initialises the interrupt controller (boot CPU, once) and its `IrqControl`.
+pub fn init(gic: &'static dyn InterruptController, chip: &'static dyn IrqChip) {
+    gic.init();
+    gic.init_cpu();
+    GIC.call_once(|| gic);
+    CONTROL.call_once(|| IrqControl::new(chip, 0));
 }
 
-/// The interrupt controller.
+/// The interrupt controller, for operations outside the line protocol (tests raise
+/// interrupts with it).
 pub fn chip() -> Option<&'static dyn InterruptController> {
-    CHIP.get().copied()
+    GIC.get().copied()
 }
 
-/// Gives `intid` to `owner`; the line stays masked until `unmask`.
-pub fn register(
+/// Why a line could not be minted.
+pub type MintError = abi::Error;
+
+/// Mints the capability for a wired interrupt `intid`, owned by `owner`: configured,
+/// masked, at most one per INTID. `name` labels it in `irqs`.
+pub fn mint(
     intid: u32,
     trigger: Trigger,
-    handler: Handler,
-    owner: &'static str,
-) -> Result<(), IrqError> {
-    let chip = chip().ok_or(IrqError::NoController)?;
-    if intid > chip.max_intid() {
-        return Err(IrqError::OutOfRange);
+    owner: Owner,
+    name: &'static str,
+) -> Result<IrqLine<Masked>, MintError> {
+    let control = CONTROL.get().ok_or(abi::Error::EBUSY)?;
+    if GIC.get().is_none_or(|g| intid > g.max_intid()) {
+        return Err(abi::Error::EINVAL);
     }
-    let mut lines = LINES.lock();
-    if lines.iter().any(|l| l.intid == intid) {
-        return Err(IrqError::Busy);
-    }
-    chip.disable(intid);
-    chip.set_trigger(intid, trigger);
-    chip.set_priority(intid, drivers::irqchip::DEFAULT_PRIORITY);
-    lines.push(Line {
-        intid,
-        handler,
-        kind: Kind::of(intid, trigger),
-        owner,
-        count: [0; MAX_CPUS],
-    });
-    Ok(())
-}
-
-/// Releases `intid`: masked and forgotten.
-pub fn unregister(intid: u32) {
-    if let Some(chip) = chip() {
-        chip.disable(intid);
-    }
-    LINES.lock().retain(|l| l.intid != intid);
-}
-
-/// Enables delivery of `intid` (an owner re-arming after draining its device).
-pub fn unmask(intid: u32) {
-    if let Some(chip) = chip() {
-        chip.enable(intid);
-    }
-}
-
-/// Disables delivery of `intid`.
-pub fn mask(intid: u32) {
-    if let Some(chip) = chip() {
-        chip.disable(intid);
-    }
+    let line = control.mint(intid, trigger, owner)?;
+    let mut names = NAMES.lock();
+    names.retain(|(i, _)| *i != intid);
+    let _ = names.push((intid, name));
+    Ok(line)
 }
 
 /// The IRQ exception path. Returns the frame to resume (the scheduler may switch).
 pub fn handle(frame: &mut TrapFrame) -> *mut TrapFrame {
-    let Some(chip) = chip() else {
+    let (Some(gic), Some(control)) = (GIC.get(), CONTROL.get()) else {
         return frame;
     };
-    let intid = chip.ack();
+    let intid = gic.ack();
     if intid >= SPECIAL_START {
         SPURIOUS.fetch_add(1, Ordering::Relaxed);
         return sched::on_interrupt_exit(frame);
     }
-    let handler = {
-        let mut lines = LINES.lock();
-        lines.iter_mut().find(|l| l.intid == intid).map(|l| {
-            l.count[0] += 1;
-            l.handler
-        })
-    };
-    match handler {
-        Some(Handler::Inline(f)) => f(),
-        Some(Handler::Notify(n)) => {
-            chip.disable(intid);
-            if sched::notify_post(n, 1).is_err() {
-                UNOWNED.fetch_add(1, Ordering::Relaxed);
-            }
+    match control.handle_irq(intid, 0, time::now_ns()) {
+        Dispatch::Notify { owner, .. } if owner == TICK_OWNER => crate::timer::on_interrupt(),
+        Dispatch::Notify { owner, .. } => {
+            // A post to a destroyed notification is a stale wake-up: harmless.
+            let _ = sched::notify_post(NotifyId(owner.0), 1);
         }
-        None => {
-            UNOWNED.fetch_add(1, Ordering::Relaxed);
-            chip.disable(intid);
-        }
+        Dispatch::Unowned { .. } => {}
     }
-    chip.eoi(intid);
     sched::on_interrupt_exit(frame)
 }
 
-/// One registered line's counters.
+/// One line's counters and state, for `irqs` (and `/proc/interrupts` later).
 #[derive(Debug, Clone, Copy)]
-pub struct LineStats {
+pub struct LineReport {
     /// INTID.
     pub intid: u32,
     /// Kind.
     pub kind: Kind,
-    /// Owner's name.
-    pub owner: &'static str,
-    /// Deliveries per CPU.
-    pub count: [u64; MAX_CPUS],
+    /// Name given at mint.
+    pub name: &'static str,
+    /// The capability layer's view: state, owner, per-CPU counts.
+    pub stats: LineStats,
 }
 
-/// Calls `f` for each registered line.
-pub fn for_each_line(mut f: impl FnMut(LineStats)) {
-    let lines = LINES.lock().clone();
-    for l in lines {
-        f(LineStats {
-            intid: l.intid,
-            kind: l.kind,
-            owner: l.owner,
-            count: l.count,
-        });
+/// Calls `f` for each minted line.
+pub fn for_each_line(mut f: impl FnMut(LineReport)) {
+    let Some(control) = CONTROL.get() else { return };
+    let names = NAMES.lock().clone();
+    for (intid, name) in names {
+        if let Some(stats) = control
+            .stats(intid)
+            .filter(|s| s.status != LineStatus::Free)
+        {
+            let kind = Kind::of(intid, stats.trigger);
+            f(LineReport {
+                intid,
+                kind,
+                name,
+                stats,
+            });
+        }
     }
 }
 
-/// Deliveries of `intid` on all CPUs.
-pub fn count(intid: u32) -> u64 {
-    LINES
-        .lock()
-        .iter()
-        .find(|l| l.intid == intid)
-        .map_or(0, |l| l.count.iter().sum())
+/// The line's counters, if `intid` is in range.
+pub fn stats(intid: u32) -> Option<LineStats> {
+    CONTROL.get()?.stats(intid)
 }
 
-/// (spurious acknowledges, interrupts nobody owned).
+/// Deliveries of `intid` to its owner on all CPUs.
+pub fn count(intid: u32) -> u64 {
+    stats(intid).map_or(0, |s| s.per_cpu.iter().sum())
+}
+
+/// (spurious acknowledges, interrupts that found no armed line).
 pub fn anomalies() -> (u64, u64) {
-    (
-        SPURIOUS.load(Ordering::Relaxed),
-        UNOWNED.load(Ordering::Relaxed),
-    )
+    let unowned = CONTROL.get().map_or(0, IrqControl::unowned);
+    (SPURIOUS.load(Ordering::Relaxed), unowned)
 }

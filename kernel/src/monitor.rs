@@ -5,6 +5,8 @@
 //! buffer, re-enables the line and wakes the monitor.
 
 use alloc::string::String;
+use caps::irq::{Armed, Draining, IrqLine};
+use caps::napi::quiesce_with;
 use core::sync::atomic::{AtomicU32, Ordering};
 use heapless::Deque;
 
@@ -30,42 +32,58 @@ pub fn start_console_reader() {
         log::warn!("UART has no interrupt: console input unavailable");
         return;
     };
-    let (Ok(line), Ok(ready)) = (sched::notify_create(), sched::notify_create()) else {
+    let (Ok(line_notify), Ok(ready)) = (sched::notify_create(), sched::notify_create()) else {
         return;
     };
     INPUT_READY.store(ready.0, Ordering::Release);
-    if irq::register(
-        uart_irq.intid,
-        uart_irq.trigger,
-        irq::Handler::Notify(line),
-        "uart",
-    )
-    .is_err()
-    {
-        log::warn!("UART interrupt {} unavailable", uart_irq.intid);
-        return;
-    }
-    console::with_uart(|u| u.enable_rx_interrupt());
-    irq::unmask(uart_irq.intid);
-    let reader = move || loop {
-        if sched::notify_wait(line, u64::MAX).is_err() {
-            continue;
+    let owner = irq::owner_of(line_notify);
+    let line = match irq::mint(uart_irq.intid, uart_irq.trigger, owner, "uart") {
+        Ok(line) => line,
+        Err(e) => {
+            log::warn!("UART interrupt {} unavailable: {e:?}", uart_irq.intid);
+            return;
         }
+    };
+    console::with_uart(|u| u.enable_rx_interrupt());
+    let reader = move || {
+        let mut line = line.arm();
+        loop {
+            if sched::notify_wait(line_notify, u64::MAX).is_err() {
+                continue;
+            }
+            line = match line.try_take() {
+                Ok(draining) => drain_uart(draining, ready),
+                Err(armed) => armed, // stale wake-up: the line has not fired
+            };
+        }
+    };
+    if sched::spawn("console-rx", reader).is_err() {
+        log::warn!("no stack for the console reader");
+    }
+}
+
+/// Moves received bytes into the input buffer until the UART reads back quiet, then
+/// re-arms the line with that proof.
+fn drain_uart(mut line: IrqLine<Draining>, ready: NotifyId) -> IrqLine<Armed> {
+    loop {
         let mut got = false;
         console::with_uart(|u| {
             while let Some(b) = u.read_byte() {
                 let _ = INPUT.lock().push_back(b);
                 got = true;
             }
-            u.clear_rx_interrupt();
         });
-        irq::unmask(uart_irq.intid);
         if got {
             let _ = sched::notify_post(ready, 1);
         }
-    };
-    if sched::spawn("console-rx", reader).is_err() {
-        log::warn!("no stack for the console reader");
+        let still_quiet = || console::with_uart(|u| !u.rx_interrupt_pending()).unwrap_or(true);
+        let clear = || {
+            console::with_uart(|u| u.clear_rx_interrupt());
+        };
+        match quiesce_with(line, clear, still_quiet) {
+            Ok((quiet, draining)) => return draining.rearm(quiet),
+            Err(draining) => line = draining,
+        }
     }
 }
 
@@ -182,14 +200,22 @@ fn mem() {
 }
 
 fn irqs() {
-    crate::println!("{:>6} {:<10} {:>10}  owner", "INTID", "kind", "CPU0");
+    crate::println!(
+        "{:>6} {:<10} {:>10}  {:<9} owner",
+        "INTID",
+        "kind",
+        "CPU0",
+        "state"
+    );
     irq::for_each_line(|l| {
+        let state = alloc::format!("{:?}", l.stats.status);
         crate::println!(
-            "{:>6} {:<10} {:>10}  {}",
+            "{:>6} {:<10} {:>10}  {:<9} {}",
             l.intid,
             l.kind.name(),
-            l.count[0],
-            l.owner
+            l.stats.per_cpu[0],
+            state,
+            l.name
         );
     });
     let (spurious, unowned) = irq::anomalies();

@@ -5,10 +5,23 @@
 //! boot option turned one on); with none, the timer is switched off and the idle
 //! thread sleeps in WFI until a device interrupts.
 
+use caps::irq::{AnyIrqLine, IrqLine, Masked};
+use caps::napi::quiesce_with;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::arch::cpu;
+use crate::sync::IrqLock;
 use crate::time;
+
+/// The timer's interrupt line, held by the tick itself (it runs in IRQ context).
+static LINE: IrqLock<Option<AnyIrqLine>> = IrqLock::new(None);
+/// Ticks whose source did not read back quiet (the line then stays masked).
+static NOT_QUIET: AtomicU64 = AtomicU64::new(0);
+
+/// Takes ownership of the timer's line and arms it.
+pub fn init(line: IrqLine<Masked>) {
+    *LINE.lock() = Some(AnyIrqLine::Armed(line.arm()));
+}
 
 static TICKS: AtomicU64 = AtomicU64::new(0);
 static PERIOD_NS: AtomicU64 = AtomicU64::new(0);
@@ -35,10 +48,32 @@ pub fn program(deadline_ns: Option<u64>) {
     }
 }
 
-/// Timer interrupt: silence the (level) PPI; the scheduler reprograms it on the way out.
+/// Timer interrupt (the IRQ path already masked the line): silence the level PPI by
+/// disabling the timer, which is the proof the source is quiet, and re-arm the line. The
+/// scheduler reprograms the next deadline on the way out.
 pub fn on_interrupt() {
     TICKS.fetch_add(1, Ordering::Relaxed);
-    cpu::timer_disable();
+    let mut slot = LINE.lock();
+    *slot = match slot.take() {
+        Some(AnyIrqLine::Armed(line)) => Some(match line.try_take() {
+            Ok(draining) => {
+                match quiesce_with(draining, cpu::timer_disable, || !cpu::timer_enabled()) {
+                    Ok((quiet, line)) => AnyIrqLine::Armed(line.rearm(quiet)),
+                    Err(line) => {
+                        NOT_QUIET.fetch_add(1, Ordering::Relaxed);
+                        AnyIrqLine::Draining(line)
+                    }
+                }
+            }
+            Err(armed) => AnyIrqLine::Armed(armed),
+        }),
+        other => other,
+    };
+}
+
+/// Ticks whose timer did not read back disabled (0 unless the hardware misbehaves).
+pub fn not_quiet() -> u64 {
+    NOT_QUIET.load(Ordering::Relaxed)
 }
 
 /// Timer interrupts taken so far.

@@ -13,14 +13,9 @@ pub mod gicv3;
 pub use gicv2::GicV2;
 pub use gicv3::GicV3;
 
-/// How a line signals: one pulse per event, or held until the device is serviced.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Trigger {
-    /// Edge-triggered: `GICD_ICFGR` Int_config bit 1 = 1.
-    Edge,
-    /// Level-sensitive: `GICD_ICFGR` Int_config bit 1 = 0.
-    Level,
-}
+/// How a line signals (edge: `GICD_ICFGR` Int_config bit 1 = 1; level: 0). Shared with the
+/// capability layer so a minted line and the GIC agree.
+pub use caps::irq::Trigger;
 
 /// Operations every GIC driver offers the kernel.
 ///
@@ -126,6 +121,30 @@ pub(crate) const fn typer_max_intid(typer: u32) -> u32 {
 pub(crate) const fn replicate_byte(b: u8) -> u32 {
     (b as u32) * 0x0101_0101
 }
+
+/// Every GIC is the capability layer's `IrqChip`: `IrqControl` masks, unmasks, configures
+/// and EOIs lines through it.
+macro_rules! impl_irq_chip {
+    ($($gic:ty),*) => {$(
+        impl caps::irq::IrqChip for $gic {
+            fn mask(&self, intid: u32) {
+                self.disable(intid);
+            }
+            fn unmask(&self, intid: u32) {
+                self.enable(intid);
+            }
+            fn configure(&self, intid: u32, trigger: Trigger) {
+                self.set_trigger(intid, trigger);
+                self.set_priority(intid, DEFAULT_PRIORITY);
+            }
+            fn eoi(&self, intid: u32) {
+                InterruptController::eoi(self, intid);
+            }
+        }
+    )*};
+}
+
+impl_irq_chip!(GicV2, GicV3);
 
 #[cfg(test)]
 mod tests {

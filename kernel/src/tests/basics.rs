@@ -8,6 +8,8 @@ use crate::arch::{probe, secondary, sections, stack};
 use crate::mem::frames;
 use crate::sched;
 use crate::{boot, ensure, ensure_eq, irq, kernel_test, time, timer, trap};
+use caps::irq::LineStatus;
+use drivers::irqchip::Trigger;
 
 /// An SPI no QEMU virt device uses, for software-triggered interrupt tests.
 const TEST_SPI: u32 = 60;
@@ -105,6 +107,7 @@ kernel_test! {
         ensure!(timer::ticks() > ticks, "no timer interrupt during the sleep");
         let intid = boot::platform().and_then(|p| p.timer_irq).ok_or("no timer irq")?.intid;
         ensure!(irq::count(intid) > 0, "timer line counted no deliveries");
+        ensure_eq!(timer::not_quiet(), 0);
         Ok(())
     }
 }
@@ -194,12 +197,16 @@ kernel_test! {
 }
 
 kernel_test! {
-    fn thread_woken_by_an_interrupt() {
+    fn thread_woken_by_an_interrupt_through_its_line_capability() {
         let chip = irq::chip().ok_or("no gic")?;
         let n = sched::notify_create().map_err(|e| alloc::format!("{e:?}"))?;
-        irq::register(TEST_SPI, drivers::irqchip::Trigger::Edge, irq::Handler::Notify(n), "test")
+        let line = irq::mint(TEST_SPI, Trigger::Edge, irq::owner_of(n), "test")
             .map_err(|e| alloc::format!("{e:?}"))?;
-        irq::unmask(TEST_SPI);
+        ensure!(
+            irq::mint(TEST_SPI, Trigger::Edge, irq::owner_of(n), "twice").is_err(),
+            "an INTID was minted twice"
+        );
+        let line = line.arm();
         static WOKEN: AtomicBool = AtomicBool::new(false);
         WOKEN.store(false, Ordering::SeqCst);
         let t = sched::spawn("irq-waiter", move || {
@@ -214,13 +221,17 @@ kernel_test! {
         while sched::alive(t) && time::now_ns() < deadline {
             sched::sleep_ns(1_000_000);
         }
-        let delivered = irq::count(TEST_SPI);
+        let fired = irq::stats(TEST_SPI).ok_or("no stats")?;
         let masked_after = !chip.is_enabled(TEST_SPI);
-        irq::unregister(TEST_SPI);
+        let draining = line.try_take().map_err(|_| "line did not fire")?;
+        drop(draining);
+        let freed = irq::stats(TEST_SPI).ok_or("no stats")?.status;
         sched::notify_destroy(n);
         ensure!(WOKEN.load(Ordering::SeqCst), "waiter was not woken");
-        ensure_eq!(delivered, 1);
+        ensure_eq!(fired.per_cpu[0], 1);
+        ensure_eq!(fired.status, LineStatus::Fired);
         ensure!(masked_after, "the IRQ path left the line unmasked");
+        ensure_eq!(freed, LineStatus::Free);
         Ok(())
     }
 }
@@ -257,25 +268,13 @@ kernel_test! {
     }
 }
 
-static LOCK_TEST_HITS: AtomicU64 = AtomicU64::new(0);
-
-fn lock_test_handler() {
-    LOCK_TEST_HITS.fetch_add(1, Ordering::SeqCst);
-    irq::mask(LOCK_TEST_SPI);
-}
-
 kernel_test! {
     fn interrupt_raised_under_irq_lock_waits_for_the_guard() {
         let chip = irq::chip().ok_or("no gic")?;
-        LOCK_TEST_HITS.store(0, Ordering::SeqCst);
-        irq::register(
-            LOCK_TEST_SPI,
-            drivers::irqchip::Trigger::Edge,
-            irq::Handler::Inline(lock_test_handler),
-            "lock-test",
-        )
-        .map_err(|e| alloc::format!("{e:?}"))?;
-        irq::unmask(LOCK_TEST_SPI);
+        let n = sched::notify_create().map_err(|e| alloc::format!("{e:?}"))?;
+        let line = irq::mint(LOCK_TEST_SPI, Trigger::Edge, irq::owner_of(n), "lock-test")
+            .map_err(|e| alloc::format!("{e:?}"))?
+            .arm();
         let lock = crate::sync::IrqLock::new(0u32);
         ensure!(!crate::arch::cpu::irqs_masked(), "IRQs masked before the lock");
         let during = {
@@ -286,12 +285,25 @@ kernel_test! {
             while time::now_ns() < t0 + 2_000_000 {
                 *guard += 1;
             }
-            LOCK_TEST_HITS.load(Ordering::SeqCst)
+            irq::count(LOCK_TEST_SPI)
         };
-        let after = LOCK_TEST_HITS.load(Ordering::SeqCst);
-        irq::unregister(LOCK_TEST_SPI);
+        let after = irq::count(LOCK_TEST_SPI);
+        let woke = sched::notify_wait(n, time::now_ns() + 100_000_000).is_ok();
+        drop(line);
+        sched::notify_destroy(n);
         ensure_eq!(during, 0);
         ensure_eq!(after, 1);
+        ensure!(woke, "owner not notified");
+        Ok(())
+    }
+}
+
+kernel_test! {
+    fn critical_section_masks_irqs() {
+        ensure!(!crate::arch::cpu::irqs_masked(), "IRQs masked before");
+        let inside = critical_section::with(|_| crate::arch::cpu::irqs_masked());
+        ensure!(inside, "critical_section::with ran with IRQs enabled");
+        ensure!(!crate::arch::cpu::irqs_masked(), "IRQs left masked after");
         Ok(())
     }
 }

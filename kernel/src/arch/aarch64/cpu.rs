@@ -11,6 +11,17 @@ pub struct Daif(u64);
 
 const DAIF_I: u64 = 1 << 7;
 
+impl Daif {
+    /// The raw register value (for `critical-section`'s restore state).
+    pub fn raw(self) -> u64 {
+        self.0
+    }
+    /// Rebuilds a value returned by [`Daif::raw`].
+    pub fn from_raw(raw: u64) -> Self {
+        Daif(raw)
+    }
+}
+
 /// Masks IRQs (and FIQs, which may carry group-1 interrupts when GICD_CTLR.DS = 0) and
 /// returns the previous state.
 #[inline(always)]
@@ -122,6 +133,14 @@ pub fn timer_set_deadline(deadline: u64) {
             in(reg) deadline, in(reg) 1u64, options(nomem, nostack)
         )
     }
+}
+
+/// Whether the EL1 physical timer is enabled (CNTP_CTL_EL0.ENABLE).
+pub fn timer_enabled() -> bool {
+    let ctl: u64;
+    // SAFETY: reads CNTP_CTL_EL0.
+    unsafe { asm!("mrs {0}, cntp_ctl_el0", out(reg) ctl, options(nomem, nostack)) }
+    ctl & 1 != 0
 }
 
 /// Disables the EL1 physical timer (its PPI deasserts).

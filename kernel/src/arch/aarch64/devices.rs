@@ -4,6 +4,8 @@
 //! module is the one place that vouches for it — the window came from the DTB and
 //! was just mapped nGnRE — so the rest of the kernel stays safe code.
 
+use caps::irq::IrqChip;
+use drivers::irqchip::InterruptController;
 use drivers::uart::pl011::Pl011;
 
 use super::mmu::{self, Kind, MapFailed};
@@ -36,7 +38,7 @@ pub fn pl011_emergency(base: usize) -> Pl011 {
 /// The GIC described by the DTB, mapped and constructed (not yet initialised).
 pub fn gic(
     gic: &crate::platform::Gic,
-) -> Result<&'static dyn drivers::irqchip::InterruptController, MapFailed> {
+) -> Result<(&'static dyn InterruptController, &'static dyn IrqChip), MapFailed> {
     use crate::platform::Gic;
     use alloc::boxed::Box;
     use drivers::irqchip::{GicV2, GicV3};
@@ -46,15 +48,18 @@ pub fn gic(
             map_mmio(*gicc)?;
             // SAFETY: both windows come from the DTB's GIC node and are mapped as device
             // memory; the kernel creates exactly one controller object.
-            let chip = unsafe { GicV2::new(gicd.base, gicc.base) };
-            Ok(Box::leak(Box::new(chip)))
+            let chip: &'static GicV2 =
+                Box::leak(Box::new(unsafe { GicV2::new(gicd.base, gicc.base) }));
+            Ok((chip, chip))
         }
         Gic::V3 { gicd, gicr, .. } => {
             map_mmio(*gicd)?;
             map_mmio(*gicr)?;
             // SAFETY: as above, for the distributor and the redistributor region.
-            let chip = unsafe { GicV3::new(gicd.base, gicr.base, gicr.len) };
-            Ok(Box::leak(Box::new(chip)))
+            let chip: &'static GicV3 = Box::leak(Box::new(unsafe {
+                GicV3::new(gicd.base, gicr.base, gicr.len)
+            }));
+            Ok((chip, chip))
         }
     }
 }

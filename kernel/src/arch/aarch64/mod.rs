@@ -4,6 +4,7 @@
 
 pub mod boot;
 pub mod cpu;
+pub mod critical;
 pub mod devices;
 pub mod early;
 pub mod heap;
