@@ -32,14 +32,9 @@ ensure_rust() {
         [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
     fi
     command -v rustup >/dev/null 2>&1 || { echo "rustup is required (https://rustup.rs)" >&2; return 1; }
-    # rust-toolchain.toml pins the toolchain, targets and components; `rustup show`
-    # installs whatever of it is missing.
-    (cd "$ROOT" && rustup show active-toolchain >/dev/null 2>&1 || rustup toolchain install)
-    (cd "$ROOT" && rustup show >/dev/null)
-    local tc
-    tc=$(cd "$ROOT" && rustup show active-toolchain | cut -d' ' -f1)
-    rustup target add --toolchain "$tc" aarch64-unknown-none-softfloat aarch64-unknown-none >/dev/null 2>&1
-    rustup component add --toolchain "$tc" llvm-tools rust-src clippy rustfmt >/dev/null 2>&1
+    # rust-toolchain.toml pins the toolchain, targets and components; this installs
+    # whatever of it is missing and is a no-op otherwise.
+    (cd "$ROOT" && rustup toolchain install >/dev/null)
 }
 
 objcopy_bin() {

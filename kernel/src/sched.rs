@@ -225,6 +225,7 @@ pub fn spawn(
         switches_in: 0,
     });
     sched.runq[cpu_index()].push_back(id);
+    program_timer(sched);
     Ok(id)
 }
 
@@ -312,6 +313,9 @@ pub fn notify_post(id: NotifyId, bits: u64) -> Result<(), SchedError> {
             t.woken_with = Some(bits);
         }
         sched.make_ready(w);
+        // From thread context nobody else reprograms the timer: give the woken thread
+        // a time slice (in IRQ context the exit path does this again, harmlessly).
+        program_timer(sched);
     }
     Ok(())
 }

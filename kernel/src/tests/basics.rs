@@ -185,6 +185,31 @@ kernel_test! {
 }
 
 kernel_test! {
+    fn thread_woken_from_thread_context_preempts_a_busy_poster() {
+        static RAN: AtomicBool = AtomicBool::new(false);
+        RAN.store(false, Ordering::SeqCst);
+        let n = sched::notify_create().map_err(|e| alloc::format!("{e:?}"))?;
+        let t = sched::spawn("woken", move || {
+            if sched::notify_wait(n, u64::MAX).is_ok() {
+                RAN.store(true, Ordering::SeqCst);
+            }
+        })
+        .map_err(|e| alloc::format!("{e:?}"))?;
+        sched::sleep_ns(2_000_000); // let it block
+        sched::notify_post(n, 1).map_err(|e| alloc::format!("{e:?}"))?;
+        let t0 = time::now_ns();
+        while !RAN.load(Ordering::SeqCst) && time::now_ns() < t0 + 200_000_000 {
+            core::hint::spin_loop(); // never yields: only a time slice lets the waiter run
+        }
+        ensure!(RAN.load(Ordering::SeqCst), "woken thread did not run within 200 ms");
+        sched::sleep_ns(1_000_000);
+        ensure!(!sched::alive(t), "woken thread did not exit");
+        sched::notify_destroy(n);
+        Ok(())
+    }
+}
+
+kernel_test! {
     fn wait_times_out_without_a_post() {
         let n = sched::notify_create().map_err(|e| alloc::format!("{e:?}"))?;
         let start = time::now_ns();
