@@ -7,11 +7,9 @@
 //! GICv3 CPU interface. Nothing here allocates.
 #![no_std]
 
-#[cfg(any(test, feature = "fakes"))]
+#[cfg(test)]
 extern crate std;
 
-pub mod edu;
 pub mod irqchip;
 mod mmio;
-pub mod pci;
 pub mod uart;

@@ -64,9 +64,9 @@ fn early_fail(what: core::fmt::Arguments<'_>) -> ! {
     crate::trap::halt()
 }
 
-/// First Rust code on the boot CPU; `dtb` is what the loader left in x0.
-#[unsafe(no_mangle)]
-extern "C" fn kernel_main(dtb: usize) -> ! {
+/// First Rust code on the boot CPU (called by `arch::boot::kernel_main`); `dtb` is what
+/// the loader left in x0.
+pub fn start(dtb: usize) -> ! {
     heap::init();
     let Some(header) = early::dtb_header(dtb) else {
         early_fail(format_args!(

@@ -26,23 +26,6 @@ pub struct TestCase {
     pub run: fn() -> TestResult,
 }
 
-/// Declares a kernel test: `kernel_test! { fn name() { ...; Ok(()) } }`.
-#[macro_export]
-macro_rules! kernel_test {
-    ($(#[$meta:meta])* fn $name:ident() $body:block) => {
-        $(#[$meta])*
-        fn $name() -> $crate::ktest::TestResult $body
-        const _: () = {
-            #[unsafe(link_section = ".kernel_tests")]
-            #[used]
-            static TEST: &$crate::ktest::TestCase = &$crate::ktest::TestCase {
-                name: concat!(module_path!(), "::", stringify!($name)),
-                run: $name,
-            };
-        };
-    };
-}
-
 /// Fails the test with a formatted reason unless `cond` holds.
 #[macro_export]
 macro_rules! ensure {

@@ -104,3 +104,9 @@ __boot_stack_guard:
 __boot_stack_top:
 "#
 );
+
+/// The symbol the boot assembly calls once the stack and BSS are ready.
+#[unsafe(no_mangle)]
+extern "C" fn kernel_main(dtb: usize) -> ! {
+    crate::boot::start(dtb)
+}

@@ -47,3 +47,25 @@ pub fn kernel_tests() -> &'static [&'static TestCase] {
     // `kernel_test!`) between these two symbols, contiguously and aligned.
     unsafe { core::slice::from_raw_parts(start, len) }
 }
+
+/// Declares a kernel test: `kernel_test! { fn name() { ...; Ok(()) } }`.
+///
+/// The `&TestCase` goes into the `.kernel_tests` section, which `kernel_tests` reads
+/// back as a slice. The placement is sound because only this macro puts anything in
+/// that section, always a `&'static TestCase`, and the linker script keeps the section
+/// aligned and contiguous. It lives here with the other linker-section code.
+#[macro_export]
+macro_rules! kernel_test {
+    ($(#[$meta:meta])* fn $name:ident() $body:block) => {
+        $(#[$meta])*
+        fn $name() -> $crate::ktest::TestResult $body
+        const _: () = {
+            #[unsafe(link_section = ".kernel_tests")]
+            #[used]
+            static TEST: &$crate::ktest::TestCase = &$crate::ktest::TestCase {
+                name: concat!(module_path!(), "::", stringify!($name)),
+                run: $name,
+            };
+        };
+    };
+}
