@@ -23,6 +23,10 @@ pub struct BootArgs<'a> {
     pub hz: u64,
     /// `log=<level>`.
     pub log: log::LevelFilter,
+    /// `crash=panic|fault|hang`: the test runner crashes inside the first test instead of
+    /// running it, so `scripts/test` can check that failures are reported (harness
+    /// self-test).
+    pub crash: Option<ktest::Crash>,
 }
 
 impl<'a> BootArgs<'a> {
@@ -32,6 +36,7 @@ impl<'a> BootArgs<'a> {
             test: None,
             hz: 0,
             log: log::LevelFilter::Info,
+            crash: None,
         };
         for word in args.split_whitespace() {
             match word.split_once('=') {
@@ -39,6 +44,9 @@ impl<'a> BootArgs<'a> {
                 Some(("test", filter)) => out.test = Some(filter),
                 Some(("hz", n)) => out.hz = n.parse().unwrap_or(0),
                 Some(("log", l)) => out.log = l.parse().unwrap_or(log::LevelFilter::Info),
+                Some(("crash", "panic")) => out.crash = Some(ktest::Crash::Panic),
+                Some(("crash", "fault")) => out.crash = Some(ktest::Crash::Fault),
+                Some(("crash", "hang")) => out.crash = Some(ktest::Crash::Hang),
                 _ => {}
             }
         }
@@ -110,7 +118,7 @@ pub fn start(dtb: usize) -> ! {
         (time::boot_offset_ns() + time::now_ns()) / 1000
     );
     match args.test {
-        Some(filter) => ktest::run(filter),
+        Some(filter) => ktest::run(filter, args.crash),
         None => monitor::run(),
     }
 }

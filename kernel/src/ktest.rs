@@ -68,7 +68,7 @@ fn short(name: &str) -> &str {
 }
 
 /// Runs every test whose name contains `filter` and exits QEMU with the verdict.
-pub fn run(filter: &str) -> ! {
+pub fn run(filter: &str, crash: Option<Crash>) -> ! {
     let tests = sections::kernel_tests();
     let selected = tests.iter().filter(|t| t.name.contains(filter)).count();
     crate::println!("running {selected} kernel tests");
@@ -80,6 +80,9 @@ pub fn run(filter: &str) -> ! {
     {
         CURRENT.store(i, Ordering::SeqCst);
         crate::print!("test {} ... ", short(test.name));
+        if let Some(crash) = crash {
+            crash.inject();
+        }
         match (test.run)() {
             Ok(()) => {
                 PASSED.fetch_add(1, Ordering::SeqCst);
@@ -95,6 +98,32 @@ pub fn run(filter: &str) -> ! {
     let (passed, failed) = (PASSED.load(Ordering::SeqCst), FAILED.load(Ordering::SeqCst));
     crate::println!("{passed} passed, {failed} failed");
     exit(if failed == 0 && passed > 0 { 0 } else { 1 })
+}
+
+/// A deliberate failure inside a test, to show the harness reports each kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Crash {
+    /// `panic!` inside the test.
+    Panic,
+    /// A store to read-only data without a probe: an unexpected exception.
+    Fault,
+    /// Never return (the harness's timeout must catch it).
+    Hang,
+}
+
+impl Crash {
+    fn inject(self) {
+        static READ_ONLY: u64 = 0;
+        match self {
+            Crash::Panic => panic!("injected by crash=panic"),
+            Crash::Fault => {
+                crate::arch::probe::store_unchecked(core::ptr::from_ref(&READ_ONLY) as usize)
+            }
+            Crash::Hang => loop {
+                crate::sched::sleep_ns(1_000_000_000);
+            },
+        }
+    }
 }
 
 /// A panic or fatal exception during a test run: fail the running test, print the

@@ -86,3 +86,11 @@ pub fn fixup(elr: u64, esr: u64, far: u64) -> Option<u64> {
     LAST_FAR.store(far, Ordering::Relaxed);
     Some(&raw const probe_resume as u64)
 }
+
+/// Stores zero at `addr` with no fault fixup: a fault is reported as an unexpected
+/// exception. Only the harness self-test (`crash=fault`) uses it, aimed at read-only data.
+pub fn store_unchecked(addr: usize) {
+    // SAFETY: used only on a read-only kernel static, so the store faults before it can
+    // change memory; the sync handler reports the fault and stops the machine.
+    unsafe { core::arch::asm!("str xzr, [{0}]", in(reg) addr, options(nostack)) }
+}
