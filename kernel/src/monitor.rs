@@ -197,6 +197,10 @@ fn mem() {
     );
     crate::println!("heap:   {} KiB used of {} KiB", used >> 10, size >> 10);
     crate::println!("stacks: {} of {} in use", stack::in_use(), stack::SLOTS);
+    crate::println!(
+        "dma:    {} bytes quarantined",
+        crate::arch::dma::HAL.quarantined()
+    );
 }
 
 fn irqs() {

@@ -1,3 +1,4 @@
 //! Kernel tests that span subsystems (unit tests sit beside their code).
 
 mod basics;
+mod dma;

@@ -6,6 +6,7 @@ pub mod boot;
 pub mod cpu;
 pub mod critical;
 pub mod devices;
+pub mod dma;
 pub mod early;
 pub mod heap;
 pub mod mmu;

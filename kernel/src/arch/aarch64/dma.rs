@@ -1,0 +1,113 @@
+//! The DMA module: physical memory a device may read and write.
+//!
+//! Implements `caps::dma::DmaHal` over the frame allocator. RAM is identity
+//! mapped write-back cacheable, and PCI DMA on the supported platforms (QEMU virt,
+//! Parallels/VMware virtual PCIe) is cache coherent, so the "sync" operations are
+//! ordering barriers, not cache maintenance. The DMA mask is honoured: a device
+//! that cannot reach any RAM (QEMU `edu`'s default 28-bit mask on `virt`, whose
+//! RAM starts at 1 GiB) gets `ERANGE`, never a silently truncated address.
+
+use abi::Error;
+use caps::dma::{DmaBuffer, DmaHal};
+use core::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::mem::frames::{self, FRAME};
+use crate::sync::IrqLock;
+
+/// A run of frames owned by one DMA buffer; dropping it frees the frames.
+#[derive(Debug)]
+pub struct FrameBuffer {
+    paddr: usize,
+    len: usize,
+    frames: usize,
+}
+
+impl DmaBuffer for FrameBuffer {
+    fn paddr(&self) -> u64 {
+        self.paddr as u64
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn bytes(&self) -> &[u8] {
+        let ptr = core::ptr::with_exposed_provenance::<u8>(self.paddr);
+        // SAFETY: the frames are identity mapped RW, owned by this buffer alone (taken from
+        // the frame allocator), and live until it drops; `&self` bars concurrent `&mut`.
+        unsafe { core::slice::from_raw_parts(ptr, self.len) }
+    }
+
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        let ptr = core::ptr::with_exposed_provenance_mut::<u8>(self.paddr);
+        // SAFETY: as in `bytes`, and `&mut self` makes this the only reference.
+        unsafe { core::slice::from_raw_parts_mut(ptr, self.len) }
+    }
+}
+
+impl Drop for FrameBuffer {
+    fn drop(&mut self) {
+        frames::free(self.paddr, self.frames);
+    }
+}
+
+/// The kernel's DMA HAL (one instance: [`HAL`]).
+pub struct KernelDma {
+    quarantined: AtomicUsize,
+    held: IrqLock<heapless::Vec<FrameBuffer, 64>>,
+}
+
+/// The kernel's DMA memory source.
+pub static HAL: KernelDma = KernelDma {
+    quarantined: AtomicUsize::new(0),
+    held: IrqLock::new(heapless::Vec::new()),
+};
+
+impl KernelDma {
+    /// Bytes kept out of circulation because a device might still write them.
+    pub fn quarantined(&self) -> usize {
+        self.quarantined.load(Ordering::Relaxed)
+    }
+}
+
+impl DmaHal for KernelDma {
+    type Buffer = FrameBuffer;
+
+    fn allocate(&self, len: usize, align: usize, mask: u64) -> Result<FrameBuffer, Error> {
+        if len == 0 || !align.is_power_of_two() {
+            return Err(Error::EINVAL);
+        }
+        let count = len.div_ceil(FRAME).max(align.div_ceil(FRAME));
+        let paddr = frames::alloc(count).map_err(|_| Error::ENOMEM)?;
+        let buf = FrameBuffer {
+            paddr,
+            len,
+            frames: count,
+        };
+        let last = (paddr + count * FRAME - 1) as u64;
+        if last > mask || paddr % align != 0 {
+            return Err(Error::ERANGE); // `buf` drops: frames go back
+        }
+        let mut buf = buf;
+        buf.bytes_mut().fill(0);
+        Ok(buf)
+    }
+
+    fn sync_for_device(&self, _buf: &FrameBuffer) {
+        // CPU writes must be visible to the (coherent) device before it is told to look.
+        super::cpu::dsb_sy();
+    }
+
+    fn sync_for_cpu(&self, _buf: &FrameBuffer) {
+        // The device's writes, signalled by an interrupt or status read, before our reads.
+        super::cpu::dsb_sy();
+    }
+
+    fn quarantine(&self, buf: FrameBuffer) {
+        self.quarantined.fetch_add(buf.len, Ordering::Relaxed);
+        if let Err(buf) = self.held.lock().push(buf) {
+            // Out of quarantine slots: leak rather than free memory a device may write.
+            core::mem::forget(buf);
+        }
+    }
+}
