@@ -7,9 +7,11 @@
 //! GICv3 CPU interface. Nothing here allocates.
 #![no_std]
 
-#[cfg(test)]
+#[cfg(any(test, feature = "fakes"))]
 extern crate std;
 
+pub mod edu;
 pub mod irqchip;
 mod mmio;
+pub mod pci;
 pub mod uart;

@@ -1,0 +1,25 @@
+//! PCI: ECAM config access, enumeration, BARs, capabilities, MSI/MSI-X, INTx.
+//!
+//! Every device driver beyond the UART sits behind the PCIe host bridge QEMU
+//! `virt` exposes (`pci-host-ecam-generic`), so the kernel needs the whole
+//! chain from configuration access to an interrupt vector, written once and
+//! tested on the host: [`config`] (ECAM, PCIe Base 4.0 §7.2.2), [`scan`]
+//! (enumeration, bridge numbering), [`bar`] (sizing and placement in the DT
+//! `ranges` windows), [`caps`] (bounded capability walks), [`msi`] (MSI and
+//! MSI-X programming, the MSI-X → MSI → INTx choice) and [`intx`] (the DT
+//! `interrupt-map`). Design notes: `docs/pci.md`.
+
+pub mod bar;
+pub mod caps;
+pub mod config;
+pub mod dt;
+pub mod intx;
+pub mod msi;
+pub mod scan;
+
+#[cfg(any(test, feature = "fakes"))]
+pub mod fake;
+
+pub use bar::{Bar, BarAllocator, Space, Window, assign_bars};
+pub use config::{Bdf, Command, ConfigAccess, Ecam};
+pub use scan::{PciFunction, scan};
