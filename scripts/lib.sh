@@ -52,9 +52,26 @@ build_kernel() {
     "$(objcopy_bin)" -O binary "$KERNEL_ELF" "$KERNEL_IMAGE"
 }
 
-# qemu_args GIC MEM SMP -> the common QEMU command line for the virt board.
+# pci_devices EDU -> the PCI devices every machine gets (fixed slots), plus edu devices:
+#   msi|intx  two edu with a 40-bit DMA mask on slots 2 and 6, which share INTx SPI 5
+#             ((slot + pin - 1) % 4 = 2 for both); msi|intx is what the kernel should use
+#   nodma     one edu with its default 28-bit DMA mask (below all RAM on virt)
+#   none      no edu
+# NICs have no network backend here (-nic none removes QEMU's default slirp NIC);
+# scripts/netlab attaches one to a tap device.
+pci_devices() {
+    echo -nic none -device virtio-net-pci,addr=3 -device e1000,addr=4 \
+        -device qemu-xhci,addr=5 -device virtio-gpu-pci,addr=7
+    case "${1:-msi}" in
+        msi|intx) echo -device edu,addr=2,dma_mask=0xffffffffff -device edu,addr=6,dma_mask=0xffffffffff ;;
+        nodma) echo -device edu,addr=2 ;;
+        none) ;;
+    esac
+}
+
+# qemu_args GIC MEM SMP [EDU] -> the common QEMU command line for the virt board.
 qemu_args() {
     local gic=${1:-2} mem=${2:-1G} smp=${3:-1}
     echo -M "virt,gic-version=$gic" -cpu cortex-a72 -m "$mem" -smp "$smp" \
-        -nographic -no-reboot -kernel "$KERNEL_IMAGE"
+        -nographic -no-reboot -kernel "$KERNEL_IMAGE" $(pci_devices "${4:-msi}")
 }

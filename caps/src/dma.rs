@@ -172,6 +172,38 @@ impl<H: DmaHal + 'static> DmaRegion<H, Device> {
     }
 }
 
+/// Proof that a device finished the transfer a region was lent for. Minted only by
+/// [`transfer_done`], so a lent region comes back only after the driver's device-status
+/// check passed. Not `Clone`.
+#[derive(Debug)]
+#[must_use = "pass it to DmaRegion::reclaim"]
+pub struct TransferDone {
+    _private: (),
+}
+
+/// Fences, then asks the device (through the driver's `device_idle` check, e.g. a DMA
+/// engine's busy bit) whether the transfer is over. `Some` is the proof `reclaim` needs.
+pub fn transfer_done(device_idle: impl FnOnce() -> bool) -> Option<TransferDone> {
+    crate::sync::fence(crate::sync::Ordering::SeqCst);
+    device_idle().then_some(TransferDone { _private: () })
+}
+
+impl<H: DmaHal + 'static> DmaRegion<H, Cpu> {
+    /// Lends the region to a device for one transfer the driver programs with `paddr()`
+    /// (devices without rings, e.g. a DMA engine): clean + fence, and no CPU access until
+    /// [`DmaRegion::reclaim`].
+    pub fn lend(self) -> DmaRegion<H, Device> {
+        self.into_device()
+    }
+}
+
+impl<H: DmaHal + 'static> DmaRegion<H, Device> {
+    /// Takes a lent region back once the transfer is proven finished (fence + invalidate).
+    pub fn reclaim(self, _done: TransferDone) -> DmaRegion<H, Cpu> {
+        self.into_cpu()
+    }
+}
+
 impl<H: DmaHal + 'static, S: DmaState> Drop for DmaRegion<H, S> {
     fn drop(&mut self) {
         if let Some(buf) = self.buf.take()
@@ -235,5 +267,17 @@ mod tests {
             1,
             "device-owned memory is never freed by drop"
         );
+    }
+
+    #[test]
+    fn lend_and_reclaim_need_a_finished_transfer() {
+        let hal = leak(FakeDmaHal::new(0x4000_0000));
+        let pool = DmaPool::new(hal, u64::MAX);
+        let mut r = pool.alloc(16, 8).unwrap();
+        r.bytes_mut()[0] = 7;
+        let lent = r.lend();
+        assert!(transfer_done(|| false).is_none());
+        let back = lent.reclaim(transfer_done(|| true).unwrap());
+        assert_eq!(back.bytes()[0], 7);
     }
 }

@@ -27,6 +27,10 @@ pub struct BootArgs<'a> {
     /// running it, so `scripts/test` can check that failures are reported (harness
     /// self-test).
     pub crash: Option<ktest::Crash>,
+    /// `pci=nomsi`: PCI devices use INTx even where MSI is available.
+    pub pci_no_msi: bool,
+    /// `edu=msi|intx|nodma`: which edu scenario the machine was started for (tests).
+    pub edu: Option<&'a str>,
 }
 
 impl<'a> BootArgs<'a> {
@@ -37,6 +41,8 @@ impl<'a> BootArgs<'a> {
             hz: 0,
             log: log::LevelFilter::Info,
             crash: None,
+            pci_no_msi: false,
+            edu: None,
         };
         for word in args.split_whitespace() {
             match word.split_once('=') {
@@ -47,6 +53,8 @@ impl<'a> BootArgs<'a> {
                 Some(("crash", "panic")) => out.crash = Some(ktest::Crash::Panic),
                 Some(("crash", "fault")) => out.crash = Some(ktest::Crash::Fault),
                 Some(("crash", "hang")) => out.crash = Some(ktest::Crash::Hang),
+                Some(("pci", "nomsi")) => out.pci_no_msi = true,
+                Some(("edu", mode)) => out.edu = Some(mode),
                 _ => {}
             }
         }
@@ -55,6 +63,12 @@ impl<'a> BootArgs<'a> {
 }
 
 static PLATFORM: spin::Once<Platform> = spin::Once::new();
+static ARGS: spin::Once<BootArgs<'static>> = spin::Once::new();
+
+/// The boot options (after boot).
+pub fn args() -> Option<&'static BootArgs<'static>> {
+    ARGS.get()
+}
 
 /// The machine description (after boot).
 pub fn platform() -> Option<&'static Platform> {
@@ -95,7 +109,7 @@ pub fn start(dtb: usize) -> ! {
         Ok(p) => PLATFORM.call_once(|| p),
         Err(e) => early_fail(format_args!("malformed device tree at {dtb:#x}: {e:?}")),
     };
-    let args = BootArgs::parse(&platform.bootargs);
+    let args = *ARGS.call_once(|| BootArgs::parse(&platform.bootargs));
     init_console(platform);
     time::init();
     console::init_log(args.log);
@@ -107,6 +121,7 @@ pub fn start(dtb: usize) -> ! {
     init_memory(platform, dtb_range);
     init_psci(platform);
     init_interrupts(platform);
+    crate::pci::init(early::dtb_slice(dtb, dtb_len), args.pci_no_msi);
     timer::set_periodic_hz(args.hz);
     sched::init(10_000_000);
     start_secondaries(platform);

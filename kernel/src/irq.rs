@@ -99,9 +99,28 @@ pub fn mint(
         return Err(abi::Error::EINVAL);
     }
     let line = control.mint(intid, trigger, owner)?;
+    record_name(intid, name);
+    Ok(line)
+}
+
+fn record_name(intid: u32, name: &'static str) {
     let mut names = NAMES.lock();
     names.retain(|(i, _)| *i != intid);
     let _ = names.push((intid, name));
+}
+
+/// Mints the line for an allocated MSI vector (edge-triggered); the line owns the vector.
+pub fn mint_msi(
+    vector: caps::msi::MsiVector,
+    owner: Owner,
+    name: &'static str,
+) -> Result<IrqLine<Masked>, (caps::msi::MsiVector, MintError)> {
+    let Some(control) = CONTROL.get() else {
+        return Err((vector, abi::Error::EBUSY));
+    };
+    let intid = vector.intid();
+    let line = control.mint_msi(vector, owner)?;
+    record_name(intid, name);
     Ok(line)
 }
 

@@ -58,6 +58,15 @@ macro_rules! ensure_eq {
     }};
 }
 
+static REPORTS: crate::sync::IrqLock<alloc::vec::Vec<String>> =
+    crate::sync::IrqLock::new(alloc::vec::Vec::new());
+
+/// Records a figure for the harness (printed as `report: <line>` after the summary, so
+/// test result lines stay one line each).
+pub fn report(line: String) {
+    REPORTS.lock().push(line);
+}
+
 static RUNNING: AtomicBool = AtomicBool::new(false);
 static CURRENT: AtomicUsize = AtomicUsize::new(usize::MAX);
 static PASSED: AtomicU32 = AtomicU32::new(0);
@@ -96,6 +105,9 @@ pub fn run(filter: &str, crash: Option<Crash>) -> ! {
     }
     CURRENT.store(usize::MAX, Ordering::SeqCst);
     let (passed, failed) = (PASSED.load(Ordering::SeqCst), FAILED.load(Ordering::SeqCst));
+    for line in REPORTS.lock().iter() {
+        crate::println!("report: {line}");
+    }
     crate::println!("{passed} passed, {failed} failed");
     exit(if failed == 0 && passed > 0 { 0 } else { 1 })
 }

@@ -33,6 +33,8 @@ mod mem;
 #[cfg(target_os = "none")]
 mod monitor;
 #[cfg(target_os = "none")]
+mod pci;
+#[cfg(target_os = "none")]
 mod sched;
 #[cfg(target_os = "none")]
 mod sync;

@@ -123,6 +123,12 @@ fn fatal(frame: &TrapFrame, kind: VectorKind) -> ! {
             "    FAR is in the guard page of kernel stack {slot}: stack overflow\n"
         ));
     }
+    let boot_guard = crate::arch::sections::image().boot_stack_guard as u64;
+    if (boot_guard..boot_guard + 4096).contains(&frame.far) {
+        p(format_args!(
+            "    FAR is in the boot stack's guard page: stack overflow\n"
+        ));
+    }
     for (i, pair) in frame.x.chunks(2).enumerate() {
         match pair {
             [a, b] => p(format_args!(

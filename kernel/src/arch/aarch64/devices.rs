@@ -63,3 +63,35 @@ pub fn gic(
         }
     }
 }
+
+/// The PCI host bridge's ECAM window for buses `bus_start..=bus_end`, mapped.
+pub fn ecam(
+    base: u64,
+    bus_start: u8,
+    bus_end: u8,
+) -> Result<drivers::pci::config::Ecam, MapFailed> {
+    let len = (usize::from(bus_end - bus_start) + 1) << 20;
+    map_mmio(Mmio {
+        base: base as usize,
+        len,
+    })?;
+    // SAFETY: the window is the DTB's ECAM `reg` for exactly these buses, now mapped as
+    // device memory for good; the kernel's PCI layer makes the only `Ecam`.
+    Ok(unsafe { drivers::pci::config::Ecam::new(base as usize, bus_start, bus_end) })
+}
+
+/// A GICv2m MSI frame, mapped.
+pub fn v2m(frame: Mmio) -> Result<drivers::irqchip::v2m::V2m, MapFailed> {
+    map_mmio(frame)?;
+    // SAFETY: the frame comes from an `arm,gic-v2m-frame` DTB node and is now mapped as
+    // device memory; the PCI layer makes the only handle.
+    Ok(unsafe { drivers::irqchip::v2m::V2m::new(frame.base) })
+}
+
+/// An edu device's BAR0 registers, mapped (memory decode must be on).
+pub fn edu(bar0: Mmio) -> Result<drivers::edu::EduMmio, MapFailed> {
+    map_mmio(bar0)?;
+    // SAFETY: BAR0 was assigned inside the host bridge's window by the PCI layer, which
+    // enabled memory decode and hands each claimed function to one driver only.
+    Ok(unsafe { drivers::edu::EduMmio::new(bar0.base) })
+}

@@ -1,0 +1,334 @@
+//! A PCI device's interrupt: an MSI vector it owns, or a share of an INTx line.
+//!
+//! MSI lines are exclusive and edge-triggered: the driver holds the `IrqLine`
+//! itself and re-arms it with a `Quiesced` proof from its device. INTx lines are
+//! level-triggered and may be shared, so one dispatcher thread per INTID owns
+//! the line: when it fires, the dispatcher asks every sharer whether its device
+//! is asserting, wakes those that are, keeps the line masked until each of them
+//! reports its device serviced, and re-arms only once no sharer's device
+//! asserts any more. Driver code never runs in hard-IRQ context either way.
+
+use alloc::boxed::Box;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use caps::irq::{AnyIrqLine, Armed, Draining, IrqLine};
+use caps::napi::quiesce_with;
+use drivers::irqchip::Trigger;
+use drivers::pci::msi::{InterruptKind, InterruptPlan, PlanRequest, enable_intx};
+
+use super::{Device, PciError, bus, msi_vectors};
+use crate::irq as kirq;
+use crate::sched::{self, NotifyId, TimedOut};
+use crate::sync::IrqLock;
+
+/// "Is my device asserting its INTx?" — read from the device's status register.
+pub type AssertCheck = Box<dyn Fn() -> bool + Send + Sync>;
+
+/// How a device interrupts, as set up by [`setup`].
+pub enum DeviceIrq {
+    /// An MSI vector's line, held by the driver.
+    Msi {
+        /// The line: `Armed` while waiting, `Draining` while the driver services.
+        line: Option<AnyIrqLine>,
+        /// Where the IRQ path posts.
+        notify: NotifyId,
+        /// The SPI the vector raises.
+        intid: u32,
+        /// The line's delivery count when this device got it (INTIDs are reused).
+        base: u64,
+    },
+    /// A share of a level-triggered INTx line.
+    Intx(IntxShare),
+}
+
+/// Sets up `dev`'s interrupt, preferring MSI (when an MSI controller exists and the
+/// boot option `pci=nomsi` is absent), else INTx routed through the DT `interrupt-map`.
+/// `asserting` answers for a shared INTx line whether this device raised it.
+pub fn setup(
+    dev: &Device,
+    name: &'static str,
+    asserting: AssertCheck,
+) -> Result<DeviceIrq, PciError> {
+    let pci = bus().ok_or(PciError::NotFound)?;
+    let msi_ok = msi_vectors().is_some() && !pci.no_msi;
+    let req = PlanRequest {
+        wanted: 1,
+        allow_msix: false,
+        allow_msi: msi_ok,
+    };
+    let plan = InterruptPlan::choose(&pci.ecam, dev.func, req);
+    match plan.kind {
+        InterruptKind::Msi(cap) => {
+            let vectors = msi_vectors().ok_or(PciError::Irq(abi::Error::ENOSPC))?;
+            let vector = vectors.alloc().map_err(PciError::Irq)?;
+            let message = vector.message();
+            let notify = sched::notify_create().map_err(|_| PciError::Irq(abi::Error::ENOMEM))?;
+            let line = kirq::mint_msi(vector, kirq::owner_of(notify), name)
+                .map_err(|(_, e)| PciError::Irq(e))?;
+            let intid = line.intid();
+            let base = kirq::count(intid);
+            cap.enable(&pci.ecam, dev.bdf(), message, 1)
+                .map_err(|_| PciError::Irq(abi::Error::EINVAL))?;
+            let line = Some(AnyIrqLine::Armed(line.arm()));
+            Ok(DeviceIrq::Msi {
+                line,
+                notify,
+                intid,
+                base,
+            })
+        }
+        InterruptKind::Intx { .. } => {
+            let (root, pin) = dev
+                .func
+                .intx_root
+                .ok_or(PciError::Irq(abi::Error::ENOENT))?;
+            let (intid, trigger) = pci
+                .host
+                .intx
+                .route(root, pin)
+                .ok_or(PciError::Irq(abi::Error::ENOENT))?;
+            enable_intx(&pci.ecam, dev.bdf());
+            IntxShare::join(intid, trigger, name, asserting).map(DeviceIrq::Intx)
+        }
+        InterruptKind::MsiX(_) | InterruptKind::None => Err(PciError::Irq(abi::Error::ENOSYS)),
+    }
+}
+
+impl DeviceIrq {
+    /// Blocks until this device's interrupt was delivered (its line is then masked).
+    pub fn wait(&mut self, deadline_ns: u64) -> Result<(), TimedOut> {
+        match self {
+            DeviceIrq::Msi { line, notify, .. } => loop {
+                if let Some(AnyIrqLine::Draining(_)) = line {
+                    return Ok(()); // already taken and not yet re-armed
+                }
+                if let Some(AnyIrqLine::Armed(armed)) = line.take() {
+                    match armed.try_take() {
+                        Ok(draining) => {
+                            *line = Some(AnyIrqLine::Draining(draining));
+                            return Ok(());
+                        }
+                        Err(armed) => *line = Some(AnyIrqLine::Armed(armed)),
+                    }
+                }
+                sched::notify_wait(*notify, deadline_ns)?;
+            },
+            DeviceIrq::Intx(share) => share.wait(deadline_ns),
+        }
+    }
+
+    /// The driver serviced its device: re-arm once `quiet` confirms nothing is pending.
+    /// Returns false (line stays masked, call again after servicing more) otherwise.
+    pub fn done(&mut self, quiet: impl Fn() -> bool) -> bool {
+        match self {
+            DeviceIrq::Msi { line, .. } => match line.take() {
+                Some(AnyIrqLine::Draining(draining)) => match quiesce_with(draining, || {}, &quiet)
+                {
+                    Ok((proof, l)) => {
+                        *line = Some(AnyIrqLine::Armed(l.rearm(proof)));
+                        true
+                    }
+                    Err(l) => {
+                        *line = Some(AnyIrqLine::Draining(l));
+                        false
+                    }
+                },
+                other => {
+                    *line = other;
+                    true
+                }
+            },
+            DeviceIrq::Intx(share) => {
+                share.done();
+                true
+            }
+        }
+    }
+
+    /// The INTID this device's interrupts arrive on.
+    pub fn intid(&self) -> u32 {
+        match self {
+            DeviceIrq::Msi { intid, .. } => *intid,
+            DeviceIrq::Intx(share) => share.line.intid,
+        }
+    }
+
+    /// Interrupts delivered to this device's owner: the MSI line's count, or the number
+    /// of times the shared-line dispatcher found this device asserting.
+    pub fn deliveries(&self) -> u64 {
+        match self {
+            DeviceIrq::Msi { intid, base, .. } => kirq::count(*intid) - *base,
+            DeviceIrq::Intx(share) => share.me.count.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Whether this is an MSI vector (else INTx).
+    pub fn is_msi(&self) -> bool {
+        matches!(self, DeviceIrq::Msi { .. })
+    }
+}
+
+impl Drop for DeviceIrq {
+    fn drop(&mut self) {
+        if let DeviceIrq::Msi { line, notify, .. } = self {
+            drop(line.take()); // masks and frees the vector
+            sched::notify_destroy(*notify);
+        }
+    }
+}
+
+const FIRED: u64 = 1;
+/// Consecutive fires with no sharer asserting before the line is left masked.
+const MAX_UNCLAIMED: u32 = 100;
+
+struct Sharer {
+    notify: NotifyId,
+    bit: u64,
+    asserting: AssertCheck,
+    count: AtomicU64,
+}
+
+/// One level-triggered INTx line and the devices sharing it.
+struct SharedLine {
+    intid: u32,
+    dispatcher: NotifyId,
+    sharers: IrqLock<Vec<Arc<Sharer>>>,
+}
+
+static SHARED: IrqLock<Vec<Arc<SharedLine>>> = IrqLock::new(Vec::new());
+
+/// A device's membership of a shared INTx line.
+pub struct IntxShare {
+    line: Arc<SharedLine>,
+    me: Arc<Sharer>,
+}
+
+impl IntxShare {
+    fn join(
+        intid: u32,
+        trigger: Trigger,
+        name: &'static str,
+        asserting: AssertCheck,
+    ) -> Result<Self, PciError> {
+        let line = shared_line(intid, trigger, name)?;
+        let notify = sched::notify_create().map_err(|_| PciError::Irq(abi::Error::ENOMEM))?;
+        let mut sharers = line.sharers.lock();
+        let bit = (1..63)
+            .map(|b| 1u64 << b)
+            .find(|b| sharers.iter().all(|s| s.bit != *b));
+        let bit = bit.ok_or(PciError::Irq(abi::Error::ENOSPC))?;
+        let me = Arc::new(Sharer {
+            notify,
+            bit,
+            asserting,
+            count: AtomicU64::new(0),
+        });
+        sharers.push(me.clone());
+        drop(sharers);
+        Ok(IntxShare { line, me })
+    }
+
+    fn wait(&self, deadline_ns: u64) -> Result<(), TimedOut> {
+        sched::notify_wait(self.me.notify, deadline_ns).map(|_| ())
+    }
+
+    fn done(&self) {
+        let _ = sched::notify_post(self.line.dispatcher, self.me.bit);
+    }
+}
+
+impl Drop for IntxShare {
+    fn drop(&mut self) {
+        self.line
+            .sharers
+            .lock()
+            .retain(|s| !Arc::ptr_eq(s, &self.me));
+        // A dispatcher waiting for this sharer's report must not wait forever.
+        let _ = sched::notify_post(self.line.dispatcher, self.me.bit);
+        sched::notify_destroy(self.me.notify);
+    }
+}
+
+/// The shared line for `intid`, creating its dispatcher thread on first use.
+fn shared_line(
+    intid: u32,
+    trigger: Trigger,
+    name: &'static str,
+) -> Result<Arc<SharedLine>, PciError> {
+    let mut all = SHARED.lock();
+    if let Some(l) = all.iter().find(|l| l.intid == intid) {
+        return Ok(l.clone());
+    }
+    let dispatcher = sched::notify_create().map_err(|_| PciError::Irq(abi::Error::ENOMEM))?;
+    let irq_line =
+        kirq::mint(intid, trigger, kirq::owner_of(dispatcher), name).map_err(PciError::Irq)?;
+    let line = Arc::new(SharedLine {
+        intid,
+        dispatcher,
+        sharers: IrqLock::new(Vec::new()),
+    });
+    all.push(line.clone());
+    drop(all);
+    let worker = line.clone();
+    sched::spawn("intx", move || dispatch(worker, irq_line.arm()))
+        .map_err(|_| PciError::Irq(abi::Error::ENOMEM))?;
+    Ok(line)
+}
+
+/// The shared line's owner: wakes asserting sharers and re-arms when all are quiet.
+fn dispatch(shared: Arc<SharedLine>, mut line: IrqLine<Armed>) {
+    let mut unclaimed = 0u32;
+    loop {
+        if sched::notify_wait(shared.dispatcher, u64::MAX).is_err() {
+            continue;
+        }
+        line = match line.try_take() {
+            Ok(draining) => match service(&shared, draining, &mut unclaimed) {
+                Some(armed) => armed,
+                None => return, // nobody claims a line that keeps asserting: leave it masked
+            },
+            Err(armed) => armed, // a sharer's late "done" bit, not an interrupt
+        };
+    }
+}
+
+fn service(
+    shared: &SharedLine,
+    mut line: IrqLine<Draining>,
+    unclaimed: &mut u32,
+) -> Option<IrqLine<Armed>> {
+    loop {
+        let sharers = shared.sharers.lock().clone();
+        let mut outstanding = 0u64;
+        for s in sharers.iter().filter(|s| (s.asserting)()) {
+            s.count.fetch_add(1, Ordering::Relaxed);
+            outstanding |= s.bit;
+            let _ = sched::notify_post(s.notify, 1);
+        }
+        if outstanding == 0 {
+            *unclaimed += 1;
+            if *unclaimed >= MAX_UNCLAIMED {
+                log::warn!(
+                    "INTx {}: asserted with no sharer claiming it; left masked",
+                    shared.intid
+                );
+                return None;
+            }
+        } else {
+            *unclaimed = 0;
+        }
+        // The line stays masked while any sharer is still servicing its device.
+        while outstanding != 0 {
+            if let Ok(bits) = sched::notify_wait(shared.dispatcher, u64::MAX) {
+                outstanding &= !(bits & !FIRED);
+            }
+        }
+        let quiet = || shared.sharers.lock().iter().all(|s| !(s.asserting)());
+        match quiesce_with(line, || {}, quiet) {
+            Ok((proof, l)) => return Some(l.rearm(proof)),
+            Err(l) => line = l,
+        }
+    }
+}

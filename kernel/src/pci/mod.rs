@@ -1,0 +1,220 @@
+//! PCI: the ECAM host bridge from the DTB, enumeration, BARs, and device claims.
+//!
+//! At boot the host bridge is read from the DTB, every function is found, and
+//! BARs are assigned inside the bridge's windows (nobody did it for a `-kernel`
+//! boot). Nothing is enabled until a driver *claims* a function: then memory
+//! decode and bus mastering go on, its BARs are mapped, and its interrupts are
+//! set up MSI-X → MSI → INTx (see `irq.rs`). A function with a malformed
+//! capability list is logged and can never be claimed. See docs/pci.md.
+
+pub mod edu;
+pub mod irq;
+
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use caps::msi::VectorAllocator;
+use drivers::pci::bar::{AssignReport, BarAllocator, assign_bars};
+use drivers::pci::config::{Bdf, Ecam};
+use drivers::pci::dt::{HostBridge, host_bridge, v2m_frames};
+use drivers::pci::scan::{MAX_FUNCTIONS, PciFunction, scan};
+use heapless::Vec;
+
+use crate::arch::devices;
+use crate::platform::Mmio;
+use crate::sync::IrqLock;
+
+/// The enumerated bus.
+pub struct Pci {
+    /// Configuration access.
+    pub ecam: Ecam,
+    /// The host bridge (windows, INTx map).
+    pub host: HostBridge,
+    /// Every function found, BARs assigned.
+    pub functions: alloc::vec::Vec<PciFunction>,
+    claimed: [AtomicBool; MAX_FUNCTIONS],
+    /// Boot option `pci=nomsi`: use INTx even where MSI is possible.
+    pub no_msi: bool,
+}
+
+static PCI: spin::Once<Pci> = spin::Once::new();
+/// Scan scratch space: the fixed-capacity list is ~20 KiB, too big for a kernel stack.
+static SCAN: IrqLock<Vec<PciFunction, MAX_FUNCTIONS>> = IrqLock::new(Vec::new());
+static MSI: spin::Once<VectorAllocator> = spin::Once::new();
+
+/// The bus, after `init`.
+pub fn bus() -> Option<&'static Pci> {
+    PCI.get()
+}
+
+/// The MSI vector allocator (a GICv2m frame), if the machine has one.
+pub fn msi_vectors() -> Option<&'static VectorAllocator> {
+    MSI.get()
+}
+
+/// Enumerates the PCI host bridge described by `dtb`, if there is one.
+pub fn init(dtb: &[u8], no_msi: bool) {
+    let Ok(fdt) = fdt::Fdt::new(dtb) else { return };
+    init_msi(&fdt);
+    let host = match host_bridge(&fdt) {
+        Ok(h) => h,
+        Err(e) => {
+            log::info!("no usable PCI host bridge: {e:?}");
+            return;
+        }
+    };
+    let ecam = match devices::ecam(host.ecam_base, host.bus_start, host.bus_end) {
+        Ok(e) => e,
+        Err(e) => {
+            log::warn!("cannot map ECAM at {:#x}: {e:?}", host.ecam_base);
+            return;
+        }
+    };
+    let mut scratch = SCAN.lock();
+    let report = scan(&ecam, host.bus_start, host.bus_end, &mut *scratch);
+    if report.dropped > 0 || report.bridges_skipped > 0 {
+        log::warn!(
+            "PCI scan: {} functions dropped, {} bridges skipped",
+            report.dropped,
+            report.bridges_skipped
+        );
+    }
+    let AssignReport {
+        assigned,
+        kept,
+        failed,
+    } = assign_bars(&ecam, &mut scratch, &mut BarAllocator::new(&host.windows));
+    let functions: alloc::vec::Vec<PciFunction> = scratch.iter().cloned().collect();
+    scratch.clear();
+    drop(scratch);
+    log::info!(
+        "PCI: {} functions, BARs {assigned} assigned, {kept} kept, {failed} failed",
+        functions.len()
+    );
+    for f in &functions {
+        log_function(f);
+    }
+    PCI.call_once(|| Pci {
+        ecam,
+        host,
+        functions,
+        claimed: [const { AtomicBool::new(false) }; MAX_FUNCTIONS],
+        no_msi,
+    });
+}
+
+fn init_msi(fdt: &fdt::Fdt<'_>) {
+    let Some(frame) = v2m_frames(fdt).into_iter().next() else {
+        return;
+    };
+    let mmio = Mmio {
+        base: frame.base as usize,
+        len: frame.size as usize,
+    };
+    let v2m = match devices::v2m(mmio) {
+        Ok(v) => v,
+        Err(e) => return log::warn!("cannot map the v2m frame: {e:?}"),
+    };
+    match v2m.vector_allocator(frame.base) {
+        Ok(alloc) => {
+            log::info!(
+                "GICv2m: MSI SPIs {}..{}",
+                alloc.base(),
+                alloc.base() + alloc.count()
+            );
+            MSI.call_once(|| alloc);
+        }
+        Err(e) => log::warn!("GICv2m frame unusable: {e:?}"),
+    }
+}
+
+fn log_function(f: &PciFunction) {
+    let caps = match &f.caps {
+        Ok(c) => alloc::format!(
+            "{}{}{}",
+            if c.msix.is_some() { " MSI-X" } else { "" },
+            if c.msi.is_some() { " MSI" } else { "" },
+            if c.pcie.is_some() { " PCIe" } else { "" }
+        ),
+        Err(e) => alloc::format!(" capability list rejected ({e}); device skipped"),
+    };
+    log::info!(
+        "  {} {:04x}:{:04x} class {:02x}.{:02x} pin {}{caps}",
+        f.bdf,
+        f.vendor,
+        f.device,
+        f.class,
+        f.subclass,
+        f.interrupt_pin
+    );
+}
+
+/// A claimed function: the capability a driver holds to use one PCI device. Dropping it
+/// turns off bus mastering and decode and releases the claim.
+pub struct Device {
+    index: usize,
+    /// The function.
+    pub func: &'static PciFunction,
+}
+
+/// Why a claim or setup failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PciError {
+    /// No bus, or no unclaimed matching function.
+    NotFound,
+    /// A BAR is unassigned or missing.
+    NoBar,
+    /// Mapping failed.
+    Map,
+    /// Interrupt setup failed.
+    Irq(abi::Error),
+}
+
+/// Claims the first unclaimed function `vendor:device` whose capabilities parsed.
+pub fn claim(vendor: u16, device: u16) -> Result<Device, PciError> {
+    let pci = bus().ok_or(PciError::NotFound)?;
+    for (index, func) in pci.functions.iter().enumerate() {
+        if func.vendor != vendor || func.device != device {
+            continue;
+        }
+        if func.caps.is_err() {
+            continue;
+        }
+        if pci.claimed[index]
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+        {
+            if func.enable(&pci.ecam, true, true).is_err() {
+                pci.claimed[index].store(false, Ordering::Release);
+                return Err(PciError::NoBar);
+            }
+            return Ok(Device { index, func });
+        }
+    }
+    Err(PciError::NotFound)
+}
+
+impl Device {
+    /// BAR `i`'s CPU window.
+    pub fn bar(&self, i: usize) -> Result<Mmio, PciError> {
+        let bar = self.func.bars.get(i).ok_or(PciError::NoBar)?;
+        let base = bar.cpu_addr.ok_or(PciError::NoBar)?;
+        Ok(Mmio {
+            base: base as usize,
+            len: bar.size as usize,
+        })
+    }
+
+    /// The function's address.
+    pub fn bdf(&self) -> Bdf {
+        self.func.bdf
+    }
+}
+
+impl Drop for Device {
+    fn drop(&mut self) {
+        if let Some(pci) = bus() {
+            self.func.disable(&pci.ecam);
+            pci.claimed[self.index].store(false, Ordering::Release);
+        }
+    }
+}
