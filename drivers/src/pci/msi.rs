@@ -321,6 +321,12 @@ impl MsixTable {
         Ok(())
     }
 
+    /// Reads entry `index` back as `[addr_lo, addr_hi, data, vector_control]`.
+    pub fn read_entry(&self, index: u16) -> Result<[u32; 4], MsiError> {
+        let base = self.entry(index)?;
+        Ok(core::array::from_fn(|w| self.table.read32(base + 4 * w)))
+    }
+
     /// Whether entry `index` has a message pending (masked while it fired).
     pub fn is_pending(&self, index: u16) -> Result<bool, MsiError> {
         self.entry(index)?;

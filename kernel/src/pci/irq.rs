@@ -16,15 +16,101 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use caps::irq::{AnyIrqLine, Armed, Draining, IrqLine};
 use caps::napi::quiesce_with;
 use drivers::irqchip::Trigger;
-use drivers::pci::msi::{InterruptKind, InterruptPlan, PlanRequest, enable_intx};
+use drivers::pci::msi::{
+    InterruptKind, InterruptPlan, MsixCap, MsixTable, PlanRequest, enable_intx,
+};
 
 use super::{Device, PciError, bus, msi_vectors};
+use crate::arch::devices;
 use crate::irq as kirq;
+use crate::platform::Mmio;
 use crate::sched::{self, NotifyId, TimedOut};
 use crate::sync::IrqLock;
 
 /// "Is my device asserting its INTx?" — read from the device's status register.
 pub type AssertCheck = Box<dyn Fn() -> bool + Send + Sync>;
+
+/// Sets up to `wanted` interrupt vectors for `dev`: MSI-X (table entries programmed and
+/// unmasked, function mask cleared) when the device has it and an MSI controller exists,
+/// else one vector or INTx share from [`setup`]. A device with fewer MSI-X entries than
+/// wanted gets fewer vectors; the driver folds its sources onto them with
+/// `InterruptPlan::vector_for`, so it never fails for lack of vectors.
+pub fn setup_vectors(
+    dev: &Device,
+    wanted: u16,
+    name: &'static str,
+    asserting: AssertCheck,
+) -> Result<(InterruptPlan, Vec<DeviceIrq>), PciError> {
+    let pci = bus().ok_or(PciError::NotFound)?;
+    let msi_ok = msi_vectors().is_some() && !pci.no_msi;
+    let req = PlanRequest {
+        wanted,
+        allow_msix: msi_ok,
+        allow_msi: msi_ok,
+    };
+    let plan = InterruptPlan::choose(&pci.ecam, dev.func, req);
+    match plan.kind {
+        InterruptKind::MsiX(cap) => Ok((plan, setup_msix(dev, cap, plan.vectors, name)?)),
+        _ => Ok((plan.single(), alloc::vec![setup(dev, name, asserting)?])),
+    }
+}
+
+fn setup_msix(
+    dev: &Device,
+    cap: MsixCap,
+    count: u16,
+    name: &'static str,
+) -> Result<Vec<DeviceIrq>, PciError> {
+    let pci = bus().ok_or(PciError::NotFound)?;
+    let vectors = msi_vectors().ok_or(PciError::Irq(abi::Error::ENOSPC))?;
+    let window = |bar: u8, offset: u32, len: usize| -> Result<Mmio, PciError> {
+        let b = dev.bar(usize::from(bar))?;
+        let start = b.base + offset as usize;
+        if offset as usize + len > b.len {
+            return Err(PciError::NoBar);
+        }
+        Ok(Mmio { base: start, len })
+    };
+    let table = window(
+        cap.table_bar,
+        cap.table_offset,
+        usize::from(cap.table_size) * 16,
+    )?;
+    let pba = window(
+        cap.pba_bar,
+        cap.pba_offset,
+        usize::from(cap.table_size).div_ceil(64) * 8,
+    )?;
+    let table =
+        Arc::new(devices::msix_table(table, pba, cap.table_size).map_err(|_| PciError::Map)?);
+    cap.enable_masked(&pci.ecam, dev.bdf());
+    let mut out = Vec::new();
+    for entry in 0..count {
+        let vector = vectors.alloc().map_err(PciError::Irq)?;
+        let message = vector.message();
+        let notify = sched::notify_create().map_err(|_| PciError::Irq(abi::Error::ENOMEM))?;
+        let line = kirq::mint_msi(vector, kirq::owner_of(notify), name)
+            .map_err(|(_, e)| PciError::Irq(e))?;
+        let intid = line.intid();
+        table
+            .program(entry, message)
+            .map_err(|_| PciError::Irq(abi::Error::EINVAL))?;
+        let line = Some(AnyIrqLine::Armed(line.arm()));
+        table
+            .unmask(entry)
+            .map_err(|_| PciError::Irq(abi::Error::EINVAL))?;
+        let base = kirq::count(intid);
+        out.push(DeviceIrq::Msi {
+            line,
+            notify,
+            intid,
+            base,
+            msix: Some((table.clone(), entry)),
+        });
+    }
+    cap.set_function_mask(&pci.ecam, dev.bdf(), false);
+    Ok(out)
+}
 
 /// How a device interrupts, as set up by [`setup`].
 pub enum DeviceIrq {
@@ -38,6 +124,8 @@ pub enum DeviceIrq {
         intid: u32,
         /// The line's delivery count when this device got it (INTIDs are reused).
         base: u64,
+        /// For MSI-X: the table and this vector's entry, masked again on drop.
+        msix: Option<(Arc<MsixTable>, u16)>,
     },
     /// A share of a level-triggered INTx line.
     Intx(IntxShare),
@@ -77,6 +165,7 @@ pub fn setup(
                 notify,
                 intid,
                 base,
+                msix: None,
             })
         }
         InterruptKind::Intx { .. } => {
@@ -164,6 +253,17 @@ impl DeviceIrq {
         }
     }
 
+    /// For MSI-X vectors: the table and entry index.
+    pub fn msix_entry(&self) -> Option<(&Arc<MsixTable>, u16)> {
+        match self {
+            DeviceIrq::Msi {
+                msix: Some((table, entry)),
+                ..
+            } => Some((table, *entry)),
+            _ => None,
+        }
+    }
+
     /// Whether this is an MSI vector (else INTx).
     pub fn is_msi(&self) -> bool {
         matches!(self, DeviceIrq::Msi { .. })
@@ -172,7 +272,13 @@ impl DeviceIrq {
 
 impl Drop for DeviceIrq {
     fn drop(&mut self) {
-        if let DeviceIrq::Msi { line, notify, .. } = self {
+        if let DeviceIrq::Msi {
+            line, notify, msix, ..
+        } = self
+        {
+            if let Some((table, entry)) = msix.take() {
+                let _ = table.mask(entry); // the device may no longer signal this vector
+            }
             drop(line.take()); // masks and frees the vector
             sched::notify_destroy(*notify);
         }

@@ -244,3 +244,47 @@ kernel_test! {
         Ok(())
     }
 }
+
+kernel_test! {
+    fn msix_vectors_programmed_masked_and_folded_when_fewer_than_wanted() {
+        use drivers::pci::msi::InterruptKind;
+        let dev = pci::claim(0x1af4, 0x1000).map_err(|e| alloc::format!("{e:?}"))?;
+        let wanted = 8; // virtio-net-pci offers 3 MSI-X entries by default
+        let (plan, irqs) = pci::irq::setup_vectors(&dev, wanted, "msix-test", alloc::boxed::Box::new(|| false))
+            .map_err(|e| alloc::format!("{e:?}"))?;
+        if pci::msi_vectors().is_none() || bus().is_some_and(|b| b.no_msi) {
+            ensure!(matches!(plan.kind, InterruptKind::Intx { .. }), "no MSI controller but {:?}", plan.kind);
+            ensure_eq!(irqs.len(), 1);
+            return Ok(());
+        }
+        let InterruptKind::MsiX(cap) = plan.kind else {
+            return Err(alloc::format!("virtio-net not on MSI-X: {:?}", plan.kind));
+        };
+        ensure!(cap.table_size < wanted, "table has {} entries", cap.table_size);
+        ensure_eq!(irqs.len(), usize::from(cap.table_size));
+        ensure_eq!(plan.vector_for(5), Some(5 % cap.table_size));
+        let mut intids: Vec<u32> = irqs.iter().map(|i| i.intid()).collect();
+        intids.sort_unstable();
+        intids.dedup();
+        ensure_eq!(intids.len(), irqs.len());
+        let pci = bus().ok_or("no bus")?;
+        let ctrl = drivers::pci::config::ConfigAccess::read16(&pci.ecam, dev.bdf(), cap.offset + 2);
+        ensure!(ctrl & (1 << 15) != 0, "MSI-X not enabled");
+        ensure!(ctrl & (1 << 14) == 0, "function still masked");
+        let cmd = drivers::pci::config::ConfigAccess::read16(&pci.ecam, dev.bdf(), 4);
+        ensure!(cmd & (1 << 10) != 0, "INTx not disabled with MSI-X on");
+        for irq in &irqs {
+            let (table, entry) = irq.msix_entry().ok_or("no MSI-X entry")?;
+            let words = table.read_entry(entry).map_err(|e| alloc::format!("{e:?}"))?;
+            ensure_eq!(words[2], irq.intid()); // v2m data = SPI number
+            ensure_eq!(words[3] & 1, 0); // unmasked
+            ensure!(words[0] & 0xfff == 0x40, "address {:#x} is not MSI_SETSPI_NS", words[0]);
+        }
+        let (table, entry) = irqs[0].msix_entry().ok_or("no entry")?;
+        let table = table.clone();
+        drop(irqs);
+        let words = table.read_entry(entry).map_err(|e| alloc::format!("{e:?}"))?;
+        ensure_eq!(words[3] & 1, 1); // masked again when the vector was released
+        Ok(())
+    }
+}

@@ -95,3 +95,16 @@ pub fn edu(bar0: Mmio) -> Result<drivers::edu::EduMmio, MapFailed> {
     // enabled memory decode and hands each claimed function to one driver only.
     Ok(unsafe { drivers::edu::EduMmio::new(bar0.base) })
 }
+
+/// A function's MSI-X table and PBA (inside its BARs, already assigned), mapped.
+pub fn msix_table(
+    table: Mmio,
+    pba: Mmio,
+    entries: u16,
+) -> Result<drivers::pci::msi::MsixTable, MapFailed> {
+    map_mmio(table)?;
+    map_mmio(pba)?;
+    // SAFETY: both windows lie inside BARs the PCI layer assigned to the claimed function,
+    // now mapped as device memory; only the kernel's MSI-X code writes the table.
+    Ok(unsafe { drivers::pci::msi::MsixTable::new(table.base, pba.base, entries) })
+}
