@@ -86,11 +86,7 @@ fn setup_msix(
     cap.enable_masked(&pci.ecam, dev.bdf());
     let mut out = Vec::new();
     for entry in 0..count {
-        let vector = vectors.alloc().map_err(PciError::Irq)?;
-        let message = vector.message();
-        let notify = sched::notify_create().map_err(|_| PciError::Irq(abi::Error::ENOMEM))?;
-        let line = kirq::mint_msi(vector, kirq::owner_of(notify), name)
-            .map_err(|(_, e)| PciError::Irq(e))?;
+        let (line, notify, message) = msi_line(vectors, name)?;
         let intid = line.intid();
         table
             .program(entry, message)
@@ -110,6 +106,23 @@ fn setup_msix(
     }
     cap.set_function_mask(&pci.ecam, dev.bdf(), false);
     Ok(out)
+}
+
+/// One MSI vector, its line (owner: a fresh notification) and the message to program.
+fn msi_line(
+    vectors: &'static caps::msi::VectorAllocator,
+    name: &'static str,
+) -> Result<(IrqLine<caps::irq::Masked>, NotifyId, caps::msi::MsiMessage), PciError> {
+    let vector = vectors.alloc().map_err(PciError::Irq)?;
+    let message = vector.message();
+    let notify = sched::notify_create().map_err(|_| PciError::Irq(abi::Error::ENOMEM))?;
+    match kirq::mint_msi(vector, kirq::owner_of(notify), name) {
+        Ok(line) => Ok((line, notify, message)),
+        Err((_, e)) => {
+            sched::notify_destroy(notify);
+            Err(PciError::Irq(e))
+        }
+    }
 }
 
 /// How a device interrupts, as set up by [`setup`].
@@ -150,11 +163,7 @@ pub fn setup(
     match plan.kind {
         InterruptKind::Msi(cap) => {
             let vectors = msi_vectors().ok_or(PciError::Irq(abi::Error::ENOSPC))?;
-            let vector = vectors.alloc().map_err(PciError::Irq)?;
-            let message = vector.message();
-            let notify = sched::notify_create().map_err(|_| PciError::Irq(abi::Error::ENOMEM))?;
-            let line = kirq::mint_msi(vector, kirq::owner_of(notify), name)
-                .map_err(|(_, e)| PciError::Irq(e))?;
+            let (line, notify, message) = msi_line(vectors, name)?;
             let intid = line.intid();
             let base = kirq::count(intid);
             cap.enable(&pci.ecam, dev.bdf(), message, 1)
