@@ -9,12 +9,11 @@
 use core::alloc::{GlobalAlloc, Layout};
 use core::ptr::{NonNull, null_mut};
 use core::sync::atomic::{AtomicUsize, Ordering};
-use spin::Mutex;
 use talc::base::Talc;
 use talc::base::binning::DefaultBinning;
 use talc::source::Manual;
 
-use super::cpu;
+use crate::sync::IrqLock;
 
 const INITIAL_SIZE: usize = 1 << 20;
 
@@ -23,30 +22,32 @@ struct Arena([u8; INITIAL_SIZE]);
 
 static mut INITIAL_ARENA: Arena = Arena([0; INITIAL_SIZE]);
 
+/// Talc's state: raw pointers into memory the heap owns.
+struct TalcState(Talc<Manual, DefaultBinning>);
+
+// SAFETY: the pointers refer to heap memory, not to thread-local data; the state is only
+// reached through the `IrqLock`, one CPU at a time.
+unsafe impl Send for TalcState {}
+
 struct KernelHeap {
-    talc: Mutex<Talc<Manual, DefaultBinning>>,
+    talc: IrqLock<TalcState>,
     in_use: AtomicUsize,
     size: AtomicUsize,
 }
 
-// SAFETY: Talc's raw pointers are only touched under the mutex (with IRQs masked).
-unsafe impl Sync for KernelHeap {}
-
 #[global_allocator]
 static HEAP: KernelHeap = KernelHeap {
-    talc: Mutex::new(Talc::new(Manual)),
+    talc: IrqLock::new(TalcState(Talc::new(Manual))),
     in_use: AtomicUsize::new(0),
     size: AtomicUsize::new(0),
 };
 
-// SAFETY: allocate/deallocate forward to talc under its lock with IRQs masked; talc
+// SAFETY: allocate/deallocate forward to talc under its IrqLock (IRQs masked); talc
 // upholds the GlobalAlloc contract for memory it was given by `claim`.
 unsafe impl GlobalAlloc for KernelHeap {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let daif = cpu::save_and_mask_irqs();
         // SAFETY: layout comes from the caller per GlobalAlloc's contract.
-        let ptr = unsafe { self.talc.lock().allocate(layout) };
-        cpu::restore_daif(daif);
+        let ptr = unsafe { self.talc.lock().0.allocate(layout) };
         match ptr {
             Some(p) => {
                 self.in_use.fetch_add(layout.size(), Ordering::Relaxed);
@@ -57,19 +58,15 @@ unsafe impl GlobalAlloc for KernelHeap {
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        let daif = cpu::save_and_mask_irqs();
         // SAFETY: ptr/layout were returned by `alloc` above, per GlobalAlloc's contract.
-        unsafe { self.talc.lock().deallocate(ptr, layout) };
-        cpu::restore_daif(daif);
+        unsafe { self.talc.lock().0.deallocate(ptr, layout) };
         self.in_use.fetch_sub(layout.size(), Ordering::Relaxed);
     }
 }
 
 fn claim(base: *mut u8, size: usize) -> bool {
-    let daif = cpu::save_and_mask_irqs();
     // SAFETY: callers pass memory nobody else uses for the rest of the kernel's life.
-    let ok = unsafe { HEAP.talc.lock().claim(base, size) }.is_some();
-    cpu::restore_daif(daif);
+    let ok = unsafe { HEAP.talc.lock().0.claim(base, size) }.is_some();
     if ok {
         HEAP.size.fetch_add(size, Ordering::Relaxed);
     }
