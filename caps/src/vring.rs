@@ -162,11 +162,21 @@ pub struct VringLayout {
 impl VringLayout {
     /// Layout for `size` entries; `EINVAL` unless a power of two in `1..=32768`.
     pub const fn new(size: usize) -> Result<VringLayout, Error> {
+        VringLayout::with_used_align(size, 4)
+    }
+
+    /// Layout for `size` entries with the used ring aligned to `used_align` bytes (a power of
+    /// two ≥ 4). The legacy virtio PCI interface needs 4096 (virtio 1.2 §2.7, "Legacy
+    /// Interfaces: A Note on Virtqueue Layout"); modern devices take [`VringLayout::new`].
+    pub const fn with_used_align(size: usize, used_align: usize) -> Result<VringLayout, Error> {
         if size == 0 || size > MAX_QUEUE_SIZE || !size.is_power_of_two() {
             return Err(Error::EINVAL);
         }
+        if used_align < 4 || !used_align.is_power_of_two() {
+            return Err(Error::EINVAL);
+        }
         let avail = 16 * size;
-        let used = (avail + 6 + 2 * size).next_multiple_of(4);
+        let used = (avail + 6 + 2 * size).next_multiple_of(used_align);
         let total = used + 6 + 8 * size;
         Ok(VringLayout {
             size: size as u16,
@@ -277,7 +287,17 @@ impl<M: RingMemory, H: DmaHal + 'static, const Q: usize> Vring<Armed, M, H, Q> {
     /// `event_idx` says whether `VIRTIO_F_EVENT_IDX` was negotiated. `EINVAL` if `Q` is not a
     /// valid queue size or `mem` is too small.
     pub fn new(mem: M, event_idx: bool) -> Result<Self, Error> {
-        let layout = VringLayout::new(Q)?;
+        Self::with_layout(mem, VringLayout::new(Q)?, event_idx)
+    }
+
+    /// As [`Vring::new`] with an explicit layout from [`VringLayout::with_used_align`] (the
+    /// legacy interface's 4096-aligned used ring). `EINVAL` unless `layout.size == Q` and the
+    /// layout is one `with_used_align` produces.
+    pub fn with_layout(mem: M, layout: VringLayout, event_idx: bool) -> Result<Self, Error> {
+        let align = 1 << layout.used.trailing_zeros().min(16);
+        if usize::from(layout.size) != Q || VringLayout::with_used_align(Q, align) != Ok(layout) {
+            return Err(Error::EINVAL);
+        }
         if mem.len() < layout.total {
             return Err(Error::EINVAL);
         }
@@ -367,7 +387,24 @@ impl<S: RingState, M: RingMemory, H: DmaHal + 'static, const Q: usize> Vring<S, 
         dir: BufDir,
         cookie: u64,
     ) -> Result<u16, (DmaRegion<H, Cpu>, Error)> {
-        self.core.post(region, dir, cookie)
+        let len = region.len();
+        self.core.post(region, len, dir, cookie)
+    }
+
+    /// Posts only the first `len` bytes of a region (a TX frame in a fixed-size buffer): the
+    /// descriptor says `len`, and a completion may claim at most `len`. `EINVAL` if `len` is
+    /// 0 or past the region; otherwise as [`Vring::post`].
+    pub fn post_prefix(
+        &mut self,
+        region: DmaRegion<H, Cpu>,
+        len: usize,
+        dir: BufDir,
+        cookie: u64,
+    ) -> Result<u16, (DmaRegion<H, Cpu>, Error)> {
+        if len == 0 || len > region.len() {
+            return Err((region, Error::EINVAL));
+        }
+        self.core.post(region, len, dir, cookie)
     }
 
     /// Linux `virtqueue_kick_prepare`: whether the device must be notified of buffers posted
@@ -411,13 +448,14 @@ impl<M: RingMemory, H: DmaHal + 'static, const Q: usize> Core<M, H, Q> {
     fn post(
         &mut self,
         region: DmaRegion<H, Cpu>,
+        len: usize,
         dir: BufDir,
         cookie: u64,
     ) -> Result<u16, (DmaRegion<H, Cpu>, Error)> {
         if self.broken {
             return Err((region, Error::EBADSTATE));
         }
-        let Ok(len) = u32::try_from(region.len()) else {
+        let Ok(len) = u32::try_from(len) else {
             return Err((region, Error::EINVAL));
         };
         if self.nfree == 0 {
@@ -740,6 +778,72 @@ mod tests {
         ring.post(pool.alloc(8, 8).unwrap(), BufDir::DeviceReads, 0)
             .unwrap();
         assert!(!ring.kick_needed());
+    }
+
+    #[test]
+    fn legacy_layout_aligns_used_ring_to_a_page() {
+        let l = VringLayout::with_used_align(256, 4096).unwrap();
+        assert_eq!((l.desc, l.avail, l.used), (0, 4096, 8192));
+        assert_eq!(l.total, 8192 + 6 + 8 * 256);
+        assert_eq!(VringLayout::with_used_align(8, 4), VringLayout::new(8));
+        assert!(VringLayout::with_used_align(8, 2).is_err());
+        assert!(VringLayout::with_used_align(8, 24).is_err());
+        let mem = FakeRingMem::new(l.total, 0x9000_0000);
+        assert!(Vring::<Armed, _, FakeDmaHal, 256>::with_layout(mem.clone(), l, false).is_ok());
+        // A layout for another size, or a hand-made one, is refused.
+        let other = VringLayout::with_used_align(128, 4096).unwrap();
+        assert!(
+            Vring::<Armed, _, FakeDmaHal, 256>::with_layout(mem.clone(), other, false).is_err()
+        );
+        let forged = VringLayout { used: 8200, ..l };
+        assert!(Vring::<Armed, _, FakeDmaHal, 256>::with_layout(mem, forged, false).is_err());
+    }
+
+    #[test]
+    fn legacy_layout_ring_round_trip() {
+        let l = VringLayout::with_used_align(8, 4096).unwrap();
+        let mem = FakeRingMem::new(l.total, 0x9000_0000);
+        let mut dev = FakeVirtqueueDevice::new(mem.clone(), l, false);
+        let ring: Ring<Armed> = Vring::with_layout(mem, l, false).unwrap();
+        let mut ring = ring.suppress_polled(&crate::fakes::dummy_masked_line());
+        let pool = DmaPool::new(leak(FakeDmaHal::new(0x4000_0000)), u64::MAX);
+        for i in 0..20u32 {
+            ring.post(
+                pool.alloc(16, 8).unwrap(),
+                BufDir::DeviceWrites,
+                u64::from(i),
+            )
+            .unwrap();
+            assert!(dev.service_one(5));
+            let c = ring.pop_used().unwrap().unwrap();
+            assert_eq!((c.len, c.cookie), (5, u64::from(i)));
+        }
+    }
+
+    #[test]
+    fn post_prefix_posts_only_the_prefix() {
+        let (mut ring, mut dev, pool) = setup(false);
+        let r = pool.alloc(64, 8).unwrap();
+        let (r, e) = ring.post_prefix(r, 0, BufDir::DeviceReads, 0).unwrap_err();
+        assert_eq!(e, Error::EINVAL);
+        let (r, e) = ring.post_prefix(r, 65, BufDir::DeviceReads, 0).unwrap_err();
+        assert_eq!(e, Error::EINVAL);
+        let id = ring.post_prefix(r, 20, BufDir::DeviceReads, 3).unwrap();
+        let (got, _, len, flags) = dev.consume().unwrap();
+        assert_eq!((got, len, flags), (id, 20, 0));
+        // A completion claiming more than the posted prefix is rejected, buffer reclaimed.
+        dev.publish_raw(u32::from(id), 21);
+        let mut ring = ring.suppress_polled(&crate::fakes::dummy_masked_line());
+        let rej = ring.pop_used().unwrap().unwrap_err();
+        assert_eq!(
+            rej.error,
+            UsedError::LenTooLong {
+                id: u32::from(id),
+                len: 21,
+                posted: 20
+            }
+        );
+        assert_eq!(rej.reclaimed.unwrap().0.len(), 64);
     }
 
     #[test]

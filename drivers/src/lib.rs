@@ -15,3 +15,4 @@ pub mod irqchip;
 mod mmio;
 pub mod pci;
 pub mod uart;
+pub mod virtio;

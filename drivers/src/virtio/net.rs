@@ -1,0 +1,526 @@
+//! virtio-net datapath over a `Transport` and caps `Vring`s (virtio 1.2 §5.1).
+//!
+//! The network card is the device most exposed to floods and to a buggy or
+//! hostile backend, so its driver is kept free of interrupt plumbing and of
+//! trust: every completion comes through the caps ring's validation (a bad
+//! descriptor is counted and the buffer reused, never indexed), every
+//! received header is parsed before the frame is handed on (too short, a
+//! zero or absurd `num_buffers`: counted and dropped), and every loop is
+//! bounded by a budget. Interrupts are seen only through the caps NAPI types:
+//! [`VirtioNet::poll_rx`] takes an `IrqLine<Draining>` and a
+//! `Vring<Suppressed>` and returns `caps::napi::PollOutcome`, so the kernel's
+//! net task runs wait → take → poll → enable_and_recheck → rearm. RX buffers
+//! are recycled in place (no allocation per packet); TX buffers come from a
+//! fixed free list and are reclaimed without waiting. See `docs/virtio.md`.
+
+use abi::Error;
+use caps::dma::{Cpu, DmaHal, DmaPool, DmaRegion};
+use caps::irq::Armed;
+use caps::vring::{RingMemory, RingState, UsedError, Vring, VringLayout};
+use heapless::Vec;
+
+use super::{DeviceStatus, QueueSetup, Transport, TransportError, feature as common};
+
+/// Receive queue index (virtio 1.2 §5.1.2: receiveq1).
+pub const RX_QUEUE: u16 = 0;
+/// Transmit queue index (transmitq1).
+pub const TX_QUEUE: u16 = 1;
+/// Largest frame a buffer holds: Linux's `GOOD_PACKET_LEN` (1500-byte MTU, Ethernet
+/// header, one VLAN tag: 1518) plus 8 bytes of slack.
+pub const MAX_FRAME: usize = 1526;
+/// Smallest frame delivered: an Ethernet header.
+pub const MIN_FRAME: usize = 14;
+/// `struct virtio_net_hdr_v1` (virtio 1.2 §5.1.6): used with VERSION_1 or MRG_RXBUF.
+pub const HDR_LEN: usize = 12;
+/// The legacy header without `num_buffers` (legacy device, no MRG_RXBUF).
+pub const LEGACY_HDR_LEN: usize = 10;
+
+/// virtio-net feature bits (virtio 1.2 §5.1.3).
+pub mod feature {
+    /// Device handles partial checksums on TX (not taken).
+    pub const CSUM: u64 = 1 << 0;
+    /// Driver handles partial checksums on RX (not taken).
+    pub const GUEST_CSUM: u64 = 1 << 1;
+    /// Device has a MAC address in its configuration.
+    pub const MAC: u64 = 1 << 5;
+    /// RX packets may span several buffers (`num_buffers`).
+    pub const MRG_RXBUF: u64 = 1 << 15;
+    /// Configuration `status` field (link up) is valid.
+    pub const STATUS: u64 = 1 << 16;
+    /// Control virtqueue (not taken).
+    pub const CTRL_VQ: u64 = 1 << 17;
+}
+
+/// Everything the driver asks for. Checksum offloads stay off: correctness of
+/// `NEEDS_CSUM` / `DATA_VALID` handling is not proven yet.
+pub const WANTED: u64 = common::VERSION_1
+    | common::EVENT_IDX
+    | common::ACCESS_PLATFORM
+    | feature::MAC
+    | feature::STATUS
+    | feature::MRG_RXBUF;
+
+/// Device configuration offsets (virtio 1.2 §5.1.4).
+mod cfg {
+    /// `mac[6]`.
+    pub const MAC: usize = 0;
+    /// `status` (le16), valid with STATUS.
+    pub const STATUS: usize = 6;
+    /// `status` bit 0.
+    pub const LINK_UP: u16 = 1;
+}
+
+/// Per-queue counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct QueueStats {
+    /// Interrupts the kernel reported with [`VirtioNet::note_interrupt`].
+    pub interrupts: u64,
+    /// Frames delivered (RX) or queued (TX).
+    pub packets: u64,
+    /// Frame bytes, headers excluded.
+    pub bytes: u64,
+    /// Polls that ended with the budget spent and work left.
+    pub budget_exhausted: u64,
+    /// `enable_and_recheck` found work that raced the re-enable.
+    pub rearm_races: u64,
+    /// Used elements the ring rejected (`caps::Rejected`).
+    pub bad_descriptors: u64,
+    /// RX frames dropped as malformed (short, runt, bad `num_buffers`).
+    pub malformed: u64,
+    /// RX packets dropped because they spanned several buffers.
+    pub multi_buffer_dropped: u64,
+    /// RX buffers that could not be allocated to refill the ring.
+    pub refill_failures: u64,
+    /// Notifications (doorbells) sent to the device.
+    pub notifications: u64,
+    /// TX refused because no buffer or ring slot was free.
+    pub full: u64,
+}
+
+/// How to bring the device up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NetOptions {
+    /// RX buffers to keep posted (clamped to the queue size; ≥ 256 when it allows).
+    pub rx_buffers: usize,
+    /// TX buffers in the free list (clamped to the queue size).
+    pub tx_buffers: usize,
+    /// MSI-X entry for the RX queue, TX queue and configuration changes (`None`: no
+    /// vector — INTx, MSI, or polling; entries may be shared).
+    pub vectors: [Option<u16>; 3],
+    /// MAC to use if the device has none (no `MAC` feature).
+    pub fallback_mac: [u8; 6],
+    /// Features to ask for (intersected with [`WANTED`]).
+    pub features: u64,
+}
+
+impl Default for NetOptions {
+    fn default() -> Self {
+        NetOptions {
+            rx_buffers: 256,
+            tx_buffers: 256,
+            vectors: [None; 3],
+            fallback_mac: [0x02, 0, 0, 0, 0, 1],
+            features: WANTED,
+        }
+    }
+}
+
+/// Why bring-up failed (the device is left FAILED; reset it before retrying).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NetError {
+    /// The transport or handshake refused.
+    Transport(TransportError),
+    /// Queue memory or layout unusable (`caps` error).
+    Ring(Error),
+    /// Not a single RX buffer could be allocated.
+    Dma(Error),
+}
+
+impl From<TransportError> for NetError {
+    fn from(e: TransportError) -> Self {
+        NetError::Transport(e)
+    }
+}
+
+/// Why a frame was not queued for transmission.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TxError {
+    /// Length 0 or above [`MAX_FRAME`].
+    BadLength,
+    /// No free TX buffer or ring slot: reclaim completions, then retry.
+    Full,
+    /// The ring is broken (hostile used index); reset the device.
+    Broken,
+}
+
+/// Why a received buffer was not delivered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RxError {
+    /// Shorter than the virtio-net header, or than an Ethernet header after it.
+    Short,
+    /// `num_buffers` is 0 or larger than the queue.
+    BadNumBuffers(u16),
+    /// A valid packet spanning `n` buffers (not reassembled).
+    MultiBuffer(u16),
+}
+
+/// Parses one received buffer (virtio 1.2 §5.1.6.4): the header of `hdr_len`
+/// bytes, then the frame. With MRG_RXBUF, `num_buffers` (bytes 10..12) must be
+/// in `1..=qsize`; more than one is reported as [`RxError::MultiBuffer`].
+pub fn parse_rx(
+    data: &[u8],
+    hdr_len: usize,
+    mergeable: bool,
+    qsize: usize,
+) -> Result<&[u8], RxError> {
+    let frame = data.get(hdr_len..).ok_or(RxError::Short)?;
+    if mergeable {
+        let n = u16::from_le_bytes([data[10], data[11]]);
+        match n {
+            0 => return Err(RxError::BadNumBuffers(0)),
+            n if usize::from(n) > qsize => return Err(RxError::BadNumBuffers(n)),
+            1 => {}
+            n => return Err(RxError::MultiBuffer(n)),
+        }
+    }
+    if frame.len() < MIN_FRAME {
+        return Err(RxError::Short);
+    }
+    Ok(frame)
+}
+
+/// A device just brought up: the driver and its two armed rings.
+pub struct NetDevice<T: Transport, M: RingMemory, H: DmaHal + 'static, const Q: usize> {
+    /// The driver state.
+    pub net: VirtioNet<T, H, Q>,
+    /// The receive ring, filled and notified.
+    pub rx: Vring<Armed, M, H, Q>,
+    /// The transmit ring, empty.
+    pub tx: Vring<Armed, M, H, Q>,
+}
+
+/// The virtio-net driver state (rings are held by the caller, see module docs).
+pub struct VirtioNet<T: Transport, H: DmaHal + 'static, const Q: usize> {
+    transport: T,
+    pool: DmaPool<H>,
+    features: u64,
+    hdr_len: usize,
+    mac: [u8; 6],
+    rx_target: usize,
+    rx_spares: Vec<DmaRegion<H, Cpu>, Q>,
+    /// Continuation buffers of a dropped multi-buffer packet still to skip.
+    rx_skip: u16,
+    tx_free: Vec<DmaRegion<H, Cpu>, Q>,
+    broken: bool,
+    rx: QueueStats,
+    tx: QueueStats,
+}
+
+impl<T: Transport, H: DmaHal + 'static, const Q: usize> VirtioNet<T, H, Q> {
+    /// The ring layout `transport` needs for a queue of `Q` entries: allocate at least
+    /// `total` bytes of DMA memory (4096-aligned for a legacy transport) per ring.
+    pub fn ring_layout(transport: &T) -> Result<VringLayout, NetError> {
+        VringLayout::with_used_align(Q, transport.used_align()).map_err(NetError::Ring)
+    }
+
+    /// Brings the device up (virtio 1.2 §3.1.1, §5.1.5): negotiate, read the MAC, set up
+    /// RX and TX queues in `rx_mem` / `tx_mem`, fill the RX ring, DRIVER_OK, notify.
+    pub fn init<M: RingMemory>(
+        mut transport: T,
+        pool: DmaPool<H>,
+        rx_mem: M,
+        tx_mem: M,
+        opts: &NetOptions,
+    ) -> Result<NetDevice<T, M, H, Q>, NetError> {
+        let features = transport.negotiate(opts.features & WANTED)?;
+        let modern_hdr = features & (common::VERSION_1 | feature::MRG_RXBUF) != 0;
+        let mut net = VirtioNet {
+            transport,
+            pool,
+            features,
+            hdr_len: if modern_hdr { HDR_LEN } else { LEGACY_HDR_LEN },
+            mac: opts.fallback_mac,
+            rx_target: opts.rx_buffers.clamp(1, Q),
+            rx_spares: Vec::new(),
+            rx_skip: 0,
+            tx_free: Vec::new(),
+            broken: false,
+            rx: QueueStats::default(),
+            tx: QueueStats::default(),
+        };
+        match net.bring_up(rx_mem, tx_mem, opts) {
+            Ok((rx, tx)) => Ok(NetDevice { net, rx, tx }),
+            Err(e) => {
+                net.transport.add_status(DeviceStatus::FAILED);
+                Err(e)
+            }
+        }
+    }
+
+    #[allow(clippy::type_complexity, reason = "the two rings, by value")]
+    fn bring_up<M: RingMemory>(
+        &mut self,
+        rx_mem: M,
+        tx_mem: M,
+        opts: &NetOptions,
+    ) -> Result<(Vring<Armed, M, H, Q>, Vring<Armed, M, H, Q>), NetError> {
+        if self.has(feature::MAC) {
+            self.mac = self
+                .transport
+                .read_config_stable(|t| core::array::from_fn(|i| t.config_read8(cfg::MAC + i)))?;
+        }
+        let mut rx = self.make_queue(RX_QUEUE, rx_mem, opts.vectors[0])?;
+        let tx = self.make_queue(TX_QUEUE, tx_mem, opts.vectors[1])?;
+        self.transport.set_config_vector(opts.vectors[2])?;
+        for _ in 0..opts.tx_buffers.min(Q) {
+            match self.pool.alloc(self.hdr_len + MAX_FRAME, 8) {
+                Ok(r) => self
+                    .tx_free
+                    .push(r)
+                    .map_err(|_| NetError::Dma(Error::ENOSPC))?,
+                Err(_) => break,
+            }
+        }
+        self.fill_rx(&mut rx);
+        if rx.in_flight() == 0 {
+            return Err(NetError::Dma(Error::ENOMEM));
+        }
+        self.transport.driver_ok()?;
+        // No notification before DRIVER_OK (virtio 1.2 §3.1.1).
+        self.kick(RX_QUEUE, &mut rx);
+        Ok((rx, tx))
+    }
+
+    fn make_queue<M: RingMemory>(
+        &mut self,
+        queue: u16,
+        mem: M,
+        vector: Option<u16>,
+    ) -> Result<Vring<Armed, M, H, Q>, NetError> {
+        let layout = Self::ring_layout(&self.transport)?;
+        let ring =
+            Vring::with_layout(mem, layout, self.has(common::EVENT_IDX)).map_err(NetError::Ring)?;
+        let (desc, driver, device) = ring.addresses();
+        let size = u16::try_from(Q).map_err(|_| NetError::Ring(Error::EINVAL))?;
+        let setup = QueueSetup {
+            size,
+            desc,
+            driver,
+            device,
+            vector,
+        };
+        self.transport.setup_queue(queue, &setup)?;
+        Ok(ring)
+    }
+
+    fn has(&self, bit: u64) -> bool {
+        self.features & bit != 0
+    }
+
+    /// Negotiated features.
+    pub fn features(&self) -> u64 {
+        self.features
+    }
+    /// The MAC address (the device's, or the fallback).
+    pub fn mac(&self) -> [u8; 6] {
+        self.mac
+    }
+    /// Bytes of virtio-net header in front of every frame.
+    pub fn header_len(&self) -> usize {
+        self.hdr_len
+    }
+    /// RX counters.
+    pub fn rx_stats(&self) -> QueueStats {
+        self.rx
+    }
+    /// TX counters.
+    pub fn tx_stats(&self) -> QueueStats {
+        self.tx
+    }
+    /// Free TX buffers (a `TxToken` is available when this is non-zero).
+    pub fn tx_free(&self) -> usize {
+        self.tx_free.len()
+    }
+    /// The transport (for ISR reads under INTx, or a reset).
+    pub fn transport_mut(&mut self) -> &mut T {
+        &mut self.transport
+    }
+
+    /// Counts an interrupt the kernel took for `queue` (its NAPI round's wake-up).
+    pub fn note_interrupt(&mut self, queue: u16) {
+        self.stats(queue).interrupts += 1;
+    }
+
+    fn stats(&mut self, queue: u16) -> &mut QueueStats {
+        if queue == RX_QUEUE {
+            &mut self.rx
+        } else {
+            &mut self.tx
+        }
+    }
+
+    /// Whether the device must be reset: a ring saw a hostile used index, or the device
+    /// set `DEVICE_NEEDS_RESET`.
+    pub fn needs_reset(&self) -> bool {
+        self.broken || self.transport.check_health().is_err()
+    }
+
+    /// Link state from the configuration (`STATUS` feature; up if not negotiated).
+    pub fn link_up(&self) -> Result<bool, NetError> {
+        if !self.has(feature::STATUS) {
+            return Ok(true);
+        }
+        let s = self
+            .transport
+            .read_config_stable(|t| t.config_read16(cfg::STATUS))?;
+        Ok(s & cfg::LINK_UP != 0)
+    }
+
+    /// The configuration-change interrupt: checks `DEVICE_NEEDS_RESET`, then re-reads the
+    /// link state.
+    pub fn config_changed(&mut self) -> Result<bool, NetError> {
+        self.transport.check_health()?;
+        self.link_up()
+    }
+
+    fn kick<S: RingState, M: RingMemory>(&mut self, queue: u16, vq: &mut Vring<S, M, H, Q>) {
+        if vq.kick_needed() {
+            self.transport.notify(queue);
+            self.stats(queue).notifications += 1;
+        }
+    }
+
+    fn count_rejected(&mut self, queue: u16, error: &UsedError) {
+        self.stats(queue).bad_descriptors += 1;
+        if matches!(error, UsedError::IdxTooFarAhead { .. }) {
+            self.broken = true;
+        }
+    }
+}
+
+mod rx;
+mod tx;
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::virtio::ModernTransport;
+    use crate::virtio::fake::{self, FakeWin, NetWorld, SharedHal};
+    use crate::virtio::feature::{EVENT_IDX, VERSION_1};
+    use caps::fakes::FakeRingMem;
+    use std::vec::Vec;
+
+    pub(crate) type Dev<T, const Q: usize> = NetDevice<T, FakeRingMem, SharedHal, Q>;
+    pub(crate) const MAC: [u8; 6] = [0x52, 0x54, 0, 0x12, 0x34, 0x56];
+    pub(crate) const CONFIG: [u8; 8] = [0x52, 0x54, 0, 0x12, 0x34, 0x56, 1, 0];
+    pub(crate) const QEMU: u64 = VERSION_1
+        | EVENT_IDX
+        | feature::MAC
+        | feature::STATUS
+        | feature::MRG_RXBUF
+        | feature::CSUM
+        | feature::GUEST_CSUM
+        | feature::CTRL_VQ;
+
+    pub(crate) fn bring_up<T: Transport, const Q: usize>(
+        dev: fake::Dev,
+        t: T,
+        opts: &NetOptions,
+    ) -> (NetWorld, Result<Dev<T, Q>, NetError>) {
+        let layout = VirtioNet::<T, SharedHal, Q>::ring_layout(&t).unwrap();
+        let event_idx = dev.borrow().offered & EVENT_IDX != 0;
+        let (w, rx_mem, tx_mem) = NetWorld::new(dev, layout, event_idx);
+        let d = VirtioNet::init(t, DmaPool::new(w.hal, u64::MAX), rx_mem, tx_mem, opts);
+        (w, d)
+    }
+
+    pub(crate) fn modern<const Q: usize>(
+        opts: &NetOptions,
+    ) -> (NetWorld, Dev<ModernTransport<FakeWin>, Q>) {
+        let dev = fake::device(QEMU, &[1024, 1024, 64], &CONFIG);
+        let t = fake::modern(&dev);
+        let (w, d) = bring_up(dev, t, opts);
+        (w, d.unwrap())
+    }
+
+    pub(crate) fn frame(seed: u8, len: usize) -> Vec<u8> {
+        (0..len).map(|j| seed.wrapping_add(j as u8)).collect()
+    }
+
+    #[test]
+    fn parse_rx_checks_header_and_num_buffers() {
+        let mut b = [0u8; 12 + 60];
+        b[10] = 1;
+        assert_eq!(parse_rx(&b, 12, true, 256).map(<[u8]>::len), Ok(60));
+        assert_eq!(parse_rx(&b[..11], 12, true, 256), Err(RxError::Short));
+        assert_eq!(parse_rx(&b[..12 + 13], 12, true, 256), Err(RxError::Short));
+        b[10] = 0;
+        assert_eq!(parse_rx(&b, 12, true, 256), Err(RxError::BadNumBuffers(0)));
+        assert!(
+            parse_rx(&b, 12, false, 256).is_ok(),
+            "num_buffers unused without MRG"
+        );
+        b[10..12].copy_from_slice(&257u16.to_le_bytes());
+        assert_eq!(
+            parse_rx(&b, 12, true, 256),
+            Err(RxError::BadNumBuffers(257))
+        );
+        b[10..12].copy_from_slice(&2u16.to_le_bytes());
+        assert_eq!(parse_rx(&b, 12, true, 256), Err(RxError::MultiBuffer(2)));
+        assert_eq!(parse_rx(&b[..24], 10, false, 256).map(<[u8]>::len), Ok(14));
+    }
+
+    #[test]
+    fn negotiation_and_bring_up() {
+        let (w, mut d) = modern::<256>(&NetOptions::default());
+        let want = VERSION_1 | EVENT_IDX | feature::MAC | feature::STATUS | feature::MRG_RXBUF;
+        assert_eq!(d.net.features(), want, "no CSUM, GUEST_CSUM or CTRL_VQ");
+        assert_eq!((d.net.mac(), d.net.header_len()), (MAC, HDR_LEN));
+        assert_eq!(d.rx.in_flight(), 256, "RX fully populated");
+        assert_eq!((d.tx.in_flight(), d.net.tx_free()), (0, 256));
+        {
+            let dev = w.dev.borrow();
+            assert_eq!(dev.status, 15, "DRIVER_OK");
+            assert_eq!((dev.queues[0].size, dev.queues[1].size), (256, 256));
+            assert_eq!(
+                dev.notifications,
+                [(0, RX_QUEUE)],
+                "RX kicked once, after DRIVER_OK"
+            );
+        }
+        assert_eq!(d.net.link_up(), Ok(true));
+        w.dev.borrow_mut().config[6] = 0;
+        assert_eq!(d.net.config_changed(), Ok(false));
+        w.dev.borrow_mut().status |= 64;
+        let e = NetError::Transport(TransportError::NeedsReset);
+        assert_eq!(d.net.config_changed(), Err(e));
+        assert!(d.net.needs_reset());
+    }
+
+    #[test]
+    fn bring_up_failures_leave_the_device_failed() {
+        let dev = fake::device(QEMU, &[1024, 1024], &CONFIG);
+        let t = fake::modern(&dev);
+        let opts = NetOptions {
+            vectors: [Some(1), Some(9), Some(0)],
+            ..NetOptions::default()
+        };
+        let (_w, d) = bring_up::<_, 16>(dev.clone(), t, &opts);
+        let e = TransportError::VectorRefused {
+            queue: Some(1),
+            vector: 9,
+        };
+        assert_eq!(d.err(), Some(NetError::Transport(e)));
+        assert_eq!(dev.borrow().status & 128, 128, "FAILED set");
+        // A legacy device whose fixed queue size is not the driver's.
+        let dev = fake::device(feature::MAC, &[256, 256], &CONFIG);
+        let t = fake::legacy(&dev, false);
+        let (_w, d) = bring_up::<_, 16>(dev.clone(), t, &NetOptions::default());
+        let e = TransportError::QueueSize {
+            queue: 0,
+            max: 256,
+            wanted: 16,
+        };
+        assert_eq!(d.err(), Some(NetError::Transport(e)));
+    }
+}
