@@ -16,6 +16,7 @@
 extern crate alloc;
 
 mod memrange;
+mod net;
 mod platform;
 
 #[cfg(target_os = "none")]

@@ -1,0 +1,4 @@
+//! Networking: HTTP/1.1 client parsing (pure, host-tested) and, on the target,
+//! the smoltcp glue over the virtio-net driver.
+
+pub mod http;
