@@ -12,7 +12,6 @@
     )
 )]
 
-#[cfg(target_os = "none")]
 extern crate alloc;
 
 mod memrange;

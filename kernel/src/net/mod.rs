@@ -1,4 +1,7 @@
 //! Networking: HTTP/1.1 client parsing (pure, host-tested) and, on the target,
 //! the smoltcp glue over the virtio-net driver.
 
+pub mod dns;
 pub mod http;
+#[cfg(target_os = "none")]
+pub mod virtio;

@@ -55,57 +55,69 @@ pub fn setup_vectors(
     }
 }
 
-fn setup_msix(
+/// One MSI-X vector set up for a device: its line (masked), the notification the IRQ path
+/// posts to, and its table entry (programmed, unmasked at the device).
+pub struct MsixLine {
+    /// The vector's line, still masked at the GIC.
+    pub line: IrqLine<caps::irq::Masked>,
+    /// Where the IRQ path posts when it fires.
+    pub notify: NotifyId,
+    /// The table and entry index.
+    pub table: Arc<MsixTable>,
+    /// Entry index in the table.
+    pub entry: u16,
+}
+
+/// Programs `count` MSI-X entries of `dev` (function mask held while programming) and
+/// mints a line per entry. Drivers that run the NAPI protocol on the lines themselves
+/// (virtio-net) use this directly; others get `DeviceIrq`s from [`setup_vectors`].
+pub fn setup_msix_lines(
     dev: &Device,
     cap: MsixCap,
     count: u16,
     name: &'static str,
-) -> Result<Vec<DeviceIrq>, PciError> {
+) -> Result<Vec<MsixLine>, PciError> {
     let pci = bus().ok_or(PciError::NotFound)?;
     let vectors = msi_vectors().ok_or(PciError::Irq(abi::Error::ENOSPC))?;
     let window = |bar: u8, offset: u32, len: usize| -> Result<Mmio, PciError> {
         let b = dev.bar(usize::from(bar))?;
-        let start = b.base + offset as usize;
         if offset as usize + len > b.len {
             return Err(PciError::NoBar);
         }
-        Ok(Mmio { base: start, len })
+        Ok(Mmio { base: b.base + offset as usize, len })
     };
-    let table = window(
-        cap.table_bar,
-        cap.table_offset,
-        usize::from(cap.table_size) * 16,
-    )?;
-    let pba = window(
-        cap.pba_bar,
-        cap.pba_offset,
-        usize::from(cap.table_size).div_ceil(64) * 8,
-    )?;
-    let table =
-        Arc::new(devices::msix_table(table, pba, cap.table_size).map_err(|_| PciError::Map)?);
+    let entries = usize::from(cap.table_size);
+    let table = window(cap.table_bar, cap.table_offset, entries * 16)?;
+    let pba = window(cap.pba_bar, cap.pba_offset, entries.div_ceil(64) * 8)?;
+    let table = Arc::new(devices::msix_table(table, pba, cap.table_size).map_err(|_| PciError::Map)?);
     cap.enable_masked(&pci.ecam, dev.bdf());
     let mut out = Vec::new();
-    for entry in 0..count {
+    for entry in 0..count.min(cap.table_size) {
         let (line, notify, message) = msi_line(vectors, name)?;
-        let intid = line.intid();
-        table
-            .program(entry, message)
-            .map_err(|_| PciError::Irq(abi::Error::EINVAL))?;
-        let line = Some(AnyIrqLine::Armed(line.arm()));
-        table
-            .unmask(entry)
-            .map_err(|_| PciError::Irq(abi::Error::EINVAL))?;
-        let base = kirq::count(intid);
-        out.push(DeviceIrq::Msi {
-            line,
-            notify,
-            intid,
-            base,
-            msix: Some((table.clone(), entry)),
-        });
+        let bad = |_| PciError::Irq(abi::Error::EINVAL);
+        table.program(entry, message).map_err(bad)?;
+        table.unmask(entry).map_err(bad)?;
+        out.push(MsixLine { line, notify, table: table.clone(), entry });
     }
     cap.set_function_mask(&pci.ecam, dev.bdf(), false);
     Ok(out)
+}
+
+fn setup_msix(dev: &Device, cap: MsixCap, count: u16, name: &'static str) -> Result<Vec<DeviceIrq>, PciError> {
+    let lines = setup_msix_lines(dev, cap, count, name)?;
+    Ok(lines
+        .into_iter()
+        .map(|m| {
+            let intid = m.line.intid();
+            DeviceIrq::Msi {
+                line: Some(AnyIrqLine::Armed(m.line.arm())),
+                notify: m.notify,
+                intid,
+                base: kirq::count(intid),
+                msix: Some((m.table, m.entry)),
+            }
+        })
+        .collect())
 }
 
 /// One MSI vector, its line (owner: a fresh notification) and the message to program.

@@ -2,4 +2,5 @@
 
 mod basics;
 mod dma;
+mod net;
 mod pci;

@@ -99,7 +99,7 @@ secondary_entry:
 .global __boot_stack_guard
 __boot_stack_guard:
     .space  4096
-    .space  65536
+    .space  1048576
 .global __boot_stack_top
 __boot_stack_top:
 "#

@@ -108,3 +108,12 @@ pub fn msix_table(
     // now mapped as device memory; only the kernel's MSI-X code writes the table.
     Ok(unsafe { drivers::pci::msi::MsixTable::new(table.base, pba.base, entries) })
 }
+
+/// A virtio structure's window (inside an assigned BAR of a claimed function), mapped.
+pub fn virtio_window(region: Mmio) -> Result<drivers::virtio::regs::MmioWindow, MapFailed> {
+    map_mmio(region)?;
+    // SAFETY: the region lies inside a BAR the PCI layer assigned to the claimed virtio
+    // function (checked by `VirtioPciCaps::locate`), now mapped as device memory; only
+    // this function's driver uses it.
+    Ok(unsafe { drivers::virtio::regs::MmioWindow::new(region.base, region.len) })
+}

@@ -111,3 +111,69 @@ impl DmaHal for KernelDma {
         }
     }
 }
+
+/// Virtqueue memory in a DMA buffer: the caps `RingMemory` over volatile accesses.
+pub struct DmaRing {
+    buf: FrameBuffer,
+}
+
+impl DmaRing {
+    /// `len` bytes of zeroed, page-aligned ring memory below `mask`.
+    pub fn new(len: usize, mask: u64) -> Result<DmaRing, Error> {
+        Ok(DmaRing { buf: HAL.allocate(len, 4096, mask)? })
+    }
+
+    fn ptr<T>(&self, off: usize) -> *mut T {
+        assert!(off + core::mem::size_of::<T>() <= self.buf.len, "ring offset out of bounds");
+        core::ptr::with_exposed_provenance_mut::<T>(self.buf.paddr + off)
+    }
+}
+
+impl caps::vring::RingMemory for DmaRing {
+    fn paddr(&self) -> u64 {
+        self.buf.paddr as u64
+    }
+
+    fn len(&self) -> usize {
+        self.buf.len
+    }
+
+    fn read_u16(&self, off: usize) -> u16 {
+        // SAFETY: `ptr` checked the offset against the buffer, which this ring owns; the
+        // caps layout only passes naturally aligned offsets; the device writes concurrently,
+        // hence volatile.
+        u16::from_le(unsafe { self.ptr::<u16>(off).read_volatile() })
+    }
+
+    fn read_u32(&self, off: usize) -> u32 {
+        // SAFETY: as in `read_u16`.
+        u32::from_le(unsafe { self.ptr::<u32>(off).read_volatile() })
+    }
+
+    fn write_u16(&self, off: usize, v: u16) {
+        // SAFETY: as in `read_u16`.
+        unsafe { self.ptr::<u16>(off).write_volatile(v.to_le()) }
+    }
+
+    fn write_u32(&self, off: usize, v: u32) {
+        // SAFETY: as in `read_u16`.
+        unsafe { self.ptr::<u32>(off).write_volatile(v.to_le()) }
+    }
+
+    fn write_u64(&self, off: usize, v: u64) {
+        // SAFETY: as in `read_u16`.
+        unsafe { self.ptr::<u64>(off).write_volatile(v.to_le()) }
+    }
+
+    fn fence(&self, kind: caps::vring::Fence) {
+        use caps::vring::Fence;
+        // SAFETY: barriers only (virtio_rmb/wmb/mb on the outer-shareable domain).
+        unsafe {
+            match kind {
+                Fence::Read => core::arch::asm!("dmb oshld", options(nostack)),
+                Fence::Write => core::arch::asm!("dmb oshst", options(nostack)),
+                Fence::Full => core::arch::asm!("dmb osh", options(nostack)),
+            }
+        }
+    }
+}
