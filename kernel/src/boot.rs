@@ -31,6 +31,8 @@ pub struct BootArgs<'a> {
     pub pci_no_msi: bool,
     /// `edu=msi|intx|nodma`: which edu scenario the machine was started for (tests).
     pub edu: Option<&'a str>,
+    /// `net=dhcp`: start the network stack on the virtio-net NIC at boot (scripts/netlab).
+    pub net: bool,
 }
 
 impl<'a> BootArgs<'a> {
@@ -43,6 +45,7 @@ impl<'a> BootArgs<'a> {
             crash: None,
             pci_no_msi: false,
             edu: None,
+            net: false,
         };
         for word in args.split_whitespace() {
             match word.split_once('=') {
@@ -55,6 +58,7 @@ impl<'a> BootArgs<'a> {
                 Some(("crash", "hang")) => out.crash = Some(ktest::Crash::Hang),
                 Some(("pci", "nomsi")) => out.pci_no_msi = true,
                 Some(("edu", mode)) => out.edu = Some(mode),
+                Some(("net", "dhcp")) => out.net = true,
                 _ => {}
             }
         }
@@ -127,6 +131,11 @@ pub fn start(dtb: usize) -> ! {
     start_secondaries(platform);
     cpu::enable_irqs();
     monitor::start_console_reader();
+    if args.net
+        && let Err(e) = crate::net::stack::start()
+    {
+        log::warn!("network stack not started: {e:?}");
+    }
     log::info!(
         "kernel init done in {} us ({} us since CPU reset)",
         time::now_ns() / 1000,

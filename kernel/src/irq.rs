@@ -188,6 +188,21 @@ pub fn count(intid: u32) -> u64 {
     stats(intid).map_or(0, |s| s.per_cpu.iter().sum())
 }
 
+/// Every edge-triggered SPI that was ever delivered, with its total count across all
+/// owners it had (MSI vectors are reused): `(intid, deliveries)`.
+pub fn edge_spi_totals() -> alloc::vec::Vec<(u32, u64)> {
+    let Some(control) = CONTROL.get() else {
+        return alloc::vec::Vec::new();
+    };
+    (32..SPECIAL_START)
+        .filter_map(|intid| {
+            let s = control.stats(intid)?;
+            let n: u64 = s.per_cpu.iter().sum();
+            (s.trigger == Trigger::Edge && n > 0).then_some((intid, n))
+        })
+        .collect()
+}
+
 /// (spurious acknowledges, interrupts that found no armed line).
 pub fn anomalies() -> (u64, u64) {
     let unowned = CONTROL.get().map_or(0, IrqControl::unowned);

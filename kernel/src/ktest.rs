@@ -108,6 +108,10 @@ pub fn run(filter: &str, crash: Option<Crash>) -> ! {
     for line in REPORTS.lock().iter() {
         crate::println!("report: {line}");
     }
+    // Final per-INTID totals, for scripts/test's cross-check against QEMU's GIC trace.
+    for (intid, count) in crate::irq::edge_spi_totals() {
+        crate::println!("report: irq-total intid={intid} count={count}");
+    }
     crate::println!("{passed} passed, {failed} failed");
     exit(if failed == 0 && passed > 0 { 0 } else { 1 })
 }

@@ -4,4 +4,6 @@
 pub mod dns;
 pub mod http;
 #[cfg(target_os = "none")]
+pub mod stack;
+#[cfg(target_os = "none")]
 pub mod virtio;

@@ -80,8 +80,11 @@ pub struct VirtioNic {
 }
 
 fn window(r: Region) -> Result<MmioWindow, AttachError> {
-    devices::virtio_window(Mmio { base: r.cpu_addr as usize, len: r.len })
-        .map_err(|_| AttachError::Pci(PciError::Map))
+    devices::virtio_window(Mmio {
+        base: r.cpu_addr as usize,
+        len: r.len,
+    })
+    .map_err(|_| AttachError::Pci(PciError::Map))
 }
 
 /// Claims the first virtio-net function and brings it up with MSI-X.
@@ -91,7 +94,9 @@ pub fn attach() -> Result<alloc::boxed::Box<VirtioNic>, AttachError> {
         .map_err(AttachError::Pci)?;
     let bus = pci::bus().ok_or(AttachError::Pci(PciError::NotFound))?;
     let caps = find_caps(&bus.ecam, dev.bdf()).map_err(|_| AttachError::Transport)?;
-    let regions = caps.locate(&dev.func.bars).map_err(|_| AttachError::Transport)?;
+    let regions = caps
+        .locate(&dev.func.bars)
+        .map_err(|_| AttachError::Transport)?;
     let device_cfg = regions.device.map(window).transpose()?;
     let transport = ModernTransport::new(
         window(regions.common)?,
@@ -108,7 +113,11 @@ pub fn attach() -> Result<alloc::boxed::Box<VirtioNic>, AttachError> {
     // The TX queue gets no vector: its completions are reclaimed by the sender, so the
     // device never needs to signal them (its ring is suppressed with the TX line masked).
     let opts = NetOptions {
-        vectors: [Some(lines[route[0]].entry), None, Some(lines[route[2]].entry)],
+        vectors: [
+            Some(lines[route[0]].entry),
+            None,
+            Some(lines[route[2]].entry),
+        ],
         ..NetOptions::default()
     };
     let pool = DmaPool::new(&HAL, u64::MAX);
@@ -126,17 +135,32 @@ pub fn attach() -> Result<alloc::boxed::Box<VirtioNic>, AttachError> {
             } else {
                 AnyIrqLine::Armed(m.line.arm())
             };
-            Vector { line: Some(line), notify: m.notify, entry: m.entry }
+            Vector {
+                line: Some(line),
+                notify: m.notify,
+                entry: m.entry,
+            }
         })
         .collect();
-    Ok(alloc::boxed::Box::new(VirtioNic { net, rx: Some(rx), tx, vectors, route, _dev: dev }))
+    Ok(alloc::boxed::Box::new(VirtioNic {
+        net,
+        rx: Some(rx),
+        tx,
+        vectors,
+        route,
+        _dev: dev,
+    }))
 }
 
 /// Three MSI-X vectors (RX, TX, config), or fewer shared when the table is smaller.
 fn msix_vectors(dev: &Device) -> Result<(Vec<MsixLine>, [usize; 3]), AttachError> {
     let bus = pci::bus().ok_or(AttachError::Pci(PciError::NotFound))?;
     let msi_ok = pci::msi_vectors().is_some() && !bus.no_msi;
-    let req = PlanRequest { wanted: 3, allow_msix: msi_ok, allow_msi: false };
+    let req = PlanRequest {
+        wanted: 3,
+        allow_msix: msi_ok,
+        allow_msi: false,
+    };
     let plan = InterruptPlan::choose(&bus.ecam, dev.func, req);
     let InterruptKind::MsiX(cap) = plan.kind else {
         return Err(AttachError::NoMsix);
@@ -175,6 +199,16 @@ impl Vector {
 
 #[allow(dead_code, reason = "`receive` is driven by the net task, next step")]
 impl VirtioNic {
+    /// The notification the RX interrupt posts to (also used to wake the net task).
+    pub fn rx_notify(&self) -> NotifyId {
+        self.vectors[self.route[0]].notify
+    }
+
+    /// Reclaims finished transmissions.
+    pub fn reclaim(&mut self) {
+        self.net.reclaim_tx(&mut self.tx, QUEUE);
+    }
+
     /// Sends one frame, reclaiming finished transmissions first (never waits).
     pub fn send(&mut self, frame: &[u8]) -> Result<(), drivers::virtio::net::TxError> {
         self.net.reclaim_tx(&mut self.tx, QUEUE);
@@ -183,7 +217,11 @@ impl VirtioNic {
 
     /// Waits for an RX interrupt and drains the ring with the NAPI protocol, handing each
     /// frame to `deliver`. Returns the frames delivered.
-    pub fn receive(&mut self, deadline_ns: u64, mut deliver: impl FnMut(&[u8])) -> Result<usize, TimedOut> {
+    pub fn receive(
+        &mut self,
+        deadline_ns: u64,
+        mut deliver: impl FnMut(&[u8]),
+    ) -> Result<usize, TimedOut> {
         let v = self.route[0];
         sched::notify_wait(self.vectors[v].notify, deadline_ns)?;
         Ok(self.napi_round(&mut deliver))

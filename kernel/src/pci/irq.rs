@@ -84,12 +84,16 @@ pub fn setup_msix_lines(
         if offset as usize + len > b.len {
             return Err(PciError::NoBar);
         }
-        Ok(Mmio { base: b.base + offset as usize, len })
+        Ok(Mmio {
+            base: b.base + offset as usize,
+            len,
+        })
     };
     let entries = usize::from(cap.table_size);
     let table = window(cap.table_bar, cap.table_offset, entries * 16)?;
     let pba = window(cap.pba_bar, cap.pba_offset, entries.div_ceil(64) * 8)?;
-    let table = Arc::new(devices::msix_table(table, pba, cap.table_size).map_err(|_| PciError::Map)?);
+    let table =
+        Arc::new(devices::msix_table(table, pba, cap.table_size).map_err(|_| PciError::Map)?);
     cap.enable_masked(&pci.ecam, dev.bdf());
     let mut out = Vec::new();
     for entry in 0..count.min(cap.table_size) {
@@ -97,13 +101,23 @@ pub fn setup_msix_lines(
         let bad = |_| PciError::Irq(abi::Error::EINVAL);
         table.program(entry, message).map_err(bad)?;
         table.unmask(entry).map_err(bad)?;
-        out.push(MsixLine { line, notify, table: table.clone(), entry });
+        out.push(MsixLine {
+            line,
+            notify,
+            table: table.clone(),
+            entry,
+        });
     }
     cap.set_function_mask(&pci.ecam, dev.bdf(), false);
     Ok(out)
 }
 
-fn setup_msix(dev: &Device, cap: MsixCap, count: u16, name: &'static str) -> Result<Vec<DeviceIrq>, PciError> {
+fn setup_msix(
+    dev: &Device,
+    cap: MsixCap,
+    count: u16,
+    name: &'static str,
+) -> Result<Vec<DeviceIrq>, PciError> {
     let lines = setup_msix_lines(dev, cap, count, name)?;
     Ok(lines
         .into_iter()

@@ -3,4 +3,5 @@
 mod basics;
 mod dma;
 mod net;
+mod netlab;
 mod pci;

@@ -120,11 +120,16 @@ pub struct DmaRing {
 impl DmaRing {
     /// `len` bytes of zeroed, page-aligned ring memory below `mask`.
     pub fn new(len: usize, mask: u64) -> Result<DmaRing, Error> {
-        Ok(DmaRing { buf: HAL.allocate(len, 4096, mask)? })
+        Ok(DmaRing {
+            buf: HAL.allocate(len, 4096, mask)?,
+        })
     }
 
     fn ptr<T>(&self, off: usize) -> *mut T {
-        assert!(off + core::mem::size_of::<T>() <= self.buf.len, "ring offset out of bounds");
+        assert!(
+            off + core::mem::size_of::<T>() <= self.buf.len,
+            "ring offset out of bounds"
+        );
         core::ptr::with_exposed_provenance_mut::<T>(self.buf.paddr + off)
     }
 }

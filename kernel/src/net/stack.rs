@@ -1,0 +1,368 @@
+//! smoltcp over virtio-net: the net task, DHCP, ICMP echo, and the kernel API.
+//!
+//! One kernel thread owns the NIC and the smoltcp interface. It sleeps on the
+//! RX vector's notification (the interrupt, or a request from another thread),
+//! runs a NAPI round that moves received frames into a queue, lets smoltcp
+//! process them, and sleeps again until the next interrupt or the next smoltcp
+//! timer. No tick polls the device. Other threads talk to it through requests
+//! (`ping`) and read its state (`address`). See docs/net.md.
+
+use alloc::boxed::Box;
+use alloc::collections::VecDeque;
+use alloc::vec;
+use alloc::vec::Vec;
+
+use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
+use smoltcp::phy::{self, DeviceCapabilities, Medium};
+use smoltcp::socket::{dhcpv4, icmp};
+use smoltcp::time::Instant;
+use smoltcp::wire::{
+    EthernetAddress, HardwareAddress, Icmpv4Packet, Icmpv4Repr, IpAddress, IpCidr, Ipv4Address,
+    Ipv4Cidr,
+};
+
+use super::virtio::{self, VirtioNic};
+use crate::sched::{self, NotifyId};
+use crate::sync::IrqLock;
+use crate::time;
+
+/// Frames held between the NAPI round and smoltcp (bounded: a flood drops, counted).
+const RX_QUEUE_MAX: usize = 512;
+const ICMP_IDENT: u16 = 0xca95;
+
+/// What other threads can see and ask.
+struct Shared {
+    /// The RX vector's INTID.
+    rx_intid: Option<u32>,
+    /// Wakes the net task (the RX vector's notification).
+    wake: Option<NotifyId>,
+    address: Option<Ipv4Cidr>,
+    gateway: Option<Ipv4Address>,
+    pings: Vec<Ping>,
+    rx_dropped: u64,
+    icmp_echo_requests_seen: u64,
+    rx_stats: Option<drivers::virtio::net::QueueStats>,
+}
+
+struct Ping {
+    target: Ipv4Address,
+    seq: u16,
+    sent_ns: Option<u64>,
+    result: Option<Result<u64, NetError>>,
+    notify: NotifyId,
+}
+
+static SHARED: IrqLock<Shared> = IrqLock::new(Shared {
+    rx_intid: None,
+    wake: None,
+    address: None,
+    gateway: None,
+    pings: Vec::new(),
+    rx_dropped: 0,
+    icmp_echo_requests_seen: 0,
+    rx_stats: None,
+});
+
+/// A network operation failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NetError {
+    /// The stack is not running or has no address yet.
+    NotConfigured,
+    /// No answer in time.
+    Timeout,
+    /// The request could not be queued.
+    Busy,
+}
+
+/// Starts the net task: attaches the NIC and runs DHCP.
+pub fn start() -> Result<(), virtio::AttachError> {
+    let nic = virtio::attach()?;
+    sched::spawn("net", move || run(nic))
+        .map_err(|_| virtio::AttachError::Dma(abi::Error::ENOMEM))?;
+    Ok(())
+}
+
+/// The DHCP-assigned address, once configured.
+pub fn address() -> Option<Ipv4Cidr> {
+    SHARED.lock().address
+}
+
+/// The default gateway from DHCP.
+pub fn gateway() -> Option<Ipv4Address> {
+    SHARED.lock().gateway
+}
+
+/// The RX vector's INTID and its delivery count.
+pub fn rx_irq() -> Option<(u32, u64)> {
+    let intid = SHARED.lock().rx_intid?;
+    Some((intid, crate::irq::count(intid)))
+}
+
+/// The driver's RX queue counters (as of the net task's last round).
+pub fn rx_stats() -> Option<drivers::virtio::net::QueueStats> {
+    SHARED.lock().rx_stats
+}
+
+/// ICMP echo requests addressed to us that arrived (smoltcp answers them).
+pub fn echo_requests_seen() -> u64 {
+    SHARED.lock().icmp_echo_requests_seen
+}
+
+/// Waits until DHCP configured an address or `deadline_ns` passes.
+pub fn wait_configured(deadline_ns: u64) -> Option<Ipv4Cidr> {
+    while time::now_ns() < deadline_ns {
+        if let Some(a) = address() {
+            return Some(a);
+        }
+        sched::sleep_ns(10_000_000);
+    }
+    address()
+}
+
+/// Sends one ICMP echo request to `target` and waits for the reply; returns the round trip
+/// in nanoseconds.
+pub fn ping(target: Ipv4Address, seq: u16, timeout_ns: u64) -> Result<u64, NetError> {
+    let notify = sched::notify_create().map_err(|_| NetError::Busy)?;
+    let wake = {
+        let mut s = SHARED.lock();
+        if s.address.is_none() {
+            sched::notify_destroy(notify);
+            return Err(NetError::NotConfigured);
+        }
+        s.pings.push(Ping {
+            target,
+            seq,
+            sent_ns: None,
+            result: None,
+            notify,
+        });
+        s.wake
+    };
+    if let Some(w) = wake {
+        let _ = sched::notify_post(w, 2);
+    }
+    let _ = sched::notify_wait(notify, time::now_ns() + timeout_ns);
+    let mut s = SHARED.lock();
+    let pos = s.pings.iter().position(|p| p.notify == notify);
+    let result = pos.and_then(|i| s.pings.remove(i).result);
+    drop(s);
+    sched::notify_destroy(notify);
+    result.unwrap_or(Err(NetError::Timeout))
+}
+
+fn now() -> Instant {
+    Instant::from_micros((time::now_ns() / 1000) as i64)
+}
+
+/// smoltcp's view of the NIC: frames the NAPI round queued, and the TX ring.
+struct Phy<'a> {
+    nic: &'a mut VirtioNic,
+    rxq: &'a mut VecDeque<Vec<u8>>,
+}
+
+struct RxTok(Vec<u8>);
+struct TxTok<'a>(&'a mut VirtioNic);
+
+impl phy::RxToken for RxTok {
+    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
+        f(&self.0)
+    }
+}
+
+impl phy::TxToken for TxTok<'_> {
+    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
+        let nic = self.0;
+        let mut f = Some(f);
+        let mut out = None;
+        let sent = nic.net.transmit_with(&mut nic.tx, len, |buf| {
+            out = f.take().map(|f| f(buf));
+        });
+        match (sent, out) {
+            (Ok(()), Some(r)) => r,
+            // Ring full or bad length: smoltcp still needs its packet built; it is dropped
+            // (and counted by the driver as `full`).
+            _ => f
+                .map(|f| f(&mut vec![0u8; len]))
+                .unwrap_or_else(|| unreachable!()),
+        }
+    }
+}
+
+impl phy::Device for Phy<'_> {
+    type RxToken<'a>
+        = RxTok
+    where
+        Self: 'a;
+    type TxToken<'a>
+        = TxTok<'a>
+    where
+        Self: 'a;
+
+    fn receive(&mut self, _t: Instant) -> Option<(RxTok, TxTok<'_>)> {
+        let frame = self.rxq.pop_front()?;
+        Some((RxTok(frame), TxTok(self.nic)))
+    }
+
+    fn transmit(&mut self, _t: Instant) -> Option<TxTok<'_>> {
+        self.nic.reclaim();
+        (self.nic.net.tx_free() > 0).then(|| TxTok(self.nic))
+    }
+
+    fn capabilities(&self) -> DeviceCapabilities {
+        let mut caps = DeviceCapabilities::default();
+        caps.medium = Medium::Ethernet;
+        caps.max_transmission_unit = 1514;
+        caps.max_burst_size = Some(64);
+        caps
+    }
+}
+
+/// Counts ICMP echo requests to us in a received frame (for the "answers a ping" test).
+fn is_echo_request(frame: &[u8]) -> bool {
+    // Ethernet (14) + IPv4 with IHL; proto 1 = ICMP; ICMP type 8 = echo request.
+    if frame.len() < 14 + 20 + 8 || frame[12..14] != [0x08, 0x00] || frame[14 + 9] != 1 {
+        return false;
+    }
+    let ihl = usize::from(frame[14] & 0xf) * 4;
+    frame.get(14 + ihl).is_some_and(|&t| t == 8)
+}
+
+fn run(mut nic: Box<VirtioNic>) {
+    let mac = nic.net.mac();
+    let wake = nic.rx_notify();
+    {
+        let mut s = SHARED.lock();
+        s.wake = Some(wake);
+        s.rx_intid = nic.vectors[nic.route[0]].intid();
+    }
+    let mut rxq: VecDeque<Vec<u8>> = VecDeque::new();
+    let config = Config::new(HardwareAddress::Ethernet(EthernetAddress(mac)));
+    let mut iface = Interface::new(
+        config,
+        &mut Phy {
+            nic: &mut nic,
+            rxq: &mut rxq,
+        },
+        now(),
+    );
+    let mut sockets = SocketSet::new(Vec::new());
+    let dhcp = sockets.add(dhcpv4::Socket::new());
+    let icmp_rx = icmp::PacketBuffer::new(vec![icmp::PacketMetadata::EMPTY; 16], vec![0; 4096]);
+    let icmp_tx = icmp::PacketBuffer::new(vec![icmp::PacketMetadata::EMPTY; 16], vec![0; 4096]);
+    let mut icmp_socket = icmp::Socket::new(icmp_rx, icmp_tx);
+    let _ = icmp_socket.bind(icmp::Endpoint::Ident(ICMP_IDENT));
+    let icmp = sockets.add(icmp_socket);
+    loop {
+        let t = now();
+        iface.poll(
+            t,
+            &mut Phy {
+                nic: &mut nic,
+                rxq: &mut rxq,
+            },
+            &mut sockets,
+        );
+        dhcp_events(&mut iface, &mut sockets, dhcp);
+        pings(&mut sockets, icmp);
+        iface.poll(
+            now(),
+            &mut Phy {
+                nic: &mut nic,
+                rxq: &mut rxq,
+            },
+            &mut sockets,
+        );
+        let delay_ns = iface
+            .poll_delay(now(), &sockets)
+            .map_or(1_000_000_000, |d| d.total_micros() * 1000)
+            .min(1_000_000_000);
+        let deadline = time::now_ns() + delay_ns;
+        let mut dropped = 0u64;
+        let mut echo = 0u64;
+        let _ = nic.receive(deadline, |frame| {
+            if is_echo_request(frame) {
+                echo += 1;
+            }
+            if rxq.len() < RX_QUEUE_MAX {
+                rxq.push_back(frame.to_vec());
+            } else {
+                dropped += 1;
+            }
+        });
+        let mut s = SHARED.lock();
+        s.rx_dropped += dropped;
+        s.icmp_echo_requests_seen += echo;
+        s.rx_stats = Some(nic.net.rx_stats());
+    }
+}
+
+fn dhcp_events(iface: &mut Interface, sockets: &mut SocketSet<'_>, dhcp: SocketHandle) {
+    let event = sockets.get_mut::<dhcpv4::Socket>(dhcp).poll();
+    match event {
+        Some(dhcpv4::Event::Configured(cfg)) => {
+            log::info!("net: DHCP lease {} via {:?}", cfg.address, cfg.router);
+            iface.update_ip_addrs(|addrs| {
+                addrs.clear();
+                let _ = addrs.push(IpCidr::Ipv4(cfg.address));
+            });
+            match cfg.router {
+                Some(r) => {
+                    let _ = iface.routes_mut().add_default_ipv4_route(r);
+                }
+                None => {
+                    iface.routes_mut().remove_default_ipv4_route();
+                }
+            }
+            let mut s = SHARED.lock();
+            s.address = Some(cfg.address);
+            s.gateway = cfg.router;
+        }
+        Some(dhcpv4::Event::Deconfigured) => {
+            if SHARED.lock().address.is_some() {
+                log::info!("net: DHCP lease lost");
+            }
+            iface.update_ip_addrs(|addrs| addrs.clear());
+            iface.routes_mut().remove_default_ipv4_route();
+            let mut s = SHARED.lock();
+            s.address = None;
+            s.gateway = None;
+        }
+        None => {}
+    }
+}
+
+/// Sends queued echo requests and matches replies.
+fn pings(sockets: &mut SocketSet<'_>, icmp: SocketHandle) {
+    let socket = sockets.get_mut::<icmp::Socket>(icmp);
+    let caps = DeviceCapabilities::default().checksum;
+    let mut s = SHARED.lock();
+    for p in s.pings.iter_mut().filter(|p| p.sent_ns.is_none()) {
+        let repr = Icmpv4Repr::EchoRequest {
+            ident: ICMP_IDENT,
+            seq_no: p.seq,
+            data: b"capstan",
+        };
+        let Ok(buf) = socket.send(repr.buffer_len(), IpAddress::Ipv4(p.target)) else {
+            break;
+        };
+        repr.emit(&mut Icmpv4Packet::new_unchecked(buf), &caps);
+        p.sent_ns = Some(time::now_ns());
+    }
+    while let Ok((data, from)) = socket.recv() {
+        let Ok(packet) = Icmpv4Packet::new_checked(data) else {
+            continue;
+        };
+        let Ok(Icmpv4Repr::EchoReply { seq_no, .. }) = Icmpv4Repr::parse(&packet, &caps) else {
+            continue;
+        };
+        let done = s
+            .pings
+            .iter_mut()
+            .find(|p| p.seq == seq_no && IpAddress::Ipv4(p.target) == from && p.result.is_none());
+        if let Some(p) = done {
+            let rtt = time::now_ns() - p.sent_ns.unwrap_or(0);
+            p.result = Some(Ok(rtt));
+            let _ = sched::notify_post(p.notify, 1);
+        }
+    }
+}

@@ -1,0 +1,69 @@
+//! Network tests that need scripts/netlab's namespace (boot option `net=dhcp`): the
+//! DHCP lease, ICMP both ways, and interrupt-driven receive.
+
+use smoltcp::wire::Ipv4Address;
+
+use crate::net::stack;
+use crate::{boot, ensure, ensure_eq, kernel_test, time};
+
+fn in_lab() -> bool {
+    boot::args().is_some_and(|a| a.net)
+}
+
+const GATEWAY: Ipv4Address = Ipv4Address::new(192, 0, 2, 1);
+
+kernel_test! {
+    fn net_dhcp_lease_from_the_lab() {
+        if !in_lab() {
+            ensure!(stack::address().is_none(), "address without a network");
+            return Ok(());
+        }
+        let cidr = stack::wait_configured(time::now_ns() + 20_000_000_000).ok_or("no DHCP lease in 20 s")?;
+        let a = cidr.address().octets();
+        ensure!(a[..3] == [192, 0, 2] && (50..=99).contains(&a[3]), "lease {cidr} outside the lab range");
+        ensure_eq!(cidr.prefix_len(), 24);
+        ensure_eq!(stack::gateway(), Some(GATEWAY));
+        crate::ktest::report(alloc::format!("net-lease {}", cidr.address()));
+        Ok(())
+    }
+}
+
+kernel_test! {
+    fn net_ping_gateway_and_unreachable_host_times_out() {
+        if !in_lab() {
+            return Ok(());
+        }
+        stack::wait_configured(time::now_ns() + 20_000_000_000).ok_or("no lease")?;
+        for seq in 0..3 {
+            let rtt = stack::ping(GATEWAY, seq, 2_000_000_000).map_err(|e| alloc::format!("ping {seq}: {e:?}"))?;
+            ensure!(rtt > 0, "zero round trip");
+        }
+        let silent = Ipv4Address::new(192, 0, 2, 3);
+        ensure_eq!(stack::ping(silent, 9, 1_000_000_000), Err(stack::NetError::Timeout));
+        Ok(())
+    }
+}
+
+kernel_test! {
+    fn net_answers_pings_from_the_host_by_interrupt() {
+        if !in_lab() {
+            return Ok(());
+        }
+        stack::wait_configured(time::now_ns() + 20_000_000_000).ok_or("no lease")?;
+        // scripts/test pings us from the namespace once it sees the lease in the log.
+        let deadline = time::now_ns() + 30_000_000_000;
+        while stack::echo_requests_seen() < 3 && time::now_ns() < deadline {
+            crate::sched::sleep_ns(50_000_000);
+        }
+        ensure!(stack::echo_requests_seen() >= 3, "only {} echo requests arrived", stack::echo_requests_seen());
+        let (intid, count) = crate::net::stack::rx_irq().ok_or("no RX vector")?;
+        ensure!(count > 0, "RX worked without an RX interrupt");
+        let rx = crate::net::stack::rx_stats().ok_or("no RX stats")?;
+        crate::ktest::report(alloc::format!(
+            "virtio-net rx intid={intid} interrupts={count} packets={} budget_exhausted={} rearm_races={} bad_descriptors={}",
+            rx.packets, rx.budget_exhausted, rx.rearm_races, rx.bad_descriptors
+        ));
+        ensure!(count <= rx.packets, "more RX interrupts ({count}) than packets ({})", rx.packets);
+        Ok(())
+    }
+}
