@@ -4,6 +4,8 @@
 pub mod dns;
 pub mod http;
 #[cfg(target_os = "none")]
+pub mod resolve;
+#[cfg(target_os = "none")]
 pub mod stack;
 #[cfg(target_os = "none")]
 pub mod virtio;

@@ -14,7 +14,7 @@ use alloc::vec::Vec;
 
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
 use smoltcp::phy::{self, DeviceCapabilities, Medium};
-use smoltcp::socket::{dhcpv4, icmp};
+use smoltcp::socket::{dhcpv4, icmp, udp};
 use smoltcp::time::Instant;
 use smoltcp::wire::{
     EthernetAddress, HardwareAddress, Icmpv4Packet, Icmpv4Repr, IpAddress, IpCidr, Ipv4Address,
@@ -42,6 +42,19 @@ struct Shared {
     rx_dropped: u64,
     icmp_echo_requests_seen: u64,
     rx_stats: Option<drivers::virtio::net::QueueStats>,
+    udp: Vec<UdpState>,
+    next_session: u64,
+}
+
+/// A UDP conversation another thread holds; the net task owns the socket.
+struct UdpState {
+    id: u64,
+    remote: (Ipv4Address, u16),
+    handle: Option<SocketHandle>,
+    outgoing: VecDeque<Vec<u8>>,
+    incoming: VecDeque<Vec<u8>>,
+    notify: NotifyId,
+    closed: bool,
 }
 
 struct Ping {
@@ -61,6 +74,8 @@ static SHARED: IrqLock<Shared> = IrqLock::new(Shared {
     rx_dropped: 0,
     icmp_echo_requests_seen: 0,
     rx_stats: None,
+    udp: Vec::new(),
+    next_session: 1,
 });
 
 /// A network operation failed.
@@ -150,6 +165,123 @@ pub fn ping(target: Ipv4Address, seq: u16, timeout_ns: u64) -> Result<u64, NetEr
     result.unwrap_or(Err(NetError::Timeout))
 }
 
+/// A UDP conversation with one remote endpoint (DNS queries use it). Dropping it closes
+/// the socket.
+pub struct UdpSession {
+    id: u64,
+    notify: NotifyId,
+}
+
+impl UdpSession {
+    /// Opens a session to `remote` from an ephemeral local port.
+    pub fn open(remote: Ipv4Address, port: u16) -> Result<UdpSession, NetError> {
+        let notify = sched::notify_create().map_err(|_| NetError::Busy)?;
+        let mut s = SHARED.lock();
+        if s.address.is_none() {
+            drop(s);
+            sched::notify_destroy(notify);
+            return Err(NetError::NotConfigured);
+        }
+        let id = s.next_session;
+        s.next_session += 1;
+        s.udp.push(UdpState {
+            id,
+            remote: (remote, port),
+            handle: None,
+            outgoing: VecDeque::new(),
+            incoming: VecDeque::new(),
+            notify,
+            closed: false,
+        });
+        Ok(UdpSession { id, notify })
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut UdpState) -> R) -> Option<R> {
+        SHARED
+            .lock()
+            .udp
+            .iter_mut()
+            .find(|u| u.id == self.id)
+            .map(f)
+    }
+
+    /// Queues one datagram.
+    pub fn send(&self, payload: &[u8]) -> Result<(), NetError> {
+        self.with(|u| u.outgoing.push_back(payload.to_vec()))
+            .ok_or(NetError::Busy)?;
+        wake_task();
+        Ok(())
+    }
+
+    /// The next datagram from the remote, or `Timeout` at `deadline_ns`.
+    pub fn recv(&self, deadline_ns: u64) -> Result<Vec<u8>, NetError> {
+        loop {
+            if let Some(d) = self.with(|u| u.incoming.pop_front()).flatten() {
+                return Ok(d);
+            }
+            if sched::notify_wait(self.notify, deadline_ns).is_err() {
+                return Err(NetError::Timeout);
+            }
+        }
+    }
+}
+
+impl Drop for UdpSession {
+    fn drop(&mut self) {
+        let _ = self.with(|u| u.closed = true);
+        wake_task();
+    }
+}
+
+fn wake_task() {
+    let wake = SHARED.lock().wake;
+    if let Some(w) = wake {
+        let _ = sched::notify_post(w, 2);
+    }
+}
+
+/// Moves datagrams between the sessions and their sockets; opens and closes sockets.
+fn udp_sessions(sockets: &mut SocketSet<'_>) {
+    let mut s = SHARED.lock();
+    for u in s.udp.iter_mut() {
+        if u.handle.is_none() && !u.closed {
+            let buf = || udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; 8], vec![0; 4096]);
+            let mut socket = udp::Socket::new(buf(), buf());
+            let port = 49152 + (u.id % 16000) as u16;
+            if socket.bind(port).is_ok() {
+                u.handle = Some(sockets.add(socket));
+            }
+        }
+        let Some(h) = u.handle else { continue };
+        let socket = sockets.get_mut::<udp::Socket>(h);
+        while let Some(d) = u.outgoing.front() {
+            let ep = (IpAddress::Ipv4(u.remote.0), u.remote.1);
+            if socket.send_slice(d, ep).is_err() {
+                break;
+            }
+            u.outgoing.pop_front();
+        }
+        let mut got = false;
+        while let Ok((data, meta)) = socket.recv() {
+            let from = meta.endpoint;
+            if from.addr == IpAddress::Ipv4(u.remote.0) && from.port == u.remote.1 {
+                u.incoming.push_back(data.to_vec());
+                got = true;
+            }
+        }
+        if got {
+            let _ = sched::notify_post(u.notify, 1);
+        }
+    }
+    for u in s.udp.iter().filter(|u| u.closed) {
+        if let Some(h) = u.handle {
+            sockets.remove(h);
+        }
+        sched::notify_destroy(u.notify);
+    }
+    s.udp.retain(|u| !u.closed);
+}
+
 fn now() -> Instant {
     Instant::from_micros((time::now_ns() / 1000) as i64)
 }
@@ -205,7 +337,7 @@ impl phy::Device for Phy<'_> {
 
     fn transmit(&mut self, _t: Instant) -> Option<TxTok<'_>> {
         self.nic.reclaim();
-        (self.nic.net.tx_free() > 0).then(|| TxTok(self.nic))
+        (self.nic.net.tx_free() > 0).then_some(TxTok(self.nic))
     }
 
     fn capabilities(&self) -> DeviceCapabilities {
@@ -264,6 +396,7 @@ fn run(mut nic: Box<VirtioNic>) {
         );
         dhcp_events(&mut iface, &mut sockets, dhcp);
         pings(&mut sockets, icmp);
+        udp_sessions(&mut sockets);
         iface.poll(
             now(),
             &mut Phy {
@@ -272,6 +405,7 @@ fn run(mut nic: Box<VirtioNic>) {
             },
             &mut sockets,
         );
+        udp_sessions(&mut sockets);
         let delay_ns = iface
             .poll_delay(now(), &sockets)
             .map_or(1_000_000_000, |d| d.total_micros() * 1000)

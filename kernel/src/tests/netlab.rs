@@ -67,3 +67,27 @@ kernel_test! {
         Ok(())
     }
 }
+
+kernel_test! {
+    fn dns_a_record_cname_chain_nxdomain_and_silent_server() {
+        use crate::net::dns::DnsError;
+        use crate::net::resolve::resolve_a;
+        if !in_lab() {
+            return Ok(());
+        }
+        stack::wait_configured(time::now_ns() + 20_000_000_000).ok_or("no lease")?;
+        let lab = resolve_a("lab.capstan.test", GATEWAY).map_err(|e| alloc::format!("lab: {e}"))?;
+        ensure_eq!(lab.addrs.as_slice(), &[GATEWAY][..]);
+        ensure_eq!(lab.cnames, 0);
+        let www = resolve_a("www.capstan.test", GATEWAY).map_err(|e| alloc::format!("www: {e}"))?;
+        ensure_eq!(www.addrs.as_slice(), &[GATEWAY][..]);
+        ensure_eq!(www.cnames, 2);
+        ensure_eq!(resolve_a("missing.capstan.test", GATEWAY), Err(DnsError::NxDomain));
+        let t0 = time::now_ns();
+        let silent = Ipv4Address::new(192, 0, 2, 2);
+        ensure_eq!(resolve_a("lab.capstan.test", silent), Err(DnsError::Timeout));
+        ensure!(time::now_ns() - t0 >= 1_000_000_000, "timed out too early");
+        ensure_eq!(resolve_a("bad..name", GATEWAY), Err(DnsError::BadName));
+        Ok(())
+    }
+}
