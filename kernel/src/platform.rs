@@ -98,7 +98,7 @@ pub struct Platform {
     /// MPIDR of each CPU.
     pub cpus: Vec<u64, 8>,
     /// `/chosen/bootargs`.
-    pub bootargs: heapless::String<256>,
+    pub bootargs: heapless::String<512>,
 }
 
 /// Why the DTB could not be used.

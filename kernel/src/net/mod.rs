@@ -2,6 +2,8 @@
 //! the smoltcp glue over the virtio-net driver.
 
 pub mod dns;
+#[cfg(target_os = "none")]
+pub mod fetch;
 pub mod http;
 #[cfg(target_os = "none")]
 pub mod resolve;

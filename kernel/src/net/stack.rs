@@ -14,7 +14,7 @@ use alloc::vec::Vec;
 
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
 use smoltcp::phy::{self, DeviceCapabilities, Medium};
-use smoltcp::socket::{dhcpv4, icmp, udp};
+use smoltcp::socket::{dhcpv4, icmp, tcp, udp};
 use smoltcp::time::Instant;
 use smoltcp::wire::{
     EthernetAddress, HardwareAddress, Icmpv4Packet, Icmpv4Repr, IpAddress, IpCidr, Ipv4Address,
@@ -43,6 +43,7 @@ struct Shared {
     icmp_echo_requests_seen: u64,
     rx_stats: Option<drivers::virtio::net::QueueStats>,
     udp: Vec<UdpState>,
+    tcp: Vec<TcpState>,
     next_session: u64,
 }
 
@@ -75,6 +76,7 @@ static SHARED: IrqLock<Shared> = IrqLock::new(Shared {
     icmp_echo_requests_seen: 0,
     rx_stats: None,
     udp: Vec::new(),
+    tcp: Vec::new(),
     next_session: 1,
 });
 
@@ -87,6 +89,8 @@ pub enum NetError {
     Timeout,
     /// The request could not be queued.
     Busy,
+    /// The peer refused the connection (RST to our SYN).
+    Refused,
 }
 
 /// Starts the net task: attaches the NIC and runs DHCP.
@@ -282,6 +286,164 @@ fn udp_sessions(sockets: &mut SocketSet<'_>) {
     s.udp.retain(|u| !u.closed);
 }
 
+/// A TCP connection another thread holds; the net task owns the socket.
+struct TcpState {
+    id: u64,
+    remote: (Ipv4Address, u16),
+    handle: Option<SocketHandle>,
+    outgoing: VecDeque<u8>,
+    incoming: VecDeque<u8>,
+    /// Connected at least once (a close before that is a refusal).
+    established: bool,
+    /// The peer finished sending (or the connection died).
+    ended: Option<Result<(), NetError>>,
+    notify: NotifyId,
+    closed: bool,
+}
+
+/// Received bytes the net task buffers per connection before it stops reading from the
+/// socket (the TCP window then throttles the sender).
+const TCP_BUFFERED_MAX: usize = 256 * 1024;
+
+/// A TCP connection (HTTP uses it). Dropping it aborts the connection.
+pub struct TcpSession {
+    id: u64,
+    notify: NotifyId,
+}
+
+impl TcpSession {
+    /// Connects to `remote:port` (completion or refusal shows in `recv`).
+    pub fn connect(remote: Ipv4Address, port: u16) -> Result<TcpSession, NetError> {
+        let notify = sched::notify_create().map_err(|_| NetError::Busy)?;
+        let mut s = SHARED.lock();
+        if s.address.is_none() {
+            drop(s);
+            sched::notify_destroy(notify);
+            return Err(NetError::NotConfigured);
+        }
+        let id = s.next_session;
+        s.next_session += 1;
+        s.tcp.push(TcpState {
+            id,
+            remote: (remote, port),
+            handle: None,
+            outgoing: VecDeque::new(),
+            incoming: VecDeque::new(),
+            established: false,
+            ended: None,
+            notify,
+            closed: false,
+        });
+        drop(s);
+        wake_task();
+        Ok(TcpSession { id, notify })
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut TcpState) -> R) -> Option<R> {
+        SHARED
+            .lock()
+            .tcp
+            .iter_mut()
+            .find(|t| t.id == self.id)
+            .map(f)
+    }
+
+    /// Queues bytes to send.
+    pub fn send(&self, data: &[u8]) -> Result<(), NetError> {
+        self.with(|t| t.outgoing.extend(data))
+            .ok_or(NetError::Busy)?;
+        wake_task();
+        Ok(())
+    }
+
+    /// Up to `max` received bytes; an empty vector means the peer closed cleanly.
+    pub fn recv(&self, max: usize, deadline_ns: u64) -> Result<Vec<u8>, NetError> {
+        loop {
+            let got = self.with(|t| {
+                if !t.incoming.is_empty() {
+                    let n = t.incoming.len().min(max);
+                    return Some(Ok(t.incoming.drain(..n).collect()));
+                }
+                t.ended.map(|e| e.map(|()| Vec::new()))
+            });
+            match got.flatten() {
+                Some(r) => {
+                    wake_task(); // room freed: the net task may read more from the socket
+                    return r;
+                }
+                None if sched::notify_wait(self.notify, deadline_ns).is_err() => {
+                    return Err(NetError::Timeout);
+                }
+                None => {}
+            }
+        }
+    }
+}
+
+impl Drop for TcpSession {
+    fn drop(&mut self) {
+        let _ = self.with(|t| t.closed = true);
+        wake_task();
+    }
+}
+
+/// Connects, moves bytes both ways within bounds, notices refusal and close.
+fn tcp_sessions(iface: &mut Interface, sockets: &mut SocketSet<'_>) {
+    let mut s = SHARED.lock();
+    for t in s.tcp.iter_mut().filter(|t| !t.closed) {
+        if t.handle.is_none() && t.ended.is_none() {
+            let mut socket = tcp::Socket::new(
+                tcp::SocketBuffer::new(vec![0; 64 * 1024]),
+                tcp::SocketBuffer::new(vec![0; 16 * 1024]),
+            );
+            let local = 49152 + (t.id % 16000) as u16;
+            let remote = (IpAddress::Ipv4(t.remote.0), t.remote.1);
+            match socket.connect(iface.context(), remote, local) {
+                Ok(()) => t.handle = Some(sockets.add(socket)),
+                Err(_) => t.ended = Some(Err(NetError::Refused)),
+            }
+        }
+        let Some(h) = t.handle else { continue };
+        let socket = sockets.get_mut::<tcp::Socket>(h);
+        let before = (t.incoming.len(), t.ended);
+        if socket.may_send() {
+            t.established = true;
+            while !t.outgoing.is_empty() && socket.can_send() {
+                let (a, _) = t.outgoing.as_slices();
+                match socket.send_slice(a) {
+                    Ok(n) if n > 0 => drop(t.outgoing.drain(..n)),
+                    _ => break,
+                }
+            }
+        }
+        let mut buf = [0u8; 4096];
+        while t.incoming.len() < TCP_BUFFERED_MAX && socket.can_recv() {
+            match socket.recv_slice(&mut buf) {
+                Ok(n) if n > 0 => t.incoming.extend(&buf[..n]),
+                _ => break,
+            }
+        }
+        if t.ended.is_none() && !socket.may_recv() && !socket.can_recv() {
+            if socket.state() == tcp::State::Closed && !t.established {
+                t.ended = Some(Err(NetError::Refused));
+            } else if socket.state() != tcp::State::SynSent {
+                t.ended = Some(Ok(()));
+            }
+        }
+        if (t.incoming.len(), t.ended) != before {
+            let _ = sched::notify_post(t.notify, 1);
+        }
+    }
+    for t in s.tcp.iter().filter(|t| t.closed) {
+        if let Some(h) = t.handle {
+            sockets.get_mut::<tcp::Socket>(h).abort();
+            sockets.remove(h);
+        }
+        sched::notify_destroy(t.notify);
+    }
+    s.tcp.retain(|t| !t.closed);
+}
+
 fn now() -> Instant {
     Instant::from_micros((time::now_ns() / 1000) as i64)
 }
@@ -397,6 +559,7 @@ fn run(mut nic: Box<VirtioNic>) {
         dhcp_events(&mut iface, &mut sockets, dhcp);
         pings(&mut sockets, icmp);
         udp_sessions(&mut sockets);
+        tcp_sessions(&mut iface, &mut sockets);
         iface.poll(
             now(),
             &mut Phy {
@@ -406,6 +569,7 @@ fn run(mut nic: Box<VirtioNic>) {
             &mut sockets,
         );
         udp_sessions(&mut sockets);
+        tcp_sessions(&mut iface, &mut sockets);
         let delay_ns = iface
             .poll_delay(now(), &sockets)
             .map_or(1_000_000_000, |d| d.total_micros() * 1000)

@@ -91,3 +91,64 @@ kernel_test! {
         Ok(())
     }
 }
+
+/// The expected digest scripts/test passes as `<key>=<hex>` in the boot arguments.
+fn expected_sha(key: &str) -> Option<crate::net::http::Sha256Digest> {
+    let args = boot::platform()?.bootargs.as_str();
+    let hex = args
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix(key)?.strip_prefix('='))?;
+    crate::net::http::Sha256Digest::from_hex(hex)
+}
+
+kernel_test! {
+    fn http_get_small_redirect_and_large_files_with_digests() {
+        use crate::net::fetch::get;
+        if !in_lab() {
+            return Ok(());
+        }
+        stack::wait_configured(time::now_ns() + 20_000_000_000).ok_or("no lease")?;
+        let small = get("http://lab.capstan.test/small.txt", GATEWAY).map_err(|e| alloc::format!("small: {e}"))?;
+        ensure_eq!(small.status, 200);
+        ensure_eq!(small.prefix.as_slice(), &b"Hello from the Capstan network lab.\n"[..]);
+        let redirected = get("http://lab.capstan.test/redirect", GATEWAY).map_err(|e| alloc::format!("redirect: {e}"))?;
+        ensure_eq!((redirected.status, redirected.redirects), (200, 1));
+        ensure_eq!(redirected.sha256, small.sha256);
+        for (path, key, len) in [("/1m.bin", "sha1m", 1u64 << 20), ("/16m.bin", "sha16m", 16 << 20)] {
+            let want = expected_sha(key).ok_or_else(|| alloc::format!("no {key}= boot argument"))?;
+            let t0 = time::now_ns();
+            let url = alloc::format!("http://lab.capstan.test{path}");
+            let got = get(&url, GATEWAY).map_err(|e| alloc::format!("{path}: {e}"))?;
+            let ms = (time::now_ns() - t0) / 1_000_000;
+            ensure_eq!(got.status, 200);
+            ensure_eq!(got.len, len);
+            ensure_eq!(got.sha256, want);
+            crate::ktest::report(alloc::format!(
+                "http-get {path} bytes={len} ms={ms} MiB/s={:.1}",
+                len as f64 / (1 << 20) as f64 / (ms.max(1) as f64 / 1000.0)
+            ));
+        }
+        Ok(())
+    }
+}
+
+kernel_test! {
+    fn http_errors_refused_malformed_and_redirect_loop() {
+        use crate::net::fetch::{FetchError, get};
+        use crate::net::http::HttpError;
+        if !in_lab() {
+            return Ok(());
+        }
+        stack::wait_configured(time::now_ns() + 20_000_000_000).ok_or("no lease")?;
+        ensure_eq!(get("http://192.0.2.1:81/", GATEWAY), Err(FetchError::Net(stack::NetError::Refused)));
+        let malformed = get("http://192.0.2.1:8080/malformed", GATEWAY);
+        ensure!(matches!(malformed, Err(FetchError::Http(_))), "malformed response gave {malformed:?}");
+        ensure_eq!(get("http://lab.capstan.test/loop", GATEWAY), Err(FetchError::Http(HttpError::TooManyRedirects)));
+        ensure!(matches!(get("https://lab.capstan.test/", GATEWAY), Err(FetchError::Http(HttpError::UnsupportedScheme))), "https accepted");
+        ensure_eq!(
+            get("http://missing.capstan.test/", GATEWAY),
+            Err(FetchError::Dns(crate::net::dns::DnsError::NxDomain))
+        );
+        Ok(())
+    }
+}
