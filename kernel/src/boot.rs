@@ -31,8 +31,9 @@ pub struct BootArgs<'a> {
     pub pci_no_msi: bool,
     /// `edu=msi|intx|nodma`: which edu scenario the machine was started for (tests).
     pub edu: Option<&'a str>,
-    /// `net=dhcp`: start the network stack on the virtio-net NIC at boot (scripts/netlab).
-    pub net: bool,
+    /// `net=dhcp` (RX by interrupt) or `net=poll[:hz]` (RX polled, default 100 Hz): start
+    /// the network stack on the virtio-net NIC at boot (scripts/netlab).
+    pub net: Option<crate::net::stack::RxMode>,
 }
 
 impl<'a> BootArgs<'a> {
@@ -45,7 +46,7 @@ impl<'a> BootArgs<'a> {
             crash: None,
             pci_no_msi: false,
             edu: None,
-            net: false,
+            net: None,
         };
         for word in args.split_whitespace() {
             match word.split_once('=') {
@@ -58,7 +59,14 @@ impl<'a> BootArgs<'a> {
                 Some(("crash", "hang")) => out.crash = Some(ktest::Crash::Hang),
                 Some(("pci", "nomsi")) => out.pci_no_msi = true,
                 Some(("edu", mode)) => out.edu = Some(mode),
-                Some(("net", "dhcp")) => out.net = true,
+                Some(("net", "dhcp")) => out.net = Some(crate::net::stack::RxMode::Interrupt),
+                Some(("net", poll)) if poll.starts_with("poll") => {
+                    let hz = poll
+                        .strip_prefix("poll:")
+                        .and_then(|h| h.parse().ok())
+                        .unwrap_or(100);
+                    out.net = Some(crate::net::stack::RxMode::Poll { hz });
+                }
                 _ => {}
             }
         }
@@ -131,8 +139,8 @@ pub fn start(dtb: usize) -> ! {
     start_secondaries(platform);
     cpu::enable_irqs();
     monitor::start_console_reader();
-    if args.net
-        && let Err(e) = crate::net::stack::start()
+    if let Some(mode) = args.net
+        && let Err(e) = crate::net::stack::start(mode)
     {
         log::warn!("network stack not started: {e:?}");
     }

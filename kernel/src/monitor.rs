@@ -148,7 +148,9 @@ pub fn execute(cmd: &str) {
     match cmd {
         "" => {}
         "help" => {
-            crate::println!("commands: help, mem, irqs, uptime, threads, cpus, reboot, poweroff")
+            crate::println!(
+                "commands: help, mem, irqs, uptime, threads, cpus, net, netbench, reboot, poweroff"
+            )
         }
         "mem" => mem(),
         "irqs" => irqs(),
@@ -171,6 +173,8 @@ pub fn execute(cmd: &str) {
             );
         }),
         "cpus" => crate::println!("{} CPUs online", secondary::online()),
+        "net" => net(),
+        "netbench" => netbench(),
         "reboot" => {
             crate::println!("rebooting");
             let e = psci::system_reset();
@@ -201,6 +205,84 @@ fn mem() {
         "dma:    {} bytes quarantined",
         crate::arch::dma::HAL.quarantined()
     );
+}
+
+fn net() {
+    let Some(s) = crate::net::stack::status() else {
+        crate::println!("network stack not running (boot with net=dhcp or net=poll)");
+        return;
+    };
+    crate::println!("mode {:?}, address {:?}", s.mode, s.address);
+    crate::println!(
+        "rx interrupts {}, smoltcp queue drops {}, udp echoed {}",
+        s.rx_interrupts,
+        s.rx_dropped,
+        s.echoed
+    );
+    for (name, q) in [("rx", s.rx), ("tx", s.tx)] {
+        if let Some(q) = q {
+            crate::println!(
+                "{name}: packets {} bytes {} budget-exhausted {} rearm-races {} bad-descriptors {} malformed {} refill-failures {} full {}",
+                q.packets,
+                q.bytes,
+                q.budget_exhausted,
+                q.rearm_races,
+                q.bad_descriptors,
+                q.malformed,
+                q.refill_failures,
+                q.full
+            );
+        }
+    }
+}
+
+/// Guest-side network figures for `scripts/bench net`: DNS query latency to the
+/// gateway's server and HTTP download throughput (lab names; see docs/netlab.md).
+fn netbench() {
+    use smoltcp::wire::Ipv4Address;
+    let gw = Ipv4Address::new(192, 0, 2, 1);
+    if crate::net::stack::address().is_none() {
+        crate::println!("netbench: no address");
+        return;
+    }
+    let mut samples = alloc::vec::Vec::new();
+    let mut errors = 0;
+    for _ in 0..1000 {
+        let t0 = time::now_ns();
+        match crate::net::resolve::resolve_a("lab.capstan.test", gw) {
+            Ok(_) => samples.push(time::now_ns() - t0),
+            Err(_) => errors += 1,
+        }
+    }
+    samples.sort_unstable();
+    let pct = |p: usize| {
+        samples
+            .get(samples.len().saturating_sub(1) * p / 100)
+            .copied()
+            .unwrap_or(0)
+    };
+    crate::println!(
+        "netbench dns n={} errors={errors} median_us={} p99_us={}",
+        samples.len(),
+        pct(50) / 1000,
+        pct(99) / 1000
+    );
+    for path in ["/1m.bin", "/16m.bin"] {
+        let t0 = time::now_ns();
+        let url = alloc::format!("http://lab.capstan.test{path}");
+        match crate::net::fetch::get(&url, gw) {
+            Ok(f) => {
+                let ns = time::now_ns() - t0;
+                crate::println!(
+                    "netbench http path={path} bytes={} ms={}",
+                    f.len,
+                    ns / 1_000_000
+                );
+            }
+            Err(e) => crate::println!("netbench http path={path} error={e}"),
+        }
+    }
+    crate::println!("netbench done");
 }
 
 fn irqs() {

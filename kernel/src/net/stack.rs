@@ -29,11 +29,14 @@ use crate::time;
 /// Frames held between the NAPI round and smoltcp (bounded: a flood drops, counted).
 const RX_QUEUE_MAX: usize = 512;
 const ICMP_IDENT: u16 = 0xca95;
+/// The UDP echo service's port.
+pub const ECHO_PORT: u16 = 7;
 
 /// What other threads can see and ask.
 struct Shared {
     /// The RX vector's INTID.
     rx_intid: Option<u32>,
+    mode: Option<RxMode>,
     /// Wakes the net task (the RX vector's notification).
     wake: Option<NotifyId>,
     address: Option<Ipv4Cidr>,
@@ -42,6 +45,8 @@ struct Shared {
     rx_dropped: u64,
     icmp_echo_requests_seen: u64,
     rx_stats: Option<drivers::virtio::net::QueueStats>,
+    tx_stats: Option<drivers::virtio::net::QueueStats>,
+    echoed: u64,
     udp: Vec<UdpState>,
     tcp: Vec<TcpState>,
     next_session: u64,
@@ -68,6 +73,7 @@ struct Ping {
 
 static SHARED: IrqLock<Shared> = IrqLock::new(Shared {
     rx_intid: None,
+    mode: None,
     wake: None,
     address: None,
     gateway: None,
@@ -75,6 +81,8 @@ static SHARED: IrqLock<Shared> = IrqLock::new(Shared {
     rx_dropped: 0,
     icmp_echo_requests_seen: 0,
     rx_stats: None,
+    tx_stats: None,
+    echoed: 0,
     udp: Vec::new(),
     tcp: Vec::new(),
     next_session: 1,
@@ -93,10 +101,26 @@ pub enum NetError {
     Refused,
 }
 
+/// How the net task learns about received frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RxMode {
+    /// The RX MSI-X vector wakes the task (NAPI over the capability types).
+    Interrupt,
+    /// No RX interrupt: the task polls the ring every `1/hz` seconds (the predecessor's
+    /// design, kept so benchmarks can compare the same build).
+    Poll {
+        /// Polls per second.
+        hz: u64,
+    },
+}
+
 /// Starts the net task: attaches the NIC and runs DHCP.
-pub fn start() -> Result<(), virtio::AttachError> {
-    let nic = virtio::attach()?;
-    sched::spawn("net", move || run(nic))
+pub fn start(mode: RxMode) -> Result<(), virtio::AttachError> {
+    let mut nic = virtio::attach()?;
+    if let RxMode::Poll { .. } = mode {
+        nic.enter_polling_mode();
+    }
+    sched::spawn("net", move || run(nic, mode))
         .map_err(|_| virtio::AttachError::Dma(abi::Error::ENOMEM))?;
     Ok(())
 }
@@ -120,6 +144,46 @@ pub fn rx_irq() -> Option<(u32, u64)> {
 /// The driver's RX queue counters (as of the net task's last round).
 pub fn rx_stats() -> Option<drivers::virtio::net::QueueStats> {
     SHARED.lock().rx_stats
+}
+
+/// A snapshot for the monitor's `net` command and `/proc` later.
+#[derive(Debug, Clone, Copy)]
+pub struct Status {
+    /// RX mode.
+    pub mode: Option<RxMode>,
+    /// DHCP address.
+    pub address: Option<Ipv4Cidr>,
+    /// RX queue counters.
+    pub rx: Option<drivers::virtio::net::QueueStats>,
+    /// TX queue counters.
+    pub tx: Option<drivers::virtio::net::QueueStats>,
+    /// RX interrupts taken on the RX vector.
+    pub rx_interrupts: u64,
+    /// Frames dropped because smoltcp's input queue was full.
+    pub rx_dropped: u64,
+    /// UDP datagrams echoed.
+    pub echoed: u64,
+}
+
+/// The stack's counters (None before it started).
+pub fn status() -> Option<Status> {
+    let rx_interrupts = rx_irq().map_or(0, |(_, n)| n);
+    let s = SHARED.lock();
+    s.mode?;
+    Some(Status {
+        mode: s.mode,
+        address: s.address,
+        rx: s.rx_stats,
+        tx: s.tx_stats,
+        rx_interrupts,
+        rx_dropped: s.rx_dropped,
+        echoed: s.echoed,
+    })
+}
+
+/// The RX mode the stack runs in, once started.
+pub fn mode() -> Option<RxMode> {
+    SHARED.lock().mode
 }
 
 /// ICMP echo requests addressed to us that arrived (smoltcp answers them).
@@ -521,13 +585,14 @@ fn is_echo_request(frame: &[u8]) -> bool {
     frame.get(14 + ihl).is_some_and(|&t| t == 8)
 }
 
-fn run(mut nic: Box<VirtioNic>) {
+fn run(mut nic: Box<VirtioNic>, mode: RxMode) {
     let mac = nic.net.mac();
     let wake = nic.rx_notify();
     {
         let mut s = SHARED.lock();
         s.wake = Some(wake);
         s.rx_intid = nic.vectors[nic.route[0]].intid();
+        s.mode = Some(mode);
     }
     let mut rxq: VecDeque<Vec<u8>> = VecDeque::new();
     let config = Config::new(HardwareAddress::Ethernet(EthernetAddress(mac)));
@@ -546,6 +611,11 @@ fn run(mut nic: Box<VirtioNic>) {
     let mut icmp_socket = icmp::Socket::new(icmp_rx, icmp_tx);
     let _ = icmp_socket.bind(icmp::Endpoint::Ident(ICMP_IDENT));
     let icmp = sockets.add(icmp_socket);
+    let echo_buf =
+        || udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; 64], vec![0; 64 * 1024]);
+    let mut echo_socket = udp::Socket::new(echo_buf(), echo_buf());
+    let _ = echo_socket.bind(ECHO_PORT);
+    let echo = sockets.add(echo_socket);
     loop {
         let t = now();
         iface.poll(
@@ -558,6 +628,7 @@ fn run(mut nic: Box<VirtioNic>) {
         );
         dhcp_events(&mut iface, &mut sockets, dhcp);
         pings(&mut sockets, icmp);
+        udp_echo(&mut sockets, echo);
         udp_sessions(&mut sockets);
         tcp_sessions(&mut iface, &mut sockets);
         iface.poll(
@@ -577,7 +648,7 @@ fn run(mut nic: Box<VirtioNic>) {
         let deadline = time::now_ns() + delay_ns;
         let mut dropped = 0u64;
         let mut echo = 0u64;
-        let _ = nic.receive(deadline, |frame| {
+        let mut deliver = |frame: &[u8]| {
             if is_echo_request(frame) {
                 echo += 1;
             }
@@ -586,11 +657,24 @@ fn run(mut nic: Box<VirtioNic>) {
             } else {
                 dropped += 1;
             }
-        });
+        };
+        match mode {
+            RxMode::Interrupt => {
+                let _ = nic.receive(deadline, &mut deliver);
+            }
+            RxMode::Poll { hz } => {
+                // Sleep to the next tick (or a request); then drain one budget.
+                let period = 1_000_000_000 / hz.max(1);
+                let tick = (time::now_ns() / period + 1) * period;
+                let _ = sched::notify_wait(wake, tick.min(deadline));
+                nic.poll_rx(&mut deliver);
+            }
+        }
         let mut s = SHARED.lock();
         s.rx_dropped += dropped;
         s.icmp_echo_requests_seen += echo;
         s.rx_stats = Some(nic.net.rx_stats());
+        s.tx_stats = Some(nic.net.tx_stats());
     }
 }
 
@@ -626,6 +710,25 @@ fn dhcp_events(iface: &mut Interface, sockets: &mut SocketSet<'_>, dhcp: SocketH
             s.gateway = None;
         }
         None => {}
+    }
+}
+
+/// The UDP echo service (RFC 862): every datagram to port 7 goes back to its sender.
+fn udp_echo(sockets: &mut SocketSet<'_>, echo: SocketHandle) {
+    let socket = sockets.get_mut::<udp::Socket>(echo);
+    let mut n = 0;
+    let mut buf = [0u8; 2048];
+    while socket.can_send() {
+        let Ok((len, meta)) = socket.recv_slice(&mut buf) else {
+            break;
+        };
+        if socket.send_slice(&buf[..len], meta.endpoint).is_err() {
+            break;
+        }
+        n += 1;
+    }
+    if n > 0 {
+        SHARED.lock().echoed += n;
     }
 }
 

@@ -69,6 +69,8 @@ pub struct VirtioNic {
     pub net: Net,
     /// Receive ring (armed while idle).
     pub rx: Option<Ring<Armed>>,
+    /// Receive ring in polling mode (suppressed, its line masked for good).
+    pub rx_polled: Option<Ring<caps::vring::Suppressed>>,
     /// Transmit ring: kept suppressed; completions are reclaimed before each send and
     /// on TX interrupts.
     pub tx: Ring<caps::vring::Suppressed>,
@@ -145,6 +147,7 @@ pub fn attach() -> Result<alloc::boxed::Box<VirtioNic>, AttachError> {
     Ok(alloc::boxed::Box::new(VirtioNic {
         net,
         rx: Some(rx),
+        rx_polled: None,
         tx,
         vectors,
         route,
@@ -213,6 +216,26 @@ impl VirtioNic {
     pub fn send(&mut self, frame: &[u8]) -> Result<(), drivers::virtio::net::TxError> {
         self.net.reclaim_tx(&mut self.tx, QUEUE);
         self.net.transmit(&mut self.tx, frame)
+    }
+
+    /// Switches RX to polling mode (the predecessor's design, kept for comparison): the RX
+    /// line is masked for good and the ring suppressed; `poll_rx` then drains it on a timer.
+    pub fn enter_polling_mode(&mut self) {
+        let v = self.route[0];
+        let (Some(rx), Some(line)) = (self.rx.take(), self.vectors[v].line.take()) else {
+            return;
+        };
+        let masked = line.mask();
+        self.rx_polled = Some(rx.suppress_polled(&masked));
+        self.vectors[v].line = Some(AnyIrqLine::Masked(masked));
+    }
+
+    /// Polling mode: drains up to one budget of frames without waiting.
+    pub fn poll_rx(&mut self, deliver: impl FnMut(&[u8])) -> usize {
+        match self.rx_polled.as_mut() {
+            Some(vq) => self.net.receive(vq, BUDGET, deliver),
+            None => 0,
+        }
     }
 
     /// Waits for an RX interrupt and drains the ring with the NAPI protocol, handing each

@@ -1,0 +1,786 @@
+//! Property checkers over the real `caps` code, shared by Kani and proptest.
+//!
+//! A property proved by Kani and a property tested by proptest drift apart unless they are
+//! the same function, so each property here takes plain inputs (numbers, small arrays of
+//! operations) and asserts against the real `caps` types; `proofs.rs` feeds it `kani::any()`
+//! and `tests/properties.rs` feeds it proptest strategies. Sizes are bounded (`Q` = 4,
+//! at most `MAX_OPS` operations) so Kani terminates.
+
+use core::cell::Cell;
+use core::mem;
+
+use abi::{CapType, Error, Handle, Rights};
+use caps::cspace::{CSpace, Capability};
+use caps::irq::{Armed, Draining, IrqLine, LineStatus, Masked, Owner, Trigger};
+use caps::msi::{MsiData, MsiVector, VectorAllocator};
+use caps::napi::{self, PollOutcome, Quiesce, Quiesced, Raced};
+use caps::vring::{
+    BufDir, Completion, Rejected, Suppressed, UsedError, Vring, check_used_elem, check_used_idx,
+    ring_slot, used_pending, vring_need_event,
+};
+
+use crate::fakes::{
+    INTID, MAX_BUF, ModelDevice, ModelDmaHal, ModelRingMem, Must, Q, Rig, deliver, leak,
+};
+
+/// Longest operation sequence a property accepts.
+pub const MAX_OPS: usize = 8;
+
+type Ring<S> = Vring<S, &'static ModelRingMem, ModelDmaHal, Q>;
+
+// ---------------------------------------------------------------------------------------------
+// Split-ring index arithmetic
+
+/// Split-ring index arithmetic across u16 wrap-around: `used_pending` leads from `last` to
+/// `used`; `check_used_idx` accepts exactly the indices at most `qsz` ahead; `ring_slot` is in
+/// bounds, steps by one and has period `qsz`; `vring_need_event(event, new, old)` holds
+/// exactly when `event` lies in the window `[old, new)` taken modulo 2^16.
+pub fn prop_ring_index_wrap(used: u16, last: u16, event: u16, qsz_log2: u8) {
+    let qsz = 1u16 << (qsz_log2 % 16);
+    let pending = used_pending(used, last);
+    assert_eq!(
+        last.wrapping_add(pending),
+        used,
+        "pending leads from last to used"
+    );
+    match check_used_idx(used, last, qsz) {
+        Ok(p) => assert!(p == pending && p <= qsz, "accepted index too far ahead"),
+        Err(UsedError::IdxTooFarAhead {
+            used_idx,
+            last_used,
+        }) => assert!(pending > qsz && used_idx == used && last_used == last),
+        Err(_) => panic!("check_used_idx reports only IdxTooFarAhead"),
+    }
+    let q = usize::from(qsz);
+    let s = ring_slot(last, qsz);
+    assert!(s < q, "slot out of bounds");
+    assert_eq!(ring_slot(last.wrapping_add(1), qsz), (s + 1) % q);
+    assert_eq!(ring_slot(last.wrapping_add(qsz), qsz), s, "period qsz");
+    assert_eq!(
+        vring_need_event(event, used, last),
+        event.wrapping_sub(last) < used.wrapping_sub(last),
+        "need_event is the window test"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Used-element validation
+
+/// A used-element validator: `(id, len, qsz, posted_len) -> Ok(id) | Err(why)`.
+pub type Validator = fn(u32, u32, u16, &dyn Fn(u16) -> Option<u32>) -> Result<u16, UsedError>;
+
+/// The real validator, `caps::vring::check_used_elem`.
+pub fn real_validator(
+    id: u32,
+    len: u32,
+    qsz: u16,
+    posted_len: &dyn Fn(u16) -> Option<u32>,
+) -> Result<u16, UsedError> {
+    check_used_elem(id, len, qsz, posted_len)
+}
+
+/// A deliberately broken validator: the in-flight check is removed (an id that is not posted
+/// is accepted as if its buffer were unbounded). Kept to show the proof can fail.
+pub fn validator_without_in_flight_check(
+    id: u32,
+    len: u32,
+    qsz: u16,
+    posted_len: &dyn Fn(u16) -> Option<u32>,
+) -> Result<u16, UsedError> {
+    if id >= u32::from(qsz) {
+        return Err(UsedError::IdOutOfRange { id });
+    }
+    let posted = posted_len(id as u16).unwrap_or(u32::MAX);
+    if len > posted {
+        return Err(UsedError::LenTooLong { id, len, posted });
+    }
+    Ok(id as u16)
+}
+
+/// `validate` accepts a used element only if `id < qsz`, the descriptor is in flight and
+/// `len` fits its posted length; it looks the table up only in bounds; every rejection names
+/// the right reason. Queue size `1 << (qsz_log2 % 4)` (1..=8), `in_flight` a bitmask.
+pub fn prop_used_elem_validation_with(
+    validate: Validator,
+    id: u32,
+    len: u32,
+    qsz_log2: u8,
+    in_flight: u8,
+    posted: [u32; 8],
+) {
+    let qsz = 1u16 << (qsz_log2 % 4);
+    let out_of_range = Cell::new(false);
+    let lookup = |i: u16| {
+        if i >= qsz {
+            out_of_range.set(true);
+            return None;
+        }
+        (in_flight >> i & 1 == 1).then(|| posted[usize::from(i)])
+    };
+    let result = validate(id, len, qsz, &lookup);
+    assert!(
+        !out_of_range.get(),
+        "in-flight table looked up out of bounds"
+    );
+    let flying = id < u32::from(qsz) && in_flight >> id & 1 == 1;
+    match result {
+        Ok(i) => {
+            assert!(u32::from(i) == id && i < qsz, "accepted id out of bounds");
+            assert!(flying, "accepted a descriptor that is not in flight");
+            assert!(
+                len <= posted[usize::from(i)],
+                "accepted len past the buffer"
+            );
+        }
+        Err(UsedError::IdOutOfRange { id: e }) => assert!(e == id && id >= u32::from(qsz)),
+        Err(UsedError::NotInFlight { id: e }) => assert!(e == id && !flying),
+        Err(UsedError::LenTooLong {
+            id: e,
+            len: l,
+            posted: p,
+        }) => assert!(e == id && flying && l == len && p == posted[id as usize] && l > p),
+        Err(UsedError::IdxTooFarAhead { .. }) => panic!("not an element error"),
+    }
+}
+
+/// `prop_used_elem_validation_with` for the real validator.
+pub fn prop_used_elem_validation_in_bounds(
+    id: u32,
+    len: u32,
+    qsz_log2: u8,
+    in_flight: u8,
+    posted: [u32; 8],
+) {
+    prop_used_elem_validation_with(real_validator, id, len, qsz_log2, in_flight, posted);
+}
+
+/// A masked line on the rig's control, for `Vring::suppress_polled`.
+fn masked_line(rig: &Rig) -> IrqLine<Masked> {
+    rig.ctl
+        .mint(INTID, Trigger::Edge, Owner(1))
+        .must("fresh control")
+}
+
+/// End to end through `Vring::pop_used`: buffers of `lens` (0 = not posted) are posted, a
+/// hostile device publishes `elems` and moves the used index by `bump`; every completion
+/// then carries the cookie of a buffer that was in flight, `len <= region.len()` and
+/// `data()` within the buffer; every rejection is counted, never a panic; a reclaimed buffer
+/// is one that was in flight; the in-flight count matches.
+pub fn prop_pop_used_hostile_device(lens: [u8; Q], elems: [(u32, u32); 2], bump: u16) {
+    let rig = Rig::new();
+    let line = masked_line(&rig);
+    let mut dev = ModelDevice::new(rig.mem, false);
+    let mut vq: Ring<Armed> = Vring::new(rig.mem, false).must("ring fits");
+    // by_cookie[c] = posted length while buffer c is in flight.
+    let mut by_cookie: [Option<usize>; Q] = [None; Q];
+    for (c, &l) in lens.iter().enumerate() {
+        let len = usize::from(l) % (MAX_BUF + 1);
+        if len == 0 {
+            continue;
+        }
+        let region = rig.pool.alloc(len, 8).must("fake HAL");
+        if vq.post(region, BufDir::DeviceWrites, c as u64).is_ok() {
+            by_cookie[c] = Some(len);
+        }
+    }
+    let mut vq = vq.suppress_polled(&line);
+    for &(id, len) in &elems {
+        let _ = dev.publish(id, len);
+    }
+    dev.bump_used_idx(bump);
+    for _ in 0..=elems.len() {
+        let Some(item) = vq.pop_used() else { break };
+        match item {
+            Ok(c) => {
+                let posted = by_cookie[c.cookie as usize]
+                    .take()
+                    .must("completed a buffer that was not in flight");
+                assert_eq!(c.region.len(), posted, "the buffer posted under that id");
+                assert!(c.len as usize <= c.region.len(), "len past the buffer");
+                assert_eq!(c.data().len(), c.len as usize);
+            }
+            Err(r) => {
+                if let Some((region, cookie)) = r.reclaimed {
+                    assert!(matches!(r.error, UsedError::LenTooLong { .. }));
+                    let posted = by_cookie[cookie as usize].take().must("was in flight");
+                    assert_eq!(region.len(), posted);
+                }
+            }
+        }
+        assert_eq!(vq.in_flight(), by_cookie.iter().flatten().count());
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// In-flight accounting
+
+/// One step of the in-flight property.
+#[derive(Clone, Copy, Debug)]
+#[cfg_attr(kani, derive(kani::Arbitrary))]
+pub enum RingOp {
+    /// The driver posts a buffer of `1 + n % MAX_BUF` bytes.
+    Post(u8),
+    /// The device honestly completes the next available buffer with this length.
+    Complete(u8),
+    /// The device publishes an arbitrary used element.
+    Hostile(u32, u32),
+    /// The driver pops one used element.
+    Pop,
+}
+
+/// Over any sequence of posts, honest and hostile completions and pops: `in_flight()` never
+/// exceeds `Q` and always equals the number of buffers posted and not returned; `post`
+/// fails (`ENOSPC`) exactly when `Q` are in flight (or `EBADSTATE` on a broken ring) and then
+/// hands the region back; a descriptor id is never handed out while still in flight.
+pub fn prop_in_flight_never_exceeds_queue(ops: &[RingOp]) {
+    assert!(ops.len() <= MAX_OPS);
+    let rig = Rig::new();
+    let line = masked_line(&rig);
+    let mut dev = ModelDevice::new(rig.mem, false);
+    let vq: Ring<Armed> = Vring::new(rig.mem, false).must("ring fits");
+    let mut vq = vq.suppress_polled(&line);
+    // by_id[id] = cookie of the buffer in flight under descriptor `id`.
+    let mut by_id: [Option<u64>; Q] = [None; Q];
+    let retire = |by_id: &mut [Option<u64>; Q], cookie: u64| {
+        let slot = by_id.iter_mut().find(|s| **s == Some(cookie));
+        *slot.must("returned a buffer that was not in flight") = None;
+    };
+    for (k, &op) in ops.iter().enumerate() {
+        match op {
+            RingOp::Post(n) => {
+                let len = 1 + usize::from(n) % MAX_BUF;
+                let flying = by_id.iter().flatten().count();
+                let region = rig.pool.alloc(len, 8).must("fake HAL");
+                match vq.post(region, BufDir::DeviceReads, k as u64) {
+                    Ok(id) => {
+                        assert!(flying < Q && !vq.is_broken(), "posted past the queue");
+                        let slot = &mut by_id[usize::from(id)];
+                        assert!(slot.is_none(), "descriptor id handed out twice");
+                        *slot = Some(k as u64);
+                    }
+                    Err((back, e)) => {
+                        assert_eq!(back.len(), len, "region handed back");
+                        assert!(
+                            (e == Error::ENOSPC && flying == Q)
+                                || (e == Error::EBADSTATE && vq.is_broken()),
+                            "post refused for no reason"
+                        );
+                    }
+                }
+            }
+            RingOp::Complete(n) => {
+                if let Some((id, posted)) = dev.consume() {
+                    let _ = dev.publish(id.into(), u32::from(n).min(posted));
+                }
+            }
+            RingOp::Hostile(id, len) => {
+                let _ = dev.publish(id, len);
+            }
+            RingOp::Pop => match vq.pop_used() {
+                Some(Ok(c)) => retire(&mut by_id, c.cookie),
+                Some(Err(Rejected {
+                    reclaimed: Some((_, cookie)),
+                    ..
+                })) => retire(&mut by_id, cookie),
+                Some(Err(_)) | None => {}
+            },
+        }
+        assert!(vq.in_flight() <= Q, "in flight exceeds the queue size");
+        assert_eq!(vq.in_flight(), by_id.iter().flatten().count());
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// CSpace handles
+
+/// A capability-table object: its type and a serial number.
+#[derive(Debug)]
+pub struct Obj(pub CapType, pub u8);
+
+impl Capability for Obj {
+    fn cap_type(&self) -> CapType {
+        self.0
+    }
+}
+
+/// One step of the CSpace property.
+#[derive(Clone, Copy, Debug)]
+#[cfg_attr(kani, derive(kani::Arbitrary))]
+pub enum CsOp {
+    /// Insert an object of type `CapType::ALL[k % 8]` into table 0.
+    Insert(u8),
+    /// Remove the `k % issued`-th handle ever issued (live or stale).
+    Remove(u8),
+    /// Grant the `k % issued`-th handle ever issued to the other table.
+    Grant(u8),
+    /// Look up a forged raw handle in table `t % 2`.
+    Probe(u32, u8),
+}
+
+const TABLE: usize = 2;
+
+/// Over any sequence of inserts, removes and grants between two tables whose slots start at
+/// arbitrary generations (so slot retirement at `GENERATION_MAX` is reached): a handle is
+/// never issued twice by a table; a live handle resolves to its own object and type; a
+/// removed or granted-away handle never resolves again (`EBADH`); a forged handle resolves
+/// only if it equals a live one.
+pub fn prop_cspace_stale_handle_never_resolves(gens: [u32; TABLE], ops: &[CsOp]) {
+    assert!(ops.len() <= MAX_OPS);
+    let mut t: [CSpace<Obj, TABLE>; 2] = [CSpace::with_generations(gens), CSpace::new()];
+    // Every handle ever issued: (handle, table, object serial, type, live).
+    let mut issued: [(Handle, usize, u8, CapType, bool); MAX_OPS] =
+        [(Handle(0), 0, 0, CapType::File, false); MAX_OPS];
+    let mut n = 0;
+    let fresh = |issued: &[(Handle, usize, u8, CapType, bool)], h: Handle, tab: usize| {
+        assert!(
+            !issued.iter().any(|&(o, ot, ..)| o == h && ot == tab),
+            "a table issued the same handle twice"
+        );
+    };
+    for (k, &op) in ops.iter().enumerate() {
+        let serial = k as u8;
+        match op {
+            CsOp::Insert(kind) => {
+                let ty = CapType::ALL[usize::from(kind) % 8];
+                match t[0].insert(Obj(ty, serial), Rights::all()) {
+                    Ok(h) => {
+                        fresh(&issued[..n], h, 0);
+                        issued[n] = (h, 0, serial, ty, true);
+                        n += 1;
+                    }
+                    Err((obj, e)) => {
+                        assert!(e == Error::ENOSPC && obj.1 == serial, "object handed back");
+                        assert!(t[0].len() < TABLE || t[0].len() == TABLE);
+                    }
+                }
+            }
+            CsOp::Remove(w) if n > 0 => {
+                let i = usize::from(w) % n;
+                let (h, tab, s, _, live) = issued[i];
+                match t[tab].remove(h) {
+                    Ok(obj) => {
+                        assert!(live && obj.1 == s, "removed the wrong object");
+                        issued[i].4 = false;
+                    }
+                    Err(e) => assert!(!live && e == Error::EBADH, "live handle refused"),
+                }
+            }
+            CsOp::Grant(w) if n > 0 && n < MAX_OPS => {
+                let i = usize::from(w) % n;
+                let (h, tab, s, ty, live) = issued[i];
+                let (a, b) = t.split_at_mut(1);
+                let (from, to) = if tab == 0 {
+                    (&mut a[0], &mut b[0])
+                } else {
+                    (&mut b[0], &mut a[0])
+                };
+                match from.grant(h, to, Rights::all()) {
+                    Ok(nh) => {
+                        assert!(live, "a stale handle was granted");
+                        fresh(&issued[..n], nh, 1 - tab);
+                        issued[i].4 = false;
+                        issued[n] = (nh, 1 - tab, s, ty, true);
+                        n += 1;
+                    }
+                    Err(e) => assert!(
+                        (live && e == Error::ENOSPC) || (!live && e == Error::EBADH),
+                        "grant failed for the wrong reason"
+                    ),
+                }
+            }
+            CsOp::Probe(raw, tab) => {
+                let tab = usize::from(tab) % 2;
+                if t[tab].info(Handle(raw)).is_ok() {
+                    assert!(
+                        issued[..n]
+                            .iter()
+                            .any(|&(h, ht, .., live)| live && ht == tab && h.raw() == raw),
+                        "a forged handle resolved"
+                    );
+                }
+            }
+            CsOp::Remove(_) | CsOp::Grant(_) => {}
+        }
+        for &(h, tab, s, ty, live) in &issued[..n] {
+            match t[tab].get(h, ty, Rights::empty()) {
+                Ok(obj) => assert!(live && obj.1 == s, "stale handle resolved"),
+                Err(e) => assert!(!live && e == Error::EBADH, "live handle lost"),
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// MSI vector allocator
+
+/// One step of the vector-allocator property.
+#[derive(Clone, Copy, Debug)]
+#[cfg_attr(kani, derive(kani::Arbitrary))]
+pub enum VecOp {
+    /// Allocate a vector.
+    Alloc,
+    /// Drop the vector held in slot `k % HELD`, if any.
+    Free(u8),
+}
+
+/// Vectors the allocator property can hold at once (its range has at most 4).
+const HELD: usize = 4;
+
+/// Over any sequence of allocations and drops on an allocator of `count % 5` vectors: no
+/// vector is handed out while another holder has it; every vector is in range and marked
+/// allocated while held and unmarked once dropped; `alloc` fails (`ENOSPC`) exactly when all
+/// are held.
+pub fn prop_vector_allocator_no_double_alloc(count: u8, ops: &[VecOp]) {
+    assert!(ops.len() <= MAX_OPS);
+    const BASE: u32 = 64;
+    let count = u32::from(count % 5);
+    let a =
+        leak(VectorAllocator::new(BASE, count, 0x0802_0040, MsiData::Intid).must("small range"));
+    let mut held: [Option<MsiVector>; HELD] = Default::default();
+    for &op in ops {
+        match op {
+            VecOp::Alloc => {
+                let live = held.iter().flatten().count() as u32;
+                match a.alloc() {
+                    Ok(v) => {
+                        let intid = v.intid();
+                        assert!(live < count, "allocated past the range size");
+                        assert!((BASE..BASE + count).contains(&intid), "out of range");
+                        assert!(
+                            held.iter().flatten().all(|h| h.intid() != intid),
+                            "vector handed out twice"
+                        );
+                        let slot = held.iter_mut().find(|s| s.is_none());
+                        *slot.must("HELD slots") = Some(v);
+                    }
+                    Err(e) => assert!(e == Error::ENOSPC && live == count, "spurious ENOSPC"),
+                }
+            }
+            VecOp::Free(k) => {
+                if let Some(v) = held[usize::from(k) % HELD].take() {
+                    let index = v.intid() - BASE;
+                    drop(v);
+                    assert!(!a.is_allocated(index), "dropped vector still allocated");
+                }
+            }
+        }
+        for v in held.iter().flatten() {
+            assert!(a.is_allocated(v.intid() - BASE), "held vector not marked");
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The NAPI protocol
+
+/// One step of the protocol property: a device action, the ISR, or a driver action (a
+/// driver action that does not apply to the driver's current state does nothing).
+#[derive(Clone, Copy, Debug)]
+#[cfg_attr(kani, derive(kani::Arbitrary))]
+pub enum ProtoOp {
+    /// The device completes the next available buffer and interrupts if allowed.
+    Publish(u8),
+    /// The CPU takes the interrupt if it is pending and enabled (`IrqControl::handle_irq`).
+    Deliver,
+    /// `napi::take` (the owner was woken).
+    Take,
+    /// `napi::poll` with budget `1 + n % 4`.
+    Poll(u8),
+    /// `Quiesce::enable_and_recheck`.
+    Recheck,
+    /// `IrqLine::rearm(quiesced)`.
+    Rearm,
+    /// Post a fresh buffer (any state where the driver holds the ring).
+    Refill,
+    /// Mask the armed line and switch to polling mode (`suppress_polled`).
+    Mask,
+    /// Whatever the driver does next in its current state (take, poll with budget
+    /// `1 + n % 4`, recheck, rearm): lets a checker interleave device and ISR steps with a
+    /// driver that always makes progress.
+    Step(u8),
+}
+
+/// Which driver the protocol property runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Driver {
+    /// The real protocol: `take`, `poll`, `enable_and_recheck`, `rearm`.
+    Napi,
+    /// A deliberately broken driver: once a poll finds the ring empty it re-enables device
+    /// interrupts by hand and re-arms the line through `mask().arm()`, with no recheck.
+    NoRecheck,
+}
+
+enum Drv {
+    Idle(IrqLine<Armed>, Ring<Armed>),
+    Polling(IrqLine<Draining>, Ring<Suppressed>),
+    Quiescing(Quiesce<&'static ModelRingMem, ModelDmaHal, Q>),
+    Rearming(Quiesced, Ring<Armed>, IrqLine<Draining>),
+    Polled(IrqLine<Masked>, Ring<Suppressed>),
+    /// `NoRecheck` only: line re-armed by hand, ring still typed `Suppressed`.
+    Broken(IrqLine<Armed>, Ring<Suppressed>),
+    Moving,
+}
+
+struct Proto {
+    rig: Rig,
+    dev: ModelDevice,
+    drv: Drv,
+    driver: Driver,
+    event_idx: bool,
+    /// Used elements the driver popped (mod 2^16, like `last_used`).
+    consumed: u16,
+    /// Cookies completed so far (bit per cookie).
+    seen: u32,
+    next_cookie: u64,
+    /// `NoRecheck`: the last poll found the ring empty.
+    drained: bool,
+}
+
+const INITIAL_BUFFERS: usize = 2;
+
+impl Proto {
+    fn new(driver: Driver, event_idx: bool) -> Self {
+        let rig = Rig::new();
+        let dev = ModelDevice::new(rig.mem, event_idx);
+        let vq: Ring<Armed> = Vring::new(rig.mem, event_idx).must("ring fits");
+        let line = rig
+            .ctl
+            .mint(INTID, Trigger::Edge, Owner(1))
+            .must("fresh control")
+            .arm();
+        let mut p = Proto {
+            rig,
+            dev,
+            drv: Drv::Idle(line, vq),
+            driver,
+            event_idx,
+            consumed: 0,
+            seen: 0,
+            next_cookie: 0,
+            drained: false,
+        };
+        for _ in 0..INITIAL_BUFFERS {
+            p.step(ProtoOp::Refill);
+        }
+        p
+    }
+
+    fn record(
+        seen: &mut u32,
+        consumed: &mut u16,
+        item: Result<Completion<ModelDmaHal>, Rejected<ModelDmaHal>>,
+    ) {
+        *consumed = consumed.wrapping_add(1);
+        let c = item.must("an honest device's completion was rejected");
+        let bit = 1u32 << c.cookie;
+        assert!(*seen & bit == 0, "a packet was processed twice");
+        *seen |= bit;
+    }
+
+    /// Pops up to `budget` elements directly (polling mode and the broken driver).
+    fn pop_some(&mut self, vq: &mut Ring<Suppressed>, budget: usize) -> bool {
+        for _ in 0..budget {
+            match vq.pop_used() {
+                Some(item) => Self::record(&mut self.seen, &mut self.consumed, item),
+                None => return true,
+            }
+        }
+        !vq.has_pending()
+    }
+
+    fn refill<S: caps::vring::RingState>(&mut self, vq: &mut Ring<S>) {
+        if self.next_cookie >= 32 {
+            return;
+        }
+        let region = self.rig.pool.alloc(MAX_BUF, 8).must("fake HAL");
+        if vq
+            .post(region, BufDir::DeviceWrites, self.next_cookie)
+            .is_ok()
+        {
+            self.next_cookie += 1;
+        }
+    }
+
+    /// The driver's natural next step in its current state.
+    fn next_op(&self, budget: u8) -> ProtoOp {
+        match self.drv {
+            Drv::Idle(..) | Drv::Broken(..) => ProtoOp::Take,
+            Drv::Polling(..) if !self.drained || self.driver == Driver::Napi => {
+                ProtoOp::Poll(budget)
+            }
+            Drv::Polling(..) | Drv::Quiescing(..) => ProtoOp::Recheck,
+            Drv::Rearming(..) => ProtoOp::Rearm,
+            Drv::Polled(..) => ProtoOp::Poll(budget),
+            Drv::Moving => unreachable!(),
+        }
+    }
+
+    fn step(&mut self, op: ProtoOp) {
+        let op = match op {
+            ProtoOp::Step(b) => self.next_op(b),
+            op => op,
+        };
+        let napi = self.driver == Driver::Napi;
+        self.drv = match (op, mem::replace(&mut self.drv, Drv::Moving)) {
+            (ProtoOp::Publish(n), d) => {
+                if let Some((id, posted)) = self.dev.consume()
+                    && self.dev.publish(id.into(), u32::from(n).min(posted))
+                {
+                    self.rig.gic.raise();
+                }
+                d
+            }
+            (ProtoOp::Deliver, d) => {
+                let _ = deliver(self.rig.gic, self.rig.ctl, 0);
+                d
+            }
+            (ProtoOp::Take, Drv::Idle(line, vq)) => match napi::take(line, vq) {
+                Ok((line, vq)) => Drv::Polling(line, vq),
+                Err((line, vq)) => Drv::Idle(line, vq),
+            },
+            (ProtoOp::Take, Drv::Broken(line, vq)) => match line.try_take() {
+                Ok(line) => {
+                    self.dev.driver_writes_flag(true);
+                    Drv::Polling(line, vq)
+                }
+                Err(line) => Drv::Broken(line, vq),
+            },
+            (ProtoOp::Poll(b), Drv::Polling(line, vq)) if napi => {
+                let (seen, consumed) = (&mut self.seen, &mut self.consumed);
+                match napi::poll(line, vq, 1 + usize::from(b % 4), |item| {
+                    Self::record(seen, consumed, item)
+                }) {
+                    PollOutcome::Drained(q) => Drv::Quiescing(q),
+                    PollOutcome::BudgetSpent(line, vq) => Drv::Polling(line, vq),
+                }
+            }
+            (ProtoOp::Poll(b), Drv::Polling(line, mut vq)) => {
+                self.drained = self.pop_some(&mut vq, 1 + usize::from(b % 4));
+                Drv::Polling(line, vq)
+            }
+            (ProtoOp::Poll(b), Drv::Polled(line, mut vq)) => {
+                let _ = self.pop_some(&mut vq, 1 + usize::from(b % 4));
+                Drv::Polled(line, vq)
+            }
+            (ProtoOp::Recheck, Drv::Quiescing(q)) => match q.enable_and_recheck() {
+                Ok((quiet, vq, line)) => Drv::Rearming(quiet, vq, line),
+                Err(Raced(line, vq)) => Drv::Polling(line, vq),
+            },
+            (ProtoOp::Recheck, Drv::Polling(line, vq)) if !napi && self.drained => {
+                // The bug: device interrupts back on, line unmasked, nothing rechecked.
+                self.dev.driver_writes_flag(false);
+                Drv::Broken(line.mask().arm(), vq)
+            }
+            (ProtoOp::Rearm, Drv::Rearming(quiet, vq, line)) => Drv::Idle(line.rearm(quiet), vq),
+            (ProtoOp::Refill, d) => match d {
+                Drv::Idle(l, mut vq) => {
+                    self.refill(&mut vq);
+                    Drv::Idle(l, vq)
+                }
+                Drv::Polling(l, mut vq) => {
+                    self.refill(&mut vq);
+                    Drv::Polling(l, vq)
+                }
+                Drv::Rearming(q, mut vq, l) => {
+                    self.refill(&mut vq);
+                    Drv::Rearming(q, vq, l)
+                }
+                Drv::Polled(l, mut vq) => {
+                    self.refill(&mut vq);
+                    Drv::Polled(l, vq)
+                }
+                other => other,
+            },
+            (ProtoOp::Mask, Drv::Idle(line, vq)) => {
+                let line = line.mask();
+                let vq = vq.suppress_polled(&line);
+                Drv::Polled(line, vq)
+            }
+            (_, d) => d,
+        };
+        self.check();
+    }
+
+    /// The invariants of docs/caps.md ("Invariants" 3 and 5), checked after every step.
+    fn check(&self) {
+        let status = self.rig.ctl.stats(INTID).must("covered").status;
+        let masked = self.rig.gic.is_masked();
+        // Invariant 3: the line's kernel status agrees with the chip.
+        match status {
+            LineStatus::Armed => assert!(!masked, "line Armed but masked at the chip"),
+            LineStatus::Free => panic!("line freed"),
+            _ => assert!(masked, "line not Armed but unmasked at the chip"),
+        }
+        // Invariant 5a: device suppressed => line masked. The ring's type state says the same
+        // as the flag the device reads.
+        if !self.event_idx {
+            let flag = self.dev.suppressed_flag();
+            assert!(
+                !flag || masked,
+                "device suppressed while the line is unmasked"
+            );
+            let typed = match self.drv {
+                Drv::Polling(..) | Drv::Quiescing(..) | Drv::Polled(..) => Some(true),
+                Drv::Idle(..) | Drv::Rearming(..) => Some(false),
+                Drv::Broken(..) | Drv::Moving => None,
+            };
+            assert!(typed.is_none_or(|t| t == flag), "ring type state disagrees");
+        }
+        // Invariant 5b: no lost notification. Work pending => the owner was notified (Fired),
+        // or an edge is latched at the chip, or the owner is draining / polling anyway.
+        let pending = self.dev.used_idx() != self.consumed;
+        let draining = matches!(
+            self.drv,
+            Drv::Polling(..) | Drv::Quiescing(..) | Drv::Polled(..)
+        );
+        assert!(
+            !pending || status == LineStatus::Fired || self.rig.gic.is_pending() || draining,
+            "lost notification: work pending, line armed, nothing latched"
+        );
+    }
+
+    /// Lets the system run to quiescence (deliver, then the driver's next step), then checks
+    /// that every published packet was processed and the line ends armed and unmasked.
+    fn finish(&mut self) {
+        for _ in 0..FINISH_STEPS {
+            let _ = deliver(self.rig.gic, self.rig.ctl, 0);
+            self.step(ProtoOp::Step(3));
+        }
+        assert_eq!(
+            self.dev.used_idx(),
+            self.consumed,
+            "a published packet was never processed"
+        );
+        if !matches!(self.drv, Drv::Polled(..)) {
+            assert!(matches!(self.drv, Drv::Idle(..)), "did not settle");
+            assert_eq!(
+                self.rig.ctl.stats(INTID).must("covered").status,
+                LineStatus::Armed
+            );
+        }
+    }
+}
+
+/// Steps `finish` runs: enough for take, poll, recheck, rearm twice over plus a spurious
+/// round from an edge latched during a race.
+const FINISH_STEPS: usize = 10;
+
+/// Runs `ops` (device, ISR and driver steps in any interleaving) with `driver`, checking
+/// after every step, then lets the system settle and checks that nothing was lost.
+pub fn prop_protocol_with(driver: Driver, event_idx: bool, ops: &[ProtoOp]) {
+    assert!(ops.len() <= 2 * MAX_OPS, "cookies are bits of a u32");
+    let mut p = Proto::new(driver, event_idx);
+    for &op in ops {
+        p.step(op);
+    }
+    p.finish();
+}
+
+/// The NAPI protocol invariants of docs/caps.md over every interleaving of up to `MAX_OPS`
+/// device, ISR and driver steps: the line status agrees with the chip; the device is
+/// suppressed only while the line is masked; work pending implies a notification is
+/// outstanding, an edge is latched or the owner is draining; no packet is processed twice;
+/// and after the system settles, every published packet was processed and the line is armed.
+pub fn prop_protocol_invariant(event_idx: bool, ops: &[ProtoOp]) {
+    prop_protocol_with(Driver::Napi, event_idx, ops);
+}
