@@ -243,24 +243,17 @@ pub struct UdpSession {
 impl UdpSession {
     /// Opens a session to `remote` from an ephemeral local port.
     pub fn open(remote: Ipv4Address, port: u16) -> Result<UdpSession, NetError> {
-        let notify = sched::notify_create().map_err(|_| NetError::Busy)?;
-        let mut s = SHARED.lock();
-        if s.address.is_none() {
-            drop(s);
-            sched::notify_destroy(notify);
-            return Err(NetError::NotConfigured);
-        }
-        let id = s.next_session;
-        s.next_session += 1;
-        s.udp.push(UdpState {
-            id,
-            remote: (remote, port),
-            handle: None,
-            outgoing: VecDeque::new(),
-            incoming: VecDeque::new(),
-            notify,
-            closed: false,
-        });
+        let (id, notify) = new_session(|s, id, notify| {
+            s.udp.push(UdpState {
+                id,
+                remote: (remote, port),
+                handle: None,
+                outgoing: VecDeque::new(),
+                incoming: VecDeque::new(),
+                notify,
+                closed: false,
+            })
+        })?;
         Ok(UdpSession { id, notify })
     }
 
@@ -299,6 +292,23 @@ impl Drop for UdpSession {
         let _ = self.with(|u| u.closed = true);
         wake_task();
     }
+}
+
+/// Registers a session (a fresh id and notification) while the stack has an address.
+fn new_session(
+    register: impl FnOnce(&mut Shared, u64, NotifyId),
+) -> Result<(u64, NotifyId), NetError> {
+    let notify = sched::notify_create().map_err(|_| NetError::Busy)?;
+    let mut s = SHARED.lock();
+    if s.address.is_none() {
+        drop(s);
+        sched::notify_destroy(notify);
+        return Err(NetError::NotConfigured);
+    }
+    let id = s.next_session;
+    s.next_session += 1;
+    register(&mut s, id, notify);
+    Ok((id, notify))
 }
 
 fn wake_task() {
@@ -378,27 +388,19 @@ pub struct TcpSession {
 impl TcpSession {
     /// Connects to `remote:port` (completion or refusal shows in `recv`).
     pub fn connect(remote: Ipv4Address, port: u16) -> Result<TcpSession, NetError> {
-        let notify = sched::notify_create().map_err(|_| NetError::Busy)?;
-        let mut s = SHARED.lock();
-        if s.address.is_none() {
-            drop(s);
-            sched::notify_destroy(notify);
-            return Err(NetError::NotConfigured);
-        }
-        let id = s.next_session;
-        s.next_session += 1;
-        s.tcp.push(TcpState {
-            id,
-            remote: (remote, port),
-            handle: None,
-            outgoing: VecDeque::new(),
-            incoming: VecDeque::new(),
-            established: false,
-            ended: None,
-            notify,
-            closed: false,
-        });
-        drop(s);
+        let (id, notify) = new_session(|s, id, notify| {
+            s.tcp.push(TcpState {
+                id,
+                remote: (remote, port),
+                handle: None,
+                outgoing: VecDeque::new(),
+                incoming: VecDeque::new(),
+                established: false,
+                ended: None,
+                notify,
+                closed: false,
+            })
+        })?;
         wake_task();
         Ok(TcpSession { id, notify })
     }
