@@ -120,6 +120,12 @@ pub fn mint_msi(
     };
     let intid = vector.intid();
     let line = control.mint_msi(vector, owner)?;
+    // MSI vectors are reused: an edge latched while the previous owner's line was masked
+    // must not fire at the new owner, whose device has not even been given the message
+    // yet. (Clearing an owner's *own* pending edge would lose it; this is not that.)
+    if let Some(gic) = GIC.get() {
+        gic.clear_pending(intid);
+    }
     record_name(intid, name);
     Ok(line)
 }

@@ -174,6 +174,12 @@ impl InterruptController for GicV2 {
         self.gicc.write32(GICC_EOIR, eoir.into_bits());
     }
 
+    fn clear_pending(&self, intid: u32) {
+        if self.valid(intid) && !is_sgi(intid) {
+            self.write_bit(GICD_ICPENDR, intid);
+        }
+    }
+
     fn set_pending(&self, intid: u32) {
         if !self.valid(intid) {
             return;

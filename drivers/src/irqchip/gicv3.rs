@@ -277,6 +277,20 @@ impl InterruptController for GicV3 {
         isb();
     }
 
+    fn clear_pending(&self, intid: u32) {
+        if !self.valid(intid) {
+            return;
+        }
+        let (n, bit) = bit_reg(intid);
+        if is_private(intid) {
+            if let Some(rd) = self.note(self.this_redist()) {
+                rd.regs.write32(GICR_ICPENDR0, bit);
+            }
+        } else {
+            self.gicd.write32_at(GICD_ICPENDR, n, bit);
+        }
+    }
+
     fn set_pending(&self, intid: u32) {
         if !self.valid(intid) {
             return;

@@ -48,6 +48,10 @@ pub trait InterruptController: Sync {
     /// Make an interrupt pending (SPI via ISPENDR; PPI/SGI via the redistributor on
     /// v3 or the GICD banked registers on v2) — used by tests.
     fn set_pending(&self, intid: u32);
+    /// Clear a pending (not yet acknowledged) interrupt (`GICD_ICPENDR` /
+    /// `GICR_ICPENDR0`, write-one). Only for handing an MSI vector to a *new* owner:
+    /// never to "reset" an owner's own edge, which would lose it.
+    fn clear_pending(&self, intid: u32);
     /// Whether `intid` is pending.
     fn is_pending(&self, intid: u32) -> bool;
     /// Whether `intid` is enabled (forwarded when pending).

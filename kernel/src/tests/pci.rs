@@ -288,3 +288,30 @@ kernel_test! {
         Ok(())
     }
 }
+
+kernel_test! {
+    fn reused_msi_vector_does_not_inherit_a_stale_edge() {
+        let Some(vectors) = pci::msi_vectors() else {
+            return Ok(()); // no MSI controller on this machine (checked by msi_vectors_exhaust...)
+        };
+        let chip = irq::chip().ok_or("no gic")?;
+        let n = sched::notify_create().map_err(|e| alloc::format!("{e:?}"))?;
+        let v = vectors.alloc().map_err(|e| alloc::format!("{e:?}"))?;
+        let intid = v.intid();
+        let first = irq::mint_msi(v, irq::owner_of(n), "old-owner").map_err(|(_, e)| alloc::format!("{e:?}"))?;
+        chip.set_pending(intid); // the old owner's device signalled while its line was masked
+        ensure!(chip.is_pending(intid), "edge not latched while masked");
+        drop(first); // vector freed with the edge still latched
+        let v = vectors.alloc().map_err(|e| alloc::format!("{e:?}"))?;
+        ensure_eq!(v.intid(), intid);
+        let before = irq::count(intid);
+        let second = irq::mint_msi(v, irq::owner_of(n), "new-owner").map_err(|(_, e)| alloc::format!("{e:?}"))?;
+        let armed = second.arm();
+        sched::sleep_ns(2_000_000);
+        let delivered = irq::count(intid) - before;
+        drop(armed);
+        sched::notify_destroy(n);
+        ensure_eq!(delivered, 0);
+        Ok(())
+    }
+}
