@@ -112,27 +112,25 @@ impl Sched {
         }
     }
 
-    /// Wakes sleepers and waiters whose deadline passed.
+    /// Wakes sleepers and waiters whose deadline passed. Runs on every interrupt exit, so
+    /// it allocates nothing (the run queues have their capacity reserved at `init`).
     fn expire(&mut self, now: u64) {
-        let expired: Vec<ThreadId> = self
-            .threads
-            .iter()
-            .filter(|t| matches!(t.state, State::Waiting { deadline, .. } if deadline <= now))
-            .map(|t| t.id)
-            .collect();
-        for id in expired {
-            if let Some(t) = self.thread(id) {
-                if let State::Waiting {
-                    notify: Some(n), ..
-                } = t.state
-                {
-                    t.woken_with = None;
-                    if let Some(Some(notify)) = self.notifies.get_mut(n.0 as usize) {
-                        notify.waiter = None;
-                    }
-                }
-                self.make_ready(id);
+        for i in 0..self.threads.len() {
+            let t = &mut self.threads[i];
+            let State::Waiting { notify, deadline } = t.state else {
+                continue;
+            };
+            if deadline > now {
+                continue;
             }
+            let id = t.id;
+            if let Some(n) = notify {
+                t.woken_with = None;
+                if let Some(Some(waiting)) = self.notifies.get_mut(n.0 as usize) {
+                    waiting.waiter = None;
+                }
+            }
+            self.make_ready(id);
         }
     }
 
@@ -177,11 +175,13 @@ pub fn init(slice_ns: u64) {
     };
     let mut sched = Sched {
         threads: Vec::new(),
-        runq: Default::default(),
+        // Each thread is queued at most a few times over; reserving for every possible
+        // kernel stack keeps interrupt-path wake-ups from allocating.
+        runq: core::array::from_fn(|_| VecDeque::with_capacity(2 * stack::SLOTS)),
         current: [None; MAX_CPUS],
         idle: [None; MAX_CPUS],
         notifies: Vec::new(),
-        reap: Vec::new(),
+        reap: Vec::with_capacity(stack::SLOTS),
         next_id: 1,
         switches: 0,
         slice_ns,
