@@ -213,6 +213,15 @@ fn net() {
         return;
     };
     crate::println!("mode {:?}, address {:?}", s.mode, s.address);
+    if let Some(n) = s.nic {
+        crate::println!(
+            "nic: {:?} interface, interrupts {:?}, link {}, config interrupts {}",
+            n.transport,
+            n.irq,
+            if n.link_up { "up" } else { "down" },
+            n.config_events
+        );
+    }
     crate::println!(
         "rx interrupts {}, smoltcp queue drops {}, udp echoed {}",
         s.rx_interrupts,

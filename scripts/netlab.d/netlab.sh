@@ -224,6 +224,7 @@ s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('$NETLAB_SILENT', 
 }
 
 # netlab_qemu_args GIC MEM SMP [EDU] : lib.sh's qemu_args with the NIC on tap0.
+# NETLAB_NIC_OPTS (e.g. ',disable-modern=on,vectors=1') is appended to the NIC's options.
 netlab_qemu_args() {
     local args nic='-device virtio-net-pci,addr=3'
     args=$(qemu_args "$@")
@@ -231,7 +232,7 @@ netlab_qemu_args() {
         *" $nic "*) ;;
         *) netlab_log "qemu_args has no '$nic' any more: update scripts/netlab.d/netlab.sh"; return 1 ;;
     esac
-    echo "${args/$nic /-netdev tap,id=n0,ifname=tap0,script=no,downscript=no -device virtio-net-pci,netdev=n0,addr=3,mac=$NETLAB_GUEST_MAC }"
+    echo "${args/$nic /-netdev tap,id=n0,ifname=tap0,script=no,downscript=no -device virtio-net-pci,netdev=n0,addr=3,mac=$NETLAB_GUEST_MAC${NETLAB_NIC_OPTS:-} }"
 }
 
 # Bounded: the checks themselves time out after 1-10 s each; the whole run after 120 s.

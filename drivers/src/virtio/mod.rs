@@ -11,6 +11,7 @@
 //! [`TransportError`] for the caller to reset — never trusted. The
 //! virtqueues themselves are `caps::Vring`s; see `docs/virtio.md`.
 
+pub mod any;
 pub mod legacy;
 pub mod net;
 pub mod pci;
@@ -23,6 +24,7 @@ use core::fmt;
 
 use bitflags::bitflags;
 
+pub use any::AnyTransport;
 pub use legacy::LegacyTransport;
 pub use pci::{ModernTransport, VirtioPciCaps};
 pub use regs::{MmioWindow, RegWindow};

@@ -342,6 +342,10 @@ impl<T: Transport, H: DmaHal + 'static, const Q: usize> VirtioNet<T, H, Q> {
         self.tx_free.len()
     }
     /// The transport (for ISR reads under INTx, or a reset).
+    pub fn transport(&self) -> &T {
+        &self.transport
+    }
+    /// The transport, mutably.
     pub fn transport_mut(&mut self) -> &mut T {
         &mut self.transport
     }

@@ -46,6 +46,7 @@ struct Shared {
     icmp_echo_requests_seen: u64,
     rx_stats: Option<drivers::virtio::net::QueueStats>,
     tx_stats: Option<drivers::virtio::net::QueueStats>,
+    nic: Option<NicInfo>,
     echoed: u64,
     udp: Vec<UdpState>,
     tcp: Vec<TcpState>,
@@ -73,6 +74,7 @@ struct Ping {
 
 static SHARED: IrqLock<Shared> = IrqLock::new(Shared {
     rx_intid: None,
+    nic: None,
     mode: None,
     wake: None,
     address: None,
@@ -146,6 +148,24 @@ pub fn rx_stats() -> Option<drivers::virtio::net::QueueStats> {
     SHARED.lock().rx_stats
 }
 
+/// How the NIC is attached, and its link (updated every net-task round).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NicInfo {
+    /// Interrupt mechanism the driver fell back to (or chose).
+    pub irq: virtio::IrqMode,
+    /// Modern or legacy virtio interface.
+    pub transport: drivers::virtio::TransportKind,
+    /// Link state from the last configuration interrupt.
+    pub link_up: bool,
+    /// Configuration-change interrupts handled.
+    pub config_events: u64,
+}
+
+/// How the NIC is attached (None before the stack started).
+pub fn nic_info() -> Option<NicInfo> {
+    SHARED.lock().nic
+}
+
 /// A snapshot for the monitor's `net` command and `/proc` later.
 #[derive(Debug, Clone, Copy)]
 pub struct Status {
@@ -163,6 +183,8 @@ pub struct Status {
     pub rx_dropped: u64,
     /// UDP datagrams echoed.
     pub echoed: u64,
+    /// How the NIC is attached.
+    pub nic: Option<NicInfo>,
 }
 
 /// The stack's counters (None before it started).
@@ -178,6 +200,7 @@ pub fn status() -> Option<Status> {
         rx_interrupts,
         rx_dropped: s.rx_dropped,
         echoed: s.echoed,
+        nic: s.nic,
     })
 }
 
@@ -593,7 +616,8 @@ fn run(mut nic: Box<VirtioNic>, mode: RxMode) {
     {
         let mut s = SHARED.lock();
         s.wake = Some(wake);
-        s.rx_intid = nic.vectors[nic.route[0]].intid();
+        s.rx_intid = Some(nic.rx_intid());
+        s.nic = Some(nic_info_of(&nic));
         s.mode = Some(mode);
     }
     let mut rxq: VecDeque<Vec<u8>> = VecDeque::new();
@@ -677,6 +701,17 @@ fn run(mut nic: Box<VirtioNic>, mode: RxMode) {
         s.icmp_echo_requests_seen += echo;
         s.rx_stats = Some(nic.net.rx_stats());
         s.tx_stats = Some(nic.net.tx_stats());
+        s.nic = Some(nic_info_of(&nic));
+    }
+}
+
+fn nic_info_of(nic: &VirtioNic) -> NicInfo {
+    use drivers::virtio::Transport;
+    NicInfo {
+        irq: nic.mode,
+        transport: nic.net.transport().kind(),
+        link_up: nic.link_up,
+        config_events: nic.config_events,
     }
 }
 

@@ -1,27 +1,37 @@
-//! virtio-net on the PCI bus: bring-up with MSI-X and the NAPI receive loop.
+//! virtio-net on the PCI bus: bring-up with the best interrupt the platform offers, and the
+//! NAPI receive loop.
 //!
-//! The driver logic lives in `drivers::virtio::net`; this module claims the PCI
-//! function, maps its virtio structures, gives it MSI-X vectors (RX, TX, config;
-//! one shared vector if the table is smaller), ring memory from the DMA module,
-//! and runs the interrupt-driven datapath over the capability types: the RX line's
-//! notification wakes the owner, which takes the line (`IrqLine<Draining>`) and
-//! suppresses the ring (`Vring<Suppressed>`), polls up to a budget, and re-arms only
-//! through `enable_and_recheck` → `rearm(Quiesced)`. See docs/net.md.
+//! The driver logic lives in `drivers::virtio::net`; this module claims the PCI function,
+//! picks its transport (modern capabilities, or the legacy BAR0 block of a legacy-only
+//! device), gives it interrupts, ring memory from the DMA module, and runs the
+//! interrupt-driven datapath over the capability types: the RX line's notification wakes
+//! the owner, which takes the line (`IrqLine<Draining>`) and suppresses the ring
+//! (`Vring<Suppressed>`), polls up to a budget, and re-arms only through
+//! `enable_and_recheck` → `rearm(Quiesced)`. See docs/net.md.
+//!
+//! Interrupts, best first ([`IrqMode`]): MSI-X with RX and configuration changes on vectors
+//! of their own; MSI-X with one shared vector when the table has a single entry; the
+//! function's INTx line when there is no MSI-X (no MSI controller, `pci=nomsi`, GICv3
+//! without an ITS). virtio defines no plain-MSI mode (virtio 1.2 §4.1.5.1.2 has MSI-X
+//! vectors or INTx with the ISR), so there is no MSI step. TX never gets a vector: the
+//! sender reclaims completions before each send.
 
+use alloc::boxed::Box;
 use alloc::vec::Vec;
 
 use caps::dma::DmaPool;
-use caps::irq::{AnyIrqLine, Armed, IrqLine};
-use caps::napi::{self, PollOutcome};
+use caps::irq::{AnyIrqLine, Armed, IrqLine, Masked};
+use caps::napi::{self, PollOutcome, quiesce_with};
 use caps::vring::Vring;
-use drivers::pci::msi::{InterruptKind, InterruptPlan, PlanRequest};
+use drivers::pci::msi::{InterruptKind, InterruptPlan, PlanRequest, enable_intx};
 use drivers::virtio::net::{NetDevice, NetError, NetOptions, VirtioNet};
 use drivers::virtio::pci::{Region, find_caps};
-use drivers::virtio::{MmioWindow, ModernTransport};
+use drivers::virtio::{AnyTransport, LegacyTransport, MmioWindow, ModernTransport, Transport};
 
 use crate::arch::devices;
 use crate::arch::dma::{DmaRing, HAL, KernelDma};
-use crate::pci::irq::{MsixLine, setup_msix_lines};
+use crate::irq as kirq;
+use crate::pci::irq::setup_msix_lines;
 use crate::pci::{self, Device, PciError};
 use crate::platform::Mmio;
 use crate::sched::{self, NotifyId, TimedOut};
@@ -29,11 +39,9 @@ use crate::sched::{self, NotifyId, TimedOut};
 /// Queue size the kernel asks for (the device may offer less; virtio-net-pci has 256).
 pub const QUEUE: usize = 256;
 /// Frames per NAPI poll before yielding (DESIGN.md "Budgets").
-#[allow(dead_code, reason = "used by the RX path the net task drives next")]
 pub const BUDGET: usize = napi::DEFAULT_BUDGET;
 
-type Transport = ModernTransport<MmioWindow>;
-type Net = VirtioNet<Transport, KernelDma, QUEUE>;
+type Net = VirtioNet<AnyTransport<MmioWindow>, KernelDma, QUEUE>;
 type Ring<S> = Vring<S, DmaRing, KernelDma, QUEUE>;
 
 /// Why the NIC did not come up.
@@ -41,29 +49,37 @@ type Ring<S> = Vring<S, DmaRing, KernelDma, QUEUE>;
 pub enum AttachError {
     /// Claiming, mapping or interrupt setup.
     Pci(PciError),
-    /// Not a modern virtio device, or its structures are unusable.
+    /// Neither modern capabilities nor a usable legacy BAR0.
     Transport,
     /// The driver refused (handshake, rings, DMA).
     Net(NetError),
     /// Ring memory.
     Dma(abi::Error),
-    /// No MSI-X (INTx/MSI fallback for virtio-net is not implemented yet).
-    NoMsix,
+    /// The function can interrupt neither by MSI-X nor by a routable INTx pin.
+    NoInterrupt,
 }
 
-/// A line and the notification its interrupts post to.
-#[allow(dead_code, reason = "the RX path the net task drives next reads these")]
+/// How the NIC interrupts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IrqMode {
+    /// MSI-X: RX and configuration changes on vectors of their own.
+    MsixPerQueue,
+    /// MSI-X with a single table entry shared by RX and configuration changes.
+    MsixShared,
+    /// The level-triggered INTx line, acknowledged by reading the ISR status.
+    Intx,
+}
+
+/// One interrupt line of the NIC.
 pub struct Vector {
-    /// The line: armed while idle, taken during a NAPI round; the TX-only vector stays
-    /// masked (TX completions are reclaimed by the sender).
+    /// Armed while idle, taken during a round; masked for good in polling mode.
     line: Option<AnyIrqLine>,
-    /// Its notification.
-    pub notify: NotifyId,
-    /// MSI-X table entry index.
-    pub entry: u16,
+    /// MSI-X table entry (`None` for INTx).
+    pub entry: Option<u16>,
+    intid: u32,
 }
 
-/// A running virtio-net interface: the driver, its rings and its vectors.
+/// A running virtio-net interface: the driver, its rings and its lines.
 pub struct VirtioNic {
     /// Driver state and counters.
     pub net: Net,
@@ -71,109 +87,172 @@ pub struct VirtioNic {
     pub rx: Option<Ring<Armed>>,
     /// Receive ring in polling mode (suppressed, its line masked for good).
     pub rx_polled: Option<Ring<caps::vring::Suppressed>>,
-    /// Transmit ring: kept suppressed; completions are reclaimed before each send and
-    /// on TX interrupts.
+    /// Transmit ring: kept suppressed with no vector; completions are reclaimed before
+    /// each send.
     pub tx: Ring<caps::vring::Suppressed>,
-    /// One vector per RX, TX and config (the same one when the table is small).
+    /// How the NIC interrupts.
+    pub mode: IrqMode,
+    /// The NIC's lines: RX first, then (MSI-X per queue only) configuration changes.
     pub vectors: Vec<Vector>,
-    /// Which `vectors` entry serves RX, TX, config.
-    pub route: [usize; 3],
+    /// Every line posts here; also the net task's wake-up.
+    wake: NotifyId,
+    /// Link state as of the last configuration interrupt (or bring-up).
+    pub link_up: bool,
+    /// Configuration-change interrupts handled.
+    pub config_events: u64,
     _dev: Device,
 }
 
-fn window(r: Region) -> Result<MmioWindow, AttachError> {
-    devices::virtio_window(Mmio {
-        base: r.cpu_addr as usize,
-        len: r.len,
-    })
-    .map_err(|_| AttachError::Pci(PciError::Map))
+const RX: usize = 0;
+const CONFIG: usize = 1;
+
+fn window(r: Mmio) -> Result<MmioWindow, AttachError> {
+    devices::virtio_window(r).map_err(|_| AttachError::Pci(PciError::Map))
 }
 
-/// Claims the first virtio-net function and brings it up with MSI-X.
-pub fn attach() -> Result<alloc::boxed::Box<VirtioNic>, AttachError> {
+fn region(r: Region) -> Mmio {
+    Mmio {
+        base: r.cpu_addr as usize,
+        len: r.len,
+    }
+}
+
+/// Claims the first virtio-net function and brings it up.
+pub fn attach() -> Result<Box<VirtioNic>, AttachError> {
     let dev = pci::claim(0x1af4, 0x1000)
         .or_else(|_| pci::claim(0x1af4, 0x1041))
         .map_err(AttachError::Pci)?;
-    let bus = pci::bus().ok_or(AttachError::Pci(PciError::NotFound))?;
-    let caps = find_caps(&bus.ecam, dev.bdf()).map_err(|_| AttachError::Transport)?;
-    let regions = caps
-        .locate(&dev.func.bars)
-        .map_err(|_| AttachError::Transport)?;
-    let device_cfg = regions.device.map(window).transpose()?;
-    let transport = ModernTransport::new(
-        window(regions.common)?,
-        window(regions.notify)?,
-        window(regions.isr)?,
-        device_cfg,
-        regions.notify_off_multiplier,
-    )
-    .map_err(|_| AttachError::Transport)?;
-    let (lines, route) = msix_vectors(&dev)?;
+    let wake = sched::notify_create().map_err(|_| AttachError::Dma(abi::Error::ENOMEM))?;
+    let (mode, lines) = match interrupts(&dev, wake) {
+        Ok(v) => v,
+        Err(e) => {
+            sched::notify_destroy(wake);
+            return Err(e);
+        }
+    };
+    // The legacy header moves the device configuration when MSI-X is on: pick the
+    // transport after the interrupts.
+    let transport = transport(&dev, mode != IrqMode::Intx)?;
     let layout = Net::ring_layout(&transport).map_err(AttachError::Net)?;
     let rx_mem = DmaRing::new(layout.total, u64::MAX).map_err(AttachError::Dma)?;
     let tx_mem = DmaRing::new(layout.total, u64::MAX).map_err(AttachError::Dma)?;
-    // The TX queue gets no vector: its completions are reclaimed by the sender, so the
-    // device never needs to signal them (its ring is suppressed with the TX line masked).
+    let entry = |i: usize| {
+        lines
+            .get(i)
+            .and_then(|v: &(IrqLine<Masked>, Option<u16>)| v.1)
+    };
     let opts = NetOptions {
-        vectors: [
-            Some(lines[route[0]].entry),
-            None,
-            Some(lines[route[2]].entry),
-        ],
+        vectors: [entry(RX), None, entry(CONFIG).or(entry(RX))],
         ..NetOptions::default()
     };
     let pool = DmaPool::new(&HAL, u64::MAX);
     let NetDevice { net, rx, tx } =
         Net::init(transport, pool, rx_mem, tx_mem, &opts).map_err(AttachError::Net)?;
-    // TX completions are reclaimed by the sender: the TX ring is suppressed with its line
-    // masked. A vector shared with RX is armed for RX's sake.
-    let tx = tx.suppress_polled(&lines[route[1]].line);
+    // TX has no vector: its ring is suppressed for good, on the evidence of a line that is
+    // still masked here (the same state `suppress_polled` requires in polling mode).
+    let tx = tx.suppress_polled(&lines[RX].0);
+    let link_up = net.link_up().unwrap_or(false);
     let vectors = lines
         .into_iter()
-        .enumerate()
-        .map(|(i, m): (usize, MsixLine)| {
-            let line = if i == route[1] && i != route[0] {
-                AnyIrqLine::Masked(m.line)
-            } else {
-                AnyIrqLine::Armed(m.line.arm())
-            };
-            Vector {
-                line: Some(line),
-                notify: m.notify,
-                entry: m.entry,
-            }
+        .map(|(line, entry)| Vector {
+            intid: line.intid(),
+            line: Some(AnyIrqLine::Armed(line.arm())),
+            entry,
         })
         .collect();
-    Ok(alloc::boxed::Box::new(VirtioNic {
+    Ok(Box::new(VirtioNic {
         net,
         rx: Some(rx),
         rx_polled: None,
         tx,
+        mode,
         vectors,
-        route,
+        wake,
+        link_up,
+        config_events: 0,
         _dev: dev,
     }))
 }
 
-/// Three MSI-X vectors (RX, TX, config), or fewer shared when the table is smaller.
-fn msix_vectors(dev: &Device) -> Result<(Vec<MsixLine>, [usize; 3]), AttachError> {
+/// The modern transport when the function has virtio capabilities, else the legacy block
+/// in BAR0 (`msix`: whether MSI-X is enabled, which moves the legacy configuration).
+fn transport(dev: &Device, msix: bool) -> Result<AnyTransport<MmioWindow>, AttachError> {
     let bus = pci::bus().ok_or(AttachError::Pci(PciError::NotFound))?;
-    let msi_ok = pci::msi_vectors().is_some() && !bus.no_msi;
+    let caps = find_caps(&bus.ecam, dev.bdf()).map_err(|_| AttachError::Transport)?;
+    if caps.common.is_some() {
+        let regions = caps
+            .locate(&dev.func.bars)
+            .map_err(|_| AttachError::Transport)?;
+        let device_cfg = regions.device.map(|r| window(region(r))).transpose()?;
+        let t = ModernTransport::new(
+            window(region(regions.common))?,
+            window(region(regions.notify))?,
+            window(region(regions.isr))?,
+            device_cfg,
+            regions.notify_off_multiplier,
+        )
+        .map_err(|_| AttachError::Transport)?;
+        return Ok(AnyTransport::Modern(t));
+    }
+    // No modern capabilities: only a transitional device (ID 0x1000) has the legacy block.
+    if dev.func.device != 0x1000 {
+        return Err(AttachError::Transport);
+    }
+    let bar0 = dev.bar(0).map_err(AttachError::Pci)?;
+    let t = LegacyTransport::new(window(bar0)?, msix).map_err(|_| AttachError::Transport)?;
+    log::info!("virtio-net: legacy interface (BAR0 at {:#x})", bar0.base);
+    Ok(AnyTransport::Legacy(t))
+}
+
+/// The NIC's lines, all posting to `wake`: MSI-X vectors for RX and configuration (one
+/// shared if the table is that small), else the INTx line. Each comes with its MSI-X entry.
+#[allow(
+    clippy::type_complexity,
+    reason = "line and table entry, in source order"
+)]
+fn interrupts(
+    dev: &Device,
+    wake: NotifyId,
+) -> Result<(IrqMode, Vec<(IrqLine<Masked>, Option<u16>)>), AttachError> {
+    let bus = pci::bus().ok_or(AttachError::Pci(PciError::NotFound))?;
     let req = PlanRequest {
-        wanted: 3,
-        allow_msix: msi_ok,
+        wanted: 2,
+        allow_msix: pci::msi_vectors().is_some() && !bus.no_msi,
         allow_msi: false,
     };
     let plan = InterruptPlan::choose(&bus.ecam, dev.func, req);
-    let InterruptKind::MsiX(cap) = plan.kind else {
-        return Err(AttachError::NoMsix);
-    };
-    let lines = setup_msix_lines(dev, cap, plan.vectors, "virtio-net").map_err(AttachError::Pci)?;
-    let route = [0u16, 1, 2].map(|s| usize::from(plan.vector_for(s).unwrap_or(0)));
-    Ok((lines, route))
+    match plan.kind {
+        InterruptKind::MsiX(cap) => {
+            let lines = setup_msix_lines(dev, cap, plan.vectors, "virtio-net", Some(wake))
+                .map_err(AttachError::Pci)?;
+            let mode = if lines.len() >= 2 {
+                IrqMode::MsixPerQueue
+            } else {
+                IrqMode::MsixShared
+            };
+            Ok((
+                mode,
+                lines.into_iter().map(|m| (m.line, Some(m.entry))).collect(),
+            ))
+        }
+        InterruptKind::Intx { .. } => {
+            let (root, pin) = dev.func.intx_root.ok_or(AttachError::NoInterrupt)?;
+            let (intid, trigger) = bus
+                .host
+                .intx
+                .route(root, pin)
+                .ok_or(AttachError::NoInterrupt)?;
+            // The NAPI round needs the line itself, so virtio-net does not join the
+            // shared-INTx dispatcher: minting fails (EBUSY) if another driver holds it.
+            let line = kirq::mint(intid, trigger, kirq::owner_of(wake), "virtio-net")
+                .map_err(|e| AttachError::Pci(PciError::Irq(e)))?;
+            enable_intx(&bus.ecam, dev.bdf());
+            Ok((IrqMode::Intx, alloc::vec![(line, None)]))
+        }
+        InterruptKind::Msi(_) | InterruptKind::None => Err(AttachError::NoInterrupt),
+    }
 }
 
-#[allow(dead_code, reason = "used by the RX path the net task drives next")]
 impl Vector {
     fn take_armed(&mut self) -> Option<IrqLine<Armed>> {
         match self.line.take() {
@@ -188,23 +267,17 @@ impl Vector {
     fn put(&mut self, line: IrqLine<Armed>) {
         self.line = Some(AnyIrqLine::Armed(line));
     }
-
-    /// The MSI-X table entry this vector uses.
-    pub fn entry(&self) -> u16 {
-        self.entry
-    }
-
-    /// The INTID its interrupts arrive on.
-    pub fn intid(&self) -> Option<u32> {
-        self.line.as_ref().map(AnyIrqLine::intid)
-    }
 }
 
-#[allow(dead_code, reason = "`receive` is driven by the net task, next step")]
 impl VirtioNic {
-    /// The notification the RX interrupt posts to (also used to wake the net task).
+    /// The notification every line of the NIC posts to (also the net task's wake-up).
     pub fn rx_notify(&self) -> NotifyId {
-        self.vectors[self.route[0]].notify
+        self.wake
+    }
+
+    /// The INTID RX interrupts arrive on.
+    pub fn rx_intid(&self) -> u32 {
+        self.vectors[RX].intid
     }
 
     /// Reclaims finished transmissions.
@@ -221,13 +294,12 @@ impl VirtioNic {
     /// Switches RX to polling mode (the predecessor's design, kept for comparison): the RX
     /// line is masked for good and the ring suppressed; `poll_rx` then drains it on a timer.
     pub fn enter_polling_mode(&mut self) {
-        let v = self.route[0];
-        let (Some(rx), Some(line)) = (self.rx.take(), self.vectors[v].line.take()) else {
+        let (Some(rx), Some(line)) = (self.rx.take(), self.vectors[RX].line.take()) else {
             return;
         };
         let masked = line.mask();
         self.rx_polled = Some(rx.suppress_polled(&masked));
-        self.vectors[v].line = Some(AnyIrqLine::Masked(masked));
+        self.vectors[RX].line = Some(AnyIrqLine::Masked(masked));
     }
 
     /// Polling mode: drains up to one budget of frames without waiting.
@@ -238,35 +310,81 @@ impl VirtioNic {
         }
     }
 
-    /// Waits for an RX interrupt and drains the ring with the NAPI protocol, handing each
+    /// Waits for an interrupt and drains the ring with the NAPI protocol, handing each
     /// frame to `deliver`. Returns the frames delivered.
     pub fn receive(
         &mut self,
         deadline_ns: u64,
         mut deliver: impl FnMut(&[u8]),
     ) -> Result<usize, TimedOut> {
-        let v = self.route[0];
-        sched::notify_wait(self.vectors[v].notify, deadline_ns)?;
+        sched::notify_wait(self.wake, deadline_ns)?;
+        if self.mode == IrqMode::MsixPerQueue {
+            self.config_vector();
+        }
         Ok(self.napi_round(&mut deliver))
+    }
+
+    /// The configuration vector (MSI-X per queue): if it fired, read the link state and
+    /// re-arm. Edge-triggered, so a change after the read latches and fires again.
+    fn config_vector(&mut self) {
+        let Some(line) = self.vectors[CONFIG].take_armed() else {
+            return;
+        };
+        match line.try_take() {
+            Ok(draining) => {
+                self.config_changed();
+                if let Ok((quiet, line)) = quiesce_with(draining, || {}, || true) {
+                    self.vectors[CONFIG].put(line.rearm(quiet));
+                }
+            }
+            Err(armed) => self.vectors[CONFIG].put(armed),
+        }
+    }
+
+    fn config_changed(&mut self) {
+        self.config_events += 1;
+        match self.net.config_changed() {
+            Ok(up) if up != self.link_up => {
+                self.link_up = up;
+                log::info!("virtio-net: link {}", if up { "up" } else { "down" });
+            }
+            Ok(_) => {}
+            Err(e) => log::error!("virtio-net: device needs a reset ({e:?})"),
+        }
     }
 
     /// One NAPI round: take the fired line with the ring, poll within budgets (yielding
     /// between them), re-enable with the recheck, rearm. No-op if the line has not fired.
     fn napi_round(&mut self, deliver: &mut impl FnMut(&[u8])) -> usize {
-        let v = self.route[0];
         let Some(rx) = self.rx.take() else { return 0 };
-        let Some(line) = self.vectors[v].take_armed() else {
+        let Some(line) = self.vectors[RX].take_armed() else {
             self.rx = Some(rx);
             return 0;
         };
         let (mut line, mut vq) = match napi::take(line, rx) {
             Ok(pair) => pair,
             Err((line, rx)) => {
-                self.vectors[v].put(line);
+                self.vectors[RX].put(line);
                 self.rx = Some(rx);
                 return 0;
             }
         };
+        match self.mode {
+            // Reading the ISR deasserts INTx. It happens here, with the ring suppressed and
+            // before the drain, never after the recheck: a completion landing after the
+            // recheck must find the line asserted when it is unmasked.
+            IrqMode::Intx => {
+                if self.net.transport().read_isr().config() {
+                    self.config_changed();
+                }
+            }
+            IrqMode::MsixShared => {
+                if self.net.link_up().is_ok_and(|up| up != self.link_up) {
+                    self.config_changed();
+                }
+            }
+            IrqMode::MsixPerQueue => {}
+        }
         self.net.note_interrupt(drivers::virtio::net::RX_QUEUE);
         let mut delivered = 0;
         let mut count = |f: &[u8]| {
@@ -281,7 +399,7 @@ impl VirtioNic {
                 }
                 PollOutcome::Drained(quiesce) => match self.net.rx_enable_and_recheck(quiesce) {
                     Ok((quiet, armed_vq, draining)) => {
-                        self.vectors[v].put(draining.rearm(quiet));
+                        self.vectors[RX].put(draining.rearm(quiet));
                         self.rx = Some(armed_vq);
                         return delivered;
                     }

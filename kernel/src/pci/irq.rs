@@ -69,13 +69,15 @@ pub struct MsixLine {
 }
 
 /// Programs `count` MSI-X entries of `dev` (function mask held while programming) and
-/// mints a line per entry. Drivers that run the NAPI protocol on the lines themselves
-/// (virtio-net) use this directly; others get `DeviceIrq`s from [`setup_vectors`].
+/// mints a line per entry, each posting to a fresh notification or, with `notify`, all to
+/// that one. Drivers that run the NAPI protocol on the lines themselves (virtio-net) use
+/// this directly; others get `DeviceIrq`s from [`setup_vectors`].
 pub fn setup_msix_lines(
     dev: &Device,
     cap: MsixCap,
     count: u16,
     name: &'static str,
+    notify: Option<NotifyId>,
 ) -> Result<Vec<MsixLine>, PciError> {
     let pci = bus().ok_or(PciError::NotFound)?;
     let vectors = msi_vectors().ok_or(PciError::Irq(abi::Error::ENOSPC))?;
@@ -97,7 +99,7 @@ pub fn setup_msix_lines(
     cap.enable_masked(&pci.ecam, dev.bdf());
     let mut out = Vec::new();
     for entry in 0..count.min(cap.table_size) {
-        let (line, notify, message) = msi_line(vectors, name)?;
+        let (line, notify, message) = msi_line(vectors, name, notify)?;
         let bad = |_| PciError::Irq(abi::Error::EINVAL);
         table.program(entry, message).map_err(bad)?;
         table.unmask(entry).map_err(bad)?;
@@ -118,7 +120,7 @@ fn setup_msix(
     count: u16,
     name: &'static str,
 ) -> Result<Vec<DeviceIrq>, PciError> {
-    let lines = setup_msix_lines(dev, cap, count, name)?;
+    let lines = setup_msix_lines(dev, cap, count, name, None)?;
     Ok(lines
         .into_iter()
         .map(|m| {
@@ -134,18 +136,25 @@ fn setup_msix(
         .collect())
 }
 
-/// One MSI vector, its line (owner: a fresh notification) and the message to program.
+/// One MSI vector, its line (owner: `shared`, else a fresh notification) and the message
+/// to program.
 fn msi_line(
     vectors: &'static caps::msi::VectorAllocator,
     name: &'static str,
+    shared: Option<NotifyId>,
 ) -> Result<(IrqLine<caps::irq::Masked>, NotifyId, caps::msi::MsiMessage), PciError> {
     let vector = vectors.alloc().map_err(PciError::Irq)?;
     let message = vector.message();
-    let notify = sched::notify_create().map_err(|_| PciError::Irq(abi::Error::ENOMEM))?;
+    let notify = match shared {
+        Some(n) => n,
+        None => sched::notify_create().map_err(|_| PciError::Irq(abi::Error::ENOMEM))?,
+    };
     match kirq::mint_msi(vector, kirq::owner_of(notify), name) {
         Ok(line) => Ok((line, notify, message)),
         Err((_, e)) => {
-            sched::notify_destroy(notify);
+            if shared.is_none() {
+                sched::notify_destroy(notify);
+            }
             Err(PciError::Irq(e))
         }
     }
@@ -189,7 +198,7 @@ pub fn setup(
     match plan.kind {
         InterruptKind::Msi(cap) => {
             let vectors = msi_vectors().ok_or(PciError::Irq(abi::Error::ENOSPC))?;
-            let (line, notify, message) = msi_line(vectors, name)?;
+            let (line, notify, message) = msi_line(vectors, name, None)?;
             let intid = line.intid();
             let base = kirq::count(intid);
             cap.enable(&pci.ecam, dev.bdf(), message, 1)

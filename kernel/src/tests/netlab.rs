@@ -67,9 +67,10 @@ kernel_test! {
         }
         ensure!(count > 0, "RX worked without an RX interrupt");
         let rx = crate::net::stack::rx_stats().ok_or("no RX stats")?;
+        let nic = stack::nic_info().ok_or("no NIC info")?;
         crate::ktest::report(alloc::format!(
-            "virtio-net rx intid={intid} interrupts={count} packets={} budget_exhausted={} rearm_races={} bad_descriptors={}",
-            rx.packets, rx.budget_exhausted, rx.rearm_races, rx.bad_descriptors
+            "virtio-net irq={:?} transport={:?} rx intid={intid} interrupts={count} packets={} budget_exhausted={} rearm_races={} bad_descriptors={}",
+            nic.irq, nic.transport, rx.packets, rx.budget_exhausted, rx.rearm_races, rx.bad_descriptors
         ));
         ensure!(count <= rx.packets, "more RX interrupts ({count}) than packets ({})", rx.packets);
         Ok(())
