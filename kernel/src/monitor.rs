@@ -228,6 +228,12 @@ fn net() {
         s.rx_dropped,
         s.echoed
     );
+    crate::print!("ingress drops {}:", s.ingress.total());
+    for why in crate::net::ingress::Malformed::ALL {
+        crate::print!(" {} {}", why.name(), s.ingress.get(why));
+    }
+    crate::println!();
+    crate::println!("udp discarded {}, flood ends {}", s.discarded, s.flood_ends);
     for (name, q) in [("rx", s.rx), ("tx", s.tx)] {
         if let Some(q) = q {
             crate::println!(

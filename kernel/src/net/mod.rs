@@ -5,6 +5,7 @@ pub mod dns;
 #[cfg(target_os = "none")]
 pub mod fetch;
 pub mod http;
+pub mod ingress;
 #[cfg(target_os = "none")]
 pub mod resolve;
 #[cfg(target_os = "none")]

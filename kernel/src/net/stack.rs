@@ -21,6 +21,7 @@ use smoltcp::wire::{
     Ipv4Cidr,
 };
 
+use super::ingress::{self, IngressStats, Malformed};
 use super::virtio::{self, VirtioNic};
 use crate::sched::{self, NotifyId};
 use crate::sync::IrqLock;
@@ -31,6 +32,10 @@ const RX_QUEUE_MAX: usize = 512;
 const ICMP_IDENT: u16 = 0xca95;
 /// The UDP echo service's port.
 pub const ECHO_PORT: u16 = 7;
+/// UDP discard service (RFC 863): datagrams are counted and dropped (flood tests).
+pub const DISCARD_PORT: u16 = 9;
+/// A datagram to the discard port with exactly this payload marks the end of a flood.
+pub const FLOOD_END: &[u8] = b"capstan-flood-end";
 
 /// What other threads can see and ask.
 struct Shared {
@@ -47,6 +52,9 @@ struct Shared {
     rx_stats: Option<drivers::virtio::net::QueueStats>,
     tx_stats: Option<drivers::virtio::net::QueueStats>,
     nic: Option<NicInfo>,
+    ingress: IngressStats,
+    discarded: u64,
+    flood_ends: u64,
     echoed: u64,
     udp: Vec<UdpState>,
     tcp: Vec<TcpState>,
@@ -75,6 +83,11 @@ struct Ping {
 static SHARED: IrqLock<Shared> = IrqLock::new(Shared {
     rx_intid: None,
     nic: None,
+    ingress: IngressStats {
+        dropped: [0; Malformed::COUNT],
+    },
+    discarded: 0,
+    flood_ends: 0,
     mode: None,
     wake: None,
     address: None,
@@ -159,6 +172,8 @@ pub struct NicInfo {
     pub link_up: bool,
     /// Configuration-change interrupts handled.
     pub config_events: u64,
+    /// Times the link went down.
+    pub link_downs: u64,
 }
 
 /// How the NIC is attached (None before the stack started).
@@ -185,6 +200,12 @@ pub struct Status {
     pub echoed: u64,
     /// How the NIC is attached.
     pub nic: Option<NicInfo>,
+    /// Frames the ingress check dropped, by reason.
+    pub ingress: IngressStats,
+    /// Datagrams the discard service dropped.
+    pub discarded: u64,
+    /// Flood-end markers seen on the discard port.
+    pub flood_ends: u64,
 }
 
 /// The stack's counters (None before it started).
@@ -201,6 +222,9 @@ pub fn status() -> Option<Status> {
         rx_dropped: s.rx_dropped,
         echoed: s.echoed,
         nic: s.nic,
+        ingress: s.ingress,
+        discarded: s.discarded,
+        flood_ends: s.flood_ends,
     })
 }
 
@@ -596,6 +620,12 @@ impl phy::Device for Phy<'_> {
         caps.medium = Medium::Ethernet;
         caps.max_transmission_unit = 1514;
         caps.max_burst_size = Some(64);
+        // `ingress::check` verified every received checksum already: smoltcp only
+        // computes them for transmission.
+        caps.checksum.ipv4 = phy::Checksum::Tx;
+        caps.checksum.udp = phy::Checksum::Tx;
+        caps.checksum.tcp = phy::Checksum::Tx;
+        caps.checksum.icmpv4 = phy::Checksum::Tx;
         caps
     }
 }
@@ -642,6 +672,15 @@ fn run(mut nic: Box<VirtioNic>, mode: RxMode) {
     let mut echo_socket = udp::Socket::new(echo_buf(), echo_buf());
     let _ = echo_socket.bind(ECHO_PORT);
     let echo = sockets.add(echo_socket);
+    let discard_buf = || {
+        udp::PacketBuffer::new(
+            vec![udp::PacketMetadata::EMPTY; RX_QUEUE_MAX],
+            vec![0; 64 * 1024],
+        )
+    };
+    let mut discard_socket = udp::Socket::new(discard_buf(), discard_buf());
+    let _ = discard_socket.bind(DISCARD_PORT);
+    let discard = sockets.add(discard_socket);
     loop {
         let t = now();
         iface.poll(
@@ -655,6 +694,7 @@ fn run(mut nic: Box<VirtioNic>, mode: RxMode) {
         dhcp_events(&mut iface, &mut sockets, dhcp);
         pings(&mut sockets, icmp);
         udp_echo(&mut sockets, echo);
+        udp_discard(&mut sockets, discard);
         udp_sessions(&mut sockets);
         tcp_sessions(&mut iface, &mut sockets);
         iface.poll(
@@ -674,7 +714,12 @@ fn run(mut nic: Box<VirtioNic>, mode: RxMode) {
         let deadline = time::now_ns() + delay_ns;
         let mut dropped = 0u64;
         let mut echo = 0u64;
+        let mut bad = IngressStats::default();
         let mut deliver = |frame: &[u8]| {
+            if let Err(why) = ingress::check(frame) {
+                bad.count(why);
+                return;
+            }
             if is_echo_request(frame) {
                 echo += 1;
             }
@@ -698,6 +743,9 @@ fn run(mut nic: Box<VirtioNic>, mode: RxMode) {
         }
         let mut s = SHARED.lock();
         s.rx_dropped += dropped;
+        for why in Malformed::ALL {
+            s.ingress.dropped[why as usize] += bad.get(why);
+        }
         s.icmp_echo_requests_seen += echo;
         s.rx_stats = Some(nic.net.rx_stats());
         s.tx_stats = Some(nic.net.tx_stats());
@@ -712,6 +760,7 @@ fn nic_info_of(nic: &VirtioNic) -> NicInfo {
         transport: nic.net.transport().kind(),
         link_up: nic.link_up,
         config_events: nic.config_events,
+        link_downs: nic.link_downs,
     }
 }
 
@@ -766,6 +815,24 @@ fn udp_echo(sockets: &mut SocketSet<'_>, echo: SocketHandle) {
     }
     if n > 0 {
         SHARED.lock().echoed += n;
+    }
+}
+
+/// The discard service: counts and drops datagrams; notes flood-end markers.
+fn udp_discard(sockets: &mut SocketSet<'_>, discard: SocketHandle) {
+    let socket = sockets.get_mut::<udp::Socket>(discard);
+    let (mut n, mut ends) = (0, 0);
+    let mut buf = [0u8; 2048];
+    while let Ok((len, _)) = socket.recv_slice(&mut buf) {
+        n += 1;
+        if buf.get(..len) == Some(FLOOD_END) {
+            ends += 1;
+        }
+    }
+    if n > 0 {
+        let mut s = SHARED.lock();
+        s.discarded += n;
+        s.flood_ends += ends;
     }
 }
 

@@ -100,6 +100,8 @@ pub struct VirtioNic {
     pub link_up: bool,
     /// Configuration-change interrupts handled.
     pub config_events: u64,
+    /// Times the link went down.
+    pub link_downs: u64,
     _dev: Device,
 }
 
@@ -170,6 +172,7 @@ pub fn attach() -> Result<Box<VirtioNic>, AttachError> {
         wake,
         link_up,
         config_events: 0,
+        link_downs: 0,
         _dev: dev,
     }))
 }
@@ -346,6 +349,7 @@ impl VirtioNic {
         match self.net.config_changed() {
             Ok(up) if up != self.link_up => {
                 self.link_up = up;
+                self.link_downs += u64::from(!up);
                 log::info!("virtio-net: link {}", if up { "up" } else { "down" });
             }
             Ok(_) => {}

@@ -161,3 +161,64 @@ kernel_test! {
         Ok(())
     }
 }
+
+/// Frames of each malformed kind `scripts/netlab.d/flood.py` sends after its flood.
+const MALFORMED_EACH: u64 = 5;
+
+kernel_test! {
+    fn net_survives_a_host_flood_and_counts_malformed_frames() {
+        use crate::net::ingress::Malformed;
+        if !in_lab() {
+            return Ok(());
+        }
+        stack::wait_configured(time::now_ns() + 20_000_000_000).ok_or("no lease")?;
+        let before = stack::status().ok_or("no stack")?;
+        let nic0 = before.nic.ok_or("no NIC info")?;
+        let irq0 = stack::rx_irq().map_or(0, |(_, n)| n);
+        let pings0 = stack::echo_requests_seen();
+        // scripts/test floods us when it sees this line, then flaps the link and pings.
+        log::info!("netlab: flood me");
+        let deadline = time::now_ns() + 180_000_000_000;
+        let (mut worst_late_ns, mut sleeps) = (0u64, 0u64);
+        while stack::status().is_some_and(|s| s.flood_ends == before.flood_ends) {
+            ensure!(time::now_ns() < deadline, "no flood-end marker in 180 s (is scripts/test flooding?)");
+            // The timer keeps waking sleepers through the flood.
+            let t = time::now_ns();
+            crate::sched::sleep_ns(10_000_000);
+            worst_late_ns = worst_late_ns.max((time::now_ns() - t).saturating_sub(10_000_000));
+            sleeps += 1;
+        }
+        let after = stack::status().ok_or("no stack")?;
+        let irqs = stack::rx_irq().map_or(0, |(_, n)| n) - irq0;
+        // Then a link flap (configuration interrupts) and pings, which must be answered.
+        let settled = |s: &stack::Status| {
+            s.nic.is_some_and(|n| n.link_up && n.link_downs > nic0.link_downs)
+                && stack::echo_requests_seen() >= pings0 + 3
+        };
+        while !stack::status().is_some_and(|s| settled(&s)) {
+            ensure!(time::now_ns() < deadline + 30_000_000_000, "no link flap and 3 pings after the flood");
+            crate::sched::sleep_ns(20_000_000);
+        }
+        let (rx0, rx1) = (before.rx.ok_or("no RX stats")?, after.rx.ok_or("no RX stats")?);
+        let packets = rx1.packets - rx0.packets;
+        let flood = after.discarded - before.discarded;
+        crate::ktest::report(alloc::format!(
+            "net-flood datagrams={flood} rx_packets={packets} interrupts={irqs} sleeps={sleeps} worst_timer_late_us={} budget_exhausted={} ingress_drops={} multi_buffer_dropped={}",
+            worst_late_ns / 1000,
+            rx1.budget_exhausted - rx0.budget_exhausted,
+            after.ingress.total() - before.ingress.total(),
+            rx1.multi_buffer_dropped - rx0.multi_buffer_dropped,
+        ));
+        ensure!(packets >= 10_000, "only {packets} frames arrived during the flood");
+        ensure!(flood > 0, "the discard service saw none of the flood");
+        ensure!(irqs * 4 < packets, "{irqs} RX interrupts for {packets} packets: suppression failed");
+        ensure!(worst_late_ns < 500_000_000, "a 10 ms sleep overslept by {} ms during the flood", worst_late_ns / 1_000_000);
+        for why in [Malformed::IpHeader, Malformed::IpChecksum, Malformed::IpLength, Malformed::L4Header, Malformed::L4Checksum] {
+            let n = after.ingress.get(why) - before.ingress.get(why);
+            ensure!(n == MALFORMED_EACH, "{} frames dropped as {}, sent {MALFORMED_EACH}", n, why.name());
+        }
+        ensure_eq!(rx1.multi_buffer_dropped - rx0.multi_buffer_dropped, MALFORMED_EACH);
+        ensure_eq!(rx1.bad_descriptors, rx0.bad_descriptors);
+        Ok(())
+    }
+}
