@@ -372,7 +372,7 @@ fn udp_sessions(sockets: &mut SocketSet<'_>) {
         if u.handle.is_none() && !u.closed {
             let buf = || udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; 8], vec![0; 4096]);
             let mut socket = udp::Socket::new(buf(), buf());
-            let port = 49152 + (u.id % 16000) as u16;
+            let port = ephemeral_port(u.id);
             if socket.bind(port).is_ok() {
                 u.handle = Some(sockets.add(socket));
             }
@@ -509,7 +509,7 @@ fn tcp_sessions(iface: &mut Interface, sockets: &mut SocketSet<'_>) {
                 tcp::SocketBuffer::new(vec![0; 64 * 1024]),
                 tcp::SocketBuffer::new(vec![0; 16 * 1024]),
             );
-            let local = 49152 + (t.id % 16000) as u16;
+            let local = ephemeral_port(t.id);
             let remote = (IpAddress::Ipv4(t.remote.0), t.remote.1);
             match socket.connect(iface.context(), remote, local) {
                 Ok(()) => t.handle = Some(sockets.add(socket)),
@@ -651,7 +651,17 @@ fn run(mut nic: Box<VirtioNic>, mode: RxMode) {
         s.mode = Some(mode);
     }
     let mut rxq: VecDeque<Vec<u8>> = VecDeque::new();
-    let config = Config::new(HardwareAddress::Ethernet(EthernetAddress(mac)));
+    let mut config = Config::new(HardwareAddress::Ethernet(EthernetAddress(mac)));
+    // A fixed seed gives every boot the same TCP initial sequence numbers and ports: a new
+    // connection then collides with the previous boot's in the server's TIME_WAIT and
+    // stalls until its SYN is retransmitted (RFC 6528, 6056). No RNG on cortex-a72 or
+    // virt: the boot-relative counter at this point varies with the host's timing.
+    let seed = splitmix64(
+        crate::arch::cpu::counter()
+            ^ u64::from_le_bytes([mac[0], mac[1], mac[2], mac[3], mac[4], mac[5], 0, 0]),
+    );
+    config.random_seed = seed;
+    PORT_SEED.store(seed as u32, core::sync::atomic::Ordering::Relaxed);
     let mut iface = Interface::new(
         config,
         &mut Phy {
@@ -834,6 +844,21 @@ fn udp_discard(sockets: &mut SocketSet<'_>, discard: SocketHandle) {
         s.discarded += n;
         s.flood_ends += ends;
     }
+}
+
+static PORT_SEED: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+
+/// The local port of session `id`: in the dynamic range (49152-65535), offset per boot.
+fn ephemeral_port(id: u64) -> u16 {
+    let seed = u64::from(PORT_SEED.load(core::sync::atomic::Ordering::Relaxed));
+    49152 + ((seed + id) % 16384) as u16
+}
+
+fn splitmix64(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
 }
 
 /// Sends queued echo requests and matches replies.
