@@ -26,6 +26,7 @@ NETLAB_WWW="$NETLAB_BASE/www"
 NETLAB_SUMS="$NETLAB_BASE/files.sha256"
 NETLAB_GW=192.0.2.1          # gateway: DNS, DHCP, HTTP
 NETLAB_SILENT=192.0.2.2      # an address where nothing answers DNS (UDP/TCP 53 dropped)
+NETLAB_PEER=192.0.2.5        # answers ARP and ping only: a neighbour no other test has met
 NETLAB_GUEST_MAC=52:54:00:12:34:56
 NETLAB_NS=${NETLAB_NS:-}
 NETLAB_STATE=${NETLAB_STATE:-}
@@ -168,6 +169,7 @@ netlab_up() {
         netlab_exec ip tuntap add dev tap0 mode tap user "$(id -u)" &&
         netlab_exec ip addr add "$NETLAB_GW/24" dev tap0 &&
         netlab_exec ip addr add "$NETLAB_SILENT/24" dev tap0 &&
+        netlab_exec ip addr add "$NETLAB_PEER/24" dev tap0 &&
         netlab_exec ip -6 addr add 2001:db8::1/64 dev tap0 nodad 2>/dev/null;
     netlab_exec ip link set tap0 up || return 1
     [[ "$(netlab_exec ip -4 addr show dev tap0)" == *"inet $NETLAB_GW/24 "* ]] || { netlab_log "tap0 setup failed"; return 1; }

@@ -44,6 +44,10 @@ kernel_test! {
         }
         let silent = Ipv4Address::new(192, 0, 2, 3);
         ensure_eq!(stack::ping(silent, 9, 1_000_000_000), Err(stack::NetError::Timeout));
+        // The request to .3 never leaves (no ARP reply); it must not block the next ping
+        // nor starve ARP for a neighbour met for the first time (.5 is used only here).
+        let peer = Ipv4Address::new(192, 0, 2, 5);
+        stack::ping(peer, 10, 3_000_000_000).map_err(|e| alloc::format!("ping {peer} after the unreachable host: {e:?}"))?;
         Ok(())
     }
 }
