@@ -1,7 +1,8 @@
 # Capstan network lab: the function interface. Source it (scripts/lib.sh is sourced
 # too if it is not already), then:
 #
-#   netlab_up                 namespace capstan-lab-$BASHPID with tap0, dnsmasq, nginx, httpd.py
+#   netlab_up                 namespace capstan-lab-$BASHPID with tap0, dnsmasq, nginx, httpd.py,
+#                             dnsd.py
 #   netlab_qemu_args GIC MEM SMP [EDU]
 #                             lib.sh's qemu_args with the virtio-net NIC on slot 3
 #                             attached to tap0 (everything else identical)
@@ -26,6 +27,8 @@ NETLAB_WWW="$NETLAB_BASE/www"
 NETLAB_SUMS="$NETLAB_BASE/files.sha256"
 NETLAB_GW=192.0.2.1          # gateway: DNS, DHCP, HTTP
 NETLAB_SILENT=192.0.2.2      # an address where nothing answers DNS (UDP/TCP 53 dropped)
+NETLAB_ODD_DNS=192.0.2.4     # dnsd.py: SERVFAIL, TC, dropped queries, hostile replies
+NETLAB_PEER=192.0.2.5        # answers ARP and ping only: a neighbour no other test has met
 NETLAB_GUEST_MAC=52:54:00:12:34:56
 NETLAB_NS=${NETLAB_NS:-}
 NETLAB_STATE=${NETLAB_STATE:-}
@@ -168,6 +171,8 @@ netlab_up() {
         netlab_exec ip tuntap add dev tap0 mode tap user "$(id -u)" &&
         netlab_exec ip addr add "$NETLAB_GW/24" dev tap0 &&
         netlab_exec ip addr add "$NETLAB_SILENT/24" dev tap0 &&
+        netlab_exec ip addr add "$NETLAB_ODD_DNS/24" dev tap0 &&
+        netlab_exec ip addr add "$NETLAB_PEER/24" dev tap0 &&
         netlab_exec ip -6 addr add 2001:db8::1/64 dev tap0 nodad 2>/dev/null;
     netlab_exec ip link set tap0 up || return 1
     [[ "$(netlab_exec ip -4 addr show dev tap0)" == *"inet $NETLAB_GW/24 "* ]] || { netlab_log "tap0 setup failed"; return 1; }
@@ -202,6 +207,10 @@ s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('$NETLAB_SILENT', 
         --bind-interfaces --listen-address="$NETLAB_GW" --port=53 \
         --no-resolv --no-hosts --no-poll --local=/capstan.test/ --domain=capstan.test \
         --host-record=lab.capstan.test,"$NETLAB_GW",2001:db8::1 \
+        --host-record=dual.capstan.test,192.0.2.10,2001:db8::10 \
+        --host-record=dual.capstan.test,2001:db8::11 \
+        --host-record=v4only.capstan.test,192.0.2.11 \
+        --host-record=v6only.capstan.test,2001:db8::12 \
         --cname=alias.capstan.test,lab.capstan.test \
         --cname=www.capstan.test,alias.capstan.test \
         --txt-record=big.capstan.test,"$txt250","$txt250","$txt250" \
@@ -214,13 +223,15 @@ s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('$NETLAB_SILENT', 
         "$NETLAB_DIR/nginx.conf.in" >"$NETLAB_STATE/nginx.conf"
     netlab_bg nginx nginx -p "$NETLAB_STATE" -c "$NETLAB_STATE/nginx.conf" -e "$NETLAB_STATE/nginx-error.log"
     netlab_bg httpd python3 "$NETLAB_DIR/httpd.py" "$NETLAB_GW" 8080 "$NETLAB_WWW"
+    netlab_bg dnsd python3 -u "$NETLAB_DIR/dnsd.py" "$NETLAB_ODD_DNS" 53
 
     netlab_wait_for 10 "dnsmasq on $NETLAB_GW:53" netlab_listening udp "$NETLAB_GW" 53 &&
         netlab_wait_for 10 "nginx on $NETLAB_GW:80" netlab_listening tcp "$NETLAB_GW" 80 &&
-        netlab_wait_for 10 "httpd.py on $NETLAB_GW:8080" netlab_listening tcp "$NETLAB_GW" 8080 ||
+        netlab_wait_for 10 "httpd.py on $NETLAB_GW:8080" netlab_listening tcp "$NETLAB_GW" 8080 &&
+        netlab_wait_for 10 "dnsd.py on $NETLAB_ODD_DNS:53" netlab_listening udp "$NETLAB_ODD_DNS" 53 ||
         { netlab_fail_logs; return 1; }
     ln -sfn "$NETLAB_NS" "$NETLAB_BASE/latest"
-    netlab_log "up: $NETLAB_GW = DNS 53, DHCP .50-.99, HTTP 80 (nginx), 8080 (httpd.py); $NETLAB_SILENT = silent DNS"
+    netlab_log "up: $NETLAB_GW = DNS 53, DHCP .50-.99, HTTP 80 (nginx), 8080 (httpd.py); $NETLAB_SILENT = silent DNS; $NETLAB_ODD_DNS = odd DNS (dnsd.py)"
 }
 
 # netlab_qemu_args GIC MEM SMP [EDU] : lib.sh's qemu_args with the NIC on tap0.

@@ -2,8 +2,8 @@
 """Checks the Capstan network lab from inside its namespace, without QEMU.
 
 Run by `scripts/netlab --selfcheck` as `ip netns exec capstan-lab-PID selfcheck.py WWW SUMS`.
-Every network operation has a timeout (1-10 s); the caller bounds the whole run.
-Traffic goes only to 192.0.2.1 / 192.0.2.2 inside the namespace, plus raw Ethernet frames
+Every network operation has a timeout (0.4-30 s); the caller bounds the whole run.
+Traffic goes only to 192.0.2.1 / 192.0.2.2 / 192.0.2.4 inside the namespace, plus raw Ethernet frames
 written to tap0, which is where the guest would sit (the DHCP/ARP/ICMP checks play the
 guest's part on the tap's file descriptor, exactly as QEMU would).
 Prints one line per check and ends with "N passed, N failed"; exits 1 on any failure.
@@ -72,25 +72,22 @@ def dns_name(msg, off):
     return ".".join(labels), (end if jumped else off)
 
 
-def dns_query(name, qtype, server=GW, timeout=2.0):
-    qid = random.randrange(65536)
+def dns_build(name, qtype, qid=None):
+    qid = random.randrange(65536) if qid is None else qid
     q = struct.pack(">HHHHHH", qid, 0x0100, 1, 0, 0, 0)
     q += b"".join(bytes([len(p)]) + p.encode() for p in name.split(".")) + b"\0"
-    q += struct.pack(">HH", qtype, 1)
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.settimeout(timeout)
-    try:
-        s.connect((server, 53))
-        s.send(q)
-        msg = s.recv(4096)
-    finally:
-        s.close()
+    return qid, q + struct.pack(">HH", qtype, 1)
+
+
+def dns_parse(msg, qid=None):
     rid, flags, qd, an, _, _ = struct.unpack(">HHHHHH", msg[:12])
-    expect(rid == qid, "reply id %d != query id %d" % (rid, qid))
+    if qid is not None:
+        expect(rid == qid, "reply id %d != query id %d" % (rid, qid))
     off = 12
     for _ in range(qd):
         _, off = dns_name(msg, off)
         off += 4
+    question = msg[12:off]
     answers = []
     for _ in range(an):
         rname, off = dns_name(msg, off)
@@ -107,7 +104,26 @@ def dns_query(name, qtype, server=GW, timeout=2.0):
             value = rdata
         off += rdlen
         answers.append((rname, TYPES.get(rtype, rtype), value))
-    return {"rcode": flags & 0xF, "tc": bool(flags & 0x0200), "aa": bool(flags & 0x0400), "answers": answers}
+    return {"id": rid, "rcode": flags & 0xF, "tc": bool(flags & 0x0200), "aa": bool(flags & 0x0400),
+            "question": question, "answers": answers}
+
+
+def dns_socket(server, timeout):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(timeout)
+    s.connect((server, 53))
+    return s
+
+
+def dns_query(name, qtype, server=GW, timeout=2.0):
+    qid, q = dns_build(name, qtype)
+    s = dns_socket(server, timeout)
+    try:
+        s.send(q)
+        msg = s.recv(4096)
+    finally:
+        s.close()
+    return dns_parse(msg, qid)
 
 
 def dns_a():
@@ -148,6 +164,24 @@ def dns_outside():
     return "example.com rcode %d (not forwarded: no upstream exists)" % r["rcode"]
 
 
+def dns_answers(name, qtype, want):
+    def run():
+        r = dns_query(name, qtype)
+        expect(r["rcode"] == 0, "rcode %d" % r["rcode"])
+        expect(sorted(r["answers"]) == sorted(want), "answers %r" % r["answers"])
+        return "%s %s: %s" % (name, TYPES[qtype], ", ".join("%s %s" % a[1:] for a in want) or "NOERROR, no records")
+    return run
+
+
+def dns_aaaa_cname():
+    r = dns_query("www.capstan.test", 28)
+    want = [("www.capstan.test", "CNAME", "alias.capstan.test"),
+            ("alias.capstan.test", "CNAME", "lab.capstan.test"),
+            ("lab.capstan.test", "AAAA", "2001:db8::1")]
+    expect(r["answers"] == want, "answers %r" % r["answers"])
+    return "www -> alias -> lab AAAA 2001:db8::1"
+
+
 def dns_truncated():
     r = dns_query("big.capstan.test", 16)
     expect(r["tc"], "TC bit not set (answers %d)" % len(r["answers"]))
@@ -176,6 +210,104 @@ def dns_silent_tcp():
     finally:
         s.close()
     raise AssertionError("TCP connect to %s:53 succeeded" % SILENT)
+
+
+# ---------------------------------------------------------------- odd DNS (dnsd.py)
+
+ODD = "192.0.2.4"
+
+
+def odd_rcode(name, rcode, tc=False):
+    def run():
+        qid, q = dns_build(name, 1)
+        r = dns_query_raw(q, qid)
+        expect(r["rcode"] == rcode and r["tc"] == tc, "rcode %d tc %s" % (r["rcode"], r["tc"]))
+        expect(r["question"] == q[12:], "question not echoed: %r" % r["question"])
+        return "%s: rcode %d%s, question echoed" % (name, rcode, ", TC set" if tc else "")
+    return run
+
+
+def dns_query_raw(q, qid, timeout=2.0):
+    s = dns_socket(ODD, timeout)
+    try:
+        s.send(q)
+        return dns_parse(s.recv(4096), qid)
+    finally:
+        s.close()
+
+
+def odd_drop(drops):
+    # Plays a resolver with a 0.4 s retry: `drops` sends go unanswered, the next is answered
+    # with 192.0.2.(200 + sends seen), i.e. the server counted every datagram.
+    def run():
+        name = "drop%d.host.odd.test" % drops
+        qid, q = dns_build(name, 1)
+        s = dns_socket(ODD, 0.4)
+        try:
+            for attempt in range(drops):
+                s.send(q)
+                try:
+                    s.recv(4096)
+                except socket.timeout:
+                    continue
+                raise AssertionError("send %d of %s was answered" % (attempt + 1, name))
+            s.settimeout(2.0)
+            s.send(q)
+            r = dns_parse(s.recv(4096), qid)
+        finally:
+            s.close()
+        want = "192.0.2.%d" % (201 + drops)
+        expect(r["answers"] == [(name, "A", want)], "answers %r" % r["answers"])
+        return "%d sends ignored, send %d answered with A %s" % (drops, drops + 1, want)
+    return run
+
+
+def odd_spoof():
+    name = "spoof.host.odd.test"
+    qid, q = dns_build(name, 1)
+    s = dns_socket(ODD, 2.0)
+    try:
+        s.send(q)
+        got = [s.recv(4096) for _ in range(4)]
+    finally:
+        s.close()
+    first, by_type, by_name, real = (dns_parse(m) for m in got)
+    expect(first["id"] != qid, "first reply has our id")
+    expect(by_type["id"] == qid and by_type["question"][:-4] == q[12:-4] and by_type["question"][-4:] != q[-4:],
+           "second reply does not echo another type: %r" % by_type["question"])
+    expect(by_name["id"] == qid and by_name["question"][-4:] == q[-4:] and by_name["question"][:-4] != q[12:-4],
+           "third reply does not echo another name: %r" % by_name["question"])
+    expect(all(r["answers"][0][2] == "192.0.2.66" for r in (first, by_type, by_name)), "decoys' answers")
+    expect(real["id"] == qid and real["question"] == q[12:] and real["answers"] == [(name, "A", GW)],
+           "last reply %r" % real)
+    return "wrong id, wrong type echoed, wrong name echoed (A 192.0.2.66), then A %s" % GW
+
+
+def odd_hostile(name, check):
+    def run():
+        qid, q = dns_build(name, 1)
+        s = dns_socket(ODD, 2.0)
+        try:
+            s.send(q)
+            msg = s.recv(4096)
+        finally:
+            s.close()
+        rid, flags, qd, an = struct.unpack(">HHHH", msg[:8])
+        expect((rid, flags & 0xF, qd, an) == (qid, 0, 1, 1), "header %r" % ((rid, flags, qd, an),))
+        return check(msg, len(q))  # the answer follows the echoed question
+    return run
+
+
+def loop_owner(msg, at):
+    ptr = struct.unpack(">H", msg[at:at + 2])[0]
+    expect(ptr == 0xC000 | at, "owner is %#x, not a pointer to itself (%d)" % (ptr, at))
+    return "answer owner at offset %d is a pointer to offset %d" % (at, at)
+
+
+def short_rdata(msg, at):
+    rtype, _, _, rdlen = struct.unpack(">HHIH", msg[at + 2:at + 12])
+    expect((rtype, rdlen, len(msg)) == (1, 3, at + 15), "type %d rdlength %d" % (rtype, rdlen))
+    return "A record with RDLENGTH 3"
 
 
 # ---------------------------------------------------------------- HTTP
@@ -464,6 +596,14 @@ def main():
     check("containment: nothing routes out of the namespace", only_lab_routes)
     check("dns: A", dns_a)
     check("dns: AAAA", dns_aaaa)
+    check("dns: AAAA through the CNAME chain", dns_aaaa_cname)
+    check("dns: two AAAA and an A for dual", dns_answers("dual.capstan.test", 28, [
+        ("dual.capstan.test", "AAAA", "2001:db8::10"), ("dual.capstan.test", "AAAA", "2001:db8::11")]))
+    check("dns: A for dual", dns_answers("dual.capstan.test", 1, [("dual.capstan.test", "A", "192.0.2.10")]))
+    check("dns: A for v4only", dns_answers("v4only.capstan.test", 1, [("v4only.capstan.test", "A", "192.0.2.11")]))
+    check("dns: AAAA for v4only is NODATA", dns_answers("v4only.capstan.test", 28, []))
+    check("dns: AAAA for v6only", dns_answers("v6only.capstan.test", 28, [("v6only.capstan.test", "AAAA", "2001:db8::12")]))
+    check("dns: A for v6only is NODATA", dns_answers("v6only.capstan.test", 1, []))
     check("dns: CNAME chain", dns_cname)
     check("dns: NXDOMAIN missing.capstan.test", dns_nxdomain("missing.capstan.test"))
     check("dns: NXDOMAIN for any unknown capstan.test name", dns_nxdomain("nope-%d.capstan.test" % random.randrange(10**6)))
@@ -471,6 +611,15 @@ def main():
     check("dns: truncation", dns_truncated)
     check("dns: silent server (UDP)", dns_silent_udp)
     check("dns: silent server (TCP)", dns_silent_tcp)
+    check("odd dns: SERVFAIL", odd_rcode("servfail.odd.test", 2))
+    check("odd dns: TC", odd_rcode("tc.odd.test", 0, tc=True))
+    check("odd dns: NXDOMAIN inside odd.test", odd_rcode("nothing.odd.test", 3))
+    check("odd dns: REFUSED outside odd.test", odd_rcode("lab.capstan.test", 5))
+    check("odd dns: one dropped query, answered on retry", odd_drop(1))
+    check("odd dns: two dropped queries, answered on the third send", odd_drop(2))
+    check("odd dns: decoy replies before the real one", odd_spoof)
+    check("odd dns: compression pointer loop", odd_hostile("loop.host.odd.test", loop_owner))
+    check("odd dns: short RDATA", odd_hostile("short.host.odd.test", short_rdata))
     check("http: GET /small.txt", http_small)
     check("http: GET /1m.bin", http_file("1m.bin", 1 << 20))
     check("http: GET /16m.bin", http_file("16m.bin", 16 << 20))

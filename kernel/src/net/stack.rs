@@ -672,11 +672,7 @@ fn run(mut nic: Box<VirtioNic>, mode: RxMode) {
     );
     let mut sockets = SocketSet::new(Vec::new());
     let dhcp = sockets.add(dhcpv4::Socket::new());
-    let icmp_rx = icmp::PacketBuffer::new(vec![icmp::PacketMetadata::EMPTY; 16], vec![0; 4096]);
-    let icmp_tx = icmp::PacketBuffer::new(vec![icmp::PacketMetadata::EMPTY; 16], vec![0; 4096]);
-    let mut icmp_socket = icmp::Socket::new(icmp_rx, icmp_tx);
-    let _ = icmp_socket.bind(icmp::Endpoint::Ident(ICMP_IDENT));
-    let icmp = sockets.add(icmp_socket);
+    let mut icmp = sockets.add(icmp_socket());
     let echo_buf =
         || udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; 64], vec![0; 64 * 1024]);
     let mut echo_socket = udp::Socket::new(echo_buf(), echo_buf());
@@ -702,7 +698,7 @@ fn run(mut nic: Box<VirtioNic>, mode: RxMode) {
             &mut sockets,
         );
         dhcp_events(&mut iface, &mut sockets, dhcp);
-        pings(&mut sockets, icmp);
+        pings(&mut sockets, &mut icmp);
         udp_echo(&mut sockets, echo);
         udp_discard(&mut sockets, discard);
         udp_sessions(&mut sockets);
@@ -861,11 +857,30 @@ fn splitmix64(mut x: u64) -> u64 {
     x ^ (x >> 31)
 }
 
+/// The socket `ping` sends through, bound to our echo identifier.
+fn icmp_socket() -> icmp::Socket<'static> {
+    let buf = || icmp::PacketBuffer::new(vec![icmp::PacketMetadata::EMPTY; 16], vec![0; 4096]);
+    let mut socket = icmp::Socket::new(buf(), buf());
+    let _ = socket.bind(icmp::Endpoint::Ident(ICMP_IDENT));
+    socket
+}
+
 /// Sends queued echo requests and matches replies.
-fn pings(sockets: &mut SocketSet<'_>, icmp: SocketHandle) {
-    let socket = sockets.get_mut::<icmp::Socket>(icmp);
-    let caps = DeviceCapabilities::default().checksum;
+fn pings(sockets: &mut SocketSet<'_>, icmp: &mut SocketHandle) {
     let mut s = SHARED.lock();
+    // A request can stay queued for a host that never answers ARP after its ping gave
+    // up. smoltcp rate-limits ARP per interface (one request a second, any address)
+    // and this socket comes first, so that request would re-arm the limit every second
+    // and starve every socket's first packet to a new neighbour for good, and block
+    // later pings queued behind it. Nothing dequeues it but a fresh socket, which is
+    // safe once no ping is waiting on a request already handed to the socket.
+    let waiting = s.pings.iter().any(|p| p.sent_ns.is_some());
+    if !waiting && sockets.get::<icmp::Socket>(*icmp).send_queue() > 0 {
+        sockets.remove(*icmp);
+        *icmp = sockets.add(icmp_socket());
+    }
+    let socket = sockets.get_mut::<icmp::Socket>(*icmp);
+    let caps = DeviceCapabilities::default().checksum;
     for p in s.pings.iter_mut().filter(|p| p.sent_ns.is_none()) {
         let repr = Icmpv4Repr::EchoRequest {
             ident: ICMP_IDENT,
