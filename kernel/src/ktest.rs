@@ -14,8 +14,38 @@ use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use crate::arch::{psci, sections, semihosting};
 use crate::console;
 
-/// What a test returns: `Err` carries the failure reason.
-pub type TestResult = Result<(), String>;
+/// What a test returns: `Err` carries the failure reason, or why it did not apply.
+pub type TestResult = Result<(), Failure>;
+
+/// Why a test did not pass.
+#[derive(Debug)]
+pub enum Failure {
+    /// It failed, for this reason.
+    Failed(String),
+    /// It does not apply to this machine or boot (e.g. needs the network lab): counted
+    /// and printed as skipped, never as passed.
+    Skipped(&'static str),
+}
+
+impl From<String> for Failure {
+    fn from(reason: String) -> Self {
+        Failure::Failed(reason)
+    }
+}
+
+impl From<&str> for Failure {
+    fn from(reason: &str) -> Self {
+        Failure::Failed(reason.into())
+    }
+}
+
+/// Ends the test as skipped: it does not apply here (say why).
+#[macro_export]
+macro_rules! skip {
+    ($why:literal) => {
+        return Err($crate::ktest::Failure::Skipped($why))
+    };
+}
 
 /// One registered test.
 #[derive(Debug)]
@@ -31,12 +61,12 @@ pub struct TestCase {
 macro_rules! ensure {
     ($cond:expr, $($arg:tt)+) => {
         if !$cond {
-            return Err(alloc::format!($($arg)+));
+            return Err(alloc::format!($($arg)+).into());
         }
     };
     ($cond:expr) => {
         if !$cond {
-            return Err(alloc::format!("assertion failed: {}", stringify!($cond)));
+            return Err(alloc::format!("assertion failed: {}", stringify!($cond)).into());
         }
     };
 }
@@ -53,7 +83,8 @@ macro_rules! ensure_eq {
                 stringify!($right),
                 l,
                 r
-            ));
+            )
+            .into());
         }
     }};
 }
@@ -71,6 +102,7 @@ static RUNNING: AtomicBool = AtomicBool::new(false);
 static CURRENT: AtomicUsize = AtomicUsize::new(usize::MAX);
 static PASSED: AtomicU32 = AtomicU32::new(0);
 static FAILED: AtomicU32 = AtomicU32::new(0);
+static SKIPPED: AtomicU32 = AtomicU32::new(0);
 
 fn short(name: &str) -> &str {
     name.strip_prefix("capstan::").unwrap_or(name)
@@ -97,9 +129,13 @@ pub fn run(filter: &str, crash: Option<Crash>) -> ! {
                 PASSED.fetch_add(1, Ordering::SeqCst);
                 crate::println!("ok");
             }
-            Err(reason) => {
+            Err(Failure::Failed(reason)) => {
                 FAILED.fetch_add(1, Ordering::SeqCst);
                 crate::println!("FAILED: {reason}");
+            }
+            Err(Failure::Skipped(why)) => {
+                SKIPPED.fetch_add(1, Ordering::SeqCst);
+                crate::println!("skipped: {why}");
             }
         }
     }
@@ -112,7 +148,8 @@ pub fn run(filter: &str, crash: Option<Crash>) -> ! {
     for (intid, count) in crate::irq::edge_spi_totals() {
         crate::println!("report: irq-total intid={intid} count={count}");
     }
-    crate::println!("{passed} passed, {failed} failed");
+    let skipped = SKIPPED.load(Ordering::SeqCst);
+    crate::println!("{passed} passed, {failed} failed, {skipped} skipped");
     exit(if failed == 0 && passed > 0 { 0 } else { 1 })
 }
 

@@ -5,7 +5,7 @@
 use smoltcp::wire::Ipv4Address;
 
 use crate::net::stack;
-use crate::{boot, ensure, ensure_eq, kernel_test, time};
+use crate::{boot, ensure, ensure_eq, kernel_test, skip, time};
 
 fn in_lab() -> bool {
     boot::args().is_some_and(|a| a.net.is_some())
@@ -38,7 +38,7 @@ kernel_test! {
 kernel_test! {
     fn net_ping_gateway_and_unreachable_host_times_out() {
         if !in_lab() {
-            return Ok(());
+            skip!("needs the network lab (net=dhcp)");
         }
         stack::wait_configured(time::now_ns() + 20_000_000_000).ok_or("no lease")?;
         for seq in 0..3 {
@@ -58,7 +58,7 @@ kernel_test! {
 kernel_test! {
     fn net_answers_pings_from_the_host_by_interrupt() {
         if !in_lab() {
-            return Ok(());
+            skip!("needs the network lab (net=dhcp)");
         }
         stack::wait_configured(time::now_ns() + 20_000_000_000).ok_or("no lease")?;
         // scripts/test pings us from the namespace once it sees the lease in the log.
@@ -89,7 +89,7 @@ kernel_test! {
         use crate::net::dns::DnsError;
         use crate::net::resolve::resolve_a;
         if !in_lab() {
-            return Ok(());
+            skip!("needs the network lab (net=dhcp)");
         }
         stack::wait_configured(time::now_ns() + 20_000_000_000).ok_or("no lease")?;
         let lab = resolve_a("lab.capstan.test", GATEWAY).map_err(|e| alloc::format!("lab: {e}"))?;
@@ -116,7 +116,7 @@ kernel_test! {
         use crate::net::dns::DnsError;
         use crate::net::resolve::{RecordType, resolve, resolve_a, resolve_aaaa};
         if !in_lab() {
-            return Ok(());
+            skip!("needs the network lab (net=dhcp)");
         }
         stack::wait_configured(time::now_ns() + 20_000_000_000).ok_or("no lease")?;
         let v6 = |last| Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, last);
@@ -146,7 +146,7 @@ kernel_test! {
         use crate::net::dns::DnsError;
         use crate::net::resolve::{resolve_a, resolve_aaaa};
         if !in_lab() {
-            return Ok(());
+            skip!("needs the network lab (net=dhcp)");
         }
         stack::wait_configured(time::now_ns() + 20_000_000_000).ok_or("no lease")?;
         // (This first lookup also resolves the server's MAC, so the next one is timed fairly.)
@@ -172,7 +172,7 @@ kernel_test! {
     fn dns_dropped_queries_are_answered_on_retry() {
         use crate::net::resolve::resolve_a;
         if !in_lab() {
-            return Ok(());
+            skip!("needs the network lab (net=dhcp)");
         }
         stack::wait_configured(time::now_ns() + 20_000_000_000).ok_or("no lease")?;
         // One lookup first, so that ARP for the server does not delay the timed ones.
@@ -208,7 +208,7 @@ kernel_test! {
     fn http_get_small_redirect_and_large_files_with_digests() {
         use crate::net::fetch::get;
         if !in_lab() {
-            return Ok(());
+            skip!("needs the network lab (net=dhcp)");
         }
         stack::wait_configured(time::now_ns() + 20_000_000_000).ok_or("no lease")?;
         let small = get("http://lab.capstan.test/small.txt", GATEWAY).map_err(|e| alloc::format!("small: {e}"))?;
@@ -240,7 +240,7 @@ kernel_test! {
         use crate::net::fetch::{FetchError, get};
         use crate::net::http::HttpError;
         if !in_lab() {
-            return Ok(());
+            skip!("needs the network lab (net=dhcp)");
         }
         stack::wait_configured(time::now_ns() + 20_000_000_000).ok_or("no lease")?;
         ensure_eq!(get("http://192.0.2.1:81/", GATEWAY), Err(FetchError::Net(stack::NetError::Refused)));
@@ -263,7 +263,7 @@ kernel_test! {
     fn net_survives_a_host_flood_and_counts_malformed_frames() {
         use crate::net::ingress::Malformed;
         if !in_lab() {
-            return Ok(());
+            skip!("needs the network lab (net=dhcp)");
         }
         stack::wait_configured(time::now_ns() + 20_000_000_000).ok_or("no lease")?;
         let before = stack::status().ok_or("no stack")?;

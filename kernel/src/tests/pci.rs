@@ -9,7 +9,7 @@ use drivers::pci::bar::Space;
 
 use crate::pci::edu::{EduDevice, OpError};
 use crate::pci::{self, bus};
-use crate::{boot, ensure, ensure_eq, irq, kernel_test, sched, time};
+use crate::{boot, ensure, ensure_eq, irq, kernel_test, sched, skip, time};
 
 /// The DMA mask scripts/test gives the edu devices for transfers.
 const WIDE_DMA_MASK: u64 = 0xff_ffff_ffff;
@@ -160,7 +160,7 @@ kernel_test! {
 kernel_test! {
     fn edu_pair_over_shared_intx_each_counted_against_its_owner() {
         if edu_mode() != "intx" {
-            return Ok(());
+            skip!("needs edu=intx");
         }
         static DONE: AtomicU64 = AtomicU64::new(0);
         static COUNTS: [AtomicU64; 2] = [AtomicU64::new(0), AtomicU64::new(0)];
@@ -212,7 +212,7 @@ kernel_test! {
 kernel_test! {
     fn edu_with_default_dma_mask_reports_no_reachable_memory() {
         if edu_mode() != "nodma" {
-            return Ok(());
+            skip!("needs edu=nodma");
         }
         let mut edu = EduDevice::claim(DEFAULT_DMA_MASK).map_err(|e| alloc::format!("{e:?}"))?;
         let r = edu.dma_round_trip(&[1, 2, 3], 0);
@@ -229,7 +229,7 @@ kernel_test! {
 kernel_test! {
     fn edu_driver_refuses_hostile_dma_requests() {
         if edu_mode() == "none" {
-            return Ok(());
+            skip!("needs an edu device");
         }
         let mask = if edu_mode() == "nodma" { DEFAULT_DMA_MASK } else { WIDE_DMA_MASK };
         let edu = EduDevice::claim(mask).map_err(|e| alloc::format!("{e:?}"))?;
@@ -258,7 +258,7 @@ kernel_test! {
             return Ok(());
         }
         let InterruptKind::MsiX(cap) = plan.kind else {
-            return Err(alloc::format!("virtio-net not on MSI-X: {:?}", plan.kind));
+            return Err(alloc::format!("virtio-net not on MSI-X: {:?}", plan.kind).into());
         };
         ensure!(cap.table_size < wanted, "table has {} entries", cap.table_size);
         ensure_eq!(irqs.len(), usize::from(cap.table_size));
@@ -292,7 +292,7 @@ kernel_test! {
 kernel_test! {
     fn reused_msi_vector_does_not_inherit_a_stale_edge() {
         let Some(vectors) = pci::msi_vectors() else {
-            return Ok(()); // no MSI controller on this machine (checked by msi_vectors_exhaust...)
+            skip!("no MSI controller on this machine");
         };
         let chip = irq::chip().ok_or("no gic")?;
         let n = sched::notify_create().map_err(|e| alloc::format!("{e:?}"))?;
