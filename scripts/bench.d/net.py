@@ -58,7 +58,7 @@ def net_counters():
 
 
 try:
-    lease = read_until(rb"net: DHCP lease (192\.0\.2\.\d+)", 60).group(1).decode()
+    lease = read_until(rb"net: DHCP lease (192\.0\.2\.\d+)/", 60).group(1).decode()
     read_until(rb"capstan> ", 30)
     p0, i0 = net_counters()
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -76,6 +76,8 @@ try:
                 lost += 1
         except socket.timeout:
             lost += 1
+        if (i + 1) % 2000 == 0:
+            print(f"[{mode}] ... {i + 1} echoes, {lost} lost", file=sys.stderr, flush=True)
     p1, i1 = net_counters()
     m = command("netbench", rb"netbench done", 600)
     text = buf.decode(errors="replace")
