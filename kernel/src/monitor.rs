@@ -233,7 +233,12 @@ fn net() {
         crate::print!(" {} {}", why.name(), s.ingress.get(why));
     }
     crate::println!();
-    crate::println!("udp discarded {}, flood ends {}", s.discarded, s.flood_ends);
+    crate::println!(
+        "udp discarded {}, flood ends {}, device resets {}",
+        s.discarded,
+        s.flood_ends,
+        s.reinits
+    );
     for (name, q) in [("rx", s.rx), ("tx", s.tx)] {
         if let Some(q) = q {
             crate::println!(

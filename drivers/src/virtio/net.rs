@@ -97,6 +97,40 @@ pub struct QueueStats {
     pub full: u64,
 }
 
+impl QueueStats {
+    /// All zero.
+    pub const ZERO: QueueStats = QueueStats {
+        interrupts: 0,
+        packets: 0,
+        bytes: 0,
+        budget_exhausted: 0,
+        rearm_races: 0,
+        bad_descriptors: 0,
+        malformed: 0,
+        multi_buffer_dropped: 0,
+        refill_failures: 0,
+        notifications: 0,
+        full: 0,
+    };
+
+    /// Field-wise sum: one queue's counters across device resets.
+    pub fn plus(&self, o: &QueueStats) -> QueueStats {
+        QueueStats {
+            interrupts: self.interrupts + o.interrupts,
+            packets: self.packets + o.packets,
+            bytes: self.bytes + o.bytes,
+            budget_exhausted: self.budget_exhausted + o.budget_exhausted,
+            rearm_races: self.rearm_races + o.rearm_races,
+            bad_descriptors: self.bad_descriptors + o.bad_descriptors,
+            malformed: self.malformed + o.malformed,
+            multi_buffer_dropped: self.multi_buffer_dropped + o.multi_buffer_dropped,
+            refill_failures: self.refill_failures + o.refill_failures,
+            notifications: self.notifications + o.notifications,
+            full: self.full + o.full,
+        }
+    }
+}
+
 /// How to bring the device up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NetOptions {
@@ -361,6 +395,11 @@ impl<T: Transport, H: DmaHal + 'static, const Q: usize> VirtioNet<T, H, Q> {
         } else {
             &mut self.tx
         }
+    }
+
+    /// Whether a ring saw a hostile used index (the device must be reset).
+    pub fn is_broken(&self) -> bool {
+        self.broken
     }
 
     /// Whether the device must be reset: a ring saw a hostile used index, or the device

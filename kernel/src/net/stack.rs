@@ -55,6 +55,13 @@ struct Shared {
     ingress: IngressStats,
     discarded: u64,
     flood_ends: u64,
+    reinit_requested: bool,
+    reinits: u64,
+    /// Counters of the devices given up on (so totals survive a reset).
+    retired: (
+        drivers::virtio::net::QueueStats,
+        drivers::virtio::net::QueueStats,
+    ),
     echoed: u64,
     udp: Vec<UdpState>,
     tcp: Vec<TcpState>,
@@ -88,6 +95,12 @@ static SHARED: IrqLock<Shared> = IrqLock::new(Shared {
     },
     discarded: 0,
     flood_ends: 0,
+    reinit_requested: false,
+    reinits: 0,
+    retired: (
+        drivers::virtio::net::QueueStats::ZERO,
+        drivers::virtio::net::QueueStats::ZERO,
+    ),
     mode: None,
     wake: None,
     address: None,
@@ -206,6 +219,8 @@ pub struct Status {
     pub discarded: u64,
     /// Flood-end markers seen on the discard port.
     pub flood_ends: u64,
+    /// Times the device was reset and brought up again.
+    pub reinits: u64,
 }
 
 /// The stack's counters (None before it started).
@@ -225,7 +240,16 @@ pub fn status() -> Option<Status> {
         ingress: s.ingress,
         discarded: s.discarded,
         flood_ends: s.flood_ends,
+        reinits: s.reinits,
     })
+}
+
+/// Asks the net task to reset the NIC and bring it up again, as it does by itself when
+/// the device sets `DEVICE_NEEDS_RESET` or corrupts a ring (tests use this to exercise
+/// the recovery path, which QEMU cannot trigger).
+pub fn request_reinit() {
+    SHARED.lock().reinit_requested = true;
+    wake_task();
 }
 
 /// The RX mode the stack runs in, once started.
@@ -642,14 +666,7 @@ fn is_echo_request(frame: &[u8]) -> bool {
 
 fn run(mut nic: Box<VirtioNic>, mode: RxMode) {
     let mac = nic.net.mac();
-    let wake = nic.rx_notify();
-    {
-        let mut s = SHARED.lock();
-        s.wake = Some(wake);
-        s.rx_intid = Some(nic.rx_intid());
-        s.nic = Some(nic_info_of(&nic));
-        s.mode = Some(mode);
-    }
+    publish(&nic, mode);
     let mut rxq: VecDeque<Vec<u8>> = VecDeque::new();
     let mut config = Config::new(HardwareAddress::Ethernet(EthernetAddress(mac)));
     // A fixed seed gives every boot the same TCP initial sequence numbers and ports: a new
@@ -743,7 +760,7 @@ fn run(mut nic: Box<VirtioNic>, mode: RxMode) {
                 // Sleep to the next tick (or a request); then drain one budget.
                 let period = 1_000_000_000 / hz.max(1);
                 let tick = (time::now_ns() / period + 1) * period;
-                let _ = sched::notify_wait(wake, tick.min(deadline));
+                let _ = sched::notify_wait(nic.rx_notify(), tick.min(deadline));
                 nic.poll_rx(&mut deliver);
             }
         }
@@ -753,9 +770,79 @@ fn run(mut nic: Box<VirtioNic>, mode: RxMode) {
             s.ingress.dropped[why as usize] += bad.get(why);
         }
         s.icmp_echo_requests_seen += echo;
-        s.rx_stats = Some(nic.net.rx_stats());
-        s.tx_stats = Some(nic.net.tx_stats());
+        s.rx_stats = Some(s.retired.0.plus(&nic.net.rx_stats()));
+        s.tx_stats = Some(s.retired.1.plus(&nic.net.tx_stats()));
         s.nic = Some(nic_info_of(&nic));
+        let reinit = core::mem::take(&mut s.reinit_requested) || nic.needs_reinit();
+        drop(s);
+        if reinit {
+            let mut s = SHARED.lock();
+            s.retired = (
+                s.retired.0.plus(&nic.net.rx_stats()),
+                s.retired.1.plus(&nic.net.tx_stats()),
+            );
+            drop(s);
+            match reinit_nic(nic, mode) {
+                Some(n) => nic = n,
+                None => return,
+            }
+        }
+    }
+}
+
+/// `virtio::attach` moves the driver's tables by value and needs more stack than is left
+/// below the net task's own frame: run it on a thread of its own and wait for it.
+fn attach_on_a_fresh_stack() -> Result<Box<VirtioNic>, virtio::AttachError> {
+    type Slot = IrqLock<Option<Result<Box<VirtioNic>, virtio::AttachError>>>;
+    let no_memory = virtio::AttachError::Dma(abi::Error::ENOMEM);
+    let slot: alloc::sync::Arc<Slot> = alloc::sync::Arc::new(IrqLock::new(None));
+    let done = sched::notify_create().map_err(|_| no_memory)?;
+    let result = slot.clone();
+    let spawned = sched::spawn("net-attach", move || {
+        *result.lock() = Some(virtio::attach());
+        let _ = sched::notify_post(done, 1);
+    });
+    if spawned.is_err() {
+        sched::notify_destroy(done);
+        return Err(no_memory);
+    }
+    loop {
+        if let Some(r) = slot.lock().take() {
+            sched::notify_destroy(done);
+            return r;
+        }
+        let _ = sched::notify_wait(done, u64::MAX);
+    }
+}
+
+/// Tells the rest of the kernel how to reach the NIC's task and what it runs on.
+fn publish(nic: &VirtioNic, mode: RxMode) {
+    let mut s = SHARED.lock();
+    s.wake = Some(nic.rx_notify());
+    s.rx_intid = Some(nic.rx_intid());
+    s.nic = Some(nic_info_of(nic));
+    s.mode = Some(mode);
+}
+
+/// The device is not to be trusted any more: reset it, let it go, and bring it up again
+/// from scratch. The interface (address, sockets) carries on over the new one.
+fn reinit_nic(nic: Box<VirtioNic>, mode: RxMode) -> Option<Box<VirtioNic>> {
+    log::warn!("virtio-net: resetting the device and bringing it up again");
+    nic.shut_down();
+    match attach_on_a_fresh_stack() {
+        Ok(mut nic) => {
+            if let RxMode::Poll { .. } = mode {
+                nic.enter_polling_mode();
+            }
+            publish(&nic, mode);
+            SHARED.lock().reinits += 1;
+            log::info!("virtio-net: back up");
+            Some(nic)
+        }
+        Err(e) => {
+            log::error!("virtio-net: could not bring the device back ({e:?}); the net task stops");
+            None
+        }
     }
 }
 

@@ -102,6 +102,8 @@ pub struct VirtioNic {
     pub config_events: u64,
     /// Times the link went down.
     pub link_downs: u64,
+    /// The device set `DEVICE_NEEDS_RESET` (seen on a configuration interrupt).
+    reset_needed: bool,
     _dev: Device,
 }
 
@@ -173,6 +175,7 @@ pub fn attach() -> Result<Box<VirtioNic>, AttachError> {
         link_up,
         config_events: 0,
         link_downs: 0,
+        reset_needed: false,
         _dev: dev,
     }))
 }
@@ -273,6 +276,23 @@ impl Vector {
 }
 
 impl VirtioNic {
+    /// Whether the device can no longer be trusted and must be reset and brought up again:
+    /// it set `DEVICE_NEEDS_RESET`, or wrote a used index too far ahead.
+    pub fn needs_reinit(&self) -> bool {
+        self.reset_needed || self.net.is_broken()
+    }
+
+    /// Stops the device before it is dropped: a reset ends its DMA and interrupts (virtio
+    /// 1.2 §2.4), then the lines are masked and freed and bus mastering is turned off. The
+    /// buffers it held stay quarantined (`DmaRegion<Device>` is never handed back without
+    /// a completion).
+    pub fn shut_down(mut self: Box<Self>) {
+        if let Err(e) = self.net.transport_mut().reset() {
+            log::error!("virtio-net: reset did not complete ({e:?})");
+        }
+        drop(self);
+    }
+
     /// The notification every line of the NIC posts to (also the net task's wake-up).
     pub fn rx_notify(&self) -> NotifyId {
         self.wake
@@ -353,7 +373,10 @@ impl VirtioNic {
                 log::info!("virtio-net: link {}", if up { "up" } else { "down" });
             }
             Ok(_) => {}
-            Err(e) => log::error!("virtio-net: device needs a reset ({e:?})"),
+            Err(e) => {
+                log::error!("virtio-net: device needs a reset ({e:?})");
+                self.reset_needed = true;
+            }
         }
     }
 
@@ -411,5 +434,11 @@ impl VirtioNic {
                 },
             }
         }
+    }
+}
+
+impl Drop for VirtioNic {
+    fn drop(&mut self) {
+        sched::notify_destroy(self.wake);
     }
 }

@@ -8,7 +8,7 @@
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 /// Bytes of stack per kernel thread.
-pub const STACK_SIZE: usize = 256 * 1024;
+pub const STACK_SIZE: usize = 512 * 1024;
 /// One guard page below each stack.
 pub const GUARD_SIZE: usize = 4096;
 /// Slot stride in the arena.
