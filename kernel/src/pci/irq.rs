@@ -330,6 +330,8 @@ impl Drop for DeviceIrq {
 }
 
 const FIRED: u64 = 1;
+/// Posted to the dispatcher when its last sharer left: drop the line and exit.
+const RETIRE: u64 = 1 << 63;
 /// Consecutive fires with no sharer asserting before the line is left masked.
 const MAX_UNCLAIMED: u32 = 100;
 
@@ -345,6 +347,8 @@ struct SharedLine {
     intid: u32,
     dispatcher: NotifyId,
     sharers: IrqLock<Vec<Arc<Sharer>>>,
+    /// Set by the dispatcher once it has dropped the line (the INTID is free again).
+    gone: core::sync::atomic::AtomicBool,
 }
 
 static SHARED: IrqLock<Vec<Arc<SharedLine>>> = IrqLock::new(Vec::new());
@@ -391,13 +395,30 @@ impl IntxShare {
 
 impl Drop for IntxShare {
     fn drop(&mut self) {
-        self.line
-            .sharers
-            .lock()
-            .retain(|s| !Arc::ptr_eq(s, &self.me));
-        // A dispatcher waiting for this sharer's report must not wait forever.
-        let _ = sched::notify_post(self.line.dispatcher, self.me.bit);
+        // The registry lock orders this against a device joining the same line.
+        let mut all = SHARED.lock();
+        let mut sharers = self.line.sharers.lock();
+        sharers.retain(|s| !Arc::ptr_eq(s, &self.me));
+        let last = sharers.is_empty();
+        drop(sharers);
+        if last {
+            all.retain(|l| !Arc::ptr_eq(l, &self.line));
+        }
+        drop(all);
+        // A dispatcher waiting for this sharer's report must not wait forever; the last
+        // sharer also retires the line, so the INTID can be minted again (by a new share
+        // or a driver that owns the line outright).
+        let bits = self.me.bit | if last { RETIRE } else { 0 };
+        let _ = sched::notify_post(self.line.dispatcher, bits);
         sched::notify_destroy(self.me.notify);
+        if last {
+            for _ in 0..10_000 {
+                if self.line.gone.load(Ordering::Acquire) {
+                    break;
+                }
+                sched::yield_now();
+            }
+        }
     }
 }
 
@@ -418,6 +439,7 @@ fn shared_line(
         intid,
         dispatcher,
         sharers: IrqLock::new(Vec::new()),
+        gone: core::sync::atomic::AtomicBool::new(false),
     });
     all.push(line.clone());
     drop(all);
@@ -431,8 +453,14 @@ fn shared_line(
 fn dispatch(shared: Arc<SharedLine>, mut line: IrqLine<Armed>) {
     let mut unclaimed = 0u32;
     loop {
-        if sched::notify_wait(shared.dispatcher, u64::MAX).is_err() {
+        let Ok(bits) = sched::notify_wait(shared.dispatcher, u64::MAX) else {
             continue;
+        };
+        if bits & RETIRE != 0 && shared.sharers.lock().is_empty() {
+            drop(line); // masks the INTID and frees it
+            sched::notify_destroy(shared.dispatcher);
+            shared.gone.store(true, Ordering::Release);
+            return;
         }
         line = match line.try_take() {
             Ok(draining) => match service(&shared, draining, &mut unclaimed) {
@@ -473,6 +501,10 @@ fn service(
         while outstanding != 0 {
             if let Ok(bits) = sched::notify_wait(shared.dispatcher, u64::MAX) {
                 outstanding &= !(bits & !FIRED);
+                if bits & RETIRE != 0 {
+                    // Handled once the round ends (the leaving sharer's bit came with it).
+                    let _ = sched::notify_post(shared.dispatcher, RETIRE);
+                }
             }
         }
         let quiet = || shared.sharers.lock().iter().all(|s| !(s.asserting)());

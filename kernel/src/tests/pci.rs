@@ -205,6 +205,11 @@ kernel_test! {
         let stats = irq::stats(line).ok_or("no stats")?;
         ensure_eq!(stats.trigger, drivers::irqchip::Trigger::Level);
         crate::ktest::report(alloc::format!("irq-count shared intid={line} count={}", irq::count(line)));
+        // Both devices are gone (their threads ended): the last sharer retired the line, so
+        // the INTID can be minted again.
+        let again = irq::mint(line, drivers::irqchip::Trigger::Level, caps::irq::Owner(0), "test")
+            .map_err(|e| alloc::format!("INTx {line} still held after its sharers left: {e:?}"))?;
+        drop(again);
         Ok(())
     }
 }
