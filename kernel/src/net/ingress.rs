@@ -91,19 +91,25 @@ fn be16(b: &[u8], at: usize) -> u16 {
     u16::from_be_bytes([b[at], b[at + 1]])
 }
 
-/// The ones'-complement sum of `data` (RFC 1071), added to `acc`, unfolded.
+/// The ones'-complement sum of `data` (RFC 1071), added to `acc`, unfolded. Sums 32-bit
+/// big-endian words (two 16-bit words at once: the carries fold back the same way).
 fn sum(mut acc: u64, data: &[u8]) -> u64 {
-    let mut chunks = data.chunks_exact(2);
-    for c in &mut chunks {
-        acc += u64::from(u16::from_be_bytes([c[0], c[1]]));
+    let mut words = data.chunks_exact(4);
+    for w in &mut words {
+        acc += u64::from(u32::from_be_bytes([w[0], w[1], w[2], w[3]]));
     }
-    if let [last] = chunks.remainder() {
+    let mut pairs = words.remainder().chunks_exact(2);
+    for p in &mut pairs {
+        acc += u64::from(u16::from_be_bytes([p[0], p[1]]));
+    }
+    if let [last] = pairs.remainder() {
         acc += u64::from(*last) << 8;
     }
     acc
 }
 
 fn fold(mut acc: u64) -> u16 {
+    acc = (acc & 0xffff_ffff) + (acc >> 32);
     while acc >> 16 != 0 {
         acc = (acc & 0xffff) + (acc >> 16);
     }

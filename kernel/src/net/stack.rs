@@ -499,7 +499,13 @@ impl TcpSession {
             let got = self.with(|t| {
                 if !t.incoming.is_empty() {
                     let n = t.incoming.len().min(max);
-                    return Some(Ok(t.incoming.drain(..n).collect()));
+                    let (a, b) = t.incoming.as_slices();
+                    let from_a = a.len().min(n);
+                    let mut out = Vec::with_capacity(n);
+                    out.extend_from_slice(&a[..from_a]);
+                    out.extend_from_slice(&b[..n - from_a]);
+                    t.incoming.drain(..n);
+                    return Some(Ok(out));
                 }
                 t.ended.map(|e| e.map(|()| Vec::new()))
             });
@@ -553,11 +559,15 @@ fn tcp_sessions(iface: &mut Interface, sockets: &mut SocketSet<'_>) {
                 }
             }
         }
-        let mut buf = [0u8; 4096];
         while t.incoming.len() < TCP_BUFFERED_MAX && socket.can_recv() {
-            match socket.recv_slice(&mut buf) {
-                Ok(n) if n > 0 => t.incoming.extend(&buf[..n]),
-                _ => break,
+            let room = TCP_BUFFERED_MAX - t.incoming.len();
+            let moved = socket.recv(|data| {
+                let n = data.len().min(room);
+                t.incoming.extend(&data[..n]);
+                (n, n)
+            });
+            if !matches!(moved, Ok(n) if n > 0) {
+                break;
             }
         }
         if t.ended.is_none() && !socket.may_recv() && !socket.can_recv() {
