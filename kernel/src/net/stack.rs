@@ -536,7 +536,7 @@ fn tcp_sessions(iface: &mut Interface, sockets: &mut SocketSet<'_>) {
     for t in s.tcp.iter_mut().filter(|t| !t.closed) {
         if t.handle.is_none() && t.ended.is_none() {
             let mut socket = tcp::Socket::new(
-                tcp::SocketBuffer::new(vec![0; 64 * 1024]),
+                tcp::SocketBuffer::new(vec![0; 256 * 1024]),
                 tcp::SocketBuffer::new(vec![0; 16 * 1024]),
             );
             let local = ephemeral_port(t.id);
