@@ -12,7 +12,7 @@ use core::marker::PhantomData;
 
 use abi::Error;
 
-use crate::dma::{Cpu, Device, DmaHal, DmaRegion};
+use crate::dma::{Cpu, Device, DmaHal, DmaRegion, TransferDone};
 use crate::irq::{Armed, IrqLine, Masked};
 use crate::sealed::Sealed;
 
@@ -423,6 +423,22 @@ impl<S: RingState, M: RingMemory, H: DmaHal + 'static, const Q: usize> Vring<S, 
         Q - self.core.nfree
     }
 
+    /// Ends the ring after its device was reset: every buffer still in flight comes back
+    /// to the CPU (fence + invalidate) and is freed, instead of being quarantined as a plain
+    /// drop would. `done` is the proof that the device stopped all DMA, e.g. a virtio
+    /// reset that completed (virtio 1.2 §2.4); one proof covers every ring of that device.
+    /// Returns how many buffers were freed.
+    pub fn release(mut self, _done: &TransferDone) -> usize {
+        let mut freed = 0;
+        for slot in &mut self.core.in_flight {
+            if let Some(f) = slot.take() {
+                drop(f.region.into_cpu());
+                freed += 1;
+            }
+        }
+        freed
+    }
+
     /// Whether the device corrupted the used index (the device must be reset).
     pub fn is_broken(&self) -> bool {
         self.core.broken
@@ -648,6 +664,33 @@ mod tests {
             assert!(ring.pop_used().is_none());
         }
         assert_eq!(ring.in_flight(), 0);
+    }
+
+    #[test]
+    fn release_after_reset_frees_in_flight_buffers() {
+        for release in [true, false] {
+            let layout = VringLayout::new(8).unwrap();
+            let mem = FakeRingMem::new(layout.total, 0x9000_0000);
+            let mut dev = FakeVirtqueueDevice::new(mem.clone(), layout, false);
+            let mut ring: Ring<Armed> = Vring::new(mem, false).unwrap();
+            let hal = leak(FakeDmaHal::new(0x4000_0000));
+            let pool = DmaPool::new(hal, u64::MAX);
+            for _ in 0..5 {
+                ring.post(pool.alloc(16, 8).unwrap(), BufDir::DeviceWrites, 0)
+                    .unwrap();
+            }
+            let _ = dev.consume();
+            if release {
+                let done = crate::dma::transfer_done(|| true).unwrap();
+                assert_eq!(ring.release(&done), 5);
+                assert_eq!(hal.quarantined(), 0, "released, not quarantined");
+                assert_eq!(hal.from_device_count(), 5, "each synced for the CPU");
+            } else {
+                // Without the proof, dropping the ring quarantines what it holds.
+                drop(ring);
+                assert_eq!(hal.quarantined(), 5);
+            }
+        }
     }
 
     #[test]

@@ -279,6 +279,28 @@ pub fn notify_create() -> Result<NotifyId, SchedError> {
     Ok(NotifyId(index as u32))
 }
 
+/// A notification that is destroyed when dropped, for a driver that owns one.
+#[derive(Debug)]
+pub struct OwnedNotify(NotifyId);
+
+impl OwnedNotify {
+    /// Creates the notification.
+    pub fn new() -> Result<Self, SchedError> {
+        notify_create().map(OwnedNotify)
+    }
+
+    /// Its identity, to post to or wait on.
+    pub fn id(&self) -> NotifyId {
+        self.0
+    }
+}
+
+impl Drop for OwnedNotify {
+    fn drop(&mut self) {
+        notify_destroy(self.0);
+    }
+}
+
 /// Destroys a notification; a thread waiting on it wakes with no bits.
 pub fn notify_destroy(id: NotifyId) {
     let mut guard = SCHED.lock();

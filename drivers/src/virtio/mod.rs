@@ -219,6 +219,14 @@ pub trait Transport {
         Err(TransportError::ResetTimeout)
     }
 
+    /// Resets the device for good (as [`Transport::reset`]) and, once its status reads 0,
+    /// proves that it stopped all DMA (virtio 1.2 §2.4): the proof lets the driver free the
+    /// buffers its rings still hold (`Vring::release`) instead of quarantining them.
+    fn reset_quiet(&mut self) -> Result<caps::dma::TransferDone, TransportError> {
+        self.reset()?;
+        caps::dma::transfer_done(|| self.status().is_empty()).ok_or(TransportError::ResetTimeout)
+    }
+
     /// Sets `bits` on top of the current status (the driver never clears a bit, §2.1.2).
     fn add_status(&mut self, bits: DeviceStatus) {
         let s = self.status();

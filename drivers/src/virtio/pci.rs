@@ -694,6 +694,10 @@ mod tests {
         assert_eq!(t.check_health(), Ok(()));
         dev.borrow_mut().reset_latency = usize::MAX;
         assert_eq!(t.reset(), Err(TransportError::ResetTimeout));
+        // Only a completed reset proves the device idle (the proof `Vring::release` needs).
+        assert_eq!(t.reset_quiet().err(), Some(TransportError::ResetTimeout));
+        dev.borrow_mut().reset_latency = 100;
+        assert!(t.reset_quiet().is_ok());
     }
 
     #[test]

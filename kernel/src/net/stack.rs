@@ -838,7 +838,8 @@ fn publish(nic: &VirtioNic, mode: RxMode) {
 /// from scratch. The interface (address, sockets) carries on over the new one.
 fn reinit_nic(nic: Box<VirtioNic>, mode: RxMode) -> Option<Box<VirtioNic>> {
     log::warn!("virtio-net: resetting the device and bringing it up again");
-    nic.shut_down();
+    let freed = nic.shut_down();
+    log::info!("virtio-net: device reset; {freed} ring buffers freed");
     match attach_on_a_fresh_stack() {
         Ok(mut nic) => {
             if let RxMode::Poll { .. } = mode {

@@ -94,8 +94,8 @@ pub struct VirtioNic {
     pub mode: IrqMode,
     /// The NIC's lines: RX first, then (MSI-X per queue only) configuration changes.
     pub vectors: Vec<Vector>,
-    /// Every line posts here; also the net task's wake-up.
-    wake: NotifyId,
+    /// Every line posts here; also the net task's wake-up. Destroyed after the lines.
+    wake: sched::OwnedNotify,
     /// Link state as of the last configuration interrupt (or bring-up).
     pub link_up: bool,
     /// Configuration-change interrupts handled.
@@ -126,14 +126,8 @@ pub fn attach() -> Result<Box<VirtioNic>, AttachError> {
     let dev = pci::claim(0x1af4, 0x1000)
         .or_else(|_| pci::claim(0x1af4, 0x1041))
         .map_err(AttachError::Pci)?;
-    let wake = sched::notify_create().map_err(|_| AttachError::Dma(abi::Error::ENOMEM))?;
-    let (mode, lines) = match interrupts(&dev, wake) {
-        Ok(v) => v,
-        Err(e) => {
-            sched::notify_destroy(wake);
-            return Err(e);
-        }
-    };
+    let wake = sched::OwnedNotify::new().map_err(|_| AttachError::Dma(abi::Error::ENOMEM))?;
+    let (mode, lines) = interrupts(&dev, wake.id())?;
     // The legacy header moves the device configuration when MSI-X is on: pick the
     // transport after the interrupts.
     let transport = transport(&dev, mode != IrqMode::Intx)?;
@@ -283,19 +277,30 @@ impl VirtioNic {
     }
 
     /// Stops the device before it is dropped: a reset ends its DMA and interrupts (virtio
-    /// 1.2 §2.4), then the lines are masked and freed and bus mastering is turned off. The
-    /// buffers it held stay quarantined (`DmaRegion<Device>` is never handed back without
-    /// a completion).
-    pub fn shut_down(mut self: Box<Self>) {
-        if let Err(e) = self.net.transport_mut().reset() {
-            log::error!("virtio-net: reset did not complete ({e:?})");
+    /// 1.2 §2.4). Once the reset completed, the buffers the rings still hold are freed
+    /// (`Vring::release`); if it did not, they stay quarantined. Then the lines are masked
+    /// and freed and bus mastering is turned off. Returns how many buffers were freed.
+    pub fn shut_down(mut self: Box<Self>) -> usize {
+        let quiet = self.net.transport_mut().reset_quiet();
+        let nic = *self;
+        match quiet {
+            Ok(done) => {
+                let rx = nic.rx.map_or(0, |r| r.release(&done));
+                let polled = nic.rx_polled.map_or(0, |r| r.release(&done));
+                rx + polled + nic.tx.release(&done)
+            }
+            Err(e) => {
+                log::error!(
+                    "virtio-net: reset did not complete ({e:?}); its buffers stay quarantined"
+                );
+                0
+            }
         }
-        drop(self);
     }
 
     /// The notification every line of the NIC posts to (also the net task's wake-up).
     pub fn rx_notify(&self) -> NotifyId {
-        self.wake
+        self.wake.id()
     }
 
     /// The INTID RX interrupts arrive on.
@@ -340,7 +345,7 @@ impl VirtioNic {
         deadline_ns: u64,
         mut deliver: impl FnMut(&[u8]),
     ) -> Result<usize, TimedOut> {
-        sched::notify_wait(self.wake, deadline_ns)?;
+        sched::notify_wait(self.wake.id(), deadline_ns)?;
         if self.mode == IrqMode::MsixPerQueue {
             self.config_vector();
         }
@@ -434,11 +439,5 @@ impl VirtioNic {
                 },
             }
         }
-    }
-}
-
-impl Drop for VirtioNic {
-    fn drop(&mut self) {
-        sched::notify_destroy(self.wake);
     }
 }

@@ -324,6 +324,7 @@ kernel_test! {
         }
         stack::wait_configured(time::now_ns() + 20_000_000_000).ok_or("no lease")?;
         let before = stack::status().ok_or("no stack")?;
+        let quarantined = crate::arch::dma::HAL.quarantined();
         // The path the net task takes when the device sets DEVICE_NEEDS_RESET or corrupts
         // a ring (detection is host-tested in drivers::virtio): reset, drop, attach again.
         stack::request_reinit();
@@ -336,6 +337,9 @@ kernel_test! {
         ensure_eq!(after.reinits, before.reinits + 1);
         ensure_eq!(after.nic.map(|n| (n.irq, n.transport)), before.nic.map(|n| (n.irq, n.transport)));
         ensure_eq!(stack::address(), before.address);
+        // The completed reset proved the device idle, so the buffers its rings held were
+        // freed (`Vring::release`), not quarantined.
+        ensure_eq!(crate::arch::dma::HAL.quarantined(), quarantined);
         // The interface carries on over the new device: ICMP, DNS and TCP work.
         let rtt = (0..3).find_map(|seq| stack::ping(GATEWAY, 100 + seq, 2_000_000_000).ok());
         ensure!(rtt.is_some(), "no ping answered after the reset");
