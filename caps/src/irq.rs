@@ -421,9 +421,17 @@ impl IrqLine<Draining> {
     /// re-enabled and its queue rechecked empty). A latched edge fires again at once.
     ///
     /// The proof is not tied to one line by type; `Quiesce::enable_and_recheck` returns it
-    /// together with the line it belongs to.
+    /// together with the line it belongs to, and it records that line's INTID.
+    ///
+    /// # Panics
+    /// If `quiet` was minted for another line: a driver bug (it would unmask this line on
+    /// the evidence of another device), never something a device or user can cause.
     pub fn rearm(self, quiet: Quiesced) -> IrqLine<Armed> {
-        let Quiesced { .. } = quiet;
+        assert_eq!(
+            quiet.intid(),
+            self.intid,
+            "IrqLine::rearm given another line's Quiesced proof"
+        );
         self.unmask_as_armed()
     }
 
@@ -549,9 +557,25 @@ mod tests {
         let draining = armed.try_take().unwrap();
         assert_eq!(draining.fired_at(), 1234);
         assert_eq!(ctl.stats(33).unwrap().per_cpu[1], 1);
-        let armed = draining.rearm(crate::napi::Quiesced::new_for_test());
+        let quiet = crate::napi::Quiesced::new_for_test(&draining);
+        let armed = draining.rearm(quiet);
         assert!(!gic.is_masked(33));
         assert_eq!(armed.status(), LineStatus::Armed);
+    }
+
+    #[test]
+    #[should_panic(expected = "another line's Quiesced proof")]
+    fn rearm_with_another_lines_proof_panics() {
+        let (gic, ctl) = setup();
+        let a = ctl.mint(35, Trigger::Edge, Owner(1)).unwrap().arm();
+        let b = ctl.mint(36, Trigger::Edge, Owner(1)).unwrap().arm();
+        gic.raise(35);
+        gic.raise(36);
+        let _ = gic.deliver(ctl, 0, 0);
+        let _ = gic.deliver(ctl, 0, 0);
+        let (a, b) = (a.try_take().unwrap(), b.try_take().unwrap());
+        let quiet_b = crate::napi::Quiesced::new_for_test(&b);
+        let _ = a.rearm(quiet_b);
     }
 
     #[test]
@@ -566,7 +590,8 @@ mod tests {
             gic.deliver(ctl, 0, 0).is_empty(),
             "masked: latched, not delivered"
         );
-        let armed = draining.rearm(crate::napi::Quiesced::new_for_test());
+        let quiet = crate::napi::Quiesced::new_for_test(&draining);
+        let armed = draining.rearm(quiet);
         assert_eq!(
             gic.deliver(ctl, 0, 0),
             [Dispatch::Notify {

@@ -15,21 +15,29 @@ use crate::vring::{Completion, Rejected, RingMemory, Suppressed, Vring};
 pub const DEFAULT_BUDGET: usize = 64;
 
 /// Proof that the device behind a line is quiet: its interrupts are enabled and its queue was
-/// rechecked empty after a full fence. Zero-sized, not `Clone`, minted only in this module.
+/// rechecked empty after a full fence. Not `Clone`, minted only in this module, and bound to
+/// the line it was minted with: `IrqLine::rearm` checks the INTID, since the type cannot.
 #[derive(Debug)]
 #[must_use = "pass it to IrqLine::rearm"]
 pub struct Quiesced {
-    _private: (),
+    intid: u32,
 }
 
 impl Quiesced {
-    fn new() -> Self {
-        Quiesced { _private: () }
+    fn new(line: &IrqLine<Draining>) -> Self {
+        Quiesced {
+            intid: line.intid(),
+        }
+    }
+
+    /// The INTID of the line this proof is for.
+    pub(crate) fn intid(&self) -> u32 {
+        self.intid
     }
 
     #[cfg(test)]
-    pub(crate) fn new_for_test() -> Self {
-        Quiesced::new()
+    pub(crate) fn new_for_test(line: &IrqLine<Draining>) -> Self {
+        Quiesced::new(line)
     }
 }
 
@@ -111,7 +119,7 @@ impl<M: RingMemory, H: DmaHal + 'static, const Q: usize> Quiesce<M, H, Q> {
         self,
     ) -> Result<(Quiesced, Vring<Armed, M, H, Q>, IrqLine<Draining>), Raced<M, H, Q>> {
         match self.vq.enable_and_check() {
-            Ok(vq) => Ok((Quiesced::new(), vq, self.line)),
+            Ok(vq) => Ok((Quiesced::new(&self.line), vq, self.line)),
             Err(vq) => Err(Raced(self.line, vq)),
         }
     }
@@ -130,7 +138,7 @@ pub fn quiesce_with(
     enable();
     crate::sync::fence(crate::sync::Ordering::SeqCst);
     if still_quiet() {
-        Ok((Quiesced::new(), line))
+        Ok((Quiesced::new(&line), line))
     } else {
         Err(line)
     }

@@ -2,7 +2,8 @@
 use caps::{Draining, IrqLine, Quiesced};
 
 fn forged_proof(line: IrqLine<Draining>) {
-    let _ = line.rearm(Quiesced { _private: () });
+    let intid = line.intid();
+    let _ = line.rearm(Quiesced { intid });
 }
 
 fn main() {}
