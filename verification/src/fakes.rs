@@ -8,6 +8,7 @@
 //! split virtqueue of `Q` entries without `VIRTIO_F_EVENT_IDX` unless asked.
 
 use alloc::boxed::Box;
+use core::cell::Cell;
 
 use caps::dma::{DmaBuffer, DmaHal};
 use caps::irq::{Dispatch, IrqChip, IrqControl, Trigger};
@@ -83,20 +84,18 @@ impl ModelGic {
     }
 
     /// The CPU takes the interrupt if it is pending and enabled: clears pending, returns true.
+    ///
+    /// One compare-exchange, no retry loop (which Kani would unwind to its bound): from
+    /// `EN | PEND` the only changes another thread can make are clearing `EN` (mask) or `PEND`
+    /// (another claim), after which the interrupt is not deliverable, so a failed exchange
+    /// means "not taken" exactly as if it had run after that change.
     pub fn claim(&self) -> bool {
-        let mut s = self.state.load(Ordering::SeqCst);
-        loop {
-            if s & (EN | PEND) != EN | PEND {
-                return false;
-            }
-            match self
+        let s = self.state.load(Ordering::SeqCst);
+        s & (EN | PEND) == EN | PEND
+            && self
                 .state
                 .compare_exchange(s, s & !PEND, Ordering::SeqCst, Ordering::SeqCst)
-            {
-                Ok(_) => return true,
-                Err(now) => s = now,
-            }
-        }
+                .is_ok()
     }
 
     /// Whether forwarding is disabled.
@@ -146,9 +145,10 @@ pub const CELLS: usize = match VringLayout::new(Q) {
     Err(_) => panic!("Q is a valid queue size"),
 };
 
-/// Ring memory with one atomic cell per naturally aligned offset. Every access to one offset
-/// has one width in a split ring (`u64` address, `u32` len/id, `u16` flags/idx), so a cell
-/// per offset is exact and each access is one atomic operation.
+/// Ring memory with one atomic cell per naturally aligned offset, room for one ring of up to
+/// `Q` entries. Every access to one offset has one width in a split ring (`u64` address,
+/// `u32` len/id, `u16` flags/idx), so a cell per offset is exact and each access is one
+/// atomic operation.
 pub struct ModelRingMem {
     cells: [AtomicU64; CELLS],
 }
@@ -212,15 +212,77 @@ impl RingMemory for &'static ModelRingMem {
     }
 }
 
-/// A DMA buffer of at most `MAX_BUF` bytes, inline (no heap).
-#[derive(Debug)]
-pub struct ModelBuffer {
-    paddr: u64,
-    len: usize,
-    data: [u8; MAX_BUF],
+/// `u16` cells a `PlainRingMem` needs for a `q`-entry ring.
+pub const fn plain_cells(q: usize) -> usize {
+    match VringLayout::new(q) {
+        Ok(l) => l.total.div_ceil(2),
+        Err(_) => panic!("a valid queue size"),
+    }
 }
 
-impl DmaBuffer for ModelBuffer {
+/// Ring memory as `N` little-endian `u16` cells, for the sequential models only (Kani and
+/// proptest; not loom, where a `u32` access must stay one atomic operation). A symbolic
+/// offset costs Kani a choice among `N` cells per access, so the cells are as narrow and as
+/// few as a ring of the model's size allows (`plain_cells`).
+pub struct PlainRingMem<const N: usize> {
+    cells: [Cell<u16>; N],
+}
+
+impl<const N: usize> Default for PlainRingMem<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const N: usize> PlainRingMem<N> {
+    /// Zeroed memory.
+    pub fn new() -> Self {
+        PlainRingMem {
+            cells: [const { Cell::new(0) }; N],
+        }
+    }
+
+    fn cell(&self, off: usize) -> &Cell<u16> {
+        &self.cells[off / 2]
+    }
+}
+
+impl<const N: usize> RingMemory for &'static PlainRingMem<N> {
+    fn paddr(&self) -> u64 {
+        0x9000_0000
+    }
+    fn len(&self) -> usize {
+        N * 2
+    }
+    fn read_u16(&self, off: usize) -> u16 {
+        self.cell(off).get()
+    }
+    fn read_u32(&self, off: usize) -> u32 {
+        u32::from(self.cell(off).get()) | u32::from(self.cell(off + 2).get()) << 16
+    }
+    fn write_u16(&self, off: usize, v: u16) {
+        self.cell(off).set(v);
+    }
+    fn write_u32(&self, off: usize, v: u32) {
+        self.cell(off).set(v as u16);
+        self.cell(off + 2).set((v >> 16) as u16);
+    }
+    fn write_u64(&self, off: usize, v: u64) {
+        self.write_u32(off, v as u32);
+        self.write_u32(off + 4, (v >> 32) as u32);
+    }
+    fn fence(&self, _: Fence) {}
+}
+
+/// A DMA buffer of at most `B` bytes, inline (no heap).
+#[derive(Debug)]
+pub struct ModelBuffer<const B: usize = MAX_BUF> {
+    paddr: u64,
+    len: usize,
+    data: [u8; B],
+}
+
+impl<const B: usize> DmaBuffer for ModelBuffer<B> {
     fn paddr(&self) -> u64 {
         self.paddr
     }
@@ -235,24 +297,24 @@ impl DmaBuffer for ModelBuffer {
     }
 }
 
-/// A HAL handing out `MAX_BUF`-sized slots at increasing bus addresses.
-pub struct ModelDmaHal {
+/// A HAL handing out `B`-byte slots (`MAX_BUF` by default) at increasing bus addresses.
+pub struct ModelDmaHal<const B: usize = MAX_BUF> {
     next: AtomicU64,
 }
 
-impl core::fmt::Debug for ModelDmaHal {
+impl<const B: usize> core::fmt::Debug for ModelDmaHal<B> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str("ModelDmaHal")
     }
 }
 
-impl Default for ModelDmaHal {
+impl<const B: usize> Default for ModelDmaHal<B> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl ModelDmaHal {
+impl<const B: usize> ModelDmaHal<B> {
     /// First buffer at `0x4000_0000`.
     pub fn new() -> Self {
         ModelDmaHal {
@@ -261,27 +323,32 @@ impl ModelDmaHal {
     }
 }
 
-impl DmaHal for ModelDmaHal {
-    type Buffer = ModelBuffer;
-    fn allocate(&self, len: usize, _align: usize, _mask: u64) -> Result<ModelBuffer, abi::Error> {
-        if len > MAX_BUF {
+impl<const B: usize> DmaHal for ModelDmaHal<B> {
+    type Buffer = ModelBuffer<B>;
+    fn allocate(
+        &self,
+        len: usize,
+        _align: usize,
+        _mask: u64,
+    ) -> Result<ModelBuffer<B>, abi::Error> {
+        if len > B {
             return Err(abi::Error::ENOMEM);
         }
-        let paddr = self.next.fetch_add(MAX_BUF as u64, Ordering::Relaxed);
+        let paddr = self.next.fetch_add(B as u64, Ordering::Relaxed);
         Ok(ModelBuffer {
             paddr,
             len,
-            data: [0; MAX_BUF],
+            data: [0; B],
         })
     }
-    fn sync_for_device(&self, _: &ModelBuffer) {}
-    fn sync_for_cpu(&self, _: &ModelBuffer) {}
-    fn quarantine(&self, _: ModelBuffer) {}
+    fn sync_for_device(&self, _: &ModelBuffer<B>) {}
+    fn sync_for_cpu(&self, _: &ModelBuffer<B>) {}
+    fn quarantine(&self, _: ModelBuffer<B>) {}
 }
 
-/// The device side of the split virtqueue in a `ModelRingMem`.
-pub struct ModelDevice {
-    mem: &'static ModelRingMem,
+/// The device side of a split virtqueue in ring memory `M` (`ModelRingMem` by default).
+pub struct ModelDevice<M: RingMemory = &'static ModelRingMem> {
+    mem: M,
     layout: VringLayout,
     event_idx: bool,
     last_avail: u16,
@@ -289,11 +356,20 @@ pub struct ModelDevice {
 }
 
 impl ModelDevice {
-    /// A device over `mem`; `event_idx` as negotiated.
+    /// A device over a `Q`-entry ring in `mem`; `event_idx` as negotiated.
     pub fn new(mem: &'static ModelRingMem, event_idx: bool) -> Self {
+        Self::with_size(mem, Q, event_idx)
+    }
+}
+
+impl<M: RingMemory> ModelDevice<M> {
+    /// A device over a `size`-entry ring in `mem` (`size` a power of two that fits `mem`).
+    pub fn with_size(mem: M, size: usize, event_idx: bool) -> Self {
+        let layout = VringLayout::new(size).must("a valid queue size");
+        assert!(layout.total <= mem.len(), "the ring fits the memory");
         ModelDevice {
             mem,
-            layout: VringLayout::new(Q).must("Q is a valid size"),
+            layout,
             event_idx,
             last_avail: 0,
             used_idx: 0,

@@ -14,8 +14,10 @@ extern crate alloc;
 
 pub mod fakes;
 pub mod props;
+pub mod protocol;
 
 #[cfg(kani)]
 mod proofs;
 
 pub use props::*;
+pub use protocol::*;
