@@ -29,8 +29,9 @@ static DOORBELL: spin::Once<u64> = spin::Once::new();
 /// DeviceIDs the device table covers: every requester ID of a 256-bus segment.
 const DEVICE_IDS: u32 = 1 << 16;
 /// Polls of `GITS_CREADR` before a command counts as timed out (QEMU completes
-/// commands during the `GITS_CWRITER` write; hardware takes microseconds).
-const POLL_LIMIT: u32 = 1_000_000;
+/// commands during the `GITS_CWRITER` write; hardware takes microseconds). Bounds
+/// the time the interrupt path can spend masking an LPI on a broken ITS.
+const POLL_LIMIT: u32 = 100_000;
 
 /// Sets up the first ITS of a GICv3 (boot CPU, after `irq::init`). Logs and leaves
 /// the machine without MSIs if anything is unusable.

@@ -176,17 +176,19 @@ impl<R: ItsRegisters, H: DmaHal + 'static, M: IrqMaskOps> Its<R, H, M> {
             .device_ids
             .clamp(1, 1u32 << (u32::from(typer.devbits()) + 1).min(31));
 
+        // Everything that can fail on our side comes before anything is enabled, so an
+        // error here frees memory no device has been told about.
         let (prop, pending) = lpi_tables(hal, lpi_bits, config.lpis)?;
+        let tables = setup_tables(&regs, hal, typer, u64::from(device_ids))?;
+        let queue = hal.allocate(QUEUE_BYTES, QUEUE_BYTES, u64::MAX)?;
+        regs.write64(GITS_CBASER, cbaser(queue.paddr(), QUEUE_BYTES / 4096));
+        regs.write64(GITS_CWRITER, 0);
         let target = gic
             .try_enable_lpis(
                 propbaser(prop.paddr(), lpi_bits),
                 pendbaser(pending.paddr()),
             )
             .map_err(ItsError::Redistributor)?;
-        let tables = setup_tables(&regs, hal, typer, u64::from(device_ids))?;
-        let queue = hal.allocate(QUEUE_BYTES, QUEUE_BYTES, u64::MAX)?;
-        regs.write64(GITS_CBASER, cbaser(queue.paddr(), QUEUE_BYTES / 4096));
-        regs.write64(GITS_CWRITER, 0);
         regs.write32(GITS_CTLR, CTLR_ENABLED);
 
         let its = Its {
@@ -211,16 +213,18 @@ impl<R: ItsRegisters, H: DmaHal + 'static, M: IrqMaskOps> Its<R, H, M> {
             failures: AtomicU32::new(0),
             commands: AtomicU64::new(0),
         };
-        let mut st = its.state.lock();
-        its.submit(
-            &mut st,
-            &[
-                Command::mapc(ICID, its.target, true),
-                Command::invall(ICID),
-                Command::sync(its.target),
-            ],
-        )?;
-        drop(st);
+        let cmds = [
+            Command::mapc(ICID, its.target, true),
+            Command::invall(ICID),
+            Command::sync(its.target),
+        ];
+        let mapped = its.submit(&mut its.state.lock(), &cmds);
+        if let Err(e) = mapped {
+            // The ITS and the redistributor are enabled and own the tables now: never
+            // give their memory back.
+            core::mem::forget(its);
+            return Err(e);
+        }
         Ok(its)
     }
 
@@ -477,8 +481,10 @@ fn setup_tables<H: DmaHal>(
         if strip(got) != strip(want) {
             return Err(ItsError::TableRejected(n, got.into_bits()));
         }
-        devices |= ids == device_ids && TableType::from_bits(cur.ty()) == TableType::Devices;
-        collections |= TableType::from_bits(cur.ty()) == TableType::Collections;
+        match TableType::from_bits(cur.ty()) {
+            TableType::Devices => devices = true,
+            _ => collections = true,
+        }
         held[usize::from(n)] = Some(table);
     }
     if !devices || (!collections && typer.hcc() == 0) {
@@ -786,6 +792,11 @@ mod tests {
         assert_eq!(
             r.err(),
             Some(ItsError::Redistributor(InitError::LpisAlreadyEnabled))
+        );
+        assert_eq!(
+            fake.st.lock().unwrap().ctlr,
+            0,
+            "ITS left disabled on error"
         );
         let bad = ItsConfig { lpis: 0, ..CONFIG };
         let (gic, _) = gic(true, false);
