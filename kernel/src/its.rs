@@ -83,17 +83,24 @@ pub fn doorbell() -> Option<u64> {
     DOORBELL.get().copied()
 }
 
-/// The ITS DeviceID of a PCI function: its requester ID. QEMU `virt`'s host bridge
-/// has `msi-map = <0 &its 0 0x10000>`, the identity; other maps are not parsed yet.
-pub fn device_id(bdf: Bdf) -> u32 {
-    u32::from(bdf.bus) << 8 | u32::from(bdf.dev) << 3 | u32::from(bdf.func)
+/// The ITS DeviceID of a PCI function: its requester ID (bus << 8 | dev << 3 | fn)
+/// through the host bridge's `msi-map` (QEMU `virt`: `<0 &its 0 0x10000>`, the
+/// identity). `None` if the map gives the function no MSIs. With one ITS the map's
+/// controller phandle is not checked.
+pub fn device_id(bdf: Bdf) -> Option<u32> {
+    let rid = u16::from(bdf.bus) << 8 | u16::from(bdf.dev & 0x1f) << 3 | u16::from(bdf.func & 7);
+    match crate::pci::bus() {
+        Some(pci) => pci.host.msi_map.device_id(rid).map(|(id, _)| id),
+        None => Some(u32::from(rid)),
+    }
 }
 
 /// Routes LPI `intid` (an allocated vector) from `bdf`'s writes: MAPD if new, MAPTI.
 pub fn map(bdf: Bdf, intid: u32) -> Result<(), ItsError> {
+    let device = device_id(bdf).ok_or(ItsError::OutOfRange)?;
     ITS.get()
         .ok_or(ItsError::NotMapped)?
-        .map_vector(device_id(bdf), intid)
+        .map_vector(device, intid)
 }
 
 /// The vector release hook: DISCARD the event (nothing to do if it was never mapped).

@@ -302,7 +302,7 @@ kernel_test! {
                 let address = u64::from(words[1]) << 32 | u64::from(words[0]);
                 ensure_eq!(Some(address), crate::its::doorbell()); // GITS_TRANSLATER
                 let its = crate::its::get().ok_or("LPI without an ITS")?;
-                ensure_eq!(its.mapped_device(irq.intid()), Some(crate::its::device_id(dev.bdf())));
+                ensure_eq!(its.mapped_device(irq.intid()), crate::its::device_id(dev.bdf()));
             } else {
                 ensure_eq!(words[2], irq.intid()); // v2m data = SPI number
                 ensure!(words[0] & 0xfff == 0x40, "address {:#x} is not MSI_SETSPI_NS", words[0]);
@@ -400,7 +400,7 @@ kernel_test! {
         ensure_eq!(Some(v.message().address), crate::its::doorbell()); // GITS_TRANSLATER
         let line = irq::mint_msi(v, irq::owner_of(n), "lpi-test").map_err(|(_, e)| alloc::format!("{e:?}"))?;
         crate::its::map(TEST_DEVICE, intid).map_err(|e| alloc::format!("{e:?}"))?;
-        ensure_eq!(its.mapped_device(intid), Some(crate::its::device_id(TEST_DEVICE)));
+        ensure_eq!(its.mapped_device(intid), crate::its::device_id(TEST_DEVICE));
         let before = irq::count(intid);
         let failures = its.failures();
         let mut armed = line.arm();
