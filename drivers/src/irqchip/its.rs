@@ -126,6 +126,10 @@ struct State<B> {
 }
 
 /// One GICv3 ITS with the LPI tables of the boot CPU's redistributor.
+///
+/// The ITS and the redistributor keep using its tables, queue and ITTs for as long
+/// as they are enabled, so the kernel keeps the value in a `static` for good
+/// (dropping it would free memory the GIC may still write).
 pub struct Its<R: ItsRegisters, H: DmaHal + 'static, M: IrqMaskOps> {
     regs: R,
     hal: &'static H,
