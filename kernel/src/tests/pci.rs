@@ -386,6 +386,24 @@ kernel_test! {
     }
 }
 
+/// Waits (bounded) until `armed` has fired and takes it.
+fn take_within(
+    mut armed: caps::irq::IrqLine<caps::irq::Armed>,
+    n: sched::NotifyId,
+    timeout_ns: u64,
+) -> Result<caps::irq::IrqLine<caps::irq::Draining>, caps::irq::IrqLine<caps::irq::Armed>> {
+    let deadline = time::now_ns() + timeout_ns;
+    loop {
+        match armed.try_take() {
+            Ok(d) => return Ok(d),
+            Err(a) => armed = a,
+        }
+        if sched::notify_wait(n, deadline).is_err() {
+            return Err(armed);
+        }
+    }
+}
+
 kernel_test! {
     fn lpis_through_the_its_are_delivered_masked_and_counted() {
         let Some(its) = crate::its::get() else {
@@ -406,29 +424,34 @@ kernel_test! {
         let mut armed = line.arm();
         ensure!(its.is_enabled(intid), "armed LPI not enabled in the property table");
         const ROUNDS: u64 = 20;
+        let rearm = |d| {
+            caps::napi::quiesce_with(d, || {}, || true)
+                .map(|(proof, l)| l.rearm(proof))
+                .map_err(|_| "not quiesced")
+        };
         for round in 0..ROUNDS {
             its.raise(intid).map_err(|e| alloc::format!("INT: {e:?}"))?;
-            let deadline = time::now_ns() + 1_000_000_000;
-            let draining = loop {
-                match armed.try_take() {
-                    Ok(d) => break d,
-                    Err(a) => armed = a,
-                }
-                if sched::notify_wait(n, deadline).is_err() {
-                    return Err(alloc::format!("round {round}: LPI {intid} not delivered").into());
-                }
-            };
-            // The ISR masked it: a second INT now stays pending until the rearm.
+            let draining = take_within(armed, n, 1_000_000_000)
+                .map_err(|_| alloc::format!("round {round}: LPI {intid} not delivered"))?;
+            // The ISR masked it at the property table.
             ensure!(!its.is_enabled(intid), "LPI still enabled after delivery");
-            armed = caps::napi::quiesce_with(draining, || {}, || true)
-                .map(|(proof, l)| l.rearm(proof))
-                .map_err(|_| "not quiesced")?;
+            armed = rearm(draining)?;
         }
+        // One raised while the line is masked stays pending and fires once on rearm.
+        its.raise(intid).map_err(|e| alloc::format!("INT: {e:?}"))?;
+        let draining = take_within(armed, n, 1_000_000_000).map_err(|_| "LPI not delivered")?;
+        its.raise(intid).map_err(|e| alloc::format!("INT: {e:?}"))?;
+        sched::sleep_ns(2_000_000);
+        ensure_eq!(irq::count(intid) - before, ROUNDS + 1);
+        let armed = rearm(draining)?;
+        let draining = take_within(armed, n, 1_000_000_000).map_err(|_| "pending LPI lost at rearm")?;
+        let armed = rearm(draining)?;
+        const TOTAL: u64 = ROUNDS + 2;
         let delivered = irq::count(intid) - before;
         let stats = irq::stats(intid).ok_or("no stats")?;
         drop(armed);
         sched::notify_destroy(n);
-        ensure_eq!(delivered, ROUNDS);
+        ensure_eq!(delivered, TOTAL);
         ensure_eq!(stats.spurious, 0);
         ensure_eq!(its.failures(), failures);
         ensure_eq!(its.mapped_device(intid), None); // freed: DISCARDed
