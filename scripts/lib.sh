@@ -70,8 +70,10 @@ pci_devices() {
 }
 
 # qemu_args GIC MEM SMP [EDU] -> the common QEMU command line for the virt board.
+# QEMU_MACHINE_OPTS, if set, is appended to the -M options (comma-separated), e.g.
+# `its=off` for a GICv3 without an ITS (no MSI controller: PCI devices use INTx).
 qemu_args() {
     local gic=${1:-2} mem=${2:-1G} smp=${3:-1}
-    echo -M "virt,gic-version=$gic" -cpu cortex-a72 -m "$mem" -smp "$smp" \
+    echo -M "virt,gic-version=$gic${QEMU_MACHINE_OPTS:+,$QEMU_MACHINE_OPTS}" -cpu cortex-a72 -m "$mem" -smp "$smp" \
         -nographic -no-reboot -kernel "$KERNEL_IMAGE" $(pci_devices "${4:-msi}")
 }

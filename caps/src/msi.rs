@@ -39,6 +39,7 @@ pub struct VectorAllocator {
     count: u32,
     doorbell: u64,
     data: MsiData,
+    release: Option<fn(u32)>,
     bits: [AtomicU64; WORDS],
 }
 
@@ -56,6 +57,7 @@ impl VectorAllocator {
             count,
             doorbell,
             data,
+            release: None,
             bits,
         })
     }
@@ -72,8 +74,17 @@ impl VectorAllocator {
             count,
             doorbell,
             data,
+            release: None,
             bits,
         })
+    }
+
+    /// Calls `hook(intid)` whenever a vector is returned, before it can be handed out
+    /// again (the ITS unmaps the event there: DISCARD).
+    #[must_use]
+    pub fn with_release_hook(mut self, hook: fn(u32)) -> Self {
+        self.release = Some(hook);
+        self
     }
 
     /// First INTID of the range.
@@ -167,6 +178,9 @@ impl MsiVector {
 
 impl Drop for MsiVector {
     fn drop(&mut self) {
+        if let Some(hook) = self.alloc.release {
+            hook(self.intid());
+        }
         self.alloc.free(self.index);
     }
 }
@@ -230,6 +244,29 @@ mod tests {
         let _first = its.alloc().unwrap();
         let l = its.alloc().unwrap();
         assert_eq!((l.intid(), l.message().data), (8193, 1));
+    }
+
+    #[test]
+    fn release_hook_runs_before_the_vector_is_free_again() {
+        use std::sync::Mutex;
+        static SEEN: Mutex<Vec<(u32, bool)>> = Mutex::new(Vec::new());
+        static ALLOC: std::sync::OnceLock<&'static VectorAllocator> = std::sync::OnceLock::new();
+        fn hook(intid: u32) {
+            let still_held = ALLOC.get().unwrap().is_allocated(intid - 8192);
+            SEEN.lock().unwrap().push((intid, still_held));
+        }
+        let a = leak(
+            VectorAllocator::new(8192, 16, 0x0809_0040, MsiData::Index)
+                .unwrap()
+                .with_release_hook(hook),
+        );
+        assert!(ALLOC.set(a).is_ok());
+        let v = a.alloc().unwrap();
+        let w = a.alloc().unwrap();
+        drop(w);
+        drop(v);
+        assert_eq!(*SEEN.lock().unwrap(), [(8193, true), (8192, true)]);
+        assert_eq!(a.in_use(), 0);
     }
 
     #[test]

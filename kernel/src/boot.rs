@@ -266,6 +266,7 @@ fn init_interrupts(platform: &Platform) {
         Ok((gic, chip)) => irq::init(gic, chip),
         Err(e) => early_fail(format_args!("cannot map the GIC at {:#x}", e.start)),
     }
+    crate::its::init(gic);
     let Some(timer) = platform.timer_irq else {
         early_fail(format_args!("no arch timer interrupt in the device tree"));
     };

@@ -12,6 +12,7 @@
 use caps::irq::{Dispatch, IrqChip, IrqControl, IrqLine, LineStats, LineStatus, Masked, Owner};
 use core::sync::atomic::{AtomicU64, Ordering};
 
+use drivers::irqchip::its::FIRST_LPI;
 use drivers::irqchip::{InterruptController, SPECIAL_START, Trigger};
 
 use crate::arch::vectors::TrapFrame;
@@ -21,6 +22,8 @@ use crate::time;
 
 /// INTIDs the control covers: SGIs, PPIs and SPIs (LPIs get their own control).
 pub const LINES: usize = SPECIAL_START as usize;
+/// LPIs the ITS hands out, INTIDs 8192.. (their own control, see `init_lpis`).
+pub const LPIS: usize = 256;
 
 /// The owner token of the timer tick, the one handler run in IRQ context.
 pub const TICK_OWNER: Owner = Owner(u32::MAX);
@@ -41,11 +44,14 @@ pub enum Kind {
     SpiEdge,
     /// Shared peripheral, level-triggered (wired lines, INTx).
     SpiLevel,
+    /// Locality-specific (an MSI translated by the ITS; edge-only).
+    Lpi,
 }
 
 impl Kind {
     fn of(intid: u32, trigger: Trigger) -> Kind {
         match (intid, trigger) {
+            (FIRST_LPI.., _) => Kind::Lpi,
             (0..16, _) => Kind::Sgi,
             (16..32, _) => Kind::Ppi,
             (_, Trigger::Edge) => Kind::SpiEdge,
@@ -60,12 +66,14 @@ impl Kind {
             Kind::Ppi => "PPI",
             Kind::SpiEdge => "SPI-edge",
             Kind::SpiLevel => "SPI-level",
+            Kind::Lpi => "LPI",
         }
     }
 }
 
 static GIC: spin::Once<&'static dyn InterruptController> = spin::Once::new();
 static CONTROL: spin::Once<IrqControl<LINES>> = spin::Once::new();
+static LPI_CONTROL: spin::Once<IrqControl<LPIS>> = spin::Once::new();
 static NAMES: IrqLock<heapless::Vec<(u32, &'static str), 128>> = IrqLock::new(heapless::Vec::new());
 static SPURIOUS: AtomicU64 = AtomicU64::new(0);
 
@@ -75,6 +83,11 @@ pub fn init(gic: &'static dyn InterruptController, chip: &'static dyn IrqChip) {
     gic.init_cpu();
     GIC.call_once(|| gic);
     CONTROL.call_once(|| IrqControl::new(chip, 0));
+}
+
+/// Creates the LPI control over `chip` (the ITS), INTIDs `FIRST_LPI..FIRST_LPI + LPIS`.
+pub fn init_lpis(chip: &'static dyn IrqChip) {
+    LPI_CONTROL.call_once(|| IrqControl::new(chip, FIRST_LPI));
 }
 
 /// The interrupt controller, for operations outside the line protocol (tests raise
@@ -115,10 +128,19 @@ pub fn mint_msi(
     owner: Owner,
     name: &'static str,
 ) -> Result<IrqLine<Masked>, (caps::msi::MsiVector, MintError)> {
+    let intid = vector.intid();
+    if intid >= FIRST_LPI {
+        // The previous owner's pending LPI was dropped by DISCARD when its vector was freed.
+        let Some(control) = LPI_CONTROL.get() else {
+            return Err((vector, abi::Error::EBUSY));
+        };
+        let line = control.mint_msi(vector, owner)?;
+        record_name(intid, name);
+        return Ok(line);
+    }
     let Some(control) = CONTROL.get() else {
         return Err((vector, abi::Error::EBUSY));
     };
-    let intid = vector.intid();
     let line = control.mint_msi(vector, owner)?;
     // MSI vectors are reused: an edge latched while the previous owner's line was masked
     // must not fire at the new owner, whose device has not even been given the message
@@ -136,11 +158,20 @@ pub fn handle(frame: &mut TrapFrame) -> *mut TrapFrame {
         return frame;
     };
     let intid = gic.ack();
-    if intid >= SPECIAL_START {
-        SPURIOUS.fetch_add(1, Ordering::Relaxed);
-        return sched::on_interrupt_exit(frame);
-    }
-    match control.handle_irq(intid, 0, time::now_ns()) {
+    let dispatch = match (intid, LPI_CONTROL.get()) {
+        (FIRST_LPI.., Some(lpis)) => lpis.handle_irq(intid, 0, time::now_ns()),
+        (SPECIAL_START.., _) => {
+            // 1020..=1023 are not acknowledged interrupts; anything else up here (an LPI
+            // with no ITS, an extended range we never enable) is dropped with its EOI.
+            if intid > 1023 {
+                gic.eoi(intid);
+            }
+            SPURIOUS.fetch_add(1, Ordering::Relaxed);
+            return sched::on_interrupt_exit(frame);
+        }
+        _ => control.handle_irq(intid, 0, time::now_ns()),
+    };
+    match dispatch {
         Dispatch::Notify { owner, .. } if owner == TICK_OWNER => crate::timer::on_interrupt(),
         Dispatch::Notify { owner, .. } => {
             // A post to a destroyed notification is a stale wake-up: harmless.
@@ -166,13 +197,9 @@ pub struct LineReport {
 
 /// Calls `f` for each minted line.
 pub fn for_each_line(mut f: impl FnMut(LineReport)) {
-    let Some(control) = CONTROL.get() else { return };
     let names = NAMES.lock().clone();
     for (intid, name) in names {
-        if let Some(stats) = control
-            .stats(intid)
-            .filter(|s| s.status != LineStatus::Free)
-        {
+        if let Some(stats) = stats(intid).filter(|s| s.status != LineStatus::Free) {
             let kind = Kind::of(intid, stats.trigger);
             f(LineReport {
                 intid,
@@ -186,6 +213,9 @@ pub fn for_each_line(mut f: impl FnMut(LineReport)) {
 
 /// The line's counters, if `intid` is in range.
 pub fn stats(intid: u32) -> Option<LineStats> {
+    if intid >= FIRST_LPI {
+        return LPI_CONTROL.get()?.stats(intid);
+    }
     CONTROL.get()?.stats(intid)
 }
 
@@ -194,15 +224,13 @@ pub fn count(intid: u32) -> u64 {
     stats(intid).map_or(0, |s| s.per_cpu.iter().sum())
 }
 
-/// Every edge-triggered SPI that was ever delivered, with its total count across all
-/// owners it had (MSI vectors are reused): `(intid, deliveries)`.
+/// Every edge-triggered SPI or LPI that was ever delivered, with its total count across
+/// all owners it had (MSI vectors are reused): `(intid, deliveries)`.
 pub fn edge_spi_totals() -> alloc::vec::Vec<(u32, u64)> {
-    let Some(control) = CONTROL.get() else {
-        return alloc::vec::Vec::new();
-    };
     (32..SPECIAL_START)
+        .chain(FIRST_LPI..FIRST_LPI + LPIS as u32)
         .filter_map(|intid| {
-            let s = control.stats(intid)?;
+            let s = stats(intid)?;
             let n: u64 = s.per_cpu.iter().sum();
             (s.trigger == Trigger::Edge && n > 0).then_some((intid, n))
         })
@@ -211,6 +239,7 @@ pub fn edge_spi_totals() -> alloc::vec::Vec<(u32, u64)> {
 
 /// (spurious acknowledges, interrupts that found no armed line).
 pub fn anomalies() -> (u64, u64) {
-    let unowned = CONTROL.get().map_or(0, IrqControl::unowned);
+    let unowned = CONTROL.get().map_or(0, IrqControl::unowned)
+        + LPI_CONTROL.get().map_or(0, IrqControl::unowned);
     (SPURIOUS.load(Ordering::Relaxed), unowned)
 }

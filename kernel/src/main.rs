@@ -27,6 +27,8 @@ mod console;
 #[cfg(target_os = "none")]
 mod irq;
 #[cfg(target_os = "none")]
+mod its;
+#[cfg(target_os = "none")]
 mod ktest;
 #[cfg(target_os = "none")]
 mod mem;

@@ -10,6 +10,8 @@
 
 mod redist;
 mod regs;
+
+pub use self::redist::{pendbaser, propbaser};
 mod sysreg;
 
 use core::hint::spin_loop;
@@ -39,6 +41,11 @@ pub enum InitError {
     /// `ICC_SRE_EL1.SRE` reads 0 after being set: EL2 denies the system-register
     /// interface (`ICC_SRE_EL2.Enable` = 0), so ICC_* accesses would trap (§12.2.21).
     SystemRegistersDisabled,
+    /// LPIs requested but `GICD_TYPER.LPIS` or `GICR_TYPER.PLPIS` is 0 (§12.9.38).
+    LpisUnsupported,
+    /// `GICR_CTLR.EnableLPIs` is already 1 (firmware or a previous kernel left the
+    /// tables programmed; they may be read-only now, §12.11.2).
+    LpisAlreadyEnabled,
 }
 
 /// A GICv3 or GICv4: distributor plus the redistributor region.
@@ -178,6 +185,40 @@ impl GicV3 {
         set_icc_igrpen1_el1(1);
         isb();
         Ok(())
+    }
+}
+
+impl GicV3 {
+    /// INTID bits the distributor supports when it has LPIs (`GICD_TYPER.LPIS`,
+    /// `IDbits` + 1, §12.9.38), else `None`.
+    pub fn lpi_id_bits(&self) -> Option<u32> {
+        let typer = self.gicd.read32(GICD_TYPER);
+        (typer & GICD_TYPER_LPIS != 0).then_some(((typer >> 19) & 0x1f) + 1)
+    }
+
+    /// Points this CPU's redistributor at the LPI tables and sets
+    /// `GICR_CTLR.EnableLPIs` (§12.11.2, §12.11.30, §12.11.32); returns its
+    /// `GICR_TYPER.Processor_Number`, the ITS collection target when
+    /// `GITS_TYPER.PTA` = 0.
+    pub fn try_enable_lpis(&self, propbaser: u64, pendbaser: u64) -> Result<u16, InitError> {
+        if self.lpi_id_bits().is_none() {
+            return Err(InitError::LpisUnsupported);
+        }
+        let rd = self.this_redist()?;
+        let typer = GicrTyper::from_bits(rd.regs.read64(GICR_TYPER));
+        if !typer.plpis() {
+            return Err(InitError::LpisUnsupported);
+        }
+        let ctlr = GicrCtlr::from_bits_retain(rd.regs.read32(GICR_CTLR));
+        if ctlr.contains(GicrCtlr::ENABLE_LPIS) {
+            return Err(InitError::LpisAlreadyEnabled);
+        }
+        rd.regs.write64(GICR_PROPBASER, propbaser);
+        rd.regs.write64(GICR_PENDBASER, pendbaser);
+        rd.regs
+            .write32(GICR_CTLR, (ctlr | GicrCtlr::ENABLE_LPIS).bits());
+        wait_gicr_rwp(&rd)?;
+        Ok(typer.processor_number())
     }
 }
 

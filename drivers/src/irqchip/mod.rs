@@ -9,6 +9,7 @@
 
 pub mod gicv2;
 pub mod gicv3;
+pub mod its;
 pub mod v2m;
 
 pub use gicv2::GicV2;

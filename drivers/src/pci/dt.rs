@@ -5,7 +5,8 @@
 //! the `fdt` crate and resolves the cell sizes they need (root
 //! `#address-cells` for `reg`/`ranges`, the interrupt parent's
 //! `#address-cells`/`#interrupt-cells` for `interrupt-map`). Bindings:
-//! `pci-host-ecam-generic` (Linux `host-generic-pci.yaml`) and
+//! `pci-host-ecam-generic` (Linux `host-generic-pci.yaml`, with `msi-map` as
+//! in `pci-msi.txt`) and
 //! `arm,gic-v2m-frame` (Linux `arm,gic.yaml`, "v2m" sub-nodes).
 
 use fdt::Fdt;
@@ -14,6 +15,7 @@ use heapless::Vec;
 
 use super::bar::{MAX_WINDOWS, RangesError, Window, parse_ranges};
 use super::intx::{IntxError, IntxMap};
+use super::msimap::{MsiMap, MsiMapError};
 
 /// What the kernel needs to drive a `pci-host-ecam-generic` bridge.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -30,6 +32,8 @@ pub struct HostBridge {
     pub windows: Vec<Window, MAX_WINDOWS>,
     /// INTx routing from `interrupt-map`.
     pub intx: IntxMap,
+    /// Requester ID → ITS DeviceID from `msi-map` (identity without one).
+    pub msi_map: MsiMap,
 }
 
 /// Why the host bridge description was unusable.
@@ -43,6 +47,8 @@ pub enum DtError {
     Ranges(RangesError),
     /// `interrupt-map` rejected.
     Intx(IntxError),
+    /// `msi-map` rejected.
+    MsiMap(MsiMapError),
 }
 
 fn be_cells(bytes: &[u8], n: usize) -> Option<u64> {
@@ -94,6 +100,11 @@ pub fn host_bridge(fdt: &Fdt<'_>) -> Result<HostBridge, DtError> {
         Some((addr, intr))
     })
     .map_err(DtError::Intx)?;
+    let msi_map = match node.property("msi-map") {
+        Some(map) => MsiMap::parse(map.value, node.property("msi-map-mask").map(|p| p.value))
+            .map_err(DtError::MsiMap)?,
+        None => MsiMap::identity(),
+    };
     Ok(HostBridge {
         ecam_base,
         ecam_size,
@@ -101,6 +112,7 @@ pub fn host_bridge(fdt: &Fdt<'_>) -> Result<HostBridge, DtError> {
         bus_end,
         windows,
         intx,
+        msi_map,
     })
 }
 
@@ -173,5 +185,14 @@ mod tests {
         // The GICv3 dump routes INTx the same way (the ITS does MSI there).
         let hb = host_bridge(&v3).unwrap();
         assert_eq!(hb.intx.entries().len(), 16);
+        // msi-map = <0 &its 0 0x10000>: requester ID = DeviceID.
+        let (id, its) = hb.msi_map.device_id(0x0010).unwrap();
+        assert_eq!(id, 0x10);
+        assert!(its.is_some());
+        assert_eq!(hb.msi_map.device_id(0xffff).map(|d| d.0), Some(0xffff));
+        // The GICv2 machine maps to its v2m frame the same way (unused: v2m MSIs carry
+        // the SPI, not a DeviceID).
+        let v2 = host_bridge(&fdt).unwrap().msi_map;
+        assert_eq!(v2.device_id(0x30).map(|d| d.0), Some(0x30));
     }
 }

@@ -15,6 +15,7 @@ pub mod config;
 pub mod dt;
 pub mod intx;
 pub mod msi;
+pub mod msimap;
 pub mod scan;
 
 #[cfg(any(test, feature = "fakes"))]

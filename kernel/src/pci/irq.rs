@@ -99,7 +99,7 @@ pub fn setup_msix_lines(
     cap.enable_masked(&pci.ecam, dev.bdf());
     let mut out = Vec::new();
     for entry in 0..count.min(cap.table_size) {
-        let (line, notify, message) = msi_line(vectors, name, notify)?;
+        let (line, notify, message) = msi_line(dev, vectors, name, notify)?;
         let bad = |_| PciError::Irq(abi::Error::EINVAL);
         table.program(entry, message).map_err(bad)?;
         table.unmask(entry).map_err(bad)?;
@@ -137,8 +137,9 @@ fn setup_msix(
 }
 
 /// One MSI vector, its line (owner: `shared`, else a fresh notification) and the message
-/// to program.
+/// to program. An LPI vector is mapped at the ITS for `dev`'s DeviceID first.
 fn msi_line(
+    dev: &Device,
     vectors: &'static caps::msi::VectorAllocator,
     name: &'static str,
     shared: Option<NotifyId>,
@@ -149,13 +150,38 @@ fn msi_line(
         Some(n) => n,
         None => sched::notify_create().map_err(|_| PciError::Irq(abi::Error::ENOMEM))?,
     };
-    match kirq::mint_msi(vector, kirq::owner_of(notify), name) {
+    let line = kirq::mint_msi(vector, kirq::owner_of(notify), name)
+        .map_err(|(_, e)| e)
+        .and_then(|line| route_lpi(dev, line));
+    match line {
         Ok(line) => Ok((line, notify, message)),
-        Err((_, e)) => {
+        Err(e) => {
             if shared.is_none() {
                 sched::notify_destroy(notify);
             }
             Err(PciError::Irq(e))
+        }
+    }
+}
+
+/// An LPI (ITS) vector must be translated for `dev` before the device may use it; SPI
+/// vectors (GICv2m) need nothing. On failure the line drops, freeing the vector.
+fn route_lpi(
+    dev: &Device,
+    line: IrqLine<caps::irq::Masked>,
+) -> Result<IrqLine<caps::irq::Masked>, abi::Error> {
+    if line.intid() < drivers::irqchip::its::FIRST_LPI {
+        return Ok(line);
+    }
+    match crate::its::map(dev.bdf(), line.intid()) {
+        Ok(()) => Ok(line),
+        Err(e) => {
+            log::warn!(
+                "ITS: cannot map LPI {} for {}: {e:?}",
+                line.intid(),
+                dev.bdf()
+            );
+            Err(abi::Error::ETIMEDOUT)
         }
     }
 }
@@ -198,7 +224,7 @@ pub fn setup(
     match plan.kind {
         InterruptKind::Msi(cap) => {
             let vectors = msi_vectors().ok_or(PciError::Irq(abi::Error::ENOSPC))?;
-            let (line, notify, message) = msi_line(vectors, name, None)?;
+            let (line, notify, message) = msi_line(dev, vectors, name, None)?;
             let intid = line.intid();
             let base = kirq::count(intid);
             cap.enable(&pci.ecam, dev.bdf(), message, 1)

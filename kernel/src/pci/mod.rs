@@ -46,9 +46,10 @@ pub fn bus() -> Option<&'static Pci> {
     PCI.get()
 }
 
-/// The MSI vector allocator (a GICv2m frame), if the machine has one.
+/// The MSI vector allocator (a GICv2m frame's SPIs, or the ITS's LPIs), if the machine
+/// has one.
 pub fn msi_vectors() -> Option<&'static VectorAllocator> {
-    MSI.get()
+    MSI.get().or_else(crate::its::vectors)
 }
 
 /// Enumerates the PCI host bridge described by `dtb`, if there is one.

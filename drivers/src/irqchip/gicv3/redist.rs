@@ -111,6 +111,8 @@ pub(crate) struct GicrFrames {
 pub(crate) const GICR_CTLR: usize = offset_of!(GicrFrames, rd.ctlr);
 pub(crate) const GICR_TYPER: usize = offset_of!(GicrFrames, rd.typer);
 pub(crate) const GICR_WAKER: usize = offset_of!(GicrFrames, rd.waker);
+pub(crate) const GICR_PROPBASER: usize = offset_of!(GicrFrames, rd.propbaser);
+pub(crate) const GICR_PENDBASER: usize = offset_of!(GicrFrames, rd.pendbaser);
 pub(crate) const GICR_PIDR2: usize = offset_of!(GicrFrames, rd.id) + 6 * 4;
 pub(crate) const GICR_IGROUPR0: usize = offset_of!(GicrFrames, sgi.igroupr0);
 pub(crate) const GICR_ISENABLER0: usize = offset_of!(GicrFrames, sgi.isenabler0);
@@ -188,6 +190,18 @@ impl GicrTyper {
     pub(crate) const fn stride(self) -> usize {
         if self.vlpis() { 0x4_0000 } else { 0x2_0000 }
     }
+}
+
+/// `GICR_PROPBASER` (§12.11.32): the LPI configuration table at `pa` (4 KiB
+/// aligned) covering INTIDs below 2^`id_bits`; inner write-back, inner shareable.
+pub const fn propbaser(pa: u64, id_bits: u32) -> u64 {
+    (pa & 0x000f_ffff_ffff_f000) | (0b01 << 10) | (0b111 << 7) | ((id_bits as u64 - 1) & 0x1f)
+}
+
+/// `GICR_PENDBASER` (§12.11.30): the LPI pending table at `pa` (64 KiB aligned),
+/// known to be zeroed (PTZ); inner write-back, inner shareable.
+pub const fn pendbaser(pa: u64) -> u64 {
+    (1 << 62) | (pa & 0x000f_ffff_ffff_0000) | (0b01 << 10) | (0b111 << 7)
 }
 
 /// The 32-bit affinity (Aff3.Aff2.Aff1.Aff0) of an `MPIDR_EL1` value, in the
@@ -294,6 +308,20 @@ mod tests {
         assert_eq!(t.affinity(), 0x0102_0304);
         assert_eq!(t.stride(), 0x4_0000);
         assert_eq!(GicrTyper::new().stride(), 0x2_0000);
+    }
+
+    #[test]
+    fn lpi_table_registers() {
+        assert_eq!(
+            propbaser(0x4000_2000, 14),
+            0x4000_2000 | (1 << 10) | (7 << 7) | 13
+        );
+        assert_eq!(
+            pendbaser(0x4001_0000),
+            (1 << 62) | 0x4001_0000 | (1 << 10) | (7 << 7)
+        );
+        // Unaligned low bits never leak into the attribute fields.
+        assert_eq!(pendbaser(0x4001_ffff) & 0xffff, pendbaser(0) & 0xffff);
     }
 
     #[test]

@@ -82,6 +82,9 @@ pub(crate) struct Gicd {
     pub id: [u32; 12],
 }
 
+/// `GICD_TYPER.LPIS` (§12.9.38).
+pub(crate) const GICD_TYPER_LPIS: u32 = 1 << 17;
+
 pub(crate) const GICD_CTLR: usize = offset_of!(Gicd, ctlr);
 pub(crate) const GICD_TYPER: usize = offset_of!(Gicd, typer);
 pub(crate) const GICD_IGROUPR: usize = offset_of!(Gicd, igroupr);

@@ -35,6 +35,14 @@ pub fn pl011_emergency(base: usize) -> Pl011 {
     unsafe { Pl011::new(base) }
 }
 
+/// The GICv3 `gic` made, for the ITS (which enables LPIs on its redistributor).
+static GICV3: spin::Once<&'static drivers::irqchip::GicV3> = spin::Once::new();
+
+/// The GICv3, if the machine has one (after [`gic`]).
+pub fn gicv3() -> Option<&'static drivers::irqchip::GicV3> {
+    GICV3.get().copied()
+}
+
 /// The GIC described by the DTB, mapped and constructed (not yet initialised).
 pub fn gic(
     gic: &crate::platform::Gic,
@@ -59,6 +67,7 @@ pub fn gic(
             let chip: &'static GicV3 = Box::leak(Box::new(unsafe {
                 GicV3::new(gicd.base, gicr.base, gicr.len)
             }));
+            GICV3.call_once(|| chip);
             Ok((chip, chip))
         }
     }
@@ -86,6 +95,20 @@ pub fn v2m(frame: Mmio) -> Result<drivers::irqchip::v2m::V2m, MapFailed> {
     // SAFETY: the frame comes from an `arm,gic-v2m-frame` DTB node and is now mapped as
     // device memory; the PCI layer makes the only handle.
     Ok(unsafe { drivers::irqchip::v2m::V2m::new(frame.base) })
+}
+
+/// A GICv3 ITS's register frames (control + translation, 128 KiB), mapped.
+pub fn its(frame: Mmio) -> Result<drivers::irqchip::its::regs::ItsMmio, MapFailed> {
+    if frame.len < 0x2_0000 {
+        return Err(MapFailed {
+            start: frame.base,
+            end: frame.base + frame.len,
+        });
+    }
+    map_mmio(frame)?;
+    // SAFETY: the window is an `arm,gic-v3-its` DTB node's `reg`, at least 128 KiB, now
+    // mapped as device memory; the kernel's ITS module makes the only handle.
+    Ok(unsafe { drivers::irqchip::its::regs::ItsMmio::new(frame.base) })
 }
 
 /// An edu device's BAR0 registers, mapped (memory decode must be on).
