@@ -288,6 +288,7 @@ pub struct FakeRingMem {
     paddr: u64,
     bytes: Arc<Mutex<Vec<u8>>>,
     fences: Arc<Mutex<usize>>,
+    stopped: Arc<Mutex<bool>>,
 }
 
 impl FakeRingMem {
@@ -297,11 +298,16 @@ impl FakeRingMem {
             paddr,
             bytes: Arc::new(Mutex::new(std::vec![0; len])),
             fences: Arc::new(Mutex::new(0)),
+            stopped: Arc::new(Mutex::new(false)),
         }
     }
     /// Fences issued so far.
     pub fn fences(&self) -> usize {
         *self.fences.lock().unwrap()
+    }
+    /// Whether `RingMemory::device_stopped` was called (by `Vring::release`).
+    pub fn device_stopped_seen(&self) -> bool {
+        *self.stopped.lock().unwrap()
     }
     fn read<const W: usize>(&self, off: usize) -> [u8; W] {
         self.bytes.lock().unwrap()[off..off + W].try_into().unwrap()
@@ -312,6 +318,9 @@ impl FakeRingMem {
 }
 
 impl RingMemory for FakeRingMem {
+    fn device_stopped(&mut self, _done: &crate::dma::TransferDone) {
+        *self.stopped.lock().unwrap() = true;
+    }
     fn paddr(&self) -> u64 {
         self.paddr
     }

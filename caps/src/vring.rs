@@ -141,6 +141,10 @@ pub trait RingMemory {
     fn write_u64(&self, off: usize, v: u64);
     /// A memory barrier against the device.
     fn fence(&self, kind: Fence);
+    /// Called by [`Vring::release`] with the proof that the device stopped all DMA: memory
+    /// that a plain drop would have to quarantine (the device might still write the used
+    /// ring) may be freed on drop from here on. The default does nothing.
+    fn device_stopped(&mut self, _done: &TransferDone) {}
 }
 
 /// Offsets of the three parts of a split virtqueue laid out back to back (descriptor table
@@ -425,10 +429,12 @@ impl<S: RingState, M: RingMemory, H: DmaHal + 'static, const Q: usize> Vring<S, 
 
     /// Ends the ring after its device was reset: every buffer still in flight comes back
     /// to the CPU (fence + invalidate) and is freed, instead of being quarantined as a plain
-    /// drop would. `done` is the proof that the device stopped all DMA, e.g. a virtio
+    /// drop would, and the ring memory learns it may be freed too
+    /// ([`RingMemory::device_stopped`]). `done` is the proof that the device stopped all DMA, e.g. a virtio
     /// reset that completed (virtio 1.2 §2.4); one proof covers every ring of that device.
     /// Returns how many buffers were freed.
-    pub fn release(mut self, _done: &TransferDone) -> usize {
+    pub fn release(mut self, done: &TransferDone) -> usize {
+        self.core.mem.device_stopped(done);
         let mut freed = 0;
         for slot in &mut self.core.in_flight {
             if let Some(f) = slot.take() {
@@ -672,7 +678,7 @@ mod tests {
             let layout = VringLayout::new(8).unwrap();
             let mem = FakeRingMem::new(layout.total, 0x9000_0000);
             let mut dev = FakeVirtqueueDevice::new(mem.clone(), layout, false);
-            let mut ring: Ring<Armed> = Vring::new(mem, false).unwrap();
+            let mut ring: Ring<Armed> = Vring::new(mem.clone(), false).unwrap();
             let hal = leak(FakeDmaHal::new(0x4000_0000));
             let pool = DmaPool::new(hal, u64::MAX);
             for _ in 0..5 {
@@ -685,10 +691,12 @@ mod tests {
                 assert_eq!(ring.release(&done), 5);
                 assert_eq!(hal.quarantined(), 0, "released, not quarantined");
                 assert_eq!(hal.from_device_count(), 5, "each synced for the CPU");
+                assert!(mem.device_stopped_seen(), "the ring memory was told too");
             } else {
                 // Without the proof, dropping the ring quarantines what it holds.
                 drop(ring);
                 assert_eq!(hal.quarantined(), 5);
+                assert!(!mem.device_stopped_seen());
             }
         }
     }

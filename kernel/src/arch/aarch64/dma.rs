@@ -113,34 +113,56 @@ impl DmaHal for KernelDma {
 }
 
 /// Virtqueue memory in a DMA buffer: the caps `RingMemory` over volatile accesses.
+///
+/// Dropped, it is quarantined like a buffer the device holds (the device may still write
+/// the used ring), unless `Vring::release` passed on the proof that the device stopped.
 pub struct DmaRing {
-    buf: FrameBuffer,
+    /// `Some` until dropped.
+    buf: Option<FrameBuffer>,
+    device_stopped: bool,
 }
 
 impl DmaRing {
     /// `len` bytes of zeroed, page-aligned ring memory below `mask`.
     pub fn new(len: usize, mask: u64) -> Result<DmaRing, Error> {
         Ok(DmaRing {
-            buf: HAL.allocate(len, 4096, mask)?,
+            buf: Some(HAL.allocate(len, 4096, mask)?),
+            device_stopped: false,
         })
+    }
+
+    fn buf(&self) -> &FrameBuffer {
+        self.buf
+            .as_ref()
+            .expect("DmaRing holds its buffer until dropped")
     }
 
     fn ptr<T>(&self, off: usize) -> *mut T {
         assert!(
-            off + core::mem::size_of::<T>() <= self.buf.len,
+            off + core::mem::size_of::<T>() <= self.buf().len,
             "ring offset out of bounds"
         );
-        core::ptr::with_exposed_provenance_mut::<T>(self.buf.paddr + off)
+        core::ptr::with_exposed_provenance_mut::<T>(self.buf().paddr + off)
+    }
+}
+
+impl Drop for DmaRing {
+    fn drop(&mut self) {
+        if let Some(buf) = self.buf.take()
+            && !self.device_stopped
+        {
+            HAL.quarantine(buf);
+        }
     }
 }
 
 impl caps::vring::RingMemory for DmaRing {
     fn paddr(&self) -> u64 {
-        self.buf.paddr as u64
+        self.buf().paddr as u64
     }
 
     fn len(&self) -> usize {
-        self.buf.len
+        self.buf().len
     }
 
     fn read_u16(&self, off: usize) -> u16 {
@@ -168,6 +190,10 @@ impl caps::vring::RingMemory for DmaRing {
     fn write_u64(&self, off: usize, v: u64) {
         // SAFETY: as in `read_u16`.
         unsafe { self.ptr::<u64>(off).write_volatile(v.to_le()) }
+    }
+
+    fn device_stopped(&mut self, _done: &caps::dma::TransferDone) {
+        self.device_stopped = true;
     }
 
     fn fence(&self, kind: caps::vring::Fence) {
