@@ -201,6 +201,16 @@ pub struct FakeBuffer {
     data: Vec<u8>,
 }
 
+impl FakeBuffer {
+    /// `len` zeroed bytes at bus address `paddr`.
+    pub fn new(paddr: u64, len: usize) -> Self {
+        FakeBuffer {
+            paddr,
+            data: std::vec![0; len],
+        }
+    }
+}
+
 impl DmaBuffer for FakeBuffer {
     fn paddr(&self) -> u64 {
         self.paddr
@@ -266,10 +276,7 @@ impl DmaHal for FakeDmaHal {
             return Err(Error::ERANGE);
         }
         *next = last + 1;
-        Ok(FakeBuffer {
-            paddr,
-            data: std::vec![0; len],
-        })
+        Ok(FakeBuffer::new(paddr, len))
     }
     fn sync_for_device(&self, _: &FakeBuffer) {
         *self.to_device.lock().unwrap() += 1;

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::vec::Vec;
 
 use caps::dma::{DmaBuffer, DmaHal};
+use caps::fakes::FakeBuffer;
 
 use super::cmd::{COMMAND_BYTES, Command, Opcode};
 use super::regs::*;
@@ -22,47 +23,27 @@ use crate::mmio::fake;
 /// `sync_for_device` (a driver that forgets the sync is caught).
 pub(super) type Bus = Arc<Mutex<BTreeMap<u64, Vec<u8>>>>;
 
-pub(super) struct HostBuf {
-    paddr: u64,
-    data: Vec<u8>,
-}
-
-impl DmaBuffer for HostBuf {
-    fn paddr(&self) -> u64 {
-        self.paddr
-    }
-    fn len(&self) -> usize {
-        self.data.len()
-    }
-    fn bytes(&self) -> &[u8] {
-        &self.data
-    }
-    fn bytes_mut(&mut self) -> &mut [u8] {
-        &mut self.data
-    }
-}
-
 pub(super) struct HostHal {
     next: Mutex<u64>,
     bus: Bus,
 }
 
 impl DmaHal for HostHal {
-    type Buffer = HostBuf;
-    fn allocate(&self, len: usize, align: usize, _mask: u64) -> Result<HostBuf, abi::Error> {
+    type Buffer = FakeBuffer;
+    fn allocate(&self, len: usize, align: usize, _mask: u64) -> Result<FakeBuffer, abi::Error> {
         let mut next = self.next.lock().unwrap();
         let paddr = next.next_multiple_of(align as u64);
         *next = paddr + len as u64;
-        Ok(HostBuf {
-            paddr,
-            data: std::vec![0; len],
-        })
+        Ok(FakeBuffer::new(paddr, len))
     }
-    fn sync_for_device(&self, buf: &HostBuf) {
-        self.bus.lock().unwrap().insert(buf.paddr, buf.data.clone());
+    fn sync_for_device(&self, buf: &FakeBuffer) {
+        self.bus
+            .lock()
+            .unwrap()
+            .insert(buf.paddr(), buf.bytes().to_vec());
     }
-    fn sync_for_cpu(&self, _: &HostBuf) {}
-    fn quarantine(&self, _: HostBuf) {}
+    fn sync_for_cpu(&self, _: &FakeBuffer) {}
+    fn quarantine(&self, _: FakeBuffer) {}
 }
 
 /// Reads `len` bytes at bus address `addr` (zero where nothing was synced).
