@@ -23,8 +23,49 @@ apt_install() {
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
+# ensure_qemu: QEMU that can actually start the machines the scripts build, judged by
+# starting one (the device set of scripts/run, paused, then `quit` on its monitor), not by
+# the binary being on PATH. A failure that names a missing file is mapped to the Debian
+# package that ships it, installed, and tried once more; anything else is printed whole.
 ensure_qemu() {
-    command -v qemu-system-aarch64 >/dev/null 2>&1 || apt_install qemu-system-arm
+    command -v qemu-system-aarch64 >/dev/null 2>&1 || apt_install qemu-system-arm || return 1
+    [ -n "${CAPSTAN_QEMU_OK:-}" ] && return 0
+    local out pkg tries=0
+    while :; do
+        out=$(qemu_preflight 2>&1) && { export CAPSTAN_QEMU_OK=1; return 0; }
+        pkg=$(qemu_missing_package "$out")
+        if [ -z "$pkg" ] || [ $tries -ge 1 ]; then
+            log "QEMU cannot start the virt machine the scripts use:"
+            printf '%s\n' "$out" >&2
+            [ -n "$pkg" ] && log "installing $pkg did not help"
+            return 1
+        fi
+        log "QEMU preflight: $(head -1 <<<"$out")"
+        apt_install "$pkg" || return 1
+        tries=$((tries + 1))
+    done
+}
+
+# One paused start of the scripts/run machine (every PCI device, user networking) that
+# quits through the monitor at once; succeeds only if QEMU accepted the whole command line.
+qemu_preflight() {
+    local img
+    img=$(mktemp)
+    printf 'quit\n' | timeout 20 qemu-system-aarch64 $(with_user_net $(KERNEL_IMAGE=$img \
+        qemu_args 2 256M 1 msi) | sed 's/ -nographic / /') -S -display none -monitor stdio \
+        -serial null >/dev/null
+    local rc=$?
+    rm -f "$img"
+    return $rc
+}
+
+# qemu_missing_package ERROR_TEXT -> the Debian package that provides what QEMU missed.
+qemu_missing_package() {
+    case "$1" in
+        *romfile*|*efi-*.rom*|*pxe-*.rom*) echo ipxe-qemu ;;
+        *QEMU_EFI*|*AAVMF*|*qemu-efi*) echo qemu-efi-aarch64 ;;
+        *vgabios*|*bios-256k*) echo seabios ;;
+    esac
 }
 
 ensure_rust() {
@@ -75,5 +116,18 @@ pci_devices() {
 qemu_args() {
     local gic=${1:-2} mem=${2:-1G} smp=${3:-1}
     echo -M "virt,gic-version=$gic${QEMU_MACHINE_OPTS:+,$QEMU_MACHINE_OPTS}" -cpu cortex-a72 -m "$mem" -smp "$smp" \
-        -nographic -no-reboot -kernel "$KERNEL_IMAGE" $(pci_devices "${4:-msi}")
+        -nographic -no-reboot -kernel "$KERNEL_IMAGE" $(pci_devices "${4:-msi}") $NO_OPTION_ROMS
+}
+
+# The NICs' PCI option ROMs (iPXE boot code for x86 and UEFI) are never run on virt with
+# -kernel; without `romfile=` QEMU refuses to start when the ROM package (ipxe-qemu, a
+# Recommends that --no-install-recommends skips) is missing. -global covers every instance,
+# including NICs added on the command line.
+NO_OPTION_ROMS="-global virtio-net-pci.romfile= -global e1000.romfile= -global e1000e.romfile="
+
+# with_user_net QEMU_ARGS... -> the same arguments with the virtio-net NIC at slot 3 on QEMU
+# user networking (slirp): the guest gets 10.0.2.15 by DHCP and reaches the host as 10.0.2.2.
+with_user_net() {
+    local args="$* " nic='-device virtio-net-pci,addr=3 '
+    echo "${args/$nic/-netdev user,id=n0 -device virtio-net-pci,netdev=n0,addr=3 }"
 }
