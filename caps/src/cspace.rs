@@ -185,6 +185,10 @@ impl<O: Capability, const N: usize> CSpace<O, N> {
 
     /// Runs a consuming transition (`IrqLine` state changes) on the object in place: the
     /// handle stays valid. `f` returns the object to store back and a result.
+    ///
+    /// While `f` runs the slot is vacated; if `f` panics (the object is then dropped by the
+    /// unwind), the slot is freed as by `remove`, generation bumped, so the old handle never
+    /// resolves to whatever is stored there next.
     pub fn update<R>(
         &mut self,
         h: Handle,
@@ -196,8 +200,10 @@ impl<O: Capability, const N: usize> CSpace<O, N> {
         let Slot::Full(obj, rights) = core::mem::replace(&mut self.slots[i], Slot::Empty) else {
             return Err(Error::EBADH);
         };
+        let vacated = Vacated::new(self, i);
         let (obj, r) = f(obj);
-        self.slots[i] = Slot::Full(obj, rights);
+        let cs = vacated.refill();
+        cs.slots[i] = Slot::Full(obj, rights);
         Ok(r)
     }
 
@@ -292,6 +298,35 @@ impl<O: Capability, const N: usize> CSpace<O, N> {
             cs: self,
             rank: 0,
             pos: 0,
+        }
+    }
+}
+
+/// A slot emptied for `CSpace::update`'s closure. Dropped without `refill` (the closure
+/// unwound), it frees the slot properly: generation bumped (or slot retired), count down.
+struct Vacated<'a, O: Capability, const N: usize> {
+    cs: Option<&'a mut CSpace<O, N>>,
+    i: usize,
+}
+
+impl<'a, O: Capability, const N: usize> Vacated<'a, O, N> {
+    fn new(cs: &'a mut CSpace<O, N>, i: usize) -> Self {
+        Vacated { cs: Some(cs), i }
+    }
+
+    /// The closure returned: hand the table back to store the object again.
+    fn refill(mut self) -> &'a mut CSpace<O, N> {
+        self.cs.take().expect("refilled once")
+    }
+}
+
+impl<O: Capability, const N: usize> Drop for Vacated<'_, O, N> {
+    fn drop(&mut self) {
+        if let Some(cs) = self.cs.take() {
+            // The slot holds `Empty` and still counts in `len`: free it as `remove` would
+            // (`free` of an emptied slot bumps the generation but leaves `len` alone).
+            let _ = cs.free(self.i);
+            cs.len -= 1;
         }
     }
 }
@@ -464,6 +499,27 @@ mod tests {
         assert_eq!((r, cs.get(h, CapType::IrqLine, ALL).unwrap().1), (5, 2));
         cs.restrict(h, Rights::IRQ).unwrap();
         assert_eq!(cs.restrict(h, Rights::ACK).unwrap_err(), Error::EACCES);
+    }
+
+    #[test]
+    fn update_that_panics_frees_the_slot_and_stales_the_handle() {
+        let mut cs: CSpace<Obj, 1> = CSpace::new();
+        let h = cs.insert(Obj(CapType::IrqLine, 1), ALL).unwrap();
+        let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _ = cs.update(h, CapType::IrqLine, Rights::IRQ, |_| -> (Obj, ()) {
+                panic!("transition failed")
+            });
+        }));
+        assert!(unwound.is_err());
+        assert_eq!((cs.len(), cs.info(h).unwrap_err()), (0, Error::EBADH));
+        let again = cs.insert(Obj(CapType::IrqLine, 2), ALL).unwrap();
+        assert_eq!(again.index(), h.index(), "the one slot is reused");
+        assert_ne!(again, h, "with a new generation");
+        assert_eq!(
+            cs.info(h).unwrap_err(),
+            Error::EBADH,
+            "the old handle stays stale"
+        );
     }
 
     #[test]

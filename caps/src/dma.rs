@@ -88,8 +88,12 @@ impl<H: DmaHal + 'static> DmaPool<H> {
             return Err(Error::EINVAL);
         }
         let buf = self.hal.allocate(len, align, self.mask)?;
+        // Length first: `len > 0`, so a buffer that passes has `buf.len() - 1` in range.
+        if buf.len() < len {
+            return Err(Error::ERANGE);
+        }
         let end = buf.paddr().checked_add(buf.len() as u64 - 1);
-        if buf.len() < len || end.is_none_or(|e| e > self.mask) {
+        if end.is_none_or(|e| e > self.mask) {
             return Err(Error::ERANGE);
         }
         Ok(DmaRegion {
@@ -246,6 +250,22 @@ mod tests {
         hal.set_ignore_mask(true);
         let pool = DmaPool::new(hal, 0x7fff_ffff);
         assert_eq!(pool.alloc(64, 8).unwrap_err(), Error::ERANGE);
+    }
+
+    #[test]
+    fn short_or_empty_buffer_from_the_hal_is_caught() {
+        let hal = leak(FakeDmaHal::new(0x4000_0000));
+        let pool = DmaPool::new(hal, u64::MAX);
+        for short in [0, 63] {
+            hal.set_truncate(Some(short));
+            assert_eq!(
+                pool.alloc(64, 8).unwrap_err(),
+                Error::ERANGE,
+                "{short} bytes"
+            );
+        }
+        hal.set_truncate(None);
+        assert_eq!(pool.alloc(64, 8).unwrap().len(), 64);
     }
 
     #[test]

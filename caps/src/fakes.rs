@@ -232,6 +232,7 @@ impl DmaBuffer for FakeBuffer {
 pub struct FakeDmaHal {
     next: Mutex<u64>,
     ignore_mask: Mutex<bool>,
+    truncate: Mutex<Option<usize>>,
     to_device: Mutex<usize>,
     from_device: Mutex<usize>,
     quarantined: Mutex<Vec<FakeBuffer>>,
@@ -243,6 +244,7 @@ impl FakeDmaHal {
         FakeDmaHal {
             next: Mutex::new(base),
             ignore_mask: Mutex::new(false),
+            truncate: Mutex::new(None),
             to_device: Mutex::new(0),
             from_device: Mutex::new(0),
             quarantined: Mutex::new(Vec::new()),
@@ -251,6 +253,10 @@ impl FakeDmaHal {
     /// Makes the HAL ignore the DMA mask (a buggy platform), to test that pools catch it.
     pub fn set_ignore_mask(&self, on: bool) {
         *self.ignore_mask.lock().unwrap() = on;
+    }
+    /// Makes the HAL return buffers of at most `len` bytes (a buggy platform; 0 included).
+    pub fn set_truncate(&self, len: Option<usize>) {
+        *self.truncate.lock().unwrap() = len;
     }
     /// `to_device` calls so far.
     pub fn to_device_count(&self) -> usize {
@@ -276,6 +282,7 @@ impl DmaHal for FakeDmaHal {
             return Err(Error::ERANGE);
         }
         *next = last + 1;
+        let len = self.truncate.lock().unwrap().map_or(len, |t| t.min(len));
         Ok(FakeBuffer::new(paddr, len))
     }
     fn sync_for_device(&self, _: &FakeBuffer) {
