@@ -14,7 +14,7 @@ use std::vec::Vec;
 use abi::Error;
 
 use crate::dma::{DmaBuffer, DmaHal};
-use crate::irq::{Dispatch, IrqChip, IrqControl, IrqLine, Masked, Owner, Trigger};
+use crate::irq::{Dispatch, IrqChip, IrqControl, Trigger};
 use crate::lock::IrqMaskOps;
 use crate::vring::{Fence, RingMemory, VRING_AVAIL_F_NO_INTERRUPT, VringLayout, vring_need_event};
 
@@ -145,12 +145,6 @@ impl IrqChip for FakeGic {
     fn eoi(&self, intid: u32) {
         self.state.lock().unwrap().events.push(GicEvent::Eoi(intid));
     }
-}
-
-/// A masked line on a private fake GIC, for APIs that want proof a line is masked.
-pub fn dummy_masked_line() -> IrqLine<Masked> {
-    let ctl: &'static IrqControl<1> = leak(IrqControl::new(leak(FakeGic::new()), 0));
-    ctl.mint(0, Trigger::Edge, Owner(0)).expect("fresh control")
 }
 
 std::thread_local! {

@@ -301,13 +301,15 @@ impl<const N: usize> IrqControl<N> {
 /// Type state of an `IrqLine`. Sealed: the three states below are all there is.
 pub trait LineState: Sealed {}
 
-/// Masked at the chip; nothing delivered. Fresh from `IrqControl::mint`.
+/// Masked at the chip and never armed: fresh from `IrqControl::mint`. The one state `arm`
+/// (which needs no proof) leaves.
 #[derive(Debug)]
 pub struct Masked;
 /// Unmasked; the ISR may fire it at any moment.
 #[derive(Debug)]
 pub struct Armed;
-/// The ISR masked it and the owner took it: drain the source, then `rearm` with proof.
+/// Masked after having been armed: the ISR masked it and the owner took it, or the owner
+/// masked it. Drain the source, then `rearm` with proof; nothing else unmasks it.
 #[derive(Debug)]
 pub struct Draining;
 
@@ -353,13 +355,6 @@ impl<S: LineState> IrqLine<S> {
         status_of(self.slot.state.load(Ordering::Acquire))
     }
 
-    /// Any state -> `Masked`: mask at the chip. A pending edge stays latched in the GIC.
-    pub fn mask(self) -> IrqLine<Masked> {
-        self.slot.state.store(MASKED, Ordering::Release);
-        self.chip.mask(self.intid);
-        self.into_state()
-    }
-
     /// Re-types the line without running `Drop`.
     fn into_state<T: LineState>(mut self) -> IrqLine<T> {
         let next = IrqLine {
@@ -383,7 +378,9 @@ impl<S: LineState> IrqLine<S> {
 }
 
 impl IrqLine<Masked> {
-    /// `Masked` -> `Armed`: unmask at the chip.
+    /// `Masked` -> `Armed`: unmask at the chip. `Masked` is only ever a fresh line (minted and
+    /// never armed); a line that was armed once comes back to `Armed` only through
+    /// `IrqLine<Draining>::rearm`, with proof that its device is quiet.
     pub fn arm(self) -> IrqLine<Armed> {
         self.unmask_as_armed()
     }
@@ -396,6 +393,16 @@ impl IrqLine<Masked> {
 }
 
 impl IrqLine<Armed> {
+    /// `Armed` -> `Draining`: the owner masks its line (polling mode, teardown). The device
+    /// may have work whose interrupt this swallows, so the line is `Draining` from here: only
+    /// `rearm(Quiesced)` or drop leaves it, never a proof-free `arm`. A notification the ISR
+    /// posted meanwhile is stale. A pending edge stays latched in the GIC.
+    pub fn mask(self) -> IrqLine<Draining> {
+        self.chip.mask(self.intid);
+        self.slot.state.store(DRAINING, Ordering::Release);
+        self.into_state()
+    }
+
     /// Whether the ISR has fired the line since it was armed.
     pub fn has_fired(&self) -> bool {
         self.slot.state.load(Ordering::Acquire) == FIRED
@@ -480,12 +487,12 @@ impl AnyIrqLine {
         }
     }
 
-    /// Masks the line whatever its state (teardown step 2).
-    pub fn mask(self) -> IrqLine<Masked> {
+    /// Masks the line whatever its state (teardown step 2): a fresh line stays `Masked`, one
+    /// that was ever armed is `Draining` (only `rearm` with proof, or drop, leaves it).
+    pub fn mask(self) -> AnyIrqLine {
         match self {
-            AnyIrqLine::Masked(l) => l,
-            AnyIrqLine::Armed(l) => l.mask(),
-            AnyIrqLine::Draining(l) => l.mask(),
+            AnyIrqLine::Armed(l) => AnyIrqLine::Draining(l.mask()),
+            masked => masked,
         }
     }
 }
@@ -621,18 +628,33 @@ mod tests {
     }
 
     #[test]
-    fn mask_from_every_state_and_drop_masks() {
+    fn masking_an_armed_line_makes_it_draining_and_drop_masks() {
         let (gic, ctl) = setup();
-        let m = ctl.mint(35, Trigger::Edge, Owner(1)).unwrap().arm().mask();
+        let d = ctl.mint(35, Trigger::Edge, Owner(1)).unwrap().arm().mask();
         assert!(gic.is_masked(35));
-        let armed = m.arm();
+        assert_eq!(d.status(), LineStatus::Draining, "not a fresh Masked line");
+        let quiet = crate::napi::Quiesced::new_for_test(&d);
+        let armed = d.rearm(quiet);
         gic.raise(35);
         let _ = gic.deliver(ctl, 0, 0);
         let d = armed.try_take().unwrap();
-        let m = AnyIrqLine::Draining(d).mask();
-        assert_eq!(m.status(), LineStatus::Masked);
-        let armed = m.arm();
-        drop(armed);
+        let AnyIrqLine::Draining(d) = AnyIrqLine::Draining(d).mask() else {
+            panic!("a draining line stays draining")
+        };
+        assert_eq!(d.status(), LineStatus::Draining);
+        let m = ctl.mint(37, Trigger::Edge, Owner(1)).unwrap();
+        assert!(matches!(
+            AnyIrqLine::Masked(m).mask(),
+            AnyIrqLine::Masked(_)
+        ));
+        let fired_then_masked = {
+            let a = ctl.mint(38, Trigger::Edge, Owner(1)).unwrap().arm();
+            gic.raise(38);
+            let _ = gic.deliver(ctl, 0, 0);
+            a.mask()
+        };
+        assert_eq!(fired_then_masked.status(), LineStatus::Draining);
+        drop(d);
         assert!(gic.is_masked(35));
         assert_eq!(ctl.stats(35).unwrap().status, LineStatus::Free);
     }

@@ -2,21 +2,24 @@
 //!
 //! Unmasking a line while the device still has unprocessed work, or while its interrupts are
 //! off, loses interrupts forever; re-enabling without a recheck loses the completion that
-//! landed in between (Linux `virtqueue_enable_cb` / `virtqueue_poll`). This module is the only
-//! place that mints `Quiesced`, the proof `IrqLine<Draining>::rearm` demands, and it mints it
-//! only after device interrupts were re-enabled, a full fence, and a recheck found the used
-//! ring empty. Every loop is bounded by a budget.
+//! landed in between (Linux `virtqueue_enable_cb` / `virtqueue_poll`). A ring and the line it
+//! signals on are therefore one capability here, `NapiLine`, from bring-up to teardown: a
+//! round takes both (`take`), drains the ring (`poll`), and re-arms the line only inside
+//! `Quiesce::enable_and_recheck`, after device interrupts were re-enabled, a full fence, and
+//! a recheck found the used ring empty. No ring can be drained under another line, and no
+//! line re-armed on another ring's evidence. Every loop is bounded by a budget.
 
 use crate::dma::DmaHal;
-use crate::irq::{Armed, Draining, IrqLine};
-use crate::vring::{Completion, Rejected, RingMemory, Suppressed, Vring};
+use crate::irq::{Armed, Draining, IrqLine, Masked};
+use crate::vring::{Completion, Polled, Rejected, RingMemory, Suppressed, Vring};
 
 /// Default packets per poll (DESIGN.md "Vring states and the NAPI loop").
 pub const DEFAULT_BUDGET: usize = 64;
 
-/// Proof that the device behind a line is quiet: its interrupts are enabled and its queue was
-/// rechecked empty after a full fence. Not `Clone`, minted only in this module, and bound to
-/// the line it was minted with: `IrqLine::rearm` checks the INTID, since the type cannot.
+/// Proof that the device behind a line is quiet: its interrupts are enabled and the state it
+/// raises interrupts on was read back quiet after a full fence. Not `Clone`, minted only in
+/// this crate (`Quiesce::enable_and_recheck` and `quiet::quiesce`), and bound to the line it
+/// was minted with: `IrqLine::rearm` checks the INTID.
 #[derive(Debug)]
 #[must_use = "pass it to IrqLine::rearm"]
 pub struct Quiesced {
@@ -24,7 +27,7 @@ pub struct Quiesced {
 }
 
 impl Quiesced {
-    fn new(line: &IrqLine<Draining>) -> Self {
+    pub(crate) fn new(line: &IrqLine<Draining>) -> Self {
         Quiesced {
             intid: line.intid(),
         }
@@ -41,20 +44,34 @@ impl Quiesced {
     }
 }
 
-/// A line and ring whose used ring was seen empty, ready for `enable_and_recheck`.
-#[must_use]
-pub struct Quiesce<M: RingMemory, H: DmaHal + 'static, const Q: usize> {
-    line: IrqLine<Draining>,
-    vq: Vring<Suppressed, M, H, Q>,
+/// A virtqueue and the interrupt line it signals on, owned together, between rounds: the line
+/// armed, device interrupts on. The driver bound them when it set the queue's vector up; from
+/// here they move as one, so a round always drains the ring its line fired for.
+#[must_use = "dropping it masks the line and quarantines the ring's buffers"]
+pub struct NapiLine<M: RingMemory, H: DmaHal + 'static, const Q: usize> {
+    line: IrqLine<Armed>,
+    ring: Vring<Armed, M, H, Q>,
 }
 
-/// Work arrived between the drain and the re-enable: keep draining (device re-suppressed).
+/// A round in progress: the line `Draining` (masked), device interrupts suppressed.
+#[must_use]
+pub struct Round<M: RingMemory, H: DmaHal + 'static, const Q: usize> {
+    line: IrqLine<Draining>,
+    ring: Vring<Suppressed, M, H, Q>,
+}
+
+/// A round whose used ring was seen empty, ready for `enable_and_recheck`.
+#[must_use]
+pub struct Quiesce<M: RingMemory, H: DmaHal + 'static, const Q: usize> {
+    round: Round<M, H, Q>,
+}
+
+/// Work arrived between the drain and the re-enable: keep draining (device re-suppressed,
+/// line still masked).
 #[must_use]
 pub struct Raced<M: RingMemory, H: DmaHal + 'static, const Q: usize>(
-    /// The line, still draining (masked).
-    pub IrqLine<Draining>,
-    /// The ring, suppressed again.
-    pub Vring<Suppressed, M, H, Q>,
+    /// The round, to poll again.
+    pub Round<M, H, Q>,
 );
 
 /// What one `poll` call achieved.
@@ -63,32 +80,106 @@ pub enum PollOutcome<M: RingMemory, H: DmaHal + 'static, const Q: usize> {
     /// The used ring was empty at this instant: re-enable with `enable_and_recheck`.
     Drained(Quiesce<M, H, Q>),
     /// The budget ran out with work left: yield, then poll again (still suppressed).
-    BudgetSpent(IrqLine<Draining>, Vring<Suppressed, M, H, Q>),
+    BudgetSpent(Round<M, H, Q>),
+}
+
+/// Panics unless `ring` is the one bound to `line`: a ring moved between pairs through
+/// `ring_mut` (`mem::swap`) is a driver bug the types cannot see.
+fn check_bound<S: crate::vring::RingState, M: RingMemory, H: DmaHal + 'static, const Q: usize>(
+    ring: &Vring<S, M, H, Q>,
+    intid: u32,
+) {
+    // A plain `assert!` with a literal message: no formatting machinery on this path.
+    assert!(
+        ring.bound_line() == Some(intid),
+        "napi: ring not bound to this line (moved between pairs)"
+    );
+}
+
+impl<M: RingMemory, H: DmaHal + 'static, const Q: usize> NapiLine<M, H, Q> {
+    /// Binds a fresh line to the fresh ring that signals on it, and arms the line. `Err`
+    /// hands both back if the ring was already bound to a line (it belongs to another pair).
+    #[allow(
+        clippy::type_complexity,
+        reason = "both capabilities come back unchanged"
+    )]
+    pub fn new(
+        line: IrqLine<Masked>,
+        mut ring: Vring<Armed, M, H, Q>,
+    ) -> Result<Self, (IrqLine<Masked>, Vring<Armed, M, H, Q>)> {
+        if ring.bind(line.intid()).is_err() {
+            return Err((line, ring));
+        }
+        Ok(NapiLine {
+            line: line.arm(),
+            ring,
+        })
+    }
+
+    /// The line (INTID, status, whether it fired).
+    pub fn line(&self) -> &IrqLine<Armed> {
+        &self.line
+    }
+
+    /// The ring (in-flight count, addresses) between rounds.
+    pub fn ring(&self) -> &Vring<Armed, M, H, Q> {
+        &self.ring
+    }
+
+    /// The ring, to post buffers and kick between rounds.
+    pub fn ring_mut(&mut self) -> &mut Vring<Armed, M, H, Q> {
+        &mut self.ring
+    }
+
+    /// Polling mode for good: the line is masked (`Draining`: it never comes back without
+    /// a proof) and the ring's interrupts are suppressed for good. Both come back apart,
+    /// since neither can signal the other any more.
+    pub fn into_polled(self) -> (IrqLine<Draining>, Vring<Polled, M, H, Q>) {
+        (self.line.mask(), self.ring.into_polled())
+    }
+
+    /// Ends the pair after its device was reset: the line is dropped (masked, freed) and the
+    /// ring released with the reset's proof (`Vring::release`). Returns the buffers freed.
+    pub fn release(self, done: &crate::dma::TransferDone) -> usize {
+        let NapiLine { line, ring } = self;
+        drop(line);
+        ring.release(done)
+    }
+}
+
+impl<M: RingMemory, H: DmaHal + 'static, const Q: usize> Round<M, H, Q> {
+    /// The line, masked while the round runs.
+    pub fn line(&self) -> &IrqLine<Draining> {
+        &self.line
+    }
+
+    /// The suppressed ring: pop, post (refill) and kick while the round runs.
+    pub fn ring_mut(&mut self) -> &mut Vring<Suppressed, M, H, Q> {
+        &mut self.ring
+    }
 }
 
 /// Starts a NAPI round when the line has fired: takes the line (`Armed` -> `Draining`) and
 /// suppresses device interrupts together, so a `Vring<Suppressed>` only ever exists beside
-/// a masked line. Hands both back unchanged if the line has not fired.
-#[allow(
-    clippy::type_complexity,
-    reason = "the pair of states is the point of the type"
-)]
+/// its masked line. Hands the pair back unchanged if the line has not fired.
 pub fn take<M: RingMemory, H: DmaHal + 'static, const Q: usize>(
-    line: IrqLine<Armed>,
-    vq: Vring<Armed, M, H, Q>,
-) -> Result<(IrqLine<Draining>, Vring<Suppressed, M, H, Q>), (IrqLine<Armed>, Vring<Armed, M, H, Q>)>
-{
+    n: NapiLine<M, H, Q>,
+) -> Result<Round<M, H, Q>, NapiLine<M, H, Q>> {
+    let NapiLine { line, ring } = n;
+    check_bound(&ring, line.intid());
     match line.try_take() {
-        Ok(line) => Ok((line, vq.suppress())),
-        Err(line) => Err((line, vq)),
+        Ok(line) => Ok(Round {
+            line,
+            ring: ring.suppress(),
+        }),
+        Err(line) => Err(NapiLine { line, ring }),
     }
 }
 
 /// Drains at most `budget` used elements into `handler` (valid completions and rejections
 /// alike; the handler counts rejections).
 pub fn poll<M, H, const Q: usize, F>(
-    line: IrqLine<Draining>,
-    mut vq: Vring<Suppressed, M, H, Q>,
+    mut round: Round<M, H, Q>,
     budget: usize,
     mut handler: F,
 ) -> PollOutcome<M, H, Q>
@@ -98,49 +189,41 @@ where
     F: FnMut(Result<Completion<H>, Rejected<H>>),
 {
     for _ in 0..budget {
-        match vq.pop_used() {
+        match round.ring.pop_used() {
             Some(item) => handler(item),
-            None => return PollOutcome::Drained(Quiesce { line, vq }),
+            None => return PollOutcome::Drained(Quiesce { round }),
         }
     }
-    if vq.has_pending() {
-        PollOutcome::BudgetSpent(line, vq)
+    if round.ring.has_pending() {
+        PollOutcome::BudgetSpent(round)
     } else {
-        PollOutcome::Drained(Quiesce { line, vq })
+        PollOutcome::Drained(Quiesce { round })
     }
 }
 
 impl<M: RingMemory, H: DmaHal + 'static, const Q: usize> Quiesce<M, H, Q> {
     /// Re-enables device interrupts, issues a full fence, and rechecks the used ring. If it
-    /// is still empty, returns the proof with the armed ring and the line to `rearm`;
-    /// otherwise the device is suppressed again and both come back in `Raced`.
-    #[allow(clippy::type_complexity, reason = "mirrors DESIGN.md's signature")]
-    pub fn enable_and_recheck(
-        self,
-    ) -> Result<(Quiesced, Vring<Armed, M, H, Q>, IrqLine<Draining>), Raced<M, H, Q>> {
-        match self.vq.enable_and_check() {
-            Ok(vq) => Ok((Quiesced::new(&self.line), vq, self.line)),
-            Err(vq) => Err(Raced(self.line, vq)),
+    /// is still empty, mints the `Quiesced` proof from that read, re-arms the line with it and
+    /// returns the pair; otherwise the device is suppressed again and the round comes back
+    /// in `Raced`, line still masked.
+    pub fn enable_and_recheck(self) -> Result<NapiLine<M, H, Q>, Raced<M, H, Q>> {
+        let Round { line, ring } = self.round;
+        check_bound(&ring, line.intid());
+        match ring.enable_and_check() {
+            Ok(ring) => {
+                let quiet = Quiesced::new(&line);
+                Ok(NapiLine {
+                    line: line.rearm(quiet),
+                    ring,
+                })
+            }
+            Err(ring) => Err(Raced(Round { line, ring })),
         }
     }
-}
 
-/// The same enable → fence → recheck step for a device without a virtqueue (a UART's receive
-/// FIFO, the timer, a simple PCI device's status register): `enable` re-enables the device's
-/// own interrupt generation, then after a full fence `still_quiet` must confirm there is no
-/// unprocessed work that would not raise a fresh interrupt. Only then does the caller get the
-/// `Quiesced` proof that `rearm` needs; otherwise the line comes back to keep draining.
-pub fn quiesce_with(
-    line: IrqLine<Draining>,
-    enable: impl FnOnce(),
-    still_quiet: impl FnOnce() -> bool,
-) -> Result<(Quiesced, IrqLine<Draining>), IrqLine<Draining>> {
-    enable();
-    crate::sync::fence(crate::sync::Ordering::SeqCst);
-    if still_quiet() {
-        Ok((Quiesced::new(&line), line))
-    } else {
-        Err(line)
+    /// The ring, still suppressed (refill before re-enabling, if the driver wants).
+    pub fn ring_mut(&mut self) -> &mut Vring<Suppressed, M, H, Q> {
+        &mut self.round.ring
     }
 }
 
@@ -149,10 +232,10 @@ mod tests {
     use super::*;
     use crate::dma::DmaPool;
     use crate::fakes::{FakeDmaHal, FakeGic, FakeRingMem, FakeVirtqueueDevice, leak};
-    use crate::irq::{IrqControl, Owner, Trigger};
+    use crate::irq::{IrqControl, LineStatus, Owner, Trigger};
     use crate::vring::{BufDir, VringLayout};
 
-    type Ring<S> = Vring<S, FakeRingMem, FakeDmaHal, 16>;
+    type Pair = NapiLine<FakeRingMem, FakeDmaHal, 16>;
 
     struct World {
         gic: &'static FakeGic,
@@ -161,19 +244,20 @@ mod tests {
         pool: DmaPool<FakeDmaHal>,
     }
 
-    fn setup() -> (World, IrqLine<Armed>, Ring<Armed>) {
+    fn setup() -> (World, Pair) {
         let gic = leak(FakeGic::new());
         let ctl = leak(IrqControl::new(gic, 40));
         let layout = VringLayout::new(16).unwrap();
         let mem = FakeRingMem::new(layout.total, 0x9000_0000);
         let dev = FakeVirtqueueDevice::new(mem.clone(), layout, false);
-        let mut vq: Ring<Armed> = Vring::new(mem, false).unwrap();
+        let mut vq = Vring::new(mem, false).unwrap();
         let pool = DmaPool::new(leak(FakeDmaHal::new(0x4000_0000)), u64::MAX);
         for i in 0..16 {
             vq.post(pool.alloc(64, 8).unwrap(), BufDir::DeviceWrites, i)
                 .unwrap();
         }
-        let line = ctl.mint(42, Trigger::Edge, Owner(1)).unwrap().arm();
+        let line = ctl.mint(42, Trigger::Edge, Owner(1)).unwrap();
+        let pair = NapiLine::new(line, vq).ok().unwrap();
         (
             World {
                 gic,
@@ -181,8 +265,7 @@ mod tests {
                 dev,
                 pool,
             },
-            line,
-            vq,
+            pair,
         )
     }
 
@@ -198,100 +281,130 @@ mod tests {
 
     #[test]
     fn take_requires_a_fired_line() {
-        let (w, line, vq) = setup();
-        let (line, vq) = take(line, vq).err().expect("not fired");
+        let (w, pair) = setup();
+        assert!(!w.gic.is_masked(42), "NapiLine::new arms the line");
+        let pair = take(pair).err().expect("not fired");
         w.gic.raise(42);
         let _ = w.gic.deliver(w.ctl, 0, 0);
-        assert!(take(line, vq).is_ok());
+        let round = take(pair).ok().expect("fired");
+        assert_eq!(round.line().status(), LineStatus::Draining);
     }
 
     #[test]
     fn budget_bounds_a_flood_and_the_cycle_completes() {
-        let (mut w, line, vq) = setup();
+        let (mut w, pair) = setup();
         device_work(&mut w, 10);
         assert_eq!(w.gic.deliver(w.ctl, 0, 0).len(), 1);
-        let (line, vq) = take(line, vq).ok().unwrap();
+        let round = take(pair).ok().unwrap();
         let mut got = 0;
-        let (line, vq) = match poll(line, vq, 4, |r| got += usize::from(r.is_ok())) {
-            PollOutcome::BudgetSpent(l, v) => (l, v),
+        let round = match poll(round, 4, |r| got += usize::from(r.is_ok())) {
+            PollOutcome::BudgetSpent(r) => r,
             PollOutcome::Drained(_) => panic!("10 pending, budget 4"),
         };
         assert_eq!(got, 4);
-        let q = match poll(line, vq, 64, |r| got += usize::from(r.is_ok())) {
+        let q = match poll(round, 64, |r| got += usize::from(r.is_ok())) {
             PollOutcome::Drained(q) => q,
             PollOutcome::BudgetSpent(..) => panic!("should drain"),
         };
         assert_eq!(got, 10);
-        let (quiet, vq, line) = q.enable_and_recheck().ok().expect("still empty");
-        let line = line.rearm(quiet);
-        assert!(!w.gic.is_masked(42));
-        drop((line, vq));
+        assert!(w.gic.is_masked(42), "masked until the recheck");
+        let pair = q.enable_and_recheck().ok().expect("still empty");
+        assert!(!w.gic.is_masked(42), "re-armed by the recheck");
+        assert_eq!(pair.line().status(), LineStatus::Armed);
     }
 
     #[test]
     fn raced_completion_is_not_lost() {
-        let (mut w, line, vq) = setup();
+        let (mut w, pair) = setup();
         device_work(&mut w, 1);
         let _ = w.gic.deliver(w.ctl, 0, 0);
-        let (line, vq) = take(line, vq).ok().unwrap();
+        let round = take(pair).ok().unwrap();
         let mut got = 0;
-        let PollOutcome::Drained(q) = poll(line, vq, 64, |_| got += 1) else {
+        let PollOutcome::Drained(q) = poll(round, 64, |_| got += 1) else {
             panic!()
         };
         // The device completes one more after the drain saw the ring empty, but before the
         // driver re-enables: it is suppressed, so it does not interrupt.
         device_work(&mut w, 1);
         assert!(w.gic.deliver(w.ctl, 0, 0).is_empty());
-        let Err(Raced(line, vq)) = q.enable_and_recheck() else {
+        let Err(Raced(round)) = q.enable_and_recheck() else {
             panic!("must see the race")
         };
         assert!(
             w.gic.is_masked(42),
             "line stays masked while work is pending"
         );
-        let PollOutcome::Drained(q) = poll(line, vq, 64, |_| got += 1) else {
+        let PollOutcome::Drained(q) = poll(round, 64, |_| got += 1) else {
             panic!()
         };
-        let Ok((quiet, _vq, line)) = q.enable_and_recheck() else {
+        let Ok(_pair) = q.enable_and_recheck() else {
             panic!()
         };
-        let _line = line.rearm(quiet);
+        assert!(!w.gic.is_masked(42));
         assert_eq!(got, 2, "every completion processed exactly once");
     }
 
     #[test]
     fn budget_exactly_matching_work_reports_drained() {
-        let (mut w, line, vq) = setup();
+        let (mut w, pair) = setup();
         device_work(&mut w, 3);
         let _ = w.gic.deliver(w.ctl, 0, 0);
-        let (line, vq) = take(line, vq).ok().unwrap();
-        let PollOutcome::Drained(q) = poll(line, vq, 3, |_| ()) else {
+        let round = take(pair).ok().unwrap();
+        let PollOutcome::Drained(q) = poll(round, 3, |_| ()) else {
             panic!("3 of 3")
         };
-        let Ok((quiet, mut vq, line)) = q.enable_and_recheck() else {
+        let Ok(mut pair) = q.enable_and_recheck() else {
             panic!("empty")
         };
         let refill = w.pool.alloc(64, 8).unwrap();
-        vq.post(refill, BufDir::DeviceWrites, 99).unwrap();
-        assert_eq!(vq.in_flight(), 14, "16 posted, 3 completed, 1 reposted");
-        let _line = line.rearm(quiet);
+        pair.ring_mut()
+            .post(refill, BufDir::DeviceWrites, 99)
+            .unwrap();
+        assert_eq!(
+            pair.ring().in_flight(),
+            14,
+            "16 posted, 3 completed, 1 reposted"
+        );
     }
 
     #[test]
-    fn quiesce_with_requires_a_quiet_recheck_after_enable() {
-        let gic = leak(FakeGic::new());
-        let ctl = leak(IrqControl::<4>::new(gic, 60));
-        let line = ctl.mint(61, Trigger::Level, Owner(3)).unwrap().arm();
-        gic.raise(61);
-        let _ = ctl.handle_irq(61, 0, 1);
-        let line = line.try_take().ok().unwrap();
-        let mut enabled = false;
-        let line = quiesce_with(line, || enabled = true, || false).unwrap_err();
-        assert!(enabled, "enable runs before the recheck");
-        let (quiet, line) = quiesce_with(line, || {}, || true).unwrap();
-        let line = line.rearm(quiet);
-        assert!(!gic.is_masked(61));
-        drop(line);
-        assert!(gic.is_masked(61));
+    #[should_panic(expected = "ring not bound to this line")]
+    fn rings_swapped_between_pairs_are_caught_at_take() {
+        let (w, mut a) = setup();
+        let mem = FakeRingMem::new(VringLayout::new(16).unwrap().total, 0x9100_0000);
+        let line_b = w.ctl.mint(43, Trigger::Edge, Owner(1)).unwrap();
+        let mut b = NapiLine::new(line_b, Vring::new(mem, false).unwrap())
+            .ok()
+            .unwrap();
+        core::mem::swap(a.ring_mut(), b.ring_mut());
+        w.gic.raise(42);
+        let _ = w.gic.deliver(w.ctl, 0, 0);
+        let _ = take(a);
+    }
+
+    #[test]
+    fn a_ring_is_bound_to_one_line_only() {
+        let (w, mut a) = setup();
+        let mem = FakeRingMem::new(VringLayout::new(16).unwrap().total, 0x9100_0000);
+        let stolen = core::mem::replace(a.ring_mut(), Vring::new(mem, false).unwrap());
+        let line_b = w.ctl.mint(43, Trigger::Edge, Owner(1)).unwrap();
+        let (line_b, stolen) = NapiLine::new(line_b, stolen).err().expect("already bound");
+        assert_eq!(stolen.bound_line(), Some(42));
+        assert_eq!(line_b.intid(), 43);
+    }
+
+    #[test]
+    fn polling_mode_masks_the_line_and_suppresses_for_good() {
+        let (mut w, pair) = setup();
+        let (line, mut ring) = pair.into_polled();
+        assert!(w.gic.is_masked(42));
+        assert_eq!(line.status(), LineStatus::Draining);
+        device_work(&mut w, 2);
+        assert!(w.gic.deliver(w.ctl, 0, 0).is_empty(), "device suppressed");
+        assert_eq!(
+            core::iter::from_fn(|| ring.pop_used()).count(),
+            2,
+            "drained by polling"
+        );
     }
 }

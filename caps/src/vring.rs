@@ -13,7 +13,7 @@ use core::marker::PhantomData;
 use abi::Error;
 
 use crate::dma::{Cpu, Device, DmaHal, DmaRegion, TransferDone};
-use crate::irq::{Armed, IrqLine, Masked};
+use crate::irq::Armed;
 use crate::sealed::Sealed;
 
 /// Descriptor flag: buffer continues via `next` (virtio 1.2 §2.7.5).
@@ -211,13 +211,28 @@ impl VringLayout {
 
 /// Ring interrupt state. Sealed.
 pub trait RingState: Sealed {}
-/// Device interrupts suppressed (`VRING_AVAIL_F_NO_INTERRUPT`, or `used_event` not advanced).
+/// Device interrupts suppressed (`VRING_AVAIL_F_NO_INTERRUPT`, or `used_event` not advanced)
+/// for one NAPI round. A `Vring<Suppressed>` exists only inside a `napi::Round` or
+/// `napi::Quiesce`, beside the masked line it signals on.
 #[derive(Debug)]
 pub struct Suppressed;
 impl Sealed for Suppressed {}
 impl RingState for Suppressed {}
+/// Device interrupts suppressed for good: the ring is drained by polling only (a TX ring
+/// reclaimed before each send, an RX ring in polling mode). Never armed again, and never
+/// part of a `napi::NapiLine`, so no line waits for an interrupt it will not raise.
+#[derive(Debug)]
+pub struct Polled;
+impl Sealed for Polled {}
+impl RingState for Polled {}
 /// Device interrupts enabled (reuses the line's `Armed` marker).
 impl RingState for Armed {}
+
+/// The states whose used ring the driver may drain: device interrupts are off, so a
+/// completion popped here never races an interrupt the driver would also handle. Sealed.
+pub trait Drainable: RingState {}
+impl Drainable for Suppressed {}
+impl Drainable for Polled {}
 
 /// Which way the device uses a posted buffer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -281,6 +296,8 @@ struct Core<M: RingMemory, H: DmaHal + 'static, const Q: usize> {
     kicked_at: u16,
     last_used: u16,
     broken: bool,
+    /// The INTID of the line this ring was bound to by `napi::NapiLine::new`, if any.
+    line: Option<u32>,
     in_flight: [Option<InFlight<H>>; Q],
     free: [u16; Q],
     nfree: usize,
@@ -318,6 +335,7 @@ impl<M: RingMemory, H: DmaHal + 'static, const Q: usize> Vring<Armed, M, H, Q> {
             kicked_at: 0,
             last_used: 0,
             broken: false,
+            line: None,
             in_flight: core::array::from_fn(|_| None),
             free: core::array::from_fn(|i| (Q - 1 - i) as u16),
             nfree: Q,
@@ -328,10 +346,11 @@ impl<M: RingMemory, H: DmaHal + 'static, const Q: usize> Vring<Armed, M, H, Q> {
         })
     }
 
-    /// Suppresses device interrupts while the driver polls with its line masked (polling
-    /// mode). Interrupt-driven drivers suppress through `napi::take` instead.
-    pub fn suppress_polled(self, _line: &IrqLine<Masked>) -> Vring<Suppressed, M, H, Q> {
-        self.suppress()
+    /// Suppresses device interrupts for good: from here the ring is drained by polling only
+    /// (`pop_used` on `Vring<Polled>`). For a ring nobody waits on an interrupt for; an
+    /// interrupt-driven ring lives in a `napi::NapiLine` and suppresses through `napi::take`.
+    pub fn into_polled(self) -> Vring<Polled, M, H, Q> {
+        self.suppress().retype()
     }
 
     /// `Armed` -> `Suppressed`: set `VRING_AVAIL_F_NO_INTERRUPT` (without event index);
@@ -345,13 +364,15 @@ impl<M: RingMemory, H: DmaHal + 'static, const Q: usize> Vring<Armed, M, H, Q> {
     }
 }
 
-impl<M: RingMemory, H: DmaHal + 'static, const Q: usize> Vring<Suppressed, M, H, Q> {
+impl<S: Drainable, M: RingMemory, H: DmaHal + 'static, const Q: usize> Vring<S, M, H, Q> {
     /// Pops one used element: `None` when nothing is pending (or the ring is broken),
     /// otherwise a validated completion or a rejection to count.
     pub fn pop_used(&mut self) -> Option<Result<Completion<H>, Rejected<H>>> {
         self.core.pop_used()
     }
+}
 
+impl<M: RingMemory, H: DmaHal + 'static, const Q: usize> Vring<Suppressed, M, H, Q> {
     /// Linux `virtqueue_enable_cb`: re-enable device interrupts, full fence, and recheck the
     /// used ring. `Err` (still suppressed) if work arrived in between.
     pub(crate) fn enable_and_check(self) -> Result<Vring<Armed, M, H, Q>, Self> {
@@ -443,6 +464,22 @@ impl<S: RingState, M: RingMemory, H: DmaHal + 'static, const Q: usize> Vring<S, 
             }
         }
         freed
+    }
+
+    /// The INTID of the line `napi::NapiLine::new` bound this ring to, if any.
+    pub fn bound_line(&self) -> Option<u32> {
+        self.core.line
+    }
+
+    /// Records the line this ring signals on; a ring is bound once.
+    pub(crate) fn bind(&mut self, intid: u32) -> Result<(), Option<u32>> {
+        match self.core.line {
+            None => {
+                self.core.line = Some(intid);
+                Ok(())
+            }
+            other => Err(other),
+        }
     }
 
     /// Whether the device corrupted the used index (the device must be reset).
@@ -653,7 +690,7 @@ mod tests {
     #[test]
     fn post_complete_round_trip_many_wraps() {
         let (ring, mut dev, pool) = setup(false);
-        let mut ring = ring.suppress_polled(&crate::fakes::dummy_masked_line());
+        let mut ring = ring.into_polled();
         for round in 0..20_000u32 {
             let r = pool.alloc(64, 8).unwrap();
             let id = ring
@@ -718,7 +755,7 @@ mod tests {
     #[test]
     fn hostile_used_elements_are_rejected() {
         let (ring, mut dev, pool) = setup(false);
-        let mut ring = ring.suppress_polled(&crate::fakes::dummy_masked_line());
+        let mut ring = ring.into_polled();
         let id = ring
             .post(pool.alloc(32, 8).unwrap(), BufDir::DeviceWrites, 7)
             .unwrap();
@@ -760,7 +797,7 @@ mod tests {
     #[test]
     fn idx_too_far_ahead_breaks_ring_without_consuming() {
         let (ring, mut dev, pool) = setup(false);
-        let mut ring = ring.suppress_polled(&crate::fakes::dummy_masked_line());
+        let mut ring = ring.into_polled();
         ring.post(pool.alloc(32, 8).unwrap(), BufDir::DeviceWrites, 0)
             .unwrap();
         dev.bump_used_idx(9);
@@ -856,7 +893,7 @@ mod tests {
         let mem = FakeRingMem::new(l.total, 0x9000_0000);
         let mut dev = FakeVirtqueueDevice::new(mem.clone(), l, false);
         let ring: Ring<Armed> = Vring::with_layout(mem, l, false).unwrap();
-        let mut ring = ring.suppress_polled(&crate::fakes::dummy_masked_line());
+        let mut ring = ring.into_polled();
         let pool = DmaPool::new(leak(FakeDmaHal::new(0x4000_0000)), u64::MAX);
         for i in 0..20u32 {
             ring.post(
@@ -884,7 +921,7 @@ mod tests {
         assert_eq!((got, len, flags), (id, 20, 0));
         // A completion claiming more than the posted prefix is rejected, buffer reclaimed.
         dev.publish_raw(u32::from(id), 21);
-        let mut ring = ring.suppress_polled(&crate::fakes::dummy_masked_line());
+        let mut ring = ring.into_polled();
         let rej = ring.pop_used().unwrap().unwrap_err();
         assert_eq!(
             rej.error,

@@ -458,6 +458,16 @@ impl<R: EduRegs> Edu<R> {
     }
 }
 
+// SAFETY: edu holds its interrupt (MSI or INTx) for as long as a bit of the interrupt
+// status register (0x24) is set; the driver acknowledges the bits it handled through 0x64.
+// `is_quiet` reads that register: zero means every event was acknowledged, and any later
+// completion or raise sets a bit (and signals) again.
+unsafe impl<R: EduRegs> caps::quiet::QuietCheck for Edu<R> {
+    fn is_quiet(&self, _: &caps::quiet::Seal) -> bool {
+        self.irq_status() == 0
+    }
+}
+
 #[cfg(test)]
 mod fake;
 

@@ -6,7 +6,7 @@
 
 use alloc::string::String;
 use caps::irq::{Armed, Draining, IrqLine};
-use caps::napi::quiesce_with;
+use caps::quiet::quiesce;
 use core::sync::atomic::{AtomicU32, Ordering};
 use heapless::Deque;
 
@@ -52,7 +52,10 @@ pub fn start_console_reader() {
                 continue;
             }
             line = match line.try_take() {
-                Ok(draining) => drain_uart(draining, ready),
+                Ok(draining) => match drain_uart(draining, ready) {
+                    Some(armed) => armed,
+                    None => return, // the console went away: leave the line masked
+                },
                 Err(armed) => armed, // stale wake-up: the line has not fired
             };
         }
@@ -62,9 +65,10 @@ pub fn start_console_reader() {
     }
 }
 
-/// Moves received bytes into the input buffer until the UART reads back quiet, then
-/// re-arms the line with that proof.
-fn drain_uart(mut line: IrqLine<Draining>, ready: NotifyId) -> IrqLine<Armed> {
+/// Moves received bytes into the input buffer until the UART reads back quiet (its RX
+/// interrupt cleared and its FIFO empty, read from the device: the PL011's `QuietCheck`),
+/// then re-arms the line with that proof. `None` if there is no console UART.
+fn drain_uart(mut line: IrqLine<Draining>, ready: NotifyId) -> Option<IrqLine<Armed>> {
     loop {
         let mut got = false;
         console::with_uart(|u| {
@@ -72,17 +76,16 @@ fn drain_uart(mut line: IrqLine<Draining>, ready: NotifyId) -> IrqLine<Armed> {
                 let _ = INPUT.lock().push_back(b);
                 got = true;
             }
-        });
+        })?;
         if got {
             let _ = sched::notify_post(ready, 1);
         }
-        let still_quiet = || console::with_uart(|u| !u.rx_interrupt_pending()).unwrap_or(true);
-        let clear = || {
-            console::with_uart(|u| u.clear_rx_interrupt());
-        };
-        match quiesce_with(line, clear, still_quiet) {
-            Ok((quiet, draining)) => return draining.rearm(quiet),
-            Err(draining) => line = draining,
+        let mut held = Some(line);
+        let outcome = console::with_uart(|u| held.take().map(|l| quiesce(l, &*u))).flatten();
+        match outcome {
+            Some(Ok((quiet, draining))) => return Some(draining.rearm(quiet)),
+            Some(Err(draining)) => line = draining,
+            None => return None,
         }
     }
 }

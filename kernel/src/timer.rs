@@ -6,7 +6,7 @@
 //! thread sleeps in WFI until a device interrupts.
 
 use caps::irq::{AnyIrqLine, IrqLine, Masked};
-use caps::napi::quiesce_with;
+use caps::quiet::quiesce;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::arch::cpu;
@@ -56,15 +56,13 @@ pub fn on_interrupt() {
     let mut slot = LINE.lock();
     *slot = match slot.take() {
         Some(AnyIrqLine::Armed(line)) => Some(match line.try_take() {
-            Ok(draining) => {
-                match quiesce_with(draining, cpu::timer_disable, || !cpu::timer_enabled()) {
-                    Ok((quiet, line)) => AnyIrqLine::Armed(line.rearm(quiet)),
-                    Err(line) => {
-                        NOT_QUIET.fetch_add(1, Ordering::Relaxed);
-                        AnyIrqLine::Draining(line)
-                    }
+            Ok(draining) => match quiesce(draining, &cpu::PhysicalTimer) {
+                Ok((quiet, line)) => AnyIrqLine::Armed(line.rearm(quiet)),
+                Err(line) => {
+                    NOT_QUIET.fetch_add(1, Ordering::Relaxed);
+                    AnyIrqLine::Draining(line)
                 }
-            }
+            },
             Err(armed) => AnyIrqLine::Armed(armed),
         }),
         other => other,

@@ -10,14 +10,14 @@ use core::cell::Cell;
 
 use abi::{CapType, Error, Handle, Rights};
 use caps::cspace::{CSpace, Capability};
-use caps::irq::{Armed, IrqLine, Masked, Owner, Trigger};
+use caps::irq::Armed;
 use caps::msi::{MsiData, MsiVector, VectorAllocator};
 use caps::vring::{
     BufDir, Rejected, UsedError, Vring, check_used_elem, check_used_idx, ring_slot, used_pending,
     vring_need_event,
 };
 
-use crate::fakes::{INTID, MAX_BUF, ModelDevice, ModelDmaHal, ModelRingMem, Must, Q, Rig, leak};
+use crate::fakes::{MAX_BUF, ModelDevice, ModelDmaHal, ModelRingMem, Must, Q, Rig, leak};
 
 /// Longest operation sequence a property accepts.
 pub const MAX_OPS: usize = 8;
@@ -150,13 +150,6 @@ pub fn prop_used_elem_validation_in_bounds(
     prop_used_elem_validation_with(real_validator, id, len, qsz_log2, in_flight, posted);
 }
 
-/// A masked line on the rig's control, for `Vring::suppress_polled`.
-fn masked_line(rig: &Rig) -> IrqLine<Masked> {
-    rig.ctl
-        .mint(INTID, Trigger::Edge, Owner(1))
-        .must("fresh control")
-}
-
 /// End to end through `Vring::pop_used`: buffers of `lens` (0 = not posted) are posted, a
 /// hostile device publishes `elems` and moves the used index by `bump`; every completion
 /// then carries the cookie of a buffer that was in flight, `len <= region.len()` and
@@ -164,7 +157,6 @@ fn masked_line(rig: &Rig) -> IrqLine<Masked> {
 /// is one that was in flight; the in-flight count matches.
 pub fn prop_pop_used_hostile_device(lens: [u8; Q], elems: [(u32, u32); 2], bump: u16) {
     let rig = Rig::new();
-    let line = masked_line(&rig);
     let mut dev = ModelDevice::new(rig.mem, false);
     let mut vq: Ring<Armed> = Vring::new(rig.mem, false).must("ring fits");
     // by_cookie[c] = posted length while buffer c is in flight.
@@ -179,7 +171,7 @@ pub fn prop_pop_used_hostile_device(lens: [u8; Q], elems: [(u32, u32); 2], bump:
             by_cookie[c] = Some(len);
         }
     }
-    let mut vq = vq.suppress_polled(&line);
+    let mut vq = vq.into_polled();
     for &(id, len) in &elems {
         let _ = dev.publish(id, len);
     }
@@ -231,10 +223,9 @@ pub enum RingOp {
 pub fn prop_in_flight_never_exceeds_queue(ops: &[RingOp]) {
     assert!(ops.len() <= MAX_OPS);
     let rig = Rig::new();
-    let line = masked_line(&rig);
     let mut dev = ModelDevice::new(rig.mem, false);
     let vq: Ring<Armed> = Vring::new(rig.mem, false).must("ring fits");
-    let mut vq = vq.suppress_polled(&line);
+    let mut vq = vq.into_polled();
     // by_id[id] = cookie of the buffer in flight under descriptor `id`.
     let mut by_id: [Option<u64>; Q] = [None; Q];
     let retire = |by_id: &mut [Option<u64>; Q], cookie: u64| {

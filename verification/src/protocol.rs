@@ -4,13 +4,13 @@
 //! about a race between three parties, so the property runs a model in which each step is one
 //! party's move: the device publishes a completion (and interrupts if the ring allows it), the
 //! CPU takes a pending, enabled interrupt through the real ISR (`IrqControl::handle_irq`), or
-//! the driver makes the move its state calls for with the real `napi::take`, `napi::poll`,
-//! `Quiesce::enable_and_recheck` and `IrqLine::rearm`. The invariants are checked after every
-//! step; at the end the driver runs to quiescence and every completion must have been
-//! processed exactly once, with the line armed and nothing latched.
+//! the driver makes the move its state calls for with the real `napi::take`, `napi::poll`
+//! and `Quiesce::enable_and_recheck` (which re-arms the line). The invariants are checked
+//! after every step; at the end the driver runs to quiescence and every completion must have
+//! been processed exactly once, with the line armed and nothing latched.
 //!
-//! The driver has no other choice to make: in each state exactly one of take, poll, recheck
-//! and rearm applies (the others do not type-check), so "the driver's next move" covers every
+//! The driver has no other choice to make: in each state exactly one of take, poll and
+//! recheck applies (the others do not type-check), so "the driver's next move" covers every
 //! driver action, and any order of device, ISR and driver steps is a sequence of these ops.
 //! The model is small so that Kani can explore every sequence of several steps: a `PQ` = 2
 //! entry ring, one INTID, two poll budgets (1 and `PQ`; at most `PQ` completions are ever
@@ -23,8 +23,9 @@ use core::mem;
 
 use caps::dma::DmaPool;
 use caps::irq::{Armed, Draining, IrqControl, IrqLine, LineStatus, Owner, Trigger};
-use caps::napi::{self, PollOutcome, Quiesce, Quiesced, Raced};
-use caps::vring::{BufDir, Completion, Rejected, RingState, Suppressed, Vring};
+use caps::napi::{self, NapiLine, PollOutcome, Quiesce, Raced, Round};
+use caps::quiet::{QuietCheck, Seal, quiesce};
+use caps::vring::{BufDir, Completion, Polled, Rejected, RingState, Vring};
 
 use crate::fakes::{
     INTID, ModelDevice, ModelDmaHal, ModelGic, Must, PlainRingMem, deliver, leak, plain_cells,
@@ -41,6 +42,7 @@ type Mem = &'static PlainRingMem<{ plain_cells(PQ) }>;
 /// One-byte buffers: the payload plays no part in the protocol.
 type Hal = ModelDmaHal<1>;
 type Ring<S> = Vring<S, Mem, Hal, PQ>;
+type Pair = NapiLine<Mem, Hal, PQ>;
 
 /// One step of the protocol property.
 #[derive(Clone, Copy, Debug)]
@@ -51,8 +53,8 @@ pub enum ProtoOp {
     /// The CPU takes the interrupt if it is pending and enabled (`IrqControl::handle_irq`).
     Deliver,
     /// The driver's next move: `napi::take` when idle, `napi::poll` with budget 1 (`n`
-    /// even) or `PQ` (`n` odd) while draining, `Quiesce::enable_and_recheck` after a drain,
-    /// `IrqLine::rearm` (then refilling the ring) after a quiet recheck.
+    /// even) or `PQ` (`n` odd) while draining, `Quiesce::enable_and_recheck` (which re-arms
+    /// the line; then refilling the ring) after a drain.
     Step(u8),
     /// Nobody acts (so a checker of fixed-length sequences covers shorter ones too).
     Nothing,
@@ -63,24 +65,38 @@ pub enum ProtoOp {
 pub enum Driver {
     /// The real protocol: `take`, `poll`, `enable_and_recheck`, `rearm`.
     Napi,
-    /// A deliberately broken driver: once a poll finds the ring empty it re-enables device
-    /// interrupts by hand and re-arms the line through `mask().arm()`, with no recheck.
+    /// A deliberately broken driver: it keeps line and ring apart (the ring polled, device
+    /// interrupts switched by hand), and once a poll finds the ring empty it re-enables
+    /// device interrupts and re-arms the line on a `QuietCheck` that reads nothing
+    /// ([`Liar`]): no recheck.
     NoRecheck,
 }
 
 /// Where the driver is in its round; says which of `Proto`'s capability slots are full.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Phase {
-    /// `armed` line, `ring`: waiting for the interrupt.
+    /// `idle` pair: waiting for the interrupt.
     Idle,
-    /// `draining` line, `suppressed` ring: `napi::take` succeeded, draining.
+    /// `round`: `napi::take` succeeded, draining.
     Polling,
     /// `quiesce`: a poll saw the ring empty.
     Quiescing,
-    /// `quiesced` proof, `ring`, `draining` line: the recheck found the ring empty.
-    Rearming,
-    /// `NoRecheck` only: `armed` line re-armed by hand, `suppressed` ring.
+    /// `NoRecheck` only: `armed` line, `polled` ring, device interrupts on (by hand).
     Broken,
+    /// `NoRecheck` only: `draining` line, `polled` ring, device interrupts off (by hand).
+    BrokenPolling,
+}
+
+/// A quiet check that reads no device and always answers quiet: the broken driver's way
+/// around the recheck. Exists to show the models catch a lying `QuietCheck`.
+pub struct Liar;
+
+// SAFETY: deliberately broken, for the `NoRecheck` model only: it breaks the contract
+// (answers without reading the device) so that the protocol property can be shown to fail.
+unsafe impl QuietCheck for Liar {
+    fn is_quiet(&self, _: &Seal) -> bool {
+        true
+    }
 }
 
 /// The model. The driver's capabilities sit in one slot per type, with `phase` saying which
@@ -92,12 +108,12 @@ struct Proto {
     pool: DmaPool<Hal>,
     dev: ModelDevice<Mem>,
     phase: Phase,
+    idle: Option<Pair>,
+    round: Option<Round<Mem, Hal, PQ>>,
+    quiesce: Option<Quiesce<Mem, Hal, PQ>>,
     armed: Option<IrqLine<Armed>>,
     draining: Option<IrqLine<Draining>>,
-    ring: Option<Ring<Armed>>,
-    suppressed: Option<Ring<Suppressed>>,
-    quiesce: Option<Quiesce<Mem, Hal, PQ>>,
-    quiesced: Option<Quiesced>,
+    polled: Option<Ring<Polled>>,
     napi: bool,
     event_idx: bool,
     /// Used elements the driver popped (mod 2^16, like `last_used`).
@@ -135,20 +151,19 @@ impl Proto {
         let mut vq: Ring<Armed> = Vring::new(mem, event_idx).must("ring fits");
         let line = ctl
             .mint(INTID, Trigger::Edge, Owner(1))
-            .must("fresh control")
-            .arm();
+            .must("fresh control");
         let mut p = Proto {
             gic,
             ctl,
             pool: DmaPool::new(leak(ModelDmaHal::new()), u64::MAX),
             dev,
             phase: Phase::Idle,
-            armed: Some(line),
-            draining: None,
-            ring: None,
-            suppressed: None,
+            idle: None,
+            round: None,
             quiesce: None,
-            quiesced: None,
+            armed: None,
+            draining: None,
+            polled: None,
             napi: driver == Driver::Napi,
             event_idx,
             consumed: 0,
@@ -160,7 +175,16 @@ impl Proto {
         for _ in 0..PQ {
             p.refill(&mut vq);
         }
-        put(&mut p.ring, vq);
+        if p.napi {
+            put(&mut p.idle, NapiLine::new(line, vq).must("fresh ring"));
+        } else {
+            // Line and ring kept apart: the ring polled, interrupts switched on by hand.
+            let vq = vq.into_polled();
+            p.dev.driver_writes_flag(false);
+            put(&mut p.polled, vq);
+            put(&mut p.armed, line.arm());
+            p.phase = Phase::Broken;
+        }
         p
     }
 
@@ -175,7 +199,7 @@ impl Proto {
 
     /// The broken driver's poll: pops up to `budget` elements; whether the ring was then
     /// empty.
-    fn pop_up_to(&mut self, vq: &mut Ring<Suppressed>, budget: usize) -> bool {
+    fn pop_up_to(&mut self, vq: &mut Ring<Polled>, budget: usize) -> bool {
         for _ in 0..budget {
             match vq.pop_used() {
                 Some(item) => Self::record(&mut self.seen, &mut self.consumed, item),
@@ -217,93 +241,79 @@ impl Proto {
             return;
         }
         match (self.napi, phase) {
-            (_, Phase::Idle) => self.take(),
+            (true, Phase::Idle) => self.take(),
             (true, Phase::Polling) => self.poll(full),
             (true, Phase::Quiescing) => self.recheck(),
-            (true, Phase::Rearming) => self.rearm(),
-            (false, Phase::Polling) if !self.drained => self.pop_by_hand(full),
-            (false, Phase::Polling) => self.reenable_without_recheck(),
             (false, Phase::Broken) => self.take_by_hand(),
+            (false, Phase::BrokenPolling) if !self.drained => self.pop_by_hand(full),
+            (false, Phase::BrokenPolling) => self.reenable_without_recheck(),
             _ => {}
         }
     }
 
     /// `napi::take`: draining if the line fired, otherwise still idle.
     fn take(&mut self) {
-        match napi::take(out(&mut self.armed), out(&mut self.ring)) {
-            Ok((line, vq)) => self.enter_polling(line, vq),
-            Err((line, vq)) => {
-                put(&mut self.armed, line);
-                put(&mut self.ring, vq);
-            }
+        match napi::take(out(&mut self.idle)) {
+            Ok(round) => self.enter_polling(round),
+            Err(pair) => put(&mut self.idle, pair),
         }
     }
 
     /// `napi::poll` with budget `PQ` (`full`) or 1, each a literal.
     fn poll(&mut self, full: bool) {
-        let (line, vq) = (out(&mut self.draining), out(&mut self.suppressed));
+        let round = out(&mut self.round);
         let (seen, consumed) = (&mut self.seen, &mut self.consumed);
         let mut handler = |item| Self::record(seen, consumed, item);
         let outcome = if full {
-            napi::poll(line, vq, PQ, &mut handler)
+            napi::poll(round, PQ, &mut handler)
         } else {
-            napi::poll(line, vq, 1, &mut handler)
+            napi::poll(round, 1, &mut handler)
         };
         match outcome {
             PollOutcome::Drained(q) => {
                 put(&mut self.quiesce, q);
                 self.phase = Phase::Quiescing;
             }
-            PollOutcome::BudgetSpent(line, vq) => self.enter_polling(line, vq),
+            PollOutcome::BudgetSpent(round) => self.enter_polling(round),
         }
     }
 
-    /// `Quiesce::enable_and_recheck`: ready to rearm, or back to draining if work raced in.
+    /// `Quiesce::enable_and_recheck`: re-armed (then, while the device is active, the ring
+    /// is refilled), or back to draining if work raced in.
     fn recheck(&mut self) {
         match out(&mut self.quiesce).enable_and_recheck() {
-            Ok((quiet, vq, line)) => {
-                put(&mut self.quiesced, quiet);
-                put(&mut self.ring, vq);
-                put(&mut self.draining, line);
-                self.phase = Phase::Rearming;
+            Ok(mut pair) => {
+                if !self.settling {
+                    self.refill(pair.ring_mut());
+                }
+                put(&mut self.idle, pair);
+                self.phase = Phase::Idle;
             }
-            Err(Raced(line, vq)) => self.enter_polling(line, vq),
+            Err(Raced(round)) => self.enter_polling(round),
         }
-    }
-
-    /// `IrqLine::rearm` with the proof, then (while the device is active) refill the ring.
-    fn rearm(&mut self) {
-        let line = out(&mut self.draining).rearm(out(&mut self.quiesced));
-        put(&mut self.armed, line);
-        if !self.settling {
-            let mut vq = out(&mut self.ring);
-            self.refill(&mut vq);
-            put(&mut self.ring, vq);
-        }
-        self.phase = Phase::Idle;
     }
 
     /// `NoRecheck`'s poll: pops by hand, noting whether the ring was then empty.
     fn pop_by_hand(&mut self, full: bool) {
-        let mut vq = out(&mut self.suppressed);
+        let mut vq = out(&mut self.polled);
         self.drained = if full {
             self.pop_up_to(&mut vq, PQ)
         } else {
             self.pop_up_to(&mut vq, 1)
         };
-        put(&mut self.suppressed, vq);
+        put(&mut self.polled, vq);
     }
 
-    /// The bug: device interrupts back on, line unmasked, nothing rechecked.
+    /// The bug: device interrupts back on, line re-armed on a `Liar`, nothing rechecked.
     fn reenable_without_recheck(&mut self) {
         self.dev.driver_writes_flag(false);
         self.drained = false;
-        let line = out(&mut self.draining).mask().arm();
-        put(&mut self.armed, line);
+        let (quiet, line) = quiesce(out(&mut self.draining), &Liar).must("Liar is quiet");
+        put(&mut self.armed, line.rearm(quiet));
         if !self.settling {
-            let mut vq = out(&mut self.suppressed);
+            let mut vq = out(&mut self.polled);
             self.refill(&mut vq);
-            put(&mut self.suppressed, vq);
+            put(&mut self.polled, vq);
         }
         self.phase = Phase::Broken;
     }
@@ -314,15 +324,14 @@ impl Proto {
             Ok(line) => {
                 self.dev.driver_writes_flag(true);
                 put(&mut self.draining, line);
-                self.phase = Phase::Polling;
+                self.phase = Phase::BrokenPolling;
             }
             Err(line) => put(&mut self.armed, line),
         }
     }
 
-    fn enter_polling(&mut self, line: IrqLine<Draining>, vq: Ring<Suppressed>) {
-        put(&mut self.draining, line);
-        put(&mut self.suppressed, vq);
+    fn enter_polling(&mut self, round: Round<Mem, Hal, PQ>) {
+        put(&mut self.round, round);
         self.phase = Phase::Polling;
     }
 
@@ -359,15 +368,18 @@ impl Proto {
             );
             let typed = match self.phase {
                 Phase::Polling | Phase::Quiescing => Some(true),
-                Phase::Idle | Phase::Rearming => Some(false),
-                Phase::Broken => None,
+                Phase::Idle => Some(false),
+                Phase::Broken | Phase::BrokenPolling => None,
             };
             assert!(typed.is_none_or(|t| t == flag), "ring type state disagrees");
         }
         // Invariant 5b: no lost notification. Work pending => the owner was notified (Fired),
         // or an edge is latched at the chip, or the owner is draining anyway.
         let pending = self.dev.used_idx() != self.consumed;
-        let draining = matches!(self.phase, Phase::Polling | Phase::Quiescing);
+        let draining = matches!(
+            self.phase,
+            Phase::Polling | Phase::Quiescing | Phase::BrokenPolling
+        );
         assert!(
             !pending || status == LineStatus::Fired || self.gic.is_pending() || draining,
             "lost notification: work pending, line armed, nothing latched"
@@ -377,31 +389,26 @@ impl Proto {
     /// Lets the system run to quiescence with the device silent, then checks that every
     /// published packet was processed exactly once and the line ends armed and unmasked with
     /// nothing latched. The driver finishes the round in progress (at worst a recheck that
-    /// races: recheck, poll, recheck, rearm), then the CPU takes whatever interrupt is
-    /// pending and the driver runs a round for it, twice: once for the notification already
-    /// outstanding and once for an edge latched while the line was masked. Each move only
-    /// applies in its phase; if this schedule were too short, the assertions would fail.
+    /// races: recheck, poll, recheck), then the CPU takes whatever interrupt is pending and
+    /// the driver runs a round for it, twice: once for the notification already outstanding
+    /// and once for an edge latched while the line was masked. Each move only applies in its
+    /// phase; if this schedule were too short, the assertions would fail.
     fn finish(&mut self) {
         self.settling = true;
         let (rest, round): (&[Phase], &[Phase]) = if self.napi {
             (
                 &[
+                    Phase::Polling,
                     Phase::Quiescing,
                     Phase::Polling,
                     Phase::Quiescing,
-                    Phase::Rearming,
                 ],
-                &[
-                    Phase::Idle,
-                    Phase::Polling,
-                    Phase::Quiescing,
-                    Phase::Rearming,
-                ],
+                &[Phase::Idle, Phase::Polling, Phase::Quiescing],
             )
         } else {
             (
-                &[Phase::Polling, Phase::Polling],
-                &[Phase::Broken, Phase::Idle, Phase::Polling, Phase::Polling],
+                &[Phase::BrokenPolling, Phase::BrokenPolling],
+                &[Phase::Broken, Phase::BrokenPolling, Phase::BrokenPolling],
             )
         };
         for &phase in rest {

@@ -4,7 +4,7 @@
 //! the ring empty but before it re-enabled device interrupts raises no interrupt, so only
 //! `enable_and_recheck`'s recheck finds it. These models run the device + ISR
 //! (`IrqControl::handle_irq`) in one thread against the poller (`napi::take` -> `poll` ->
-//! `enable_and_recheck` -> `rearm`) in another, with the line state, the GIC and the ring
+//! `enable_and_recheck`, which re-arms) in another, with the line state, the GIC and the ring
 //! memory all in loom atomics (`caps::sync` under `--cfg loom`), and check that every packet
 //! is processed exactly once and the line is never left masked with work pending. A second
 //! model drops the recheck and must be caught. Run with `scripts/loom`.
@@ -12,14 +12,16 @@
 
 use std::vec::Vec;
 
-use caps::irq::{Armed, Draining, IrqLine, LineStatus, Owner, Trigger};
-use caps::napi::{self, PollOutcome, Raced};
-use caps::vring::{BufDir, Suppressed, Vring};
+use caps::irq::{Armed, IrqLine, LineStatus, Owner, Trigger};
+use caps::napi::{self, NapiLine, PollOutcome, Raced, Round};
+use caps::quiet::{QuietCheck, Seal, quiesce};
+use caps::vring::{BufDir, Polled, Vring};
 use loom::model::Builder;
 use loom::thread;
 use verification::fakes::{INTID, ModelDevice, ModelDmaHal, ModelRingMem, Q, Rig, deliver};
 
 type Ring<S> = Vring<S, &'static ModelRingMem, ModelDmaHal, Q>;
+type Pair = NapiLine<&'static ModelRingMem, ModelDmaHal, Q>;
 
 /// Wake-ups the poller handles before the model ends; later work is left for the final
 /// settle step in the main thread.
@@ -37,8 +39,7 @@ fn builder(bound: Option<usize>) -> Builder {
 
 struct World {
     rig: Rig,
-    line: IrqLine<Armed>,
-    vq: Ring<Armed>,
+    pair: Pair,
     dev: ModelDevice,
     /// `(id, posted len)` of the buffers the device took, in order.
     work: Vec<(u16, u32)>,
@@ -54,11 +55,10 @@ fn world(packets: usize, event_idx: bool) -> World {
     }
     let mut dev = ModelDevice::new(rig.mem, event_idx);
     let work = std::iter::from_fn(|| dev.consume()).collect();
-    let line = rig.ctl.mint(INTID, Trigger::Edge, Owner(1)).unwrap().arm();
+    let line = rig.ctl.mint(INTID, Trigger::Edge, Owner(1)).unwrap();
     World {
         rig,
-        line,
-        vq,
+        pair: NapiLine::new(line, vq).ok().unwrap(),
         dev,
         work,
     }
@@ -75,68 +75,56 @@ fn device_and_isr(rig: &Rig, mut dev: ModelDevice, work: Vec<(u16, u32)>) {
     }
 }
 
-/// One NAPI round with the real API: drain with budget 1, `enable_and_recheck`, loop on
-/// `Raced`, `rearm` with the proof; then the CPU takes an edge latched while masked.
+/// One NAPI round with the real API: drain with budget 1, `enable_and_recheck` (which
+/// re-arms), loop on `Raced`; then the CPU takes an edge latched while masked.
 fn napi_round(
     rig: &Rig,
-    mut line: IrqLine<Draining>,
-    mut vq: Ring<Suppressed>,
+    mut round: Round<&'static ModelRingMem, ModelDmaHal, Q>,
     got: &mut Vec<u64>,
-) -> (IrqLine<Armed>, Ring<Armed>) {
+) -> Pair {
     loop {
-        match napi::poll(line, vq, 1, |c| got.push(c.unwrap().cookie)) {
-            PollOutcome::BudgetSpent(l, v) => (line, vq) = (l, v),
+        match napi::poll(round, 1, |c| got.push(c.unwrap().cookie)) {
+            PollOutcome::BudgetSpent(r) => round = r,
             PollOutcome::Drained(q) => match q.enable_and_recheck() {
-                Ok((quiet, vq, l)) => {
-                    let line = l.rearm(quiet);
+                Ok(pair) => {
                     let _ = deliver(rig.gic, rig.ctl, 0);
-                    return (line, vq);
+                    return pair;
                 }
-                Err(Raced(l, v)) => (line, vq) = (l, v),
+                Err(Raced(r)) => round = r,
             },
         }
     }
 }
 
 /// The poller thread: on each wake-up, `napi::take` and a full round if the line fired.
-fn poller(
-    rig: &Rig,
-    mut line: IrqLine<Armed>,
-    mut vq: Ring<Armed>,
-) -> (IrqLine<Armed>, Ring<Armed>, Vec<u64>) {
+fn poller(rig: &Rig, mut pair: Pair) -> (Pair, Vec<u64>) {
     let mut got = Vec::new();
     for _ in 0..ATTEMPTS {
-        (line, vq) = match napi::take(line, vq) {
-            Ok((l, v)) => napi_round(rig, l, v, &mut got),
-            Err((l, v)) => {
+        pair = match napi::take(pair) {
+            Ok(round) => napi_round(rig, round, &mut got),
+            Err(pair) => {
                 thread::yield_now();
-                (l, v)
+                pair
             }
         };
     }
-    (line, vq, got)
+    (pair, got)
 }
 
 /// After both threads end: any edge still latched and enabled is taken; then work pending
 /// must mean a notification is outstanding (`Fired`) -- otherwise it was lost. The owner
 /// then handles what is outstanding, and every packet must have been processed exactly once
 /// with the line armed and unmasked.
-fn settle_and_check(
-    rig: &Rig,
-    mut line: IrqLine<Armed>,
-    mut vq: Ring<Armed>,
-    mut got: Vec<u64>,
-    packets: usize,
-) {
+fn settle_and_check(rig: &Rig, mut pair: Pair, mut got: Vec<u64>, packets: usize) {
     let _ = deliver(rig.gic, rig.ctl, 0);
-    let status = line.status();
+    let status = pair.line().status();
     assert!(
-        !vq.has_pending() || status == LineStatus::Fired,
+        !pair.ring().has_pending() || status == LineStatus::Fired,
         "lost notification: work pending but the line is {status:?} with nothing outstanding"
     );
     for _ in 0..2 {
-        (line, vq) = match napi::take(line, vq) {
-            Ok((l, v)) => napi_round(rig, l, v, &mut got),
+        pair = match napi::take(pair) {
+            Ok(round) => napi_round(rig, round, &mut got),
             Err(pair) => pair,
         };
     }
@@ -145,8 +133,8 @@ fn settle_and_check(
     got.dedup();
     assert_eq!(before, got.len(), "a packet was processed twice");
     assert_eq!(got.len(), packets, "a packet was never processed");
-    assert!(!vq.has_pending());
-    assert_eq!(line.status(), LineStatus::Armed, "line left masked");
+    assert!(!pair.ring().has_pending());
+    assert_eq!(pair.line().status(), LineStatus::Armed, "line left masked");
     assert!(!rig.gic.is_masked() && !rig.gic.is_pending());
 }
 
@@ -159,16 +147,15 @@ fn napi_model(packets: usize, event_idx: bool, bound: Option<usize>) {
         EXECUTIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let World {
             rig,
-            line,
-            vq,
+            pair,
             dev,
             work,
         } = world(packets, event_idx);
         let rig: &'static Rig = Box::leak(Box::new(rig));
         let device = thread::spawn(move || device_and_isr(rig, dev, work));
-        let (line, vq, got) = poller(rig, line, vq);
+        let (pair, got) = poller(rig, pair);
         device.join().unwrap();
-        settle_and_check(rig, line, vq, got, packets);
+        settle_and_check(rig, pair, got, packets);
     });
     let n = EXECUTIONS.load(std::sync::atomic::Ordering::Relaxed);
     std::println!(
@@ -199,16 +186,27 @@ fn napi_two_packets_exhaustive() {
     napi_model(2, false, None);
 }
 
-/// The broken poller: after a drain that finds the ring empty it re-enables device
-/// interrupts by hand and re-arms the line via `mask().arm()` (the one transition that
-/// needs no `Quiesced`), i.e. `enable_and_recheck` without the recheck. The ring stays typed
-/// `Suppressed` because only `enable_and_recheck` can re-type it.
+/// A quiet check that reads nothing: the broken poller's way around the recheck.
+struct Liar;
+
+// SAFETY: deliberately broken (answers without reading the device), for the must-fail
+// model only.
+unsafe impl QuietCheck for Liar {
+    fn is_quiet(&self, _: &Seal) -> bool {
+        true
+    }
+}
+
+/// The broken poller: it keeps line and ring apart (the ring polled, device interrupts
+/// switched by hand) and, after a drain that finds the ring empty, re-enables device
+/// interrupts by hand and re-arms the line on a `Liar` quiet check: `enable_and_recheck`
+/// without the recheck.
 fn broken_poller(
     rig: &Rig,
     dev_view: &ModelDevice,
     mut line: IrqLine<Armed>,
-    mut vq: Ring<Suppressed>,
-) -> (IrqLine<Armed>, Ring<Suppressed>, Vec<u64>) {
+    mut vq: Ring<Polled>,
+) -> (IrqLine<Armed>, Ring<Polled>, Vec<u64>) {
     let mut got = Vec::new();
     for _ in 0..ATTEMPTS {
         line = match line.try_take() {
@@ -218,7 +216,8 @@ fn broken_poller(
                     got.push(c.unwrap().cookie);
                 }
                 dev_view.driver_writes_flag(false);
-                let armed = draining.mask().arm();
+                let (quiet, draining) = quiesce(draining, &Liar).ok().unwrap();
+                let armed = draining.rearm(quiet);
                 let _ = deliver(rig.gic, rig.ctl, 0);
                 armed
             }
@@ -243,11 +242,10 @@ fn napi_without_recheck_loses_a_packet() {
         }
         let mut dev = ModelDevice::new(rig.mem, false);
         let work: Vec<_> = std::iter::from_fn(|| dev.consume()).collect();
-        let masked = rig.ctl.mint(INTID, Trigger::Edge, Owner(1)).unwrap();
-        let vq = vq.suppress_polled(&masked);
+        let vq = vq.into_polled();
         let view = ModelDevice::new(rig.mem, false);
         view.driver_writes_flag(false);
-        let line = masked.arm();
+        let line = rig.ctl.mint(INTID, Trigger::Edge, Owner(1)).unwrap().arm();
         let device = thread::spawn(move || device_and_isr(rig, dev, work));
         let (line, vq, got) = broken_poller(rig, &view, line, vq);
         device.join().unwrap();

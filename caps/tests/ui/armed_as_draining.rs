@@ -1,8 +1,10 @@
-//! Rule: an `Armed` line is not a `Draining` one; only `try_take` gets there.
-use caps::{Armed, DmaHal, IrqLine, RingMemory, Suppressed, Vring};
+//! Rule: an armed pair is not a round: only `napi::take` (which needs the line to have
+//! fired) turns one into the other.
+use caps::napi::{self, NapiLine};
+use caps::{DmaHal, RingMemory};
 
-fn drain<M: RingMemory, H: DmaHal>(line: IrqLine<Armed>, vq: Vring<Suppressed, M, H, 8>) {
-    let _ = caps::napi::poll(line, vq, 64, |_| ());
+fn drain<M: RingMemory, H: DmaHal>(pair: NapiLine<M, H, 8>) {
+    let _ = napi::poll(pair, 64, |_| ());
 }
 
 fn main() {}

@@ -330,6 +330,12 @@ impl<R: ItsRegisters, H: DmaHal + 'static, M: IrqMaskOps> Its<R, H, M> {
         self.submit(&mut st, &cmds)
     }
 
+    /// The quiet check of LPIs raised by [`Its::raise`] (tests), which have no device
+    /// behind them: the ITS itself is their source.
+    pub fn int_source(&self) -> IntSource<'_, R, H, M> {
+        IntSource { its: self }
+    }
+
     /// The DeviceID event (`intid` − 8192) is mapped for, if any.
     pub fn mapped_device(&self, intid: u32) -> Option<u32> {
         self.state.lock().events[self.index(intid)?]
@@ -401,6 +407,26 @@ impl<R: ItsRegisters, H: DmaHal + 'static, M: IrqMaskOps> Its<R, H, M> {
         }
         self.failures.fetch_add(1, Ordering::Relaxed);
         Err(ItsError::CommandTimeout)
+    }
+}
+
+/// The source of LPIs made pending by `INT` commands ([`Its::int_source`]).
+pub struct IntSource<'a, R: ItsRegisters, H: DmaHal + 'static, M: IrqMaskOps> {
+    its: &'a Its<R, H, M>,
+}
+
+// SAFETY: an `INT` command is the whole of such an LPI's source: once the ITS has consumed
+// every command written (`GITS_CREADR` has caught up with `GITS_CWRITER` and is not
+// stalled, IHI 0069H §12.19.4), each `INT` has made its LPI pending at the redistributor,
+// where it stays latched while masked and fires on unmask. `is_quiet` reads both registers.
+unsafe impl<R: ItsRegisters, H: DmaHal + 'static, M: IrqMaskOps> caps::quiet::QuietCheck
+    for IntSource<'_, R, H, M>
+{
+    fn is_quiet(&self, _: &caps::quiet::Seal) -> bool {
+        let regs = &self.its.regs;
+        let read = regs.read64(GITS_CREADR);
+        read & CREADR_STALLED == 0
+            && read & QUEUE_OFFSET_MASK == regs.read64(GITS_CWRITER) & QUEUE_OFFSET_MASK
     }
 }
 

@@ -81,6 +81,8 @@ pub mod reg {
 
 /// Status bit 4: the function implements a capability list (PCI 3.0 §6.2.3).
 pub const STATUS_CAP_LIST: u16 = 1 << 4;
+/// Status bit 3: the function's INTx is asserted internally (PCI 3.0 §6.2.3).
+pub const STATUS_INTERRUPT: u16 = 1 << 3;
 /// Header type bit 7: the device implements functions 1..=7 (PCI 3.0 §6.2.1).
 pub const HEADER_MULTIFUNCTION: u8 = 0x80;
 
@@ -225,6 +227,33 @@ impl ConfigAccess for Ecam {
         if let Some(off) = self.offset(bdf, offset) {
             self.regs.write32(off, value);
         }
+    }
+}
+
+/// The quiet check of one function's share of an INTx line: its Interrupt Status bit.
+pub struct IntxStatus<'a, A: ConfigAccess> {
+    /// Configuration access to the function.
+    pub config: &'a A,
+    /// The function.
+    pub bdf: Bdf,
+}
+
+impl<A: ConfigAccess> Clone for IntxStatus<'_, A> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<A: ConfigAccess> Copy for IntxStatus<'_, A> {}
+
+// SAFETY: a PCI function asserts INTx exactly while its Status register's Interrupt Status
+// bit is set and its Command register's Interrupt Disable bit is clear (PCI 3.0 §6.2.3);
+// `is_quiet` reads that bit from the function through configuration space. An absent
+// function reads all-ones: never quiet, so a vanished sharer keeps the line masked rather
+// than unmasking an unknown level.
+unsafe impl<A: ConfigAccess> caps::quiet::QuietCheck for IntxStatus<'_, A> {
+    fn is_quiet(&self, _: &caps::quiet::Seal) -> bool {
+        self.config.read16(self.bdf, reg::STATUS) & STATUS_INTERRUPT == 0
     }
 }
 

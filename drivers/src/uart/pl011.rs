@@ -285,6 +285,11 @@ impl Pl011 {
         self.regs.read32(UARTMIS) & (Int::RX | Int::RT).bits() != 0
     }
 
+    /// Whether the receive FIFO is empty (`UARTFR.RXFE`).
+    pub fn rx_fifo_empty(&self) -> bool {
+        self.fr().contains(Fr::RXFE)
+    }
+
     /// Internal loopback (`UARTCR.LBE`): TX feeds RX, nothing reaches the line.
     pub fn set_loopback(&self, on: bool) {
         let cr = Cr::from_bits_retain(self.regs.read32(UARTCR));
@@ -304,6 +309,21 @@ impl Pl011 {
             }
             self.write_byte(b);
         }
+    }
+}
+
+// SAFETY: the receive interrupt (RXINTR/RTINTR, DDI 0183G §3.4) asserts while received
+// data waits in the FIFO. `enable` clears both at `UARTICR` (the final re-enable: the level
+// drops unless more data is pending), and `is_quiet` then reads `UARTFR.RXFE` from the
+// device: an empty FIFO leaves nothing that would not raise a fresh interrupt, since any
+// byte that arrives later sets RXRIS/RTRIS again. (`UARTMIS` would read 0 right after the
+// clear even with bytes still queued, so it is not the state to read.)
+unsafe impl caps::quiet::QuietCheck for Pl011 {
+    fn enable(&self, _: &caps::quiet::Seal) {
+        self.clear_rx_interrupt();
+    }
+    fn is_quiet(&self, _: &caps::quiet::Seal) -> bool {
+        self.rx_fifo_empty()
     }
 }
 

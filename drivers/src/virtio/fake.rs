@@ -17,7 +17,7 @@ use std::vec::Vec;
 use abi::Error;
 use caps::dma::{DmaBuffer, DmaHal};
 use caps::fakes::{FakeGic, FakeRingMem, FakeVirtqueueDevice, leak};
-use caps::irq::{Armed, IrqControl, IrqLine, Owner, Trigger};
+use caps::irq::{IrqControl, IrqLine, Masked, Owner, Trigger};
 use caps::vring::VringLayout;
 
 use super::legacy::reg as lreg;
@@ -489,12 +489,11 @@ impl NetWorld {
         (world, rx_mem, tx_mem)
     }
 
-    /// An armed MSI line for the RX queue.
-    pub fn rx_line(&self) -> IrqLine<Armed> {
+    /// A fresh MSI line for the RX queue, to pair with the RX ring (`NapiLine::new`).
+    pub fn rx_line(&self) -> IrqLine<Masked> {
         self.ctl
             .mint(RX_INTID, Trigger::Edge, Owner(1))
             .expect("fresh line")
-            .arm()
     }
 
     /// The device receives `frame`: fills the next RX buffer with a header carrying

@@ -280,6 +280,24 @@ pub trait Transport {
         self.check_health()
     }
 
+    /// Marks the configuration generation now, before a configuration-change handler
+    /// re-reads the configuration; [`Transport::config_quiet`] later checks against it.
+    fn config_mark(&self) -> ConfigMark {
+        ConfigMark(self.config_generation())
+    }
+
+    /// The quiet check of the configuration-change vector: quiet once the generation still
+    /// reads what it read at `mark`, i.e. the handler saw the latest configuration.
+    fn config_quiet(&self, mark: ConfigMark) -> ConfigQuiet<'_, Self>
+    where
+        Self: Sized,
+    {
+        ConfigQuiet {
+            transport: self,
+            seen: mark.0,
+        }
+    }
+
     /// Reads device configuration through `read` until the generation is stable on both
     /// sides of it (virtio 1.2 §2.5.1), at most [`CONFIG_RETRIES`] times.
     fn read_config_stable<R>(&self, mut read: impl FnMut(&Self) -> R) -> Result<R, TransportError>
@@ -294,5 +312,29 @@ pub trait Transport {
             }
         }
         Err(TransportError::ConfigUnstable)
+    }
+}
+
+/// The configuration generation a configuration-change handler started from
+/// ([`Transport::config_mark`]). Only a transport makes one.
+#[derive(Debug)]
+pub struct ConfigMark(u8);
+
+/// The quiet check of a configuration-change interrupt ([`Transport::config_quiet`]).
+pub struct ConfigQuiet<'a, T: Transport> {
+    transport: &'a T,
+    seen: u8,
+}
+
+// SAFETY: a configuration change is signalled as an event (an MSI-X message on the
+// configuration vector, virtio 1.2 §4.1.5.1.2): there is no level to drop, and a change made
+// later sends a new message, which the GIC latches while the line is masked. What the
+// driver must not miss is a change it has not read; the device changes `config_generation`
+// whenever the configuration may have changed (§2.5.1), and `is_quiet` reads it back through
+// the transport's registers and compares it with the generation the handler started from.
+// (Legacy devices have no generation and read 0: quiet, on the event semantics alone.)
+unsafe impl<T: Transport> caps::quiet::QuietCheck for ConfigQuiet<'_, T> {
+    fn is_quiet(&self, _: &caps::quiet::Seal) -> bool {
+        self.transport.config_generation() == self.seen
     }
 }

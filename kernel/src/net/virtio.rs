@@ -4,10 +4,10 @@
 //! The driver logic lives in `drivers::virtio::net`; this module claims the PCI function,
 //! picks its transport (modern capabilities, or the legacy BAR0 block of a legacy-only
 //! device), gives it interrupts, ring memory from the DMA module, and runs the
-//! interrupt-driven datapath over the capability types: the RX line's notification wakes
-//! the owner, which takes the line (`IrqLine<Draining>`) and suppresses the ring
-//! (`Vring<Suppressed>`), polls up to a budget, and re-arms only through
-//! `enable_and_recheck` → `rearm(Quiesced)`. See docs/net.md.
+//! interrupt-driven datapath over the capability types: the RX ring and its line are one
+//! `NapiLine`; the line's notification wakes the owner, which takes the pair (line
+//! `Draining`, ring `Suppressed`), polls up to a budget, and re-arms only through
+//! `enable_and_recheck`, which reads the used ring back empty. See docs/net.md.
 //!
 //! Interrupts, best first ([`IrqMode`]): MSI-X with RX and configuration changes on vectors
 //! of their own; MSI-X with one shared vector when the table has a single entry; the
@@ -21,8 +21,9 @@ use alloc::vec::Vec;
 
 use caps::dma::DmaPool;
 use caps::irq::{AnyIrqLine, Armed, IrqLine, Masked};
-use caps::napi::{self, PollOutcome, quiesce_with};
-use caps::vring::Vring;
+use caps::napi::{self, NapiLine, PollOutcome};
+use caps::quiet::quiesce;
+use caps::vring::{Polled, Vring};
 use drivers::pci::msi::{InterruptKind, InterruptPlan, PlanRequest, enable_intx};
 use drivers::virtio::net::{NetDevice, NetError, NetOptions, VirtioNet};
 use drivers::virtio::pci::{Region, find_caps};
@@ -43,6 +44,7 @@ pub const BUDGET: usize = napi::DEFAULT_BUDGET;
 
 type Net = VirtioNet<AnyTransport<MmioWindow>, KernelDma, QUEUE>;
 type Ring<S> = Vring<S, DmaRing, KernelDma, QUEUE>;
+type RxPair = NapiLine<DmaRing, KernelDma, QUEUE>;
 
 /// Why the NIC did not come up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,7 +74,8 @@ pub enum IrqMode {
 
 /// One interrupt line of the NIC.
 pub struct Vector {
-    /// Armed while idle, taken during a round; masked for good in polling mode.
+    /// The configuration vector's line: armed while idle, taken while handled. (The RX
+    /// line lives in its `NapiLine` with the ring, or masked for good in polling mode.)
     line: Option<AnyIrqLine>,
     /// MSI-X table entry (`None` for INTx).
     pub entry: Option<u16>,
@@ -83,13 +86,12 @@ pub struct Vector {
 pub struct VirtioNic {
     /// Driver state and counters.
     pub net: Net,
-    /// Receive ring (armed while idle).
-    pub rx: Option<Ring<Armed>>,
-    /// Receive ring in polling mode (suppressed, its line masked for good).
-    pub rx_polled: Option<Ring<caps::vring::Suppressed>>,
-    /// Transmit ring: kept suppressed with no vector; completions are reclaimed before
-    /// each send.
-    pub tx: Ring<caps::vring::Suppressed>,
+    /// Receive ring and its line (armed while idle; taken during a round).
+    pub rx: Option<RxPair>,
+    /// Receive ring in polling mode (interrupts off for good, its line masked for good).
+    pub rx_polled: Option<Ring<Polled>>,
+    /// Transmit ring: polled, with no vector; completions are reclaimed before each send.
+    pub tx: Ring<Polled>,
     /// How the NIC interrupts.
     pub mode: IrqMode,
     /// The NIC's lines: RX first, then (MSI-X per queue only) configuration changes.
@@ -146,18 +148,24 @@ pub fn attach() -> Result<Box<VirtioNic>, AttachError> {
     let pool = DmaPool::new(&HAL, u64::MAX);
     let NetDevice { net, rx, tx } =
         Net::init(transport, pool, rx_mem, tx_mem, &opts).map_err(AttachError::Net)?;
-    // TX has no vector: its ring is suppressed for good, on the evidence of a line that is
-    // still masked here (the same state `suppress_polled` requires in polling mode).
-    let tx = tx.suppress_polled(&lines[RX].0);
+    // TX has no vector: nobody waits for its interrupt, so its ring is polled for good.
+    let tx = tx.into_polled();
     let link_up = net.link_up().unwrap_or(false);
-    let vectors = lines
-        .into_iter()
-        .map(|(line, entry)| Vector {
-            intid: line.intid(),
-            line: Some(AnyIrqLine::Armed(line.arm())),
-            entry,
-        })
-        .collect();
+    let mut lines = lines.into_iter();
+    let (rx_line, rx_entry) = lines.next().ok_or(AttachError::NoInterrupt)?;
+    let mut vectors = alloc::vec![Vector {
+        intid: rx_line.intid(),
+        line: None,
+        entry: rx_entry,
+    }];
+    // The RX queue signals on its line (`NetOptions::vectors[RX]`): bound for good.
+    let rx = NapiLine::new(rx_line, rx)
+        .map_err(|_| AttachError::Net(NetError::Ring(abi::Error::EBUSY)))?;
+    vectors.extend(lines.map(|(line, entry)| Vector {
+        intid: line.intid(),
+        line: Some(AnyIrqLine::Armed(line.arm())),
+        entry,
+    }));
     Ok(Box::new(VirtioNic {
         net,
         rx: Some(rx),
@@ -320,14 +328,13 @@ impl VirtioNic {
     }
 
     /// Switches RX to polling mode (the predecessor's design, kept for comparison): the RX
-    /// line is masked for good and the ring suppressed; `poll_rx` then drains it on a timer.
+    /// line is masked for good and the ring's interrupts are off for good; `poll_rx` then
+    /// drains it on a timer.
     pub fn enter_polling_mode(&mut self) {
-        let (Some(rx), Some(line)) = (self.rx.take(), self.vectors[RX].line.take()) else {
-            return;
-        };
-        let masked = line.mask();
-        self.rx_polled = Some(rx.suppress_polled(&masked));
-        self.vectors[RX].line = Some(AnyIrqLine::Masked(masked));
+        let Some(rx) = self.rx.take() else { return };
+        let (masked, ring) = rx.into_polled();
+        self.rx_polled = Some(ring);
+        self.vectors[RX].line = Some(AnyIrqLine::Draining(masked));
     }
 
     /// Polling mode: drains up to one budget of frames without waiting.
@@ -353,20 +360,27 @@ impl VirtioNic {
     }
 
     /// The configuration vector (MSI-X per queue): if it fired, read the link state and
-    /// re-arm. Edge-triggered, so a change after the read latches and fires again.
+    /// re-arm once the configuration generation reads back what the read started from
+    /// (`Transport::config_quiet`); a change after that sends a new message, latched while
+    /// the line is masked.
     fn config_vector(&mut self) {
         let Some(line) = self.vectors[CONFIG].take_armed() else {
             return;
         };
-        match line.try_take() {
-            Ok(draining) => {
-                self.config_changed();
-                if let Ok((quiet, line)) = quiesce_with(draining, || {}, || true) {
-                    self.vectors[CONFIG].put(line.rearm(quiet));
-                }
+        let mut draining = match line.try_take() {
+            Ok(draining) => draining,
+            Err(armed) => return self.vectors[CONFIG].put(armed),
+        };
+        for _ in 0..drivers::virtio::CONFIG_RETRIES {
+            let mark = self.net.transport().config_mark();
+            self.config_changed();
+            match quiesce(draining, &self.net.transport().config_quiet(mark)) {
+                Ok((quiet, line)) => return self.vectors[CONFIG].put(line.rearm(quiet)),
+                Err(line) => draining = line,
             }
-            Err(armed) => self.vectors[CONFIG].put(armed),
         }
+        log::warn!("virtio-net: configuration keeps changing; its vector stays masked");
+        self.vectors[CONFIG].line = Some(AnyIrqLine::Draining(draining));
     }
 
     fn config_changed(&mut self) {
@@ -386,17 +400,13 @@ impl VirtioNic {
     }
 
     /// One NAPI round: take the fired line with the ring, poll within budgets (yielding
-    /// between them), re-enable with the recheck, rearm. No-op if the line has not fired.
+    /// between them), re-enable with the recheck, which re-arms. No-op if the line has not
+    /// fired.
     fn napi_round(&mut self, deliver: &mut impl FnMut(&[u8])) -> usize {
         let Some(rx) = self.rx.take() else { return 0 };
-        let Some(line) = self.vectors[RX].take_armed() else {
-            self.rx = Some(rx);
-            return 0;
-        };
-        let (mut line, mut vq) = match napi::take(line, rx) {
-            Ok(pair) => pair,
-            Err((line, rx)) => {
-                self.vectors[RX].put(line);
+        let mut round = match napi::take(rx) {
+            Ok(round) => round,
+            Err(rx) => {
                 self.rx = Some(rx);
                 return 0;
             }
@@ -424,18 +434,17 @@ impl VirtioNic {
             deliver(f);
         };
         loop {
-            match self.net.poll_rx(line, vq, BUDGET, &mut count) {
-                PollOutcome::BudgetSpent(l, q) => {
-                    (line, vq) = (l, q);
+            match self.net.poll_rx(round, BUDGET, &mut count) {
+                PollOutcome::BudgetSpent(r) => {
+                    round = r;
                     sched::yield_now(); // a flood never starves other threads
                 }
                 PollOutcome::Drained(quiesce) => match self.net.rx_enable_and_recheck(quiesce) {
-                    Ok((quiet, armed_vq, draining)) => {
-                        self.vectors[RX].put(draining.rearm(quiet));
-                        self.rx = Some(armed_vq);
+                    Ok(rx) => {
+                        self.rx = Some(rx);
                         return delivered;
                     }
-                    Err(napi::Raced(l, q)) => (line, vq) = (l, q),
+                    Err(napi::Raced(r)) => round = r,
                 },
             }
         }

@@ -73,13 +73,7 @@ impl EduDevice {
             })
             .unwrap_or_default();
         let edu = Arc::new(Edu::new(regs, dma_mask, &ram).map_err(OpError::Edu)?);
-        let probe = edu.clone();
-        let irq = setup(
-            &dev,
-            "edu",
-            alloc::boxed::Box::new(move || probe.irq_status() != 0),
-        )
-        .map_err(OpError::Pci)?;
+        let irq = setup(&dev, "edu").map_err(OpError::Pci)?;
         Ok(EduDevice {
             edu,
             irq,
@@ -102,9 +96,9 @@ impl EduDevice {
     fn next_event(&mut self) -> Result<drivers::edu::EduEvents, OpError> {
         self.irq.wait(time::now_ns() + OP_TIMEOUT_NS)?;
         let events = self.edu.handle_interrupt();
-        let edu = &self.edu;
-        while !self.irq.done(|| edu.irq_status() == 0) {
-            let _ = edu.handle_interrupt();
+        // Re-armed once edu's interrupt status reads 0 (its `QuietCheck`).
+        while !self.irq.done(&*self.edu) {
+            let _ = self.edu.handle_interrupt();
         }
         Ok(events)
     }

@@ -1,21 +1,22 @@
 //! A PCI device's interrupt: an MSI vector it owns, or a share of an INTx line.
 //!
 //! MSI lines are exclusive and edge-triggered: the driver holds the `IrqLine`
-//! itself and re-arms it with a `Quiesced` proof from its device. INTx lines are
-//! level-triggered and may be shared, so one dispatcher thread per INTID owns
-//! the line: when it fires, the dispatcher asks every sharer whether its device
-//! is asserting, wakes those that are, keeps the line masked until each of them
-//! reports its device serviced, and re-arms only once no sharer's device
-//! asserts any more. Driver code never runs in hard-IRQ context either way.
+//! itself and re-arms it with a `Quiesced` proof read from its device (its
+//! `QuietCheck`). INTx lines are level-triggered and may be shared, so one
+//! dispatcher thread per INTID owns the line: when it fires, the dispatcher reads
+//! every sharer's PCI Interrupt Status bit, wakes those that assert, keeps the line
+//! masked until each of them reports its device serviced, and re-arms only once no
+//! sharer's status bit is set any more (`IntxStatus`, the state INTx is raised on).
+//! Driver code never runs in hard-IRQ context either way.
 
-use alloc::boxed::Box;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use caps::irq::{AnyIrqLine, Armed, Draining, IrqLine};
-use caps::napi::quiesce_with;
+use caps::quiet::{QuietCheck, peek, quiesce};
 use drivers::irqchip::Trigger;
+use drivers::pci::config::{Bdf, Ecam, IntxStatus};
 use drivers::pci::msi::{
     InterruptKind, InterruptPlan, MsixCap, MsixTable, PlanRequest, enable_intx,
 };
@@ -27,9 +28,6 @@ use crate::platform::Mmio;
 use crate::sched::{self, NotifyId, TimedOut};
 use crate::sync::IrqLock;
 
-/// "Is my device asserting its INTx?" — read from the device's status register.
-pub type AssertCheck = Box<dyn Fn() -> bool + Send + Sync>;
-
 /// Sets up to `wanted` interrupt vectors for `dev`: MSI-X (table entries programmed and
 /// unmasked, function mask cleared) when the device has it and an MSI controller exists,
 /// else one vector or INTx share from [`setup`]. A device with fewer MSI-X entries than
@@ -39,7 +37,6 @@ pub fn setup_vectors(
     dev: &Device,
     wanted: u16,
     name: &'static str,
-    asserting: AssertCheck,
 ) -> Result<(InterruptPlan, Vec<DeviceIrq>), PciError> {
     let pci = bus().ok_or(PciError::NotFound)?;
     let msi_ok = msi_vectors().is_some() && !pci.no_msi;
@@ -51,7 +48,7 @@ pub fn setup_vectors(
     let plan = InterruptPlan::choose(&pci.ecam, dev.func, req);
     match plan.kind {
         InterruptKind::MsiX(cap) => Ok((plan, setup_msix(dev, cap, plan.vectors, name)?)),
-        _ => Ok((plan.single(), alloc::vec![setup(dev, name, asserting)?])),
+        _ => Ok((plan.single(), alloc::vec![setup(dev, name)?])),
     }
 }
 
@@ -207,12 +204,7 @@ pub enum DeviceIrq {
 
 /// Sets up `dev`'s interrupt, preferring MSI (when an MSI controller exists and the
 /// boot option `pci=nomsi` is absent), else INTx routed through the DT `interrupt-map`.
-/// `asserting` answers for a shared INTx line whether this device raised it.
-pub fn setup(
-    dev: &Device,
-    name: &'static str,
-    asserting: AssertCheck,
-) -> Result<DeviceIrq, PciError> {
+pub fn setup(dev: &Device, name: &'static str) -> Result<DeviceIrq, PciError> {
     let pci = bus().ok_or(PciError::NotFound)?;
     let msi_ok = msi_vectors().is_some() && !pci.no_msi;
     let req = PlanRequest {
@@ -249,7 +241,7 @@ pub fn setup(
                 .route(root, pin)
                 .ok_or(PciError::Irq(abi::Error::ENOENT))?;
             enable_intx(&pci.ecam, dev.bdf());
-            IntxShare::join(intid, trigger, name, asserting).map(DeviceIrq::Intx)
+            IntxShare::join(intid, trigger, name, dev.bdf()).map(DeviceIrq::Intx)
         }
         InterruptKind::MsiX(_) | InterruptKind::None => Err(PciError::Irq(abi::Error::ENOSYS)),
     }
@@ -278,13 +270,14 @@ impl DeviceIrq {
         }
     }
 
-    /// The driver serviced its device: re-arm once `quiet` confirms nothing is pending.
-    /// Returns false (line stays masked, call again after servicing more) otherwise.
-    pub fn done(&mut self, quiet: impl Fn() -> bool) -> bool {
+    /// The driver serviced its device: re-arm once `check` (the device's own quiet check,
+    /// e.g. its interrupt status register) reads quiet. Returns false (line stays masked,
+    /// call again after servicing more) otherwise. A shared INTx line is re-armed by its
+    /// dispatcher, from every sharer's PCI Interrupt Status.
+    pub fn done<C: QuietCheck + ?Sized>(&mut self, check: &C) -> bool {
         match self {
             DeviceIrq::Msi { line, .. } => match line.take() {
-                Some(AnyIrqLine::Draining(draining)) => match quiesce_with(draining, || {}, &quiet)
-                {
+                Some(AnyIrqLine::Draining(draining)) => match quiesce(draining, check) {
                     Ok((proof, l)) => {
                         *line = Some(AnyIrqLine::Armed(l.rearm(proof)));
                         true
@@ -364,7 +357,8 @@ const MAX_UNCLAIMED: u32 = 100;
 struct Sharer {
     notify: NotifyId,
     bit: u64,
-    asserting: AssertCheck,
+    /// The function's Interrupt Status bit: whether it asserts the line.
+    status: IntxStatus<'static, Ecam>,
     count: AtomicU64,
 }
 
@@ -386,12 +380,8 @@ pub struct IntxShare {
 }
 
 impl IntxShare {
-    fn join(
-        intid: u32,
-        trigger: Trigger,
-        name: &'static str,
-        asserting: AssertCheck,
-    ) -> Result<Self, PciError> {
+    fn join(intid: u32, trigger: Trigger, name: &'static str, bdf: Bdf) -> Result<Self, PciError> {
+        let config = &bus().ok_or(PciError::NotFound)?.ecam;
         let line = shared_line(intid, trigger, name)?;
         let notify = sched::notify_create().map_err(|_| PciError::Irq(abi::Error::ENOMEM))?;
         let mut sharers = line.sharers.lock();
@@ -402,7 +392,7 @@ impl IntxShare {
         let me = Arc::new(Sharer {
             notify,
             bit,
-            asserting,
+            status: IntxStatus { config, bdf },
             count: AtomicU64::new(0),
         });
         sharers.push(me.clone());
@@ -506,7 +496,7 @@ fn service(
     loop {
         let sharers = shared.sharers.lock().clone();
         let mut outstanding = 0u64;
-        for s in sharers.iter().filter(|s| (s.asserting)()) {
+        for s in sharers.iter().filter(|s| !peek(&s.status)) {
             s.count.fetch_add(1, Ordering::Relaxed);
             outstanding |= s.bit;
             let _ = sched::notify_post(s.notify, 1);
@@ -533,8 +523,9 @@ fn service(
                 }
             }
         }
-        let quiet = || shared.sharers.lock().iter().all(|s| !(s.asserting)());
-        match quiesce_with(line, || {}, quiet) {
+        let status: Vec<IntxStatus<'static, Ecam>> =
+            shared.sharers.lock().iter().map(|s| s.status).collect();
+        match quiesce(line, &status[..]) {
             Ok((proof, l)) => return Some(l.rearm(proof)),
             Err(l) => line = l,
         }

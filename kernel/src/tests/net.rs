@@ -21,7 +21,7 @@ kernel_test! {
         }
         ensure!(nic.link_up, "link down at bring-up");
         let rx = nic.rx.as_ref().ok_or("no rx ring")?;
-        ensure!(rx.in_flight() >= 256, "only {} RX buffers posted", rx.in_flight());
+        ensure!(rx.ring().in_flight() >= 256, "only {} RX buffers posted", rx.ring().in_flight());
         let free = nic.net.tx_free();
         let frame = [0xffu8; 60];
         for _ in 0..10 {

@@ -269,7 +269,7 @@ kernel_test! {
         use drivers::pci::msi::InterruptKind;
         let dev = pci::claim(0x1af4, 0x1000).map_err(|e| alloc::format!("{e:?}"))?;
         let wanted = 8; // virtio-net-pci offers 3 MSI-X entries by default
-        let (plan, irqs) = pci::irq::setup_vectors(&dev, wanted, "msix-test", alloc::boxed::Box::new(|| false))
+        let (plan, irqs) = pci::irq::setup_vectors(&dev, wanted, "msix-test")
             .map_err(|e| alloc::format!("{e:?}"))?;
         if pci::msi_vectors().is_none() || bus().is_some_and(|b| b.no_msi) {
             ensure!(matches!(plan.kind, InterruptKind::Intx { .. }), "no MSI controller but {:?}", plan.kind);
@@ -424,8 +424,9 @@ kernel_test! {
         let mut armed = line.arm();
         ensure!(its.is_enabled(intid), "armed LPI not enabled in the property table");
         const ROUNDS: u64 = 20;
+        // The ITS is this LPI's only source: quiet once it consumed every INT command.
         let rearm = |d| {
-            caps::napi::quiesce_with(d, || {}, || true)
+            caps::quiet::quiesce(d, &its.int_source())
                 .map(|(proof, l)| l.rearm(proof))
                 .map_err(|_| "not quiesced")
         };

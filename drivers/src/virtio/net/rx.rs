@@ -8,9 +8,8 @@
 //! ring type states do the interrupt protocol.
 
 use caps::dma::{Cpu, DmaHal, DmaRegion};
-use caps::irq::{Armed, Draining, IrqLine};
-use caps::napi::{self, PollOutcome, Quiesce, Quiesced, Raced};
-use caps::vring::{BufDir, Completion, Rejected, RingMemory, RingState, Suppressed, Vring};
+use caps::napi::{self, NapiLine, PollOutcome, Quiesce, Raced, Round};
+use caps::vring::{BufDir, Completion, Drainable, Rejected, RingMemory, RingState, Vring};
 
 use super::{MAX_FRAME, RX_QUEUE, RxError, VirtioNet, feature, parse_rx};
 use crate::virtio::Transport;
@@ -91,12 +90,12 @@ impl<T: Transport, H: DmaHal + 'static, const Q: usize> VirtioNet<T, H, Q> {
         }
     }
 
-    /// Polling-mode receive: up to `budget` used elements from a ring kept suppressed
-    /// (`Vring::suppress_polled`), each buffer reposted at once. Returns how many were
-    /// consumed (`budget` means there may be more).
-    pub fn receive<M: RingMemory, F: FnMut(&[u8])>(
+    /// Receive from a ring whose device interrupts are off (a `Vring<Polled>` in polling
+    /// mode, or the ring of a NAPI round): up to `budget` used elements, each buffer
+    /// reposted at once. Returns how many were consumed (`budget` means there may be more).
+    pub fn receive<S: Drainable, M: RingMemory, F: FnMut(&[u8])>(
         &mut self,
-        vq: &mut Vring<Suppressed, M, H, Q>,
+        vq: &mut Vring<S, M, H, Q>,
         budget: usize,
         mut deliver: F,
     ) -> usize {
@@ -121,44 +120,39 @@ impl<T: Transport, H: DmaHal + 'static, const Q: usize> VirtioNet<T, H, Q> {
     /// `Drained` (finish with [`VirtioNet::rx_enable_and_recheck`]).
     pub fn poll_rx<M: RingMemory, F: FnMut(&[u8])>(
         &mut self,
-        line: IrqLine<Draining>,
-        mut vq: Vring<Suppressed, M, H, Q>,
+        mut round: Round<M, H, Q>,
         budget: usize,
         mut deliver: F,
     ) -> PollOutcome<M, H, Q> {
-        let done = self.receive(&mut vq, budget, &mut deliver);
+        let done = self.receive(round.ring_mut(), budget, &mut deliver);
         // Whatever arrived since goes through `napi::poll`, which decides the outcome; its
         // buffers are reposted at the next refill.
-        let outcome = napi::poll(line, vq, budget - done, |item| {
+        let outcome = napi::poll(round, budget - done, |item| {
             if let Some(region) = self.rx_item(item, &mut deliver) {
                 self.stash_rx(region);
             }
         });
         match outcome {
-            PollOutcome::BudgetSpent(line, mut vq) => {
+            PollOutcome::BudgetSpent(mut round) => {
                 self.rx.budget_exhausted += 1;
-                self.refill_rx(&mut vq);
-                PollOutcome::BudgetSpent(line, vq)
+                self.refill_rx(round.ring_mut());
+                PollOutcome::BudgetSpent(round)
             }
             drained => drained,
         }
     }
 
     /// Re-enables RX interrupts and rechecks (`Quiesce::enable_and_recheck`): on success
-    /// the ring is refilled and the proof comes back for `IrqLine::rearm`; a race is
-    /// counted and handed back to poll again.
-    #[allow(
-        clippy::type_complexity,
-        reason = "mirrors Quiesce::enable_and_recheck"
-    )]
+    /// the line is re-armed on that evidence and the ring refilled; a race is counted and
+    /// handed back to poll again.
     pub fn rx_enable_and_recheck<M: RingMemory>(
         &mut self,
         q: Quiesce<M, H, Q>,
-    ) -> Result<(Quiesced, Vring<Armed, M, H, Q>, IrqLine<Draining>), Raced<M, H, Q>> {
+    ) -> Result<NapiLine<M, H, Q>, Raced<M, H, Q>> {
         match q.enable_and_recheck() {
-            Ok((quiet, mut vq, line)) => {
-                self.refill_rx(&mut vq);
-                Ok((quiet, vq, line))
+            Ok(mut pair) => {
+                self.refill_rx(pair.ring_mut());
+                Ok(pair)
             }
             Err(raced) => {
                 self.rx.rearm_races += 1;
@@ -176,8 +170,7 @@ mod tests {
     use crate::virtio::LegacyTransport;
     use crate::virtio::fake::{self, FakeWin};
     use crate::virtio::feature::EVENT_IDX;
-    use caps::fakes::dummy_masked_line;
-    use caps::napi::{self, PollOutcome, Raced};
+    use caps::napi::{self, NapiLine, PollOutcome, Raced};
     use std::vec::Vec;
 
     #[test]
@@ -188,25 +181,25 @@ mod tests {
             rx,
             tx: _tx,
         } = d;
-        let line = w.rx_line();
+        let pair = NapiLine::new(w.rx_line(), rx).ok().unwrap();
         for i in 0..100 {
             w.inject(&frame(i, 60 + usize::from(i)), 1);
         }
-        let (line, vq) = napi::take(line, rx).ok().expect("line fired");
+        let round = napi::take(pair).ok().expect("line fired");
         let mut got = Vec::new();
         let mut deliver = |f: &[u8]| got.push(f.to_vec());
-        let PollOutcome::BudgetSpent(line, vq) = net.poll_rx(line, vq, 64, &mut deliver) else {
+        let PollOutcome::BudgetSpent(mut round) = net.poll_rx(round, 64, &mut deliver) else {
             panic!("100 frames, budget 64")
         };
+        let vq = round.ring_mut();
         assert_eq!(vq.in_flight(), 256, "refilled while draining");
-        let PollOutcome::Drained(q) = net.poll_rx(line, vq, 64, &mut deliver) else {
+        let PollOutcome::Drained(q) = net.poll_rx(round, 64, &mut deliver) else {
             panic!("36 left, budget 64")
         };
-        let Ok((quiet, vq, line)) = net.rx_enable_and_recheck(q) else {
+        let Ok(pair) = net.rx_enable_and_recheck(q) else {
             panic!("nothing arrived meanwhile")
         };
-        assert_eq!(vq.in_flight(), 256);
-        let line = line.rearm(quiet);
+        assert_eq!(pair.ring().in_flight(), 256);
         assert_eq!(got.len(), 100);
         for (i, f) in got.iter().enumerate() {
             assert_eq!(*f, frame(i as u8, 60 + i), "frame {i} intact and in order");
@@ -216,7 +209,7 @@ mod tests {
         assert_eq!(s.bytes, (60..160).sum::<u64>());
         // The rearmed line fires for the next frame.
         w.inject(&frame(7, 64), 1);
-        assert!(napi::take(line, vq).is_ok());
+        assert!(napi::take(pair).is_ok());
     }
 
     #[test]
@@ -227,25 +220,26 @@ mod tests {
             rx,
             tx: _tx,
         } = d;
-        let line = w.rx_line();
+        let pair = NapiLine::new(w.rx_line(), rx).ok().unwrap();
         w.inject(&frame(1, 60), 1);
-        let (line, vq) = napi::take(line, rx).ok().unwrap();
+        let round = napi::take(pair).ok().unwrap();
         let mut n = 0;
-        let PollOutcome::Drained(q) = net.poll_rx(line, vq, 64, |_| n += 1) else {
+        let PollOutcome::Drained(q) = net.poll_rx(round, 64, |_| n += 1) else {
             panic!()
         };
         w.inject(&frame(2, 60), 1);
-        let Err(Raced(line, vq)) = net.rx_enable_and_recheck(q) else {
+        let Err(Raced(round)) = net.rx_enable_and_recheck(q) else {
             panic!("the second frame raced the re-enable")
         };
         assert_eq!(net.rx_stats().rearm_races, 1);
-        let PollOutcome::Drained(q) = net.poll_rx(line, vq, 64, |_| n += 1) else {
+        let PollOutcome::Drained(q) = net.poll_rx(round, 64, |_| n += 1) else {
             panic!()
         };
-        let Ok((quiet, _vq, line)) = net.rx_enable_and_recheck(q) else {
+        let Ok(pair) = net.rx_enable_and_recheck(q) else {
             panic!()
         };
-        let _line = line.rearm(quiet);
+        assert!(!w.gic.is_masked(crate::virtio::fake::RX_INTID), "re-armed");
+        drop(pair);
         assert_eq!(n, 2);
     }
 
@@ -261,7 +255,7 @@ mod tests {
             rx,
             tx: _tx,
         } = d;
-        let mut rx = rx.suppress_polled(&dummy_masked_line());
+        let mut rx = rx.into_polled();
         w.rxq.publish_raw(99, 0); // id out of range
         let (id, ..) = w.rxq.consume().unwrap();
         w.rxq.publish_raw(u32::from(id), 5000); // len past the buffer
@@ -290,7 +284,7 @@ mod tests {
             rx,
             tx: _tx,
         } = d;
-        let mut rx = rx.suppress_polled(&dummy_masked_line());
+        let mut rx = rx.into_polled();
         let (id, ..) = w.rxq.consume().unwrap();
         w.rxq.complete(u32::from(id), 5); // shorter than the header
         w.inject(&frame(1, 60), 0); // num_buffers 0
@@ -323,7 +317,7 @@ mod tests {
             assert_eq!(dev.borrow().queues[0].pfn, 0x9000_0000 >> 12);
             assert_eq!(dev.borrow().status, 7, "no FEATURES_OK on legacy");
             w.hdr_len = hdr;
-            let mut rx = rx.suppress_polled(&dummy_masked_line());
+            let mut rx = rx.into_polled();
             w.inject(&frame(5, 64), 1);
             let mut got = Vec::new();
             net.receive(&mut rx, 8, |f| got.push(f.to_vec()));

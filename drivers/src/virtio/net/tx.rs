@@ -7,9 +7,8 @@
 //! batches. A full ring is an error value the caller retries after reclaim.
 
 use caps::dma::DmaHal;
-use caps::irq::{Armed, Draining, IrqLine};
-use caps::napi::{self, PollOutcome, Quiesce, Quiesced, Raced};
-use caps::vring::{BufDir, Completion, Rejected, RingMemory, RingState, Suppressed, Vring};
+use caps::napi::{self, NapiLine, PollOutcome, Quiesce, Raced, Round};
+use caps::vring::{BufDir, Completion, Drainable, Rejected, RingMemory, RingState, Vring};
 
 use super::{MAX_FRAME, TX_QUEUE, TxError, VirtioNet};
 use crate::virtio::Transport;
@@ -76,11 +75,12 @@ impl<T: Transport, H: DmaHal + 'static, const Q: usize> VirtioNet<T, H, Q> {
         }
     }
 
-    /// Takes back up to `budget` completed TX buffers from a suppressed ring (polling
-    /// mode, or before transmitting); returns how many used elements were consumed.
-    pub fn reclaim_tx<M: RingMemory>(
+    /// Takes back up to `budget` completed TX buffers from a ring whose interrupts are off
+    /// (`Vring<Polled>`, reclaimed before transmitting; or a NAPI round's ring); returns how
+    /// many used elements were consumed.
+    pub fn reclaim_tx<S: Drainable, M: RingMemory>(
         &mut self,
-        vq: &mut Vring<Suppressed, M, H, Q>,
+        vq: &mut Vring<S, M, H, Q>,
         budget: usize,
     ) -> usize {
         let mut done = 0;
@@ -95,11 +95,10 @@ impl<T: Transport, H: DmaHal + 'static, const Q: usize> VirtioNet<T, H, Q> {
     /// One NAPI poll of the TX queue, for a kernel that gives TX its own vector.
     pub fn poll_tx<M: RingMemory>(
         &mut self,
-        line: IrqLine<Draining>,
-        vq: Vring<Suppressed, M, H, Q>,
+        round: Round<M, H, Q>,
         budget: usize,
     ) -> PollOutcome<M, H, Q> {
-        let outcome = napi::poll(line, vq, budget, |item| self.tx_item(item));
+        let outcome = napi::poll(round, budget, |item| self.tx_item(item));
         if matches!(outcome, PollOutcome::BudgetSpent(..)) {
             self.tx.budget_exhausted += 1;
         }
@@ -107,14 +106,10 @@ impl<T: Transport, H: DmaHal + 'static, const Q: usize> VirtioNet<T, H, Q> {
     }
 
     /// As [`VirtioNet::rx_enable_and_recheck`] for TX (counts races).
-    #[allow(
-        clippy::type_complexity,
-        reason = "mirrors Quiesce::enable_and_recheck"
-    )]
     pub fn tx_enable_and_recheck<M: RingMemory>(
         &mut self,
         q: Quiesce<M, H, Q>,
-    ) -> Result<(Quiesced, Vring<Armed, M, H, Q>, IrqLine<Draining>), Raced<M, H, Q>> {
+    ) -> Result<NapiLine<M, H, Q>, Raced<M, H, Q>> {
         q.enable_and_recheck()
             .inspect_err(|_| self.tx.rearm_races += 1)
     }
@@ -124,7 +119,6 @@ impl<T: Transport, H: DmaHal + 'static, const Q: usize> VirtioNet<T, H, Q> {
 mod tests {
     use super::super::tests::{frame, modern};
     use super::super::{MAX_FRAME, NetDevice, NetOptions, TxError};
-    use caps::fakes::dummy_masked_line;
 
     #[test]
     fn tx_many_in_flight_reclaimed_without_waiting() {
@@ -134,7 +128,7 @@ mod tests {
             rx: _rx,
             tx,
         } = d;
-        let mut tx = tx.suppress_polled(&dummy_masked_line());
+        let mut tx = tx.into_polled();
         for i in 0..16 {
             net.transmit(&mut tx, &frame(i, 100)).unwrap();
         }

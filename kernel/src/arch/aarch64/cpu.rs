@@ -149,6 +149,23 @@ pub fn timer_disable() {
     unsafe { asm!("msr cntp_ctl_el0, xzr", "isb", options(nomem, nostack)) }
 }
 
+/// This CPU's EL1 physical timer as the source of its PPI, for `caps::quiet::quiesce`.
+#[derive(Debug)]
+pub struct PhysicalTimer;
+
+// SAFETY: the timer's PPI is a level, asserted while CNTP_CTL_EL0 has ENABLE = 1,
+// ISTATUS = 1 and IMASK = 0 (Arm ARM D11.2.4). `enable` switches the timer off, which drops
+// the level; `is_quiet` reads CNTP_CTL_EL0.ENABLE back from this CPU. The next deadline is
+// programmed after the line is re-armed and raises a fresh level when it expires.
+unsafe impl caps::quiet::QuietCheck for PhysicalTimer {
+    fn enable(&self, _: &caps::quiet::Seal) {
+        timer_disable();
+    }
+    fn is_quiet(&self, _: &caps::quiet::Seal) -> bool {
+        !timer_enabled()
+    }
+}
+
 /// Executes `brk #0x100` — the kernel's test breakpoint, which the trap handler counts
 /// and steps over.
 pub fn test_breakpoint() {

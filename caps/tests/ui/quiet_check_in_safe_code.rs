@@ -1,0 +1,13 @@
+//! Rule: a quiet check that reads no device cannot be written in safe code: implementing
+//! `QuietCheck` is `unsafe` (the implementation is the promise).
+use caps::quiet::{QuietCheck, Seal};
+
+struct Liar;
+
+impl QuietCheck for Liar {
+    fn is_quiet(&self, _: &Seal) -> bool {
+        true
+    }
+}
+
+fn main() {}
