@@ -2,16 +2,22 @@
 //!
 //! A buffer the device may write must not be read (or freed) by the CPU, and the cache and
 //! ordering work (clean before the device reads, invalidate before the CPU reads) must not be
-//! forgotten. `DmaRegion<Cpu>` becomes `DmaRegion<Device>` only by being posted to a ring
-//! (`Vring::post`), and returns only through a completion the ring validated; the fences live
-//! in those two transitions. Memory itself comes from the platform's `DmaHal`, which owns
-//! every `unsafe` (physical addresses, mapping) so this crate stays safe code.
+//! forgotten. `DmaRegion<Cpu>` becomes `DmaRegion<Device>` by being posted to a ring
+//! (`Vring::post`) or lent to one device (`lend`), and returns only through a completion the
+//! ring validated, or once the device that holds it reads back idle ([`DmaIdle`], checked
+//! against the [`DmaDevice`] identity the region or ring was given to); the fences live in
+//! those transitions. Memory itself comes from the platform's `DmaHal`, which owns every
+//! `unsafe` (physical addresses, mapping) so this crate stays safe code.
 
 use core::fmt;
 use core::marker::PhantomData;
+// Not `crate::sync`: identities are handed out outside any loom model, and a loom atomic
+// cannot live in a `static`.
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use abi::Error;
 
+use crate::quiet::Seal;
 use crate::sealed::Sealed;
 
 /// One allocation of DMA-capable memory, supplied by the platform.
@@ -99,8 +105,81 @@ impl<H: DmaHal + 'static> DmaPool<H> {
         Ok(DmaRegion {
             hal: self.hal,
             buf: Some(buf),
+            lent_to: 0,
             _state: PhantomData,
         })
+    }
+}
+
+/// The identity of one device that does DMA (one virtio function, one edu): rings and lent
+/// regions record it, so the proof that *this* device stopped frees only *its* memory.
+/// Every value is unique (a counter), and it is not `Clone`.
+#[derive(Debug)]
+pub struct DmaDevice {
+    id: u64,
+}
+
+static NEXT_DEVICE: AtomicU64 = AtomicU64::new(1);
+
+impl DmaDevice {
+    /// A fresh identity, equal to no other.
+    #[allow(
+        clippy::new_without_default,
+        reason = "a fresh identity is not a default value"
+    )]
+    pub fn new() -> Self {
+        DmaDevice {
+            id: NEXT_DEVICE.fetch_add(1, Ordering::Relaxed),
+        }
+    }
+
+    /// The identity's number (for logs and checks).
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+}
+
+/// Reads one device to decide whether it performs DMA right now.
+///
+/// # Safety
+/// `dma_device` must return the identity of the device `dma_idle` reads, the same for the
+/// life of the value; `dma_idle` must read that device and return `true` only if it issues
+/// no DMA now and will issue none before the driver starts a new transfer (a DMA engine's
+/// busy bit clear; a virtio device whose status reads back 0 after a reset, virtio 1.2
+/// §2.4). An implementation that answers without reading its device lets the CPU read and
+/// free memory the device still writes.
+#[allow(
+    unsafe_code,
+    reason = "an unsafe trait: its implementation is the promise (docs/caps.md)"
+)]
+pub unsafe trait DmaIdle {
+    /// The device's identity.
+    fn dma_device(&self) -> &DmaDevice;
+    /// After a full fence: whether the device does no DMA now (see the safety contract).
+    /// Called by this crate only.
+    fn dma_idle(&self, seal: &Seal) -> bool;
+}
+
+/// Proof that device `device` does no DMA: minted inside this crate from a [`DmaIdle`] read
+/// at the moment it is used (`DmaRegion::reclaim`, `Vring::release`), so it cannot go stale;
+/// `RingMemory::device_stopped` receives it. Not `Clone`.
+#[derive(Debug)]
+pub struct TransferDone {
+    device: u64,
+}
+
+impl TransferDone {
+    /// Reads `dev` (after a full fence): the proof, if it is idle.
+    pub(crate) fn read<D: DmaIdle + ?Sized>(dev: &D) -> Option<TransferDone> {
+        crate::sync::fence(crate::sync::Ordering::SeqCst);
+        dev.dma_idle(&Seal::new()).then(|| TransferDone {
+            device: dev.dma_device().id,
+        })
+    }
+
+    /// The device this proof is about.
+    pub fn device(&self) -> u64 {
+        self.device
     }
 }
 
@@ -113,6 +192,8 @@ pub struct DmaRegion<H: DmaHal + 'static, S: DmaState> {
     hal: &'static H,
     /// `Some` except while a transition or `Drop` moves the buffer out.
     buf: Option<H::Buffer>,
+    /// The device a `lend` gave it to (`DmaDevice::id`), 0 otherwise.
+    lent_to: u64,
     _state: PhantomData<S>,
 }
 
@@ -142,6 +223,7 @@ impl<H: DmaHal + 'static, S: DmaState> DmaRegion<H, S> {
         DmaRegion {
             hal: self.hal,
             buf: self.buf.take(),
+            lent_to: self.lent_to,
             _state: PhantomData,
         }
     }
@@ -176,35 +258,30 @@ impl<H: DmaHal + 'static> DmaRegion<H, Device> {
     }
 }
 
-/// Proof that a device finished the transfer a region was lent for. Minted only by
-/// [`transfer_done`], so a lent region comes back only after the driver's device-status
-/// check passed. Not `Clone`.
-#[derive(Debug)]
-#[must_use = "pass it to DmaRegion::reclaim"]
-pub struct TransferDone {
-    _private: (),
-}
-
-/// Fences, then asks the device (through the driver's `device_idle` check, e.g. a DMA
-/// engine's busy bit) whether the transfer is over. `Some` is the proof `reclaim` needs.
-pub fn transfer_done(device_idle: impl FnOnce() -> bool) -> Option<TransferDone> {
-    crate::sync::fence(crate::sync::Ordering::SeqCst);
-    device_idle().then_some(TransferDone { _private: () })
-}
-
 impl<H: DmaHal + 'static> DmaRegion<H, Cpu> {
-    /// Lends the region to a device for one transfer the driver programs with `paddr()`
+    /// Lends the region to `device` for one transfer the driver programs with `paddr()`
     /// (devices without rings, e.g. a DMA engine): clean + fence, and no CPU access until
-    /// [`DmaRegion::reclaim`].
-    pub fn lend(self) -> DmaRegion<H, Device> {
-        self.into_device()
+    /// [`DmaRegion::reclaim`] reads that device idle.
+    pub fn lend(self, device: &DmaDevice) -> DmaRegion<H, Device> {
+        let mut lent = self.into_device();
+        lent.lent_to = device.id;
+        lent
     }
 }
 
 impl<H: DmaHal + 'static> DmaRegion<H, Device> {
-    /// Takes a lent region back once the transfer is proven finished (fence + invalidate).
-    pub fn reclaim(self, _done: TransferDone) -> DmaRegion<H, Cpu> {
-        self.into_cpu()
+    /// Takes a lent region back once `device`, the one it was lent to, reads back idle
+    /// (the proof is minted from that read, here): fence + invalidate. Otherwise (still
+    /// busy, or another device's check) the region comes back unchanged; dropping it
+    /// quarantines it.
+    pub fn reclaim<D: DmaIdle + ?Sized>(self, device: &D) -> Result<DmaRegion<H, Cpu>, Self> {
+        if device.dma_device().id != self.lent_to {
+            return Err(self);
+        }
+        match TransferDone::read(device) {
+            Some(done) if done.device == self.lent_to => Ok(self.into_cpu()),
+            _ => Err(self),
+        }
     }
 }
 
@@ -230,7 +307,7 @@ impl<H: DmaHal + 'static, S: DmaState> fmt::Debug for DmaRegion<H, S> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fakes::{FakeDmaHal, leak};
+    use crate::fakes::{FakeDmaEngine, FakeDmaHal, leak};
 
     #[test]
     fn alloc_respects_mask_and_args() {
@@ -290,14 +367,29 @@ mod tests {
     }
 
     #[test]
-    fn lend_and_reclaim_need_a_finished_transfer() {
+    fn lend_and_reclaim_need_the_same_device_read_idle() {
         let hal = leak(FakeDmaHal::new(0x4000_0000));
         let pool = DmaPool::new(hal, u64::MAX);
+        let (engine, other) = (FakeDmaEngine::new(), FakeDmaEngine::new());
         let mut r = pool.alloc(16, 8).unwrap();
         r.bytes_mut()[0] = 7;
-        let lent = r.lend();
-        assert!(transfer_done(|| false).is_none());
-        let back = lent.reclaim(transfer_done(|| true).unwrap());
+        let lent = r.lend(engine.device());
+        engine.set_busy(true);
+        let lent = lent.reclaim(&engine).expect_err("busy: still the device's");
+        let lent = lent
+            .reclaim(&other)
+            .expect_err("another device's idle proves nothing");
+        engine.set_busy(false);
+        let back = lent.reclaim(&engine).expect("idle");
         assert_eq!(back.bytes()[0], 7);
+        assert_eq!(hal.from_device_count(), 1, "synced for the CPU once");
+        assert!(engine.reads() >= 2, "every reclaim read the device");
+    }
+
+    #[test]
+    fn every_device_identity_is_new() {
+        let (a, b) = (DmaDevice::new(), DmaDevice::new());
+        assert_ne!(a.id(), b.id());
+        assert_ne!(a.id(), 0, "0 means not lent");
     }
 }

@@ -14,6 +14,8 @@ use std::vec::Vec;
 use abi::Error;
 
 use crate::dma::{DmaBuffer, DmaHal};
+#[cfg(test)]
+use crate::dma::{DmaDevice, DmaIdle};
 use crate::irq::{Dispatch, IrqChip, IrqControl, Trigger};
 use crate::lock::IrqMaskOps;
 use crate::vring::{Fence, RingMemory, VRING_AVAIL_F_NO_INTERRUPT, VringLayout, vring_need_event};
@@ -287,6 +289,61 @@ impl DmaHal for FakeDmaHal {
     }
     fn quarantine(&self, buf: FakeBuffer) {
         self.quarantined.lock().unwrap().push(buf);
+    }
+}
+
+/// A device that does DMA: a busy flag its driver's `DmaIdle` check reads, counting reads.
+/// Unit tests only (not the `fakes` feature): the compile-fail tests' expected errors list
+/// the implementations of `DmaIdle` in scope, which must not depend on features.
+#[cfg(test)]
+#[derive(Debug)]
+pub struct FakeDmaEngine {
+    device: DmaDevice,
+    busy: Cell<bool>,
+    reads: Cell<usize>,
+}
+
+#[cfg(test)]
+impl FakeDmaEngine {
+    /// An idle engine with a fresh identity.
+    pub fn new() -> Self {
+        FakeDmaEngine {
+            device: DmaDevice::new(),
+            busy: Cell::new(false),
+            reads: Cell::new(0),
+        }
+    }
+    /// Its identity (what rings and lent regions record).
+    pub fn device(&self) -> &DmaDevice {
+        &self.device
+    }
+    /// Starts or ends "DMA in progress".
+    pub fn set_busy(&self, busy: bool) {
+        self.busy.set(busy);
+    }
+    /// `dma_idle` reads so far.
+    pub fn reads(&self) -> usize {
+        self.reads.get()
+    }
+}
+
+#[cfg(test)]
+impl Default for FakeDmaEngine {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+// SAFETY: a fake device: `dma_idle` reads its busy flag, the whole of its DMA state.
+#[cfg(test)]
+#[allow(unsafe_code, reason = "the host fake implements the unsafe trait")]
+unsafe impl DmaIdle for FakeDmaEngine {
+    fn dma_device(&self) -> &DmaDevice {
+        &self.device
+    }
+    fn dma_idle(&self, _: &crate::quiet::Seal) -> bool {
+        self.reads.set(self.reads.get() + 1);
+        !self.busy.get()
     }
 }
 

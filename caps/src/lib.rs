@@ -28,7 +28,7 @@ pub mod vring;
 
 pub use abi::Error;
 pub use cspace::{CSpace, Capability};
-pub use dma::{Cpu, Device, DmaBuffer, DmaHal, DmaPool, DmaRegion};
+pub use dma::{Cpu, Device, DmaBuffer, DmaDevice, DmaHal, DmaIdle, DmaPool, DmaRegion};
 pub use irq::{
     AnyIrqLine, Armed, Dispatch, Draining, IrqChip, IrqControl, IrqLine, Masked, Owner, Trigger,
 };

@@ -138,12 +138,16 @@ impl<M: RingMemory, H: DmaHal + 'static, const Q: usize> NapiLine<M, H, Q> {
         (self.line.mask(), self.ring.into_polled())
     }
 
-    /// Ends the pair after its device was reset: the line is dropped (masked, freed) and the
-    /// ring released with the reset's proof (`Vring::release`). Returns the buffers freed.
-    pub fn release(self, done: &crate::dma::TransferDone) -> usize {
+    /// Ends the pair once its device does no DMA (read from `device`, as
+    /// `Vring::release`): the line is dropped (masked, freed) and the ring's buffers freed.
+    /// `Err` hands the ring back (the line is dropped either way).
+    pub fn release<D: crate::dma::DmaIdle + ?Sized>(
+        self,
+        device: &D,
+    ) -> Result<usize, Vring<Armed, M, H, Q>> {
         let NapiLine { line, ring } = self;
         drop(line);
-        ring.release(done)
+        ring.release(device)
     }
 }
 
@@ -250,7 +254,7 @@ mod tests {
         let layout = VringLayout::new(16).unwrap();
         let mem = FakeRingMem::new(layout.total, 0x9000_0000);
         let dev = FakeVirtqueueDevice::new(mem.clone(), layout, false);
-        let mut vq = Vring::new(mem, false).unwrap();
+        let mut vq = Vring::new(mem, false, &crate::dma::DmaDevice::new()).unwrap();
         let pool = DmaPool::new(leak(FakeDmaHal::new(0x4000_0000)), u64::MAX);
         for i in 0..16 {
             vq.post(pool.alloc(64, 8).unwrap(), BufDir::DeviceWrites, i)
@@ -373,9 +377,12 @@ mod tests {
         let (w, mut a) = setup();
         let mem = FakeRingMem::new(VringLayout::new(16).unwrap().total, 0x9100_0000);
         let line_b = w.ctl.mint(43, Trigger::Edge, Owner(1)).unwrap();
-        let mut b = NapiLine::new(line_b, Vring::new(mem, false).unwrap())
-            .ok()
-            .unwrap();
+        let mut b = NapiLine::new(
+            line_b,
+            Vring::new(mem, false, &crate::dma::DmaDevice::new()).unwrap(),
+        )
+        .ok()
+        .unwrap();
         core::mem::swap(a.ring_mut(), b.ring_mut());
         w.gic.raise(42);
         let _ = w.gic.deliver(w.ctl, 0, 0);
@@ -386,7 +393,10 @@ mod tests {
     fn a_ring_is_bound_to_one_line_only() {
         let (w, mut a) = setup();
         let mem = FakeRingMem::new(VringLayout::new(16).unwrap().total, 0x9100_0000);
-        let stolen = core::mem::replace(a.ring_mut(), Vring::new(mem, false).unwrap());
+        let stolen = core::mem::replace(
+            a.ring_mut(),
+            Vring::new(mem, false, &crate::dma::DmaDevice::new()).unwrap(),
+        );
         let line_b = w.ctl.mint(43, Trigger::Edge, Owner(1)).unwrap();
         let (line_b, stolen) = NapiLine::new(line_b, stolen).err().expect("already bound");
         assert_eq!(stolen.bound_line(), Some(42));

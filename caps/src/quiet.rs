@@ -20,9 +20,16 @@
 use crate::irq::{Draining, IrqLine};
 use crate::napi::Quiesced;
 
-/// Made only by this crate: the argument that keeps [`QuietCheck`]'s methods uncallable
-/// elsewhere, so they run only inside [`quiesce`], in order.
+/// Made only by this crate: the argument that keeps [`QuietCheck`]'s and
+/// `dma::DmaIdle`'s methods uncallable elsewhere, so they run only inside this crate's
+/// minting paths, in order.
 pub struct Seal(());
+
+impl Seal {
+    pub(crate) fn new() -> Self {
+        Seal(())
+    }
+}
 
 /// Reads one device to decide whether the line it signals on may be re-armed.
 ///

@@ -12,7 +12,7 @@ use core::marker::PhantomData;
 
 use abi::Error;
 
-use crate::dma::{Cpu, Device, DmaHal, DmaRegion, TransferDone};
+use crate::dma::{Cpu, Device, DmaDevice, DmaHal, DmaIdle, DmaRegion, TransferDone};
 use crate::irq::Armed;
 use crate::sealed::Sealed;
 
@@ -141,9 +141,10 @@ pub trait RingMemory {
     fn write_u64(&self, off: usize, v: u64);
     /// A memory barrier against the device.
     fn fence(&self, kind: Fence);
-    /// Called by [`Vring::release`] with the proof that the device stopped all DMA: memory
-    /// that a plain drop would have to quarantine (the device might still write the used
-    /// ring) may be freed on drop from here on. The default does nothing.
+    /// Called by [`Vring::release`] with the proof, read from the ring's own device, that it
+    /// stopped all DMA: memory that a plain drop would have to quarantine (the device might
+    /// still write the used ring) may be freed on drop from here on. The default does
+    /// nothing.
     fn device_stopped(&mut self, _done: &TransferDone) {}
 }
 
@@ -298,23 +299,30 @@ struct Core<M: RingMemory, H: DmaHal + 'static, const Q: usize> {
     broken: bool,
     /// The INTID of the line this ring was bound to by `napi::NapiLine::new`, if any.
     line: Option<u32>,
+    /// The device the ring belongs to (`DmaDevice::id`).
+    device: u64,
     in_flight: [Option<InFlight<H>>; Q],
     free: [u16; Q],
     nfree: usize,
 }
 
 impl<M: RingMemory, H: DmaHal + 'static, const Q: usize> Vring<Armed, M, H, Q> {
-    /// Lays out an empty queue in `mem` (zeroing indices and flags), interrupts enabled.
-    /// `event_idx` says whether `VIRTIO_F_EVENT_IDX` was negotiated. `EINVAL` if `Q` is not a
-    /// valid queue size or `mem` is too small.
-    pub fn new(mem: M, event_idx: bool) -> Result<Self, Error> {
-        Self::with_layout(mem, VringLayout::new(Q)?, event_idx)
+    /// Lays out an empty queue of `device` in `mem` (zeroing indices and flags), interrupts
+    /// enabled. `event_idx` says whether `VIRTIO_F_EVENT_IDX` was negotiated. `EINVAL` if `Q`
+    /// is not a valid queue size or `mem` is too small.
+    pub fn new(mem: M, event_idx: bool, device: &DmaDevice) -> Result<Self, Error> {
+        Self::with_layout(mem, VringLayout::new(Q)?, event_idx, device)
     }
 
     /// As [`Vring::new`] with an explicit layout from [`VringLayout::with_used_align`] (the
     /// legacy interface's 4096-aligned used ring). `EINVAL` unless `layout.size == Q` and the
     /// layout is one `with_used_align` produces.
-    pub fn with_layout(mem: M, layout: VringLayout, event_idx: bool) -> Result<Self, Error> {
+    pub fn with_layout(
+        mem: M,
+        layout: VringLayout,
+        event_idx: bool,
+        device: &DmaDevice,
+    ) -> Result<Self, Error> {
         let align = 1 << layout.used.trailing_zeros().min(16);
         if usize::from(layout.size) != Q || VringLayout::with_used_align(Q, align) != Ok(layout) {
             return Err(Error::EINVAL);
@@ -336,6 +344,7 @@ impl<M: RingMemory, H: DmaHal + 'static, const Q: usize> Vring<Armed, M, H, Q> {
             last_used: 0,
             broken: false,
             line: None,
+            device: device.id(),
             in_flight: core::array::from_fn(|_| None),
             free: core::array::from_fn(|i| (Q - 1 - i) as u16),
             nfree: Q,
@@ -448,14 +457,22 @@ impl<S: RingState, M: RingMemory, H: DmaHal + 'static, const Q: usize> Vring<S, 
         Q - self.core.nfree
     }
 
-    /// Ends the ring after its device was reset: every buffer still in flight comes back
-    /// to the CPU (fence + invalidate) and is freed, instead of being quarantined as a plain
-    /// drop would, and the ring memory learns it may be freed too
-    /// ([`RingMemory::device_stopped`]). `done` is the proof that the device stopped all DMA, e.g. a virtio
-    /// reset that completed (virtio 1.2 §2.4); one proof covers every ring of that device.
-    /// Returns how many buffers were freed.
-    pub fn release(mut self, done: &TransferDone) -> usize {
-        self.core.mem.device_stopped(done);
+    /// Ends the ring once its device does no DMA any more (a virtio device reset whose status
+    /// read back 0, virtio 1.2 §2.4): `device` is read here, and must be the device the ring
+    /// was made for. Then every buffer still in flight comes back to the CPU (fence +
+    /// invalidate) and is freed, instead of being quarantined as a plain drop would, and the
+    /// ring memory learns it may be freed too ([`RingMemory::device_stopped`]). Returns how
+    /// many buffers were freed; `Err` hands the ring back if the device is another one or
+    /// still reads busy (dropping it then quarantines everything).
+    pub fn release<D: DmaIdle + ?Sized>(mut self, device: &D) -> Result<usize, Self> {
+        if device.dma_device().id() != self.core.device {
+            return Err(self);
+        }
+        let Some(done) = TransferDone::read(device).filter(|d| d.device() == self.core.device)
+        else {
+            return Err(self);
+        };
+        self.core.mem.device_stopped(&done);
         let mut freed = 0;
         for slot in &mut self.core.in_flight {
             if let Some(f) = slot.take() {
@@ -463,7 +480,12 @@ impl<S: RingState, M: RingMemory, H: DmaHal + 'static, const Q: usize> Vring<S, 
                 freed += 1;
             }
         }
-        freed
+        Ok(freed)
+    }
+
+    /// The identity of the device this ring belongs to (`DmaDevice::id`).
+    pub fn device(&self) -> u64 {
+        self.core.device
     }
 
     /// The INTID of the line `napi::NapiLine::new` bound this ring to, if any.
@@ -632,7 +654,7 @@ impl<M: RingMemory, H: DmaHal + 'static, const Q: usize> Core<M, H, Q> {
 mod tests {
     use super::*;
     use crate::dma::DmaPool;
-    use crate::fakes::{FakeDmaHal, FakeRingMem, FakeVirtqueueDevice, leak};
+    use crate::fakes::{FakeDmaEngine, FakeDmaHal, FakeRingMem, FakeVirtqueueDevice, leak};
     use std::vec::Vec;
 
     type Ring<S> = Vring<S, FakeRingMem, FakeDmaHal, 8>;
@@ -641,7 +663,7 @@ mod tests {
         let layout = VringLayout::new(8).unwrap();
         let mem = FakeRingMem::new(layout.total, 0x9000_0000);
         let dev = FakeVirtqueueDevice::new(mem.clone(), layout, event_idx);
-        let ring = Vring::new(mem, event_idx).unwrap();
+        let ring = Vring::new(mem, event_idx, &DmaDevice::new()).unwrap();
         (
             ring,
             dev,
@@ -715,7 +737,8 @@ mod tests {
             let layout = VringLayout::new(8).unwrap();
             let mem = FakeRingMem::new(layout.total, 0x9000_0000);
             let mut dev = FakeVirtqueueDevice::new(mem.clone(), layout, false);
-            let mut ring: Ring<Armed> = Vring::new(mem.clone(), false).unwrap();
+            let (nic, other) = (FakeDmaEngine::new(), FakeDmaEngine::new());
+            let mut ring: Ring<Armed> = Vring::new(mem.clone(), false, nic.device()).unwrap();
             let hal = leak(FakeDmaHal::new(0x4000_0000));
             let pool = DmaPool::new(hal, u64::MAX);
             for _ in 0..5 {
@@ -723,9 +746,13 @@ mod tests {
                     .unwrap();
             }
             let _ = dev.consume();
+            nic.set_busy(true);
+            let ring = ring.release(&nic).expect_err("not reset yet: refused");
+            let ring = ring.release(&other).expect_err("another device's reset");
+            assert_eq!(hal.from_device_count(), 0);
             if release {
-                let done = crate::dma::transfer_done(|| true).unwrap();
-                assert_eq!(ring.release(&done), 5);
+                nic.set_busy(false);
+                assert_eq!(ring.release(&nic).ok(), Some(5));
                 assert_eq!(hal.quarantined(), 0, "released, not quarantined");
                 assert_eq!(hal.from_device_count(), 5, "each synced for the CPU");
                 assert!(mem.device_stopped_seen(), "the ring memory was told too");
@@ -877,14 +904,31 @@ mod tests {
         assert!(VringLayout::with_used_align(8, 2).is_err());
         assert!(VringLayout::with_used_align(8, 24).is_err());
         let mem = FakeRingMem::new(l.total, 0x9000_0000);
-        assert!(Vring::<Armed, _, FakeDmaHal, 256>::with_layout(mem.clone(), l, false).is_ok());
+        assert!(
+            Vring::<Armed, _, FakeDmaHal, 256>::with_layout(
+                mem.clone(),
+                l,
+                false,
+                &DmaDevice::new()
+            )
+            .is_ok()
+        );
         // A layout for another size, or a hand-made one, is refused.
         let other = VringLayout::with_used_align(128, 4096).unwrap();
         assert!(
-            Vring::<Armed, _, FakeDmaHal, 256>::with_layout(mem.clone(), other, false).is_err()
+            Vring::<Armed, _, FakeDmaHal, 256>::with_layout(
+                mem.clone(),
+                other,
+                false,
+                &DmaDevice::new()
+            )
+            .is_err()
         );
         let forged = VringLayout { used: 8200, ..l };
-        assert!(Vring::<Armed, _, FakeDmaHal, 256>::with_layout(mem, forged, false).is_err());
+        assert!(
+            Vring::<Armed, _, FakeDmaHal, 256>::with_layout(mem, forged, false, &DmaDevice::new())
+                .is_err()
+        );
     }
 
     #[test]
@@ -892,7 +936,7 @@ mod tests {
         let l = VringLayout::with_used_align(8, 4096).unwrap();
         let mem = FakeRingMem::new(l.total, 0x9000_0000);
         let mut dev = FakeVirtqueueDevice::new(mem.clone(), l, false);
-        let ring: Ring<Armed> = Vring::with_layout(mem, l, false).unwrap();
+        let ring: Ring<Armed> = Vring::with_layout(mem, l, false, &DmaDevice::new()).unwrap();
         let mut ring = ring.into_polled();
         let pool = DmaPool::new(leak(FakeDmaHal::new(0x4000_0000)), u64::MAX);
         for i in 0..20u32 {
@@ -937,6 +981,6 @@ mod tests {
     #[test]
     fn new_rejects_small_memory() {
         let mem = FakeRingMem::new(16, 0);
-        assert!(Ring::<Armed>::new(mem, false).is_err());
+        assert!(Ring::<Armed>::new(mem, false, &DmaDevice::new()).is_err());
     }
 }

@@ -296,6 +296,7 @@ pub struct Edu<R: EduRegs> {
     regs: R,
     dma_mask: u64,
     ram: Vec<RamRange, MAX_RAM_RANGES>,
+    dma: caps::dma::DmaDevice,
 }
 
 impl<R: EduRegs> Edu<R> {
@@ -316,6 +317,7 @@ impl<R: EduRegs> Edu<R> {
             regs,
             dma_mask,
             ram: kept,
+            dma: caps::dma::DmaDevice::new(),
         })
     }
 
@@ -339,6 +341,12 @@ impl<R: EduRegs> Edu<R> {
                 mask: self.dma_mask,
             })
         }
+    }
+
+    /// The device's DMA identity: lend it regions (`DmaRegion::lend`), which come back
+    /// through `DmaRegion::reclaim(&edu)` once its DMA engine reads idle.
+    pub fn dma_device(&self) -> &caps::dma::DmaDevice {
+        &self.dma
     }
 
     /// The DMA mask (give it to the `DmaPool` for this device).
@@ -455,6 +463,18 @@ impl<R: EduRegs> Edu<R> {
             factorial,
             dma: status & irq::DMA != 0,
         }
+    }
+}
+
+// SAFETY: edu has one DMA engine; command register bit 0 (0x98) reads 1 from the start of a
+// transfer until it is over (edu.rst "DMA controller"), and nothing else in the device
+// issues DMA. `dma_idle` reads that bit from this device; `dma_device` is its own identity.
+unsafe impl<R: EduRegs> caps::dma::DmaIdle for Edu<R> {
+    fn dma_device(&self) -> &caps::dma::DmaDevice {
+        &self.dma
+    }
+    fn dma_idle(&self, _: &caps::quiet::Seal) -> bool {
+        !self.dma_busy()
     }
 }
 

@@ -10,6 +10,7 @@ use core::cell::Cell;
 
 use abi::{CapType, Error, Handle, Rights};
 use caps::cspace::{CSpace, Capability};
+use caps::dma::DmaDevice;
 use caps::irq::Armed;
 use caps::msi::{MsiData, MsiVector, VectorAllocator};
 use caps::vring::{
@@ -158,7 +159,7 @@ pub fn prop_used_elem_validation_in_bounds(
 pub fn prop_pop_used_hostile_device(lens: [u8; Q], elems: [(u32, u32); 2], bump: u16) {
     let rig = Rig::new();
     let mut dev = ModelDevice::new(rig.mem, false);
-    let mut vq: Ring<Armed> = Vring::new(rig.mem, false).must("ring fits");
+    let mut vq: Ring<Armed> = Vring::new(rig.mem, false, &DmaDevice::new()).must("ring fits");
     // by_cookie[c] = posted length while buffer c is in flight.
     let mut by_cookie: [Option<usize>; Q] = [None; Q];
     for (c, &l) in lens.iter().enumerate() {
@@ -224,7 +225,7 @@ pub fn prop_in_flight_never_exceeds_queue(ops: &[RingOp]) {
     assert!(ops.len() <= MAX_OPS);
     let rig = Rig::new();
     let mut dev = ModelDevice::new(rig.mem, false);
-    let vq: Ring<Armed> = Vring::new(rig.mem, false).must("ring fits");
+    let vq: Ring<Armed> = Vring::new(rig.mem, false, &DmaDevice::new()).must("ring fits");
     let mut vq = vq.into_polled();
     // by_id[id] = cookie of the buffer in flight under descriptor `id`.
     let mut by_id: [Option<u64>; Q] = [None; Q];

@@ -21,7 +21,7 @@
 
 use core::mem;
 
-use caps::dma::DmaPool;
+use caps::dma::{DmaDevice, DmaPool};
 use caps::irq::{Armed, Draining, IrqControl, IrqLine, LineStatus, Owner, Trigger};
 use caps::napi::{self, NapiLine, PollOutcome, Quiesce, Raced, Round};
 use caps::quiet::{QuietCheck, Seal, quiesce};
@@ -148,7 +148,7 @@ impl Proto {
         let ctl = leak(IrqControl::new(gic, INTID));
         let mem: Mem = leak(PlainRingMem::new());
         let dev = ModelDevice::with_size(mem, PQ, event_idx);
-        let mut vq: Ring<Armed> = Vring::new(mem, event_idx).must("ring fits");
+        let mut vq: Ring<Armed> = Vring::new(mem, event_idx, &DmaDevice::new()).must("ring fits");
         let line = ctl
             .mint(INTID, Trigger::Edge, Owner(1))
             .must("fresh control");

@@ -12,6 +12,7 @@
 
 use std::vec::Vec;
 
+use caps::dma::DmaDevice;
 use caps::irq::{Armed, IrqLine, LineStatus, Owner, Trigger};
 use caps::napi::{self, NapiLine, PollOutcome, Raced, Round};
 use caps::quiet::{QuietCheck, Seal, quiesce};
@@ -48,7 +49,7 @@ struct World {
 /// Posts `packets` buffers (cookie = index), lets the device take them all, arms the line.
 fn world(packets: usize, event_idx: bool) -> World {
     let rig = Rig::new();
-    let mut vq: Ring<Armed> = Vring::new(rig.mem, event_idx).unwrap();
+    let mut vq: Ring<Armed> = Vring::new(rig.mem, event_idx, &DmaDevice::new()).unwrap();
     for c in 0..packets {
         let region = rig.pool.alloc(8, 8).unwrap();
         vq.post(region, BufDir::DeviceWrites, c as u64).unwrap();
@@ -235,7 +236,7 @@ fn broken_poller(
 fn napi_without_recheck_loses_a_packet() {
     builder(Some(3)).check(|| {
         let rig: &'static Rig = Box::leak(Box::new(Rig::new()));
-        let mut vq: Ring<Armed> = Vring::new(rig.mem, false).unwrap();
+        let mut vq: Ring<Armed> = Vring::new(rig.mem, false, &DmaDevice::new()).unwrap();
         for c in 0..2 {
             vq.post(rig.pool.alloc(8, 8).unwrap(), BufDir::DeviceWrites, c)
                 .unwrap();

@@ -33,6 +33,9 @@ macro_rules! either {
 }
 
 impl<R: RegWindow> Transport for AnyTransport<R> {
+    fn dma_device(&self) -> &caps::dma::DmaDevice {
+        either!(self, t => t.dma_device())
+    }
     fn kind(&self) -> TransportKind {
         either!(self, t => t.kind())
     }

@@ -74,6 +74,7 @@ pub struct LegacyTransport<R: RegWindow> {
     regs: R,
     msix: bool,
     ready: u16,
+    dma: caps::dma::DmaDevice,
 }
 
 impl<R: RegWindow> LegacyTransport<R> {
@@ -92,6 +93,7 @@ impl<R: RegWindow> LegacyTransport<R> {
             regs,
             msix: msix_enabled,
             ready: 0,
+            dma: caps::dma::DmaDevice::new(),
         })
     }
 
@@ -142,6 +144,9 @@ impl<R: RegWindow> LegacyTransport<R> {
 }
 
 impl<R: RegWindow> Transport for LegacyTransport<R> {
+    fn dma_device(&self) -> &caps::dma::DmaDevice {
+        &self.dma
+    }
     fn kind(&self) -> TransportKind {
         TransportKind::Legacy
     }

@@ -175,6 +175,9 @@ impl fmt::Display for TransportError {
 /// Register-level operations of one virtio PCI function; the handshake of
 /// virtio 1.2 §3.1.1 is built on them in the provided methods.
 pub trait Transport {
+    /// The function's DMA identity: its rings are made for it, and only its own reset
+    /// (read back through [`Transport::dma_stopped`]) releases them.
+    fn dma_device(&self) -> &caps::dma::DmaDevice;
     /// Modern or legacy.
     fn kind(&self) -> TransportKind;
     /// Reads the device status.
@@ -219,12 +222,14 @@ pub trait Transport {
         Err(TransportError::ResetTimeout)
     }
 
-    /// Resets the device for good (as [`Transport::reset`]) and, once its status reads 0,
-    /// proves that it stopped all DMA (virtio 1.2 §2.4): the proof lets the driver free the
-    /// buffers its rings still hold (`Vring::release`) instead of quarantining them.
-    fn reset_quiet(&mut self) -> Result<caps::dma::TransferDone, TransportError> {
-        self.reset()?;
-        caps::dma::transfer_done(|| self.status().is_empty()).ok_or(TransportError::ResetTimeout)
+    /// The device as a `caps::dma::DmaIdle` source: idle once its status reads 0, i.e. after
+    /// a completed [`Transport::reset`] (virtio 1.2 §2.4). `Vring::release` reads it to free
+    /// the buffers the rings still hold instead of quarantining them.
+    fn dma_stopped(&self) -> DmaStopped<'_, Self>
+    where
+        Self: Sized,
+    {
+        DmaStopped { transport: self }
     }
 
     /// Sets `bits` on top of the current status (the driver never clears a bit, §2.1.2).
@@ -336,5 +341,24 @@ pub struct ConfigQuiet<'a, T: Transport> {
 unsafe impl<T: Transport> caps::quiet::QuietCheck for ConfigQuiet<'_, T> {
     fn is_quiet(&self, _: &caps::quiet::Seal) -> bool {
         self.transport.config_generation() == self.seen
+    }
+}
+
+/// A virtio function as the source of its own DMA state ([`Transport::dma_stopped`]).
+pub struct DmaStopped<'a, T: Transport> {
+    transport: &'a T,
+}
+
+// SAFETY: a virtio device whose status reads 0 has been reset (virtio 1.2 §2.1, §2.4: "the
+// device MUST NOT ... access the virtqueues after reset"): it performs no DMA until the
+// driver brings it up again, which needs `&mut` access this borrow excludes. `dma_idle`
+// reads the status register through the transport; `dma_device` is the transport's own
+// identity, the one its rings were made with.
+unsafe impl<T: Transport> caps::dma::DmaIdle for DmaStopped<'_, T> {
+    fn dma_device(&self) -> &caps::dma::DmaDevice {
+        self.transport.dma_device()
+    }
+    fn dma_idle(&self, _: &caps::quiet::Seal) -> bool {
+        self.transport.status().is_empty()
     }
 }

@@ -332,8 +332,9 @@ impl<T: Transport, H: DmaHal + 'static, const Q: usize> VirtioNet<T, H, Q> {
         vector: Option<u16>,
     ) -> Result<Vring<Armed, M, H, Q>, NetError> {
         let layout = Self::ring_layout(&self.transport)?;
-        let ring =
-            Vring::with_layout(mem, layout, self.has(common::EVENT_IDX)).map_err(NetError::Ring)?;
+        let event_idx = self.has(common::EVENT_IDX);
+        let ring = Vring::with_layout(mem, layout, event_idx, self.transport.dma_device())
+            .map_err(NetError::Ring)?;
         let (desc, driver, device) = ring.addresses();
         let size = u16::try_from(Q).map_err(|_| NetError::Ring(Error::EINVAL))?;
         let setup = QueueSetup {

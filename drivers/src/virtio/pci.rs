@@ -290,6 +290,7 @@ pub struct ModernTransport<R: RegWindow> {
     device: Option<R>,
     multiplier: u32,
     notify_at: [Option<usize>; MAX_QUEUES],
+    dma: ::caps::dma::DmaDevice,
 }
 
 impl<R: RegWindow> ModernTransport<R> {
@@ -318,6 +319,7 @@ impl<R: RegWindow> ModernTransport<R> {
             device,
             multiplier: notify_off_multiplier,
             notify_at: [None; MAX_QUEUES],
+            dma: ::caps::dma::DmaDevice::new(),
         })
     }
 
@@ -361,6 +363,9 @@ impl<R: RegWindow> ModernTransport<R> {
 }
 
 impl<R: RegWindow> Transport for ModernTransport<R> {
+    fn dma_device(&self) -> &::caps::dma::DmaDevice {
+        &self.dma
+    }
     fn kind(&self) -> TransportKind {
         TransportKind::Modern
     }
@@ -694,10 +699,26 @@ mod tests {
         assert_eq!(t.check_health(), Ok(()));
         dev.borrow_mut().reset_latency = usize::MAX;
         assert_eq!(t.reset(), Err(TransportError::ResetTimeout));
-        // Only a completed reset proves the device idle (the proof `Vring::release` needs).
-        assert_eq!(t.reset_quiet().err(), Some(TransportError::ResetTimeout));
+        // Only a completed reset (status read back 0) releases the function's rings, and
+        // only its own: `Vring::release` reads the status itself.
+        use ::caps::dma::{DmaDevice, DmaPool};
+        use ::caps::fakes::{FakeDmaHal, FakeRingMem, leak};
+        use ::caps::vring::{BufDir, Vring, VringLayout};
+        let mem = FakeRingMem::new(VringLayout::new(8).unwrap().total, 0x9000_0000);
+        let mut ring: Vring<_, _, _, 8> = Vring::new(mem, false, t.dma_device()).unwrap();
+        let pool = DmaPool::new(leak(FakeDmaHal::new(0x4000_0000)), u64::MAX);
+        ring.post(pool.alloc(64, 8).unwrap(), BufDir::DeviceWrites, 0)
+            .unwrap();
+        let ring = ring.release(&t.dma_stopped()).expect_err("reset hung");
         dev.borrow_mut().reset_latency = 100;
-        assert!(t.reset_quiet().is_ok());
+        t.reset().unwrap();
+        let foreign: Vring<_, _, FakeDmaHal, 8> =
+            Vring::new(FakeRingMem::new(4096, 0), false, &DmaDevice::new()).unwrap();
+        assert!(
+            foreign.release(&t.dma_stopped()).is_err(),
+            "another device's ring"
+        );
+        assert_eq!(ring.release(&t.dma_stopped()).ok(), Some(1));
     }
 
     #[test]

@@ -288,22 +288,29 @@ impl VirtioNic {
     /// 1.2 §2.4). Once the reset completed, the buffers the rings still hold are freed
     /// (`Vring::release`); if it did not, they stay quarantined. Then the lines are masked
     /// and freed and bus mastering is turned off. Returns how many buffers were freed.
-    pub fn shut_down(mut self: Box<Self>) -> usize {
-        let quiet = self.net.transport_mut().reset_quiet();
-        let nic = *self;
-        match quiet {
-            Ok(done) => {
-                let rx = nic.rx.map_or(0, |r| r.release(&done));
-                let polled = nic.rx_polled.map_or(0, |r| r.release(&done));
-                rx + polled + nic.tx.release(&done)
-            }
-            Err(e) => {
-                log::error!(
-                    "virtio-net: reset did not complete ({e:?}); its buffers stay quarantined"
-                );
-                0
-            }
+    pub fn shut_down(self: Box<Self>) -> usize {
+        let VirtioNic {
+            mut net,
+            rx,
+            rx_polled,
+            tx,
+            ..
+        } = *self;
+        if let Err(e) = net.transport_mut().reset() {
+            log::error!("virtio-net: reset did not complete ({e:?}); its buffers stay quarantined");
+            return 0;
         }
+        // Each release reads the status back (0: no DMA) from this function; a ring that
+        // is refused is dropped, which quarantines what it holds.
+        let stopped = net.transport().dma_stopped();
+        let rx = rx.map_or(Ok(0), |r| r.release(&stopped).map_err(drop));
+        let polled = rx_polled.map_or(Ok(0), |r| r.release(&stopped).map_err(drop));
+        let tx = tx.release(&stopped).map_err(drop);
+        let released = [rx, polled, tx];
+        if released.iter().any(Result::is_err) {
+            log::error!("virtio-net: status did not read 0; a ring's buffers stay quarantined");
+        }
+        released.into_iter().flatten().sum()
     }
 
     /// The notification every line of the NIC posts to (also the net task's wake-up).

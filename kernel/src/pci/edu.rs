@@ -9,7 +9,7 @@
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
-use caps::dma::{DmaPool, transfer_done};
+use caps::dma::DmaPool;
 use drivers::edu::{
     DEVICE_ID, DmaDirection, DmaRequest, Edu, EduError, EduMmio, RamRange, VENDOR_ID,
 };
@@ -144,15 +144,15 @@ impl EduDevice {
             interrupt: true,
         };
         let checked = self.edu.check_dma(req).map_err(OpError::Edu)?;
-        let lent = region.lend();
+        let lent = region.lend(self.edu.dma_device());
         // From here the device owns the memory: on any error the region is quarantined.
         self.edu.start_dma(checked).map_err(OpError::Edu)?;
         let events = self.next_event()?;
         if !events.dma {
             return Err(OpError::Unexpected);
         }
-        let done = transfer_done(|| !self.edu.dma_busy()).ok_or(OpError::Unexpected)?;
-        Ok(lent.reclaim(done))
+        // Back to the CPU only once edu's DMA engine reads idle (its `DmaIdle`).
+        lent.reclaim(&*self.edu).map_err(|_| OpError::Unexpected)
     }
 
     /// Starts a DMA the driver must refuse; returns the refusal.
