@@ -16,13 +16,20 @@ use abi::Error;
 use crate::dma::{DmaBuffer, DmaHal};
 #[cfg(test)]
 use crate::dma::{DmaDevice, DmaIdle};
-use crate::irq::{Dispatch, IrqChip, IrqControl, Trigger};
+use crate::irq::{ControlClaim, ControlToken, Dispatch, IrqChip, IrqControl, Trigger};
 use crate::lock::IrqMaskOps;
 use crate::vring::{Fence, RingMemory, VRING_AVAIL_F_NO_INTERRUPT, VringLayout, vring_need_event};
 
 /// Leaks `v` to get the `&'static` the kernel would have from a `static`.
 pub fn leak<T>(v: T) -> &'static T {
     Box::leak(Box::new(v))
+}
+
+/// A fresh fake GIC and its one `IrqControl` over `[base, base + N)`, both leaked.
+pub fn fake_control<const N: usize>(base: u32) -> (&'static FakeGic, &'static IrqControl<N>) {
+    let gic = leak(FakeGic::new());
+    let token = ControlToken::take(gic).expect("a fresh chip's token");
+    (gic, leak(IrqControl::new(token, base)))
 }
 
 /// One recorded chip operation.
@@ -49,6 +56,7 @@ struct GicState {
 #[derive(Default)]
 pub struct FakeGic {
     state: Mutex<GicState>,
+    claim: ControlClaim,
 }
 
 impl FakeGic {
@@ -126,7 +134,13 @@ impl FakeGic {
     }
 }
 
-impl IrqChip for FakeGic {
+// SAFETY: a host model of a GIC: `mask` takes effect at once (under its lock), `unmask`
+// keeps a latched edge pending (`deliver` then takes it), and the claim is a field.
+#[allow(unsafe_code, reason = "the host fake implements the unsafe trait")]
+unsafe impl IrqChip for FakeGic {
+    fn control_claim(&self) -> &ControlClaim {
+        &self.claim
+    }
     fn mask(&self, intid: u32) {
         let mut s = self.state.lock().unwrap();
         s.events.push(GicEvent::Mask(intid));

@@ -12,15 +12,29 @@ use core::marker::PhantomData;
 
 use abi::Error;
 
-use crate::msi::{MsiMessage, MsiVector};
+use crate::msi::{MsiMessage, MsiRange, MsiVector, VectorAllocator};
 use crate::napi::Quiesced;
 use crate::sealed::Sealed;
-use crate::sync::{AtomicU8, AtomicU32, AtomicU64, Ordering};
+use crate::sync::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 
-/// Interrupt-controller operations that platform code (GICv2, GICv3) implements.
+/// Interrupt-controller operations that platform code (GICv2, GICv3, the ITS) implements.
 ///
 /// All are called with an INTID the `IrqControl` covers. `mask`/`unmask` must be idempotent.
-pub trait IrqChip: Sync {
+///
+/// # Safety
+/// `mask` must return only once the INTID is no longer forwarded to a CPU (so the ISR's mask
+/// lands before it publishes `Fired`), `unmask` must leave a latched edge pending so it fires
+/// (no edge is lost), and `control_claim` must return the same claim for the life of the
+/// chip, one per interrupt controller in hardware: the one `IrqControl` of the chip rests on
+/// it. A chip that broke any of these would let two owners hold one INTID, or lose
+/// interrupts the type states say cannot be lost.
+#[allow(
+    unsafe_code,
+    reason = "an unsafe trait: its implementation is the promise (docs/caps.md)"
+)]
+pub unsafe trait IrqChip: Sync {
+    /// The chip's one-time right to an `IrqControl` (see [`ControlToken::take`]).
+    fn control_claim(&self) -> &ControlClaim;
     /// Disable forwarding of `intid` (GICD_ICENABLER / LPI config). A pending edge stays pending.
     fn mask(&self, intid: u32);
     /// Enable forwarding of `intid`; a latched pending interrupt fires at once.
@@ -29,6 +43,44 @@ pub trait IrqChip: Sync {
     fn configure(&self, intid: u32, trigger: Trigger);
     /// Signal end of interrupt (GICC_EOIR / ICC_EOIR1_EL1, EOImode 0).
     fn eoi(&self, intid: u32);
+}
+
+/// Held by a chip: whether its `IrqControl` has been made. Lives in the chip driver's
+/// state, next to the registers, for as long as the chip.
+#[derive(Debug, Default)]
+pub struct ControlClaim {
+    // `core`, not `crate::sync`: chips live in statics, which loom atomics cannot.
+    taken: core::sync::atomic::AtomicBool,
+}
+
+impl ControlClaim {
+    /// Not yet taken.
+    pub const fn new() -> Self {
+        ControlClaim {
+            taken: core::sync::atomic::AtomicBool::new(false),
+        }
+    }
+}
+
+/// The right to make the one `IrqControl` of a chip, taken once from the chip's claim.
+#[must_use = "pass it to IrqControl::new"]
+pub struct ControlToken {
+    chip: &'static dyn IrqChip,
+}
+
+impl ControlToken {
+    /// The chip's control token, the first time it is asked for; `None` ever after, so a
+    /// second `IrqControl` (a second owner of every INTID) cannot be made.
+    pub fn take(chip: &'static dyn IrqChip) -> Option<ControlToken> {
+        let claim = &chip.control_claim().taken;
+        (!claim.swap(true, core::sync::atomic::Ordering::AcqRel)).then_some(ControlToken { chip })
+    }
+}
+
+impl fmt::Debug for ControlToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ControlToken")
+    }
 }
 
 /// How an interrupt is signalled.
@@ -83,6 +135,8 @@ fn status_of(raw: u8) -> LineStatus {
 /// Shared state of one INTID: written by the owner's transitions and by the ISR.
 pub struct LineSlot {
     state: AtomicU8,
+    /// Reserved for a `VectorAllocator` carved from this control: minted only by `mint_msi`.
+    msi: AtomicBool,
     owner: AtomicU32,
     level: AtomicU8,
     fired_at: AtomicU64,
@@ -95,6 +149,7 @@ impl LineSlot {
     const fn new() -> Self {
         LineSlot {
             state: AtomicU8::new(FREE),
+            msi: AtomicBool::new(false),
             owner: AtomicU32::new(0),
             level: AtomicU8::new(0),
             fired_at: AtomicU64::new(0),
@@ -109,6 +164,7 @@ impl LineSlot {
     fn new() -> Self {
         LineSlot {
             state: AtomicU8::new(FREE),
+            msi: AtomicBool::new(false),
             owner: AtomicU32::new(0),
             level: AtomicU8::new(0),
             fired_at: AtomicU64::new(0),
@@ -152,7 +208,9 @@ pub struct LineStats {
 }
 
 /// Mints `IrqLine<Masked>` for the INTIDs `[base, base + N)` of one interrupt controller, at
-/// most once per INTID until the line is dropped, and dispatches their interrupts.
+/// most once per INTID until the line is dropped, and dispatches their interrupts. One per
+/// chip: making one takes the chip's `ControlToken`. MSI vector allocators are carved from
+/// it ([`IrqControl::msi_vectors`]), so it is the one authority over its INTIDs.
 ///
 /// Lives in a `static` in the kernel (`const fn new`); lines hold `&'static` references to it.
 pub struct IrqControl<const N: usize> {
@@ -163,22 +221,22 @@ pub struct IrqControl<const N: usize> {
 }
 
 impl<const N: usize> IrqControl<N> {
-    /// A control for INTIDs `[base, base + N)` of `chip`.
+    /// The control for INTIDs `[base, base + N)` of the chip whose token this is.
     #[cfg(not(loom))]
-    pub const fn new(chip: &'static dyn IrqChip, base: u32) -> Self {
+    pub const fn new(token: ControlToken, base: u32) -> Self {
         IrqControl {
-            chip,
+            chip: token.chip,
             base,
             slots: [const { LineSlot::new() }; N],
             unowned: AtomicU64::new(0),
         }
     }
 
-    /// A control for INTIDs `[base, base + N)` of `chip` (loom: not `const`).
+    /// The control for INTIDs `[base, base + N)` of the token's chip (loom: not `const`).
     #[cfg(loom)]
-    pub fn new(chip: &'static dyn IrqChip, base: u32) -> Self {
+    pub fn new(token: ControlToken, base: u32) -> Self {
         IrqControl {
-            chip,
+            chip: token.chip,
             base,
             slots: core::array::from_fn(|_| LineSlot::new()),
             unowned: AtomicU64::new(0),
@@ -195,9 +253,44 @@ impl<const N: usize> IrqControl<N> {
         self.slot(intid).is_some()
     }
 
+    /// Reserves `[range.base, range.base + range.count)` (inside this control) for one MSI
+    /// target's vector allocator and returns it. Each INTID is reserved at most once, and
+    /// never while a wired line holds it: `EBUSY` (nothing reserved) otherwise, `EINVAL`
+    /// outside the range. Reserved INTIDs are minted only through `mint_msi`.
+    pub fn msi_vectors(&'static self, range: MsiRange) -> Result<VectorAllocator, Error> {
+        let end = range.base.checked_add(range.count).ok_or(Error::EINVAL)?;
+        if range.count > 0 && (self.slot(range.base).is_none() || self.slot(end - 1).is_none()) {
+            return Err(Error::EINVAL);
+        }
+        let alloc = VectorAllocator::new(range, self.identity())?;
+        for (n, intid) in (range.base..end).enumerate() {
+            let slot = self.slot(intid).ok_or(Error::EINVAL)?;
+            let free = slot.state.load(Ordering::Acquire) == FREE;
+            if !free || slot.msi.swap(true, Ordering::AcqRel) {
+                // Undo what this call reserved (the slot that refused is someone else's).
+                for undo in range.base..range.base + n as u32 {
+                    if let Some(s) = self.slot(undo) {
+                        s.msi.store(false, Ordering::Release);
+                    }
+                }
+                if !free {
+                    slot.msi.store(false, Ordering::Release);
+                }
+                return Err(Error::EBUSY);
+            }
+        }
+        Ok(alloc)
+    }
+
+    /// This control's identity, which the allocators it carves record.
+    fn identity(&self) -> usize {
+        core::ptr::from_ref(self).addr()
+    }
+
     /// Mints the line for a wired interrupt, configured and masked.
     ///
-    /// `EINVAL` if `intid` is outside the range, `EBUSY` if a line for it already exists.
+    /// `EINVAL` if `intid` is outside the range, `EBUSY` if a line for it already exists or
+    /// it is reserved for MSI vectors.
     pub fn mint(
         &'static self,
         intid: u32,
@@ -205,6 +298,19 @@ impl<const N: usize> IrqControl<N> {
         owner: Owner,
     ) -> Result<IrqLine<Masked>, Error> {
         let slot = self.slot(intid).ok_or(Error::EINVAL)?;
+        if slot.msi.load(Ordering::Acquire) {
+            return Err(Error::EBUSY);
+        }
+        self.claim(slot, intid, trigger, owner)
+    }
+
+    fn claim(
+        &'static self,
+        slot: &'static LineSlot,
+        intid: u32,
+        trigger: Trigger,
+        owner: Owner,
+    ) -> Result<IrqLine<Masked>, Error> {
         slot.state
             .compare_exchange(FREE, MASKED, Ordering::AcqRel, Ordering::Acquire)
             .map_err(|_| Error::EBUSY)?;
@@ -223,13 +329,23 @@ impl<const N: usize> IrqControl<N> {
     }
 
     /// Mints the line for an allocated MSI vector (edge-triggered); the line owns the vector
-    /// and returns it to its allocator when dropped. On error the vector is handed back.
+    /// and returns it to its allocator when dropped. `EINVAL` for a vector of an allocator
+    /// this control did not carve. On error the vector is handed back.
     pub fn mint_msi(
         &'static self,
         vector: MsiVector,
         owner: Owner,
     ) -> Result<IrqLine<Masked>, (MsiVector, Error)> {
-        match self.mint(vector.intid(), Trigger::Edge, owner) {
+        let intid = vector.intid();
+        let slot = match self.slot(intid) {
+            Some(slot)
+                if vector.control() == self.identity() && slot.msi.load(Ordering::Acquire) =>
+            {
+                slot
+            }
+            _ => return Err((vector, Error::EINVAL)),
+        };
+        match self.claim(slot, intid, Trigger::Edge, owner) {
             Ok(mut line) => {
                 line.msi = Some(vector);
                 Ok(line)
@@ -500,11 +616,26 @@ impl AnyIrqLine {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fakes::{FakeGic, GicEvent, leak};
+    use crate::fakes::{FakeGic, GicEvent, fake_control, leak};
 
     fn setup() -> (&'static FakeGic, &'static IrqControl<64>) {
+        fake_control(32)
+    }
+
+    #[test]
+    fn a_chip_has_one_control() {
         let gic = leak(FakeGic::new());
-        (gic, leak(IrqControl::new(gic, 32)))
+        let token = ControlToken::take(gic).expect("first");
+        assert!(
+            ControlToken::take(gic).is_none(),
+            "a second control is refused"
+        );
+        let ctl: &'static IrqControl<8> = leak(IrqControl::new(token, 32));
+        assert!(ctl.covers(39));
+        assert!(
+            ControlToken::take(leak(FakeGic::new())).is_some(),
+            "another chip has its own"
+        );
     }
 
     #[test]

@@ -30,10 +30,11 @@ pub use abi::Error;
 pub use cspace::{CSpace, Capability};
 pub use dma::{Cpu, Device, DmaBuffer, DmaDevice, DmaHal, DmaIdle, DmaPool, DmaRegion};
 pub use irq::{
-    AnyIrqLine, Armed, Dispatch, Draining, IrqChip, IrqControl, IrqLine, Masked, Owner, Trigger,
+    AnyIrqLine, Armed, ControlClaim, ControlToken, Dispatch, Draining, IrqChip, IrqControl,
+    IrqLine, Masked, Owner, Trigger,
 };
 pub use lock::{IrqMaskOps, IrqSafe, IrqSafeGuard, IrqsMasked, with_irqs_masked};
-pub use msi::{MsiData, MsiMessage, MsiVector, VectorAllocator};
+pub use msi::{MsiData, MsiMessage, MsiRange, MsiVector, VectorAllocator};
 pub use napi::{NapiLine, PollOutcome, Quiesce, Quiesced, Raced, Round};
 pub use quiet::QuietCheck;
 pub use vring::{Completion, Polled, Rejected, RingMemory, Suppressed, UsedError, Vring};

@@ -3,7 +3,10 @@
 //! Devices must never share a vector by accident, so every MSI target (a GICv2m frame's SPI
 //! range from `MSI_TYPER`, or the ITS's LPI range) gets one `VectorAllocator`, a lock-free
 //! bitmap that cannot hand out a vector twice, and a vector is returned only by dropping its
-//! `MsiVector`. The allocator works from any context without a lock.
+//! `MsiVector`. An allocator is carved from the `IrqControl` that owns those INTIDs
+//! (`IrqControl::msi_vectors`, once per INTID), so no second allocator over the same range
+//! can exist, and that control mints lines only for its own allocators' vectors. The
+//! allocator works from any context without a lock.
 
 use core::fmt;
 
@@ -12,8 +15,26 @@ use abi::Error;
 use crate::sync::{AtomicU64, Ordering};
 
 /// Largest range one allocator covers (13 LPI ID bits: 8192 LPIs; a v2m frame has fewer).
+#[cfg(not(loom))]
 pub const MAX_VECTORS: usize = 8192;
+/// Largest range one allocator covers (loom: two bitmap words, enough to cross one).
+#[cfg(loom)]
+pub const MAX_VECTORS: usize = 128;
 const WORDS: usize = MAX_VECTORS / 64;
+
+/// An MSI target's vector range, as its hardware describes it: what
+/// `IrqControl::msi_vectors` turns into an allocator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MsiRange {
+    /// First INTID.
+    pub base: u32,
+    /// Number of vectors (at most [`MAX_VECTORS`]).
+    pub count: u32,
+    /// Doorbell physical address (`MSI_SETSPI_NS` or `GITS_TRANSLATER`).
+    pub doorbell: u64,
+    /// What the data payload carries.
+    pub data: MsiData,
+}
 
 /// What the MSI data payload carries for this MSI target.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,43 +60,35 @@ pub struct VectorAllocator {
     count: u32,
     doorbell: u64,
     data: MsiData,
+    /// The `IrqControl` this range was carved from (its address): the only one that mints
+    /// lines for these vectors.
+    control: usize,
     release: Option<fn(u32)>,
     bits: [AtomicU64; WORDS],
 }
 
 impl VectorAllocator {
-    /// An allocator for `count` vectors from `base`; `EINVAL` if `count` exceeds
-    /// `MAX_VECTORS` or the range overflows `u32`.
-    #[cfg(not(loom))]
-    pub const fn new(base: u32, count: u32, doorbell: u64, data: MsiData) -> Result<Self, Error> {
+    /// An allocator over `range` for the control identified by `control`; `EINVAL` if
+    /// `count` exceeds `MAX_VECTORS` or the range overflows `u32`. Only
+    /// `IrqControl::msi_vectors` makes one.
+    pub(crate) fn new(range: MsiRange, control: usize) -> Result<Self, Error> {
+        let MsiRange {
+            base,
+            count,
+            doorbell,
+            data,
+        } = range;
         if count as usize > MAX_VECTORS || base.checked_add(count).is_none() {
             return Err(Error::EINVAL);
         }
-        let bits = [const { AtomicU64::new(0) }; WORDS];
         Ok(VectorAllocator {
             base,
             count,
             doorbell,
             data,
+            control,
             release: None,
-            bits,
-        })
-    }
-
-    /// An allocator for `count` vectors from `base` (loom: not `const`).
-    #[cfg(loom)]
-    pub fn new(base: u32, count: u32, doorbell: u64, data: MsiData) -> Result<Self, Error> {
-        if count as usize > MAX_VECTORS || base.checked_add(count).is_none() {
-            return Err(Error::EINVAL);
-        }
-        let bits = core::array::from_fn(|_| AtomicU64::new(0));
-        Ok(VectorAllocator {
-            base,
-            count,
-            doorbell,
-            data,
-            release: None,
-            bits,
+            bits: core::array::from_fn(|_| AtomicU64::new(0)),
         })
     }
 
@@ -158,6 +171,11 @@ pub struct MsiVector {
 }
 
 impl MsiVector {
+    /// The control whose allocator handed this vector out.
+    pub(crate) fn control(&self) -> usize {
+        self.alloc.control
+    }
+
     /// The SPI or LPI INTID.
     pub fn intid(&self) -> u32 {
         self.alloc.base + self.index
@@ -196,11 +214,30 @@ impl fmt::Debug for MsiVector {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fakes::leak;
+    use crate::fakes::{FakeGic, leak};
+    use crate::irq::{ControlToken, IrqControl, Owner, Trigger};
     use std::vec::Vec;
 
+    fn control<const N: usize>(base: u32) -> &'static IrqControl<N> {
+        let gic = leak(FakeGic::new());
+        leak(IrqControl::new(ControlToken::take(gic).unwrap(), base))
+    }
+
+    fn range(base: u32, count: u32, doorbell: u64, data: MsiData) -> MsiRange {
+        MsiRange {
+            base,
+            count,
+            doorbell,
+            data,
+        }
+    }
+
     fn v2m(count: u32) -> &'static VectorAllocator {
-        leak(VectorAllocator::new(80, count, 0x0802_0040, MsiData::Intid).unwrap())
+        let ctl = control::<256>(32);
+        leak(
+            ctl.msi_vectors(range(80, count, 0x0802_0040, MsiData::Intid))
+                .unwrap(),
+        )
     }
 
     #[test]
@@ -240,7 +277,11 @@ mod tests {
                 data: 80
             }
         );
-        let its = leak(VectorAllocator::new(8192, 8192, 0x0808_0040, MsiData::Index).unwrap());
+        let lpis = control::<8192>(8192);
+        let its = leak(
+            lpis.msi_vectors(range(8192, 8192, 0x0808_0040, MsiData::Index))
+                .unwrap(),
+        );
         let _first = its.alloc().unwrap();
         let l = its.alloc().unwrap();
         assert_eq!((l.intid(), l.message().data), (8193, 1));
@@ -255,8 +296,9 @@ mod tests {
             let still_held = ALLOC.get().unwrap().is_allocated(intid - 8192);
             SEEN.lock().unwrap().push((intid, still_held));
         }
+        let ctl = control::<16>(8192);
         let a = leak(
-            VectorAllocator::new(8192, 16, 0x0809_0040, MsiData::Index)
+            ctl.msi_vectors(range(8192, 16, 0x0809_0040, MsiData::Index))
                 .unwrap()
                 .with_release_hook(hook),
         );
@@ -271,20 +313,66 @@ mod tests {
 
     #[test]
     fn rejects_bad_ranges() {
-        assert!(VectorAllocator::new(0, 8193, 0, MsiData::Intid).is_err());
-        assert!(VectorAllocator::new(u32::MAX, 2, 0, MsiData::Intid).is_err());
-        let empty = leak(VectorAllocator::new(64, 0, 0, MsiData::Intid).unwrap());
+        let ctl = control::<8192>(0);
+        let r = |base, count| range(base, count, 0, MsiData::Intid);
+        assert_eq!(ctl.msi_vectors(r(0, 8193)).err(), Some(Error::EINVAL));
+        assert_eq!(ctl.msi_vectors(r(u32::MAX, 2)).err(), Some(Error::EINVAL));
+        assert_eq!(
+            ctl.msi_vectors(r(8190, 4)).err(),
+            Some(Error::EINVAL),
+            "past the control"
+        );
+        let empty = leak(ctl.msi_vectors(r(64, 0)).unwrap());
         assert_eq!(empty.alloc().unwrap_err(), Error::ENOSPC);
     }
 
     #[test]
+    fn a_range_is_carved_once_and_never_over_a_wired_line() {
+        let ctl = control::<64>(32);
+        let r = |base, count| range(base, count, 0x0802_0040, MsiData::Intid);
+        let a = leak(ctl.msi_vectors(r(40, 8)).unwrap());
+        assert_eq!(
+            ctl.msi_vectors(r(40, 8)).err(),
+            Some(Error::EBUSY),
+            "same range"
+        );
+        assert_eq!(
+            ctl.msi_vectors(r(44, 8)).err(),
+            Some(Error::EBUSY),
+            "overlap"
+        );
+        let wired = ctl.mint(60, Trigger::Level, Owner(1)).unwrap();
+        assert_eq!(
+            ctl.msi_vectors(r(56, 8)).err(),
+            Some(Error::EBUSY),
+            "over a wired line"
+        );
+        let b = leak(ctl.msi_vectors(r(48, 8)).unwrap());
+        assert!(
+            ctl.mint(52, Trigger::Edge, Owner(1)).is_err(),
+            "reserved INTIDs are not wired lines"
+        );
+        drop(wired);
+        let (va, vb) = (a.alloc().unwrap(), b.alloc().unwrap());
+        assert_eq!((va.intid(), vb.intid()), (40, 48));
+        let line = ctl.mint_msi(va, Owner(1)).unwrap();
+        assert_eq!(line.intid(), 40);
+        // A vector from another control's allocator is refused, and handed back.
+        let other = control::<64>(32);
+        let foreign = leak(other.msi_vectors(r(48, 8)).unwrap()).alloc().unwrap();
+        let (back, e) = ctl.mint_msi(foreign, Owner(1)).unwrap_err();
+        assert_eq!((back.intid(), e), (48, Error::EINVAL));
+        drop(vb);
+    }
+
+    #[test]
     fn concurrent_allocation_never_duplicates() {
-        let a = v2m(256);
+        let a = v2m(256 - 48);
         let got: Vec<Vec<u32>> = std::thread::scope(|s| {
             let hs: Vec<_> = (0..4)
                 .map(|_| {
                     s.spawn(|| {
-                        let vs: Vec<_> = (0..64).map(|_| a.alloc().unwrap()).collect();
+                        let vs: Vec<_> = (0..52).map(|_| a.alloc().unwrap()).collect();
                         let ids = vs.iter().map(MsiVector::intid).collect();
                         core::mem::forget(vs);
                         ids
@@ -296,6 +384,6 @@ mod tests {
         let mut all: Vec<u32> = got.into_iter().flatten().collect();
         all.sort_unstable();
         all.dedup();
-        assert_eq!(all.len(), 256);
+        assert_eq!(all.len(), 208);
     }
 }

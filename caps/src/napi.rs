@@ -249,8 +249,7 @@ mod tests {
     }
 
     fn setup() -> (World, Pair) {
-        let gic = leak(FakeGic::new());
-        let ctl = leak(IrqControl::new(gic, 40));
+        let (gic, ctl) = crate::fakes::fake_control(40);
         let layout = VringLayout::new(16).unwrap();
         let mem = FakeRingMem::new(layout.total, 0x9000_0000);
         let dev = FakeVirtqueueDevice::new(mem.clone(), layout, false);

@@ -113,8 +113,8 @@ mod tests {
     use std::vec::Vec;
 
     use super::*;
-    use crate::fakes::{FakeGic, leak};
-    use crate::irq::{IrqControl, Owner, Trigger};
+    use crate::fakes::FakeGic;
+    use crate::irq::{Owner, Trigger};
 
     /// A level source: asserting while `pending`; `enable` acknowledges one event.
     struct Level {
@@ -150,8 +150,7 @@ mod tests {
     }
 
     fn fired(intid: u32) -> (&'static FakeGic, IrqLine<Draining>) {
-        let gic = leak(FakeGic::new());
-        let ctl = leak(IrqControl::<4>::new(gic, 60));
+        let (gic, ctl) = crate::fakes::fake_control::<4>(60);
         let line = ctl.mint(intid, Trigger::Level, Owner(3)).unwrap().arm();
         gic.raise(intid);
         let _ = ctl.handle_irq(intid, 0, 1);

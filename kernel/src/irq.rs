@@ -9,7 +9,10 @@
 //! timer tick, run inline. Spurious INTIDs and interrupts nobody armed are
 //! counted and stay masked, never looped on. See docs/interrupts.md.
 
-use caps::irq::{Dispatch, IrqChip, IrqControl, IrqLine, LineStats, LineStatus, Masked, Owner};
+use caps::irq::{
+    ControlToken, Dispatch, IrqChip, IrqControl, IrqLine, LineStats, LineStatus, Masked, Owner,
+};
+use caps::msi::{MsiRange, VectorAllocator};
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use drivers::irqchip::its::FIRST_LPI;
@@ -77,17 +80,41 @@ static LPI_CONTROL: spin::Once<IrqControl<LPIS>> = spin::Once::new();
 static NAMES: IrqLock<heapless::Vec<(u32, &'static str), 128>> = IrqLock::new(heapless::Vec::new());
 static SPURIOUS: AtomicU64 = AtomicU64::new(0);
 
-/// Initialises the interrupt controller (boot CPU, once) and its `IrqControl`.
+/// Initialises the interrupt controller (boot CPU, once) and its `IrqControl`, made from
+/// the chip's one control token.
 pub fn init(gic: &'static dyn InterruptController, chip: &'static dyn IrqChip) {
     gic.init();
     gic.init_cpu();
     GIC.call_once(|| gic);
-    CONTROL.call_once(|| IrqControl::new(chip, 0));
+    match ControlToken::take(chip) {
+        Some(token) => {
+            CONTROL.call_once(|| IrqControl::new(token, 0));
+        }
+        None => log::error!("the GIC's IrqControl was already taken: no interrupts"),
+    }
 }
 
 /// Creates the LPI control over `chip` (the ITS), INTIDs `FIRST_LPI..FIRST_LPI + LPIS`.
 pub fn init_lpis(chip: &'static dyn IrqChip) {
-    LPI_CONTROL.call_once(|| IrqControl::new(chip, FIRST_LPI));
+    match ControlToken::take(chip) {
+        Some(token) => {
+            LPI_CONTROL.call_once(|| IrqControl::new(token, FIRST_LPI));
+        }
+        None => log::error!("the ITS's IrqControl was already taken: no LPIs"),
+    }
+}
+
+/// Carves the vector allocator of an MSI target (a v2m frame's SPIs, the ITS's LPIs)
+/// from the control that owns those INTIDs: once per INTID (`EBUSY` after).
+pub fn msi_vectors(range: MsiRange) -> Result<VectorAllocator, abi::Error> {
+    if range.base >= FIRST_LPI {
+        LPI_CONTROL
+            .get()
+            .ok_or(abi::Error::EBUSY)?
+            .msi_vectors(range)
+    } else {
+        CONTROL.get().ok_or(abi::Error::EBUSY)?.msi_vectors(range)
+    }
 }
 
 /// The interrupt controller, for operations outside the line protocol (tests raise

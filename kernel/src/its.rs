@@ -52,14 +52,14 @@ pub fn init(gic: &Gic) {
         Ok(i) => ITS.call_once(|| i),
         Err(e) => return log::warn!("GICv3 ITS at {:#x} unusable: {e:?}", frame.base),
     };
-    match its.vector_allocator(frame.base as u64) {
+    irq::init_lpis(its);
+    match irq::msi_vectors(its.msi_range(frame.base as u64)) {
         Ok(v) => {
             VECTORS.call_once(|| v.with_release_hook(release));
             DOORBELL.call_once(|| KernelIts::doorbell_address(frame.base as u64));
         }
         Err(e) => return log::warn!("ITS vector allocator: {e:?}"),
     }
-    irq::init_lpis(its);
     log::info!(
         "GICv3 ITS at {:#x}: MSIs are LPIs {}..{}",
         frame.base,

@@ -11,7 +11,7 @@ use alloc::boxed::Box;
 use core::cell::Cell;
 
 use caps::dma::{DmaBuffer, DmaHal};
-use caps::irq::{Dispatch, IrqChip, IrqControl, Trigger};
+use caps::irq::{ControlClaim, ControlToken, Dispatch, IrqChip, IrqControl, Trigger};
 use caps::sync::{AtomicU8, AtomicU32, AtomicU64, Ordering, fence};
 use caps::vring::{
     Fence, RingMemory, VRING_AVAIL_F_NO_INTERRUPT, VringLayout, ring_slot, vring_need_event,
@@ -61,6 +61,7 @@ const PEND: u8 = 2;
 pub struct ModelGic {
     state: AtomicU8,
     eois: AtomicU32,
+    claim: ControlClaim,
 }
 
 impl Default for ModelGic {
@@ -75,6 +76,7 @@ impl ModelGic {
         ModelGic {
             state: AtomicU8::new(0),
             eois: AtomicU32::new(0),
+            claim: ControlClaim::new(),
         }
     }
 
@@ -114,7 +116,12 @@ impl ModelGic {
     }
 }
 
-impl IrqChip for ModelGic {
+// SAFETY: a model GIC: `mask` clears the enable bit in one atomic step (nothing is forwarded
+// after it), `unmask` sets it and leaves a latched edge pending, and the claim is a field.
+unsafe impl IrqChip for ModelGic {
+    fn control_claim(&self) -> &ControlClaim {
+        &self.claim
+    }
     fn mask(&self, intid: u32) {
         debug_assert_eq!(intid, INTID);
         self.state.fetch_and(!EN, Ordering::SeqCst);
@@ -127,6 +134,12 @@ impl IrqChip for ModelGic {
     fn eoi(&self, _: u32) {
         self.eois.fetch_add(1, Ordering::SeqCst);
     }
+}
+
+/// The one `IrqControl` of `gic`, over `[base, base + N)`, leaked.
+pub fn control<const N: usize>(gic: &'static ModelGic, base: u32) -> &'static IrqControl<N> {
+    let token = ControlToken::take(gic).must("a fresh chip's token");
+    leak(IrqControl::new(token, base))
 }
 
 /// What the CPU does when an interrupt is pending and enabled: run the real ISR path
@@ -456,7 +469,7 @@ impl Rig {
         let gic = leak(ModelGic::new());
         Rig {
             gic,
-            ctl: leak(IrqControl::new(gic, INTID)),
+            ctl: control(gic, INTID),
             mem: leak(ModelRingMem::new()),
             pool: caps::dma::DmaPool::new(leak(ModelDmaHal::new()), u64::MAX),
         }

@@ -12,13 +12,16 @@ use abi::{CapType, Error, Handle, Rights};
 use caps::cspace::{CSpace, Capability};
 use caps::dma::DmaDevice;
 use caps::irq::Armed;
-use caps::msi::{MsiData, MsiVector, VectorAllocator};
+use caps::irq::IrqControl;
+use caps::msi::{MsiData, MsiRange, MsiVector};
 use caps::vring::{
     BufDir, Rejected, UsedError, Vring, check_used_elem, check_used_idx, ring_slot, used_pending,
     vring_need_event,
 };
 
-use crate::fakes::{MAX_BUF, ModelDevice, ModelDmaHal, ModelRingMem, Must, Q, Rig, leak};
+use crate::fakes::{
+    MAX_BUF, ModelDevice, ModelDmaHal, ModelGic, ModelRingMem, Must, Q, Rig, control, leak,
+};
 
 /// Longest operation sequence a property accepts.
 pub const MAX_OPS: usize = 8;
@@ -422,8 +425,14 @@ pub fn prop_vector_allocator_no_double_alloc(count: u8, ops: &[VecOp]) {
     assert!(ops.len() <= MAX_OPS);
     const BASE: u32 = 64;
     let count = u32::from(count % 5);
-    let a =
-        leak(VectorAllocator::new(BASE, count, 0x0802_0040, MsiData::Intid).must("small range"));
+    let ctl: &'static IrqControl<4> = control(leak(ModelGic::new()), BASE);
+    let range = MsiRange {
+        base: BASE,
+        count,
+        doorbell: 0x0802_0040,
+        data: MsiData::Intid,
+    };
+    let a = leak(ctl.msi_vectors(range).must("small range"));
     let mut held: [Option<MsiVector>; HELD] = Default::default();
     for &op in ops {
         match op {

@@ -28,7 +28,8 @@ use caps::quiet::{QuietCheck, Seal, quiesce};
 use caps::vring::{BufDir, Completion, Polled, Rejected, RingState, Vring};
 
 use crate::fakes::{
-    INTID, ModelDevice, ModelDmaHal, ModelGic, Must, PlainRingMem, deliver, leak, plain_cells,
+    INTID, ModelDevice, ModelDmaHal, ModelGic, Must, PlainRingMem, control, deliver, leak,
+    plain_cells,
 };
 
 /// Queue size of the protocol model.
@@ -145,7 +146,7 @@ impl Proto {
     /// A fresh platform, the line armed and the ring full of buffers.
     fn new(driver: Driver, event_idx: bool) -> Self {
         let gic = leak(ModelGic::new());
-        let ctl = leak(IrqControl::new(gic, INTID));
+        let ctl = control(gic, INTID);
         let mem: Mem = leak(PlainRingMem::new());
         let dev = ModelDevice::with_size(mem, PQ, event_idx);
         let mut vq: Ring<Armed> = Vring::new(mem, event_idx, &DmaDevice::new()).must("ring fits");

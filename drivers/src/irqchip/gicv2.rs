@@ -30,6 +30,8 @@ pub struct GicV2 {
     /// For each CPU interface and SGI, the source CPU of the SGI currently
     /// acknowledged: `GICC_EOIR` must echo it (IHI 0048B §4.4.5).
     sgi_source: [[AtomicU8; 16]; MAX_CPUS],
+    /// The one `IrqControl` of this distributor (`caps::irq::ControlToken`).
+    pub(super) claim: caps::irq::ControlClaim,
 }
 
 impl GicV2 {
@@ -47,6 +49,7 @@ impl GicV2 {
             // SAFETY: as above.
             gicc: unsafe { Mmio::new(gicc_base) },
             sgi_source: [const { [const { AtomicU8::new(0) }; 16] }; MAX_CPUS],
+            claim: caps::irq::ControlClaim::new(),
         }
     }
 

@@ -53,6 +53,8 @@ pub struct GicV3 {
     gicd: Mmio<Gicd>,
     gicr: Redistributors,
     failures: AtomicU32,
+    /// The one `IrqControl` of this distributor (`caps::irq::ControlToken`).
+    pub(super) claim: caps::irq::ControlClaim,
 }
 
 impl GicV3 {
@@ -71,6 +73,7 @@ impl GicV3 {
             // SAFETY: the caller gives us the exclusive redistributor-region mapping.
             gicr: unsafe { Redistributors::new(gicr_base, gicr_region_len) },
             failures: AtomicU32::new(0),
+            claim: caps::irq::ControlClaim::new(),
         }
     }
 

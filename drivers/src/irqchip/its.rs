@@ -26,7 +26,7 @@ use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use caps::dma::{DmaBuffer, DmaHal};
 use caps::irq::IrqChip;
 use caps::lock::{IrqMaskOps, IrqSafe};
-use caps::msi::{MsiData, VectorAllocator};
+use caps::msi::{MsiData, MsiRange};
 
 use self::cmd::{COMMAND_BYTES, Command};
 use self::regs::*;
@@ -143,6 +143,8 @@ pub struct Its<R: ItsRegisters, H: DmaHal + 'static, M: IrqMaskOps> {
     state: IrqSafe<State<H::Buffer>, M>,
     failures: AtomicU32,
     commands: AtomicU64,
+    /// The one LPI `IrqControl` of this ITS (`caps::irq::ControlToken`).
+    claim: caps::irq::ControlClaim,
 }
 
 /// `GITS_TYPER` checked against what this driver needs.
@@ -216,6 +218,7 @@ impl<R: ItsRegisters, H: DmaHal + 'static, M: IrqMaskOps> Its<R, H, M> {
             }),
             failures: AtomicU32::new(0),
             commands: AtomicU64::new(0),
+            claim: caps::irq::ControlClaim::new(),
         };
         let cmds = [
             Command::mapc(ICID, its.target, true),
@@ -237,11 +240,15 @@ impl<R: ItsRegisters, H: DmaHal + 'static, M: IrqMaskOps> Its<R, H, M> {
         its_phys + GITS_TRANSLATER as u64
     }
 
-    /// A vector allocator over this ITS's LPIs: messages `{ doorbell, EventID }`.
-    pub fn vector_allocator(&self, its_phys: u64) -> Result<VectorAllocator, ItsError> {
-        let doorbell = Self::doorbell_address(its_phys);
-        VectorAllocator::new(FIRST_LPI, self.lpis, doorbell, MsiData::Index)
-            .map_err(ItsError::Memory)
+    /// This ITS's LPIs as an MSI range: messages `{ doorbell, EventID }`. The LPI
+    /// `IrqControl` turns it into the vector allocator (`IrqControl::msi_vectors`).
+    pub fn msi_range(&self, its_phys: u64) -> MsiRange {
+        MsiRange {
+            base: FIRST_LPI,
+            count: self.lpis,
+            doorbell: Self::doorbell_address(its_phys),
+            data: MsiData::Index,
+        }
     }
 
     /// LPIs handed out, from INTID 8192.
@@ -526,10 +533,19 @@ fn setup_tables<H: DmaHal>(
 /// LPIs are the capability layer's `IrqChip` for the LPI `IrqControl`: mask and
 /// unmask flip the property byte's enable bit (INV + SYNC), EOI is the CPU
 /// interface's priority drop (LPIs have no active state).
-impl<R: ItsRegisters, H: DmaHal + 'static, M: IrqMaskOps> IrqChip for Its<R, H, M>
+// SAFETY: `mask` clears the LPI's enable bit in the property table and waits (bounded) for
+// INV + SYNC to complete, after which the redistributor no longer forwards it (IHI 0069H
+// §5.1.2; an ITS that stops consuming commands is counted in `failures`); `unmask` sets it
+// and leaves the pending table alone, so an LPI that arrived meanwhile fires; the claim is a
+// field of the one `Its` per ITS (the kernel keeps it in a static for good).
+unsafe impl<R: ItsRegisters, H: DmaHal + 'static, M: IrqMaskOps> IrqChip for Its<R, H, M>
 where
     H::Buffer: Send,
 {
+    fn control_claim(&self) -> &caps::irq::ControlClaim {
+        &self.claim
+    }
+
     fn mask(&self, intid: u32) {
         self.update_property(intid, |b| b & !LPI_ENABLE);
     }
@@ -636,8 +652,12 @@ mod tests {
         );
         assert_eq!(its.commands(), 3);
         assert_eq!(its.failures(), 0);
-        let alloc = its.vector_allocator(0x0808_0000).unwrap();
-        assert_eq!((alloc.base(), alloc.count()), (8192, 256));
+        let range = its.msi_range(0x0808_0000);
+        assert_eq!(
+            (range.base, range.count, range.data),
+            (8192, 256, MsiData::Index)
+        );
+        assert_eq!(range.doorbell, 0x0809_0040);
         assert_eq!(TestIts::doorbell_address(0x0808_0000), 0x0809_0040);
     }
 

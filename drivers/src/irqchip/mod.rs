@@ -132,7 +132,15 @@ pub(crate) const fn replicate_byte(b: u8) -> u32 {
 /// and EOIs lines through it.
 macro_rules! impl_irq_chip {
     ($($gic:ty),*) => {$(
-        impl caps::irq::IrqChip for $gic {
+        // SAFETY: `disable` writes `GICD_ICENABLER` (write-one-to-clear) and waits for
+        // `RWP`/the write to take effect, so the INTID is no longer forwarded when it
+        // returns; `enable` (`ISENABLER`) leaves the pending state alone, so a latched edge
+        // fires (IHI 0048B §4.3.5, IHI 0069H §12.9.9); the claim is a field of the one
+        // driver value per distributor (its constructor is `unsafe` on exclusive mappings).
+        unsafe impl caps::irq::IrqChip for $gic {
+            fn control_claim(&self) -> &caps::irq::ControlClaim {
+                &self.claim
+            }
             fn mask(&self, intid: u32) {
                 self.disable(intid);
             }

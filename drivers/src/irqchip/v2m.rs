@@ -5,7 +5,7 @@
 //! doorbell and the frame raises that SPI as an edge at the distributor. QEMU
 //! `virt` with `gic-version=2` has one frame (DT `arm,gic-v2m-frame`), and
 //! Parallels pairs one with a GICv3 that has no ITS. The frame announces which
-//! SPIs it may raise in `MSI_TYPER`; those become one
+//! SPIs it may raise in `MSI_TYPER`; the GIC's `IrqControl` carves those into one
 //! [`caps::msi::VectorAllocator`] with [`MsiData::Intid`], so two devices can
 //! never be given the same SPI. Register map and semantics: ARM's GICv2m
 //! architecture specification (frame registers `MSI_TYPER`, `MSI_SETSPI_NS`,
@@ -15,7 +15,7 @@
 
 use core::mem::offset_of;
 
-use caps::msi::{MsiData, VectorAllocator};
+use caps::msi::{MsiData, MsiRange};
 
 use super::{FIRST_SPI, SPECIAL_START};
 use crate::mmio::Mmio;
@@ -109,22 +109,26 @@ impl V2m {
         self.regs.write32(MSI_SETSPI_NS, intid);
     }
 
-    /// A vector allocator over the frame's SPIs, handing out messages
-    /// `{ address: doorbell, data: INTID }`. The kernel keeps it in a `static`
-    /// (allocation needs `&'static`).
-    pub fn vector_allocator(&self, frame_phys: u64) -> Result<VectorAllocator, V2mError> {
+    /// The frame's SPIs as an MSI range, messages `{ address: doorbell, data: INTID }`.
+    /// The GIC's `IrqControl` turns it into the vector allocator
+    /// (`IrqControl::msi_vectors`), which the kernel keeps in a `static`.
+    pub fn msi_range(&self, frame_phys: u64) -> Result<MsiRange, V2mError> {
         let (base, count) = self.typer();
-        allocator_for(base, count, frame_phys)
+        range_for(base, count, frame_phys)
     }
 }
 
-/// [`V2m::vector_allocator`] from an already-read `MSI_TYPER` range.
-pub fn allocator_for(base: u32, count: u32, frame_phys: u64) -> Result<VectorAllocator, V2mError> {
+/// [`V2m::msi_range`] from an already-read `MSI_TYPER` range.
+pub fn range_for(base: u32, count: u32, frame_phys: u64) -> Result<MsiRange, V2mError> {
     if !valid_spi_range(base, count) {
         return Err(V2mError::InvalidSpiRange { base, count });
     }
-    let doorbell = V2m::doorbell_address(frame_phys);
-    VectorAllocator::new(base, count, doorbell, MsiData::Intid).map_err(V2mError::Allocator)
+    Ok(MsiRange {
+        base,
+        count,
+        doorbell: V2m::doorbell_address(frame_phys),
+        data: MsiData::Intid,
+    })
 }
 
 #[cfg(test)]
@@ -155,8 +159,10 @@ mod tests {
         assert_eq!(v2m.iidr(), 0x43b);
         v2m.trigger(81);
         assert_eq!(V2m::doorbell_address(0x0802_0000), 0x0802_0040);
-        let alloc: &'static VectorAllocator =
-            Box::leak(Box::new(v2m.vector_allocator(0x0802_0000).unwrap()));
+        let (_, ctl) = caps::fakes::fake_control::<288>(0);
+        let range = v2m.msi_range(0x0802_0000).unwrap();
+        let alloc: &'static caps::msi::VectorAllocator =
+            Box::leak(Box::new(ctl.msi_vectors(range).unwrap()));
         assert_eq!((alloc.base(), alloc.count()), (80, 64));
         let v = alloc.alloc().unwrap();
         assert_eq!((v.message().address, v.message().data), (0x0802_0040, 80));
@@ -173,8 +179,8 @@ mod tests {
 
     #[test]
     fn bad_typer_is_an_error() {
-        let err = allocator_for(0, 64, 0x0802_0000).err();
+        let err = range_for(0, 64, 0x0802_0000).err();
         assert_eq!(err, Some(V2mError::InvalidSpiRange { base: 0, count: 64 }));
-        assert!(allocator_for(80, 0, 0).is_err());
+        assert!(range_for(80, 0, 0).is_err());
     }
 }

@@ -476,12 +476,12 @@ impl NetWorld {
     pub fn new(dev: Dev, layout: VringLayout, event_idx: bool) -> (Self, FakeRingMem, FakeRingMem) {
         let (rx_mem, rxq) = ring_pair(layout, 0x9000_0000, event_idx);
         let (tx_mem, txq) = ring_pair(layout, 0x9010_0000, event_idx);
-        let gic = leak(FakeGic::new());
+        let (gic, ctl) = caps::fakes::fake_control(RX_INTID);
         let world = NetWorld {
             dev,
             hal: leak(SharedHal::default()),
             gic,
-            ctl: leak(IrqControl::new(gic, RX_INTID)),
+            ctl,
             rxq,
             txq,
             hdr_len: 12,

@@ -13,6 +13,7 @@ pub mod irq;
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use caps::msi::VectorAllocator;
+use drivers::irqchip::v2m::V2mError;
 use drivers::pci::bar::{AssignReport, BarAllocator, assign_bars};
 use drivers::pci::config::{Bdf, Ecam};
 use drivers::pci::dt::{HostBridge, host_bridge, v2m_frames};
@@ -115,7 +116,10 @@ fn init_msi(fdt: &fdt::Fdt<'_>) {
         Ok(v) => v,
         Err(e) => return log::warn!("cannot map the v2m frame: {e:?}"),
     };
-    match v2m.vector_allocator(frame.base) {
+    let alloc = v2m
+        .msi_range(frame.base)
+        .and_then(|r| crate::irq::msi_vectors(r).map_err(V2mError::Allocator));
+    match alloc {
         Ok(alloc) => {
             log::info!(
                 "GICv2m: MSI SPIs {}..{}",
