@@ -127,10 +127,13 @@ impl FakeGic {
             }
             ids
         };
-        ready
-            .into_iter()
-            .map(|id| ctl.handle_irq(id, cpu, now))
-            .collect()
+        // The CPU takes each interrupt with IRQs masked, as exception entry does.
+        crate::lock::with_irqs_masked::<FakeCpu, _>(|masked| {
+            ready
+                .into_iter()
+                .map(|id| ctl.handle_irq(id, cpu, now, masked))
+                .collect()
+        })
     }
 }
 
@@ -191,7 +194,10 @@ impl FakeCpu {
     }
 }
 
-impl IrqMaskOps for FakeCpu {
+// SAFETY: the fake CPU's IRQ mask is the thread-local flag: `save_and_mask` clears it (IRQs
+// masked) and returns the old value, `restore` puts it back. Each test thread is one CPU.
+#[allow(unsafe_code, reason = "the host fake implements the unsafe trait")]
+unsafe impl IrqMaskOps for FakeCpu {
     type Saved = bool;
     fn save_and_mask() -> bool {
         IRQS_ENABLED.with(|c| c.replace(false))

@@ -12,6 +12,7 @@ use core::marker::PhantomData;
 
 use abi::Error;
 
+use crate::lock::IrqsMasked;
 use crate::msi::{MsiMessage, MsiRange, MsiVector, VectorAllocator};
 use crate::napi::Quiesced;
 use crate::sealed::Sealed;
@@ -360,8 +361,9 @@ impl<const N: usize> IrqControl<N> {
     /// and then have the ISR's mask land after its unmask), counts the delivery on `cpu`,
     /// records `now` as the first-fire time, then signals EOI itself: EOI always happens here,
     /// the caller only notifies the returned owner. An INTID with no armed line is counted as
-    /// unowned and left masked, so it cannot storm. Takes no lock, allocates nothing.
-    pub fn handle_irq(&self, intid: u32, cpu: usize, now: u64) -> Dispatch {
+    /// unowned and left masked, so it cannot storm. Takes no lock, allocates nothing. Runs in
+    /// the exception path, with IRQs masked (`masked`).
+    pub fn handle_irq(&self, intid: u32, cpu: usize, now: u64, _masked: &IrqsMasked) -> Dispatch {
         self.chip.mask(intid);
         let dispatch = match self.slot(intid) {
             Some(slot) if slot.state.load(Ordering::Acquire) == ARMED => {
@@ -616,7 +618,8 @@ impl AnyIrqLine {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fakes::{FakeGic, GicEvent, fake_control, leak};
+    use crate::fakes::{FakeCpu, FakeGic, GicEvent, fake_control, leak};
+    use crate::lock::with_irqs_masked;
 
     fn setup() -> (&'static FakeGic, &'static IrqControl<64>) {
         fake_control(32)
@@ -743,14 +746,11 @@ mod tests {
     #[test]
     fn unowned_interrupts_are_counted_masked_and_eoied() {
         let (gic, ctl) = setup();
-        assert_eq!(ctl.handle_irq(50, 0, 0), Dispatch::Unowned { intid: 50 });
-        assert_eq!(
-            ctl.handle_irq(7, 0, 0),
-            Dispatch::Unowned { intid: 7 },
-            "out of range"
-        );
+        let isr = |intid| with_irqs_masked::<FakeCpu, _>(|m| ctl.handle_irq(intid, 0, 0, m));
+        assert_eq!(isr(50), Dispatch::Unowned { intid: 50 });
+        assert_eq!(isr(7), Dispatch::Unowned { intid: 7 }, "out of range");
         let masked = ctl.mint(51, Trigger::Edge, Owner(1)).unwrap();
-        assert_eq!(ctl.handle_irq(51, 0, 0), Dispatch::Unowned { intid: 51 });
+        assert_eq!(isr(51), Dispatch::Unowned { intid: 51 });
         assert_eq!(ctl.unowned(), 3);
         assert_eq!(ctl.stats(51).unwrap().spurious, 1);
         assert!(gic.is_masked(50) && gic.is_masked(51));

@@ -12,9 +12,17 @@ use core::ops::{Deref, DerefMut};
 
 /// Save-and-mask / restore of the CPU's IRQ mask (DAIF.I on aarch64).
 ///
-/// Implementations must make `save_and_mask` return only once IRQs are masked on the current
-/// CPU, and `restore` put back exactly the saved state; `IrqsMasked` relies on it.
-pub trait IrqMaskOps {
+/// # Safety
+/// `save_and_mask` must return only once IRQs are masked on the current CPU (and return the
+/// previous state), and `restore` must put back exactly a state `save_and_mask` returned.
+/// Every `IrqsMasked` token and every `IrqSafe` guard rests on this: a no-op implementation
+/// would hand out tokens with interrupts on, and an ISR could then spin forever on a lock its
+/// own CPU holds. This is caps' one `unsafe` item that is not about a device (docs/caps.md).
+#[allow(
+    unsafe_code,
+    reason = "an unsafe trait: its implementation is the promise (docs/caps.md)"
+)]
+pub unsafe trait IrqMaskOps {
     /// The saved state (the DAIF value).
     type Saved: Copy;
     /// Saves the current mask state, then masks IRQs.
@@ -55,11 +63,19 @@ pub fn with_irqs_masked<A: IrqMaskOps, R>(f: impl FnOnce(&IrqsMasked) -> R) -> R
 }
 
 /// State shared with interrupt context. Reachable only through `lock()`.
+#[allow(
+    clippy::disallowed_types,
+    reason = "IrqSafe is the one place a spin lock may be used: it masks IRQs first"
+)]
 pub struct IrqSafe<T, A: IrqMaskOps> {
     inner: spin::Mutex<T>,
     _ops: PhantomData<fn() -> A>,
 }
 
+#[allow(
+    clippy::disallowed_types,
+    reason = "IrqSafe is the one place a spin lock may be used: it masks IRQs first"
+)]
 impl<T, A: IrqMaskOps> IrqSafe<T, A> {
     /// Wraps `value`.
     pub const fn new(value: T) -> Self {
@@ -100,6 +116,10 @@ impl<T, A: IrqMaskOps> IrqSafe<T, A> {
 /// Access to an `IrqSafe` value with IRQs masked. Dropping it releases the lock, then
 /// restores DAIF (fields drop in declaration order). Not `Send`.
 #[must_use = "dropping the guard unlocks at once"]
+#[allow(
+    clippy::disallowed_types,
+    reason = "IrqSafe is the one place a spin lock may be used: it masks IRQs first"
+)]
 pub struct IrqSafeGuard<'a, T, A: IrqMaskOps> {
     guard: spin::MutexGuard<'a, T>,
     _restore: Restore<A>,
@@ -110,6 +130,12 @@ impl<T, A: IrqMaskOps> IrqSafeGuard<'_, T, A> {
     /// The proof that IRQs are masked, for functions that require it.
     pub fn token(&self) -> &IrqsMasked {
         &self.token
+    }
+
+    /// The value and the proof together, for functions that need both (`&mut` state shared
+    /// with an ISR, and the token that says the ISR cannot run on this CPU meanwhile).
+    pub fn parts(&mut self) -> (&mut T, &IrqsMasked) {
+        (&mut self.guard, &self.token)
     }
 }
 
@@ -200,6 +226,18 @@ mod tests {
             assert!(!FakeCpu::irqs_enabled());
         });
         assert!(FakeCpu::irqs_enabled());
+    }
+
+    #[test]
+    fn parts_gives_the_value_and_the_token() {
+        FakeCpu::set_irqs_enabled(true);
+        let s: IrqSafe<u8, FakeCpu> = IrqSafe::new(1);
+        let mut g = s.lock();
+        let (v, token) = g.parts();
+        *v += 1;
+        assert!(needs_masked(token));
+        drop(g);
+        assert_eq!(*s.lock(), 2);
     }
 
     #[test]

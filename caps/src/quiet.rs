@@ -153,7 +153,7 @@ mod tests {
         let (gic, ctl) = crate::fakes::fake_control::<4>(60);
         let line = ctl.mint(intid, Trigger::Level, Owner(3)).unwrap().arm();
         gic.raise(intid);
-        let _ = ctl.handle_irq(intid, 0, 1);
+        let _ = gic.deliver(ctl, 0, 1);
         (gic, line.try_take().ok().unwrap())
     }
 

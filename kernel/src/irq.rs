@@ -12,6 +12,7 @@
 use caps::irq::{
     ControlToken, Dispatch, IrqChip, IrqControl, IrqLine, LineStats, LineStatus, Masked, Owner,
 };
+use caps::lock::IrqsMasked;
 use caps::msi::{MsiRange, VectorAllocator};
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -179,14 +180,15 @@ pub fn mint_msi(
     Ok(line)
 }
 
-/// The IRQ exception path. Returns the frame to resume (the scheduler may switch).
-pub fn handle(frame: &mut TrapFrame) -> *mut TrapFrame {
+/// The IRQ exception path, IRQs masked. Returns the frame to resume (the scheduler may
+/// switch).
+pub fn handle(frame: &mut TrapFrame, masked: &IrqsMasked) -> *mut TrapFrame {
     let (Some(gic), Some(control)) = (GIC.get(), CONTROL.get()) else {
         return frame;
     };
     let intid = gic.ack();
     let dispatch = match (intid, LPI_CONTROL.get()) {
-        (FIRST_LPI.., Some(lpis)) => lpis.handle_irq(intid, 0, time::now_ns()),
+        (FIRST_LPI.., Some(lpis)) => lpis.handle_irq(intid, 0, time::now_ns(), masked),
         (SPECIAL_START.., _) => {
             // 1020..=1023 are not acknowledged interrupts; anything else up here (an LPI
             // with no ITS, an extended range we never enable) is dropped with its EOI.
@@ -194,19 +196,19 @@ pub fn handle(frame: &mut TrapFrame) -> *mut TrapFrame {
                 gic.eoi(intid);
             }
             SPURIOUS.fetch_add(1, Ordering::Relaxed);
-            return sched::on_interrupt_exit(frame);
+            return sched::on_interrupt_exit(frame, masked);
         }
-        _ => control.handle_irq(intid, 0, time::now_ns()),
+        _ => control.handle_irq(intid, 0, time::now_ns(), masked),
     };
     match dispatch {
-        Dispatch::Notify { owner, .. } if owner == TICK_OWNER => crate::timer::on_interrupt(),
+        Dispatch::Notify { owner, .. } if owner == TICK_OWNER => crate::timer::on_interrupt(masked),
         Dispatch::Notify { owner, .. } => {
             // A post to a destroyed notification is a stale wake-up: harmless.
             let _ = sched::notify_post(NotifyId(owner.0), 1);
         }
         Dispatch::Unowned { .. } => {}
     }
-    sched::on_interrupt_exit(frame)
+    sched::on_interrupt_exit(frame, masked)
 }
 
 /// One line's counters and state, for `irqs` (and `/proc/interrupts` later).

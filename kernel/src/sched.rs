@@ -17,6 +17,7 @@ use crate::arch::stack::{self, KernelStack};
 use crate::arch::vectors::TrapFrame;
 use crate::sync::IrqLock;
 use crate::time;
+use caps::lock::IrqsMasked;
 
 /// Maximum CPUs the run-queue array is sized for.
 pub const MAX_CPUS: usize = 8;
@@ -105,7 +106,9 @@ impl Sched {
         self.threads.iter_mut().find(|t| t.id == id)
     }
 
-    fn make_ready(&mut self, id: ThreadId) {
+    /// Queues `id` to run. Run-queue operations share the queue with the IRQ path, so they
+    /// run with IRQs masked (`_masked`, the `SCHED` guard's token).
+    fn make_ready(&mut self, id: ThreadId, _masked: &IrqsMasked) {
         if let Some(t) = self.thread(id) {
             t.state = State::Ready;
             self.runq[cpu_index()].push_back(id);
@@ -114,7 +117,7 @@ impl Sched {
 
     /// Wakes sleepers and waiters whose deadline passed. Runs on every interrupt exit, so
     /// it allocates nothing (the run queues have their capacity reserved at `init`).
-    fn expire(&mut self, now: u64) {
+    fn expire(&mut self, now: u64, masked: &IrqsMasked) {
         for i in 0..self.threads.len() {
             let t = &mut self.threads[i];
             let State::Waiting { notify, deadline } = t.state else {
@@ -130,7 +133,7 @@ impl Sched {
                     waiting.waiter = None;
                 }
             }
-            self.make_ready(id);
+            self.make_ready(id, masked);
         }
     }
 
@@ -146,7 +149,7 @@ impl Sched {
 
     /// Picks the next thread for this CPU; the current one must already be requeued,
     /// blocked or dead.
-    fn pick(&mut self) -> ThreadId {
+    fn pick(&mut self, _masked: &IrqsMasked) -> ThreadId {
         let cpu = cpu_index();
         let idle = self.idle[cpu];
         while let Some(id) = self.runq[cpu].pop_front() {
@@ -211,7 +214,8 @@ pub fn spawn(
     let stack = stack::alloc().ok_or(SchedError::NoStack)?;
     let frame = stack::initial_frame(&stack, thread_entry as *const () as usize);
     let mut guard = SCHED.lock();
-    let sched = guard.as_mut().ok_or(SchedError::NotReady)?;
+    let (slot, masked) = guard.parts();
+    let sched = slot.as_mut().ok_or(SchedError::NotReady)?;
     let id = ThreadId(sched.next_id);
     sched.next_id += 1;
     sched.threads.push(Thread {
@@ -225,7 +229,7 @@ pub fn spawn(
         switches_in: 0,
     });
     sched.runq[cpu_index()].push_back(id);
-    program_timer(sched);
+    program_timer(sched, masked);
     Ok(id)
 }
 
@@ -304,7 +308,8 @@ impl Drop for OwnedNotify {
 /// Destroys a notification; a thread waiting on it wakes with no bits.
 pub fn notify_destroy(id: NotifyId) {
     let mut guard = SCHED.lock();
-    let Some(sched) = guard.as_mut() else {
+    let (slot, masked) = guard.parts();
+    let Some(sched) = slot.as_mut() else {
         return;
     };
     let waiter = sched.notifies.get_mut(id.0 as usize).and_then(Option::take);
@@ -313,7 +318,7 @@ pub fn notify_destroy(id: NotifyId) {
             if let Some(t) = sched.thread(w) {
                 t.woken_with = Some(0);
             }
-            sched.make_ready(w);
+            sched.make_ready(w, masked);
         }
     }
 }
@@ -321,7 +326,8 @@ pub fn notify_destroy(id: NotifyId) {
 /// Sets `bits` in the notification and wakes its waiter. Safe from interrupt context.
 pub fn notify_post(id: NotifyId, bits: u64) -> Result<(), SchedError> {
     let mut guard = SCHED.lock();
-    let sched = guard.as_mut().ok_or(SchedError::NotReady)?;
+    let (slot, masked) = guard.parts();
+    let sched = slot.as_mut().ok_or(SchedError::NotReady)?;
     let n = sched
         .notifies
         .get_mut(id.0 as usize)
@@ -334,10 +340,10 @@ pub fn notify_post(id: NotifyId, bits: u64) -> Result<(), SchedError> {
         if let Some(t) = sched.thread(w) {
             t.woken_with = Some(bits);
         }
-        sched.make_ready(w);
+        sched.make_ready(w, masked);
         // From thread context nobody else reprograms the timer: give the woken thread
         // a time slice (in IRQ context the exit path does this again, harmlessly).
-        program_timer(sched);
+        program_timer(sched, masked);
     }
     Ok(())
 }
@@ -356,7 +362,7 @@ pub fn notify_wait(id: NotifyId, deadline_ns: u64) -> Result<u64, TimedOut> {
 
 /// The kernel-call handler, run from the sync trap with IRQs masked. Returns the frame
 /// to resume.
-pub fn kernel_call(frame: &mut TrapFrame) -> *mut TrapFrame {
+pub fn kernel_call(frame: &mut TrapFrame, masked: &IrqsMasked) -> *mut TrapFrame {
     let (op, a1, a2) = (frame.x[0], frame.x[1], frame.x[2]);
     let mut guard = SCHED.lock();
     let Some(sched) = guard.as_mut() else {
@@ -379,7 +385,7 @@ pub fn kernel_call(frame: &mut TrapFrame) -> *mut TrapFrame {
     };
     match new_state {
         None => frame,
-        Some(state) => switch_locked(sched, frame, state),
+        Some(state) => switch_locked(sched, frame, state, masked),
     }
 }
 
@@ -404,22 +410,27 @@ fn wait_state(sched: &mut Sched, me: ThreadId, id: u64, deadline: u64, now: u64)
     })
 }
 
-/// Called at the end of every IRQ: expires timeouts and preempts if another thread is
-/// ready. Returns the frame to resume.
-pub fn on_interrupt_exit(frame: &mut TrapFrame) -> *mut TrapFrame {
+/// Called at the end of every IRQ (IRQs masked): expires timeouts and preempts if another
+/// thread is ready. Returns the frame to resume.
+pub fn on_interrupt_exit(frame: &mut TrapFrame, masked: &IrqsMasked) -> *mut TrapFrame {
     let mut guard = SCHED.lock();
     let Some(sched) = guard.as_mut() else {
         return frame;
     };
-    sched.expire(time::now_ns());
+    sched.expire(time::now_ns(), masked);
     if sched.runq[cpu_index()].is_empty() {
-        program_timer(sched);
+        program_timer(sched, masked);
         return frame;
     }
-    switch_locked(sched, frame, State::Ready)
+    switch_locked(sched, frame, State::Ready, masked)
 }
 
-fn switch_locked(sched: &mut Sched, frame: &mut TrapFrame, state: State) -> *mut TrapFrame {
+fn switch_locked(
+    sched: &mut Sched,
+    frame: &mut TrapFrame,
+    state: State,
+    masked: &IrqsMasked,
+) -> *mut TrapFrame {
     let cpu = cpu_index();
     let me = sched.current[cpu].unwrap_or(ThreadId(0));
     let is_idle = Some(me) == sched.idle[cpu];
@@ -439,7 +450,7 @@ fn switch_locked(sched: &mut Sched, frame: &mut TrapFrame, state: State) -> *mut
     {
         sched.reap.push(s);
     }
-    let next = sched.pick();
+    let next = sched.pick(masked);
     sched.current[cpu] = Some(next);
     sched.switches += 1;
     let resume = match sched.thread(next) {
@@ -450,13 +461,13 @@ fn switch_locked(sched: &mut Sched, frame: &mut TrapFrame, state: State) -> *mut
         }
         None => frame_ptr as usize,
     };
-    program_timer(sched);
+    program_timer(sched, masked);
     resume as *mut TrapFrame
 }
 
 /// Programs the next timer interrupt: a time slice if others are waiting to run, else
 /// the earliest timeout, else nothing (tickless idle).
-fn program_timer(sched: &Sched) {
+fn program_timer(sched: &Sched, _masked: &IrqsMasked) {
     let cpu = cpu_index();
     let now = time::now_ns();
     let slice = (!sched.runq[cpu].is_empty()).then(|| now + sched.slice_ns);

@@ -13,7 +13,10 @@ use crate::arch::cpu::{self, Daif};
 #[derive(Debug)]
 pub struct ArchIrqs;
 
-impl IrqMaskOps for ArchIrqs {
+// SAFETY: `save_and_mask_irqs` reads DAIF and then sets DAIF.I (and F) with `msr daifset`,
+// which takes effect before the next instruction, so IRQs are masked on this CPU when it
+// returns; `restore_daif` writes back exactly the DAIF value it is given.
+unsafe impl IrqMaskOps for ArchIrqs {
     type Saved = Daif;
 
     fn save_and_mask() -> Daif {

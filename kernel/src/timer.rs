@@ -6,6 +6,7 @@
 //! thread sleeps in WFI until a device interrupts.
 
 use caps::irq::{AnyIrqLine, IrqLine, Masked};
+use caps::lock::IrqsMasked;
 use caps::quiet::quiesce;
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -50,8 +51,8 @@ pub fn program(deadline_ns: Option<u64>) {
 
 /// Timer interrupt (the IRQ path already masked the line): silence the level PPI by
 /// disabling the timer, which is the proof the source is quiet, and re-arm the line. The
-/// scheduler reprograms the next deadline on the way out.
-pub fn on_interrupt() {
+/// scheduler reprograms the next deadline on the way out. IRQ context only (`_masked`).
+pub fn on_interrupt(_masked: &IrqsMasked) {
     TICKS.fetch_add(1, Ordering::Relaxed);
     let mut slot = LINE.lock();
     *slot = match slot.take() {

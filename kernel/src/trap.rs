@@ -4,10 +4,12 @@
 //! decoded report (exception class, ESR, FAR, ELR, registers, which stack guard
 //! was hit) and stops the machine cleanly — with a failing status in a test run.
 
+use caps::lock::{IrqsMasked, with_irqs_masked};
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::arch::vectors::{TrapFrame, VectorKind};
 use crate::arch::{cpu, probe, stack};
+use crate::sync::ArchIrqs;
 use crate::{console, irq, ktest, sched};
 
 /// The BRK immediate the kernel's tests use; the handler counts it and steps over it.
@@ -56,20 +58,21 @@ fn fault_status(esr: u64) -> &'static str {
     }
 }
 
-/// Entry from the vector table.
+/// Entry from the vector table. Exception entry masked IRQs; the token says so to the
+/// functions that need it (the IRQ path, the scheduler).
 pub fn dispatch(frame: &mut TrapFrame, kind: VectorKind) -> *mut TrapFrame {
-    match kind.exception_type() {
-        0 => sync(frame, kind),
-        1 | 2 => irq::handle(frame),
+    with_irqs_masked::<ArchIrqs, _>(|masked| match kind.exception_type() {
+        0 => sync(frame, kind, masked),
+        1 | 2 => irq::handle(frame, masked),
         _ => fatal(frame, kind),
-    }
+    })
 }
 
-fn sync(frame: &mut TrapFrame, kind: VectorKind) -> *mut TrapFrame {
+fn sync(frame: &mut TrapFrame, kind: VectorKind, masked: &IrqsMasked) -> *mut TrapFrame {
     let ec = (frame.esr >> 26) & 0x3f;
     let from_el1 = kind.source() <= 1;
     match ec {
-        0x15 if from_el1 => return sched::kernel_call(frame),
+        0x15 if from_el1 => return sched::kernel_call(frame, masked),
         0x3c if frame.esr & 0xffff == TEST_BRK => {
             BRK_HITS.fetch_add(1, Ordering::Relaxed);
             frame.elr += 4;

@@ -142,14 +142,49 @@ pub fn control<const N: usize>(gic: &'static ModelGic, base: u32) -> &'static Ir
     leak(IrqControl::new(token, base))
 }
 
+/// The model CPU's IRQ mask (PSTATE.I): one flag, since the sequential models (Kani,
+/// proptest) run one CPU. A `core` atomic, not a `caps::sync` one: loom atomics cannot live
+/// in a `static`, and no loom model reads the flag.
+static IRQS_ON: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(true);
+
+/// The model CPU, for `IrqSafe` and `IrqsMasked` in the models.
+#[derive(Debug)]
+pub struct ModelCpu;
+
+impl ModelCpu {
+    /// Whether IRQs are unmasked.
+    pub fn irqs_on() -> bool {
+        IRQS_ON.load(core::sync::atomic::Ordering::SeqCst)
+    }
+    /// Sets the mask directly (a harness's starting state).
+    pub fn set_irqs_on(on: bool) {
+        IRQS_ON.store(on, core::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+// SAFETY: the model's IRQ mask is `IRQS_ON`: `save_and_mask` clears it and returns the old
+// value, `restore` writes back a value it returned. Interrupts reach the model only through
+// `deliver`, which runs with the flag cleared.
+unsafe impl caps::lock::IrqMaskOps for ModelCpu {
+    type Saved = bool;
+    fn save_and_mask() -> bool {
+        IRQS_ON.swap(false, core::sync::atomic::Ordering::SeqCst)
+    }
+    fn restore(saved: bool) {
+        IRQS_ON.store(saved, core::sync::atomic::Ordering::SeqCst);
+    }
+}
+
 /// What the CPU does when an interrupt is pending and enabled: run the real ISR path
-/// (`IrqControl::handle_irq`: mask, `Armed -> Fired`, count, EOI). `None` if nothing fired.
+/// (`IrqControl::handle_irq`: mask, `Armed -> Fired`, count, EOI) with IRQs masked, as
+/// exception entry does. `None` if nothing fired.
 pub fn deliver<const N: usize>(
     gic: &ModelGic,
     ctl: &IrqControl<N>,
     cpu: usize,
 ) -> Option<Dispatch> {
-    gic.claim().then(|| ctl.handle_irq(INTID, cpu, 0))
+    gic.claim()
+        .then(|| caps::lock::with_irqs_masked::<ModelCpu, _>(|m| ctl.handle_irq(INTID, cpu, 0, m)))
 }
 
 /// Cells in `ModelRingMem`: one per 2-byte offset of a `Q`-entry ring.

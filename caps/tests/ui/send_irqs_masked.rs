@@ -2,7 +2,8 @@
 use caps::{IrqMaskOps, IrqSafe, IrqsMasked};
 
 struct Cpu;
-impl IrqMaskOps for Cpu {
+// SAFETY: not under test here (this case is about `Send`); a real CPU masks IRQs.
+unsafe impl IrqMaskOps for Cpu {
     type Saved = ();
     fn save_and_mask() {}
     fn restore(_: ()) {}

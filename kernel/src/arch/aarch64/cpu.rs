@@ -28,9 +28,10 @@ impl Daif {
 pub fn save_and_mask_irqs() -> Daif {
     let daif: u64;
     // SAFETY: reading DAIF and setting the I and F bits only changes this CPU's interrupt
-    // mask; it cannot break memory safety.
+    // mask; it cannot break memory safety. Not `nomem`: the compiler must not move the
+    // critical section's memory accesses (the lock's acquire included) above the mask.
     unsafe {
-        asm!("mrs {0}, daif", "msr daifset, #3", out(reg) daif, options(nomem, nostack));
+        asm!("mrs {0}, daif", "msr daifset, #3", out(reg) daif, options(nostack));
     }
     Daif(daif)
 }

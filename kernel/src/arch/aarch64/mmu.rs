@@ -7,12 +7,12 @@
 //! table afterwards; they never overlap existing entries, so no break-before-make
 //! sequence is needed. Unmapped pages below each kernel stack are its guard.
 
+use crate::sync::IrqLock;
 use aarch64_paging::descriptor::El1Attributes as Attr;
 use aarch64_paging::idmap::IdMap;
 use aarch64_paging::mair::{Mair, MairAttribute, NormalMemory};
 use aarch64_paging::paging::{El1And0, MemoryRegion};
 use core::arch::asm;
-use spin::Mutex;
 
 /// MAIR index 0: device nGnRE, index 1: normal write-back, index 2: normal non-cacheable.
 const MAIR: Mair = Mair::EMPTY
@@ -75,11 +75,11 @@ pub struct MapFailed {
 
 struct KernelMap(IdMap<El1And0>);
 
-// SAFETY: the page table is only reached through the `MAP` mutex; the raw pointers inside
+// SAFETY: the page table is only reached through the `MAP` lock; the raw pointers inside
 // point at heap pages owned by the map, not at per-thread data.
 unsafe impl Send for KernelMap {}
 
-static MAP: Mutex<Option<KernelMap>> = Mutex::new(None);
+static MAP: IrqLock<Option<KernelMap>> = IrqLock::new(None);
 
 /// Values a secondary CPU loads to join the kernel's address space.
 #[derive(Debug, Clone, Copy)]
@@ -94,7 +94,7 @@ pub struct MmuRegs {
     pub sctlr: u64,
 }
 
-static REGS: Mutex<Option<MmuRegs>> = Mutex::new(None);
+static REGS: IrqLock<Option<MmuRegs>> = IrqLock::new(None);
 
 fn tcr() -> u64 {
     let mmfr0: u64;
