@@ -166,6 +166,22 @@ unsafe impl IrqChip for FakeGic {
     }
 }
 
+/// A line on a fresh fake GIC that has fired and been taken: `Draining`, for tests of a
+/// device's quiet check (`caps::quiet::quiesce`).
+pub fn fired_line(
+    intid: u32,
+    trigger: Trigger,
+) -> (&'static FakeGic, crate::irq::IrqLine<crate::irq::Draining>) {
+    let (gic, ctl) = fake_control::<1>(intid);
+    let line = ctl
+        .mint(intid, trigger, crate::irq::Owner(1))
+        .expect("fresh control")
+        .arm();
+    gic.raise(intid);
+    let _ = gic.deliver(ctl, 0, 0);
+    (gic, line.try_take().expect("delivered"))
+}
+
 std::thread_local! {
     static IRQS_ENABLED: Cell<bool> = const { Cell::new(true) };
     static ON_RESTORE: Cell<Option<fn()>> = const { Cell::new(None) };

@@ -549,6 +549,42 @@ mod tests {
     }
 
     #[test]
+    fn quiet_check_reads_the_interrupt_status() {
+        use caps::irq::Trigger;
+        use caps::quiet::quiesce;
+        let dev = setup(WIDE);
+        let edu = Edu::new(&dev, WIDE, &RANGES).unwrap();
+        let (gic, line) = caps::fakes::fired_line(40, Trigger::Edge);
+        edu.raise(0x4);
+        let line = quiesce(line, &edu).expect_err("status 0x4 not acknowledged");
+        let _ = edu.handle_interrupt();
+        let (quiet, line) = quiesce(line, &edu).expect("acknowledged");
+        let _armed = line.rearm(quiet);
+        assert!(!gic.is_masked(40));
+    }
+
+    #[test]
+    fn lent_memory_comes_back_only_when_the_dma_engine_is_idle() {
+        use caps::dma::DmaPool;
+        use caps::fakes::{FakeDmaHal, leak};
+        let dev = setup(WIDE);
+        let edu = Edu::new(&dev, WIDE, &RANGES).unwrap();
+        let other = Edu::new(&dev, WIDE, &RANGES).unwrap();
+        let pool = DmaPool::new(leak(FakeDmaHal::new(RAM)), WIDE);
+        let lent = pool.alloc(64, 64).unwrap().lend(edu.dma_device());
+        let dma = edu
+            .check_dma(req(DmaDirection::ToDevice, RAM, 0, 64))
+            .unwrap();
+        edu.start_dma(dma).unwrap();
+        let lent = lent.reclaim(&edu).expect_err("the transfer runs");
+        dev.run_dma();
+        let lent = lent
+            .reclaim(&other)
+            .expect_err("another edu's idle engine proves nothing");
+        assert!(lent.reclaim(&edu).is_ok(), "done: back to the CPU");
+    }
+
+    #[test]
     fn raise_and_ack_exactly_the_bits_read() {
         let dev = setup(WIDE);
         let edu = Edu::new(&dev, WIDE, &RANGES).unwrap();

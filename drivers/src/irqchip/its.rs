@@ -759,6 +759,21 @@ mod tests {
     }
 
     #[test]
+    fn int_source_is_quiet_once_every_command_was_consumed() {
+        use caps::quiet::peek;
+        let (its, fake) = qemu();
+        its.map_vector(2, 8192).unwrap();
+        assert!(peek(&its.int_source()), "queue drained");
+        fake.st.lock().unwrap().hang = true;
+        assert_eq!(its.raise(8192), Err(ItsError::CommandTimeout));
+        assert!(!peek(&its.int_source()), "an INT not yet consumed");
+        fake.st.lock().unwrap().hang = false;
+        fake.st.lock().unwrap().stall_next = true;
+        assert_eq!(its.raise(8192), Err(ItsError::Stalled));
+        assert!(!peek(&its.int_source()), "a stalled queue is never quiet");
+    }
+
+    #[test]
     fn hostile_typer_values_are_errors() {
         let mut baser = [0; 8];
         baser[0] = qemu_baser(1);

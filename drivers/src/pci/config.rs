@@ -320,4 +320,30 @@ mod tests {
         cfg.write16(bdf, 0x3e, 0xabcd);
         assert_eq!(cfg.last_write(bdf, 0x3c), Some(0xabcd_01ff));
     }
+
+    #[test]
+    fn intx_quiet_check_reads_the_interrupt_status_bit() {
+        use caps::irq::Trigger;
+        use caps::quiet::{peek, quiesce};
+        let cfg = FakeConfigSpace::new();
+        let bdf = Bdf::new(0, 3, 0).unwrap();
+        cfg.add_endpoint(bdf, 0x1234, 0x11e8, [0, 0, 0xff]);
+        let status = IntxStatus { config: &cfg, bdf };
+        let (gic, line) = caps::fakes::fired_line(35, Trigger::Level);
+        cfg.poke16(bdf, reg::STATUS, STATUS_INTERRUPT | STATUS_CAP_LIST);
+        assert!(!peek(&status));
+        let line = quiesce(line, &status).expect_err("INTx still asserted");
+        cfg.poke16(bdf, reg::STATUS, STATUS_CAP_LIST);
+        let (quiet, line) = quiesce(line, &status).expect("deasserted");
+        let _armed = line.rearm(quiet);
+        assert!(!gic.is_masked(35));
+        let gone = IntxStatus {
+            config: &cfg,
+            bdf: Bdf::new(0, 9, 0).unwrap(),
+        };
+        assert!(
+            !peek(&gone),
+            "an absent function reads all-ones: never quiet"
+        );
+    }
 }

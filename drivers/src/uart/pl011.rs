@@ -394,6 +394,29 @@ mod tests {
     }
 
     #[test]
+    fn rx_quiet_check_clears_then_reads_the_fifo_not_mis() {
+        use caps::irq::Trigger;
+        use caps::quiet::quiesce;
+        let mut mem = fake::frames(1);
+        let base = fake::base(&mut mem);
+        // SAFETY: `mem` outlives the driver and is accessed only through it (and the test).
+        let uart = unsafe { Pl011::new(base) };
+        let (gic, line) = caps::fakes::fired_line(33, Trigger::Level);
+        // A byte still queued after the clear: UARTMIS reads 0 (the clear just dropped it),
+        // but the FIFO is not empty, so the line must stay masked.
+        fake::w32(&mut mem, UARTMIS, 0);
+        fake::w32(&mut mem, UARTFR, 0);
+        let line = quiesce(line, &uart).expect_err("a byte is queued");
+        assert_eq!(fake::r32(&mem, UARTICR), 0x50, "RX and RT cleared first");
+        assert!(gic.is_masked(33));
+        fake::w32(&mut mem, UARTFR, Fr::RXFE.bits());
+        fake::w32(&mut mem, UARTMIS, (Int::RX | Int::RT).bits());
+        let (quiet, line) = quiesce(line, &uart).expect("FIFO empty");
+        let _armed = line.rearm(quiet);
+        assert!(!gic.is_masked(33));
+    }
+
+    #[test]
     fn full_fifo_drops_instead_of_hanging() {
         let mut mem = fake::frames(1);
         fake::w32(&mut mem, UARTFR, Fr::TXFF.bits() | Fr::RXFE.bits());

@@ -722,6 +722,22 @@ mod tests {
     }
 
     #[test]
+    fn config_change_is_quiet_once_the_generation_read_is_the_latest() {
+        use ::caps::irq::Trigger;
+        use ::caps::quiet::quiesce;
+        let dev = fake::device(VERSION_1, &[8], &[0; 8]);
+        let t = fake::modern(&dev);
+        let (gic, line) = ::caps::fakes::fired_line(36, Trigger::Edge);
+        let mark = t.config_mark();
+        dev.borrow_mut().generation += 1; // changed again while the handler read
+        let line = quiesce(line, &t.config_quiet(mark)).expect_err("a change not read");
+        let mark = t.config_mark();
+        let (quiet, line) = quiesce(line, &t.config_quiet(mark)).expect("read the latest");
+        let _armed = line.rearm(quiet);
+        assert!(!gic.is_masked(36));
+    }
+
+    #[test]
     fn notify_offsets_are_cached_and_checked() {
         let dev = fake::device(VERSION_1, &[8, 8, 8], &[]);
         dev.borrow_mut().queues[2].notify_off = 16;
