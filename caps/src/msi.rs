@@ -54,6 +54,17 @@ pub struct MsiMessage {
     pub data: u32,
 }
 
+/// How `alloc` claims a free bit it saw: set `bit` in `word` if it still reads `seen`,
+/// otherwise hand back what it reads now.
+pub type ClaimBit = fn(word: &AtomicU64, seen: u64, bit: u64) -> Result<(), u64>;
+
+/// The real claim: one compare-exchange, so two allocators racing for one bit cannot both
+/// win it (the loser retries from the word's new value).
+fn claim_bit(word: &AtomicU64, seen: u64, bit: u64) -> Result<(), u64> {
+    word.compare_exchange_weak(seen, seen | bit, Ordering::AcqRel, Ordering::Relaxed)
+        .map(drop)
+}
+
 /// Hands out INTIDs in `[base, base + count)`, each at most once until returned.
 pub struct VectorAllocator {
     base: u32,
@@ -112,6 +123,26 @@ impl VectorAllocator {
 
     /// Allocates the lowest free vector; `ENOSPC` when all are in use.
     pub fn alloc(&'static self) -> Result<MsiVector, Error> {
+        self.alloc_claiming(claim_bit)
+    }
+
+    /// `alloc` with the bit-claiming step replaced, so a model can run the real search
+    /// loop with a broken claim (a load-then-store instead of a compare-exchange) and show
+    /// the check catches it. Only with feature `verification-hooks`.
+    #[cfg(feature = "verification-hooks")]
+    pub fn alloc_with_claim(&'static self, claim: ClaimBit) -> Result<MsiVector, Error> {
+        self.alloc_claiming(claim)
+    }
+
+    /// Marks bitmap word `word` as `bits` (vectors held elsewhere), so a model checker can
+    /// start next to a word boundary instead of after 64 allocations. Only with feature
+    /// `verification-hooks`.
+    #[cfg(feature = "verification-hooks")]
+    pub fn preset_for_model(&self, word: usize, bits: u64) {
+        self.bits[word].store(bits, Ordering::Relaxed);
+    }
+
+    fn alloc_claiming(&'static self, claim: ClaimBit) -> Result<MsiVector, Error> {
         let words = (self.count as usize).div_ceil(64);
         for (w, word) in self.bits[..words].iter().enumerate() {
             let mut cur = word.load(Ordering::Relaxed);
@@ -121,13 +152,8 @@ impl VectorAllocator {
                 if bit == 64 || index >= self.count as usize {
                     break;
                 }
-                match word.compare_exchange_weak(
-                    cur,
-                    cur | (1 << bit),
-                    Ordering::AcqRel,
-                    Ordering::Relaxed,
-                ) {
-                    Ok(_) => {
+                match claim(word, cur, 1 << bit) {
+                    Ok(()) => {
                         return Ok(MsiVector {
                             alloc: self,
                             index: index as u32,

@@ -12,6 +12,7 @@
 
 extern crate alloc;
 
+pub mod check;
 pub mod fakes;
 pub mod props;
 pub mod protocol;

@@ -3,9 +3,11 @@
 //!
 //! Each harness only chooses inputs with `kani::any()` and calls the same property function
 //! that `tests/properties.rs` runs under proptest, so a proof and its test cannot drift. The
-//! `*_broken_*` harnesses run deliberately broken variants and must fail
-//! (`#[kani::should_panic]`), which shows the properties are strong enough to catch the bugs
-//! they are about. The operation-sequence properties are proved over fixed skeletons with
+//! `*_broken_*` harnesses run deliberately broken variants, which must fail the one check
+//! they are about and no other (`check::expect_failure`: they verify, and their cover "the
+//! intended check fails" must be satisfied), which shows the properties are strong enough to
+//! catch the bugs they are about. Every harness has `kani::cover`s (`reach!`) for its
+//! interesting branches; `scripts/kani` fails if one is not satisfied. The operation-sequence properties are proved over fixed skeletons with
 //! symbolic payloads (or a few symbolic choices per step): fully symbolic sequences of
 //! several operations did not finish within minutes on a 2-core machine, and proptest covers
 //! longer arbitrary sequences. The protocol harnesses run the small model of `protocol.rs`
@@ -32,9 +34,12 @@ fn used_elem_validation_in_bounds() {
     );
 }
 
+/// The validator without the in-flight check fails the in-flight check, and only it
+/// (`check::expect_failure`: every other check is assumed; the harness's cover "the
+/// intended check fails" must be satisfied).
 #[kani::proof]
-#[kani::should_panic]
 fn used_elem_validation_broken_no_in_flight_check() {
+    crate::check::expect_failure(crate::check::Expect::NotInFlight);
     prop_used_elem_validation_with(
         validator_without_in_flight_check,
         kani::any(),
@@ -91,7 +96,30 @@ fn cspace_stale_handle_never_resolves() {
 fn vector_allocator_no_double_alloc() {
     use VecOp::*;
     let ops = [Alloc, Alloc, Free(kani::any()), Alloc];
-    prop_vector_allocator_no_double_alloc(kani::any(), &ops);
+    let count: u32 = kani::any();
+    let highest = prop_vector_allocator_no_double_alloc(count % 5, 0, &ops);
+    kani::cover!(highest == 3, "three vectors handed out");
+}
+
+/// The same across a bitmap word: 66 vectors, the first 60 to 64 held elsewhere, so the
+/// allocations run from the first 64-bit word into the second.
+#[kani::proof]
+#[kani::unwind(68)]
+fn vector_allocator_crosses_a_word() {
+    use VecOp::*;
+    let ops = [Alloc, Alloc, Free(kani::any()), Alloc, Alloc];
+    let free_in_first: u8 = kani::any();
+    let highest = prop_vector_allocator_no_double_alloc(66, u64::MAX >> (free_in_first % 5), &ops);
+    kani::cover!(highest > 64, "a vector from the second bitmap word");
+    kani::cover!(highest == 64, "the first word's last vector");
+}
+
+/// Two `IrqSafe` locks, any nesting, releases and interrupts, six steps.
+#[kani::proof]
+#[kani::unwind(7)]
+fn irqsafe_masks_while_held() {
+    let ops: [LockOp; 6] = kani::any();
+    prop_irqsafe_masks_while_held(&ops);
 }
 
 /// Kani 0.64 models a failed `compare_exchange` as a success (model-checking/kani#4537), so
@@ -161,7 +189,8 @@ fn protocol_invariant_completion_interrupt() {
     prop_protocol_invariant(false, &protocol_ops(ProtoOp::Deliver));
 }
 
-/// The same with `VIRTIO_F_EVENT_IDX`: suppression is `used_event` left behind.
+/// The same with `VIRTIO_F_EVENT_IDX` (suppression is `used_event` left behind), after a
+/// completion and its interrupt.
 #[kani::proof]
 #[kani::unwind(9)]
 #[kani::stub(core::sync::atomic::AtomicU8::compare_exchange, sequential_cas_u8)]
@@ -169,11 +198,21 @@ fn protocol_invariant_event_idx() {
     prop_protocol_invariant(true, &protocol_ops(ProtoOp::Deliver));
 }
 
-/// The driver that re-arms without the recheck must be caught (by "lost notification").
+/// With `VIRTIO_F_EVENT_IDX`, after two completions: with the harness above, every sequence
+/// of up to six ops, as for the flag.
 #[kani::proof]
 #[kani::unwind(9)]
 #[kani::stub(core::sync::atomic::AtomicU8::compare_exchange, sequential_cas_u8)]
-#[kani::should_panic]
+fn protocol_invariant_event_idx_completion_completion() {
+    prop_protocol_invariant(true, &protocol_ops(ProtoOp::Publish(kani::any())));
+}
+
+/// The driver that re-arms on a lying quiet check, without the recheck, is caught by "lost
+/// notification" and by nothing else (`check::expect_failure`).
+#[kani::proof]
+#[kani::unwind(9)]
+#[kani::stub(core::sync::atomic::AtomicU8::compare_exchange, sequential_cas_u8)]
 fn protocol_broken_no_recheck() {
+    crate::check::expect_failure(crate::check::Expect::LostNotification);
     prop_protocol_with(Driver::NoRecheck, false, &protocol_ops(ProtoOp::Deliver));
 }

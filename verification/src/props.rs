@@ -8,6 +8,7 @@
 
 use core::cell::Cell;
 
+use crate::reach;
 use abi::{CapType, Error, Handle, Rights};
 use caps::cspace::{CSpace, Capability};
 use caps::dma::DmaDevice;
@@ -19,6 +20,7 @@ use caps::vring::{
     vring_need_event,
 };
 
+use crate::check::{NOT_IN_FLIGHT, that};
 use crate::fakes::{
     MAX_BUF, ModelDevice, ModelDmaHal, ModelGic, ModelRingMem, Must, Q, Rig, control, leak,
 };
@@ -38,6 +40,11 @@ type Ring<S> = Vring<S, &'static ModelRingMem, ModelDmaHal, Q>;
 pub fn prop_ring_index_wrap(used: u16, last: u16, event: u16, qsz_log2: u8) {
     let qsz = 1u16 << (qsz_log2 % 16);
     let pending = used_pending(used, last);
+    reach!(
+        used < last && pending <= qsz,
+        "an index accepted across the wrap"
+    );
+    reach!(pending > qsz, "an index too far ahead");
     assert_eq!(
         last.wrapping_add(pending),
         used,
@@ -118,28 +125,41 @@ pub fn prop_used_elem_validation_with(
         (in_flight >> i & 1 == 1).then(|| posted[usize::from(i)])
     };
     let result = validate(id, len, qsz, &lookup);
-    assert!(
+    that(
         !out_of_range.get(),
-        "in-flight table looked up out of bounds"
+        "in-flight table looked up out of bounds",
     );
     let flying = id < u32::from(qsz) && in_flight >> id & 1 == 1;
     match result {
         Ok(i) => {
-            assert!(u32::from(i) == id && i < qsz, "accepted id out of bounds");
-            assert!(flying, "accepted a descriptor that is not in flight");
-            assert!(
+            reach!(true, "an element is accepted");
+            that(u32::from(i) == id && i < qsz, "accepted id out of bounds");
+            that(flying, NOT_IN_FLIGHT);
+            that(
                 len <= posted[usize::from(i)],
-                "accepted len past the buffer"
+                "accepted len past the buffer",
             );
         }
-        Err(UsedError::IdOutOfRange { id: e }) => assert!(e == id && id >= u32::from(qsz)),
-        Err(UsedError::NotInFlight { id: e }) => assert!(e == id && !flying),
+        Err(UsedError::IdOutOfRange { id: e }) => {
+            reach!(true, "an id out of range is refused");
+            that(e == id && id >= u32::from(qsz), "wrong IdOutOfRange");
+        }
+        Err(UsedError::NotInFlight { id: e }) => {
+            reach!(true, "an id not in flight is refused");
+            that(e == id && !flying, "wrong NotInFlight");
+        }
         Err(UsedError::LenTooLong {
             id: e,
             len: l,
             posted: p,
-        }) => assert!(e == id && flying && l == len && p == posted[id as usize] && l > p),
-        Err(UsedError::IdxTooFarAhead { .. }) => panic!("not an element error"),
+        }) => {
+            reach!(true, "a len past the buffer is refused");
+            that(
+                e == id && flying && l == len && p == posted[id as usize] && l > p,
+                "wrong LenTooLong",
+            );
+        }
+        Err(UsedError::IdxTooFarAhead { .. }) => that(false, "not an element error"),
     }
 }
 
@@ -180,10 +200,38 @@ pub fn prop_pop_used_hostile_device(lens: [u8; Q], elems: [(u32, u32); 2], bump:
         let _ = dev.publish(id, len);
     }
     dev.bump_used_idx(bump);
+    let flying = vq.in_flight();
+    // The used index now leads the driver's (0) by the elements published plus the bump.
+    if usize::from((elems.len() as u16).wrapping_add(bump)) > Q {
+        reach!(true, "the used index runs more than the queue size ahead");
+        // The very first pop refuses it, consumes nothing and breaks the ring for good.
+        let first = vq.pop_used();
+        assert!(
+            matches!(
+                first,
+                Some(Err(Rejected {
+                    error: UsedError::IdxTooFarAhead { .. },
+                    reclaimed: None,
+                }))
+            ),
+            "a used index too far ahead was not refused"
+        );
+        assert!(
+            vq.is_broken() && vq.pop_used().is_none() && !vq.has_pending(),
+            "a ring whose used index ran too far ahead is not broken"
+        );
+        assert_eq!(
+            vq.in_flight(),
+            flying,
+            "nothing consumed from a broken ring"
+        );
+        return;
+    }
     for _ in 0..=elems.len() {
         let Some(item) = vq.pop_used() else { break };
         match item {
             Ok(c) => {
+                reach!(true, "a hostile device's element is a valid completion");
                 let posted = by_cookie[c.cookie as usize]
                     .take()
                     .must("completed a buffer that was not in flight");
@@ -192,7 +240,19 @@ pub fn prop_pop_used_hostile_device(lens: [u8; Q], elems: [(u32, u32); 2], bump:
                 assert_eq!(c.data().len(), c.len as usize);
             }
             Err(r) => {
+                reach!(
+                    matches!(r.error, UsedError::IdOutOfRange { .. }),
+                    "an id out of range is refused"
+                );
+                reach!(
+                    matches!(r.error, UsedError::NotInFlight { .. }),
+                    "an id not in flight is refused"
+                );
                 if let Some((region, cookie)) = r.reclaimed {
+                    reach!(
+                        true,
+                        "a len past the buffer is refused, the buffer reclaimed"
+                    );
                     assert!(matches!(r.error, UsedError::LenTooLong { .. }));
                     let posted = by_cookie[cookie as usize].take().must("was in flight");
                     assert_eq!(region.len(), posted);
@@ -250,6 +310,8 @@ pub fn prop_in_flight_never_exceeds_queue(ops: &[RingOp]) {
                         *slot = Some(k as u64);
                     }
                     Err((back, e)) => {
+                        reach!(e == Error::ENOSPC, "a full ring refuses a post");
+                        reach!(e == Error::EBADSTATE, "a broken ring refuses a post");
                         assert_eq!(back.len(), len, "region handed back");
                         assert!(
                             (e == Error::ENOSPC && flying == Q)
@@ -272,7 +334,10 @@ pub fn prop_in_flight_never_exceeds_queue(ops: &[RingOp]) {
                 Some(Err(Rejected {
                     reclaimed: Some((_, cookie)),
                     ..
-                })) => retire(&mut by_id, cookie),
+                })) => {
+                    reach!(true, "a rejected element's buffer comes back");
+                    retire(&mut by_id, cookie)
+                }
                 Some(Err(_)) | None => {}
             },
         }
@@ -340,6 +405,7 @@ pub fn prop_cspace_stale_handle_never_resolves(gens: [u32; TABLE], ops: &[CsOp])
                         n += 1;
                     }
                     Err((obj, e)) => {
+                        reach!(true, "a full (or retired) table refuses an insert");
                         assert!(e == Error::ENOSPC && obj.1 == serial, "object handed back");
                         assert!(t[0].len() < TABLE || t[0].len() == TABLE);
                     }
@@ -350,10 +416,17 @@ pub fn prop_cspace_stale_handle_never_resolves(gens: [u32; TABLE], ops: &[CsOp])
                 let (h, tab, s, _, live) = issued[i];
                 match t[tab].remove(h) {
                     Ok(obj) => {
+                        reach!(
+                            h.generation() == abi::handle::GENERATION_MAX,
+                            "a slot at the last generation is retired"
+                        );
                         assert!(live && obj.1 == s, "removed the wrong object");
                         issued[i].4 = false;
                     }
-                    Err(e) => assert!(!live && e == Error::EBADH, "live handle refused"),
+                    Err(e) => {
+                        reach!(true, "a stale handle is refused");
+                        assert!(!live && e == Error::EBADH, "live handle refused")
+                    }
                 }
             }
             CsOp::Grant(w) if n > 0 && n < MAX_OPS => {
@@ -367,6 +440,7 @@ pub fn prop_cspace_stale_handle_never_resolves(gens: [u32; TABLE], ops: &[CsOp])
                 };
                 match from.grant(h, to, Rights::all()) {
                     Ok(nh) => {
+                        reach!(true, "a capability is granted to the other table");
                         assert!(live, "a stale handle was granted");
                         fresh(&issued[..n], nh, 1 - tab);
                         issued[i].4 = false;
@@ -414,43 +488,69 @@ pub enum VecOp {
     Free(u8),
 }
 
-/// Vectors the allocator property can hold at once (its range has at most 4).
+/// Vectors the allocator property can hold at once.
 const HELD: usize = 4;
 
-/// Over any sequence of allocations and drops on an allocator of `count % 5` vectors: no
-/// vector is handed out while another holder has it; every vector is in range and marked
-/// allocated while held and unmarked once dropped; `alloc` fails (`ENOSPC`) exactly when all
-/// are held.
-pub fn prop_vector_allocator_no_double_alloc(count: u8, ops: &[VecOp]) {
-    assert!(ops.len() <= MAX_OPS);
+/// INTIDs the allocator property's control covers (its range has at most this many).
+pub const VEC_SPAN: usize = 68;
+
+/// Over any sequence of allocations and drops on an allocator of `count` vectors
+/// (`count <= VEC_SPAN`) whose first bitmap word starts as `taken` (vectors held elsewhere,
+/// never to be handed out): no vector is handed out while another holder has it; every
+/// vector is in range and marked allocated while held and unmarked once dropped; `alloc`
+/// fails (`ENOSPC`) exactly when every vector is held. With `taken` nearly full, the
+/// allocations cross from the first 64-bit word into the second. Returns the highest index
+/// handed out (plus one; 0 if none), for a harness to cover the word crossing.
+pub fn prop_vector_allocator_no_double_alloc(count: u32, taken: u64, ops: &[VecOp]) -> u32 {
+    assert!(ops.len() <= MAX_OPS && count as usize <= VEC_SPAN);
     const BASE: u32 = 64;
-    let count = u32::from(count % 5);
-    let ctl: &'static IrqControl<4> = control(leak(ModelGic::new()), BASE);
+    let ctl: &'static IrqControl<VEC_SPAN> = control(leak(ModelGic::new()), BASE);
     let range = MsiRange {
         base: BASE,
         count,
         doorbell: 0x0802_0040,
         data: MsiData::Intid,
     };
-    let a = leak(ctl.msi_vectors(range).must("small range"));
+    let a = leak(ctl.msi_vectors(range).must("range in the control"));
+    // Only bits of vectors in range: a preset past `count` would be a different allocator.
+    let taken = if count >= 64 {
+        taken
+    } else {
+        taken & ((1u64 << count) - 1)
+    };
+    a.preset_for_model(0, taken);
+    let elsewhere = taken.count_ones();
+    let mut highest = 0;
     let mut held: [Option<MsiVector>; HELD] = Default::default();
     for &op in ops {
         match op {
             VecOp::Alloc => {
-                let live = held.iter().flatten().count() as u32;
+                let live = held.iter().flatten().count() as u32 + elsewhere;
                 match a.alloc() {
                     Ok(v) => {
                         let intid = v.intid();
+                        highest = highest.max(intid - BASE + 1);
                         assert!(live < count, "allocated past the range size");
                         assert!((BASE..BASE + count).contains(&intid), "out of range");
+                        let index = intid - BASE;
+                        assert!(
+                            index >= 64 || taken >> index & 1 == 0,
+                            "handed out a vector held elsewhere"
+                        );
                         assert!(
                             held.iter().flatten().all(|h| h.intid() != intid),
                             "vector handed out twice"
                         );
-                        let slot = held.iter_mut().find(|s| s.is_none());
-                        *slot.must("HELD slots") = Some(v);
+                        match held.iter_mut().find(|s| s.is_none()) {
+                            Some(slot) => *slot = Some(v),
+                            // More than HELD at once: give it back (checked above already).
+                            None => drop(v),
+                        }
                     }
-                    Err(e) => assert!(e == Error::ENOSPC && live == count, "spurious ENOSPC"),
+                    Err(e) => {
+                        reach!(count > 0, "an exhausted allocator refuses");
+                        assert!(e == Error::ENOSPC && live == count, "spurious ENOSPC");
+                    }
                 }
             }
             VecOp::Free(k) => {
@@ -464,5 +564,78 @@ pub fn prop_vector_allocator_no_double_alloc(count: u8, ops: &[VecOp]) {
         for v in held.iter().flatten() {
             assert!(a.is_allocated(v.intid() - BASE), "held vector not marked");
         }
+    }
+    highest
+}
+
+// ---------------------------------------------------------------------------------------------
+// IrqSafe
+
+/// One step of the `IrqSafe` property.
+#[derive(Clone, Copy, Debug)]
+#[cfg_attr(kani, derive(kani::Arbitrary))]
+pub enum LockOp {
+    /// Take lock A (if this CPU does not hold it already: taking it again would spin).
+    LockA,
+    /// Take lock B (likewise).
+    LockB,
+    /// Drop the innermost guard.
+    Release,
+    /// An interrupt arrives; the CPU takes it only if IRQs are unmasked, and its handler
+    /// takes both locks.
+    Interrupt,
+}
+
+/// Over any nesting of two `IrqSafe` locks, releases and interrupts, on one CPU that starts
+/// with IRQs unmasked: IRQs are masked exactly while a guard is held, so an interrupt is
+/// never taken while its handler's lock is held on this CPU (which would spin forever), and
+/// the last release restores the unmasked state; every guard's token is taken with IRQs
+/// masked.
+pub fn prop_irqsafe_masks_while_held(ops: &[LockOp]) {
+    use crate::fakes::ModelCpu;
+    use caps::lock::IrqSafe;
+    assert!(ops.len() <= MAX_OPS);
+    ModelCpu::set_irqs_on(true);
+    let (a, b): (IrqSafe<u8, ModelCpu>, IrqSafe<u8, ModelCpu>) = (IrqSafe::new(0), IrqSafe::new(0));
+    // Held guards, innermost last: (which lock, guard).
+    let mut held: [Option<(bool, caps::lock::IrqSafeGuard<'_, u8, ModelCpu>)>; 2] = [None, None];
+    let mut depth = 0;
+    for &op in ops {
+        let holds = |held: &[Option<(bool, _)>; 2], which: bool| {
+            held.iter().flatten().any(|(w, _)| *w == which)
+        };
+        match op {
+            LockOp::LockA | LockOp::LockB => {
+                let which = matches!(op, LockOp::LockA);
+                if depth < 2 && !holds(&held, which) {
+                    let mut g = if which { a.lock() } else { b.lock() };
+                    assert!(!ModelCpu::irqs_on(), "a guard with IRQs unmasked");
+                    *g.parts().0 += 1;
+                    held[depth] = Some((which, g));
+                    depth += 1;
+                    reach!(depth == 2, "two locks nested");
+                }
+            }
+            LockOp::Release => {
+                if depth > 0 {
+                    depth -= 1;
+                    held[depth] = None;
+                    reach!(depth == 0, "the last guard released");
+                }
+            }
+            LockOp::Interrupt => {
+                if ModelCpu::irqs_on() {
+                    reach!(true, "an interrupt is taken");
+                    assert!(depth == 0, "an interrupt taken while its lock is held");
+                    let (ga, gb) = (a.try_lock(), b.try_lock());
+                    assert!(ga.is_some() && gb.is_some(), "the handler's locks are free");
+                }
+            }
+        }
+        assert_eq!(
+            ModelCpu::irqs_on(),
+            depth == 0,
+            "IRQs masked exactly while a guard is held"
+        );
     }
 }

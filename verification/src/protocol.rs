@@ -21,12 +21,14 @@
 
 use core::mem;
 
+use crate::reach;
 use caps::dma::{DmaDevice, DmaPool};
 use caps::irq::{Armed, Draining, IrqControl, IrqLine, LineStatus, Owner, Trigger};
 use caps::napi::{self, NapiLine, PollOutcome, Quiesce, Raced, Round};
 use caps::quiet::{QuietCheck, Seal, quiesce};
 use caps::vring::{BufDir, Completion, Polled, Rejected, RingState, Vring};
 
+use crate::check::{LOST_NOTIFICATION, that};
 use crate::fakes::{
     INTID, ModelDevice, ModelDmaHal, ModelGic, Must, PlainRingMem, control, deliver, leak,
     plain_cells,
@@ -194,7 +196,7 @@ impl Proto {
         *consumed = consumed.wrapping_add(1);
         let c = item.must("an honest device's completion was rejected");
         let bit = 1u32 << c.cookie;
-        assert!(*seen & bit == 0, "a packet was processed twice");
+        that(*seen & bit == 0, "a packet was processed twice");
         *seen |= bit;
     }
 
@@ -275,7 +277,10 @@ impl Proto {
                 put(&mut self.quiesce, q);
                 self.phase = Phase::Quiescing;
             }
-            PollOutcome::BudgetSpent(round) => self.enter_polling(round),
+            PollOutcome::BudgetSpent(round) => {
+                reach!(true, "a poll spends its budget");
+                self.enter_polling(round)
+            }
         }
     }
 
@@ -290,7 +295,10 @@ impl Proto {
                 put(&mut self.idle, pair);
                 self.phase = Phase::Idle;
             }
-            Err(Raced(round)) => self.enter_polling(round),
+            Err(Raced(round)) => {
+                reach!(true, "the recheck sees a race");
+                self.enter_polling(round)
+            }
         }
     }
 
@@ -354,25 +362,25 @@ impl Proto {
         let masked = self.gic.is_masked();
         // Invariant 3: the line's kernel status agrees with the chip.
         match status {
-            LineStatus::Armed => assert!(!masked, "line Armed but masked at the chip"),
-            LineStatus::Free => panic!("line freed"),
-            _ => assert!(masked, "line not Armed but unmasked at the chip"),
+            LineStatus::Armed => that(!masked, "line Armed but masked at the chip"),
+            LineStatus::Free => that(false, "line freed"),
+            _ => that(masked, "line not Armed but unmasked at the chip"),
         }
         // Invariant 5a: device suppressed => line masked, and the ring's type state says the
         // same as the flag the device reads. (With event index, suppression is `used_event`
         // left behind, which 5b covers.)
         if !self.event_idx {
             let flag = self.dev.suppressed_flag();
-            assert!(
+            that(
                 !flag || masked,
-                "device suppressed while the line is unmasked"
+                "device suppressed while the line is unmasked",
             );
             let typed = match self.phase {
                 Phase::Polling | Phase::Quiescing => Some(true),
                 Phase::Idle => Some(false),
                 Phase::Broken | Phase::BrokenPolling => None,
             };
-            assert!(typed.is_none_or(|t| t == flag), "ring type state disagrees");
+            that(typed.is_none_or(|t| t == flag), "ring type state disagrees");
         }
         // Invariant 5b: no lost notification. Work pending => the owner was notified (Fired),
         // or an edge is latched at the chip, or the owner is draining anyway.
@@ -381,9 +389,17 @@ impl Proto {
             self.phase,
             Phase::Polling | Phase::Quiescing | Phase::BrokenPolling
         );
-        assert!(
+        reach!(
+            pending && status == LineStatus::Fired,
+            "work pending with its notification outstanding"
+        );
+        reach!(
+            pending && draining && masked,
+            "work arriving while the owner drains"
+        );
+        that(
             !pending || status == LineStatus::Fired || self.gic.is_pending() || draining,
-            "lost notification: work pending, line armed, nothing latched"
+            LOST_NOTIFICATION,
         );
     }
 
@@ -423,19 +439,19 @@ impl Proto {
                 self.check();
             }
         }
-        assert!(
+        that(
             self.dev.used_idx() == self.consumed,
-            "a published packet was never processed"
+            "a published packet was never processed",
         );
-        assert!(
+        that(
             matches!(self.phase, Phase::Idle | Phase::Broken),
-            "did not settle"
+            "did not settle",
         );
         let status = self.ctl.stats(INTID).must("covered").status;
-        assert!(status == LineStatus::Armed, "line not armed after settling");
-        assert!(
+        that(status == LineStatus::Armed, "line not armed after settling");
+        that(
             !self.gic.is_masked() && !self.gic.is_pending(),
-            "line masked or an edge latched after settling"
+            "line masked or an edge latched after settling",
         );
     }
 }

@@ -9,6 +9,17 @@ use proptest::prelude::*;
 use verification::fakes::MAX_BUF;
 use verification::*;
 
+/// The model CPU's IRQ mask is one global flag (`fakes::ModelCpu`): the tests that touch it
+/// (every protocol run delivers interrupts through it) take this lock so they do not share
+/// it across test threads.
+static MODEL_CPU: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn model_cpu() -> std::sync::MutexGuard<'static, ()> {
+    MODEL_CPU
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn cfg() -> ProptestConfig {
     ProptestConfig {
         cases: 256,
@@ -41,6 +52,15 @@ fn cs_op() -> impl Strategy<Value = CsOp> {
 
 fn vec_op() -> impl Strategy<Value = VecOp> {
     prop_oneof![Just(VecOp::Alloc), any::<u8>().prop_map(VecOp::Free)]
+}
+
+fn lock_op() -> impl Strategy<Value = LockOp> {
+    prop_oneof![
+        Just(LockOp::LockA),
+        Just(LockOp::LockB),
+        Just(LockOp::Release),
+        Just(LockOp::Interrupt),
+    ]
 }
 
 fn proto_op() -> impl Strategy<Value = ProtoOp> {
@@ -107,10 +127,17 @@ proptest! {
 
     #[test]
     fn vector_allocator_no_double_alloc(
-        count: u8,
+        count in 0u32..=VEC_SPAN as u32,
+        taken in prop_oneof![Just(0u64), (0u32..8).prop_map(|k| u64::MAX >> k), any::<u64>()],
         ops in proptest::collection::vec(vec_op(), 0..=MAX_OPS),
     ) {
-        prop_vector_allocator_no_double_alloc(count, &ops);
+        let _ = prop_vector_allocator_no_double_alloc(count, taken, &ops);
+    }
+
+    #[test]
+    fn irqsafe_masks_while_held(ops in proptest::collection::vec(lock_op(), 0..=MAX_OPS)) {
+        let _cpu = model_cpu();
+        prop_irqsafe_masks_while_held(&ops);
     }
 
     #[test]
@@ -118,6 +145,7 @@ proptest! {
         event_idx: bool,
         ops in proptest::collection::vec(proto_op(), 0..=MAX_PROTO_OPS),
     ) {
+        let _cpu = model_cpu();
         prop_protocol_invariant(event_idx, &ops);
     }
 }
@@ -138,6 +166,7 @@ fn protocol_broken_no_recheck() {
     // Complete, interrupt, take, poll (the ring is then empty), complete while suppressed,
     // re-enable without recheck.
     let ops = [Publish(4), Deliver, Step(0), Step(0), Publish(4), Step(0)];
+    let _cpu = model_cpu();
     prop_protocol_with(Driver::NoRecheck, false, &ops);
 }
 
@@ -158,5 +187,6 @@ fn protocol_same_race_with_recheck() {
         Step(0),
         Step(0),
     ];
+    let _cpu = model_cpu();
     prop_protocol_invariant(false, &ops);
 }
