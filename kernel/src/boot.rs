@@ -95,7 +95,7 @@ fn early_fail(what: core::fmt::Arguments<'_>) -> ! {
         len: PAGE,
     });
     console::emergency_fmt(format_args!("\ncapstan: cannot boot: {what}\n"));
-    crate::trap::halt()
+    crate::halt::halt()
 }
 
 /// First Rust code on the boot CPU (called by `arch::boot::kernel_main`); `dtb` is what

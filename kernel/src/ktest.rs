@@ -205,5 +205,5 @@ pub fn abort_run(reason: &str) {
 pub fn exit(status: u32) -> ! {
     semihosting::exit(status);
     let _ = psci::system_off();
-    crate::trap::halt()
+    crate::halt::halt()
 }

@@ -25,6 +25,8 @@ mod boot;
 #[cfg(target_os = "none")]
 mod console;
 #[cfg(target_os = "none")]
+mod halt;
+#[cfg(target_os = "none")]
 mod irq;
 #[cfg(target_os = "none")]
 mod its;
@@ -59,5 +61,5 @@ fn main() {}
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     console::emergency_fmt(format_args!("\n*** kernel panic: {info}\n"));
     ktest::abort_run("panicked");
-    trap::halt()
+    halt::halt()
 }

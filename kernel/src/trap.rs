@@ -8,9 +8,9 @@ use caps::lock::{IrqsMasked, with_irqs_masked};
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::arch::vectors::{TrapFrame, VectorKind};
-use crate::arch::{cpu, probe, stack};
+use crate::arch::{probe, stack};
 use crate::sync::ArchIrqs;
-use crate::{console, irq, ktest, sched};
+use crate::{console, halt, irq, ktest, sched};
 
 /// The BRK immediate the kernel's tests use; the handler counts it and steps over it.
 pub const TEST_BRK: u64 = 0x100;
@@ -151,14 +151,5 @@ fn fatal(frame: &TrapFrame, kind: VectorKind) -> ! {
         }
     }
     ktest::abort_run("unexpected exception");
-    halt()
-}
-
-/// Stops this CPU for good with interrupts masked.
-pub fn halt() -> ! {
-    let _ = cpu::save_and_mask_irqs();
-    console::emergency_fmt(format_args!("*** system halted\n"));
-    loop {
-        cpu::wait_for_interrupt();
-    }
+    halt::halt()
 }
