@@ -5,14 +5,15 @@
 //! (DeviceID = its requester ID, EventID) to an LPI. This module makes the ITS
 //! at boot (tables, command queue, LPIs on the boot CPU's redistributor), gives
 //! the PCI layer an LPI `VectorAllocator` (data = EventID = the LPI's offset
-//! from 8192) and the LPI `IrqControl`, maps a vector to its function when the
-//! PCI layer programs it (MAPD once per DeviceID, MAPTI per vector), and
-//! DISCARDs the event when the vector is freed. See docs/interrupts.md.
+//! from 8192) and the LPI `IrqControl`, maps a vector to the DeviceID the PCI
+//! layer names when it programs it (MAPD once per DeviceID, MAPTI per vector), and
+//! DISCARDs the event when the vector is freed. It knows nothing of PCI itself
+//! (the PCI layer computes DeviceIDs), so the dependency runs one way: pci → its.
+//! See docs/interrupts.md.
 
 use caps::msi::VectorAllocator;
 use drivers::irqchip::its::regs::ItsMmio;
 use drivers::irqchip::its::{Its, ItsConfig, ItsError};
-use drivers::pci::config::Bdf;
 
 use crate::arch::{devices, dma};
 use crate::irq;
@@ -83,21 +84,10 @@ pub fn doorbell() -> Option<u64> {
     DOORBELL.get().copied()
 }
 
-/// The ITS DeviceID of a PCI function: its requester ID (bus << 8 | dev << 3 | fn)
-/// through the host bridge's `msi-map` (QEMU `virt`: `<0 &its 0 0x10000>`, the
-/// identity). `None` if the map gives the function no MSIs. With one ITS the map's
-/// controller phandle is not checked.
-pub fn device_id(bdf: Bdf) -> Option<u32> {
-    let rid = u16::from(bdf.bus) << 8 | u16::from(bdf.dev & 0x1f) << 3 | u16::from(bdf.func & 7);
-    match crate::pci::bus() {
-        Some(pci) => pci.host.msi_map.device_id(rid).map(|(id, _)| id),
-        None => Some(u32::from(rid)),
-    }
-}
-
-/// Routes LPI `intid` (an allocated vector) from `bdf`'s writes: MAPD if new, MAPTI.
-pub fn map(bdf: Bdf, intid: u32) -> Result<(), ItsError> {
-    let device = device_id(bdf).ok_or(ItsError::OutOfRange)?;
+/// Routes LPI `intid` (an allocated vector) from the device with ITS DeviceID `device`
+/// (a PCI function's requester ID through the host bridge's `msi-map`, which the PCI layer
+/// computes: `pci::its_device_id`): MAPD if new, MAPTI.
+pub fn map(device: u32, intid: u32) -> Result<(), ItsError> {
     ITS.get()
         .ok_or(ItsError::NotMapped)?
         .map_vector(device, intid)

@@ -170,7 +170,8 @@ fn route_lpi(
     if line.intid() < drivers::irqchip::its::FIRST_LPI {
         return Ok(line);
     }
-    match crate::its::map(dev.bdf(), line.intid()) {
+    let device = super::its_device_id(dev.bdf()).ok_or(abi::Error::ENOENT)?;
+    match crate::its::map(device, line.intid()) {
         Ok(()) => Ok(line),
         Err(e) => {
             log::warn!(

@@ -53,6 +53,18 @@ pub fn msi_vectors() -> Option<&'static VectorAllocator> {
     MSI.get().or_else(crate::its::vectors)
 }
 
+/// The ITS DeviceID of a PCI function: its requester ID (bus << 8 | dev << 3 | fn)
+/// through the host bridge's `msi-map` (QEMU `virt`: `<0 &its 0 0x10000>`, the
+/// identity). `None` if the map gives the function no MSIs. With one ITS the map's
+/// controller phandle is not checked.
+pub fn its_device_id(bdf: Bdf) -> Option<u32> {
+    let rid = u16::from(bdf.bus) << 8 | u16::from(bdf.dev & 0x1f) << 3 | u16::from(bdf.func & 7);
+    match bus() {
+        Some(pci) => pci.host.msi_map.device_id(rid).map(|(id, _)| id),
+        None => Some(u32::from(rid)),
+    }
+}
+
 /// Enumerates the PCI host bridge described by `dtb`, if there is one.
 pub fn init(dtb: &[u8], no_msi: bool) {
     let Ok(fdt) = fdt::Fdt::new(dtb) else { return };

@@ -302,7 +302,7 @@ kernel_test! {
                 let address = u64::from(words[1]) << 32 | u64::from(words[0]);
                 ensure_eq!(Some(address), crate::its::doorbell()); // GITS_TRANSLATER
                 let its = crate::its::get().ok_or("LPI without an ITS")?;
-                ensure_eq!(its.mapped_device(irq.intid()), crate::its::device_id(dev.bdf()));
+                ensure_eq!(its.mapped_device(irq.intid()), pci::its_device_id(dev.bdf()));
             } else {
                 ensure_eq!(words[2], irq.intid()); // v2m data = SPI number
                 ensure!(words[0] & 0xfff == 0x40, "address {:#x} is not MSI_SETSPI_NS", words[0]);
@@ -325,13 +325,19 @@ const TEST_DEVICE: drivers::pci::config::Bdf = drivers::pci::config::Bdf {
     func: 7,
 };
 
+/// `TEST_DEVICE`'s ITS DeviceID.
+fn test_device_id() -> Result<u32, alloc::string::String> {
+    pci::its_device_id(TEST_DEVICE).ok_or_else(|| "no DeviceID for the test device".into())
+}
+
 /// Makes MSI vector `intid` pending as its device would: `GICD_ISPENDR` for a v2m SPI, the
 /// ITS `INT` command (after mapping it to `TEST_DEVICE`) for an LPI.
 fn raise_msi(intid: u32) -> Result<(), alloc::string::String> {
     if intid >= drivers::irqchip::its::FIRST_LPI {
         let its = crate::its::get().ok_or("LPI without an ITS")?;
         if its.mapped_device(intid).is_none() {
-            crate::its::map(TEST_DEVICE, intid).map_err(|e| alloc::format!("MAPTI: {e:?}"))?;
+            crate::its::map(test_device_id()?, intid)
+                .map_err(|e| alloc::format!("MAPTI: {e:?}"))?;
         }
         its.raise(intid).map_err(|e| alloc::format!("INT: {e:?}"))
     } else {
@@ -362,7 +368,7 @@ kernel_test! {
         let before = irq::count(intid);
         let second = irq::mint_msi(v, irq::owner_of(n), "new-owner").map_err(|(_, e)| alloc::format!("{e:?}"))?;
         if intid >= drivers::irqchip::its::FIRST_LPI {
-            crate::its::map(TEST_DEVICE, intid).map_err(|e| alloc::format!("MAPTI: {e:?}"))?;
+            crate::its::map(test_device_id()?, intid).map_err(|e| alloc::format!("MAPTI: {e:?}"))?;
         }
         let armed = second.arm();
         sched::sleep_ns(2_000_000);
@@ -417,8 +423,8 @@ kernel_test! {
         ensure_eq!(v.message().data, intid - drivers::irqchip::its::FIRST_LPI);
         ensure_eq!(Some(v.message().address), crate::its::doorbell()); // GITS_TRANSLATER
         let line = irq::mint_msi(v, irq::owner_of(n), "lpi-test").map_err(|(_, e)| alloc::format!("{e:?}"))?;
-        crate::its::map(TEST_DEVICE, intid).map_err(|e| alloc::format!("{e:?}"))?;
-        ensure_eq!(its.mapped_device(intid), crate::its::device_id(TEST_DEVICE));
+        crate::its::map(test_device_id()?, intid).map_err(|e| alloc::format!("{e:?}"))?;
+        ensure_eq!(its.mapped_device(intid), pci::its_device_id(TEST_DEVICE));
         let before = irq::count(intid);
         let failures = its.failures();
         let mut armed = line.arm();
