@@ -1,15 +1,25 @@
 //! CPU primitives: DAIF masking, barriers, WFI, IDs and the generic timer.
 //!
 //! Each function wraps one or two instructions; the rest of the kernel calls
-//! these instead of writing `asm!` (STYLE.md: unsafe stays in `arch/`).
+//! these instead of writing `asm!` (STYLE.md: unsafe stays in `arch/`). System
+//! registers go through `aarch64-cpu`'s typed registers and fields (timer, counter,
+//! IDs, DAIF reads) and its barrier and hint instructions. Hand-written, each with its
+//! reason: the IRQ mask and unmask (`msr daifset/daifclr`, one instruction each, and not
+//! `nomem` as the crate's register writes are: the compiler must not move a critical
+//! section's memory accesses across them), the cache maintenance by address, and the
+//! test breakpoint and kernel call (instructions the trap handler decodes).
 
 use core::arch::asm;
+
+use aarch64_cpu::asm::barrier;
+use aarch64_cpu::registers::{
+    CNTFRQ_EL0, CNTP_CTL_EL0, CNTP_CVAL_EL0, CNTPCT_EL0, CurrentEL, DAIF, MPIDR_EL1, Readable,
+    Writeable,
+};
 
 /// Saved interrupt mask state (the DAIF register), restored by [`restore_daif`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Daif(u64);
-
-const DAIF_I: u64 = 1 << 7;
 
 impl Daif {
     /// The raw register value (for `critical-section`'s restore state).
@@ -54,29 +64,24 @@ pub fn enable_irqs() {
 
 /// Whether IRQs are currently masked.
 pub fn irqs_masked() -> bool {
-    let daif: u64;
-    // SAFETY: reads DAIF only.
-    unsafe { asm!("mrs {0}, daif", out(reg) daif, options(nomem, nostack)) }
-    daif & DAIF_I != 0
+    DAIF.is_set(DAIF::I)
 }
 
 /// Waits for an interrupt (tickless idle).
 #[inline(always)]
 pub fn wait_for_interrupt() {
-    // SAFETY: WFI only suspends the CPU until an interrupt or event.
-    unsafe { asm!("wfi", options(nomem, nostack)) }
+    aarch64_cpu::asm::wfi();
 }
 
 /// Wakes CPUs waiting in WFE.
 pub fn send_event() {
-    // SAFETY: SEV only signals an event to all CPUs.
-    unsafe { asm!("dsb sy", "sev", options(nostack)) }
+    barrier::dsb(barrier::SY);
+    aarch64_cpu::asm::sev();
 }
 
 /// Full-system data synchronisation barrier.
 pub fn dsb_sy() {
-    // SAFETY: a barrier has no effect beyond ordering.
-    unsafe { asm!("dsb sy", options(nostack)) }
+    barrier::dsb(barrier::SY);
 }
 
 /// Cleans and invalidates the data cache lines covering `[addr, addr + len)` to the point
@@ -93,61 +98,42 @@ pub fn clean_dcache_range(addr: usize, len: usize) {
 
 /// MPIDR_EL1 affinity bits (Aff3..Aff0) of this CPU.
 pub fn mpidr() -> u64 {
-    let v: u64;
-    // SAFETY: reads an ID register.
-    unsafe { asm!("mrs {0}, mpidr_el1", out(reg) v, options(nomem, nostack)) }
-    v & 0xff_00ff_ffff
+    MPIDR_EL1.get() & 0xff_00ff_ffff
 }
 
 /// The exception level the kernel runs at (1 after boot).
 pub fn current_el() -> u64 {
-    let v: u64;
-    // SAFETY: reads CurrentEL.
-    unsafe { asm!("mrs {0}, CurrentEL", out(reg) v, options(nomem, nostack)) }
-    (v >> 2) & 3
+    CurrentEL.read(CurrentEL::EL)
 }
 
 /// Generic timer frequency in Hz (CNTFRQ_EL0).
 pub fn counter_frequency() -> u64 {
-    let v: u64;
-    // SAFETY: reads CNTFRQ_EL0.
-    unsafe { asm!("mrs {0}, cntfrq_el0", out(reg) v, options(nomem, nostack)) }
-    v
+    CNTFRQ_EL0.get()
 }
 
 /// The physical count (CNTPCT_EL0), ordered after earlier instructions.
 pub fn counter() -> u64 {
-    let v: u64;
-    // SAFETY: reads CNTPCT_EL0 after an ISB so the read is not speculated early.
-    unsafe { asm!("isb", "mrs {0}, cntpct_el0", out(reg) v, options(nomem, nostack)) }
-    v
+    // The ISB keeps the read from being speculated ahead of earlier instructions.
+    barrier::isb(barrier::SY);
+    CNTPCT_EL0.get()
 }
 
 /// Programs the EL1 physical timer to fire at absolute count `deadline` and enables it.
 pub fn timer_set_deadline(deadline: u64) {
-    // SAFETY: programs this CPU's physical timer compare value and enables it unmasked.
-    unsafe {
-        asm!(
-            "msr cntp_cval_el0, {0}",
-            "msr cntp_ctl_el0, {1}",
-            "isb",
-            in(reg) deadline, in(reg) 1u64, options(nomem, nostack)
-        )
-    }
+    CNTP_CVAL_EL0.set(deadline);
+    CNTP_CTL_EL0.write(CNTP_CTL_EL0::ENABLE::SET + CNTP_CTL_EL0::IMASK::CLEAR);
+    barrier::isb(barrier::SY);
 }
 
 /// Whether the EL1 physical timer is enabled (CNTP_CTL_EL0.ENABLE).
 pub fn timer_enabled() -> bool {
-    let ctl: u64;
-    // SAFETY: reads CNTP_CTL_EL0.
-    unsafe { asm!("mrs {0}, cntp_ctl_el0", out(reg) ctl, options(nomem, nostack)) }
-    ctl & 1 != 0
+    CNTP_CTL_EL0.is_set(CNTP_CTL_EL0::ENABLE)
 }
 
 /// Disables the EL1 physical timer (its PPI deasserts).
 pub fn timer_disable() {
-    // SAFETY: clears CNTP_CTL_EL0.ENABLE.
-    unsafe { asm!("msr cntp_ctl_el0, xzr", "isb", options(nomem, nostack)) }
+    CNTP_CTL_EL0.write(CNTP_CTL_EL0::ENABLE::CLEAR);
+    barrier::isb(barrier::SY);
 }
 
 /// This CPU's EL1 physical timer as the source of its PPI, for `caps::quiet::quiesce`.
