@@ -37,7 +37,21 @@ pub trait DmaBuffer {
 }
 
 /// Platform DMA operations (kernel: its one DMA module; tests: `FakeDmaHal`).
-pub trait DmaHal: Sync {
+///
+/// # Safety
+/// Every buffer `allocate` returns must be memory the device can reach at `paddr()` for
+/// `len()` bytes (below `mask`, through whatever translation the bus applies), the same bytes
+/// `bytes()` shows the CPU, owned by the buffer alone until it is dropped or quarantined;
+/// `sync_for_device` must make the CPU's writes visible to the device (clean, then a
+/// barrier) and `sync_for_cpu` the device's writes visible to the CPU (a barrier, then
+/// invalidate); `quarantine` must never free or reuse the buffer while the device could still
+/// write it. The DMA ownership types (`DmaRegion<Cpu>`/`<Device>`) are only as good as these
+/// promises, which the compiler cannot check.
+#[allow(
+    unsafe_code,
+    reason = "an unsafe trait: its implementation is the promise (docs/caps.md)"
+)]
+pub unsafe trait DmaHal: Sync {
     /// The buffer type this HAL allocates. Dropping one frees it.
     type Buffer: DmaBuffer + Send;
     /// Allocates `len` bytes aligned to `align` whose whole range is at or below `mask` (the

@@ -304,7 +304,10 @@ impl FakeDmaHal {
     }
 }
 
-impl DmaHal for FakeDmaHal {
+// SAFETY: host memory: each buffer is its own `Vec`, its made-up bus address unique (bumped),
+// and nothing here has a cache to maintain or a device that could still write.
+#[allow(unsafe_code, reason = "the host fake implements the unsafe trait")]
+unsafe impl DmaHal for FakeDmaHal {
     type Buffer = FakeBuffer;
     fn allocate(&self, len: usize, align: usize, mask: u64) -> Result<FakeBuffer, Error> {
         let mut next = self.next.lock().unwrap();

@@ -371,7 +371,9 @@ impl<const B: usize> ModelDmaHal<B> {
     }
 }
 
-impl<const B: usize> DmaHal for ModelDmaHal<B> {
+// SAFETY: a model: each buffer is an inline array owned by its value, with a made-up address;
+// no device reads it except the model device, through the ring, sequentially or under loom.
+unsafe impl<const B: usize> DmaHal for ModelDmaHal<B> {
     type Buffer = ModelBuffer<B>;
     fn allocate(
         &self,

@@ -398,7 +398,9 @@ impl DmaBuffer for SharedBuf {
     }
 }
 
-impl DmaHal for SharedHal {
+// SAFETY: host memory shared with the fake device by bus address (the test's device model);
+// addresses are unique, and nothing has a cache.
+unsafe impl DmaHal for SharedHal {
     type Buffer = SharedBuf;
     fn allocate(&self, len: usize, align: usize, _mask: u64) -> Result<SharedBuf, Error> {
         let mut next = self.next.lock().unwrap();

@@ -70,7 +70,12 @@ impl KernelDma {
     }
 }
 
-impl DmaHal for KernelDma {
+// SAFETY: buffers are whole frames from the frame allocator, identity mapped (bus address =
+// CPU physical address on the supported platforms, no IOMMU), checked against the mask
+// before they are handed out and owned by their `FrameBuffer` alone; DMA is cache coherent
+// there, so the syncs are the `dsb sy` ordering the device's and the CPU's accesses; a
+// quarantined buffer is kept in `held` (or leaked), never freed.
+unsafe impl DmaHal for KernelDma {
     type Buffer = FrameBuffer;
 
     fn allocate(&self, len: usize, align: usize, mask: u64) -> Result<FrameBuffer, Error> {
