@@ -113,14 +113,16 @@ impl<T> Mmio<T> {
     }
 }
 
-/// Single-instruction accessors; `asm!` on aarch64 so every access has a valid ISV.
+/// Single-instruction accessors; `asm!` on aarch64 so every access has a valid ISV. The one
+/// home of the crate's device-register loads and stores: `Mmio` and the virtio windows
+/// (`virtio::regs::MmioWindow`) both go through it. Little-endian CPU.
 #[cfg(target_arch = "aarch64")]
-mod raw {
+pub(crate) mod raw {
     use core::arch::asm;
 
     /// # Safety
     /// `p` is a valid device-register address for a 1-byte access.
-    pub(super) unsafe fn read8(p: *mut u8) -> u8 {
+    pub(crate) unsafe fn read8(p: *mut u8) -> u8 {
         let v: u32;
         // SAFETY: the caller guarantees `p` is a mapped register; a load has no other effect.
         unsafe {
@@ -136,7 +138,7 @@ mod raw {
 
     /// # Safety
     /// `p` is a valid device-register address for a 1-byte access.
-    pub(super) unsafe fn write8(p: *mut u8, v: u8) {
+    pub(crate) unsafe fn write8(p: *mut u8, v: u8) {
         // SAFETY: the caller guarantees `p` is a mapped register.
         unsafe {
             asm!(
@@ -149,8 +151,38 @@ mod raw {
     }
 
     /// # Safety
+    /// `p` is a valid, aligned device-register address for a 2-byte access.
+    pub(crate) unsafe fn read16(p: *mut u16) -> u16 {
+        let v: u32;
+        // SAFETY: the caller guarantees `p` is a mapped, aligned register.
+        unsafe {
+            asm!(
+                "ldrh {v:w}, [{p}]",
+                p = in(reg) p,
+                v = out(reg) v,
+                options(nostack, preserves_flags),
+            )
+        };
+        v as u16
+    }
+
+    /// # Safety
+    /// `p` is a valid, aligned device-register address for a 2-byte access.
+    pub(crate) unsafe fn write16(p: *mut u16, v: u16) {
+        // SAFETY: the caller guarantees `p` is a mapped, aligned register.
+        unsafe {
+            asm!(
+                "strh {v:w}, [{p}]",
+                p = in(reg) p,
+                v = in(reg) u32::from(v),
+                options(nostack, preserves_flags),
+            )
+        };
+    }
+
+    /// # Safety
     /// `p` is a valid, aligned device-register address for a 4-byte access.
-    pub(super) unsafe fn read32(p: *mut u32) -> u32 {
+    pub(crate) unsafe fn read32(p: *mut u32) -> u32 {
         let v: u32;
         // SAFETY: the caller guarantees `p` is a mapped, aligned register.
         unsafe {
@@ -166,7 +198,7 @@ mod raw {
 
     /// # Safety
     /// `p` is a valid, aligned device-register address for a 4-byte access.
-    pub(super) unsafe fn write32(p: *mut u32, v: u32) {
+    pub(crate) unsafe fn write32(p: *mut u32, v: u32) {
         // SAFETY: the caller guarantees `p` is a mapped, aligned register.
         unsafe {
             asm!(
@@ -180,7 +212,7 @@ mod raw {
 
     /// # Safety
     /// `p` is a valid, aligned device-register address for an 8-byte access.
-    pub(super) unsafe fn read64(p: *mut u64) -> u64 {
+    pub(crate) unsafe fn read64(p: *mut u64) -> u64 {
         let v: u64;
         // SAFETY: the caller guarantees `p` is a mapped, aligned register.
         unsafe {
@@ -196,7 +228,7 @@ mod raw {
 
     /// # Safety
     /// `p` is a valid, aligned device-register address for an 8-byte access.
-    pub(super) unsafe fn write64(p: *mut u64, v: u64) {
+    pub(crate) unsafe fn write64(p: *mut u64, v: u64) {
         // SAFETY: the caller guarantees `p` is a mapped, aligned register.
         unsafe {
             asm!(
@@ -211,45 +243,59 @@ mod raw {
 
 /// Host builds (unit tests against fake register memory) use plain volatile access.
 #[cfg(not(target_arch = "aarch64"))]
-mod raw {
+pub(crate) mod raw {
     /// # Safety
     /// `p` is valid for a 1-byte read.
-    pub(super) unsafe fn read8(p: *mut u8) -> u8 {
+    pub(crate) unsafe fn read8(p: *mut u8) -> u8 {
         // SAFETY: forwarded from the caller.
         unsafe { p.read_volatile() }
     }
 
     /// # Safety
     /// `p` is valid for a 1-byte write.
-    pub(super) unsafe fn write8(p: *mut u8, v: u8) {
+    pub(crate) unsafe fn write8(p: *mut u8, v: u8) {
+        // SAFETY: forwarded from the caller.
+        unsafe { p.write_volatile(v) }
+    }
+
+    /// # Safety
+    /// `p` is valid and aligned for a 2-byte read.
+    pub(crate) unsafe fn read16(p: *mut u16) -> u16 {
+        // SAFETY: forwarded from the caller.
+        unsafe { p.read_volatile() }
+    }
+
+    /// # Safety
+    /// `p` is valid and aligned for a 2-byte write.
+    pub(crate) unsafe fn write16(p: *mut u16, v: u16) {
         // SAFETY: forwarded from the caller.
         unsafe { p.write_volatile(v) }
     }
 
     /// # Safety
     /// `p` is valid and aligned for a 4-byte read.
-    pub(super) unsafe fn read32(p: *mut u32) -> u32 {
+    pub(crate) unsafe fn read32(p: *mut u32) -> u32 {
         // SAFETY: forwarded from the caller.
         unsafe { p.read_volatile() }
     }
 
     /// # Safety
     /// `p` is valid and aligned for a 4-byte write.
-    pub(super) unsafe fn write32(p: *mut u32, v: u32) {
+    pub(crate) unsafe fn write32(p: *mut u32, v: u32) {
         // SAFETY: forwarded from the caller.
         unsafe { p.write_volatile(v) }
     }
 
     /// # Safety
     /// `p` is valid and aligned for an 8-byte read.
-    pub(super) unsafe fn read64(p: *mut u64) -> u64 {
+    pub(crate) unsafe fn read64(p: *mut u64) -> u64 {
         // SAFETY: forwarded from the caller.
         unsafe { p.read_volatile() }
     }
 
     /// # Safety
     /// `p` is valid and aligned for an 8-byte write.
-    pub(super) unsafe fn write64(p: *mut u64, v: u64) {
+    pub(crate) unsafe fn write64(p: *mut u64, v: u64) {
         // SAFETY: forwarded from the caller.
         unsafe { p.write_volatile(v) }
     }

@@ -6,11 +6,14 @@
 //! notify, ISR and device configuration, or the legacy BAR0 block) have sizes
 //! that the device reports at run time. [`RegWindow`] is what the transports
 //! are written against, so host tests plug in fake devices; [`MmioWindow`] is
-//! the real one, the only `unsafe` in `virtio/`. An access outside the window
+//! the real one, the only `unsafe` in `virtio/`, doing its loads and stores through the
+//! crate's one set of register accessors (`crate::mmio::raw`). An access outside the window
 //! or misaligned for its width reads all-ones and drops writes, like an absent
 //! PCI function, rather than panicking: offsets partly come from the device.
 
 use core::ptr::NonNull;
+
+use crate::mmio::raw;
 
 /// Register access to one virtio window (offsets are bytes from its start).
 pub trait RegWindow {
@@ -109,106 +112,6 @@ impl RegWindow for MmioWindow {
             // SAFETY: `at` checked the access is aligned and inside the window.
             unsafe { raw::write32(p.cast(), v) }
         }
-    }
-}
-
-/// Single-instruction accessors; `asm!` on aarch64 so a trapping hypervisor
-/// sees a valid syndrome (ESR_EL2.ISV, see `crate::mmio`). Little-endian CPU.
-#[cfg(target_arch = "aarch64")]
-mod raw {
-    use core::arch::asm;
-
-    /// # Safety
-    /// `p` is a mapped device register valid for a 1-byte access.
-    pub(super) unsafe fn read8(p: *mut u8) -> u8 {
-        let v: u32;
-        // SAFETY: the caller guarantees `p` is a mapped register.
-        unsafe { asm!("ldrb {v:w}, [{p}]", p = in(reg) p, v = out(reg) v, options(nostack)) };
-        v as u8
-    }
-
-    /// # Safety
-    /// `p` is a mapped, 2-byte aligned device register.
-    pub(super) unsafe fn read16(p: *mut u16) -> u16 {
-        let v: u32;
-        // SAFETY: the caller guarantees `p` is a mapped, aligned register.
-        unsafe { asm!("ldrh {v:w}, [{p}]", p = in(reg) p, v = out(reg) v, options(nostack)) };
-        v as u16
-    }
-
-    /// # Safety
-    /// `p` is a mapped, 4-byte aligned device register.
-    pub(super) unsafe fn read32(p: *mut u32) -> u32 {
-        let v: u32;
-        // SAFETY: the caller guarantees `p` is a mapped, aligned register.
-        unsafe { asm!("ldr {v:w}, [{p}]", p = in(reg) p, v = out(reg) v, options(nostack)) };
-        v
-    }
-
-    /// # Safety
-    /// `p` is a mapped device register valid for a 1-byte access.
-    pub(super) unsafe fn write8(p: *mut u8, v: u8) {
-        // SAFETY: the caller guarantees `p` is a mapped register.
-        unsafe {
-            asm!("strb {v:w}, [{p}]", p = in(reg) p, v = in(reg) u32::from(v), options(nostack))
-        };
-    }
-
-    /// # Safety
-    /// `p` is a mapped, 2-byte aligned device register.
-    pub(super) unsafe fn write16(p: *mut u16, v: u16) {
-        // SAFETY: the caller guarantees `p` is a mapped, aligned register.
-        unsafe {
-            asm!("strh {v:w}, [{p}]", p = in(reg) p, v = in(reg) u32::from(v), options(nostack))
-        };
-    }
-
-    /// # Safety
-    /// `p` is a mapped, 4-byte aligned device register.
-    pub(super) unsafe fn write32(p: *mut u32, v: u32) {
-        // SAFETY: the caller guarantees `p` is a mapped, aligned register.
-        unsafe { asm!("str {v:w}, [{p}]", p = in(reg) p, v = in(reg) v, options(nostack)) };
-    }
-}
-
-/// Host builds (tests over a plain buffer) use volatile accesses.
-#[cfg(not(target_arch = "aarch64"))]
-mod raw {
-    /// # Safety
-    /// `p` is valid for a 1-byte read.
-    pub(super) unsafe fn read8(p: *mut u8) -> u8 {
-        // SAFETY: forwarded from the caller.
-        unsafe { p.read_volatile() }
-    }
-    /// # Safety
-    /// `p` is valid and aligned for a 2-byte read.
-    pub(super) unsafe fn read16(p: *mut u16) -> u16 {
-        // SAFETY: forwarded from the caller.
-        u16::from_le(unsafe { p.read_volatile() })
-    }
-    /// # Safety
-    /// `p` is valid and aligned for a 4-byte read.
-    pub(super) unsafe fn read32(p: *mut u32) -> u32 {
-        // SAFETY: forwarded from the caller.
-        u32::from_le(unsafe { p.read_volatile() })
-    }
-    /// # Safety
-    /// `p` is valid for a 1-byte write.
-    pub(super) unsafe fn write8(p: *mut u8, v: u8) {
-        // SAFETY: forwarded from the caller.
-        unsafe { p.write_volatile(v) }
-    }
-    /// # Safety
-    /// `p` is valid and aligned for a 2-byte write.
-    pub(super) unsafe fn write16(p: *mut u16, v: u16) {
-        // SAFETY: forwarded from the caller.
-        unsafe { p.write_volatile(v.to_le()) }
-    }
-    /// # Safety
-    /// `p` is valid and aligned for a 4-byte write.
-    pub(super) unsafe fn write32(p: *mut u32, v: u32) {
-        // SAFETY: forwarded from the caller.
-        unsafe { p.write_volatile(v.to_le()) }
     }
 }
 
