@@ -9,7 +9,7 @@
 //! (or of length 0) aborts the whole VM — so this driver validates every
 //! address, offset and length into a [`CheckedDma`] before a single DMA
 //! register is written, and reports errors as values. Register access goes
-//! through [`EduRegs`], implemented by [`EduMmio`] over BAR0 and by a fake
+//! through [`Registers`], implemented by [`EduMmio`] over BAR0 and by a fake
 //! model in the host tests. See `docs/pci.md`.
 
 use core::fmt;
@@ -17,7 +17,7 @@ use core::mem::offset_of;
 
 use heapless::Vec;
 
-use crate::mmio::Mmio;
+use crate::mmio::{MmioRegs, Registers};
 
 /// PCI vendor ID.
 pub const VENDOR_ID: u16 = 0x1234;
@@ -40,7 +40,7 @@ pub mod irq {
 
 /// BAR0 register layout (edu.rst "MMIO area spec"). Only what is below 0xa0.
 #[repr(C)]
-pub(crate) struct EduBar {
+pub struct EduBar {
     /// 0x00 (RO): identification, `0xRRrr00edu` (major.minor).
     pub id: u32,
     /// 0x04 (RW): card liveness check, reads back the inverse of the write.
@@ -118,53 +118,8 @@ pub const DMA_CMD_TO_RAM: u64 = 0x2;
 /// DMA command bit 2: raise [`irq::DMA`] on completion.
 pub const DMA_CMD_IRQ: u64 = 0x4;
 
-/// Register access to one edu's BAR0 (32-bit below 0x80, 32/64-bit from 0x80).
-pub trait EduRegs {
-    /// 32-bit read.
-    fn read32(&self, offset: usize) -> u32;
-    /// 32-bit write.
-    fn write32(&self, offset: usize, value: u32);
-    /// 64-bit read (DMA registers only).
-    fn read64(&self, offset: usize) -> u64;
-    /// 64-bit write (DMA registers only).
-    fn write64(&self, offset: usize, value: u64);
-}
-
-/// edu BAR0 through MMIO.
-pub struct EduMmio {
-    regs: Mmio<EduBar>,
-}
-
-impl EduMmio {
-    /// Wraps BAR0 mapped at virtual address `base`.
-    ///
-    /// # Safety
-    /// `base` maps at least the first 4 KiB of an edu's BAR0 as device memory,
-    /// memory decode is enabled, the mapping outlives the value, and no one
-    /// else accesses the registers.
-    #[must_use]
-    pub const unsafe fn new(base: usize) -> Self {
-        EduMmio {
-            // SAFETY: the caller hands over an exclusive mapping of BAR0.
-            regs: unsafe { Mmio::new(base) },
-        }
-    }
-}
-
-impl EduRegs for EduMmio {
-    fn read32(&self, offset: usize) -> u32 {
-        self.regs.read32(offset)
-    }
-    fn write32(&self, offset: usize, value: u32) {
-        self.regs.write32(offset, value)
-    }
-    fn read64(&self, offset: usize) -> u64 {
-        self.regs.read64(offset)
-    }
-    fn write64(&self, offset: usize, value: u64) {
-        self.regs.write64(offset, value)
-    }
-}
+/// edu's BAR0 through MMIO.
+pub type EduMmio = MmioRegs<EduBar>;
 
 /// A range of RAM as the device sees it (bus address = CPU physical on `virt`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -292,14 +247,14 @@ impl EduEvents {
 pub const MAX_RAM_RANGES: usize = 8;
 
 /// One edu device.
-pub struct Edu<R: EduRegs> {
+pub struct Edu<R: Registers> {
     regs: R,
     dma_mask: u64,
     ram: Vec<RamRange, MAX_RAM_RANGES>,
     dma: caps::dma::DmaDevice,
 }
 
-impl<R: EduRegs> Edu<R> {
+impl<R: Registers> Edu<R> {
     /// Binds to an edu whose BAR0 is `regs`, with DMA mask `dma_mask` (e.g.
     /// [`DEFAULT_DMA_MASK`]) and the machine's RAM as the device sees it.
     /// Fails only if the ID register is wrong; an unreachable RAM is reported
@@ -469,7 +424,7 @@ impl<R: EduRegs> Edu<R> {
 // SAFETY: edu has one DMA engine; command register bit 0 (0x98) reads 1 from the start of a
 // transfer until it is over (edu.rst "DMA controller"), and nothing else in the device
 // issues DMA. `dma_idle` reads that bit from this device; `dma_device` is its own identity.
-unsafe impl<R: EduRegs> caps::dma::DmaIdle for Edu<R> {
+unsafe impl<R: Registers> caps::dma::DmaIdle for Edu<R> {
     fn dma_device(&self) -> &caps::dma::DmaDevice {
         &self.dma
     }
@@ -482,7 +437,7 @@ unsafe impl<R: EduRegs> caps::dma::DmaIdle for Edu<R> {
 // status register (0x24) is set; the driver acknowledges the bits it handled through 0x64.
 // `is_quiet` reads that register: zero means every event was acknowledged, and any later
 // completion or raise sets a bit (and signals) again.
-unsafe impl<R: EduRegs> caps::quiet::QuietCheck for Edu<R> {
+unsafe impl<R: Registers> caps::quiet::QuietCheck for Edu<R> {
     fn is_quiet(&self, _: &caps::quiet::Seal) -> bool {
         self.irq_status() == 0
     }
@@ -765,7 +720,7 @@ mod tests {
     #[test]
     fn wrong_id_is_refused() {
         struct Zero;
-        impl EduRegs for Zero {
+        impl Registers for Zero {
             fn read32(&self, _: usize) -> u32 {
                 0
             }

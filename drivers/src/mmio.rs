@@ -113,6 +113,58 @@ impl<T> Mmio<T> {
     }
 }
 
+/// Register access by byte offset, 32 and 64 bits wide: what a device driver is written
+/// against (edu, the ITS), so its host tests plug in a model of the device. [`MmioRegs`] is
+/// the real one. (The virtio windows have their own `RegWindow`: their sizes come from the
+/// device at run time and an access outside reads all-ones instead of panicking.)
+pub trait Registers {
+    /// Reads the 32-bit register at `offset`.
+    fn read32(&self, offset: usize) -> u32;
+    /// Writes the 32-bit register at `offset`.
+    fn write32(&self, offset: usize, value: u32);
+    /// Reads the 64-bit register at `offset`.
+    fn read64(&self, offset: usize) -> u64;
+    /// Writes the 64-bit register at `offset`.
+    fn write64(&self, offset: usize, value: u64);
+}
+
+/// A device's register block mapped at a virtual address, laid out as `T`: the real
+/// [`Registers`] (`edu::EduMmio`, `its::regs::ItsMmio`).
+pub struct MmioRegs<T> {
+    regs: Mmio<T>,
+}
+
+impl<T> MmioRegs<T> {
+    /// Wraps the register block mapped at virtual address `base`.
+    ///
+    /// # Safety
+    /// `base` maps at least `size_of::<T>()` bytes of the device's registers as device memory
+    /// (with its decode enabled), aligned for `T`, for the life of the value, and nothing else
+    /// accesses them.
+    #[must_use]
+    pub const unsafe fn new(base: usize) -> Self {
+        MmioRegs {
+            // SAFETY: the caller hands over an exclusive device mapping of the block.
+            regs: unsafe { Mmio::new(base) },
+        }
+    }
+}
+
+impl<T> Registers for MmioRegs<T> {
+    fn read32(&self, offset: usize) -> u32 {
+        self.regs.read32(offset)
+    }
+    fn write32(&self, offset: usize, value: u32) {
+        self.regs.write32(offset, value)
+    }
+    fn read64(&self, offset: usize) -> u64 {
+        self.regs.read64(offset)
+    }
+    fn write64(&self, offset: usize, value: u64) {
+        self.regs.write64(offset, value)
+    }
+}
+
 /// Single-instruction accessors; `asm!` on aarch64 so every access has a valid ISV. The one
 /// home of the crate's device-register loads and stores: `Mmio` and the virtio windows
 /// (`virtio::regs::MmioWindow`) both go through it. Little-endian CPU.

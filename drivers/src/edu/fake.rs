@@ -11,7 +11,8 @@ use core::cell::RefCell;
 use std::string::{String, ToString};
 use std::vec::Vec;
 
-use super::{BUFFER_ADDR, BUFFER_SIZE, EduRegs, STATUS_COMPUTING, STATUS_IRQ_FACT, irq, regs};
+use super::{BUFFER_ADDR, BUFFER_SIZE, STATUS_COMPUTING, STATUS_IRQ_FACT, irq, regs};
+use crate::mmio::Registers;
 
 pub(super) struct State {
     pub addr4: u32,
@@ -133,7 +134,7 @@ impl FakeEdu {
     }
 }
 
-impl EduRegs for &FakeEdu {
+impl Registers for &FakeEdu {
     fn read32(&self, offset: usize) -> u32 {
         let st = self.st.borrow();
         match offset {

@@ -32,6 +32,7 @@ use self::cmd::{COMMAND_BYTES, Command};
 use self::regs::*;
 use super::gicv3::{InitError, pendbaser, propbaser};
 use super::{DEFAULT_PRIORITY, GicV3, InterruptController, Trigger};
+use crate::mmio::Registers;
 
 /// First LPI INTID.
 pub const FIRST_LPI: u32 = 8192;
@@ -130,7 +131,7 @@ struct State<B> {
 /// The ITS and the redistributor keep using its tables, queue and ITTs for as long
 /// as they are enabled, so the kernel keeps the value in a `static` for good
 /// (dropping it would free memory the GIC may still write).
-pub struct Its<R: ItsRegisters, H: DmaHal + 'static, M: IrqMaskOps> {
+pub struct Its<R: Registers + Sync, H: DmaHal + 'static, M: IrqMaskOps> {
     regs: R,
     hal: &'static H,
     gic: &'static GicV3,
@@ -157,7 +158,7 @@ fn check_typer(typer: GitsTyper, lpis: u32) -> Result<(), ItsError> {
     Ok(())
 }
 
-impl<R: ItsRegisters, H: DmaHal + 'static, M: IrqMaskOps> Its<R, H, M> {
+impl<R: Registers + Sync, H: DmaHal + 'static, M: IrqMaskOps> Its<R, H, M> {
     /// Probes and enables the ITS behind `regs`, enables LPIs on the calling CPU's
     /// redistributor of `gic`, and maps collection 0 to it. Tables come from `hal`.
     pub fn new(
@@ -418,7 +419,7 @@ impl<R: ItsRegisters, H: DmaHal + 'static, M: IrqMaskOps> Its<R, H, M> {
 }
 
 /// The source of LPIs made pending by `INT` commands ([`Its::int_source`]).
-pub struct IntSource<'a, R: ItsRegisters, H: DmaHal + 'static, M: IrqMaskOps> {
+pub struct IntSource<'a, R: Registers + Sync, H: DmaHal + 'static, M: IrqMaskOps> {
     its: &'a Its<R, H, M>,
 }
 
@@ -426,7 +427,7 @@ pub struct IntSource<'a, R: ItsRegisters, H: DmaHal + 'static, M: IrqMaskOps> {
 // every command written (`GITS_CREADR` has caught up with `GITS_CWRITER` and is not
 // stalled, IHI 0069H §12.19.4), each `INT` has made its LPI pending at the redistributor,
 // where it stays latched while masked and fires on unmask. `is_quiet` reads both registers.
-unsafe impl<R: ItsRegisters, H: DmaHal + 'static, M: IrqMaskOps> caps::quiet::QuietCheck
+unsafe impl<R: Registers + Sync, H: DmaHal + 'static, M: IrqMaskOps> caps::quiet::QuietCheck
     for IntSource<'_, R, H, M>
 {
     fn is_quiet(&self, _: &caps::quiet::Seal) -> bool {
@@ -438,7 +439,7 @@ unsafe impl<R: ItsRegisters, H: DmaHal + 'static, M: IrqMaskOps> caps::quiet::Qu
 }
 
 /// Disables an ITS firmware left enabled and waits (bounded) for `Quiescent`.
-fn quiesce(regs: &impl ItsRegisters, poll_limit: u32) -> Result<(), ItsError> {
+fn quiesce(regs: &impl Registers, poll_limit: u32) -> Result<(), ItsError> {
     if regs.read32(GITS_CTLR) & CTLR_ENABLED == 0 {
         return Ok(());
     }
@@ -473,7 +474,7 @@ fn lpi_tables<H: DmaHal>(
 /// table for `device_ids` devices / `COLLECTIONS` collections, in the page size
 /// the ITS keeps (we ask for 4 KiB).
 fn setup_tables<H: DmaHal>(
-    regs: &impl ItsRegisters,
+    regs: &impl Registers,
     hal: &H,
     typer: GitsTyper,
     device_ids: u64,
@@ -538,7 +539,7 @@ fn setup_tables<H: DmaHal>(
 // §5.1.2; an ITS that stops consuming commands is counted in `failures`); `unmask` sets it
 // and leaves the pending table alone, so an LPI that arrived meanwhile fires; the claim is a
 // field of the one `Its` per ITS (the kernel keeps it in a static for good).
-unsafe impl<R: ItsRegisters, H: DmaHal + 'static, M: IrqMaskOps> IrqChip for Its<R, H, M>
+unsafe impl<R: Registers + Sync, H: DmaHal + 'static, M: IrqMaskOps> IrqChip for Its<R, H, M>
 where
     H::Buffer: Send,
 {

@@ -17,7 +17,7 @@ use caps::fakes::FakeBuffer;
 use super::cmd::{COMMAND_BYTES, Command, Opcode};
 use super::regs::*;
 use crate::irqchip::GicV3;
-use crate::mmio::fake;
+use crate::mmio::{Registers, fake};
 
 /// What devices see of RAM: each buffer's contents as of its last
 /// `sync_for_device` (a driver that forgets the sync is caught).
@@ -146,7 +146,7 @@ impl FakeState {
     }
 }
 
-impl ItsRegisters for &'static FakeIts {
+impl Registers for &'static FakeIts {
     fn read32(&self, offset: usize) -> u32 {
         match offset {
             GITS_CTLR => {

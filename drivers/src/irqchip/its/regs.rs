@@ -2,19 +2,19 @@
 //!
 //! The ITS control frame (IHI 0069H §12.19, Table 12-32) is 64 KiB, followed by
 //! the translation frame whose `GITS_TRANSLATER` is the doorbell devices write
-//! their MSIs to. Register access goes through [`ItsRegisters`] so the driver
-//! can run against the real frame ([`ItsMmio`]) or, in the host tests, a fake
-//! ITS that processes the command queue when `GITS_CWRITER` is written.
+//! their MSIs to. Register access goes through `crate::mmio::Registers` so the
+//! driver can run against the real frame ([`ItsMmio`]) or, in the host tests, a
+//! fake ITS that processes the command queue when `GITS_CWRITER` is written.
 
 use core::mem::{offset_of, size_of};
 
 use bitfield_struct::bitfield;
 
-use crate::mmio::Mmio;
+use crate::mmio::MmioRegs;
 
 /// ITS control frame plus translation frame, IHI 0069H §12.19. 128 KiB.
 #[repr(C)]
-pub(crate) struct ItsRegs {
+pub struct ItsRegs {
     /// `GITS_CTLR`, §12.19.6.
     pub ctlr: u32,
     /// `GITS_IIDR`, §12.19.8.
@@ -208,52 +208,8 @@ pub const fn cbaser(pa: u64, pages: usize) -> u64 {
         | ((pages as u64 - 1) & 0xff)
 }
 
-/// Register access to one ITS; see the module doc.
-pub trait ItsRegisters: Sync {
-    /// Reads the 32-bit register at `offset`.
-    fn read32(&self, offset: usize) -> u32;
-    /// Writes the 32-bit register at `offset`.
-    fn write32(&self, offset: usize, value: u32);
-    /// Reads the 64-bit register at `offset`.
-    fn read64(&self, offset: usize) -> u64;
-    /// Writes the 64-bit register at `offset`.
-    fn write64(&self, offset: usize, value: u64);
-}
-
 /// The real ITS frame.
-pub struct ItsMmio {
-    regs: Mmio<ItsRegs>,
-}
-
-impl ItsMmio {
-    /// Wraps the ITS mapped at virtual address `base`.
-    ///
-    /// # Safety
-    /// `base` maps the ITS's 128 KiB (control and translation frames) as device
-    /// memory for the life of the value, and nothing else accesses it.
-    #[must_use]
-    pub const unsafe fn new(base: usize) -> Self {
-        ItsMmio {
-            // SAFETY: the caller hands over an exclusive 128 KiB device mapping.
-            regs: unsafe { Mmio::new(base) },
-        }
-    }
-}
-
-impl ItsRegisters for ItsMmio {
-    fn read32(&self, offset: usize) -> u32 {
-        self.regs.read32(offset)
-    }
-    fn write32(&self, offset: usize, value: u32) {
-        self.regs.write32(offset, value)
-    }
-    fn read64(&self, offset: usize) -> u64 {
-        self.regs.read64(offset)
-    }
-    fn write64(&self, offset: usize, value: u64) {
-        self.regs.write64(offset, value)
-    }
-}
+pub type ItsMmio = MmioRegs<ItsRegs>;
 
 #[cfg(test)]
 mod tests {
