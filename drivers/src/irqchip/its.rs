@@ -13,11 +13,13 @@
 //! Scope (docs/interrupts.md): flat device and collection tables, one
 //! collection (0) on the boot CPU's redistributor, EventID = the LPI's offset
 //! from 8192 (`MsiData::Index`), one ITT per DeviceID covering every EventID,
-//! kept for the life of the kernel.
+//! kept for the life of the kernel. The probe (`GITS_TYPER` checks, the tables) is in
+//! `its/probe.rs`; this file runs the ITS once it is up.
 
 pub mod cmd;
 #[cfg(test)]
 mod fake;
+mod probe;
 pub mod regs;
 
 use core::hint::spin_loop;
@@ -29,6 +31,7 @@ use caps::lock::{IrqMaskOps, IrqSafe};
 use caps::msi::{MsiData, MsiRange};
 
 use self::cmd::{COMMAND_BYTES, Command};
+use self::probe::{bits_for, check_typer, lpi_tables, quiesce, setup_tables};
 use self::regs::*;
 use super::gicv3::{InitError, pendbaser, propbaser};
 use super::{DEFAULT_PRIORITY, GicV3, InterruptController, Trigger};
@@ -100,15 +103,6 @@ impl From<abi::Error> for ItsError {
     }
 }
 
-/// Bits needed to number `n` things (at least 1).
-const fn bits_for(n: u64) -> u32 {
-    if n <= 2 {
-        1
-    } else {
-        64 - (n - 1).leading_zeros()
-    }
-}
-
 struct ItsDevice<B> {
     id: u32,
     _itt: B,
@@ -146,16 +140,6 @@ pub struct Its<R: Registers + Sync, H: DmaHal + 'static, M: IrqMaskOps> {
     commands: AtomicU64,
     /// The one LPI `IrqControl` of this ITS (`caps::irq::ControlToken`).
     claim: caps::irq::ControlClaim,
-}
-
-/// `GITS_TYPER` checked against what this driver needs.
-fn check_typer(typer: GitsTyper, lpis: u32) -> Result<(), ItsError> {
-    let bad = ItsError::BadTyper(typer.into_bits());
-    let event_bits = bits_for(u64::from(lpis));
-    if !typer.physical() || typer.pta() || u32::from(typer.id_bits()) + 1 < event_bits {
-        return Err(bad);
-    }
-    Ok(())
 }
 
 impl<R: Registers + Sync, H: DmaHal + 'static, M: IrqMaskOps> Its<R, H, M> {
@@ -436,99 +420,6 @@ unsafe impl<R: Registers + Sync, H: DmaHal + 'static, M: IrqMaskOps> caps::quiet
         read & CREADR_STALLED == 0
             && read & QUEUE_OFFSET_MASK == regs.read64(GITS_CWRITER) & QUEUE_OFFSET_MASK
     }
-}
-
-/// Disables an ITS firmware left enabled and waits (bounded) for `Quiescent`.
-fn quiesce(regs: &impl Registers, poll_limit: u32) -> Result<(), ItsError> {
-    if regs.read32(GITS_CTLR) & CTLR_ENABLED == 0 {
-        return Ok(());
-    }
-    regs.write32(GITS_CTLR, 0);
-    for _ in 0..poll_limit {
-        if regs.read32(GITS_CTLR) & CTLR_QUIESCENT != 0 {
-            return Ok(());
-        }
-        spin_loop();
-    }
-    Err(ItsError::NotQuiescent)
-}
-
-/// The LPI property table (one byte per LPI from 8192, priority set, disabled)
-/// and the pending table (one bit per INTID, 64 KiB aligned, zeroed).
-fn lpi_tables<H: DmaHal>(
-    hal: &H,
-    lpi_bits: u32,
-    lpis: u32,
-) -> Result<(H::Buffer, H::Buffer), ItsError> {
-    let ids = 1usize << lpi_bits;
-    let mut prop = hal.allocate(ids - FIRST_LPI as usize, 4096, u64::MAX)?;
-    let byte = (DEFAULT_PRIORITY & 0xfc) | LPI_RES1;
-    prop.bytes_mut()[..lpis as usize].fill(byte);
-    hal.sync_for_device(&prop);
-    let pending = hal.allocate(ids / 8, 0x1_0000, u64::MAX)?;
-    hal.sync_for_device(&pending);
-    Ok((prop, pending))
-}
-
-/// Programs every `GITS_BASER<n>` of type Devices or Collections with a flat
-/// table for `device_ids` devices / `COLLECTIONS` collections, in the page size
-/// the ITS keeps (we ask for 4 KiB).
-fn setup_tables<H: DmaHal>(
-    regs: &impl Registers,
-    hal: &H,
-    typer: GitsTyper,
-    device_ids: u64,
-) -> Result<[Option<H::Buffer>; 8], ItsError> {
-    let mut held: [Option<H::Buffer>; 8] = core::array::from_fn(|_| None);
-    let (mut devices, mut collections) = (false, false);
-    for n in 0..8u8 {
-        let off = GITS_BASER + 8 * usize::from(n);
-        let cur = GitsBaser::from_bits(regs.read64(off));
-        let ids = match TableType::from_bits(cur.ty()) {
-            TableType::Devices => device_ids,
-            TableType::Collections => COLLECTIONS,
-            _ => continue,
-        };
-        // Page_Size may be read-only: ask for 4 KiB, use what sticks.
-        regs.write64(off, cur.with_valid(false).with_page_size(0).into_bits());
-        let page = GitsBaser::from_bits(regs.read64(off)).page_bytes();
-        let entry = u64::from(cur.entry_size()) + 1;
-        let bytes = (ids * entry).next_multiple_of(page as u64) as usize;
-        let pages = bytes / page;
-        if pages == 0 || pages > 256 {
-            return Err(ItsError::TableTooLarge);
-        }
-        let table = hal.allocate(bytes, page, (1 << 48) - 1)?;
-        hal.sync_for_device(&table);
-        let want = cur
-            .with_valid(true)
-            .with_indirect(false)
-            .with_page_size(page_size_field(page))
-            .with_pa(table.paddr() >> 12)
-            .with_size((pages - 1) as u8)
-            .with_inner_cache(CACHE_WAWB)
-            .with_shareability(INNER_SHAREABLE);
-        regs.write64(off, want.into_bits());
-        let got = GitsBaser::from_bits(regs.read64(off));
-        // Shareability and cacheability may be downgraded; the rest must stick.
-        let strip = |b: GitsBaser| {
-            b.with_shareability(0)
-                .with_inner_cache(0)
-                .with_outer_cache(0)
-        };
-        if strip(got) != strip(want) {
-            return Err(ItsError::TableRejected(n, got.into_bits()));
-        }
-        match TableType::from_bits(cur.ty()) {
-            TableType::Devices => devices = true,
-            _ => collections = true,
-        }
-        held[usize::from(n)] = Some(table);
-    }
-    if !devices || (!collections && typer.hcc() == 0) {
-        return Err(ItsError::MissingTable);
-    }
-    Ok(held)
 }
 
 /// LPIs are the capability layer's `IrqChip` for the LPI `IrqControl`: mask and
