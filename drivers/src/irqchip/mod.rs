@@ -7,6 +7,7 @@
 //! GICv3 IHI 0069H §12.9), kept pure so the host tests can pin them down.
 //! Design notes: `docs/interrupts.md`.
 
+mod gicd;
 pub mod gicv2;
 pub mod gicv3;
 pub mod its;

@@ -10,7 +10,10 @@ use core::mem::{offset_of, size_of};
 use bitfield_struct::bitfield;
 use bitflags::bitflags;
 
-/// Distributor register block, IHI 0048B §4.3 (Table 4-1). 4 KiB.
+use crate::irqchip::gicd::{GicdBanks, GicdSgi};
+
+/// Distributor register block, IHI 0048B §4.3 (Table 4-1). 4 KiB. The banks shared with
+/// GICv3 are laid out once in `irqchip/gicd.rs`.
 #[repr(C)]
 pub(crate) struct Gicd {
     /// `GICD_CTLR`, §4.3.1.
@@ -20,38 +23,11 @@ pub(crate) struct Gicd {
     /// `GICD_IIDR`, §4.3.3.
     pub iidr: u32,
     _reserved0: [u32; 29],
-    /// `GICD_IGROUPRn`, §4.3.4.
-    pub igroupr: [u32; 32],
-    /// `GICD_ISENABLERn`, §4.3.5 (write-one-to-set).
-    pub isenabler: [u32; 32],
-    /// `GICD_ICENABLERn`, §4.3.6 (write-one-to-clear).
-    pub icenabler: [u32; 32],
-    /// `GICD_ISPENDRn`, §4.3.7 (write-one-to-set).
-    pub ispendr: [u32; 32],
-    /// `GICD_ICPENDRn`, §4.3.8 (write-one-to-clear).
-    pub icpendr: [u32; 32],
-    /// `GICD_ISACTIVERn`, §4.3.9.
-    pub isactiver: [u32; 32],
-    /// `GICD_ICACTIVERn`, §4.3.10.
-    pub icactiver: [u32; 32],
-    /// `GICD_IPRIORITYRn`, §4.3.11 (byte-accessible).
-    pub ipriorityr: [u8; 1020],
-    _reserved1: u32,
-    /// `GICD_ITARGETSRn`, §4.3.12 (byte-accessible; 0..=7 banked, read-only).
-    pub itargetsr: [u8; 1020],
-    _reserved2: u32,
-    /// `GICD_ICFGRn`, §4.3.13.
-    pub icfgr: [u32; 64],
+    /// `IGROUPR` .. `ICFGR`, §4.3.4–§4.3.13.
+    pub banks: GicdBanks,
     _impdef: [u32; 64],
-    /// `GICD_NSACRn`, §4.3.14.
-    pub nsacr: [u32; 64],
-    /// `GICD_SGIR`, §4.3.15 (write-only).
-    pub sgir: u32,
-    _reserved3: [u32; 3],
-    /// `GICD_CPENDSGIRn`, §4.3.16.
-    pub cpendsgir: [u32; 4],
-    /// `GICD_SPENDSGIRn`, §4.3.17 (write-one-to-set, a bit per source CPU).
-    pub spendsgir: [u32; 4],
+    /// `NSACR` .. `SPENDSGIR`, §4.3.14–§4.3.17.
+    pub sgi: GicdSgi,
     _reserved4: [u32; 40],
     /// Identification registers, §4.3.18 (`ICPIDR2` at 0xFE8).
     pub id: [u32; 12],
@@ -94,40 +70,20 @@ pub(crate) struct Gicc {
     _reserved2: [u32; 0x3c0],
 }
 
-pub(crate) const GICD_CTLR: usize = offset_of!(Gicd, ctlr);
-pub(crate) const GICD_TYPER: usize = offset_of!(Gicd, typer);
-pub(crate) const GICD_ISENABLER: usize = offset_of!(Gicd, isenabler);
-pub(crate) const GICD_ICENABLER: usize = offset_of!(Gicd, icenabler);
-pub(crate) const GICD_ISPENDR: usize = offset_of!(Gicd, ispendr);
-pub(crate) const GICD_ICPENDR: usize = offset_of!(Gicd, icpendr);
-pub(crate) const GICD_ICACTIVER: usize = offset_of!(Gicd, icactiver);
-pub(crate) const GICD_IPRIORITYR: usize = offset_of!(Gicd, ipriorityr);
-pub(crate) const GICD_ITARGETSR: usize = offset_of!(Gicd, itargetsr);
-pub(crate) const GICD_ICFGR: usize = offset_of!(Gicd, icfgr);
-pub(crate) const GICD_SGIR: usize = offset_of!(Gicd, sgir);
-pub(crate) const GICD_SPENDSGIR: usize = offset_of!(Gicd, spendsgir);
+pub(crate) use crate::irqchip::gicd::{
+    GICD_CTLR, GICD_ICACTIVER, GICD_ICENABLER, GICD_ICFGR, GICD_ICPENDR, GICD_IPRIORITYR,
+    GICD_ISENABLER, GICD_ISPENDR, GICD_ITARGETSR, GICD_SGIR, GICD_SPENDSGIR, GICD_TYPER,
+};
 pub(crate) const GICC_CTLR: usize = offset_of!(Gicc, ctlr);
 pub(crate) const GICC_PMR: usize = offset_of!(Gicc, pmr);
 pub(crate) const GICC_BPR: usize = offset_of!(Gicc, bpr);
 pub(crate) const GICC_IAR: usize = offset_of!(Gicc, iar);
 pub(crate) const GICC_EOIR: usize = offset_of!(Gicc, eoir);
 
-const _: () = assert!(GICD_CTLR == 0x000);
-const _: () = assert!(GICD_TYPER == 0x004);
-const _: () = assert!(offset_of!(Gicd, igroupr) == 0x080);
-const _: () = assert!(GICD_ISENABLER == 0x100);
-const _: () = assert!(GICD_ICENABLER == 0x180);
-const _: () = assert!(GICD_ISPENDR == 0x200);
-const _: () = assert!(GICD_ICPENDR == 0x280);
-const _: () = assert!(offset_of!(Gicd, isactiver) == 0x300);
-const _: () = assert!(GICD_ICACTIVER == 0x380);
-const _: () = assert!(GICD_IPRIORITYR == 0x400);
-const _: () = assert!(GICD_ITARGETSR == 0x800);
-const _: () = assert!(GICD_ICFGR == 0xc00);
-const _: () = assert!(offset_of!(Gicd, nsacr) == 0xe00);
-const _: () = assert!(GICD_SGIR == 0xf00);
-const _: () = assert!(offset_of!(Gicd, cpendsgir) == 0xf10);
-const _: () = assert!(GICD_SPENDSGIR == 0xf20);
+const _: () = assert!(offset_of!(Gicd, ctlr) == GICD_CTLR);
+const _: () = assert!(offset_of!(Gicd, typer) == GICD_TYPER);
+const _: () = assert!(offset_of!(Gicd, banks) == crate::irqchip::gicd::BANKS);
+const _: () = assert!(offset_of!(Gicd, sgi) == crate::irqchip::gicd::SGI);
 const _: () = assert!(offset_of!(Gicd, id) == 0xfd0);
 const _: () = assert!(size_of::<Gicd>() == 0x1000);
 const _: () = assert!(GICC_CTLR == 0x00);

@@ -10,6 +10,8 @@ use core::mem::{offset_of, size_of};
 
 use bitflags::bitflags;
 
+use crate::irqchip::gicd::{GicdBanks, GicdSgi};
+
 /// Distributor register block, IHI 0069H §12.8 (Table 12-25). 64 KiB.
 #[repr(C)]
 pub(crate) struct Gicd {
@@ -36,40 +38,13 @@ pub(crate) struct Gicd {
     /// `GICD_CLRSPI_SR`, §12.9.3.
     pub clrspi_sr: u32,
     _reserved4: [u32; 9],
-    /// `GICD_IGROUPR<n>`, §12.9.10.
-    pub igroupr: [u32; 32],
-    /// `GICD_ISENABLER<n>`, §12.9.26 (write-one-to-set).
-    pub isenabler: [u32; 32],
-    /// `GICD_ICENABLER<n>`, §12.9.7 (write-one-to-clear; completion via `CTLR.RWP`).
-    pub icenabler: [u32; 32],
-    /// `GICD_ISPENDR<n>`, §12.9.28 (write-one-to-set).
-    pub ispendr: [u32; 32],
-    /// `GICD_ICPENDR<n>`, §12.9.9 (write-one-to-clear).
-    pub icpendr: [u32; 32],
-    /// `GICD_ISACTIVER<n>`, §12.9.24.
-    pub isactiver: [u32; 32],
-    /// `GICD_ICACTIVER<n>`, §12.9.5.
-    pub icactiver: [u32; 32],
-    /// `GICD_IPRIORITYR<n>`, §12.9.19 (byte-accessible).
-    pub ipriorityr: [u8; 1020],
-    _reserved5: u32,
-    /// `GICD_ITARGETSR<n>`, §12.9.34 (RES0 with affinity routing).
-    pub itargetsr: [u8; 1020],
-    _reserved6: u32,
-    /// `GICD_ICFGR<n>`, §12.9.6.
-    pub icfgr: [u32; 64],
+    /// `IGROUPR` .. `ICFGR`, §12.9.10 and following (shared with GICv2: `irqchip/gicd.rs`).
+    pub banks: GicdBanks,
     /// `GICD_IGRPMODR<n>`, §12.9.15.
     pub igrpmodr: [u32; 32],
     _reserved7: [u32; 32],
-    /// `GICD_NSACR<n>`, §12.9.18.
-    pub nsacr: [u32; 64],
-    /// `GICD_SGIR`, §12.9.30 (legacy only).
-    pub sgir: u32,
-    _reserved8: [u32; 3],
-    /// `GICD_CPENDSGIR<n>`, §12.9.8.
-    pub cpendsgir: [u32; 4],
-    /// `GICD_SPENDSGIR<n>`, §12.9.31.
-    pub spendsgir: [u32; 4],
+    /// `NSACR` .. `SPENDSGIR`, §12.9.18 and following.
+    pub sgi: GicdSgi,
     _reserved9: [u32; 20],
     /// `GICD_INMIR<n>`, §12.9.17 (GICv3.3 NMIs).
     pub inmir: [u32; 32],
@@ -85,39 +60,22 @@ pub(crate) struct Gicd {
 /// `GICD_TYPER.LPIS` (§12.9.38).
 pub(crate) const GICD_TYPER_LPIS: u32 = 1 << 17;
 
-pub(crate) const GICD_CTLR: usize = offset_of!(Gicd, ctlr);
-pub(crate) const GICD_TYPER: usize = offset_of!(Gicd, typer);
-pub(crate) const GICD_IGROUPR: usize = offset_of!(Gicd, igroupr);
-pub(crate) const GICD_ISENABLER: usize = offset_of!(Gicd, isenabler);
-pub(crate) const GICD_ICENABLER: usize = offset_of!(Gicd, icenabler);
-pub(crate) const GICD_ISPENDR: usize = offset_of!(Gicd, ispendr);
-pub(crate) const GICD_ICPENDR: usize = offset_of!(Gicd, icpendr);
-pub(crate) const GICD_ICACTIVER: usize = offset_of!(Gicd, icactiver);
-pub(crate) const GICD_IPRIORITYR: usize = offset_of!(Gicd, ipriorityr);
-pub(crate) const GICD_ICFGR: usize = offset_of!(Gicd, icfgr);
+pub(crate) use crate::irqchip::gicd::{
+    GICD_CTLR, GICD_ICACTIVER, GICD_ICENABLER, GICD_ICFGR, GICD_ICPENDR, GICD_IGROUPR,
+    GICD_IPRIORITYR, GICD_ISENABLER, GICD_ISPENDR, GICD_TYPER,
+};
 pub(crate) const GICD_IGRPMODR: usize = offset_of!(Gicd, igrpmodr);
 pub(crate) const GICD_IROUTER: usize = offset_of!(Gicd, irouter);
 pub(crate) const GICD_PIDR2: usize = offset_of!(Gicd, id) + 6 * 4;
 
-const _: () = assert!(GICD_CTLR == 0x0000);
-const _: () = assert!(GICD_TYPER == 0x0004);
+const _: () = assert!(offset_of!(Gicd, ctlr) == GICD_CTLR);
+const _: () = assert!(offset_of!(Gicd, typer) == GICD_TYPER);
 const _: () = assert!(offset_of!(Gicd, typer2) == 0x000c);
 const _: () = assert!(offset_of!(Gicd, setspi_nsr) == 0x0040);
 const _: () = assert!(offset_of!(Gicd, clrspi_sr) == 0x0058);
-const _: () = assert!(GICD_IGROUPR == 0x0080);
-const _: () = assert!(GICD_ISENABLER == 0x0100);
-const _: () = assert!(GICD_ICENABLER == 0x0180);
-const _: () = assert!(GICD_ISPENDR == 0x0200);
-const _: () = assert!(GICD_ICPENDR == 0x0280);
-const _: () = assert!(offset_of!(Gicd, isactiver) == 0x0300);
-const _: () = assert!(GICD_ICACTIVER == 0x0380);
-const _: () = assert!(GICD_IPRIORITYR == 0x0400);
-const _: () = assert!(offset_of!(Gicd, itargetsr) == 0x0800);
-const _: () = assert!(GICD_ICFGR == 0x0c00);
+const _: () = assert!(offset_of!(Gicd, banks) == crate::irqchip::gicd::BANKS);
 const _: () = assert!(GICD_IGRPMODR == 0x0d00);
-const _: () = assert!(offset_of!(Gicd, nsacr) == 0x0e00);
-const _: () = assert!(offset_of!(Gicd, sgir) == 0x0f00);
-const _: () = assert!(offset_of!(Gicd, spendsgir) == 0x0f20);
+const _: () = assert!(offset_of!(Gicd, sgi) == crate::irqchip::gicd::SGI);
 const _: () = assert!(offset_of!(Gicd, inmir) == 0x0f80);
 const _: () = assert!(GICD_IROUTER == 0x6000);
 const _: () = assert!(GICD_PIDR2 == 0xffe8);
