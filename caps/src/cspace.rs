@@ -554,4 +554,60 @@ mod tests {
         assert!(cs.is_empty());
         assert!(hs.iter().all(|&h| cs.info(h).is_err()));
     }
+
+    #[test]
+    fn is_empty_and_get_mut() {
+        let mut cs: CSpace<Obj, 2> = CSpace::new();
+        assert!(cs.is_empty());
+        let h = cs.insert(Obj(CapType::File, 1), ALL).unwrap();
+        assert!(!cs.is_empty());
+        cs.get_mut(h, CapType::File, Rights::empty()).unwrap().1 = 7;
+        assert_eq!(cs.get(h, CapType::File, ALL).unwrap().1, 7);
+    }
+
+    #[test]
+    fn grant_to_a_table_whose_only_free_slot_is_retired_changes_nothing() {
+        let mut a: CSpace<Obj, 1> = CSpace::new();
+        let mut b: CSpace<Obj, 1> = CSpace::new();
+        b.generations[0] = GENERATION_MAX;
+        let gone = b.insert(Obj(CapType::File, 0), ALL).unwrap();
+        b.remove(gone).unwrap(); // retired: `len` is 0, but no slot is free
+        let h = a.insert(Obj(CapType::DmaRegion, 1), ALL).unwrap();
+        assert_eq!(a.grant(h, &mut b, ALL).unwrap_err(), Error::ENOSPC);
+        assert_eq!(
+            a.get(h, CapType::DmaRegion, ALL).unwrap().1,
+            1,
+            "still here"
+        );
+    }
+
+    #[test]
+    fn copy_needs_transfer_and_the_rights_asked_for() {
+        let mut a: CSpace<Obj, 4> = CSpace::new();
+        let mut b: CSpace<Obj, 4> = CSpace::new();
+        let no_transfer = a.insert(Obj(CapType::File, 1), Rights::READ).unwrap();
+        assert_eq!(
+            a.copy_to(no_transfer, &mut b, Rights::READ).unwrap_err(),
+            Error::EACCES
+        );
+        let f = a
+            .insert(Obj(CapType::File, 2), Rights::READ | Rights::TRANSFER)
+            .unwrap();
+        assert_eq!(
+            a.copy_to(f, &mut b, Rights::MAP).unwrap_err(),
+            Error::EACCES,
+            "no upgrade"
+        );
+        assert!(b.is_empty());
+    }
+
+    #[cfg(feature = "verification-hooks")]
+    #[test]
+    fn with_generations_starts_slots_there_clamped() {
+        let mut cs: CSpace<Obj, 2> = CSpace::with_generations([5, GENERATION_MAX + 3]);
+        let h = cs.insert(Obj(CapType::File, 1), ALL).unwrap();
+        assert_eq!(h.generation(), 5);
+        let h2 = cs.insert(Obj(CapType::File, 2), ALL).unwrap();
+        assert_eq!(h2.generation(), GENERATION_MAX);
+    }
 }

@@ -805,4 +805,60 @@ mod tests {
             }]
         );
     }
+
+    #[test]
+    fn a_late_spurious_interrupt_does_not_touch_a_taken_line() {
+        let (gic, ctl) = setup();
+        let armed = ctl.mint(45, Trigger::Edge, Owner(1)).unwrap().arm();
+        gic.raise(45);
+        let _ = gic.deliver(ctl, 0, 1234);
+        let d = armed.try_take().unwrap();
+        let isr = with_irqs_masked::<FakeCpu, _>(|m| ctl.handle_irq(45, 0, 9999, m));
+        assert_eq!(isr, Dispatch::Unowned { intid: 45 });
+        assert_eq!(d.fired_at(), 1234, "the first fire's time stays");
+    }
+
+    #[test]
+    fn a_refused_range_reserves_nothing() {
+        let (_, ctl) = setup(); // INTIDs 32..96
+        let r = |base, count| crate::msi::MsiRange {
+            base,
+            count,
+            doorbell: 0,
+            data: crate::msi::MsiData::Intid,
+        };
+        assert_eq!(
+            ctl.msi_vectors(r(94, 4)).err(),
+            Some(Error::EINVAL),
+            "runs past"
+        );
+        assert_eq!(
+            ctl.msi_vectors(r(30, 4)).err(),
+            Some(Error::EINVAL),
+            "starts before"
+        );
+        assert!(
+            ctl.msi_vectors(r(94, 2)).is_ok(),
+            "94, 95 were not left reserved"
+        );
+        let _carved = ctl.msi_vectors(r(60, 4)).unwrap();
+        let wired = ctl.mint(52, Trigger::Level, Owner(1)).unwrap();
+        assert_eq!(ctl.msi_vectors(r(48, 8)).err(), Some(Error::EBUSY));
+        assert!(
+            ctl.mint(48, Trigger::Edge, Owner(1)).is_ok(),
+            "48 was released"
+        );
+        assert_eq!(
+            ctl.mint(60, Trigger::Edge, Owner(1)).err(),
+            Some(Error::EBUSY),
+            "another allocator's INTIDs stay reserved"
+        );
+        drop(wired);
+        assert!(
+            ctl.msi_vectors(r(49, 7)).is_ok(),
+            "49..56 were all released"
+        );
+        let t = ControlToken::take(leak(FakeGic::new())).unwrap();
+        assert_eq!(std::format!("{t:?}"), "ControlToken");
+    }
 }

@@ -54,6 +54,18 @@ pub struct MsiMessage {
     pub data: u32,
 }
 
+/// An all-free bitmap (a constant array: no loop for a model checker to unwind).
+#[cfg(not(loom))]
+fn empty_bitmap() -> [AtomicU64; WORDS] {
+    [const { AtomicU64::new(0) }; WORDS]
+}
+
+/// An all-free bitmap (loom: its atomics are not `const`).
+#[cfg(loom)]
+fn empty_bitmap() -> [AtomicU64; WORDS] {
+    core::array::from_fn(|_| AtomicU64::new(0))
+}
+
 /// How `alloc` claims a free bit it saw: set `bit` in `word` if it still reads `seen`,
 /// otherwise hand back what it reads now.
 pub type ClaimBit = fn(word: &AtomicU64, seen: u64, bit: u64) -> Result<(), u64>;
@@ -99,7 +111,7 @@ impl VectorAllocator {
             data,
             control,
             release: None,
-            bits: core::array::from_fn(|_| AtomicU64::new(0)),
+            bits: empty_bitmap(),
         })
     }
 

@@ -275,9 +275,6 @@ impl<S: RingState, M: RingMemory, H: DmaHal + 'static, const Q: usize> Vring<S, 
     /// many buffers were freed; `Err` hands the ring back if the device is another one or
     /// still reads busy (dropping it then quarantines everything).
     pub fn release<D: DmaIdle + ?Sized>(mut self, device: &D) -> Result<usize, Self> {
-        if device.dma_device().id() != self.core.device {
-            return Err(self);
-        }
         let Some(done) = TransferDone::read(device).filter(|d| d.device() == self.core.device)
         else {
             return Err(self);
