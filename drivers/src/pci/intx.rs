@@ -84,6 +84,15 @@ pub fn gic_specifier(spec: [u32; 3]) -> Option<(u32, Trigger)> {
 }
 
 impl IntxMap {
+    /// A map with no entries: every INTx route lookup fails (the bridge's
+    /// `interrupt-map` was absent or unusable; MSIs still work).
+    pub const fn empty() -> Self {
+        IntxMap {
+            mask: [0; 4],
+            entries: Vec::new(),
+        }
+    }
+
     /// Parses `interrupt-map` and `interrupt-map-mask` (raw big-endian property
     /// bytes) of a PCI host bridge with `#address-cells = 3` and
     /// `#interrupt-cells = 1`. `parent_cells(phandle)` returns the parent's
