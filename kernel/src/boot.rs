@@ -1,7 +1,9 @@
 //! Bring-up order, from the first Rust instruction to the monitor or the tests.
 //!
 //! See docs/boot.md. Each step only uses what earlier steps set up; a failure
-//! before the console exists is reported on the fixed early UART.
+//! before the console exists is reported on the device tree's console UART as
+//! soon as that is mapped, and through semihosting before (docs/boot.md "Early
+//! failures").
 
 use heapless::Vec;
 
@@ -9,8 +11,8 @@ use crate::arch::mmu::{self, Kind};
 use crate::arch::{cpu, devices, early, heap, psci, secondary, sections, stack};
 use crate::mem::frames;
 use crate::memrange::{self, Range};
-use crate::platform::{self, Platform, PsciMethod};
-use crate::{console, irq, ktest, monitor, sched, time, timer};
+use crate::platform::{self, Dtb, Platform, PsciMethod};
+use crate::{console, irq, ktest, machine, monitor, sched, time, timer};
 
 const PAGE: usize = 4096;
 
@@ -34,6 +36,8 @@ pub struct BootArgs<'a> {
     /// `net=dhcp` (RX by interrupt) or `net=poll[:hz]` (RX polled, default 100 Hz): start
     /// the network stack on the virtio-net NIC at boot (scripts/netlab).
     pub net: Option<crate::net::stack::RxMode>,
+    /// `probe`: print every platform fact found (docs/parallels-vmware.md).
+    pub probe: bool,
 }
 
 impl<'a> BootArgs<'a> {
@@ -47,10 +51,12 @@ impl<'a> BootArgs<'a> {
             pci_no_msi: false,
             edu: None,
             net: None,
+            probe: false,
         };
         for word in args.split_whitespace() {
             match word.split_once('=') {
                 None if word == "test" => out.test = Some(""),
+                None if word == "probe" => out.probe = true,
                 Some(("test", filter)) => out.test = Some(filter),
                 Some(("hz", n)) => out.hz = n.parse().unwrap_or(0),
                 Some(("log", l)) => out.log = l.parse().unwrap_or(log::LevelFilter::Info),
@@ -74,7 +80,6 @@ impl<'a> BootArgs<'a> {
     }
 }
 
-static PLATFORM: spin::Once<Platform> = spin::Once::new();
 static ARGS: spin::Once<BootArgs<'static>> = spin::Once::new();
 
 /// The boot options (after boot).
@@ -82,63 +87,74 @@ pub fn args() -> Option<&'static BootArgs<'static>> {
     ARGS.get()
 }
 
-/// The machine description (after boot).
-pub fn platform() -> Option<&'static Platform> {
-    PLATFORM.get()
-}
-
+/// Says why the kernel cannot boot, where it can (the console UART once mapped, else
+/// semihosting: see `console::emergency_fmt`), and stops.
 fn early_fail(what: core::fmt::Arguments<'_>) -> ! {
-    // The fixed early UART may not be mapped yet if the MMU is on; mapping it again is
-    // harmless if it is.
-    let _ = devices::map_mmio(platform::Mmio {
-        base: console::EARLY_UART_BASE,
-        len: PAGE,
-    });
     console::emergency_fmt(format_args!("\ncapstan: cannot boot: {what}\n"));
     crate::trap::halt()
 }
 
 /// First Rust code on the boot CPU (called by `arch::boot::kernel_main`); `dtb` is what
-/// the loader left in x0.
+/// the loader left in x0 (QEMU's `-kernel`, or `capstan.efi` on the UEFI path).
 pub fn start(dtb: usize) -> ! {
     heap::init();
-    let Some(header) = early::dtb_header(dtb) else {
-        early_fail(format_args!(
-            "no device tree: x0 = {dtb:#x} is not a DTB address"
-        ));
-    };
-    let Some(dtb_len) = platform::header_size(&header) else {
-        early_fail(format_args!("no device tree: bad magic at {dtb:#x}"));
-    };
-    let dtb_range = Range::new(dtb, dtb + dtb_len);
-    if let Err(e) = enable_mmu(dtb_range) {
+    // Read with the MMU still off (identity, so any RAM address reads).
+    let header = early::dtb_header(dtb);
+    if let Err(e) = enable_mmu() {
         early_fail(format_args!(
             "MMU setup failed at {:#x}..{:#x}",
             e.start, e.end
         ));
     }
-    let platform = match platform::parse(early::dtb_slice(dtb, dtb_len)) {
-        Ok(p) => PLATFORM.call_once(|| p),
-        Err(e) => early_fail(format_args!("malformed device tree at {dtb:#x}: {e:?}")),
+    let Some(header) = header else {
+        early_fail(format_args!(
+            "no device tree: x0 = {dtb:#x} is not a DTB address"
+        ));
+    };
+    let Some(dtb_len) = platform::dtb::header_size(&header) else {
+        early_fail(format_args!("no device tree: bad magic at {dtb:#x}"));
+    };
+    let dtb_range = Range::new(dtb, dtb.saturating_add(dtb_len));
+    let mapped = dtb_range.align_outward(PAGE);
+    if mmu::map(mapped.start, mapped.end, Kind::ReadOnly).is_err() {
+        early_fail(format_args!(
+            "the device tree at {dtb:#x}..{:#x} overlaps the kernel image or cannot be mapped",
+            dtb_range.end
+        ));
+    }
+    let tree = match Dtb::check(early::dtb_slice(dtb, dtb_len)) {
+        Ok(t) => t,
+        Err(e) => early_fail(format_args!("malformed device tree at {dtb:#x}: {e}")),
+    };
+    init_early_console(&tree);
+    let platform = match platform::dt::parse(&tree) {
+        Ok(p) => machine::set_platform(p),
+        Err(e) => early_fail(format_args!("{e}")),
     };
     let args = *ARGS.call_once(|| BootArgs::parse(&platform.bootargs));
     init_console(platform);
     time::init();
     console::init_log(args.log);
     log::info!(
-        "Capstan on {} (EL{}), DTB at {dtb:#x}",
+        "Capstan on {} (EL{}), device tree at {dtb:#x}",
         platform.model,
         cpu::current_el()
     );
+    for w in &platform.warnings {
+        log::warn!("{w}");
+    }
     init_memory(platform, dtb_range);
     init_psci(platform);
     init_interrupts(platform);
-    crate::pci::init(early::dtb_slice(dtb, dtb_len), args.pci_no_msi);
+    crate::pci::init(&tree, args.pci_no_msi);
     timer::set_periodic_hz(args.hz);
     sched::init(10_000_000);
     start_secondaries(platform);
     cpu::enable_irqs();
     monitor::start_console_reader();
+    if args.probe {
+        crate::probe::report(platform);
+    }
     if let Some(mode) = args.net
         && let Err(e) = crate::net::stack::start(mode)
     {
@@ -155,26 +171,42 @@ pub fn start(dtb: usize) -> ! {
     }
 }
 
-fn enable_mmu(dtb: Range) -> Result<(), mmu::MapFailed> {
+/// The image, with each section's permissions; the device tree is mapped next, on its
+/// own, so that a tree overlapping the image is reported rather than mapped twice.
+fn enable_mmu() -> Result<(), mmu::MapFailed> {
     let img = sections::image();
     let guard = img.boot_stack_guard;
-    let dtb = dtb.align_outward(PAGE);
     mmu::enable(&[
         (img.start, img.text_end, Kind::Text),
         (img.text_end, img.rodata_end, Kind::ReadOnly),
         (img.rodata_end, guard, Kind::ReadWrite),
         (guard + PAGE, img.end, Kind::ReadWrite),
-        (dtb.start, dtb.end, Kind::ReadOnly),
     ])
 }
 
+/// The `stdout-path` UART, mapped and made the emergency console, before the full
+/// parse: a tree the parser refuses still gets its `cannot boot` line out.
+fn init_early_console(tree: &Dtb) {
+    match platform::dt::stdout_uart(tree) {
+        Ok((uart, _)) => {
+            if console::set_early(uart).is_err() {
+                early_fail(format_args!(
+                    "cannot map the console UART at {:#x}",
+                    uart.mmio.base
+                ));
+            }
+        }
+        Err(e) => early_fail(format_args!("{e}")),
+    }
+}
+
 fn init_console(platform: &Platform) {
-    let Some(mmio) = platform.uart else {
-        early_fail(format_args!("no arm,pl011 UART in the device tree"));
-    };
-    match devices::pl011(mmio) {
-        Ok(uart) => console::init(uart, mmio.base),
-        Err(_) => early_fail(format_args!("cannot map the UART at {:#x}", mmio.base)),
+    match devices::uart(platform.uart) {
+        Ok(uart) => console::init(uart),
+        Err(_) => early_fail(format_args!(
+            "cannot map the UART at {:#x}",
+            platform.uart.mmio.base
+        )),
     }
 }
 
@@ -182,13 +214,14 @@ fn init_console(platform: &Platform) {
 /// grows the heap.
 fn init_memory(platform: &Platform, dtb: Range) {
     let img = sections::image();
-    let mut holes: Vec<Range, 24> = Vec::new();
+    let mut holes: Vec<Range, 66> = Vec::new();
     let _ = holes.push(Range::new(img.start, img.end).align_outward(PAGE));
     let _ = holes.push(dtb.align_outward(PAGE));
     for r in &platform.reserved {
+        // 64 reserved ranges at most (the parser refuses more), so this always fits.
         let _ = holes.push(r.align_outward(PAGE));
     }
-    let Some(free) = memrange::subtract::<32>(&platform.ram, &holes) else {
+    let Some(free) = memrange::subtract::<128>(&platform.ram, &holes) else {
         early_fail(format_args!("too many memory ranges"));
     };
     let Some(arena) = free
@@ -200,7 +233,7 @@ fn init_memory(platform: &Platform, dtb: Range) {
     else {
         early_fail(format_args!("no room for kernel stacks"));
     };
-    let Some(free) = memrange::subtract::<32>(&free, &[arena]) else {
+    let Some(free) = memrange::subtract::<128>(&free, &[arena]) else {
         early_fail(format_args!("too many memory ranges"));
     };
     for r in free
@@ -235,16 +268,19 @@ fn init_memory(platform: &Platform, dtb: Range) {
 }
 
 fn init_psci(platform: &Platform) {
-    match platform.psci {
-        Some(PsciMethod::Hvc) => psci::set_conduit(psci::Conduit::Hvc),
-        Some(PsciMethod::Smc) => psci::set_conduit(psci::Conduit::Smc),
-        None => {
-            log::warn!("no PSCI in the device tree: poweroff and SMP unavailable");
-            return;
+    let method = match platform.psci {
+        Some(m @ PsciMethod::Hvc) => {
+            psci::set_conduit(psci::Conduit::Hvc);
+            m
         }
-    }
+        Some(m @ PsciMethod::Smc) => {
+            psci::set_conduit(psci::Conduit::Smc);
+            m
+        }
+        None => return,
+    };
     match psci::version() {
-        Ok((major, minor)) => log::info!("PSCI {major}.{minor} via {:?}", platform.psci),
+        Ok((major, minor)) => log::info!("PSCI {major}.{minor} via {method}"),
         Err(e) => log::warn!("PSCI_VERSION failed: {e:?}"),
     }
     if let Some(pci) = &platform.pci {
@@ -259,17 +295,13 @@ fn init_psci(platform: &Platform) {
 }
 
 fn init_interrupts(platform: &Platform) {
-    let Some(gic) = platform.gic.as_ref() else {
-        early_fail(format_args!("no interrupt controller in the device tree"));
-    };
+    let gic = &platform.gic;
     match devices::gic(gic) {
         Ok((gic, chip)) => irq::init(gic, chip),
         Err(e) => early_fail(format_args!("cannot map the GIC at {:#x}", e.start)),
     }
     crate::its::init(gic);
-    let Some(timer) = platform.timer_irq else {
-        early_fail(format_args!("no arch timer interrupt in the device tree"));
-    };
+    let timer = platform.timer_irq;
     let chip_version = irq::chip().map_or(0, |c| c.version());
     match irq::mint(timer.intid, timer.trigger, irq::TICK_OWNER, "timer") {
         Ok(line) => timer::init(line),

@@ -31,11 +31,15 @@ mod its;
 #[cfg(target_os = "none")]
 mod ktest;
 #[cfg(target_os = "none")]
+mod machine;
+#[cfg(target_os = "none")]
 mod mem;
 #[cfg(target_os = "none")]
 mod monitor;
 #[cfg(target_os = "none")]
 mod pci;
+#[cfg(target_os = "none")]
+mod probe;
 #[cfg(target_os = "none")]
 mod sched;
 #[cfg(target_os = "none")]

@@ -14,7 +14,7 @@ use crate::arch::{heap, psci, secondary, stack};
 use crate::mem::frames;
 use crate::sched::{self, NotifyId};
 use crate::sync::IrqLock;
-use crate::{boot, console, irq, time, timer};
+use crate::{console, irq, machine, time, timer};
 
 static INPUT: IrqLock<Deque<u8, 512>> = IrqLock::new(Deque::new());
 static INPUT_READY: AtomicU32 = AtomicU32::new(u32::MAX);
@@ -28,7 +28,7 @@ fn input_notify() -> Option<NotifyId> {
 
 /// Starts the thread that owns the UART receive interrupt.
 pub fn start_console_reader() {
-    let Some(uart_irq) = boot::platform().and_then(|p| p.uart_irq) else {
+    let Some(uart_irq) = machine::platform().and_then(|p| p.uart_irq) else {
         log::warn!("UART has no interrupt: console input unavailable");
         return;
     };

@@ -4,7 +4,7 @@
 //! decoded report (exception class, ESR, FAR, ELR, registers, which stack guard
 //! was hit) and stops the machine cleanly — with a failing status in a test run.
 
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::arch::vectors::{TrapFrame, VectorKind};
 use crate::arch::{cpu, probe, stack};
@@ -74,6 +74,10 @@ fn sync(frame: &mut TrapFrame, kind: VectorKind) -> *mut TrapFrame {
             BRK_HITS.fetch_add(1, Ordering::Relaxed);
             frame.elr += 4;
         }
+        0x00 => match probe::fixup_hlt(frame.elr) {
+            Some(resume) => frame.elr = resume,
+            None => fatal(frame, kind),
+        },
         0x25 => match probe::fixup(frame.elr, frame.esr, frame.far) {
             Some(resume) => {
                 frame.x[0] = 1;
@@ -86,8 +90,16 @@ fn sync(frame: &mut TrapFrame, kind: VectorKind) -> *mut TrapFrame {
     frame
 }
 
-/// Prints the decoded report and stops.
+/// Set while a fatal report is being printed: a fault inside the report (say, a
+/// console that is not mapped) must stop the machine, not recurse.
+static IN_FATAL: AtomicBool = AtomicBool::new(false);
+
+/// Prints the decoded report (on the console, or before it exists on the early UART
+/// or semihosting) and stops.
 fn fatal(frame: &TrapFrame, kind: VectorKind) -> ! {
+    if IN_FATAL.swap(true, Ordering::AcqRel) {
+        halt_quietly();
+    }
     let ec = (frame.esr >> 26) & 0x3f;
     let p = console::emergency_fmt;
     p(format_args!(
@@ -155,6 +167,12 @@ fn fatal(frame: &TrapFrame, kind: VectorKind) -> ! {
 pub fn halt() -> ! {
     let _ = cpu::save_and_mask_irqs();
     console::emergency_fmt(format_args!("*** system halted\n"));
+    halt_quietly()
+}
+
+/// Stops this CPU without printing (a fault while printing a fatal report).
+fn halt_quietly() -> ! {
+    let _ = cpu::save_and_mask_irqs();
     loop {
         cpu::wait_for_interrupt();
     }

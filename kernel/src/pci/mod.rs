@@ -1,6 +1,6 @@
 //! PCI: the ECAM host bridge from the DTB, enumeration, BARs, and device claims.
 //!
-//! At boot the host bridge is read from the DTB, every function is found, and
+//! At boot the host bridge is read from the device tree, every function is found, and
 //! BARs are assigned inside the bridge's windows (nobody did it for a `-kernel`
 //! boot). Nothing is enabled until a driver *claims* a function: then memory
 //! decode and bus mastering go on, its BARs are mapped, and its interrupts are
@@ -15,12 +15,12 @@ use core::sync::atomic::{AtomicBool, Ordering};
 use caps::msi::VectorAllocator;
 use drivers::pci::bar::{AssignReport, BarAllocator, assign_bars};
 use drivers::pci::config::{Bdf, Ecam};
-use drivers::pci::dt::{HostBridge, host_bridge, v2m_frames};
+use drivers::pci::dt::{DtError, HostBridge, host_bridge};
 use drivers::pci::scan::{MAX_FUNCTIONS, PciFunction, scan};
 use heapless::Vec;
 
 use crate::arch::devices;
-use crate::platform::Mmio;
+use crate::platform::{Dtb, Mmio};
 use crate::sync::IrqLock;
 
 /// The enumerated bus.
@@ -52,17 +52,18 @@ pub fn msi_vectors() -> Option<&'static VectorAllocator> {
     MSI.get().or_else(crate::its::vectors)
 }
 
-/// Enumerates the PCI host bridge described by `dtb`, if there is one.
-pub fn init(dtb: &[u8], no_msi: bool) {
-    let Ok(fdt) = fdt::Fdt::new(dtb) else { return };
-    init_msi(&fdt);
-    let host = match host_bridge(&fdt) {
+/// Enumerates the PCI host bridge described by the device tree, if there is one.
+pub fn init(dtb: &Dtb, no_msi: bool) {
+    let fdt = dtb.fdt();
+    init_msi();
+    let host = match host_bridge(fdt) {
         Ok(h) => h,
-        Err(e) => {
-            log::info!("no usable PCI host bridge: {e:?}");
-            return;
-        }
+        Err(DtError::NoHostBridge) => return log::info!("no PCI host bridge"),
+        Err(e) => return log::warn!("PCI host bridge unusable, no PCI devices: {e:?}"),
     };
+    if let Some(e) = &host.intx_error {
+        log::warn!("PCI interrupt-map unusable ({e:?}): no INTx, devices need MSI");
+    }
     let ecam = match devices::ecam(host.ecam_base, host.bus_start, host.bus_end) {
         Ok(e) => e,
         Err(e) => {
@@ -103,19 +104,17 @@ pub fn init(dtb: &[u8], no_msi: bool) {
     });
 }
 
-fn init_msi(fdt: &fdt::Fdt<'_>) {
-    let Some(frame) = v2m_frames(fdt).into_iter().next() else {
+/// The first GICv2m frame (beside a GICv2, or a GICv3 as on Parallels) becomes the MSI
+/// vector allocator; without one the ITS (if any) gives MSIs.
+fn init_msi() {
+    let Some(&frame) = crate::machine::platform().and_then(|p| p.gic.v2m().first()) else {
         return;
     };
-    let mmio = Mmio {
-        base: frame.base as usize,
-        len: frame.size as usize,
-    };
-    let v2m = match devices::v2m(mmio) {
+    let v2m = match devices::v2m(frame) {
         Ok(v) => v,
         Err(e) => return log::warn!("cannot map the v2m frame: {e:?}"),
     };
-    match v2m.vector_allocator(frame.base) {
+    match v2m.vector_allocator(frame.base as u64) {
         Ok(alloc) => {
             log::info!(
                 "GICv2m: MSI SPIs {}..{}",

@@ -7,7 +7,7 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use crate::arch::{probe, secondary, sections, stack};
 use crate::mem::frames;
 use crate::sched;
-use crate::{boot, ensure, ensure_eq, irq, kernel_test, time, timer, trap};
+use crate::{ensure, ensure_eq, irq, kernel_test, machine, time, timer, trap};
 use caps::irq::LineStatus;
 use drivers::irqchip::Trigger;
 
@@ -105,7 +105,7 @@ kernel_test! {
         let slept = time::now_ns() - start;
         ensure!(slept >= 20_000_000, "woke early after {slept} ns");
         ensure!(timer::ticks() > ticks, "no timer interrupt during the sleep");
-        let intid = boot::platform().and_then(|p| p.timer_irq).ok_or("no timer irq")?.intid;
+        let intid = machine::platform().ok_or("no platform")?.timer_irq.intid;
         ensure!(irq::count(intid) > 0, "timer line counted no deliveries");
         ensure_eq!(timer::not_quiet(), 0);
         Ok(())
@@ -134,7 +134,7 @@ kernel_test! {
             }
         }
         ensure_eq!(got, expected);
-        let intid = boot::platform().and_then(|p| p.uart_irq).ok_or("no uart irq")?.intid;
+        let intid = machine::platform().and_then(|p| p.uart_irq).ok_or("no uart irq")?.intid;
         ensure!(irq::count(intid) > 0, "input arrived without a UART interrupt");
         Ok(())
     }
@@ -335,7 +335,7 @@ kernel_test! {
 
 kernel_test! {
     fn secondary_cpus_came_online_through_psci() {
-        let expected = boot::platform().map_or(1, |p| p.cpus.len().max(1)) as u32;
+        let expected = machine::platform().map_or(1, |p| p.cpus.len().max(1)) as u32;
         let deadline = time::now_ns() + 500_000_000;
         while secondary::online() < expected && time::now_ns() < deadline {
             sched::sleep_ns(1_000_000);

@@ -5,7 +5,7 @@
 use smoltcp::wire::Ipv4Address;
 
 use crate::net::stack;
-use crate::{boot, ensure, ensure_eq, kernel_test, skip, time};
+use crate::{boot, ensure, ensure_eq, kernel_test, machine, skip, time};
 
 fn in_lab() -> bool {
     boot::args().is_some_and(|a| a.net.is_some())
@@ -197,7 +197,7 @@ kernel_test! {
 
 /// The expected digest scripts/test passes as `<key>=<hex>` in the boot arguments.
 fn expected_sha(key: &str) -> Option<crate::net::http::Sha256Digest> {
-    let args = boot::platform()?.bootargs.as_str();
+    let args = machine::platform()?.bootargs.as_str();
     let hex = args
         .split_whitespace()
         .find_map(|w| w.strip_prefix(key)?.strip_prefix('='))?;

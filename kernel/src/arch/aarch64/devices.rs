@@ -6,10 +6,10 @@
 
 use caps::irq::IrqChip;
 use drivers::irqchip::InterruptController;
-use drivers::uart::pl011::Pl011;
+use drivers::uart::{Ns16550, Pl011, Uart};
 
 use super::mmu::{self, Kind, MapFailed};
-use crate::platform::Mmio;
+use crate::platform::{self, Mmio, UartKind};
 
 /// Maps `mmio` as device memory (page-rounded).
 pub fn map_mmio(mmio: Mmio) -> Result<(), MapFailed> {
@@ -18,21 +18,36 @@ pub fn map_mmio(mmio: Mmio) -> Result<(), MapFailed> {
     mmu::map(start, end, Kind::Device)
 }
 
-/// A PL011 at `mmio`, mapped first.
-pub fn pl011(mmio: Mmio) -> Result<Pl011, MapFailed> {
-    map_mmio(mmio)?;
-    // SAFETY: the window comes from the DTB's `arm,pl011` node and is now mapped as
-    // device memory; the console owns the only long-lived handle.
-    Ok(unsafe { Pl011::new(mmio.base) })
+/// The driver for `uart`, without mapping (the caller mapped it).
+///
+/// # Safety
+/// `uart.mmio` is mapped as device memory for good.
+unsafe fn uart_driver(uart: platform::Uart) -> Uart {
+    match uart.kind {
+        // SAFETY: the caller guarantees the window is mapped as device memory.
+        UartKind::Pl011 => Uart::Pl011(unsafe { Pl011::new(uart.mmio.base) }),
+        UartKind::Ns16550 { shift, width } => {
+            // SAFETY: as above; the window came from the UART node's `reg`.
+            Uart::Ns16550(unsafe { Ns16550::new(uart.mmio.base, shift, width) })
+        }
+    }
 }
 
-/// A PL011 handle for emergency output (fatal traps, panics, a missing DTB), used
-/// without taking the console lock.
-pub fn pl011_emergency(base: usize) -> Pl011 {
-    // SAFETY: `base` is the console UART (already mapped, or the MMU is off and the
-    // fixed early address is used); emergency output only writes the data register,
-    // and interleaving with the normal console at worst garbles characters.
-    unsafe { Pl011::new(base) }
+/// The console UART described by the device tree, mapped first.
+pub fn uart(uart: platform::Uart) -> Result<Uart, MapFailed> {
+    map_mmio(uart.mmio)?;
+    // SAFETY: the window comes from the device tree's console UART node and is now
+    // mapped as device memory; the console owns the only long-lived handle.
+    Ok(unsafe { uart_driver(uart) })
+}
+
+/// A handle on the console UART for emergency output (fatal traps, panics, early
+/// boot failures), used without taking the console lock.
+pub fn uart_emergency(uart: platform::Uart) -> Uart {
+    // SAFETY: only called with the UART `console::set_early` mapped; emergency output
+    // only writes the data register (and reads status), and interleaving with the
+    // normal console at worst garbles characters.
+    unsafe { uart_driver(uart) }
 }
 
 /// The GICv3 `gic` made, for the ITS (which enables LPIs on its redistributor).
@@ -92,7 +107,7 @@ pub fn ecam(
 /// A GICv2m MSI frame, mapped.
 pub fn v2m(frame: Mmio) -> Result<drivers::irqchip::v2m::V2m, MapFailed> {
     map_mmio(frame)?;
-    // SAFETY: the frame comes from an `arm,gic-v2m-frame` DTB node and is now mapped as
+    // SAFETY: the frame comes from an `arm,gic-v2m-frame` device-tree node and is now mapped as
     // device memory; the PCI layer makes the only handle.
     Ok(unsafe { drivers::irqchip::v2m::V2m::new(frame.base) })
 }
