@@ -7,6 +7,11 @@ KERNEL_TARGET=aarch64-unknown-none-softfloat
 BUILD_DIR="$ROOT/build"
 KERNEL_ELF="$ROOT/target/$KERNEL_TARGET/release/capstan"
 KERNEL_IMAGE="$BUILD_DIR/capstan.bin"
+# The UEFI loader with the same kernel inside (efi/): what Parallels and VMware boot.
+EFI_TARGET=aarch64-unknown-uefi
+KERNEL_EFI="$BUILD_DIR/capstan.efi"
+# EDK2 for QEMU (Debian qemu-efi-aarch64): the firmware of the UEFI + ACPI boot path.
+EDK2_FIRMWARE=/usr/share/qemu-efi-aarch64/QEMU_EFI.fd
 
 log() { printf '==> %s\n' "$*" >&2; }
 
@@ -47,14 +52,16 @@ ensure_qemu() {
 }
 
 # One paused start of the scripts/run machine (every PCI device, user networking) that
-# quits through the monitor at once; succeeds only if QEMU accepted the whole command line.
+# quits through the monitor at once, on the -kernel path and on the UEFI path (EDK2 as
+# -bios); succeeds only if QEMU accepted both command lines.
 qemu_preflight() {
-    local img
+    local img rc=0 boot
     img=$(mktemp)
-    printf 'quit\n' | timeout 20 qemu-system-aarch64 $(with_user_net $(KERNEL_IMAGE=$img \
-        qemu_args 2 256M 1 msi) | sed 's/ -nographic / /') -S -display none -monitor stdio \
-        -serial null >/dev/null
-    local rc=$?
+    for boot in kernel uefi; do
+        printf 'quit\n' | timeout 20 qemu-system-aarch64 $(with_user_net $(KERNEL_IMAGE=$img \
+            KERNEL_EFI=$img CAPSTAN_BOOT=$boot qemu_args 2 256M 1 msi) | sed 's/ -nographic / /') \
+            -S -display none -monitor stdio -serial null >/dev/null || rc=$?
+    done
     rm -f "$img"
     return $rc
 }
@@ -63,7 +70,7 @@ qemu_preflight() {
 qemu_missing_package() {
     case "$1" in
         *romfile*|*efi-*.rom*|*pxe-*.rom*) echo ipxe-qemu ;;
-        *QEMU_EFI*|*AAVMF*|*qemu-efi*) echo qemu-efi-aarch64 ;;
+        *QEMU_EFI*|*AAVMF*|*qemu-efi*|*"$EDK2_FIRMWARE"*) echo qemu-efi-aarch64 ;;
         *vgabios*|*bios-256k*) echo seabios ;;
     esac
 }
@@ -85,12 +92,17 @@ objcopy_bin() {
     echo "$sysroot/lib/rustlib/$host/bin/llvm-objcopy"
 }
 
+# One build, both boot paths: the ELF, the flat Image QEMU's -kernel loads, and
+# capstan.efi, the UEFI loader that carries that same Image (efi/build.rs embeds it).
 build_kernel() {
     ensure_rust
-    log "building kernel ($KERNEL_TARGET)"
-    (cd "$ROOT" && cargo build -q --release -p kernel --target "$KERNEL_TARGET")
+    log "building kernel ($KERNEL_TARGET) and capstan.efi ($EFI_TARGET)"
+    (cd "$ROOT" && cargo build -q --release -p kernel --target "$KERNEL_TARGET") || return 1
     mkdir -p "$BUILD_DIR"
-    "$(objcopy_bin)" -O binary "$KERNEL_ELF" "$KERNEL_IMAGE"
+    "$(objcopy_bin)" -O binary "$KERNEL_ELF" "$KERNEL_IMAGE" || return 1
+    (cd "$ROOT" && CAPSTAN_KERNEL_IMAGE="$KERNEL_IMAGE" cargo build -q --release -p efi \
+        --target "$EFI_TARGET") || return 1
+    cp "$ROOT/target/$EFI_TARGET/release/capstan-efi.efi" "$KERNEL_EFI"
 }
 
 # pci_devices EDU -> the PCI devices every machine gets (fixed slots), plus edu devices:
@@ -113,10 +125,14 @@ pci_devices() {
 # qemu_args GIC MEM SMP [EDU] -> the common QEMU command line for the virt board.
 # QEMU_MACHINE_OPTS, if set, is appended to the -M options (comma-separated), e.g.
 # `its=off` for a GICv3 without an ITS (no MSI controller: PCI devices use INTx).
+# CAPSTAN_BOOT=uefi boots capstan.efi under EDK2 instead of the Image with -kernel: the
+# firmware loads QEMU's -kernel file as an EFI application and passes -append as its load
+# options, and the guest sees ACPI tables, no device tree (docs/boot.md).
 qemu_args() {
-    local gic=${1:-2} mem=${2:-1G} smp=${3:-1}
+    local gic=${1:-2} mem=${2:-1G} smp=${3:-1} boot="-kernel $KERNEL_IMAGE"
+    [ "${CAPSTAN_BOOT:-kernel}" = uefi ] && boot="-bios $EDK2_FIRMWARE -kernel $KERNEL_EFI"
     echo -M "virt,gic-version=$gic${QEMU_MACHINE_OPTS:+,$QEMU_MACHINE_OPTS}" -cpu cortex-a72 -m "$mem" -smp "$smp" \
-        -nographic -no-reboot -kernel "$KERNEL_IMAGE" $(pci_devices "${4:-msi}") $NO_OPTION_ROMS
+        -nographic -no-reboot $boot $(pci_devices "${4:-msi}") $NO_OPTION_ROMS
 }
 
 # The NICs' PCI option ROMs (iPXE boot code for x86 and UEFI) are never run on virt with

@@ -14,7 +14,7 @@ use drivers::irqchip::its::regs::ItsMmio;
 use drivers::irqchip::its::{Its, ItsConfig, ItsError};
 use drivers::pci::config::Bdf;
 
-use crate::arch::{devices, dma};
+use crate::arch::{devices, dma, probe};
 use crate::irq;
 use crate::platform::Gic;
 use crate::sync::ArchIrqs;
@@ -43,6 +43,16 @@ pub fn init(gic: &Gic) {
         Ok(r) => r,
         Err(e) => return log::warn!("cannot map the ITS at {:#x}: {e:?}", frame.base),
     };
+    // GITS_TYPER must answer: firmware tables can name an ITS that is not there.
+    if let Err(f) = probe::try_load_u32(frame.base + 8) {
+        ABSENT.store(true, core::sync::atomic::Ordering::Relaxed);
+        return log::warn!(
+            "the firmware describes an ITS at {:#x}, but reading it faults (ESR {:#x}): \
+             no ITS, MSIs need a v2m frame",
+            frame.base,
+            f.esr
+        );
+    }
     let config = ItsConfig {
         lpis: irq::LPIS as u32,
         device_ids: DEVICE_IDS,
@@ -66,6 +76,14 @@ pub fn init(gic: &Gic) {
         drivers::irqchip::its::FIRST_LPI,
         drivers::irqchip::its::FIRST_LPI + its.lpis()
     );
+}
+
+/// Set when the firmware described an ITS that does not answer.
+static ABSENT: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// Whether the described ITS turned out not to be there (its registers fault).
+pub fn described_but_absent() -> bool {
+    ABSENT.load(core::sync::atomic::Ordering::Relaxed)
 }
 
 /// The ITS, if the machine has a usable one.

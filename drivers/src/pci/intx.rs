@@ -17,8 +17,9 @@ use caps::irq::Trigger;
 
 use super::config::Bdf;
 
-/// Most `interrupt-map` entries kept (QEMU has 16: 4 slots × 4 pins).
-pub const MAX_ENTRIES: usize = 64;
+/// Most `interrupt-map` entries kept (QEMU's device tree has 16: 4 slots × 4 pins; its
+/// ACPI `_PRT`, and so the tree `capstan.efi` writes, 128: 32 slots × 4 pins).
+pub const MAX_ENTRIES: usize = 128;
 
 /// Why an `interrupt-map` was rejected.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

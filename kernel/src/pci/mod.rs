@@ -114,6 +114,14 @@ fn init_msi() {
         Ok(v) => v,
         Err(e) => return log::warn!("cannot map the v2m frame: {e:?}"),
     };
+    // MSI_TYPER must answer: firmware tables can name a frame that is not there.
+    if let Err(f) = crate::arch::probe::try_load_u32(frame.base + 8) {
+        return log::warn!(
+            "the firmware describes a v2m frame at {:#x}, but reading it faults (ESR {:#x})",
+            frame.base,
+            f.esr
+        );
+    }
     match v2m.vector_allocator(frame.base as u64) {
         Ok(alloc) => {
             log::info!(

@@ -35,6 +35,16 @@ probe_load_insn:
     ldr     x1, [x2]
     b       probe_resume
 
+.global probe_load_u32
+probe_load_u32:                     // x0 = address -> x0 = 0 ok / 1 fault, x1 = value
+    mov     x2, x0
+    mov     x0, #0
+    mov     x1, #0
+.global probe_load32_insn
+probe_load32_insn:
+    ldr     w1, [x2]
+    b       probe_resume
+
 .global probe_semihost_call
 probe_semihost_call:                // x0 = operation, x1 = parameter -> x0 = result
 .global probe_hlt_insn
@@ -46,10 +56,12 @@ probe_hlt_insn:
 
 unsafe extern "C" {
     fn probe_store_u64(addr: usize, value: u64) -> u64;
+    fn probe_load_u32(addr: usize) -> ProbeLoad;
     fn probe_semihost_call(op: u64, param: *const u8) -> u64;
     static probe_hlt_insn: u8;
     static probe_store_insn: u8;
     static probe_load_insn: u8;
+    static probe_load32_insn: u8;
     static probe_resume: u8;
 }
 
@@ -75,6 +87,25 @@ pub fn try_store_u64(addr: usize, value: u64) -> Result<(), ProbeFault> {
     result(faulted)
 }
 
+/// What `probe_load_u64` returns in x0/x1.
+#[repr(C)]
+struct ProbeLoad {
+    faulted: u64,
+    value: u64,
+}
+
+/// Loads the 32-bit register at `addr` (4-byte aligned, mapped); returns the fault
+/// instead of dying if the load aborts — how the kernel checks that a device the
+/// firmware describes answers at all (QEMU 7.2's ACPI describes an ITS even with
+/// `its=off`).
+pub fn try_load_u32(addr: usize) -> Result<u32, ProbeFault> {
+    // SAFETY: the callee performs one aligned load that either completes or faults
+    // into the sync handler, which resumes us through `probe_resume` with x0 = 1.
+    // Callers aim it at mapped device registers whose read has no side effect.
+    let r = unsafe { probe_load_u32(addr) };
+    result(r.faulted).map(|()| r.value as u32)
+}
+
 fn result(faulted: u64) -> Result<(), ProbeFault> {
     if faulted == 0 {
         Ok(())
@@ -91,7 +122,8 @@ fn result(faulted: u64) -> Result<(), ProbeFault> {
 pub fn fixup(elr: u64, esr: u64, far: u64) -> Option<u64> {
     let store = &raw const probe_store_insn as u64;
     let load = &raw const probe_load_insn as u64;
-    if elr != store && elr != load {
+    let load32 = &raw const probe_load32_insn as u64;
+    if elr != store && elr != load && elr != load32 {
         return None;
     }
     LAST_ESR.store(esr, Ordering::Relaxed);
