@@ -191,7 +191,7 @@ fn init_early_console(tree: &Dtb) {
         Ok((uart, _)) => {
             if console::set_early(uart).is_err() {
                 early_fail(format_args!(
-                    "cannot map the console UART at {:#x}",
+                    "the console UART at {:#x} cannot be mapped or does not answer",
                     uart.mmio.base
                 ));
             }
@@ -243,6 +243,15 @@ fn init_memory(platform: &Platform, dtb: Range) {
     {
         if mmu::map(r.start, r.end, Kind::ReadWrite).is_err() {
             early_fail(format_args!("cannot map RAM {:#x}..{:#x}", r.start, r.end));
+        }
+        // A device tree can claim RAM that is not there: its last word must read.
+        if devices::answers(r.end - 4).is_err() {
+            log::warn!(
+                "RAM {:#x}..{:#x} from the device tree does not answer at its end: not used",
+                r.start,
+                r.end
+            );
+            continue;
         }
         frames::add(r);
     }
@@ -298,7 +307,12 @@ fn init_interrupts(platform: &Platform) {
     let gic = &platform.gic;
     match devices::gic(gic) {
         Ok((gic, chip)) => irq::init(gic, chip),
-        Err(e) => early_fail(format_args!("cannot map the GIC at {:#x}", e.start)),
+        Err(devices::DeviceError::Map(e)) => {
+            early_fail(format_args!("cannot map the GIC at {:#x}", e.start))
+        }
+        Err(devices::DeviceError::Absent(at)) => early_fail(format_args!(
+            "the interrupt controller does not answer at {at:#x} (the device tree says it is there)"
+        )),
     }
     crate::its::init(gic);
     let timer = platform.timer_irq;

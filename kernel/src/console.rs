@@ -13,7 +13,7 @@ use core::fmt::{self, Write};
 
 use drivers::uart::Uart;
 
-use crate::arch::{devices, mmu, semihosting};
+use crate::arch::{devices, semihosting};
 use crate::platform;
 use crate::sync::IrqLock;
 use crate::time;
@@ -24,8 +24,14 @@ static EARLY: spin::Once<platform::Uart> = spin::Once::new();
 
 /// Maps the console UART and makes it the target of emergency output (before
 /// [`init`] and the full device-tree parse).
-pub fn set_early(uart: platform::Uart) -> Result<(), mmu::MapFailed> {
+pub fn set_early(uart: platform::Uart) -> Result<(), devices::DeviceError> {
     devices::map_mmio(uart.mmio)?;
+    // A UART that is not there would turn every later message into a fault.
+    let status = match uart.kind {
+        platform::UartKind::Pl011 => 0x18,
+        platform::UartKind::Ns16550 { shift, .. } => (5usize << shift) & !3,
+    };
+    devices::answers(uart.mmio.base + status)?;
     EARLY.call_once(|| uart);
     Ok(())
 }

@@ -67,7 +67,10 @@ pub fn init(dtb: &Dtb, no_msi: bool) {
     let ecam = match devices::ecam(host.ecam_base, host.bus_start, host.bus_end) {
         Ok(e) => e,
         Err(e) => {
-            log::warn!("cannot map ECAM at {:#x}: {e:?}", host.ecam_base);
+            log::warn!(
+                "PCI ECAM at {:#x} unusable ({e:?}): no PCI devices",
+                host.ecam_base
+            );
             return;
         }
     };

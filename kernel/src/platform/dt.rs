@@ -458,10 +458,8 @@ pub fn parse(dtb: &Dtb) -> Result<Platform, PlatformError> {
     let reserved = parse_reserved(dtb, &nodes)?;
     let uart_i = uart_node(&nodes, &mut warnings).ok_or(PlatformError::NoUart)?;
     let uart = uart_of(&nodes, uart_i)?;
+    // No interrupt: the monitor warns that console input is unavailable.
     let uart_irq = nodes.irqs(uart_i).next().flatten();
-    if uart_irq.is_none() {
-        let _ = warnings.push(Warning::UartNoInterrupt);
-    }
     let gic = parse_gic(&nodes, &mut warnings)?;
     let timer_irq = parse_timer(&nodes)?;
     let psci = parse_psci(&nodes);

@@ -145,8 +145,6 @@ pub type Name = heapless::String<40>;
 pub enum Warning {
     /// `/chosen/stdout-path` names a node that does not exist (the first UART is used).
     StdoutPathMissing(Name),
-    /// The console UART has no usable `interrupts`: no console input.
-    UartNoInterrupt,
     /// No `/psci` node (or no usable `method`): no SMP, no poweroff or reboot.
     NoPsci,
     /// RAM banks beyond what the kernel tracks were ignored.
@@ -166,12 +164,6 @@ impl fmt::Display for Warning {
                 f,
                 "stdout-path names {p}, which is not in the device tree: using the first UART"
             ),
-            Warning::UartNoInterrupt => {
-                write!(
-                    f,
-                    "the console UART has no interrupt: console input unavailable"
-                )
-            }
             Warning::NoPsci => write!(
                 f,
                 "no PSCI in the device tree: one CPU, and no poweroff or reboot"

@@ -11,6 +11,28 @@ use drivers::uart::{Ns16550, Pl011, Uart};
 use super::mmu::{self, Kind, MapFailed};
 use crate::platform::{self, Mmio, UartKind};
 
+/// Why a device described by the firmware could not be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeviceError {
+    /// Mapping its registers failed.
+    Map(MapFailed),
+    /// Reading the register at this address faults: nothing answers there.
+    Absent(usize),
+}
+
+impl From<MapFailed> for DeviceError {
+    fn from(e: MapFailed) -> Self {
+        DeviceError::Map(e)
+    }
+}
+
+/// Reads the (mapped) 32-bit register at `addr` through the fault-tolerant probe:
+/// firmware tables and device trees can describe hardware that is not there, and a
+/// fault here is an error instead of a fatal exception.
+pub fn answers(addr: usize) -> Result<u32, DeviceError> {
+    super::probe::try_load_u32(addr).map_err(|_| DeviceError::Absent(addr))
+}
+
 /// Maps `mmio` as device memory (page-rounded).
 pub fn map_mmio(mmio: Mmio) -> Result<(), MapFailed> {
     let start = mmio.base & !0xfff;
@@ -61,7 +83,7 @@ pub fn gicv3() -> Option<&'static drivers::irqchip::GicV3> {
 /// The GIC described by the DTB, mapped and constructed (not yet initialised).
 pub fn gic(
     gic: &crate::platform::Gic,
-) -> Result<(&'static dyn InterruptController, &'static dyn IrqChip), MapFailed> {
+) -> Result<(&'static dyn InterruptController, &'static dyn IrqChip), DeviceError> {
     use crate::platform::Gic;
     use alloc::boxed::Box;
     use drivers::irqchip::{GicV2, GicV3};
@@ -69,6 +91,8 @@ pub fn gic(
         Gic::V2 { gicd, gicc, .. } => {
             map_mmio(*gicd)?;
             map_mmio(*gicc)?;
+            answers(gicd.base + 4)?; // GICD_TYPER
+            answers(gicc.base + 0xfc)?; // GICC_IIDR
             // SAFETY: both windows come from the DTB's GIC node and are mapped as device
             // memory; the kernel creates exactly one controller object.
             let chip: &'static GicV2 =
@@ -78,6 +102,8 @@ pub fn gic(
         Gic::V3 { gicd, gicr, .. } => {
             map_mmio(*gicd)?;
             map_mmio(*gicr)?;
+            answers(gicd.base + 4)?; // GICD_TYPER
+            answers(gicr.base + 8)?; // GICR_TYPER
             // SAFETY: as above, for the distributor and the redistributor region.
             let chip: &'static GicV3 = Box::leak(Box::new(unsafe {
                 GicV3::new(gicd.base, gicr.base, gicr.len)
@@ -93,12 +119,17 @@ pub fn ecam(
     base: u64,
     bus_start: u8,
     bus_end: u8,
-) -> Result<drivers::pci::config::Ecam, MapFailed> {
-    let len = (usize::from(bus_end - bus_start) + 1) << 20;
+) -> Result<drivers::pci::config::Ecam, DeviceError> {
+    let buses = usize::from(
+        bus_end
+            .checked_sub(bus_start)
+            .ok_or(DeviceError::Absent(0))?,
+    ) + 1;
     map_mmio(Mmio {
         base: base as usize,
-        len,
+        len: buses << 20,
     })?;
+    answers(base as usize)?; // bus_start 00.0's vendor ID
     // SAFETY: the window is the DTB's ECAM `reg` for exactly these buses, now mapped as
     // device memory for good; the kernel's PCI layer makes the only `Ecam`.
     Ok(unsafe { drivers::pci::config::Ecam::new(base as usize, bus_start, bus_end) })
