@@ -10,7 +10,7 @@
 #![no_std]
 
 extern crate alloc;
-#[cfg(test)]
+#[cfg(any(test, feature = "fixtures"))]
 extern crate std;
 
 pub mod acpi;
@@ -22,5 +22,9 @@ pub mod fdtw;
 pub mod memmap;
 pub mod report;
 
+#[cfg(any(test, feature = "fixtures"))]
+pub mod fixtures;
+#[cfg(any(test, feature = "fixtures"))]
+pub mod shapes;
 #[cfg(test)]
-mod fixtures;
+mod tests;

@@ -114,7 +114,10 @@ fn report_gic(p: &Platform) {
         );
     }
     for f in p.gic.v2m() {
-        println!("probe: gic v2m frame at {:#x}", f.base);
+        println!(
+            "probe: gic v2m frame at {:#x}, SPIs from the tree {:?}",
+            f.mmio.base, f.spis
+        );
     }
     for f in p.gic.its() {
         println!("probe: gic its at {:#x}", f.base);

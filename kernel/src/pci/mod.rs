@@ -113,19 +113,24 @@ fn init_msi() {
     let Some(&frame) = crate::machine::platform().and_then(|p| p.gic.v2m().first()) else {
         return;
     };
-    let v2m = match devices::v2m(frame) {
+    let base = frame.mmio.base;
+    let v2m = match devices::v2m(frame.mmio) {
         Ok(v) => v,
         Err(e) => return log::warn!("cannot map the v2m frame: {e:?}"),
     };
     // MSI_TYPER must answer: firmware tables can name a frame that is not there.
-    if let Err(f) = crate::arch::probe::try_load_u32(frame.base + 8) {
+    if let Err(f) = crate::arch::probe::try_load_u32(base + 8) {
         return log::warn!(
-            "the firmware describes a v2m frame at {:#x}, but reading it faults (ESR {:#x})",
-            frame.base,
+            "the firmware describes a v2m frame at {base:#x}, but reading it faults (ESR {:#x})",
             f.esr
         );
     }
-    match v2m.vector_allocator(frame.base as u64) {
+    // The firmware's SPI range (ACPI MADT flag, DT arm,msi-base-spi) overrides MSI_TYPER.
+    let allocator = match frame.spis {
+        Some((first, count)) => drivers::irqchip::v2m::allocator_for(first, count, base as u64),
+        None => v2m.vector_allocator(base as u64),
+    };
+    match allocator {
         Ok(alloc) => {
             log::info!(
                 "GICv2m: MSI SPIs {}..{}",

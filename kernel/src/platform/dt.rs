@@ -17,7 +17,7 @@ use heapless::Vec;
 
 use super::{
     Dtb, Gic, Irq, Mmio, Name, PciHost, Platform, PlatformError, PsciMethod, Trigger, Uart,
-    UartKind, Warning,
+    UartKind, V2mFrame, Warning,
 };
 use crate::memrange::Range;
 
@@ -284,6 +284,20 @@ fn parse_gic(nodes: &Nodes<'_>, warnings: &mut Vec<Warning, 8>) -> Result<Gic, P
         }
         out
     };
+    let v2m = |parent: usize| {
+        let mut out: Vec<V2mFrame, 4> = Vec::new();
+        for c in nodes.children_of(parent) {
+            let node = nodes.list[c].node;
+            if is_compatible(node, &["arm,gic-v2m-frame"])
+                && let Some(mmio) = nodes.regs(c).next()
+            {
+                let spis =
+                    prop_u32(node, "arm,msi-base-spi").zip(prop_u32(node, "arm,msi-num-spis"));
+                let _ = out.push(V2mFrame { mmio, spis });
+            }
+        }
+        out
+    };
     if let Some(i) = nodes.compatible(GIC_V3) {
         let regs: AllocVec<Mmio> = nodes.regs(i).collect();
         let [gicd, gicr, more @ ..] = regs.as_slice() else {
@@ -300,7 +314,7 @@ fn parse_gic(nodes: &Nodes<'_>, warnings: &mut Vec<Warning, 8>) -> Result<Gic, P
             gicd: *gicd,
             gicr: *gicr,
             its: frames(i, "arm,gic-v3-its"),
-            v2m: frames(i, "arm,gic-v2m-frame"),
+            v2m: v2m(i),
         });
     }
     if let Some(i) = nodes.compatible(GIC_V2) {
@@ -311,7 +325,7 @@ fn parse_gic(nodes: &Nodes<'_>, warnings: &mut Vec<Warning, 8>) -> Result<Gic, P
         return Ok(Gic::V2 {
             gicd: *gicd,
             gicc: *gicc,
-            v2m: frames(i, "arm,gic-v2m-frame"),
+            v2m: v2m(i),
         });
     }
     let other = nodes.find(|n| {

@@ -40,6 +40,16 @@ pub struct Irq {
     pub trigger: Trigger,
 }
 
+/// A GICv2m MSI frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct V2mFrame {
+    /// Its register frame.
+    pub mmio: Mmio,
+    /// `(first SPI, count)` from `arm,msi-base-spi` / `arm,msi-num-spis`, which override
+    /// the frame's own `MSI_TYPER` (Linux `arm,gic.yaml`).
+    pub spis: Option<(u32, u32)>,
+}
+
 /// Which interrupt controller, and where.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Gic {
@@ -50,7 +60,7 @@ pub enum Gic {
         /// GICC.
         gicc: Mmio,
         /// `arm,gic-v2m-frame` children.
-        v2m: Vec<Mmio, 4>,
+        v2m: Vec<V2mFrame, 4>,
     },
     /// GICv3: distributor and redistributor region, plus any ITS or v2m frames (a
     /// GICv3 with a v2m frame and no ITS is how Parallels Desktop gives MSIs).
@@ -62,13 +72,13 @@ pub enum Gic {
         /// `arm,gic-v3-its` children.
         its: Vec<Mmio, 4>,
         /// `arm,gic-v2m-frame` children.
-        v2m: Vec<Mmio, 4>,
+        v2m: Vec<V2mFrame, 4>,
     },
 }
 
 impl Gic {
     /// The v2m MSI frames, on either GIC version.
-    pub fn v2m(&self) -> &[Mmio] {
+    pub fn v2m(&self) -> &[V2mFrame] {
         match self {
             Gic::V2 { v2m, .. } | Gic::V3 { v2m, .. } => v2m,
         }

@@ -72,7 +72,8 @@ fn qemu_virt_gicv2() {
     };
     assert_eq!(gicd.base, 0x0800_0000);
     assert_eq!(gicc.base, 0x0801_0000);
-    assert_eq!(v2m.first().map(|m| m.base), Some(0x0802_0000));
+    assert_eq!(v2m.first().map(|m| m.mmio.base), Some(0x0802_0000));
+    assert_eq!(v2m.first().and_then(|m| m.spis), None);
     assert_eq!(p.pci.map(|h| h.ecam.base), Some(0x40_1000_0000));
     assert_eq!(p.cpus.as_slice(), &[0, 1]);
     assert_eq!(p.model.as_str(), "linux,dummy-virt");
@@ -312,4 +313,91 @@ proptest! {
         }
         boot_parse(&b);
     }
+}
+
+/// The device tree `capstan.efi` writes from ACPI tables, read by this parser.
+fn from_acpi(mem: &efi::fixtures::FixtureMemory, ram: &[(u64, u64)]) -> Platform {
+    let mut report = std::string::String::new();
+    let d = efi::describe::describe(mem, mem.rsdp, &mut report).unwrap();
+    let mut buf = std::vec![0u8; 256 * 1024];
+    let boot = efi::devicetree::Boot {
+        ram,
+        bootargs: "probe",
+        report: Some("firmware test\n"),
+        firmware: "UEFI test",
+    };
+    let n = efi::devicetree::write(&d, &boot, &mut buf).unwrap();
+    parse_blob(&buf[..n]).unwrap()
+}
+
+#[test]
+fn acpi_qemu_gicv3_through_the_kernel_parser() {
+    let p = from_acpi(
+        &efi::fixtures::load("qemu-gicv3"),
+        &[(0x4000_0000, 0x8000_0000)],
+    );
+    let Gic::V3 {
+        gicd,
+        gicr,
+        its,
+        v2m,
+    } = &p.gic
+    else {
+        panic!("not GICv3")
+    };
+    assert_eq!(
+        (gicd.base, gicr.base, gicr.len),
+        (0x0800_0000, 0x080a_0000, 0xf6_0000)
+    );
+    assert_eq!(its.first().map(|m| m.base), Some(0x0808_0000));
+    assert!(v2m.is_empty());
+    assert_eq!(p.uart.kind, UartKind::Pl011);
+    assert_eq!(p.uart_irq.map(|i| i.intid), Some(33));
+    assert_eq!(p.timer_irq.intid, 30);
+    assert_eq!(p.psci, Some(PsciMethod::Hvc));
+    assert_eq!(p.cpus.as_slice(), &[0, 1]);
+    assert_eq!(p.pci.map(|h| h.ecam.base), Some(0x40_1000_0000));
+    assert_eq!(p.bootargs.as_str(), "probe");
+    assert_eq!(p.loader_report, Some(&b"firmware test\n"[..]));
+    assert!(p.warnings.is_empty(), "{:?}", p.warnings);
+}
+
+#[test]
+fn acpi_parallels_shape_through_the_kernel_parser() {
+    let p = from_acpi(&efi::shapes::parallels(), &[(0x4000_0000, 0x6000_0000)]);
+    let Gic::V3 { its, v2m, .. } = &p.gic else {
+        panic!("not GICv3")
+    };
+    assert!(its.is_empty());
+    assert_eq!(
+        v2m.as_slice(),
+        &[V2mFrame {
+            mmio: Mmio {
+                base: 0x0225_0000,
+                len: 0x1000
+            },
+            spis: None
+        }]
+    );
+    assert_eq!(p.uart.mmio.base, 0x0211_0000);
+    assert_eq!(p.uart_irq.map(|i| i.intid), Some(33));
+    assert_eq!(p.ram.as_slice(), &[Range::new(0x4000_0000, 0x6000_0000)]);
+}
+
+#[test]
+fn acpi_vmware_shape_through_the_kernel_parser() {
+    let p = from_acpi(&efi::shapes::vmware(), &[(0x8000_0000, 0x1_0000_0000)]);
+    assert_eq!(p.ram.as_slice(), &[Range::new(0x8000_0000, 0x1_0000_0000)]);
+    assert_eq!(p.uart.kind, UartKind::Ns16550 { shift: 0, width: 1 });
+    assert_eq!(p.uart_irq.map(|i| i.intid), Some(42));
+    assert_eq!(
+        p.timer_irq.intid, 30,
+        "the physical timer, not the virtual one (27)"
+    );
+    assert_eq!(p.psci, Some(PsciMethod::Smc));
+    let Gic::V3 { gicr, .. } = &p.gic else {
+        panic!("not GICv3")
+    };
+    assert_eq!((gicr.base, gicr.len), (0x0910_0000, 0x4_0000));
+    assert!(p.pci.is_none());
 }
