@@ -2,10 +2,10 @@
 //! the Parallels and VMware shapes built by hand, and malformed tables.
 
 use std::string::String;
-use std::vec;
+
 use std::vec::Vec;
 
-use crate::shapes::{self as build, aml, madt};
+use crate::shapes::{self as build, madt};
 
 use crate::acpi::AcpiError;
 use crate::describe::*;
