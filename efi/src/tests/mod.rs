@@ -274,3 +274,12 @@ fn mutated_tables_never_panic() {
         }
     }
 }
+
+/// QEMU 7.2 builds its MADT and IORT from the machine type, not the `its` property: with
+/// `its=off` the tables still name an ITS that is not there. The loader passes it on; the
+/// kernel finds it absent by probing (kernel/src/its.rs).
+#[test]
+fn qemu_its_off_still_describes_an_its() {
+    let d = describe_mem(&fixtures::load("qemu-gicv3-noits")).unwrap();
+    assert_eq!(d.gic.its.as_slice(), &[(0, 0x0808_0000)]);
+}
