@@ -47,6 +47,23 @@ pub fn from_load_options(raw: &[u8]) -> String<MAX> {
     out
 }
 
+/// The command line from a text file (`capstan.txt`): ASCII words, lines joined.
+pub fn from_text(raw: &[u8]) -> String<MAX> {
+    let mut out = String::new();
+    for w in raw
+        .split(|b| b.is_ascii_whitespace())
+        .filter(|w| !w.is_empty() && w.iter().all(|b| b.is_ascii_graphic()))
+    {
+        let Ok(w) = core::str::from_utf8(w) else {
+            continue;
+        };
+        if (!out.is_empty() && out.push(' ').is_err()) || out.push_str(w).is_err() {
+            break;
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -70,5 +87,12 @@ mod tests {
         assert_eq!(from_load_options(&ucs2("caf\u{e9}")), "caf?");
         // An odd trailing byte is ignored, not a panic.
         assert_eq!(from_load_options(&[b'a', 0, b'b']), "a");
+    }
+
+    #[test]
+    fn text_file() {
+        assert_eq!(from_text(b"probe\r\nlog=debug\n"), "probe log=debug");
+        assert_eq!(from_text(b"\xff\xfe probe"), "probe");
+        assert_eq!(from_text(b""), "");
     }
 }

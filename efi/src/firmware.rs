@@ -96,11 +96,24 @@ fn config_table(guid: uefi::Guid) -> Option<u64> {
     })
 }
 
+/// The kernel command line: the load options, else `\capstan.txt` on the volume the
+/// loader was started from (a VM whose firmware has no shell and no way to give an
+/// EFI application options; docs/parallels-vmware.md).
 fn command_line() -> heapless::String<{ efi::cmdline::MAX }> {
-    let Ok(img) = boot::open_protocol_exclusive::<LoadedImage>(boot::image_handle()) else {
-        return heapless::String::new();
+    let from_options = boot::open_protocol_exclusive::<LoadedImage>(boot::image_handle())
+        .map(|img| efi::cmdline::from_load_options(img.load_options_as_bytes().unwrap_or(&[])))
+        .unwrap_or_default();
+    if !from_options.is_empty() {
+        return from_options;
+    }
+    let Ok(fs) = boot::get_image_file_system(boot::image_handle()) else {
+        return from_options;
     };
-    efi::cmdline::from_load_options(img.load_options_as_bytes().unwrap_or(&[]))
+    let mut fs = uefi::fs::FileSystem::new(fs);
+    match fs.read(uefi::cstr16!("\\capstan.txt")) {
+        Ok(bytes) => efi::cmdline::from_text(&bytes),
+        Err(_) => from_options,
+    }
 }
 
 /// Prints a refusal on the firmware console and gives control back to it.

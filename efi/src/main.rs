@@ -1,7 +1,8 @@
 //! `capstan.efi`: the UEFI loader that boots Capstan where there is no device tree.
 //!
 //! Entered by the firmware at EL1 (or EL2) with the MMU on. It reads its load
-//! options (the kernel command line), the memory map and the ACPI tables; turns
+//! options or `\capstan.txt` (the kernel command line), the memory map and the
+//! ACPI tables; turns
 //! them into a device tree ([`efi`] crate); copies the kernel image it carries
 //! to pages of its own; exits boot services; writes the final memory map into
 //! the tree; and enters the kernel exactly as QEMU's `-kernel` does (Linux arm64

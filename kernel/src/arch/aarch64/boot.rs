@@ -31,9 +31,9 @@ _start:
 .section .text.boot, "ax"
 primary_entry:
     mov     x19, x0                 // keep the DTB pointer across setup
-    mrs     x1, mpidr_el1
-    and     x1, x1, #0xffffff
-    cbnz    x1, park                // only the boot CPU runs from the image entry
+    // Only the boot CPU enters here (the boot protocol starts secondaries through
+    // PSCI CPU_ON at secondary_entry), whatever its MPIDR: UEFI firmware may boot on
+    // a CPU whose affinity is not 0.
     bl      drop_to_el1
     bl      relocate
     adrp    x1, __bss_start
