@@ -7,72 +7,13 @@ use heapless::Vec;
 
 use crate::arch::mmu::{self, Kind};
 use crate::arch::{cpu, devices, early, heap, psci, secondary, sections, stack};
-use crate::mem::frames;
+use crate::cmdline::{BootArgs, LogLevel, NetOption};
+use crate::mem::{self, frames};
 use crate::memrange::{self, Range};
 use crate::platform::{self, Platform, PsciMethod};
 use crate::{console, irq, ktest, monitor, sched, time, timer};
 
 const PAGE: usize = 4096;
-
-/// Boot options from `/chosen/bootargs`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BootArgs<'a> {
-    /// `test` or `test=<filter>`: run the kernel tests matching the filter.
-    pub test: Option<&'a str>,
-    /// `hz=<n>`: a periodic tick (polling mode); default 0 = tickless.
-    pub hz: u64,
-    /// `log=<level>`.
-    pub log: log::LevelFilter,
-    /// `crash=panic|fault|hang`: the test runner crashes inside the first test instead of
-    /// running it, so `scripts/test` can check that failures are reported (harness
-    /// self-test).
-    pub crash: Option<ktest::Crash>,
-    /// `pci=nomsi`: PCI devices use INTx even where MSI is available.
-    pub pci_no_msi: bool,
-    /// `edu=msi|intx|nodma`: which edu scenario the machine was started for (tests).
-    pub edu: Option<&'a str>,
-    /// `net=dhcp` (RX by interrupt) or `net=poll[:hz]` (RX polled, default 100 Hz): start
-    /// the network stack on the virtio-net NIC at boot (scripts/netlab).
-    pub net: Option<crate::net::stack::RxMode>,
-}
-
-impl<'a> BootArgs<'a> {
-    /// Parses space-separated options; unknown ones are ignored.
-    pub fn parse(args: &'a str) -> Self {
-        let mut out = BootArgs {
-            test: None,
-            hz: 0,
-            log: log::LevelFilter::Info,
-            crash: None,
-            pci_no_msi: false,
-            edu: None,
-            net: None,
-        };
-        for word in args.split_whitespace() {
-            match word.split_once('=') {
-                None if word == "test" => out.test = Some(""),
-                Some(("test", filter)) => out.test = Some(filter),
-                Some(("hz", n)) => out.hz = n.parse().unwrap_or(0),
-                Some(("log", l)) => out.log = l.parse().unwrap_or(log::LevelFilter::Info),
-                Some(("crash", "panic")) => out.crash = Some(ktest::Crash::Panic),
-                Some(("crash", "fault")) => out.crash = Some(ktest::Crash::Fault),
-                Some(("crash", "hang")) => out.crash = Some(ktest::Crash::Hang),
-                Some(("pci", "nomsi")) => out.pci_no_msi = true,
-                Some(("edu", mode)) => out.edu = Some(mode),
-                Some(("net", "dhcp")) => out.net = Some(crate::net::stack::RxMode::Interrupt),
-                Some(("net", poll)) if poll.starts_with("poll") => {
-                    let hz = poll
-                        .strip_prefix("poll:")
-                        .and_then(|h| h.parse().ok())
-                        .unwrap_or(100);
-                    out.net = Some(crate::net::stack::RxMode::Poll { hz });
-                }
-                _ => {}
-            }
-        }
-        out
-    }
-}
 
 static PLATFORM: spin::Once<Platform> = spin::Once::new();
 static ARGS: spin::Once<BootArgs<'static>> = spin::Once::new();
@@ -121,10 +62,17 @@ pub fn start(dtb: usize) -> ! {
         Ok(p) => PLATFORM.call_once(|| p),
         Err(e) => early_fail(format_args!("malformed device tree at {dtb:#x}: {e:?}")),
     };
-    let args = *ARGS.call_once(|| BootArgs::parse(&platform.bootargs));
+    let parsed = BootArgs::parse(&platform.bootargs);
+    let args = *ARGS.call_once(|| parsed.args);
     init_console(platform);
     time::init();
-    console::init_log(args.log);
+    console::init_log(log_filter(args.log));
+    for w in &parsed.warnings {
+        log::warn!("{w}");
+    }
+    if parsed.more_warnings > 0 {
+        log::warn!("{} more bad boot options ignored", parsed.more_warnings);
+    }
     log::info!(
         "Capstan on {} (EL{}), DTB at {dtb:#x}",
         platform.model,
@@ -138,11 +86,16 @@ pub fn start(dtb: usize) -> ! {
     sched::init(10_000_000);
     start_secondaries(platform);
     cpu::enable_irqs();
-    monitor::start_console_reader();
-    if let Some(mode) = args.net
+    console::input::start_reader(platform.uart_irq);
+    let net = match args.net {
+        NetOption::Off => None,
+        NetOption::Dhcp => Some(crate::net::stack::RxMode::Interrupt),
+        NetOption::Poll { hz } => Some(crate::net::stack::RxMode::Poll { hz }),
+    };
+    if let Some(mode) = net
         && let Err(e) = crate::net::stack::start(mode)
     {
-        log::warn!("network stack not started: {e:?}");
+        log::warn!("network stack not started: {e}");
     }
     log::info!(
         "kernel init done in {} us ({} us since CPU reset)",
@@ -152,6 +105,17 @@ pub fn start(dtb: usize) -> ! {
     match args.test {
         Some(filter) => ktest::run(filter, args.crash),
         None => monitor::run(),
+    }
+}
+
+fn log_filter(level: LogLevel) -> log::LevelFilter {
+    match level {
+        LogLevel::Off => log::LevelFilter::Off,
+        LogLevel::Error => log::LevelFilter::Error,
+        LogLevel::Warn => log::LevelFilter::Warn,
+        LogLevel::Info => log::LevelFilter::Info,
+        LogLevel::Debug => log::LevelFilter::Debug,
+        LogLevel::Trace => log::LevelFilter::Trace,
     }
 }
 
@@ -203,6 +167,7 @@ fn init_memory(platform: &Platform, dtb: Range) {
     let Some(free) = memrange::subtract::<32>(&free, &[arena]) else {
         early_fail(format_args!("too many memory ranges"));
     };
+    let mut pooled = 0;
     for r in free
         .iter()
         .map(|r| r.align_inward(PAGE))
@@ -212,7 +177,23 @@ fn init_memory(platform: &Platform, dtb: Range) {
             early_fail(format_args!("cannot map RAM {:#x}..{:#x}", r.start, r.end));
         }
         frames::add(r);
+        pooled += r.len();
     }
+    let in_ram = |r: &Range| -> usize {
+        platform
+            .ram
+            .iter()
+            .map(|bank| r.intersect(bank).map_or(0, |i| i.len()))
+            .sum()
+    };
+    mem::record_boot_memory(mem::BootMemory {
+        ram: platform.ram.iter().map(Range::len).sum(),
+        image: in_ram(&holes[0]),
+        firmware_tables: in_ram(&holes[1]),
+        reserved: holes[2..].iter().map(in_ram).sum(),
+        stacks: stack::ARENA_SIZE,
+        frames: pooled,
+    });
     if stack::init(arena.start).is_err() {
         early_fail(format_args!("cannot map the stack arena"));
     }

@@ -10,6 +10,8 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 
 use drivers::uart::pl011::Pl011;
 
+pub mod input;
+
 use crate::arch::devices;
 use crate::sync::IrqLock;
 use crate::time;

@@ -14,6 +14,7 @@
 
 extern crate alloc;
 
+mod cmdline;
 mod memrange;
 mod net;
 mod platform;

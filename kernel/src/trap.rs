@@ -7,7 +7,7 @@
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::arch::vectors::{TrapFrame, VectorKind};
-use crate::arch::{cpu, probe, stack};
+use crate::arch::{cpu, probe, semihosting, stack};
 use crate::{console, irq, ktest, sched};
 
 /// The BRK immediate the kernel's tests use; the handler counts it and steps over it.
@@ -70,6 +70,11 @@ fn sync(frame: &mut TrapFrame, kind: VectorKind) -> *mut TrapFrame {
     let from_el1 = kind.source() <= 1;
     match ec {
         0x15 if from_el1 => return sched::kernel_call(frame),
+        // A semihosting call without QEMU's -semihosting: step over it, once.
+        0x00 if from_el1 && semihosting::is_call_at(frame.elr) => {
+            semihosting::mark_unavailable();
+            frame.elr += 4;
+        }
         0x3c if frame.esr & 0xffff == TEST_BRK => {
             BRK_HITS.fetch_add(1, Ordering::Relaxed);
             frame.elr += 4;

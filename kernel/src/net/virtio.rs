@@ -59,6 +59,25 @@ pub enum AttachError {
     NoInterrupt,
 }
 
+impl core::fmt::Display for AttachError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            AttachError::Pci(PciError::NotFound) => write!(f, "no virtio-net device"),
+            AttachError::Pci(e) => write!(f, "virtio-net: {e}"),
+            AttachError::Transport => write!(
+                f,
+                "virtio-net offers neither modern capabilities nor a usable legacy BAR"
+            ),
+            AttachError::Net(e) => write!(f, "virtio-net: {e}"),
+            AttachError::Dma(e) => write!(f, "no memory for virtio-net's rings: {e}"),
+            AttachError::NoInterrupt => write!(
+                f,
+                "virtio-net can interrupt neither by MSI-X nor by a routable INTx pin"
+            ),
+        }
+    }
+}
+
 /// How the NIC interrupts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IrqMode {

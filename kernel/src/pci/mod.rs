@@ -170,6 +170,17 @@ pub enum PciError {
     Irq(abi::Error),
 }
 
+impl core::fmt::Display for PciError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            PciError::NotFound => write!(f, "no such PCI device (or it is already in use)"),
+            PciError::NoBar => write!(f, "a register window (BAR) is missing or unassigned"),
+            PciError::Map => write!(f, "its registers cannot be mapped"),
+            PciError::Irq(e) => write!(f, "interrupt setup failed: {e}"),
+        }
+    }
+}
+
 /// Claims the first unclaimed function `vendor:device` whose capabilities parsed.
 pub fn claim(vendor: u16, device: u16) -> Result<Device, PciError> {
     let pci = bus().ok_or(PciError::NotFound)?;
