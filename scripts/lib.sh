@@ -110,6 +110,24 @@ pci_devices() {
     esac
 }
 
+# bridged_nics [noport] -> modern-only virtio-net functions (device 0x1041) behind bridges,
+# on one QEMU hub so each one's frames reach the others: 01:01.0 behind a pci-bridge at
+# slot 8, 02:01.0 behind a pci-bridge behind that one, and (unless `noport`: QEMU refuses a
+# pcie-root-port on a machine without an MSI controller) 03:00.0 behind a pcie-root-port at
+# slot 10. The slots make the three swizzle onto different INTx lines (virtio-net needs its
+# INTx line alone). The kernel test `nics_behind_bridges...` (boot option bridges=N, N = 3
+# or 2) exchanges frames on them.
+bridged_nics() {
+    echo -netdev hubport,id=hb1,hubid=1 -netdev hubport,id=hb2,hubid=1 \
+        -device pci-bridge,id=br0,chassis_nr=1,addr=8 \
+        -device virtio-net-pci,bus=br0,addr=1,disable-legacy=on,netdev=hb1,mac=52:54:00:bb:00:01 \
+        -device pci-bridge,id=br1,chassis_nr=2,bus=br0,addr=2 \
+        -device virtio-net-pci,bus=br1,addr=1,disable-legacy=on,netdev=hb2,mac=52:54:00:bb:00:02
+    [ "${1:-}" = noport ] && return
+    echo -netdev hubport,id=hb3,hubid=1 -device pcie-root-port,id=rp0,chassis=3,addr=10 \
+        -device virtio-net-pci,bus=rp0,disable-legacy=on,netdev=hb3,mac=52:54:00:bb:00:03
+}
+
 # qemu_args GIC MEM SMP [EDU] -> the common QEMU command line for the virt board.
 # QEMU_MACHINE_OPTS, if set, is appended to the -M options (comma-separated), e.g.
 # `its=off` for a GICv3 without an ITS (no MSI controller: PCI devices use INTx).

@@ -144,8 +144,9 @@ pub struct ParsedArgs<'a> {
 const HZ_RANGE: &str = "0 (tickless) or 1..=10000 ticks per second";
 const POLL_RANGE: &str = "dhcp, off, poll or poll:<1..=10000 polls per second>";
 
-/// Keys the in-kernel tests read themselves from the raw command line (`tests::netlab`).
-const TEST_KEYS: [&str; 2] = ["sha1m", "sha16m"];
+/// Keys the in-kernel tests read themselves from the raw command line (`tests::netlab`,
+/// `tests::bridges`).
+const TEST_KEYS: [&str; 3] = ["sha1m", "sha16m", "bridges"];
 
 impl<'a> BootArgs<'a> {
     /// Parses space-separated options. Never fails: see the module note.

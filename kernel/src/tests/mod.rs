@@ -1,6 +1,7 @@
 //! Kernel tests that span subsystems (unit tests sit beside their code).
 
 mod basics;
+mod bridges;
 mod dma;
 mod net;
 mod netlab;
