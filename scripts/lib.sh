@@ -73,9 +73,16 @@ ensure_rust() {
         [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
     fi
     command -v rustup >/dev/null 2>&1 || { echo "rustup is required (https://rustup.rs)" >&2; return 1; }
+    # Host builds (build scripts, proc macros, host tests) link with the C toolchain.
+    command -v cc >/dev/null 2>&1 || apt_install gcc libc6-dev || return 1
     # rust-toolchain.toml pins the toolchain, targets and components; this installs
     # whatever of it is missing and is a no-op otherwise.
     (cd "$ROOT" && rustup toolchain install >/dev/null)
+}
+
+# Python 3 runs the test drivers (console paste, network lab, benchmarks).
+ensure_python() {
+    command -v python3 >/dev/null 2>&1 || apt_install python3
 }
 
 objcopy_bin() {
