@@ -1,0 +1,2 @@
+//! Shared helpers of Capstan's user programs.
+#![no_std]
