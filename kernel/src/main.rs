@@ -18,6 +18,7 @@ mod cmdline;
 mod memrange;
 mod net;
 mod platform;
+mod process;
 
 #[cfg(target_os = "none")]
 mod arch;
