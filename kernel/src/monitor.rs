@@ -145,15 +145,36 @@ fn mem() {
 
 fn net() {
     let Some(s) = crate::net::stack::status() else {
-        crate::println!("network stack not running (boot with net=dhcp or net=poll)");
+        crate::println!(
+            "network stack not running (boot with net=dhcp; scripts/run does so unless --no-net)"
+        );
         return;
     };
-    crate::println!("mode {:?}, address {:?}", s.mode, s.address);
+    let mode = match s.mode {
+        Some(crate::net::stack::RxMode::Interrupt) => alloc::format!("receive by interrupt"),
+        Some(crate::net::stack::RxMode::Poll { hz }) => {
+            alloc::format!("receive polled {hz} times a second")
+        }
+        None => alloc::format!("not started"),
+    };
+    let address = s.address.map_or_else(
+        || alloc::format!("none yet (DHCP)"),
+        |a| alloc::format!("{a}"),
+    );
+    crate::println!("network: {mode}, address {address}");
     if let Some(n) = s.nic {
+        use crate::net::virtio::IrqMode;
         crate::println!(
-            "nic: {:?} interface, interrupts {:?}, link {}, config interrupts {}",
-            n.transport,
-            n.irq,
+            "nic: {} interface, {}, link {}, config interrupts {}",
+            match n.transport {
+                drivers::virtio::TransportKind::Modern => "modern virtio",
+                drivers::virtio::TransportKind::Legacy => "legacy virtio",
+            },
+            match n.irq {
+                IrqMode::MsixPerQueue => "MSI-X vectors for receive and config",
+                IrqMode::MsixShared => "one shared MSI-X vector",
+                IrqMode::Intx => "INTx line",
+            },
             if n.link_up { "up" } else { "down" },
             n.config_events
         );
