@@ -29,20 +29,28 @@ pub fn platform() -> Option<&'static Platform> {
 }
 
 fn early_fail(what: core::fmt::Arguments<'_>) -> ! {
-    // The fixed early UART may not be mapped yet if the MMU is on; mapping it again is
-    // harmless if it is.
-    let _ = devices::map_mmio(platform::Mmio {
+    // The console may not exist yet: map the fixed early UART (again, harmlessly, if the
+    // console already did) and write through it.
+    if let Ok(va) = devices::map_mmio(platform::Mmio {
         base: console::EARLY_UART_BASE,
         len: PAGE,
-    });
+    }) {
+        console::set_emergency_uart(va);
+    }
     console::emergency_fmt(format_args!("\ncapstan: cannot boot: {what}\n"));
     crate::trap::halt()
 }
 
-/// First Rust code on the boot CPU (called by `arch::boot::kernel_main`); `dtb` is what
-/// the loader left in x0.
+/// First Rust code on the boot CPU (called by `arch::boot::kernel_main`, MMU on with the
+/// boot tables); `dtb` is the physical address the loader left in x0.
 pub fn start(dtb: usize) -> ! {
     heap::init();
+    if let Err(e) = enable_mmu() {
+        early_fail(format_args!(
+            "MMU setup failed at {:#x}..{:#x}",
+            e.start, e.end
+        ));
+    }
     let Some(header) = early::dtb_header(dtb) else {
         early_fail(format_args!(
             "no device tree: x0 = {dtb:#x} is not a DTB address"
@@ -52,13 +60,10 @@ pub fn start(dtb: usize) -> ! {
         early_fail(format_args!("no device tree: bad magic at {dtb:#x}"));
     };
     let dtb_range = Range::new(dtb, dtb + dtb_len);
-    if let Err(e) = enable_mmu(dtb_range) {
-        early_fail(format_args!(
-            "MMU setup failed at {:#x}..{:#x}",
-            e.start, e.end
-        ));
-    }
-    let platform = match platform::parse(early::dtb_slice(dtb, dtb_len)) {
+    let Some(dtb_bytes) = early::dtb_slice(dtb, dtb_len) else {
+        early_fail(format_args!("cannot map the device tree at {dtb:#x}"));
+    };
+    let platform = match platform::parse(dtb_bytes) {
         Ok(p) => PLATFORM.call_once(|| p),
         Err(e) => early_fail(format_args!("malformed device tree at {dtb:#x}: {e:?}")),
     };
@@ -81,7 +86,7 @@ pub fn start(dtb: usize) -> ! {
     init_memory(platform, dtb_range);
     init_psci(platform);
     init_interrupts(platform);
-    crate::pci::init(early::dtb_slice(dtb, dtb_len), args.pci_no_msi);
+    crate::pci::init(dtb_bytes, args.pci_no_msi);
     timer::set_periodic_hz(args.hz);
     sched::init(10_000_000);
     start_secondaries(platform);
@@ -119,16 +124,14 @@ fn log_filter(level: LogLevel) -> log::LevelFilter {
     }
 }
 
-fn enable_mmu(dtb: Range) -> Result<(), mmu::MapFailed> {
+fn enable_mmu() -> Result<(), mmu::MapFailed> {
     let img = sections::image();
     let guard = img.boot_stack_guard;
-    let dtb = dtb.align_outward(PAGE);
     mmu::enable(&[
         (img.start, img.text_end, Kind::Text),
         (img.text_end, img.rodata_end, Kind::ReadOnly),
         (img.rodata_end, guard, Kind::ReadWrite),
         (guard + PAGE, img.end, Kind::ReadWrite),
-        (dtb.start, dtb.end, Kind::ReadOnly),
     ])
 }
 
@@ -137,7 +140,7 @@ fn init_console(platform: &Platform) {
         early_fail(format_args!("no arm,pl011 UART in the device tree"));
     };
     match devices::pl011(mmio) {
-        Ok(uart) => console::init(uart, mmio.base),
+        Ok((uart, va)) => console::init(uart, va),
         Err(_) => early_fail(format_args!("cannot map the UART at {:#x}", mmio.base)),
     }
 }
@@ -147,7 +150,9 @@ fn init_console(platform: &Platform) {
 fn init_memory(platform: &Platform, dtb: Range) {
     let img = sections::image();
     let mut holes: Vec<Range, 24> = Vec::new();
-    let _ = holes.push(Range::new(img.start, img.end).align_outward(PAGE));
+    let image_phys = mmu::virt_to_phys(img.start);
+    let _ =
+        holes.push(Range::new(image_phys, image_phys + (img.end - img.start)).align_outward(PAGE));
     let _ = holes.push(dtb.align_outward(PAGE));
     for r in &platform.reserved {
         let _ = holes.push(r.align_outward(PAGE));

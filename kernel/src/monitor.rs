@@ -151,14 +151,14 @@ fn net() {
         return;
     };
     let mode = match s.mode {
-        Some(crate::net::stack::RxMode::Interrupt) => alloc::format!("receive by interrupt"),
+        Some(crate::net::stack::RxMode::Interrupt) => String::from("receive by interrupt"),
         Some(crate::net::stack::RxMode::Poll { hz }) => {
             alloc::format!("receive polled {hz} times a second")
         }
-        None => alloc::format!("not started"),
+        None => String::from("not started"),
     };
     let address = s.address.map_or_else(
-        || alloc::format!("none yet (DHCP)"),
+        || String::from("none yet (DHCP)"),
         |a| alloc::format!("{a}"),
     );
     crate::println!("network: {mode}, address {address}");

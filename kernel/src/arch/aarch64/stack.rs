@@ -48,13 +48,14 @@ impl Drop for KernelStack {
     }
 }
 
-/// Maps the arena at `base` (ARENA_SIZE bytes of free RAM): stacks RW, guards unmapped.
+/// Maps the arena at physical `base` (ARENA_SIZE bytes of free RAM) into the linear
+/// map: stacks RW, guards unmapped.
 pub fn init(base: usize) -> Result<(), super::mmu::MapFailed> {
     for slot in 0..SLOTS {
         let stack = base + slot * SLOT_SIZE + GUARD_SIZE;
         super::mmu::map(stack, stack + STACK_SIZE, super::mmu::Kind::ReadWrite)?;
     }
-    ARENA_BASE.store(base, Ordering::Release);
+    ARENA_BASE.store(super::mmu::phys_to_virt(base), Ordering::Release);
     Ok(())
 }
 
