@@ -7,6 +7,8 @@ KERNEL_TARGET=aarch64-unknown-none-softfloat
 BUILD_DIR="$ROOT/build"
 KERNEL_ELF="$ROOT/target/$KERNEL_TARGET/release/capstan"
 KERNEL_IMAGE="$BUILD_DIR/capstan.bin"
+USER_TARGET=aarch64-unknown-none
+INITRD="$BUILD_DIR/initrd.tar"
 
 log() { printf '==> %s\n' "$*" >&2; }
 
@@ -51,7 +53,7 @@ ensure_qemu() {
 qemu_preflight() {
     local img
     img=$(mktemp)
-    printf 'quit\n' | timeout 20 qemu-system-aarch64 $(with_user_net $(KERNEL_IMAGE=$img \
+    printf 'quit\n' | timeout 20 qemu-system-aarch64 $(with_user_net $(KERNEL_IMAGE=$img INITRD=$img \
         qemu_args 2 256M 1 msi) | sed 's/ -nographic / /') -S -display none -monitor stdio \
         -serial null >/dev/null
     local rc=$?
@@ -98,6 +100,25 @@ build_kernel() {
     (cd "$ROOT" && cargo build -q --release -p kernel --target "$KERNEL_TARGET")
     mkdir -p "$BUILD_DIR"
     "$(objcopy_bin)" -O binary "$KERNEL_ELF" "$KERNEL_IMAGE"
+    build_userland
+}
+
+# build_userland: the user programs (userland/, its own workspace, aarch64-unknown-none),
+# stripped into build/initrd/bin/, packed as a ustar archive (what the kernel's initrd
+# reader takes; QEMU loads it with -initrd). Reproducible: fixed owner, mode and mtime.
+build_userland() {
+    log "building user programs ($USER_TARGET) and the initrd"
+    (cd "$ROOT/userland" && cargo build -q --release --target "$USER_TARGET") || return 1
+    local stage="$BUILD_DIR/initrd" bin name
+    rm -rf "$stage"; mkdir -p "$stage/bin"
+    for bin in "$ROOT"/userland/programs/src/bin/*.rs; do
+        name=$(basename "$bin" .rs)
+        "$(objcopy_bin)" --strip-all "$ROOT/userland/target/$USER_TARGET/release/$name" "$stage/bin/$name" || return 1
+    done
+    # Files only (no directory entries): paths carry the directories.
+    (cd "$stage" && find . -type f | sed 's|^\./||' | sort |
+        tar --format=ustar --owner=0 --group=0 --numeric-owner --mtime=@0 --no-recursion \
+            -cf "$INITRD" -T -)
 }
 
 # pci_devices EDU -> the PCI devices every machine gets (fixed slots), plus edu devices:
@@ -141,7 +162,8 @@ bridged_nics() {
 qemu_args() {
     local gic=${1:-2} mem=${2:-1G} smp=${3:-1}
     echo -M "virt,gic-version=$gic${QEMU_MACHINE_OPTS:+,$QEMU_MACHINE_OPTS}" -cpu cortex-a72 -m "$mem" -smp "$smp" \
-        -nographic -no-reboot -kernel "$KERNEL_IMAGE" $(pci_devices "${4:-msi}") $NO_OPTION_ROMS
+        -nographic -no-reboot -kernel "$KERNEL_IMAGE" -initrd "$INITRD" $(pci_devices "${4:-msi}") \
+        $NO_OPTION_ROMS
 }
 
 # The NICs' PCI option ROMs (iPXE boot code for x86 and UEFI) are never run on virt with

@@ -89,6 +89,11 @@ pub fn start(dtb: usize) -> ! {
     crate::pci::init(dtb_bytes, args.pci_no_msi);
     timer::set_periodic_hz(args.hz);
     sched::init(10_000_000);
+    crate::process::table::init(
+        platform
+            .initrd
+            .and_then(|r| early::initrd_slice(r.start, r.len())),
+    );
     start_secondaries(platform);
     cpu::enable_irqs();
     console::input::start_reader(platform.uart_irq);
@@ -154,7 +159,7 @@ fn init_memory(platform: &Platform, dtb: Range) {
     let _ =
         holes.push(Range::new(image_phys, image_phys + (img.end - img.start)).align_outward(PAGE));
     let _ = holes.push(dtb.align_outward(PAGE));
-    for r in &platform.reserved {
+    for r in platform.reserved.iter().chain(&platform.initrd) {
         let _ = holes.push(r.align_outward(PAGE));
     }
     let Some(free) = memrange::subtract::<32>(&platform.ram, &holes) else {

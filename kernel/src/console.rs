@@ -48,6 +48,18 @@ pub fn print_fmt(args: fmt::Arguments<'_>) {
     }
 }
 
+/// Writes raw bytes (a process's output), `\n` as `\r\n` for terminals.
+pub fn write_bytes(bytes: &[u8]) {
+    if let Some(uart) = CONSOLE.lock().as_mut() {
+        for &b in bytes {
+            if b == b'\n' {
+                uart.write_byte(b'\r');
+            }
+            uart.write_byte(b);
+        }
+    }
+}
+
 /// Prints without taking the console lock: for fatal paths only.
 pub fn emergency_fmt(args: fmt::Arguments<'_>) {
     let va = UART_VA.load(Ordering::Relaxed);

@@ -108,7 +108,7 @@ fn mem() {
             mib(m.image)
         );
         crate::println!("  device tree   {}", mib(m.firmware_tables));
-        crate::println!("  reserved      {} (by the firmware)", mib(m.reserved));
+        crate::println!("  reserved      {} (firmware, initrd)", mib(m.reserved));
         crate::println!(
             "  kernel stacks {} ({} slots of {} KiB + a guard page)",
             mib(m.stacks),

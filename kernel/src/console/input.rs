@@ -188,7 +188,7 @@ pub fn read_byte_until(deadline_ns: u64) -> Option<u8> {
         if let Some(b) = pop() {
             return Some(b);
         }
-        if time::now_ns() >= deadline_ns {
+        if time::now_ns() >= deadline_ns || sched::current_user_killed() {
             return None;
         }
         match notify(&READY) {

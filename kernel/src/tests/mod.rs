@@ -6,3 +6,4 @@ mod dma;
 mod net;
 mod netlab;
 mod pci;
+mod process;

@@ -29,3 +29,14 @@ pub fn dtb_slice(addr: usize, len: usize) -> Option<&'static [u8]> {
     // and unmodified for the kernel's lifetime.
     Some(unsafe { core::slice::from_raw_parts(ptr, len) })
 }
+
+/// The initial RAM disk at physical `[addr, addr + len)`, mapped read-only for the
+/// kernel's lifetime (its frames are kept out of the allocator).
+pub fn initrd_slice(addr: usize, len: usize) -> Option<&'static [u8]> {
+    let va = mmu::map(addr, addr + len, Kind::ReadOnly).ok()?;
+    let ptr = core::ptr::with_exposed_provenance::<u8>(va);
+    // SAFETY: the range is the initrd the boot loader placed (from `/chosen`), mapped
+    // read-only at `va` and never given to the frame allocator, so it stays valid and
+    // unmodified.
+    Some(unsafe { core::slice::from_raw_parts(ptr, len) })
+}

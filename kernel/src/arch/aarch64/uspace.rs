@@ -10,9 +10,7 @@
 
 use aarch64_paging::Mapping;
 use aarch64_paging::descriptor::{El1Attributes as Attr, PhysicalAddress};
-use aarch64_paging::paging::{
-    Constraints, El1And0, MemoryRegion, PageTable, Translation, VaRange,
-};
+use aarch64_paging::paging::{Constraints, El1And0, MemoryRegion, PageTable, Translation, VaRange};
 use core::arch::asm;
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -81,7 +79,10 @@ impl UserTables {
 
     /// Gives unused reserved frames back.
     fn release(&self) {
-        self.reserve.borrow_mut().drain(..).for_each(|pa| frames::free(pa, 1));
+        self.reserve
+            .borrow_mut()
+            .drain(..)
+            .for_each(|pa| frames::free(pa, 1));
     }
 }
 
@@ -182,13 +183,8 @@ impl AddressSpace {
             tables.release();
             return None;
         };
-        let map = Mapping::with_asid_and_va_range(
-            tables,
-            usize::from(asid),
-            0,
-            El1And0,
-            VaRange::Lower,
-        );
+        let map =
+            Mapping::with_asid_and_va_range(tables, usize::from(asid), 0, El1And0, VaRange::Lower);
         // Treat the table as live from the start: every unmap then invalidates the TLB.
         map.mark_active();
         Some(AddressSpace { map, asid })
@@ -206,7 +202,13 @@ impl AddressSpace {
 
     /// Maps `[va, va + len)` to physical `[pa, pa + len)` with `access` (page aligned,
     /// `len` > 0). `NoMemory` if the page tables cannot grow.
-    pub fn map(&mut self, va: usize, pa: usize, len: usize, access: UserAccess) -> Result<(), MapRefused> {
+    pub fn map(
+        &mut self,
+        va: usize,
+        pa: usize,
+        len: usize,
+        access: UserAccess,
+    ) -> Result<(), MapRefused> {
         self.change(va, len, PhysicalAddress(pa), access.attributes())
     }
 
@@ -215,7 +217,13 @@ impl AddressSpace {
         self.change(va, len, PhysicalAddress(0), Attr::empty())
     }
 
-    fn change(&mut self, va: usize, len: usize, pa: PhysicalAddress, attr: Attr) -> Result<(), MapRefused> {
+    fn change(
+        &mut self,
+        va: usize,
+        len: usize,
+        pa: PhysicalAddress,
+        attr: Attr,
+    ) -> Result<(), MapRefused> {
         if len == 0 || va.checked_add(len).is_none_or(|end| end > 1 << 48) {
             return Err(MapRefused::Range);
         }
