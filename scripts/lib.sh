@@ -115,6 +115,9 @@ build_userland() {
         name=$(basename "$bin" .rs)
         "$(objcopy_bin)" --strip-all "$ROOT/userland/target/$USER_TARGET/release/$name" "$stage/bin/$name" || return 1
     done
+    cp -r "$ROOT/userland/initrd/." "$stage/"
+    # A truncated executable: the loader must refuse it (process tests).
+    head -c 300 "$stage/bin/hello" >"$stage/bin/bad-elf"
     # Files only (no directory entries): paths carry the directories.
     (cd "$stage" && find . -type f | sed 's|^\./||' | sort |
         tar --format=ustar --owner=0 --group=0 --numeric-owner --mtime=@0 --no-recursion \

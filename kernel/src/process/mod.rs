@@ -32,7 +32,14 @@ pub fn fault(
         table::current().map_or((0, heapless::String::new()), |p| (p.pid, p.name.clone()));
     crate::println!("*** pid {pid} ({name}) killed: {what}");
     if let Some((status, access)) = detail {
-        crate::println!("    {status} on {access} of {:#x}", frame.far);
+        let guard = memory::STACK_TOP - memory::STACK_SIZE - crate::mem::frames::FRAME;
+        let overflow = if (guard..guard + crate::mem::frames::FRAME).contains(&(frame.far as usize))
+        {
+            " (the stack's guard page: stack overflow)"
+        } else {
+            ""
+        };
+        crate::println!("    {status} on {access} of {:#x}{overflow}", frame.far);
     }
     crate::println!(
         "    ESR {:#018x}  FAR {:#018x}  ELR {:#018x}  SP {:#018x}",

@@ -36,3 +36,14 @@ kernel_test! {
         Ok(())
     }
 }
+
+kernel_test! {
+    fn user_process_suite_passes() {
+        if table::initrd().is_none_or(|rd| rd.find("/bin/proctest").is_none()) {
+            skip!("no /bin/proctest in the initrd");
+        }
+        let failures = run("/bin/proctest", &["proctest"]).map_err(|e| alloc::format!("{e}"))?;
+        ensure_eq!(failures, 0);
+        Ok(())
+    }
+}
