@@ -7,8 +7,6 @@ fn main() {
     if target.starts_with("aarch64") {
         let dir = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_default();
         println!("cargo:rustc-link-arg-bins=-T{dir}/linker.ld");
-        println!("cargo:rustc-link-arg-bins=--pie");
-        println!("cargo:rustc-link-arg-bins=-znotext");
     }
     println!("cargo:rerun-if-changed=linker.ld");
     println!("cargo:rerun-if-changed=build.rs");

@@ -64,6 +64,30 @@ pub fn from_text(raw: &[u8]) -> String<MAX> {
     out
 }
 
+/// Splits `initrd=PATH` off the command line: the loader loads that file (QEMU's EDK2
+/// adds `initrd=initrd` when QEMU has `-initrd`; on a disk it names a file on the boot
+/// volume) and the kernel never sees the word.
+pub fn take_initrd(line: &str) -> (String<MAX>, Option<String<128>>) {
+    let mut rest = String::new();
+    let mut initrd = None;
+    for w in line.split_whitespace() {
+        match w.strip_prefix("initrd=") {
+            Some(path) if !path.is_empty() => {
+                let mut p = String::new();
+                if p.push_str(path).is_ok() {
+                    initrd = Some(p);
+                }
+            }
+            _ => {
+                if (!rest.is_empty() && rest.push(' ').is_err()) || rest.push_str(w).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    (rest, initrd)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -87,6 +111,14 @@ mod tests {
         assert_eq!(from_load_options(&ucs2("caf\u{e9}")), "caf?");
         // An odd trailing byte is ignored, not a panic.
         assert_eq!(from_load_options(&[b'a', 0, b'b']), "a");
+    }
+
+    #[test]
+    fn initrd_word() {
+        let (rest, initrd) = take_initrd("edu=msi test initrd=initrd");
+        assert_eq!(rest, "edu=msi test");
+        assert_eq!(initrd.as_deref(), Some("initrd"));
+        assert_eq!(take_initrd("probe").1, None);
     }
 
     #[test]

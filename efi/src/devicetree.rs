@@ -52,6 +52,8 @@ pub struct Boot<'a> {
     pub report: Option<&'a str>,
     /// `UEFI <vendor>` and revision, for the kernel's log.
     pub firmware: &'a str,
+    /// The initial RAM disk `[start, end)`, if one was loaded.
+    pub initrd: Option<(u64, u64)>,
 }
 
 /// Writes the tree into `buf`; returns its size.
@@ -103,6 +105,10 @@ fn chosen(w: &mut FdtWriter<'_>, d: &Description, boot: &Boot<'_>) -> Result<(),
     w.strings("capstan,firmware", &[boot.firmware])?;
     if let Some(r) = boot.report {
         w.prop("capstan,probe", r.as_bytes())?;
+    }
+    if let Some((start, end)) = boot.initrd {
+        w.cells("linux,initrd-start", &[hi(start), lo(start)])?;
+        w.cells("linux,initrd-end", &[hi(end), lo(end)])?;
     }
     w.end_node()
 }

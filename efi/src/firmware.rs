@@ -122,23 +122,46 @@ fn refuse(what: core::fmt::Arguments<'_>) -> Status {
     Status::UNSUPPORTED
 }
 
-/// Copies the kernel `Image` into fresh pages (image size from its header, BSS
-/// included); returns its base and length.
+/// Copies the kernel `Image` into fresh pages, `text_offset` above a 2 MiB boundary as
+/// the arm64 boot protocol asks (the kernel maps itself in 2 MiB blocks); returns where
+/// it starts and its size (header `image_size`, BSS included).
 fn place_kernel() -> Result<(usize, usize), Status> {
+    const ALIGN: usize = 2 << 20;
     let header = KERNEL.get(..64).ok_or(Status::LOAD_ERROR)?;
-    let size = u64::from_le_bytes(header[16..24].try_into().unwrap_or([0; 8])) as usize;
-    if &header[56..60] != b"ARM\x64" || size < KERNEL.len() {
+    let word = |at: usize| u64::from_le_bytes(header[at..at + 8].try_into().unwrap_or([0; 8]));
+    let (text_offset, size) = (word(8) as usize, word(16) as usize);
+    if &header[56..60] != b"ARM\x64" || size < KERNEL.len() || text_offset >= ALIGN {
         return Err(Status::LOAD_ERROR);
     }
-    let pages = size.div_ceil(4096);
+    let pages = (size + text_offset + ALIGN).div_ceil(4096);
     let base = boot::allocate_pages(AllocateType::AnyPages, MemoryType::LOADER_DATA, pages)
         .map_err(|e| e.status())?;
-    // SAFETY: `allocate_pages` gave us `pages` whole pages at `base`, owned by the
-    // loader (and then the kernel); the kernel bytes fit (size >= KERNEL.len()).
-    let dst = unsafe { core::slice::from_raw_parts_mut(base.as_ptr(), pages * 4096) };
+    let entry = (base.as_ptr() as usize).next_multiple_of(ALIGN) + text_offset;
+    // SAFETY: `allocate_pages` gave us `pages` whole pages at `base`, owned by the loader
+    // (and then the kernel); `entry + size` lies inside them (ALIGN bytes of slack cover
+    // the rounding up and `text_offset`).
+    let dst = unsafe { core::slice::from_raw_parts_mut(entry as *mut u8, size) };
     dst[..KERNEL.len()].copy_from_slice(KERNEL);
     dst[KERNEL.len()..].fill(0);
-    Ok((base.as_ptr() as usize, pages * 4096))
+    Ok((entry, size))
+}
+
+/// Reads the initrd file named by `initrd=` from the volume the loader came from (QEMU's
+/// EDK2 serves `-initrd` there as `initrd`) into fresh pages; returns `[start, end)`.
+fn load_initrd(path: &str) -> Result<(u64, u64), Status> {
+    let fs = boot::get_image_file_system(boot::image_handle()).map_err(|e| e.status())?;
+    let mut fs = uefi::fs::FileSystem::new(fs);
+    let name = uefi::CString16::try_from(path).map_err(|_| Status::INVALID_PARAMETER)?;
+    let bytes = fs.read(name.as_ref()).map_err(|_| Status::NOT_FOUND)?;
+    let pages = bytes.len().div_ceil(4096).max(1);
+    let base = boot::allocate_pages(AllocateType::AnyPages, MemoryType::LOADER_DATA, pages)
+        .map_err(|e| e.status())?;
+    // SAFETY: fresh pages owned by the loader (then the kernel, which keeps them out of
+    // its allocator as the initrd); `bytes` fits in them.
+    let dst = unsafe { core::slice::from_raw_parts_mut(base.as_ptr(), bytes.len()) };
+    dst.copy_from_slice(&bytes);
+    let start = base.as_ptr() as u64;
+    Ok((start, start + bytes.len() as u64))
 }
 
 /// Pages for the device tree (and the report inside it).
@@ -152,7 +175,7 @@ fn tree_buffer(report_len: usize) -> Result<&'static mut [u8], Status> {
 
 #[uefi::entry]
 fn efi_main() -> Status {
-    let cmdline = command_line();
+    let (cmdline, initrd_path) = efi::cmdline::take_initrd(&command_line());
     let probe = cmdline.split_whitespace().any(|w| w == "probe");
     let vendor = uefi::system::firmware_vendor();
     let mut firmware = heapless::String::<96>::new();
@@ -194,11 +217,20 @@ fn efi_main() -> Status {
         }
         print_report(&report);
     }
+    let initrd = match initrd_path.as_deref().map(load_initrd) {
+        None => None,
+        Some(Ok(r)) => Some(r),
+        Some(Err(s)) => {
+            let path = initrd_path.as_deref().unwrap_or("");
+            return refuse(format_args!("cannot load the initrd {path}: {s:?}"));
+        }
+    };
     boot_kernel(
         &description,
         &cmdline,
         probe.then_some(report.as_str()),
         &firmware,
+        initrd,
     )
 }
 
@@ -209,7 +241,13 @@ fn print_report(report: &str) {
 }
 
 /// Places the kernel and the tree, leaves boot services and enters the kernel.
-fn boot_kernel(d: &Description, cmdline: &str, report: Option<&str>, firmware: &str) -> Status {
+fn boot_kernel(
+    d: &Description,
+    cmdline: &str,
+    report: Option<&str>,
+    firmware: &str,
+    initrd: Option<(u64, u64)>,
+) -> Status {
     let (kernel, kernel_len) = match place_kernel() {
         Ok(k) => k,
         Err(_) if KERNEL.is_empty() => {
@@ -245,6 +283,7 @@ fn boot_kernel(d: &Description, cmdline: &str, report: Option<&str>, firmware: &
         bootargs: cmdline,
         report,
         firmware,
+        initrd,
     };
     let Ok(size) = devicetree::write(d, &boot, tree) else {
         handoff::fail_on_uart(
@@ -253,9 +292,9 @@ fn boot_kernel(d: &Description, cmdline: &str, report: Option<&str>, firmware: &
         );
     };
     let ranges = [(kernel, kernel_len), (tree.as_ptr() as usize, size)];
-    // SAFETY: boot services are gone; the image is a relocatable Capstan kernel in
-    // LOADER_DATA pages, the tree is complete, and the firmware's identity map covers
-    // this code.
+    // SAFETY: boot services are gone; the image is a Capstan kernel placed as the boot
+    // protocol asks, in LOADER_DATA pages; the tree is complete; the firmware's identity
+    // map covers this code.
     unsafe { handoff::enter(kernel, tree.as_ptr() as usize, &ranges) }
 }
 

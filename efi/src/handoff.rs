@@ -30,9 +30,9 @@ fn clean(start: usize, len: usize) {
 /// `ranges` (image and tree) to the point of coherency.
 ///
 /// # Safety
-/// Boot services have exited; `entry` is a relocatable Capstan image copied into
-/// memory the memory map gives the kernel; `dtb` is a complete tree; the code and
-/// stack of this function are identity-mapped (UEFI guarantees it).
+/// Boot services have exited; `entry` is a Capstan image placed `text_offset` above a
+/// 2 MiB boundary in memory the memory map gives the kernel; `dtb` is a complete tree;
+/// the code and stack of this function are identity-mapped (UEFI guarantees it).
 pub unsafe fn enter(entry: usize, dtb: usize, ranges: &[(usize, usize)]) -> ! {
     // SAFETY: masking every exception at the current EL has no memory effect.
     unsafe { asm!("msr daifset, #0xf", options(nomem, nostack)) };

@@ -9,76 +9,13 @@ use heapless::Vec;
 
 use crate::arch::mmu::{self, Kind};
 use crate::arch::{cpu, devices, early, heap, psci, secondary, sections, stack};
-use crate::mem::frames;
+use crate::cmdline::{BootArgs, LogLevel, NetOption};
+use crate::mem::{self, frames};
 use crate::memrange::{self, Range};
 use crate::platform::{self, Dtb, Platform, PsciMethod};
 use crate::{console, irq, ktest, machine, monitor, sched, time, timer};
 
 const PAGE: usize = 4096;
-
-/// Boot options from `/chosen/bootargs`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BootArgs<'a> {
-    /// `test` or `test=<filter>`: run the kernel tests matching the filter.
-    pub test: Option<&'a str>,
-    /// `hz=<n>`: a periodic tick (polling mode); default 0 = tickless.
-    pub hz: u64,
-    /// `log=<level>`.
-    pub log: log::LevelFilter,
-    /// `crash=panic|fault|hang`: the test runner crashes inside the first test instead of
-    /// running it, so `scripts/test` can check that failures are reported (harness
-    /// self-test).
-    pub crash: Option<ktest::Crash>,
-    /// `pci=nomsi`: PCI devices use INTx even where MSI is available.
-    pub pci_no_msi: bool,
-    /// `edu=msi|intx|nodma`: which edu scenario the machine was started for (tests).
-    pub edu: Option<&'a str>,
-    /// `net=dhcp` (RX by interrupt) or `net=poll[:hz]` (RX polled, default 100 Hz): start
-    /// the network stack on the virtio-net NIC at boot (scripts/netlab).
-    pub net: Option<crate::net::stack::RxMode>,
-    /// `probe`: print every platform fact found (docs/parallels-vmware.md).
-    pub probe: bool,
-}
-
-impl<'a> BootArgs<'a> {
-    /// Parses space-separated options; unknown ones are ignored.
-    pub fn parse(args: &'a str) -> Self {
-        let mut out = BootArgs {
-            test: None,
-            hz: 0,
-            log: log::LevelFilter::Info,
-            crash: None,
-            pci_no_msi: false,
-            edu: None,
-            net: None,
-            probe: false,
-        };
-        for word in args.split_whitespace() {
-            match word.split_once('=') {
-                None if word == "test" => out.test = Some(""),
-                None if word == "probe" => out.probe = true,
-                Some(("test", filter)) => out.test = Some(filter),
-                Some(("hz", n)) => out.hz = n.parse().unwrap_or(0),
-                Some(("log", l)) => out.log = l.parse().unwrap_or(log::LevelFilter::Info),
-                Some(("crash", "panic")) => out.crash = Some(ktest::Crash::Panic),
-                Some(("crash", "fault")) => out.crash = Some(ktest::Crash::Fault),
-                Some(("crash", "hang")) => out.crash = Some(ktest::Crash::Hang),
-                Some(("pci", "nomsi")) => out.pci_no_msi = true,
-                Some(("edu", mode)) => out.edu = Some(mode),
-                Some(("net", "dhcp")) => out.net = Some(crate::net::stack::RxMode::Interrupt),
-                Some(("net", poll)) if poll.starts_with("poll") => {
-                    let hz = poll
-                        .strip_prefix("poll:")
-                        .and_then(|h| h.parse().ok())
-                        .unwrap_or(100);
-                    out.net = Some(crate::net::stack::RxMode::Poll { hz });
-                }
-                _ => {}
-            }
-        }
-        out
-    }
-}
 
 static ARGS: spin::Once<BootArgs<'static>> = spin::Once::new();
 
@@ -94,19 +31,17 @@ fn early_fail(what: core::fmt::Arguments<'_>) -> ! {
     crate::trap::halt()
 }
 
-/// First Rust code on the boot CPU (called by `arch::boot::kernel_main`); `dtb` is what
-/// the loader left in x0 (QEMU's `-kernel`, or `capstan.efi` on the UEFI path).
+/// First Rust code on the boot CPU (called by `arch::boot::kernel_main`, MMU on with the
+/// boot tables); `dtb` is the physical address the loader left in x0.
 pub fn start(dtb: usize) -> ! {
     heap::init();
-    // Read with the MMU still off (identity, so any RAM address reads).
-    let header = early::dtb_header(dtb);
     if let Err(e) = enable_mmu() {
         early_fail(format_args!(
             "MMU setup failed at {:#x}..{:#x}",
             e.start, e.end
         ));
     }
-    let Some(header) = header else {
+    let Some(header) = early::dtb_header(dtb) else {
         early_fail(format_args!(
             "no device tree: x0 = {dtb:#x} is not a DTB address"
         ));
@@ -115,14 +50,13 @@ pub fn start(dtb: usize) -> ! {
         early_fail(format_args!("no device tree: bad magic at {dtb:#x}"));
     };
     let dtb_range = Range::new(dtb, dtb.saturating_add(dtb_len));
-    let mapped = dtb_range.align_outward(PAGE);
-    if mmu::map(mapped.start, mapped.end, Kind::ReadOnly).is_err() {
+    let Some(dtb_bytes) = early::dtb_slice(dtb, dtb_len) else {
         early_fail(format_args!(
-            "the device tree at {dtb:#x}..{:#x} overlaps the kernel image or cannot be mapped",
+            "the device tree at {dtb:#x}..{:#x} cannot be mapped",
             dtb_range.end
         ));
-    }
-    let tree = match Dtb::check(early::dtb_slice(dtb, dtb_len)) {
+    };
+    let tree = match Dtb::check(dtb_bytes) {
         Ok(t) => t,
         Err(e) => early_fail(format_args!("malformed device tree at {dtb:#x}: {e}")),
     };
@@ -131,10 +65,17 @@ pub fn start(dtb: usize) -> ! {
         Ok(p) => machine::set_platform(p),
         Err(e) => early_fail(format_args!("{e}")),
     };
-    let args = *ARGS.call_once(|| BootArgs::parse(&platform.bootargs));
+    let parsed = BootArgs::parse(&platform.bootargs);
+    let args = *ARGS.call_once(|| parsed.args);
     init_console(platform);
     time::init();
-    console::init_log(args.log);
+    console::init_log(log_filter(args.log));
+    for w in &parsed.warnings {
+        log::warn!("{w}");
+    }
+    if parsed.more_warnings > 0 {
+        log::warn!("{} more bad boot options ignored", parsed.more_warnings);
+    }
     log::info!(
         "Capstan on {} (EL{}), device tree at {dtb:#x}",
         platform.model,
@@ -149,16 +90,26 @@ pub fn start(dtb: usize) -> ! {
     crate::pci::init(&tree, args.pci_no_msi);
     timer::set_periodic_hz(args.hz);
     sched::init(10_000_000);
+    crate::process::table::init(
+        platform
+            .initrd
+            .and_then(|r| early::initrd_slice(r.start, r.len())),
+    );
     start_secondaries(platform);
     cpu::enable_irqs();
-    monitor::start_console_reader();
+    console::input::start_reader(platform.uart_irq);
     if args.probe {
         crate::probe::report(platform);
     }
-    if let Some(mode) = args.net
+    let net = match args.net {
+        NetOption::Off => None,
+        NetOption::Dhcp => Some(crate::net::stack::RxMode::Interrupt),
+        NetOption::Poll { hz } => Some(crate::net::stack::RxMode::Poll { hz }),
+    };
+    if let Some(mode) = net
         && let Err(e) = crate::net::stack::start(mode)
     {
-        log::warn!("network stack not started: {e:?}");
+        log::warn!("network stack not started: {e}");
     }
     log::info!(
         "kernel init done in {} us ({} us since CPU reset)",
@@ -171,8 +122,17 @@ pub fn start(dtb: usize) -> ! {
     }
 }
 
-/// The image, with each section's permissions; the device tree is mapped next, on its
-/// own, so that a tree overlapping the image is reported rather than mapped twice.
+fn log_filter(level: LogLevel) -> log::LevelFilter {
+    match level {
+        LogLevel::Off => log::LevelFilter::Off,
+        LogLevel::Error => log::LevelFilter::Error,
+        LogLevel::Warn => log::LevelFilter::Warn,
+        LogLevel::Info => log::LevelFilter::Info,
+        LogLevel::Debug => log::LevelFilter::Debug,
+        LogLevel::Trace => log::LevelFilter::Trace,
+    }
+}
+
 fn enable_mmu() -> Result<(), mmu::MapFailed> {
     let img = sections::image();
     let guard = img.boot_stack_guard;
@@ -201,23 +161,22 @@ fn init_early_console(tree: &Dtb) {
 }
 
 fn init_console(platform: &Platform) {
-    match devices::uart(platform.uart) {
-        Ok(uart) => console::init(uart),
-        Err(_) => early_fail(format_args!(
-            "cannot map the UART at {:#x}",
-            platform.uart.mmio.base
-        )),
-    }
+    let Some((_, va)) = console::early_uart() else {
+        early_fail(format_args!("the console UART was not mapped"));
+    };
+    console::init(devices::uart(platform.uart, va));
 }
 
 /// Frees RAM minus image, DTB and reserved ranges; maps it; carves the stack arena and
 /// grows the heap.
 fn init_memory(platform: &Platform, dtb: Range) {
     let img = sections::image();
-    let mut holes: Vec<Range, 66> = Vec::new();
-    let _ = holes.push(Range::new(img.start, img.end).align_outward(PAGE));
+    let mut holes: Vec<Range, 68> = Vec::new();
+    let image_phys = mmu::virt_to_phys(img.start);
+    let _ =
+        holes.push(Range::new(image_phys, image_phys + (img.end - img.start)).align_outward(PAGE));
     let _ = holes.push(dtb.align_outward(PAGE));
-    for r in &platform.reserved {
+    for r in platform.reserved.iter().chain(&platform.initrd) {
         // 64 reserved ranges at most (the parser refuses more), so this always fits.
         let _ = holes.push(r.align_outward(PAGE));
     }
@@ -236,6 +195,7 @@ fn init_memory(platform: &Platform, dtb: Range) {
     let Some(free) = memrange::subtract::<128>(&free, &[arena]) else {
         early_fail(format_args!("too many memory ranges"));
     };
+    let mut pooled = 0;
     for r in free
         .iter()
         .map(|r| r.align_inward(PAGE))
@@ -245,7 +205,7 @@ fn init_memory(platform: &Platform, dtb: Range) {
             early_fail(format_args!("cannot map RAM {:#x}..{:#x}", r.start, r.end));
         }
         // A device tree can claim RAM that is not there: its last word must read.
-        if devices::answers(r.end - 4).is_err() {
+        if !devices::ram_answers(r.end - 4) {
             log::warn!(
                 "RAM {:#x}..{:#x} from the device tree does not answer at its end: not used",
                 r.start,
@@ -254,7 +214,23 @@ fn init_memory(platform: &Platform, dtb: Range) {
             continue;
         }
         frames::add(r);
+        pooled += r.len();
     }
+    let in_ram = |r: &Range| -> usize {
+        platform
+            .ram
+            .iter()
+            .map(|bank| r.intersect(bank).map_or(0, |i| i.len()))
+            .sum()
+    };
+    mem::record_boot_memory(mem::BootMemory {
+        ram: platform.ram.iter().map(Range::len).sum(),
+        image: in_ram(&holes[0]),
+        firmware_tables: in_ram(&holes[1]),
+        reserved: holes[2..].iter().map(in_ram).sum(),
+        stacks: stack::ARENA_SIZE,
+        frames: pooled,
+    });
     if stack::init(arena.start).is_err() {
         early_fail(format_args!("cannot map the stack arena"));
     }

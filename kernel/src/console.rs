@@ -4,14 +4,16 @@
 //! UART line's owner is the console reader thread, woken by the IRQ path, which
 //! drains the RX FIFO into a buffer and re-arms the line. Fatal paths bypass the
 //! lock with an emergency handle so a crash report always gets out. There is no
-//! fixed UART address: the early console is the device tree's `stdout-path`
-//! UART, registered as soon as it is mapped ([`set_early`]); before that, fatal
-//! output goes to semihosting when the machine has it (docs/boot.md "Early
-//! failures").
+//! fixed UART address: the early console is the device tree's `stdout-path` UART
+//! (a PL011 or a 16550), registered as soon as it is mapped ([`set_early`]);
+//! before that, fatal output goes to semihosting when the machine has it
+//! (docs/boot.md "Early failures").
 
 use core::fmt::{self, Write};
 
 use drivers::uart::Uart;
+
+pub mod input;
 
 use crate::arch::{devices, semihosting};
 use crate::platform;
@@ -19,27 +21,27 @@ use crate::sync::IrqLock;
 use crate::time;
 
 static CONSOLE: IrqLock<Option<Uart>> = IrqLock::new(None);
-/// The console UART once mapped: what fatal paths write to without the lock.
-static EARLY: spin::Once<platform::Uart> = spin::Once::new();
+/// The console UART and its virtual address once mapped: what fatal paths write to
+/// without the lock.
+static EARLY: spin::Once<(platform::Uart, usize)> = spin::Once::new();
 
-/// Maps the console UART and makes it the target of emergency output (before
-/// [`init`] and the full device-tree parse).
+/// Maps the console UART, checks that it answers, and makes it the target of
+/// emergency output (before [`init`] and the full device-tree parse).
 pub fn set_early(uart: platform::Uart) -> Result<(), devices::DeviceError> {
-    devices::map_mmio(uart.mmio)?;
-    // A UART that is not there would turn every later message into a fault.
-    let status = match uart.kind {
-        platform::UartKind::Pl011 => 0x18,
-        platform::UartKind::Ns16550 { shift, .. } => (5usize << shift) & !3,
-    };
-    devices::answers(uart.mmio.base + status)?;
-    EARLY.call_once(|| uart);
+    let va = devices::map_uart(uart)?;
+    EARLY.call_once(|| (uart, va));
     Ok(())
 }
 
-/// Installs the console UART.
+/// Installs the console UART (the one [`set_early`] mapped).
 pub fn init(uart: Uart) {
     uart.init();
     *CONSOLE.lock() = Some(uart);
+}
+
+/// The console UART and where it is mapped, once [`set_early`] ran.
+pub fn early_uart() -> Option<(platform::Uart, usize)> {
+    EARLY.get().copied()
 }
 
 /// Runs `f` on the console UART, if installed.
@@ -51,6 +53,18 @@ pub fn with_uart<R>(f: impl FnOnce(&mut Uart) -> R) -> Option<R> {
 pub fn print_fmt(args: fmt::Arguments<'_>) {
     if let Some(uart) = CONSOLE.lock().as_mut() {
         let _ = uart.write_fmt(args);
+    }
+}
+
+/// Writes raw bytes (a process's output), `\n` as `\r\n` for terminals.
+pub fn write_bytes(bytes: &[u8]) {
+    if let Some(uart) = CONSOLE.lock().as_mut() {
+        for &b in bytes {
+            if b == b'\n' {
+                uart.write_byte(b'\r');
+            }
+            uart.write_byte(b);
+        }
     }
 }
 
@@ -71,8 +85,8 @@ impl Write for Semihosting {
 /// UART is known, tries semihosting (silent on a machine without it).
 pub fn emergency_fmt(args: fmt::Arguments<'_>) {
     match EARLY.get() {
-        Some(&uart) => {
-            let _ = devices::uart_emergency(uart).write_fmt(args);
+        Some(&(uart, va)) => {
+            let _ = devices::uart_emergency(uart, va).write_fmt(args);
         }
         None => {
             let _ = Semihosting.write_fmt(args);

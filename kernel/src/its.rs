@@ -14,7 +14,7 @@ use drivers::irqchip::its::regs::ItsMmio;
 use drivers::irqchip::its::{Its, ItsConfig, ItsError};
 use drivers::pci::config::Bdf;
 
-use crate::arch::{devices, dma, probe};
+use crate::arch::{devices, dma};
 use crate::irq;
 use crate::platform::Gic;
 use crate::sync::ArchIrqs;
@@ -39,20 +39,20 @@ pub fn init(gic: &Gic) {
     let Gic::V3 { its, .. } = gic else { return };
     let Some(&frame) = its.first() else { return };
     let Some(v3) = devices::gicv3() else { return };
+    // GITS_TYPER must answer (devices::its reads it): firmware tables can name an ITS
+    // that is not there (QEMU 7.2's ACPI does with its=off).
     let regs = match devices::its(frame) {
         Ok(r) => r,
+        Err(devices::DeviceError::Absent(_)) => {
+            ABSENT.store(true, core::sync::atomic::Ordering::Relaxed);
+            return log::warn!(
+                "the firmware describes an ITS at {:#x}, but it does not answer: no ITS, \
+                 MSIs need a v2m frame",
+                frame.base
+            );
+        }
         Err(e) => return log::warn!("cannot map the ITS at {:#x}: {e:?}", frame.base),
     };
-    // GITS_TYPER must answer: firmware tables can name an ITS that is not there.
-    if let Err(f) = probe::try_load_u32(frame.base + 8) {
-        ABSENT.store(true, core::sync::atomic::Ordering::Relaxed);
-        return log::warn!(
-            "the firmware describes an ITS at {:#x}, but reading it faults (ESR {:#x}): \
-             no ITS, MSIs need a v2m frame",
-            frame.base,
-            f.esr
-        );
-    }
     let config = ItsConfig {
         lpis: irq::LPIS as u32,
         device_ids: DEVICE_IDS,
@@ -101,16 +101,22 @@ pub fn doorbell() -> Option<u64> {
     DOORBELL.get().copied()
 }
 
-/// The ITS DeviceID of a PCI function: its requester ID (bus << 8 | dev << 3 | fn)
-/// through the host bridge's `msi-map` (QEMU `virt`: `<0 &its 0 0x10000>`, the
-/// identity). `None` if the map gives the function no MSIs. With one ITS the map's
-/// controller phandle is not checked.
+/// The ITS DeviceID of a PCI function: the requester ID its writes carry upstream
+/// (its own `bus << 8 | dev << 3 | fn`, or a bridge's that takes them over; see
+/// `PciFunction::requester_id`) through the host bridge's `msi-map` (QEMU `virt`:
+/// `<0 &its 0 0x10000>`, the identity). `None` if the map gives the function no MSIs.
+/// With one ITS the map's controller phandle is not checked. Functions behind one
+/// conventional bridge share a DeviceID; the ITS maps each DeviceID once.
 pub fn device_id(bdf: Bdf) -> Option<u32> {
-    let rid = u16::from(bdf.bus) << 8 | u16::from(bdf.dev & 0x1f) << 3 | u16::from(bdf.func & 7);
-    match crate::pci::bus() {
-        Some(pci) => pci.host.msi_map.device_id(rid).map(|(id, _)| id),
-        None => Some(u32::from(rid)),
-    }
+    let Some(pci) = crate::pci::bus() else {
+        return Some(u32::from(bdf.requester_id()));
+    };
+    let rid = pci
+        .functions
+        .iter()
+        .find(|f| f.bdf == bdf)
+        .map_or(bdf.requester_id(), |f| f.requester_id);
+    pci.host.msi_map.device_id(rid).map(|(id, _)| id)
 }
 
 /// Routes LPI `intid` (an allocated vector) from `bdf`'s writes: MAPD if new, MAPTI.

@@ -71,9 +71,15 @@ impl Uart {
         forward!(self, clear_rx_interrupt)
     }
 
-    /// Whether the receiver still asks for service.
-    pub fn rx_interrupt_pending(&self) -> bool {
-        forward!(self, rx_interrupt_pending)
+    /// Whether the receive FIFO is empty: the state the receive interrupt is raised on,
+    /// so the console re-arms its line only when this reads true after the clear.
+    pub fn rx_fifo_empty(&self) -> bool {
+        forward!(self, rx_fifo_empty)
+    }
+
+    /// Receive overruns seen so far (bytes the UART lost because input was not read).
+    pub fn rx_overruns(&self) -> u32 {
+        forward!(self, rx_overruns)
     }
 
     /// Writes `s`, turning `\n` into `\r\n`.

@@ -37,6 +37,8 @@ bitflags! {
     struct Lsr: u8 {
         /// Data ready: the receive buffer or FIFO holds a byte.
         const DR = 1 << 0;
+        /// Overrun error (cleared by reading LSR).
+        const OE = 1 << 1;
         /// Transmitter holding register empty.
         const THRE = 1 << 5;
     }
@@ -57,11 +59,6 @@ const LCR_8N1: u8 = 0x03;
 const FCR_ENABLE_CLEAR: u8 = 0x07;
 /// `MCR`: DTR, RTS, and OUT2 (which gates the interrupt line on PC-style wiring).
 const MCR_DTR_RTS_OUT2: u8 = 0x0b;
-/// `IIR` bit 0 clear: an interrupt is pending; bits [3:1] say which.
-const IIR_NO_INTERRUPT: u8 = 1;
-/// `IIR[3:1]`: received data available, and character timeout.
-const IIR_RDA: u8 = 0b010 << 1;
-const IIR_TIMEOUT: u8 = 0b110 << 1;
 
 /// Polls of `LSR` before giving up on a busy transmitter.
 const TX_SPIN_LIMIT: u32 = 100_000;
@@ -72,6 +69,7 @@ pub struct Ns16550 {
     shift: u8,
     wide: bool,
     dropped: AtomicU32,
+    overruns: AtomicU32,
 }
 
 impl Ns16550 {
@@ -89,6 +87,7 @@ impl Ns16550 {
             shift: if shift > 2 { 2 } else { shift },
             wide: width == 4,
             dropped: AtomicU32::new(0),
+            overruns: AtomicU32::new(0),
         }
     }
 
@@ -140,9 +139,25 @@ impl Ns16550 {
         self.dropped.load(Ordering::Relaxed)
     }
 
-    /// One received byte, if any (`LSR.DR`).
+    /// One received byte, if any (`LSR.DR`); an overrun the read of `LSR` reports is
+    /// counted.
     pub fn read_byte(&self) -> Option<u8> {
-        self.lsr().contains(Lsr::DR).then(|| self.read(RBR_THR))
+        let lsr = self.lsr();
+        if lsr.contains(Lsr::OE) {
+            self.overruns.fetch_add(1, Ordering::Relaxed);
+        }
+        lsr.contains(Lsr::DR).then(|| self.read(RBR_THR))
+    }
+
+    /// Whether the receive FIFO is empty (`LSR.DR` clear): the state the
+    /// received-data interrupt is raised on.
+    pub fn rx_fifo_empty(&self) -> bool {
+        !self.lsr().contains(Lsr::DR)
+    }
+
+    /// Receive overruns counted so far.
+    pub fn rx_overruns(&self) -> u32 {
+        self.overruns.load(Ordering::Relaxed)
     }
 
     /// Unmask the received-data interrupt (`IER.ERBFI`; with FIFOs it also covers the
@@ -160,14 +175,6 @@ impl Ns16550 {
 
     /// Nothing to clear: the received-data interrupt drops when the FIFO is read empty.
     pub fn clear_rx_interrupt(&self) {}
-
-    /// Whether the receiver still asks for service: data ready, or the IIR names a
-    /// receive cause.
-    pub fn rx_interrupt_pending(&self) -> bool {
-        let iir = self.read(IIR_FCR);
-        let rx_cause = iir & IIR_NO_INTERRUPT == 0 && matches!(iir & 0x0e, IIR_RDA | IIR_TIMEOUT);
-        rx_cause || self.lsr().contains(Lsr::DR)
-    }
 
     /// Writes `s`, turning `\n` into `\r\n` for terminals.
     pub fn write_str_crlf(&self, s: &str) {
@@ -211,21 +218,20 @@ mod tests {
         assert_eq!(uart.read_byte(), Some(b'A'));
         uart.enable_rx_interrupt();
         assert_eq!((fake::r32(&mem, 0) >> 8) & 0xff, 1);
-        assert!(uart.rx_interrupt_pending(), "LSR.DR set");
+        assert!(!uart.rx_fifo_empty(), "LSR.DR set");
     }
 
     #[test]
     fn word_registers_with_shift() {
         let mut mem = fake::frames(1);
         fake::w32(&mut mem, LSR << 2, u32::from(Lsr::THRE.bits()));
-        fake::w32(&mut mem, IIR_FCR << 2, u32::from(IIR_NO_INTERRUPT));
         let base = fake::base(&mut mem);
         // SAFETY: as above.
         let uart = unsafe { Ns16550::new(base, 2, 4) };
         uart.write_byte(b'x');
         assert_eq!(fake::r32(&mem, 0), u32::from(b'x'));
         assert_eq!(uart.read_byte(), None);
-        assert!(!uart.rx_interrupt_pending());
+        assert!(uart.rx_fifo_empty());
         uart.init();
         assert_eq!(fake::r32(&mem, MCR << 2), u32::from(MCR_DTR_RTS_OUT2));
     }

@@ -25,6 +25,7 @@ fn tree(d: &Description, ram: &[(u64, u64)]) -> Vec<u8> {
         bootargs: "test",
         report: None,
         firmware: "UEFI test",
+        initrd: Some((0x4800_0000, 0x4810_0000)),
     };
     let n = devicetree::write(d, &boot, &mut buf).unwrap();
     buf.truncate(n);

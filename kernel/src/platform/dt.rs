@@ -499,6 +499,7 @@ pub fn parse(dtb: &Dtb) -> Result<Platform, PlatformError> {
         }
     }
     let loader_report = chosen.and_then(|c| prop(nodes.list[c].node, "capstan,probe"));
+    let initrd = chosen.and_then(|c| initrd(nodes.list[c].node));
     let model = nodes
         .list
         .first()
@@ -516,9 +517,27 @@ pub fn parse(dtb: &Dtb) -> Result<Platform, PlatformError> {
         pci: parse_pci(&nodes),
         cpus,
         bootargs,
+        initrd,
         loader_report,
         warnings,
     })
+}
+
+/// `/chosen/linux,initrd-start` and `linux,initrd-end` (one or two cells each, as QEMU,
+/// U-Boot and `capstan.efi` write them); `None` without both or with an empty or
+/// inverted range.
+fn initrd(chosen: FdtNode<'_, 'static>) -> Option<Range> {
+    let addr = |name| {
+        let v = prop(chosen, name)?;
+        let n = match v.len() {
+            4 => 1,
+            8 => 2,
+            _ => return None,
+        };
+        usize::try_from(cells(v, n)?).ok()
+    };
+    let (start, end) = (addr("linux,initrd-start")?, addr("linux,initrd-end")?);
+    (end > start).then(|| Range::new(start, end))
 }
 
 #[cfg(test)]

@@ -290,6 +290,9 @@ pub struct Platform {
     pub cpus: Vec<u64, 8>,
     /// `/chosen/bootargs`.
     pub bootargs: heapless::String<512>,
+    /// The initial RAM disk (`/chosen/linux,initrd-start` and `-end`), if the loader gave
+    /// one.
+    pub initrd: Option<Range>,
     /// `/chosen/capstan,probe`: what `capstan.efi` found in the firmware, as text.
     pub loader_report: Option<&'static [u8]>,
     /// What the kernel works around.

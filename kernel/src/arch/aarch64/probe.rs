@@ -1,15 +1,14 @@
-//! Fault-tolerant probes: a store, load or semihosting call that may trap.
+//! Fault-tolerant memory probes: a store or load that may fault and reports it.
 //!
 //! Tests check MMU permissions by writing to rodata and expecting a permission
 //! fault. The probe's faulting instruction has a known address; the sync
 //! handler sees ELR at it, records the fault and resumes at the return path
 //! with `x0 = 1` (the Linux exception-table idea, for three instructions). The
-//! third is the semihosting `HLT`, which is undefined (EC 0) on a machine that
-//! does not implement semihosting: the last-resort output channel before any
-//! UART is known must not turn into a fault loop there.
+//! 32-bit load is how the kernel checks that a device or RAM range the firmware
+//! describes answers at all before using it.
 
 use core::arch::global_asm;
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU64, Ordering};
 
 global_asm!(
     r#"
@@ -44,21 +43,12 @@ probe_load_u32:                     // x0 = address -> x0 = 0 ok / 1 fault, x1 =
 probe_load32_insn:
     ldr     w1, [x2]
     b       probe_resume
-
-.global probe_semihost_call
-probe_semihost_call:                // x0 = operation, x1 = parameter -> x0 = result
-.global probe_hlt_insn
-probe_hlt_insn:
-    hlt     #0xf000
-    ret
 "#
 );
 
 unsafe extern "C" {
     fn probe_store_u64(addr: usize, value: u64) -> u64;
     fn probe_load_u32(addr: usize) -> ProbeLoad;
-    fn probe_semihost_call(op: u64, param: *const u8) -> u64;
-    static probe_hlt_insn: u8;
     static probe_store_insn: u8;
     static probe_load_insn: u8;
     static probe_load32_insn: u8;
@@ -129,33 +119,6 @@ pub fn fixup(elr: u64, esr: u64, far: u64) -> Option<u64> {
     LAST_ESR.store(esr, Ordering::Relaxed);
     LAST_FAR.store(far, Ordering::Relaxed);
     Some(&raw const probe_resume as u64)
-}
-
-/// Set once a semihosting call trapped as undefined: the host does not implement it.
-static NO_SEMIHOSTING: AtomicBool = AtomicBool::new(false);
-
-/// Makes semihosting call `op` with parameter block `param` (ARM IHI 0071); `None`
-/// if semihosting is absent (the `HLT` trapped once, and is not tried again).
-pub fn semihosting_call(op: u64, param: *const u8) -> Option<u64> {
-    if NO_SEMIHOSTING.load(Ordering::Relaxed) {
-        return None;
-    }
-    // SAFETY: HLT #0xF000 is the AArch64 semihosting trap; the host reads the
-    // parameter block the caller built for `op`. Without semihosting the HLT is
-    // undefined and the sync handler resumes after it through `fixup_hlt`.
-    let r = unsafe { probe_semihost_call(op, param) };
-    (!NO_SEMIHOSTING.load(Ordering::Relaxed)).then_some(r)
-}
-
-/// Called by the sync handler for an undefined instruction: if it is the
-/// semihosting probe's HLT, remember that semihosting is absent and return the
-/// address to resume at.
-pub fn fixup_hlt(elr: u64) -> Option<u64> {
-    let hlt = &raw const probe_hlt_insn as u64;
-    (elr == hlt).then(|| {
-        NO_SEMIHOSTING.store(true, Ordering::Relaxed);
-        hlt + 4
-    })
 }
 
 /// Stores zero at `addr` with no fault fixup: a fault is reported as an unexpected

@@ -325,6 +325,7 @@ fn from_acpi(mem: &efi::fixtures::FixtureMemory, ram: &[(u64, u64)]) -> Platform
         bootargs: "probe",
         report: Some("firmware test\n"),
         firmware: "UEFI test",
+        initrd: Some((0x4800_0000, 0x4810_0000)),
     };
     let n = efi::devicetree::write(&d, &boot, &mut buf).unwrap();
     parse_blob(&buf[..n]).unwrap()
@@ -359,6 +360,7 @@ fn acpi_qemu_gicv3_through_the_kernel_parser() {
     assert_eq!(p.pci.map(|h| h.ecam.base), Some(0x40_1000_0000));
     assert_eq!(p.bootargs.as_str(), "probe");
     assert_eq!(p.loader_report, Some(&b"firmware test\n"[..]));
+    assert_eq!(p.initrd, Some(Range::new(0x4800_0000, 0x4810_0000)));
     assert!(p.warnings.is_empty(), "{:?}", p.warnings);
 }
 
