@@ -9,8 +9,8 @@
 //! and, with `probe`, the loader's report. Written after `ExitBootServices`:
 //! nothing here allocates.
 
-use crate::describe::{Conduit, Description, GicVersion, Gsi, SerialKind};
 use crate::fdtw::{FdtWriter, Full};
+use crate::platform::{Conduit, Description, GicVersion, Gsi, SerialKind};
 
 /// The GIC's phandle; ITS nodes follow from 2.
 const GIC_PHANDLE: u32 = 1;

@@ -13,9 +13,10 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use efi::acpi::{Memory, Tables};
-use efi::describe::{Description, describe};
+use efi::describe::describe;
 use efi::devicetree::{self, Boot};
 use efi::memmap::{self, Desc};
+use efi::platform::Description;
 use uefi::boot::{self, AllocateType, MemoryType};
 use uefi::mem::memory_map::{MemoryMap, MemoryMapMut};
 use uefi::proto::loaded_image::LoadedImage;
@@ -213,7 +214,7 @@ fn efi_main() -> Status {
     };
     if probe {
         if let Ok(t) = Tables::new(&mem, rsdp) {
-            efi::report::dump(&t, &mut report);
+            efi::acpi::dump(&t, &mut report);
         }
         print_report(&report);
     }

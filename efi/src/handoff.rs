@@ -10,7 +10,7 @@
 
 use core::arch::asm;
 
-use efi::describe::{Serial, SerialKind};
+use efi::platform::{Serial, SerialKind};
 
 /// Cleans `[start, start + len)` to the point of coherency.
 fn clean(start: usize, len: usize) {

@@ -20,6 +20,7 @@ pub mod describe;
 pub mod devicetree;
 pub mod fdtw;
 pub mod memmap;
+pub mod platform;
 pub mod report;
 
 #[cfg(any(test, feature = "fixtures"))]

@@ -72,7 +72,7 @@ pub enum EoiGroup {
 /// `IGROUPR` bit as the Non-secure view reads it (RAZ for Group 0). LPIs are always
 /// Non-secure Group 1.
 pub const fn eoi_group(group0: bool, intid: u32, igroup_bit: bool) -> EoiGroup {
-    if group0 && intid < super::its::FIRST_LPI && !igroup_bit {
+    if group0 && intid < super::FIRST_LPI && !igroup_bit {
         EoiGroup::Group0
     } else {
         EoiGroup::Group1
@@ -360,7 +360,7 @@ impl InterruptController for GicV3 {
         let group0 = self.group0_in_use();
         // Only read IGROUPR when it matters (DS = 0, not an LPI).
         let igroup_bit = !group0
-            || intid >= super::its::FIRST_LPI
+            || intid >= super::FIRST_LPI
             || self.read_bit(GICD_IGROUPR, GICR_IGROUPR0, intid);
         match eoi_group(group0, intid, igroup_bit) {
             EoiGroup::Group0 => set_icc_eoir0_el1(u64::from(intid)),

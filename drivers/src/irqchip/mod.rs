@@ -65,6 +65,9 @@ pub trait InterruptController: Sync {
     fn version(&self) -> u8;
 }
 
+/// First LPI INTID.
+pub const FIRST_LPI: u32 = 8192;
+
 /// INTIDs below this are banked per CPU (SGIs 0..=15, PPIs 16..=31).
 pub const FIRST_SPI: u32 = 32;
 /// INTIDs 1020..=1023 are special: 1023 means spurious / nothing pending.

@@ -7,7 +7,7 @@
 use alloc::string::String;
 
 use super::{AcpiError, Table, le32};
-use crate::describe::{Gsi, Timer};
+use crate::platform::{Gsi, Timer};
 use crate::report::line;
 
 fn gsi(t: &Table<'_>, at: usize) -> Gsi {

@@ -10,7 +10,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use super::{AcpiError, Table, le32};
-use crate::describe::IdMap;
+use crate::platform::IdMap;
 use crate::report::line;
 
 const ITS_GROUP: u8 = 0;

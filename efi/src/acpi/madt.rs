@@ -16,7 +16,7 @@ use acpi::madt::{
 };
 
 use super::{AcpiError, Table};
-use crate::describe::{Gic, GicVersion, MsiFrame};
+use crate::platform::{Gic, GicVersion, MsiFrame};
 use crate::report::line;
 
 /// What the MADT says.

@@ -23,10 +23,11 @@ use alloc::vec::Vec;
 use core::fmt;
 
 use alloc::string::String;
+use core::fmt::Write as _;
 
 use plain::Plain;
 
-use crate::describe::Conduit;
+use crate::platform::Conduit;
 use crate::report::line;
 
 /// Physical memory as the loader can read it.
@@ -267,5 +268,48 @@ pub fn fadt_psci(tables: &Tables<'_>, report: &mut String) -> Option<Conduit> {
         (true, true) => Some(Conduit::Hvc),
         (true, false) => Some(Conduit::Smc),
         _ => None,
+    }
+}
+
+/// Each table's signature, address, length, revision and OEM.
+pub fn report(t: &Tables<'_>, report: &mut String) {
+    line(
+        report,
+        format_args!("acpi rsdp {:#x} revision {}", t.rsdp, t.revision),
+    );
+    for table in core::iter::once(&t.root).chain(&t.list) {
+        let (oem, oem_table) = table.oem();
+        line(
+            report,
+            format_args!(
+                "acpi {} at {:#x} length {} revision {} oem \"{oem}\" \"{oem_table}\"",
+                sig(&table.sig),
+                table.addr,
+                table.bytes.len(),
+                table.bytes[8]
+            ),
+        );
+    }
+    for e in &t.rejected {
+        line(report, format_args!("acpi rejected: {e}"));
+    }
+}
+
+/// The RSDP, root table and every table as `acpi-dump` lines (24 bytes each: short
+/// enough for an 80-column firmware console).
+pub fn dump(t: &Tables<'_>, report: &mut String) {
+    line(report, format_args!("acpi-rsdp {:#x}", t.rsdp));
+    let blobs = [(t.rsdp, t.rsdp_bytes), (t.root.addr, t.root.bytes)];
+    for (addr, bytes) in blobs
+        .into_iter()
+        .chain(t.list.iter().map(|t| (t.addr, t.bytes)))
+    {
+        for (i, chunk) in bytes.chunks(24).enumerate() {
+            let _ = write!(report, "acpi-dump {:#x} ", addr + 24 * i as u64);
+            for b in chunk {
+                let _ = write!(report, "{b:02x}");
+            }
+            report.push('\n');
+        }
     }
 }

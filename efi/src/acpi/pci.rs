@@ -14,7 +14,7 @@ use heapless::Vec;
 use super::AcpiError;
 use crate::aml::resource::{self, Resource, Space};
 use crate::aml::{Namespace, Object, PathDisplay, Seg, Value};
-use crate::describe::{Gic, Gsi, HostBridge, IdMap, IntxRoute, Window};
+use crate::platform::{Gic, Gsi, HostBridge, IdMap, IntxRoute, Window};
 use crate::report::line;
 
 fn int(ns: &Namespace<'_>, dev: &[Seg], name: &Seg) -> Option<u64> {

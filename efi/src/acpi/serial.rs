@@ -12,7 +12,7 @@ use alloc::string::String;
 use super::{AcpiError, Table, le32};
 use crate::aml::resource::{self, Resource};
 use crate::aml::{Namespace, Object, Value};
-use crate::describe::{Gsi, Serial, SerialKind};
+use crate::platform::{Gsi, Serial, SerialKind};
 use crate::report::line;
 
 /// The UART model for an SPCR/DBG2 interface type and its register access, or `None`

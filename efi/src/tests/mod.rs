@@ -8,9 +8,10 @@ use std::vec::Vec;
 use crate::shapes::{self as build, madt};
 
 use crate::acpi::AcpiError;
-use crate::describe::*;
+use crate::describe::describe;
 use crate::devicetree::{self, Boot};
 use crate::fixtures::{self, FixtureMemory};
+use crate::platform::*;
 
 fn describe_mem(mem: &FixtureMemory) -> Result<Description, AcpiError> {
     let mut report = String::new();
