@@ -33,15 +33,16 @@ apt_install() {
 # ensure_qemu: QEMU that can actually start the machines the scripts build, judged by
 # starting one (the device set of scripts/run, paused, then `quit` on its monitor), not by
 # the binary being on PATH. A failure that names a missing file is mapped to the Debian
-# package that ships it, installed, and tried once more; anything else is printed whole.
+# package that ships it, installed, and tried again (each package once: the -kernel and
+# the UEFI machine may each miss one); anything else is printed whole.
 ensure_qemu() {
     command -v qemu-system-aarch64 >/dev/null 2>&1 || apt_install qemu-system-arm || return 1
     [ -n "${CAPSTAN_QEMU_OK:-}" ] && return 0
-    local out pkg tries=0
+    local out pkg tries=0 tried=" "
     while :; do
         out=$(qemu_preflight 2>&1) && { export CAPSTAN_QEMU_OK=1; return 0; }
         pkg=$(qemu_missing_package "$out")
-        if [ -z "$pkg" ] || [ $tries -ge 1 ]; then
+        if [ -z "$pkg" ] || [ $tries -ge 3 ] || [[ "$tried" == *" $pkg "* ]]; then
             log "QEMU cannot start the virt machine the scripts use:"
             printf '%s\n' "$out" >&2
             [ -n "$pkg" ] && log "installing $pkg did not help"
@@ -49,7 +50,7 @@ ensure_qemu() {
         fi
         log "QEMU preflight: $(head -1 <<<"$out")"
         apt_install "$pkg" || return 1
-        tries=$((tries + 1))
+        tries=$((tries + 1)) tried+="$pkg "
     done
 }
 
