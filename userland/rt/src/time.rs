@@ -1,6 +1,6 @@
 //! Time: the monotonic clock, sleeping, and the process's notification word.
 
-use abi::Sysnum;
+use abi::{Handle, Sysnum};
 
 use crate::sys;
 
@@ -26,4 +26,15 @@ pub fn sleep_ns(ns: u64) {
 /// `deadline`; returns (and clears) the bits that were set.
 pub fn notify_wait(mask: u64, deadline: u64) -> crate::Result<u64> {
     sys::call2(Sysnum::NotifyWait, mask, deadline).map(|r| r[0])
+}
+
+/// Sets `bits` in the notification word that capability `h` names.
+pub fn notify_post(h: Handle, bits: u64) -> crate::Result<()> {
+    sys::call2(Sysnum::NotifyPost, u64::from(h.raw()), bits).map(|_| ())
+}
+
+/// A capability for this process's own notification word, to grant to another process
+/// so it can wake this one.
+pub fn notify_cap() -> crate::Result<Handle> {
+    sys::call0(Sysnum::NotifyCap).map(|r| Handle(r[0] as u32))
 }
