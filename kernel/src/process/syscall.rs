@@ -81,12 +81,11 @@ fn run(p: &Arc<Process>, f: &TrapFrame) -> Result<[u64; 3], Stop> {
         }
         _ => {}
     }
-    let call = decode(f.x[8], a).map_err(|e| {
-        if e == Error::ENOSYS {
-            UNKNOWN.fetch_add(1, Ordering::Relaxed);
-        }
-        Stop::Fail(e)
-    })?;
+    let known = u32::try_from(f.x[8]).is_ok_and(|n| abi::Sysnum::try_from(n).is_ok());
+    if !known {
+        UNKNOWN.fetch_add(1, Ordering::Relaxed);
+    }
+    let call = decode(f.x[8], a).map_err(Stop::Fail)?;
     dispatch(p, call)
 }
 

@@ -110,3 +110,21 @@ kernel_test! {
         Ok(())
     }
 }
+
+kernel_test! {
+    fn random_system_calls_from_several_processes_break_nothing() {
+        if table::initrd().is_none() {
+            skip!("no initrd on this machine");
+        }
+        let calls = crate::boot::platform()
+            .and_then(|p| p.bootargs.split_whitespace().find_map(|w| w.strip_prefix("fuzz_calls=")).and_then(|v| v.parse::<u64>().ok()))
+            .unwrap_or(25_000);
+        let before = settled();
+        let failed = run("/bin/fuzz", &["fuzz", &alloc::format!("{calls}"), "4"]).map_err(|e| alloc::format!("{e}"))?;
+        ensure_eq!(failed, 0);
+        let after = settled();
+        ensure!(table::all().len() == 1, "processes left behind: {}", table::all().len());
+        ensure_eq!(after.0, before.0);
+        Ok(())
+    }
+}
