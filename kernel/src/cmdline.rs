@@ -75,6 +75,9 @@ pub struct BootArgs<'a> {
     pub edu: Option<&'a str>,
     /// `net=dhcp|poll[:hz]|off`.
     pub net: NetOption,
+    /// `init=/bin/PROGRAM`: start this program from the initrd as process 1 instead of
+    /// the monitor.
+    pub init: Option<&'a str>,
 }
 
 impl Default for BootArgs<'_> {
@@ -87,6 +90,7 @@ impl Default for BootArgs<'_> {
             pci_no_msi: false,
             edu: None,
             net: NetOption::Off,
+            init: None,
         }
     }
 }
@@ -210,6 +214,13 @@ impl<'a> BootArgs<'a> {
                 return Err(Problem::BadValue {
                     accepted: "msi, intx, nodma or none",
                     using: "none",
+                });
+            }
+            ("init", Some(v)) if v.starts_with('/') && v.len() <= 64 => self.init = Some(v),
+            ("init", _) => {
+                return Err(Problem::BadValue {
+                    accepted: "an absolute path in the initrd, at most 64 bytes",
+                    using: "the monitor",
                 });
             }
             ("net", Some(v)) => {
