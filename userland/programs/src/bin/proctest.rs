@@ -46,6 +46,7 @@ const TESTS: &[Test] = &[
     ("files_from_the_initrd_read_whole", initrd_file),
     ("open_refuses_missing_and_writable", open_errors),
     ("procfs_counts_this_process", procfs_self),
+    ("procfs_files_have_their_records", procfs_files),
     ("bad_pointers_are_efault", bad_pointers),
     ("unknown_syscalls_are_enosys", unknown_syscall),
     ("fp_state_survives_switches", fp_state),
@@ -503,5 +504,60 @@ fn notify_pingpong() -> Outcome {
     }
     check_eq!(process::wait(pid)?.status, 0);
     check_eq!(time::notify_post(child, 1).err(), Some(Error::ESRCH));
+    Ok(())
+}
+
+fn text(path: &str) -> Result<alloc::string::String, Failure> {
+    let bytes = fs::read_file(path)?;
+    alloc::string::String::from_utf8(bytes)
+        .map_err(|_| Failure::Failed(alloc::format!("{path} is not text")))
+}
+
+fn procfs_files() -> Outcome {
+    let list = text("/proc")?;
+    for name in ["stat", "interrupts", "meminfo", "dma"] {
+        check!(list.lines().any(|l| l == name), "/proc lacks {name}");
+    }
+    let me = process::getpid();
+    check!(
+        list.contains(&alloc::format!("{me}/caps")),
+        "/proc does not list this process"
+    );
+    let irqs = text("/proc/interrupts")?;
+    let header = irqs.lines().next().unwrap_or("");
+    check!(
+        header.contains("INTID") && header.contains("CPU0"),
+        "{header}"
+    );
+    check!(
+        irqs.lines()
+            .any(|l| l.contains("PPI") && l.contains("(timer)")),
+        "no timer row:\n{irqs}"
+    );
+    let caps = text(&alloc::format!("/proc/{me}/caps"))?;
+    check!(
+        caps.lines().filter(|l| l.contains("File")).count() >= 2,
+        "{caps}"
+    );
+    check!(
+        caps.contains("read,transfer") || caps.contains("transfer,read"),
+        "{caps}"
+    );
+    let mem = text("/proc/meminfo")?;
+    check!(mem.lines().any(|l| l.starts_with("frames_free ")), "{mem}");
+    let stat = text("/proc/stat")?;
+    check!(
+        stat.lines().any(|l| l.starts_with("cpu0 busy_ns ")),
+        "{stat}"
+    );
+    check!(
+        stat.lines()
+            .any(|l| l.starts_with("syscall_errors_by_errno ")),
+        "{stat}"
+    );
+    let dma = text("/proc/dma")?;
+    check!(dma.starts_with("kernel_buffers "), "{dma}");
+    check_eq!(File::open("/proc/99999/status").err(), Some(Error::ENOENT));
+    check_eq!(File::open("/proc/nope").err(), Some(Error::ENOENT));
     Ok(())
 }
