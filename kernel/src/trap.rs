@@ -129,7 +129,7 @@ pub fn before_return(frame: &mut TrapFrame) {
 }
 
 extern "C" fn killed_entry() -> ! {
-    crate::process::table::exit_current(crate::process::table::KILLED)
+    crate::process::table::exit_current(crate::process::table::current_kill_status())
 }
 
 /// Prints the decoded report and stops.

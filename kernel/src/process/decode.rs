@@ -8,8 +8,8 @@
 //! copy. Pure, so the host tests drive it with every call and with random registers.
 
 use abi::proc::{
-    ANY_CHILD, GRANT_COPY, GRANT_MOVE, GrantSpec, OPEN_FLAGS, PROT_ALL, PROT_EXEC, PROT_READ,
-    PROT_WRITE, WAIT_FLAGS, WNOHANG,
+    ANY_CHILD, GRANT_COPY, GRANT_MOVE, GrantSpec, NO_FOREGROUND, OPEN_FLAGS, POWER_OFF,
+    POWER_REBOOT, PROT_ALL, PROT_EXEC, PROT_READ, PROT_WRITE, WAIT_FLAGS, WNOHANG,
 };
 use abi::{Error, Handle, Rights, Sysnum};
 
@@ -158,6 +158,29 @@ pub enum Call {
         /// What.
         buf: UserSlice,
     },
+    /// `console_fg(h, pid)`.
+    ConsoleFg {
+        /// A console handle with `READ`.
+        handle: Handle,
+        /// The caller or one of its children; `None` for nobody.
+        pid: Option<u32>,
+    },
+    /// `power(h, action)`.
+    Power {
+        /// A `Power` capability.
+        handle: Handle,
+        /// What to do.
+        action: PowerAction,
+    },
+}
+
+/// What `power` does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PowerAction {
+    /// Switch off.
+    Off,
+    /// Restart.
+    Reboot,
 }
 
 fn u32_or(v: u64, e: Error) -> Result<u32, Error> {
@@ -283,6 +306,21 @@ pub fn decode(num: u64, a: [u64; 6]) -> Result<Call, Error> {
             handle: handle(a[0])?,
             buf: UserSlice::new(a[1], a[2]),
         },
+        Sysnum::ConsoleFg => Call::ConsoleFg {
+            handle: handle(a[0])?,
+            pid: match u32_or(a[1], Error::ESRCH)? {
+                NO_FOREGROUND => None,
+                pid => Some(pid),
+            },
+        },
+        Sysnum::Power => Call::Power {
+            handle: handle(a[0])?,
+            action: match a[1] {
+                v if v == u64::from(POWER_OFF) => PowerAction::Off,
+                v if v == u64::from(POWER_REBOOT) => PowerAction::Reboot,
+                _ => return Err(Error::EINVAL),
+            },
+        },
         // The network (0x50) and device (0x60) groups arrive with their issues.
         _ => return Err(Error::ENOSYS),
     })
@@ -299,7 +337,7 @@ mod tests {
 
     #[test]
     fn every_implemented_call_decodes_with_good_arguments() {
-        let good: [(Sysnum, [u64; 6]); 20] = [
+        let good: [(Sysnum, [u64; 6]); 23] = [
             (Sysnum::Exit, [7, 0, 0, 0, 0, 0]),
             (Sysnum::Spawn, [0x1000, 4, 0, 0, 0, 0]),
             (Sysnum::Wait, [ANY_CHILD, 1, 0, 0, 0, 0]),
@@ -320,6 +358,9 @@ mod tests {
             (Sysnum::Open, [0x1000, 3, 1, 0, 0, 0]),
             (Sysnum::Read, [0x8000_0000, 0x1000, 8, 0, 0, 0]),
             (Sysnum::Write, [0x8000_0000, 0x1000, 8, 0, 0, 0]),
+            (Sysnum::ConsoleFg, [0x8000_0000, 0, 0, 0, 0, 0]),
+            (Sysnum::Power, [0x8000_0000, 1, 0, 0, 0, 0]),
+            (Sysnum::Power, [0x8000_0000, 2, 0, 0, 0, 0]),
         ];
         for (num, a) in good {
             assert!(call(num, a).is_ok(), "{num:?}");
@@ -394,6 +435,25 @@ mod tests {
         assert_eq!(
             call(Sysnum::Open, [0x1000, 3, 4, 0, 0, 0]),
             Err(Error::EINVAL)
+        );
+        assert_eq!(
+            call(Sysnum::Power, [0x8000_0000, 3, 0, 0, 0, 0]),
+            Err(Error::EINVAL)
+        );
+        assert_eq!(
+            call(Sysnum::Power, [0x8000_0000, 0, 0, 0, 0, 0]),
+            Err(Error::EINVAL)
+        );
+        assert_eq!(
+            call(Sysnum::ConsoleFg, [0x8000_0000, 1 << 32, 0, 0, 0, 0]),
+            Err(Error::ESRCH)
+        );
+        assert_eq!(
+            call(Sysnum::ConsoleFg, [0x8000_0000, 0, 0, 0, 0, 0]),
+            Ok(Call::ConsoleFg {
+                handle: Handle(0x8000_0000),
+                pid: None
+            })
         );
         assert_eq!(call(Sysnum::SendTo, [0; 6]), Err(Error::ENOSYS));
         assert_eq!(decode(0x06, [0; 6]), Err(Error::ENOSYS));

@@ -18,6 +18,8 @@ pub enum Object {
     /// A process's notification word (`notify_post` sets bits in it). Weak: it does not
     /// keep the process alive, and posting after it ended is `ESRCH`.
     Notification(Weak<super::table::Process>),
+    /// The right to power the machine off or reboot it (init's from boot).
+    Power,
 }
 
 impl Capability for Object {
@@ -25,6 +27,7 @@ impl Capability for Object {
         match self {
             Object::File(_) => CapType::File,
             Object::Notification(_) => CapType::Notification,
+            Object::Power => CapType::Power,
         }
     }
 }

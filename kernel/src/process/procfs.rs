@@ -3,7 +3,8 @@
 //! Each file is rendered into a buffer at `open`, so a reader never sees a line torn
 //! by a concurrent update and reads need no locks. The formats are line-oriented
 //! `key value` pairs or aligned tables, one record per line (docs/process.md lists
-//! them): `stat`, `interrupts`, `meminfo`, `dma`, and `<pid>/status`, `<pid>/caps`.
+//! them): `stat`, `interrupts`, `meminfo`, `dma`, `cmdline`, and `<pid>/status`,
+//! `<pid>/caps`.
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -23,6 +24,9 @@ pub fn generate(rest: &str) -> Option<Vec<u8>> {
         "/interrupts" => interrupts(&mut out),
         "/meminfo" => meminfo(&mut out),
         "/dma" => dma_file(&mut out),
+        "/cmdline" => {
+            let _ = writeln!(out, "{}", crate::boot::command_line());
+        }
         other => {
             let (pid, file) = other.strip_prefix('/')?.split_once('/')?;
             let p = table::get(pid.parse().ok()?)?;
@@ -37,7 +41,7 @@ pub fn generate(rest: &str) -> Option<Vec<u8>> {
 }
 
 fn listing(out: &mut String) {
-    for name in ["stat", "interrupts", "meminfo", "dma"] {
+    for name in ["stat", "interrupts", "meminfo", "dma", "cmdline"] {
         let _ = writeln!(out, "{name}");
     }
     for p in table::all().iter().filter(|p| p.pid != 0) {
@@ -53,6 +57,13 @@ fn stat(out: &mut String) {
         let _ = writeln!(out, "cpu{cpu} busy_ns {busy} idle_ns {idle}");
     }
     let _ = writeln!(out, "ipis {}", irq::IPIS.load(Ordering::Relaxed));
+    let input = crate::console::input::stats();
+    let _ = writeln!(
+        out,
+        "console_foreground {}",
+        crate::console::input::foreground()
+    );
+    let _ = writeln!(out, "console_interrupts {}", input.interrupts);
     let total: u64 = irq::edge_spi_totals().iter().map(|&(_, n)| n).sum::<u64>();
     let mut all = 0u64;
     irq::for_each_line(|l| all += l.stats.per_cpu.iter().sum::<u64>());

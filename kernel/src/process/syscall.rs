@@ -16,7 +16,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use abi::proc::{GrantSpec, MAX_ARG_BYTES, MAX_ARGS, MAX_GRANTS, OPEN_READ, OPEN_WRITE};
 use abi::{CapType, Error, Handle, Rights};
 
-use super::decode::{Call, GrantMode, MemAccess, decode};
+use super::decode::{Call, GrantMode, MemAccess, PowerAction, decode};
 use super::file::{File, Object};
 use super::table::{self, Grant, Process};
 use super::user::{UserPtr, UserRange, UserSlice};
@@ -68,7 +68,7 @@ pub fn entry(frame: &mut TrapFrame) {
         }
     }
     if sched::current_user_killed() {
-        table::exit_current(table::KILLED);
+        table::exit_current(table::current_kill_status());
     }
     let _ = cpu::save_and_mask_irqs();
 }
@@ -136,6 +136,8 @@ fn dispatch(p: &Arc<Process>, call: Call) -> Result<[u64; 3], Stop> {
             deadline,
         } => read(p, handle, buf, deadline),
         Call::Write { handle, buf } => write(p, handle, buf),
+        Call::ConsoleFg { handle, pid } => console_fg(p, handle, pid),
+        Call::Power { handle, action } => power(p, handle, action),
     };
     r.map_err(Stop::Fail)
 }
@@ -358,4 +360,38 @@ fn write(p: &Arc<Process>, h: Handle, buf: UserSlice) -> Ret {
     copy_from_user(&mut tmp, range.addr).map_err(|_| Error::EFAULT)?;
     super::fs::write_console(&tmp);
     Ok([range.len as u64, 0, 0])
+}
+
+/// `console_fg`: names the process Ctrl-C ends (the caller or one of its live children),
+/// or nobody. Needs a console handle that may read: whoever reads the console decides
+/// who it interrupts.
+fn console_fg(p: &Arc<Process>, h: Handle, pid: Option<u32>) -> Ret {
+    if !file_op(p, h, Rights::READ, |f| Ok(f.is_console()))? {
+        return Err(Error::EINVAL);
+    }
+    let pid = match pid {
+        None => abi::proc::NO_FOREGROUND,
+        Some(pid) if pid == p.pid => pid,
+        Some(pid) => {
+            let child = table::get(pid).filter(|c| c.parent() == p.pid && !c.is_zombie());
+            child.ok_or(Error::ESRCH)?.pid
+        }
+    };
+    crate::console::input::set_foreground(pid);
+    Ok([0; 3])
+}
+
+/// `power`: switches the machine off or restarts it, through a `Power` capability.
+/// Returns only if the firmware refused (`ENOSYS`: no PSCI).
+fn power(p: &Arc<Process>, h: Handle, action: PowerAction) -> Ret {
+    table::with_caps(p, |caps| {
+        caps.get(h, CapType::Power, Rights::empty()).map(|_| ())
+    })?;
+    log::info!("pid {} ({}) asked to {action:?}", p.pid, p.name);
+    let e = match action {
+        PowerAction::Off => crate::arch::psci::system_off(),
+        PowerAction::Reboot => crate::arch::psci::system_reset(),
+    };
+    log::warn!("power {action:?} refused by the firmware: {e}");
+    Err(Error::ENOSYS)
 }

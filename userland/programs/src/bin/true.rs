@@ -2,8 +2,18 @@
 #![no_std]
 #![no_main]
 
+use capstan_programs::tool::Tool;
+
 capstan_rt::entry!(main);
 
-fn main(_: &capstan_rt::Startup) -> i32 {
-    0
+const TOOL: Tool = Tool {
+    name: "true",
+    usage: "usage: true\n  Exits with status 0.",
+};
+
+fn main(startup: &capstan_rt::Startup) -> i32 {
+    match TOOL.args(startup) {
+        Err(status) => status,
+        Ok(_) => 0,
+    }
 }
