@@ -176,14 +176,16 @@ bridged_nics() {
 # qemu_args GIC MEM SMP [EDU] -> the common QEMU command line for the virt board.
 # QEMU_MACHINE_OPTS, if set, is appended to the -M options (comma-separated), e.g.
 # `its=off` for a GICv3 without an ITS (no MSI controller: PCI devices use INTx).
+# QEMU_CPU replaces the CPU model (cortex-a72: ARMv8.0, fast under TCG; `max` has PAN).
 # CAPSTAN_BOOT=uefi boots capstan.efi under EDK2 instead of the Image with -kernel: the
 # firmware loads QEMU's -kernel file as an EFI application and passes -append as its load
 # options, and the guest sees ACPI tables, no device tree (docs/boot.md).
 qemu_args() {
     local gic=${1:-2} mem=${2:-1G} smp=${3:-1} boot="-kernel $KERNEL_IMAGE"
     [ "${CAPSTAN_BOOT:-kernel}" = uefi ] && boot="-bios $EDK2_FIRMWARE -kernel $KERNEL_EFI"
-    echo -M "virt,gic-version=$gic${QEMU_MACHINE_OPTS:+,$QEMU_MACHINE_OPTS}" -cpu cortex-a72 -m "$mem" -smp "$smp" \
-        -nographic -no-reboot $boot -initrd "$INITRD" $(pci_devices "${4:-msi}") $NO_OPTION_ROMS
+    echo -M "virt,gic-version=$gic${QEMU_MACHINE_OPTS:+,$QEMU_MACHINE_OPTS}" -cpu "${QEMU_CPU:-cortex-a72}" \
+        -m "$mem" -smp "$smp" -nographic -no-reboot $boot -initrd "$INITRD" \
+        $(pci_devices "${4:-msi}") $NO_OPTION_ROMS
 }
 
 # The NICs' PCI option ROMs (iPXE boot code for x86 and UEFI) are never run on virt with

@@ -18,6 +18,17 @@ pub const STATUS_KILLED: i32 = 137;
 /// The exit status of a process the kernel ended for a fault it took (bad access,
 /// undefined instruction): 128 + 11.
 pub const STATUS_FAULTED: i32 = 139;
+/// The exit status of a process ended by Ctrl-C on the console while it was the console's
+/// foreground process (`console_fg`): 128 + 2.
+pub const STATUS_INTERRUPTED: i32 = 130;
+
+/// `console_fg`: the pid that means "no foreground process" (Ctrl-C is then input).
+pub const NO_FOREGROUND: u32 = 0;
+
+/// `power` action: switch the machine off.
+pub const POWER_OFF: u32 = 1;
+/// `power` action: restart the machine.
+pub const POWER_REBOOT: u32 = 2;
 
 /// `mem_map` protection: readable.
 pub const PROT_READ: u32 = 1;

@@ -42,6 +42,10 @@ pub enum Sysnum {
     SleepUntil = 0x31,
     /// `notify_wait(mask, deadline)`.
     NotifyWait = 0x32,
+    /// `notify_post(h, bits)`: set bits in the word a `Notification` capability names.
+    NotifyPost = 0x33,
+    /// `notify_cap()`: a `Notification` capability for the caller's own word.
+    NotifyCap = 0x34,
     // 0x40 files
     /// `open(path)`: procfs, initrd.
     Open = 0x40,
@@ -49,6 +53,9 @@ pub enum Sysnum {
     Read = 0x41,
     /// `write(h, buf)`.
     Write = 0x42,
+    /// `console_fg(h, pid)`: the process Ctrl-C on the console ends (0: none), set
+    /// through a console handle with `READ`.
+    ConsoleFg = 0x43,
     // 0x50 network
     /// `sock_open(UDP | TCP | ICMP)`.
     SockOpen = 0x50,
@@ -89,11 +96,14 @@ pub enum Sysnum {
     DevBusMaster = 0x68,
     /// `dev_reset(dev)`.
     DevReset = 0x69,
+    // 0x70 system
+    /// `power(h, action)`: power off or reboot, through a `Power` capability.
+    Power = 0x70,
 }
 
 impl Sysnum {
     /// Every call, in numeric order.
-    pub const ALL: [Sysnum; 37] = [
+    pub const ALL: [Sysnum; 41] = [
         Sysnum::Exit,
         Sysnum::Spawn,
         Sysnum::Wait,
@@ -109,9 +119,12 @@ impl Sysnum {
         Sysnum::ClockNow,
         Sysnum::SleepUntil,
         Sysnum::NotifyWait,
+        Sysnum::NotifyPost,
+        Sysnum::NotifyCap,
         Sysnum::Open,
         Sysnum::Read,
         Sysnum::Write,
+        Sysnum::ConsoleFg,
         Sysnum::SockOpen,
         Sysnum::Bind,
         Sysnum::Connect,
@@ -131,6 +144,7 @@ impl Sysnum {
         Sysnum::DmaAlloc,
         Sysnum::DevBusMaster,
         Sysnum::DevReset,
+        Sysnum::Power,
     ];
 
     /// The value placed in `x8`.
@@ -160,9 +174,12 @@ impl TryFrom<u32> for Sysnum {
             0x30 => Sysnum::ClockNow,
             0x31 => Sysnum::SleepUntil,
             0x32 => Sysnum::NotifyWait,
+            0x33 => Sysnum::NotifyPost,
+            0x34 => Sysnum::NotifyCap,
             0x40 => Sysnum::Open,
             0x41 => Sysnum::Read,
             0x42 => Sysnum::Write,
+            0x43 => Sysnum::ConsoleFg,
             0x50 => Sysnum::SockOpen,
             0x51 => Sysnum::Bind,
             0x52 => Sysnum::Connect,
@@ -182,6 +199,7 @@ impl TryFrom<u32> for Sysnum {
             0x67 => Sysnum::DmaAlloc,
             0x68 => Sysnum::DevBusMaster,
             0x69 => Sysnum::DevReset,
+            0x70 => Sysnum::Power,
             other => return Err(other),
         })
     }

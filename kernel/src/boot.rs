@@ -118,8 +118,46 @@ pub fn start(dtb: usize) -> ! {
     );
     match args.test {
         Some(filter) => ktest::run(filter, args.crash),
-        None => monitor::run(),
+        None if args.monitor => monitor::run(),
+        None => run_init(args.init, args.init_args),
     }
+}
+
+/// Starts `path` as process 1 with `init_args` (the words after `--`), hands it the
+/// `Power` capability, and waits for it; when it ends the machine powers off. Without
+/// an initrd holding `path` the kernel monitor runs instead, so a machine booted with a
+/// bare kernel still has a console.
+fn run_init(path: &str, init_args: &str) -> ! {
+    use crate::process::file::Object;
+    use crate::process::table::{self, Grant};
+    if table::initrd().and_then(|rd| rd.find(path)).is_none() {
+        log::warn!(
+            "no {path} in the initrd (boot with `-initrd build/initrd.tar`): starting the kernel monitor"
+        );
+        monitor::run();
+    }
+    let name = path.rsplit('/').next().unwrap_or(path);
+    let mut args = alloc::vec::Vec::new();
+    let mut argc = 0;
+    for word in core::iter::once(name).chain(init_args.split_whitespace()) {
+        args.extend_from_slice(word.as_bytes());
+        args.push(0);
+        argc += 1;
+    }
+    let power = Grant {
+        object: Object::Power,
+        rights: abi::Rights::TRANSFER,
+    };
+    let status = table::spawn(0, path, &args, argc, alloc::vec![power]).and_then(|pid| {
+        let kernel = table::get(0).ok_or(abi::Error::ESRCH)?;
+        table::wait(&kernel, Some(pid), false).map(|(_, s)| s)
+    });
+    match status {
+        Ok(s) => log::info!("init ({path}) exited with status {s}; powering off"),
+        Err(e) => log::error!("init ({path}) could not start: {e}; powering off"),
+    }
+    let _ = psci::system_off();
+    crate::trap::halt()
 }
 
 fn log_filter(level: LogLevel) -> log::LevelFilter {

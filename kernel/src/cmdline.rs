@@ -77,7 +77,16 @@ pub struct BootArgs<'a> {
     pub net: NetOption,
     /// `probe`: print every platform fact found (docs/parallels-vmware.md).
     pub probe: bool,
+    /// `init=/bin/PROGRAM`: process 1 (default `/bin/init`).
+    pub init: &'a str,
+    /// `monitor`: the kernel monitor on the console instead of process 1 (debugging).
+    pub monitor: bool,
+    /// Everything after a lone `--`: process 1's arguments, untouched by the kernel.
+    pub init_args: &'a str,
 }
+
+/// Process 1 when no `init=` says otherwise.
+pub const DEFAULT_INIT: &str = "/bin/init";
 
 impl Default for BootArgs<'_> {
     fn default() -> Self {
@@ -90,6 +99,9 @@ impl Default for BootArgs<'_> {
             edu: None,
             net: NetOption::Off,
             probe: false,
+            init: DEFAULT_INIT,
+            monitor: false,
+            init_args: "",
         }
     }
 }
@@ -149,7 +161,7 @@ const POLL_RANGE: &str = "dhcp, off, poll or poll:<1..=10000 polls per second>";
 
 /// Keys the in-kernel tests read themselves from the raw command line (`tests::netlab`,
 /// `tests::bridges`).
-const TEST_KEYS: [&str; 3] = ["sha1m", "sha16m", "bridges"];
+const TEST_KEYS: [&str; 5] = ["sha1m", "sha16m", "bridges", "stress_ms", "fuzz_calls"];
 
 impl<'a> BootArgs<'a> {
     /// Parses space-separated options. Never fails: see the module note.
@@ -159,7 +171,9 @@ impl<'a> BootArgs<'a> {
             warnings: heapless::Vec::new(),
             more_warnings: 0,
         };
-        for word in line.split_whitespace() {
+        let (kernel, init_args) = split_init_args(line);
+        out.args.init_args = init_args;
+        for word in kernel.split_whitespace() {
             if let Err(problem) = out.args.apply(word)
                 && out.warnings.push(Warning { word, problem }).is_err()
             {
@@ -216,6 +230,20 @@ impl<'a> BootArgs<'a> {
                     using: "none",
                 });
             }
+            ("init", Some(v)) if v.starts_with('/') && v.len() <= 64 => self.init = v,
+            ("init", _) => {
+                return Err(Problem::BadValue {
+                    accepted: "an absolute path in the initrd, at most 64 bytes",
+                    using: DEFAULT_INIT,
+                });
+            }
+            ("monitor", None) => self.monitor = true,
+            ("monitor", Some(_)) => {
+                return Err(Problem::BadValue {
+                    accepted: "no value",
+                    using: "process 1",
+                });
+            }
             ("net", Some(v)) => {
                 self.net = parse_net(v).ok_or(Problem::BadValue {
                     accepted: POLL_RANGE,
@@ -233,6 +261,21 @@ impl<'a> BootArgs<'a> {
         }
         Ok(())
     }
+}
+
+/// Splits the line at its first lone `--` word: the kernel's words, and the rest (trimmed)
+/// for process 1.
+fn split_init_args(line: &str) -> (&str, &str) {
+    let mut at = 0;
+    for word in line.split_whitespace() {
+        // Words are subslices of `line`: their offset is where they start.
+        let start = word.as_ptr() as usize - line.as_ptr() as usize;
+        if word == "--" {
+            return (&line[..start], line[start + 2..].trim());
+        }
+        at = start + word.len();
+    }
+    (&line[..at], "")
 }
 
 /// A rate in 1..=`MAX_HZ` (or 0 where `zero_ok`).
@@ -299,6 +342,19 @@ mod tests {
     }
 
     #[test]
+    fn words_after_a_lone_double_dash_are_process_one_s() {
+        let p = parse("net=dhcp -- utest=net  x=1 -- y");
+        assert!(p.warnings.is_empty(), "{:?}", p.warnings);
+        assert_eq!(p.args.net, NetOption::Dhcp);
+        assert_eq!(p.args.init_args, "utest=net  x=1 -- y");
+        assert_eq!(parse("--").args.init_args, "");
+        assert_eq!(parse("hz=5 --x").warnings.len(), 1, "--x is a kernel word");
+        assert!(parse("monitor").args.monitor);
+        assert_eq!(parse("").args.init, DEFAULT_INIT);
+        assert_eq!(parse("init=/bin/sh").args.init, "/bin/sh");
+    }
+
+    #[test]
     fn later_words_win() {
         assert_eq!(parse("net=dhcp net=off").args.net, NetOption::Off);
         assert_eq!(parse("hz=10 hz=20").args.hz, 20);
@@ -357,6 +413,7 @@ mod tests {
         #[test]
         fn any_line_parses_to_bounded_rates(line in "\\PC{0,200}") {
             let p = parse(&line);
+            prop_assert!(line.ends_with(p.args.init_args));
             prop_assert!(p.args.hz <= MAX_HZ);
             if let NetOption::Poll { hz } = p.args.net {
                 prop_assert!((1..=MAX_HZ).contains(&hz));
@@ -376,6 +433,7 @@ mod tests {
                 .map(|(k, e, v)| std::format!("{k}{e}{v} "))
                 .collect();
             let p = parse(&line);
+            prop_assert!(line.ends_with(p.args.init_args));
             prop_assert!(p.args.hz <= MAX_HZ);
             if let NetOption::Poll { hz } = p.args.net {
                 prop_assert!((1..=MAX_HZ).contains(&hz));

@@ -17,3 +17,8 @@ pub fn set_platform(p: Platform) -> &'static Platform {
 pub fn platform() -> Option<&'static Platform> {
     PLATFORM.get()
 }
+
+/// The whole kernel command line, as the boot loader gave it (`/proc/cmdline`).
+pub fn command_line() -> &'static str {
+    platform().map_or("", |p| p.bootargs.as_str())
+}

@@ -110,10 +110,12 @@ fn mem() {
         crate::println!("  device tree   {}", mib(m.firmware_tables));
         crate::println!("  reserved      {} (firmware, initrd)", mib(m.reserved));
         crate::println!(
-            "  kernel stacks {} ({} slots of {} KiB + a guard page)",
+            "  kernel stacks {} ({} of {} KiB and {} of {} KiB, each above a guard page)",
             mib(m.stacks),
-            stack::SLOTS,
-            stack::STACK_SIZE >> 10
+            stack::Class::Kernel.slots(),
+            stack::Class::Kernel.size() >> 10,
+            stack::Class::User.slots(),
+            stack::Class::User.size() >> 10
         );
         crate::println!("  page rounding {}", mib(m.rounding()));
         crate::println!("  frame pool    {}", mib(m.frames));
@@ -130,7 +132,12 @@ fn mem() {
         used >> 10,
         size >> 10
     );
-    crate::println!("stacks: {} of {} in use", stack::in_use(), stack::SLOTS);
+    let (kernel, user) = stack::in_use();
+    crate::println!(
+        "stacks: {kernel} of {} kernel and {user} of {} user in use",
+        stack::Class::Kernel.slots(),
+        stack::Class::User.slots()
+    );
     crate::println!(
         "dma:    {} bytes quarantined",
         crate::arch::dma::HAL.quarantined()

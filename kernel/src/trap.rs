@@ -129,7 +129,7 @@ pub fn before_return(frame: &mut TrapFrame) {
 }
 
 extern "C" fn killed_entry() -> ! {
-    crate::process::table::exit_current(crate::process::table::KILLED)
+    crate::process::table::exit_current(crate::process::table::current_kill_status())
 }
 
 /// Set while a fatal report is being printed: a fault inside the report (say, a
@@ -172,9 +172,9 @@ fn fatal(frame: &TrapFrame, kind: VectorKind) -> ! {
         "    FAR {:#018x}  ELR {:#018x}  SPSR {:#018x}\n",
         frame.far, frame.elr, frame.spsr
     ));
-    if let Some(slot) = stack::guard_hit(frame.far as usize) {
+    if let Some((class, slot)) = stack::guard_hit(frame.far as usize) {
         p(format_args!(
-            "    FAR is in the guard page of kernel stack {slot}: stack overflow\n"
+            "    FAR is in the guard page of {class:?} stack {slot}: stack overflow\n"
         ));
     }
     let boot_guard = crate::arch::sections::image().boot_stack_guard as u64;

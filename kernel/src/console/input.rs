@@ -13,6 +13,12 @@
 //! full FIFO makes QEMU stop taking input from its backend (real hardware flags an
 //! overrun, which is counted), and the reader waits until a consumer makes room. So a
 //! paste is never dropped by the kernel; it is slowed to the speed of the consumer.
+//!
+//! Ctrl-C (0x03) is input like any byte unless a *foreground* process is named
+//! ([`set_foreground`], the `console_fg` call a shell makes for the program it waits
+//! for): then the byte ends that process instead (through the handler the process layer
+//! installs, [`set_interrupt_handler`]) and the foreground is cleared, so the next
+//! Ctrl-C reaches the shell as input.
 
 use caps::irq::{Armed, Draining, IrqLine};
 use caps::napi::quiesce_with;
@@ -34,6 +40,35 @@ static ROOM: AtomicU32 = AtomicU32::new(NONE);
 static STALLS: AtomicU32 = AtomicU32::new(0);
 const NONE: u32 = u32::MAX;
 
+/// Ctrl-C.
+const INTERRUPT: u8 = 0x03;
+/// The pid Ctrl-C ends (0: none; the byte is then input).
+static FOREGROUND: AtomicU32 = AtomicU32::new(0);
+/// What ends it (installed by the process layer, which sits above the console).
+static ON_INTERRUPT: spin::Once<fn(u32)> = spin::Once::new();
+/// Ctrl-Cs that ended a foreground process.
+static INTERRUPTS: AtomicU32 = AtomicU32::new(0);
+
+/// Installs what Ctrl-C calls with the foreground pid (once, at boot).
+pub fn set_interrupt_handler(handler: fn(u32)) {
+    ON_INTERRUPT.call_once(|| handler);
+}
+
+/// Names the process Ctrl-C ends (0: none).
+pub fn set_foreground(pid: u32) {
+    FOREGROUND.store(pid, Ordering::Release);
+}
+
+/// Clears the foreground if it is `pid` (that process ended).
+pub fn clear_foreground(pid: u32) {
+    let _ = FOREGROUND.compare_exchange(pid, 0, Ordering::AcqRel, Ordering::Relaxed);
+}
+
+/// The foreground pid (0: none).
+pub fn foreground() -> u32 {
+    FOREGROUND.load(Ordering::Acquire)
+}
+
 fn notify(id: &AtomicU32) -> Option<NotifyId> {
     match id.load(Ordering::Acquire) {
         NONE => None,
@@ -50,6 +85,8 @@ pub struct InputStats {
     pub stalls: u32,
     /// Bytes waiting in the buffer now.
     pub buffered: usize,
+    /// Ctrl-Cs that ended a foreground process.
+    pub interrupts: u32,
 }
 
 /// The figures so far.
@@ -58,6 +95,7 @@ pub fn stats() -> InputStats {
         overruns: super::with_uart(|u| u.rx_overruns()).unwrap_or(0),
         stalls: STALLS.load(Ordering::Relaxed),
         buffered: INPUT.lock().len(),
+        interrupts: INTERRUPTS.load(Ordering::Relaxed),
     }
 }
 
@@ -110,6 +148,8 @@ pub fn start_reader(uart_irq: Option<platform::Irq>) {
 struct Moved {
     bytes: usize,
     buffer_full: bool,
+    /// A Ctrl-C for this foreground process arrived.
+    interrupt: Option<u32>,
 }
 
 /// Moves bytes from the FIFO into the buffer until one of them is empty or full.
@@ -117,11 +157,19 @@ fn move_bytes() -> Moved {
     let mut moved = Moved {
         bytes: 0,
         buffer_full: false,
+        interrupt: None,
     };
     super::with_uart(|u| {
         let mut input = INPUT.lock();
         while !input.is_full() {
             let Some(b) = u.read_byte() else { return };
+            if b == INTERRUPT && moved.interrupt.is_none() {
+                let fg = FOREGROUND.swap(0, Ordering::AcqRel);
+                if fg != 0 {
+                    moved.interrupt = Some(fg);
+                    continue;
+                }
+            }
             // Cannot fail: checked not full above, under the same lock.
             let _ = input.push_back(b);
             moved.bytes += 1;
@@ -136,6 +184,12 @@ fn move_bytes() -> Moved {
 fn drain(mut line: IrqLine<Draining>, ready: NotifyId, room: NotifyId) -> IrqLine<Armed> {
     loop {
         let moved = move_bytes();
+        if let Some(pid) = moved.interrupt
+            && let Some(handler) = ON_INTERRUPT.get()
+        {
+            INTERRUPTS.fetch_add(1, Ordering::Relaxed);
+            handler(pid);
+        }
         if moved.bytes > 0 {
             let _ = sched::notify_post(ready, 1);
         }

@@ -3,7 +3,8 @@
 //! Each file is rendered into a buffer at `open`, so a reader never sees a line torn
 //! by a concurrent update and reads need no locks. The formats are line-oriented
 //! `key value` pairs or aligned tables, one record per line (docs/process.md lists
-//! them): `stat`, `interrupts`, `meminfo`, `dma`, and `<pid>/status`, `<pid>/caps`.
+//! them): `stat`, `interrupts`, `meminfo`, `dma`, `cmdline`, and `<pid>/status`,
+//! `<pid>/caps`.
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -23,6 +24,9 @@ pub fn generate(rest: &str) -> Option<Vec<u8>> {
         "/interrupts" => interrupts(&mut out),
         "/meminfo" => meminfo(&mut out),
         "/dma" => dma_file(&mut out),
+        "/cmdline" => {
+            let _ = writeln!(out, "{}", crate::machine::command_line());
+        }
         other => {
             let (pid, file) = other.strip_prefix('/')?.split_once('/')?;
             let p = table::get(pid.parse().ok()?)?;
@@ -37,7 +41,7 @@ pub fn generate(rest: &str) -> Option<Vec<u8>> {
 }
 
 fn listing(out: &mut String) {
-    for name in ["stat", "interrupts", "meminfo", "dma"] {
+    for name in ["stat", "interrupts", "meminfo", "dma", "cmdline"] {
         let _ = writeln!(out, "{name}");
     }
     for p in table::all().iter().filter(|p| p.pid != 0) {
@@ -49,6 +53,17 @@ fn stat(out: &mut String) {
     let up = time::now_ns();
     let _ = writeln!(out, "uptime_ns {up}");
     let _ = writeln!(out, "context_switches {}", sched::switches());
+    for (cpu, (busy, idle)) in sched::cpu_times().iter().enumerate() {
+        let _ = writeln!(out, "cpu{cpu} busy_ns {busy} idle_ns {idle}");
+    }
+    let _ = writeln!(out, "ipis {}", irq::IPIS.load(Ordering::Relaxed));
+    let input = crate::console::input::stats();
+    let _ = writeln!(
+        out,
+        "console_foreground {}",
+        crate::console::input::foreground()
+    );
+    let _ = writeln!(out, "console_interrupts {}", input.interrupts);
     let total: u64 = irq::edge_spi_totals().iter().map(|&(_, n)| n).sum::<u64>();
     let mut all = 0u64;
     irq::for_each_line(|l| all += l.stats.per_cpu.iter().sum::<u64>());
@@ -97,22 +112,27 @@ fn stat(out: &mut String) {
 }
 
 fn interrupts(out: &mut String) {
+    let cpus = sched::cpu_times().len().max(1);
+    let _ = write!(out, "{:>6} {:<10}", "INTID", "kind");
+    for c in 0..cpus {
+        let _ = write!(out, " {:>10}", alloc::format!("CPU{c}"));
+    }
+    let _ = writeln!(out, " {:<9} owner", "state");
+    irq::for_each_line(|l| {
+        let _ = write!(out, "{:>6} {:<10}", l.intid, l.kind.name());
+        for c in 0..cpus {
+            let _ = write!(out, " {:>10}", l.stats.per_cpu.get(c).copied().unwrap_or(0));
+        }
+        let state = alloc::format!("{:?}", l.stats.status);
+        let _ = writeln!(out, " {state:<9} kernel ({})", l.name);
+    });
     let _ = writeln!(
         out,
-        "{:>6} {:<10} {:>10} {:<9} owner",
-        "INTID", "kind", "CPU0", "state"
+        "{:>6} {:<10} {:>10}",
+        "-",
+        "IPI",
+        irq::IPIS.load(Ordering::Relaxed)
     );
-    irq::for_each_line(|l| {
-        let _ = writeln!(
-            out,
-            "{:>6} {:<10} {:>10} {:<9} {}",
-            l.intid,
-            l.kind.name(),
-            l.stats.per_cpu[0],
-            alloc::format!("{:?}", l.stats.status),
-            l.name
-        );
-    });
 }
 
 fn meminfo(out: &mut String) {
@@ -122,13 +142,20 @@ fn meminfo(out: &mut String) {
     let _ = writeln!(out, "frames_free {free}");
     let _ = writeln!(out, "heap_bytes {heap_size}");
     let _ = writeln!(out, "heap_used_bytes {heap_used}");
-    let _ = writeln!(out, "kernel_stacks_in_use {}", stack::in_use());
+    let (kernel, user) = stack::in_use();
+    let _ = writeln!(out, "kernel_stacks_in_use {kernel}");
+    let _ = writeln!(out, "user_kernel_stacks_in_use {user}");
     let _ = writeln!(out, "user_page_table_frames {}", uspace::table_frames());
     let _ = writeln!(out, "dma_quarantined_bytes {}", dma::HAL.quarantined());
 }
 
 fn dma_file(out: &mut String) {
+    let (count, bytes) = dma::live();
+    let _ = writeln!(out, "kernel_buffers {count} bytes {bytes}");
     let _ = writeln!(out, "quarantined_bytes {}", dma::HAL.quarantined());
+    for (pa, len) in dma::HAL.quarantined_regions() {
+        let _ = writeln!(out, "region {pa:#x} {len} owner kernel state quarantined");
+    }
 }
 
 fn status(out: &mut String, p: &table::Process) {
@@ -165,17 +192,46 @@ fn status(out: &mut String, p: &table::Process) {
 }
 
 fn caps(out: &mut String, p: &table::Process) {
-    let _ = writeln!(out, "{:>10} {:<10} rights", "handle", "type");
+    let _ = writeln!(
+        out,
+        "{:>4} {:>10} {:<12} {:<28} state",
+        "slot", "handle", "type", "rights"
+    );
     let _ = table::with_caps(p, |caps| {
         for (h, ty, rights) in caps.iter() {
+            let ty = alloc::format!("{ty:?}");
             let _ = writeln!(
                 out,
-                "{:#010x} {:<10} {:#x}",
+                "{:>4} {:#010x} {ty:<12} {:<28} -",
+                h.index(),
                 h.raw(),
-                alloc::format!("{ty:?}"),
-                rights.bits()
+                rights_names(rights)
             );
         }
         Ok(())
     });
+}
+
+fn rights_names(r: abi::Rights) -> String {
+    use abi::Rights;
+    let names = [
+        (Rights::TRANSFER, "transfer"),
+        (Rights::INSPECT, "inspect"),
+        (Rights::IRQ, "irq"),
+        (Rights::ACK, "ack"),
+        (Rights::MAP, "map"),
+        (Rights::DMA, "dma"),
+        (Rights::READ, "read"),
+        (Rights::WRITE, "write"),
+    ];
+    let list: Vec<&str> = names
+        .iter()
+        .filter(|(b, _)| r.contains(*b))
+        .map(|(_, n)| *n)
+        .collect();
+    if list.is_empty() {
+        String::from("none")
+    } else {
+        list.join(",")
+    }
 }

@@ -20,8 +20,8 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use abi::proc::{
-    MAX_ARG_BYTES, MAX_GRANTS, STARTUP_MAGIC, STARTUP_VERSION, STATUS_KILLED, StartupGrant,
-    StartupRecord,
+    MAX_ARG_BYTES, MAX_GRANTS, STARTUP_MAGIC, STARTUP_VERSION, STATUS_INTERRUPTED, STATUS_KILLED,
+    StartupGrant, StartupRecord,
 };
 use abi::{Error, Rights};
 use caps::cspace::CSpace;
@@ -46,6 +46,8 @@ pub struct Process {
     inner: IrqLock<Inner>,
     /// Posted when a child exits or this process is killed (`wait` blocks on it).
     children_event: OwnedNotify,
+    /// The notification word `notify_wait` waits on and `notify_post` sets bits in.
+    events: OwnedNotify,
     /// System calls made.
     pub syscalls: AtomicU64,
     /// When it started (ns since boot).
@@ -60,7 +62,11 @@ struct Inner {
     thread: Option<ThreadId>,
     memory: Option<Memory>,
     caps: Option<Box<Caps>>,
-    killed: bool,
+    /// A pending kill: the status the process ends with.
+    killed: Option<i32>,
+    /// Handed to the kernel (pid 0) when its parent ended and there was no init: nobody
+    /// will `wait` for it, so its exit reaps it at once.
+    adopted_by_kernel: bool,
 }
 
 static TABLE: IrqLock<BTreeMap<u32, Arc<Process>>> = IrqLock::new(BTreeMap::new());
@@ -87,6 +93,7 @@ pub fn init(initrd: Option<&'static [u8]>) {
     if let Ok(kernel) = new_process(0, 0, "kernel") {
         TABLE.lock().insert(0, Arc::new(kernel));
     }
+    crate::console::input::set_interrupt_handler(interrupt);
 }
 
 /// The initrd, if the machine booted with a valid one.
@@ -111,9 +118,11 @@ fn new_process(pid: u32, parent: u32, name: &str) -> Result<Process, Error> {
             thread: None,
             memory: None,
             caps: None,
-            killed: false,
+            killed: None,
+            adopted_by_kernel: false,
         }),
         children_event: OwnedNotify::new().map_err(|_| Error::ENOMEM)?,
+        events: OwnedNotify::new().map_err(|_| Error::ENOMEM)?,
         syscalls: AtomicU64::new(0),
         started_ns: crate::time::now_ns(),
     })
@@ -321,6 +330,7 @@ pub fn exit_current(status: i32) -> ! {
 /// status for its parent.
 fn teardown(p: &Arc<Process>, status: i32) {
     sched::leave_address_space();
+    crate::console::input::clear_foreground(p.pid);
     let (memory, caps, children, parent) = {
         let mut inner = p.inner.lock();
         inner.exit_status = Some(status);
@@ -343,21 +353,37 @@ fn teardown(p: &Arc<Process>, status: i32) {
     } else {
         0
     };
+    let mut reap_now = Vec::new();
     if let Some(h) = get(heir) {
+        let mut kept = Vec::new();
         for &c in &children {
-            if let Some(child) = get(c) {
-                child.inner.lock().parent = heir;
+            let Some(child) = get(c) else { continue };
+            let mut inner = child.inner.lock();
+            inner.parent = heir;
+            inner.adopted_by_kernel = heir == 0;
+            if heir == 0 && inner.exit_status.is_some() {
+                reap_now.push(c); // already a zombie: nobody will wait for it
+            } else {
+                kept.push(c);
             }
         }
-        h.inner.lock().children.extend_from_slice(&children);
-        if !children.is_empty() {
+        h.inner.lock().children.extend_from_slice(&kept);
+        if !kept.is_empty() {
             let _ = sched::notify_post(h.children_event.id(), 1);
         }
     }
+    for pid in reap_now {
+        TABLE.lock().remove(&pid);
+    }
     EXITED.fetch_add(1, Ordering::Relaxed);
+    let adopted = p.inner.lock().adopted_by_kernel;
     match get(parent) {
-        Some(pp) => {
+        Some(pp) if !(parent == 0 && adopted) => {
             let _ = sched::notify_post(pp.children_event.id(), 1);
+        }
+        Some(kernel) => {
+            kernel.inner.lock().children.retain(|&c| c != p.pid);
+            TABLE.lock().remove(&p.pid);
         }
         None => {
             TABLE.lock().remove(&p.pid);
@@ -401,6 +427,11 @@ impl Process {
 
     /// Whether a kill is pending.
     pub fn killed(&self) -> bool {
+        self.inner.lock().killed.is_some()
+    }
+
+    /// The status a pending kill ends it with.
+    pub fn kill_status(&self) -> Option<i32> {
         self.inner.lock().killed
     }
 
@@ -442,10 +473,57 @@ pub fn wait(caller: &Arc<Process>, want: Option<u32>, nohang: bool) -> Result<(u
     }
 }
 
+/// `notify_wait`: waits until one of `mask`'s bits is set in the process's notification
+/// word (or `deadline`, `ETIMEDOUT`); returns those bits and clears them. Bits outside
+/// the mask stay set for a later wait.
+pub fn notify_wait(p: &Process, mask: u64, deadline: u64) -> Result<u64, Error> {
+    let mut kept = 0;
+    let result = loop {
+        match sched::notify_wait(p.events.id(), deadline) {
+            Ok(bits) => {
+                kept |= bits & !mask;
+                if bits & mask != 0 {
+                    break Ok(bits & mask);
+                }
+            }
+            Err(_) if sched::current_user_killed() => break Err(Error::ECANCELED),
+            Err(_) => break Err(Error::ETIMEDOUT),
+        }
+    };
+    if kept != 0 {
+        let _ = sched::notify_post(p.events.id(), kept);
+    }
+    result
+}
+
+/// `notify_post`: sets `bits` in the process's notification word (`ESRCH` once it ended).
+pub fn notify_post(p: &Process, bits: u64) -> Result<(), Error> {
+    if p.is_zombie() {
+        return Err(Error::ESRCH);
+    }
+    sched::notify_post(p.events.id(), bits).map_err(|_| Error::ESRCH)
+}
+
 /// `kill`: marks `pid` killed and wakes it from any wait; it ends with `STATUS_KILLED`
 /// the next time it would return to user space. `EPERM` for init, `ESRCH` for no such
 /// live process.
 pub fn kill(pid: u32) -> Result<(), Error> {
+    kill_with(pid, KILLED)
+}
+
+/// Ctrl-C on the console: ends foreground process `pid` with `STATUS_INTERRUPTED`.
+pub fn interrupt(pid: u32) {
+    if let Err(e) = kill_with(pid, STATUS_INTERRUPTED) {
+        log::debug!("Ctrl-C for pid {pid}: {e}");
+    }
+}
+
+/// The status the calling process ends with now that it was killed.
+pub fn current_kill_status() -> i32 {
+    current().and_then(|p| p.kill_status()).unwrap_or(KILLED)
+}
+
+fn kill_with(pid: u32, status: i32) -> Result<(), Error> {
     if pid == 0 || pid == 1 {
         return Err(Error::EPERM);
     }
@@ -455,7 +533,7 @@ pub fn kill(pid: u32) -> Result<(), Error> {
         if inner.exit_status.is_some() {
             return Err(Error::ESRCH);
         }
-        inner.killed = true;
+        inner.killed.get_or_insert(status);
         inner.thread
     };
     if let Some(t) = thread {

@@ -1,4 +1,5 @@
-//! Shared helpers of Capstan's user programs: a tiny test harness.
+//! Shared helpers of Capstan's user programs: a tiny test harness and what every tool
+//! does the same way (`--help`, error lines, reading `/proc` records).
 //!
 //! A user test suite prints one line per test, `utest NAME ... ok` or
 //! `utest NAME ... FAILED: why`, then `user: N passed, N failed, N skipped`, and exits
@@ -6,6 +7,8 @@
 #![no_std]
 
 extern crate alloc;
+
+pub mod tool;
 
 use alloc::string::String;
 use capstan_rt::println;

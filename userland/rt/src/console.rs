@@ -16,6 +16,43 @@ pub fn init(out: Option<Handle>) {
     OUT.store(out.map_or(0, |h| h.raw()), Ordering::Relaxed);
 }
 
+/// The console input handle from the startup record, if any.
+pub fn input() -> Option<Handle> {
+    crate::start::startup().and_then(|s| s.console().0)
+}
+
+/// Reads typed console input: waits until `deadline` (ns since boot) for at least one
+/// byte, then returns what is buffered (`ETIMEDOUT` if nothing came, `EBADH` without a
+/// console).
+pub fn read(buf: &mut [u8], deadline: u64) -> crate::Result<usize> {
+    crate::fs::read(input().ok_or(abi::Error::EBADH)?, buf, deadline)
+}
+
+/// Writes bytes to the console as they are (no line buffering).
+pub fn write_bytes(bytes: &[u8]) {
+    if let Some(h) = out() {
+        let mut done = 0;
+        while done < bytes.len() {
+            match crate::fs::write(h, &bytes[done..]) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => done += n,
+            }
+        }
+    }
+}
+
+/// Names the process Ctrl-C on the console ends: this one or one of its children
+/// (`None`: nobody; Ctrl-C is then input). Needs the console input handle.
+pub fn set_foreground(pid: Option<u32>) -> crate::Result<()> {
+    let h = input().ok_or(abi::Error::EBADH)?;
+    crate::sys::call2(
+        abi::Sysnum::ConsoleFg,
+        u64::from(h.raw()),
+        u64::from(pid.unwrap_or(abi::proc::NO_FOREGROUND)),
+    )
+    .map(|_| ())
+}
+
 /// The console output handle, if any.
 pub fn out() -> Option<Handle> {
     match OUT.load(Ordering::Relaxed) {
@@ -31,15 +68,7 @@ struct LineWriter {
 
 impl LineWriter {
     fn flush(&mut self) {
-        if let Some(h) = out() {
-            let mut done = 0;
-            while done < self.len {
-                match crate::fs::write(h, &self.buf[done..self.len]) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => done += n,
-                }
-            }
-        }
+        write_bytes(&self.buf[..self.len]);
         self.len = 0;
     }
 }

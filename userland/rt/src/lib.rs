@@ -19,6 +19,7 @@ mod panic;
 pub mod process;
 pub mod start;
 pub mod sys;
+pub mod system;
 pub mod time;
 
 pub use abi::Error;

@@ -62,6 +62,12 @@ pub fn wait_any() -> crate::Result<Exited> {
     wait_raw(ANY_CHILD, 0)
 }
 
+/// Child `pid` if it has already ended (`EAGAIN` while it runs, `ECHILD` if it is not
+/// a child).
+pub fn wait_nohang(pid: u32) -> crate::Result<Exited> {
+    wait_raw(u64::from(pid), WNOHANG)
+}
+
 /// A child that has already ended, if any (`EAGAIN` if children run, `ECHILD` if none).
 pub fn try_wait_any() -> crate::Result<Exited> {
     wait_raw(ANY_CHILD, WNOHANG)

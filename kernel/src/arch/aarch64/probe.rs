@@ -46,9 +46,17 @@ probe_load32_insn:
 "#
 );
 
+/// What `probe_load_u64` returns in x0 and x1.
+#[repr(C)]
+struct Loaded {
+    faulted: u64,
+    value: u64,
+}
+
 unsafe extern "C" {
     fn probe_store_u64(addr: usize, value: u64) -> u64;
-    fn probe_load_u32(addr: usize) -> ProbeLoad;
+    fn probe_load_u32(addr: usize) -> Loaded;
+    fn probe_load_u64(addr: usize) -> Loaded;
     static probe_store_insn: u8;
     static probe_load_insn: u8;
     static probe_load32_insn: u8;
@@ -77,13 +85,6 @@ pub fn try_store_u64(addr: usize, value: u64) -> Result<(), ProbeFault> {
     result(faulted)
 }
 
-/// What `probe_load_u64` returns in x0/x1.
-#[repr(C)]
-struct ProbeLoad {
-    faulted: u64,
-    value: u64,
-}
-
 /// Loads the 32-bit register at `addr` (4-byte aligned, mapped); returns the fault
 /// instead of dying if the load aborts — how the kernel checks that a device the
 /// firmware describes answers at all (QEMU 7.2's ACPI describes an ITS even with
@@ -94,6 +95,16 @@ pub fn try_load_u32(addr: usize) -> Result<u32, ProbeFault> {
     // Callers aim it at mapped device registers whose read has no side effect.
     let r = unsafe { probe_load_u32(addr) };
     result(r.faulted).map(|()| r.value as u32)
+}
+
+/// Loads the 8 bytes at `addr` with a privileged load; returns the fault instead of dying
+/// if it aborts (tests aim it at memory whose permissions they check, e.g. user pages
+/// under PAN).
+pub fn try_load_u64(addr: usize) -> Result<u64, ProbeFault> {
+    // SAFETY: the callee performs one load that either succeeds or faults into the sync
+    // handler, which resumes through `probe_resume` with x0 = 1.
+    let r = unsafe { probe_load_u64(addr) };
+    result(r.faulted).map(|()| r.value)
 }
 
 fn result(faulted: u64) -> Result<(), ProbeFault> {
