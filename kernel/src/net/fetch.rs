@@ -72,17 +72,13 @@ fn host_address(url: &Url, dns_server: Ipv4Address) -> Result<Ipv4Address, Fetch
 pub fn get(url: &str, dns_server: Ipv4Address) -> Result<Fetched, FetchError> {
     let mut url = Url::parse(url).map_err(FetchError::Http)?;
     let mut policy = RedirectPolicy::default();
-    let mut redirects = 0u8;
     loop {
         let (parser, digest, prefix) = get_once(&url, dns_server)?;
         let head = parser
             .head()
             .ok_or(FetchError::Http(HttpError::TruncatedHead))?;
         match policy.next(&url, head).map_err(FetchError::Http)? {
-            Some(next) => {
-                url = next;
-                redirects += 1;
-            }
+            Some(next) => url = next,
             None => {
                 let (len, sha256) = digest.finish();
                 return Ok(Fetched {
@@ -90,7 +86,7 @@ pub fn get(url: &str, dns_server: Ipv4Address) -> Result<Fetched, FetchError> {
                     len,
                     sha256,
                     prefix,
-                    redirects,
+                    redirects: policy.followed(),
                 });
             }
         }

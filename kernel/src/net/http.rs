@@ -12,11 +12,6 @@
 //! A request goes: `Url::parse` → `Request::get` → send → `ResponseParser::feed`
 //! per segment → `ResponseParser::finish` at EOF → `RedirectPolicy::next` on the
 //! head, repeating with the returned URL.
-#![allow(
-    dead_code,
-    unused_imports,
-    reason = "the API for the smoltcp glue, which is the next step; drop this then"
-)]
 
 mod body;
 mod digest;
@@ -27,9 +22,7 @@ mod url;
 use alloc::vec::Vec;
 use core::fmt;
 
-pub use body::Framing;
 pub use digest::{BodyDigest, Sha256Digest};
-pub use head::{Head, Version};
 pub use parser::{Progress, ResponseParser};
 pub use url::{RedirectPolicy, Url};
 

@@ -61,16 +61,6 @@ impl BodyDigest {
         self.sha.update(piece);
     }
 
-    /// Bytes seen so far.
-    pub fn len(&self) -> u64 {
-        self.len
-    }
-
-    /// Whether no bytes were seen.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
     /// Total length and SHA-256 of everything passed to `update`.
     pub fn finish(self) -> (u64, Sha256Digest) {
         (self.len, Sha256Digest(self.sha.finalize().into()))
