@@ -6,6 +6,7 @@ pub mod dns;
 pub mod fetch;
 pub mod http;
 pub mod ingress;
+pub mod mode;
 #[cfg(target_os = "none")]
 pub mod resolve;
 #[cfg(target_os = "none")]

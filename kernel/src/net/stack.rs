@@ -29,6 +29,7 @@ mod poll;
 mod service;
 mod session;
 
+pub use super::mode::RxMode;
 pub use service::ping;
 pub use session::{TcpSession, UdpSession};
 
@@ -105,23 +106,17 @@ pub enum NetError {
     Refused,
 }
 
-/// How the net task learns about received frames.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RxMode {
-    /// The RX MSI-X vector wakes the task (NAPI over the capability types).
-    Interrupt,
-    /// No RX interrupt: the task polls the ring every `1/hz` seconds (the predecessor's
-    /// design, kept so benchmarks can compare the same build).
-    Poll {
-        /// Polls per second.
-        hz: u64,
-    },
-}
-
 /// Starts the net task: attaches the NIC and runs DHCP.
 pub fn start(mode: RxMode) -> Result<(), virtio::AttachError> {
     let mut nic = virtio::attach()?;
-    if let RxMode::Poll { .. } = mode {
+    if let (RxMode::Poll { hz }, Some(used)) = (mode, mode.poll_hz()) {
+        if hz != used {
+            log::warn!(
+                "net: polling at {used} Hz, not {hz} (the range is {} to {} Hz)",
+                super::mode::MIN_POLL_HZ,
+                super::mode::MAX_POLL_HZ
+            );
+        }
         nic.enter_polling_mode();
     }
     sched::spawn("net", move || poll::run(nic, mode))

@@ -19,6 +19,7 @@ use super::service::{dhcp_events, pings, udp_discard, udp_echo};
 use super::session::{tcp_sessions, udp_sessions};
 use super::{NicInfo, RxMode, SHARED};
 use crate::net::ingress::{self, IngressStats, Malformed};
+use crate::net::mode::next_tick;
 use crate::net::virtio::{self, VirtioNic};
 use crate::sched;
 use crate::sync::IrqLock;
@@ -102,7 +103,7 @@ impl Stack {
         let delay_ns = self
             .iface
             .poll_delay(now(), &self.sockets)
-            .map_or(1_000_000_000, |d| d.total_micros() * 1000)
+            .map_or(1_000_000_000, |d| d.total_micros().saturating_mul(1000))
             .min(1_000_000_000);
         let deadline = time::now_ns() + delay_ns;
         let mut round = Round::default();
@@ -125,10 +126,10 @@ impl Stack {
             RxMode::Interrupt => {
                 let _ = nic.receive(deadline, &mut deliver);
             }
-            RxMode::Poll { hz } => {
+            RxMode::Poll { .. } => {
                 // Sleep to the next tick (or a request); then drain one budget.
-                let period = 1_000_000_000 / hz.max(1);
-                let tick = (time::now_ns() / period + 1) * period;
+                let period = self.mode.poll_period_ns().unwrap_or(1_000_000_000);
+                let tick = next_tick(time::now_ns(), period);
                 let _ = sched::notify_wait(nic.rx_notify(), tick.min(deadline));
                 nic.poll_rx(&mut deliver);
             }
