@@ -223,16 +223,31 @@ fn net() {
         );
     }
     crate::println!(
-        "rx interrupts {}, smoltcp queue drops {}, udp echoed {}",
+        "rx interrupts {}, udp echoed {}, datagrams reassembled {}",
         s.rx_interrupts,
-        s.rx_dropped,
-        s.echoed
+        s.echoed,
+        s.reassembled
     );
-    crate::print!("ingress drops {}:", s.ingress.total());
-    for why in crate::net::ingress::Malformed::ALL {
-        crate::print!(" {} {}", why.name(), s.ingress.get(why));
+    crate::print!("gate drops {}:", s.ingress.total());
+    for why in crate::net::ingress::Dropped::ALL {
+        let n = s.ingress.get(why);
+        if n > 0 {
+            crate::print!(" {} {n}", why.name());
+        }
     }
     crate::println!();
+    let (datagrams, bytes, held) = s.gate_held;
+    crate::println!("reassembling {datagrams} datagrams ({bytes} bytes), holding {held} for ARP");
+    let n = s.neigh;
+    crate::println!(
+        "arp: asked {} held {} released {} expired {} probes-answered {} defended {}",
+        n.asked,
+        n.held,
+        n.released,
+        n.expired,
+        n.probes_answered,
+        n.defended
+    );
     crate::println!(
         "udp discarded {}, flood ends {}, device resets {}",
         s.discarded,
@@ -242,13 +257,17 @@ fn net() {
     for (name, q) in [("rx", s.rx), ("tx", s.tx)] {
         if let Some(q) = q {
             crate::println!(
-                "{name}: packets {} bytes {} budget-exhausted {} rearm-races {} bad-descriptors {} malformed {} refill-failures {} full {}",
+                "{name}: packets {} bytes {} merged {} gso {} csum-offloaded {} budget-exhausted {} rearm-races {} bad-descriptors {} malformed {} multi-buffer-dropped {} refill-failures {} full {}",
                 q.packets,
                 q.bytes,
+                q.merged,
+                q.gso,
+                q.csum_offloaded,
                 q.budget_exhausted,
                 q.rearm_races,
                 q.bad_descriptors,
                 q.malformed,
+                q.multi_buffer_dropped,
                 q.refill_failures,
                 q.full
             );

@@ -2,10 +2,11 @@
 //!
 //! One kernel thread owns the NIC and the smoltcp interface. It sleeps on the
 //! RX vector's notification (the interrupt, or a request from another thread),
-//! runs a NAPI round that moves received frames into a queue, lets smoltcp
-//! process them, and sleeps again until the next interrupt or the next smoltcp
-//! timer. No tick polls the device. Other threads talk to it through requests
-//! (`ping`, sessions) and read its state (`address`, `status`). See docs/net.md.
+//! opens a NAPI round, lets smoltcp pull frames straight from the ring (through
+//! the gate: checks, reassembly, neighbours), and sleeps again until the next
+//! interrupt or the next timer. No tick polls the device. Other threads talk to it
+//! through requests (`ping`, sessions) and read its state (`address`, `status`).
+//! See docs/net.md.
 //!
 //! The pieces: `iface` sets up the interface and the services' sockets, `poll` is the
 //! task's loop (NAPI round, smoltcp, device reset), `phy` is smoltcp's view of the NIC,
@@ -17,7 +18,8 @@ use alloc::vec::Vec;
 
 use smoltcp::wire::{Ipv4Address, Ipv4Cidr};
 
-use super::ingress::{IngressStats, Malformed};
+use super::ingress::IngressStats;
+use super::neigh::NeighStats;
 use super::virtio;
 use crate::sched::{self, NotifyId};
 use crate::sync::IrqLock;
@@ -43,13 +45,20 @@ struct Shared {
     address: Option<Ipv4Cidr>,
     gateway: Option<Ipv4Address>,
     pings: Vec<service::Ping>,
-    rx_dropped: u64,
     icmp_echo_requests_seen: u64,
+    reassembled: u64,
+    delivered: u64,
+    /// Datagrams being reassembled and their bytes; datagrams held for ARP.
+    gate_held: (usize, usize, usize),
+    neigh: NeighStats,
+    /// Remotes sessions and pings just started to talk to (their next hop is asked for).
+    fresh_remotes: Vec<Ipv4Address>,
     rx_stats: Option<drivers::virtio::net::QueueStats>,
     tx_stats: Option<drivers::virtio::net::QueueStats>,
     nic: Option<NicInfo>,
     ingress: IngressStats,
     discarded: u64,
+    discarded_large: u64,
     flood_ends: u64,
     reinit_requested: bool,
     reinits: u64,
@@ -67,10 +76,9 @@ struct Shared {
 static SHARED: IrqLock<Shared> = IrqLock::new(Shared {
     rx_intid: None,
     nic: None,
-    ingress: IngressStats {
-        dropped: [0; Malformed::COUNT],
-    },
+    ingress: IngressStats::ZERO,
     discarded: 0,
+    discarded_large: 0,
     flood_ends: 0,
     reinit_requested: false,
     reinits: 0,
@@ -83,8 +91,19 @@ static SHARED: IrqLock<Shared> = IrqLock::new(Shared {
     address: None,
     gateway: None,
     pings: Vec::new(),
-    rx_dropped: 0,
     icmp_echo_requests_seen: 0,
+    reassembled: 0,
+    delivered: 0,
+    gate_held: (0, 0, 0),
+    neigh: NeighStats {
+        asked: 0,
+        held: 0,
+        released: 0,
+        expired: 0,
+        probes_answered: 0,
+        defended: 0,
+    },
+    fresh_remotes: Vec::new(),
     rx_stats: None,
     tx_stats: None,
     echoed: 0,
@@ -158,11 +177,18 @@ pub struct NicInfo {
     pub config_events: u64,
     /// Times the link went down.
     pub link_downs: u64,
+    /// The offloads negotiated.
+    pub offloads: virtio::Offloads,
 }
 
 /// How the NIC is attached (None before the stack started).
 pub fn nic_info() -> Option<NicInfo> {
     SHARED.lock().nic
+}
+
+/// The offloads the NIC negotiated (None before the stack started).
+pub fn offloads() -> Option<virtio::Offloads> {
+    nic_info().map(|n| n.offloads)
 }
 
 /// A snapshot for the monitor's `net` command and `/proc` later.
@@ -178,16 +204,26 @@ pub struct Status {
     pub tx: Option<drivers::virtio::net::QueueStats>,
     /// RX interrupts taken on the RX vector.
     pub rx_interrupts: u64,
-    /// Frames dropped because smoltcp's input queue was full.
-    pub rx_dropped: u64,
+    /// Datagrams reassembled from fragments.
+    pub reassembled: u64,
+    /// Frames the gate handed to smoltcp.
+    pub delivered: u64,
+    /// Datagrams being reassembled, the fragment bytes they hold, and datagrams held
+    /// while their sender is resolved (all bounded; see `net::reasm`, `net::neigh`).
+    pub gate_held: (usize, usize, usize),
+    /// What the neighbour logic did (ARP asked, datagrams held, probes answered).
+    pub neigh: NeighStats,
     /// UDP datagrams echoed.
     pub echoed: u64,
     /// How the NIC is attached.
     pub nic: Option<NicInfo>,
-    /// Frames the ingress check dropped, by reason.
+    /// Frames the gate dropped, by reason.
     pub ingress: IngressStats,
     /// Datagrams the discard service dropped.
     pub discarded: u64,
+    /// Of those, datagrams longer than one 1500-byte frame carries (jumbo frames, or
+    /// reassembled).
+    pub discarded_large: u64,
     /// Flood-end markers seen on the discard port.
     pub flood_ends: u64,
     /// Times the device was reset and brought up again.
@@ -205,11 +241,15 @@ pub fn status() -> Option<Status> {
         rx: s.rx_stats,
         tx: s.tx_stats,
         rx_interrupts,
-        rx_dropped: s.rx_dropped,
+        reassembled: s.reassembled,
+        delivered: s.delivered,
+        gate_held: s.gate_held,
+        neigh: s.neigh,
         echoed: s.echoed,
         nic: s.nic,
         ingress: s.ingress,
         discarded: s.discarded,
+        discarded_large: s.discarded_large,
         flood_ends: s.flood_ends,
         reinits: s.reinits,
     })
@@ -244,8 +284,10 @@ pub fn wait_configured(deadline_ns: u64) -> Option<Ipv4Cidr> {
     address()
 }
 
-/// Registers a session (a fresh id and notification) while the stack has an address.
+/// Registers a session with `remote` (a fresh id and notification) while the stack has
+/// an address; the task will ask for the remote's next hop at once.
 fn new_session(
+    remote: Ipv4Address,
     register: impl FnOnce(&mut Shared, u64, NotifyId),
 ) -> Result<(u64, NotifyId), NetError> {
     let notify = sched::notify_create().map_err(|_| NetError::Busy)?;
@@ -258,6 +300,7 @@ fn new_session(
     let id = s.next_session;
     s.next_session += 1;
     register(&mut s, id, notify);
+    s.fresh_remotes.push(remote);
     Ok((id, notify))
 }
 

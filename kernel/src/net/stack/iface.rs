@@ -4,9 +4,7 @@
 //! task's lifetime and survives device resets (it keeps its address and sockets while
 //! the NIC under it is replaced).
 
-use alloc::collections::VecDeque;
 use alloc::vec;
-use alloc::vec::Vec;
 
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
 use smoltcp::socket::{dhcpv4, udp};
@@ -15,10 +13,12 @@ use smoltcp::wire::{EthernetAddress, HardwareAddress};
 use super::phy::Phy;
 use super::service::{DISCARD_PORT, ECHO_PORT, icmp_socket};
 use super::session::PORT_SEED;
+use crate::net::gate::Gate;
 use crate::net::virtio::VirtioNic;
 
-/// Frames held between the NAPI round and smoltcp (bounded: a flood drops, counted).
-pub(super) const RX_QUEUE_MAX: usize = 512;
+/// Datagrams the discard service's socket holds between two polls: more than a batch
+/// (`virtio::BUDGET`) can bring, so the socket never drops.
+const DISCARD_SLOTS: usize = 512;
 
 /// The sockets of the services the task runs itself.
 pub(super) struct Services {
@@ -32,8 +32,9 @@ pub(super) struct Services {
     pub(super) discard: SocketHandle,
 }
 
-/// The smoltcp interface for `nic`, with a per-boot random seed.
-pub(super) fn interface(nic: &mut VirtioNic, rxq: &mut VecDeque<Vec<u8>>) -> Interface {
+/// The smoltcp interface for `nic`, with a per-boot random seed (`tcp_csum_ours`: smoltcp
+/// leaves TCP checksums to the task; it reads the capabilities once, here).
+pub(super) fn interface(nic: &mut VirtioNic, gate: &mut Gate, tcp_csum_ours: bool) -> Interface {
     let mac = nic.net.mac();
     let mut config = Config::new(HardwareAddress::Ethernet(EthernetAddress(mac)));
     // A fixed seed gives every boot the same TCP initial sequence numbers and ports: a new
@@ -46,7 +47,9 @@ pub(super) fn interface(nic: &mut VirtioNic, rxq: &mut VecDeque<Vec<u8>>) -> Int
     );
     config.random_seed = seed;
     PORT_SEED.store(seed as u32, core::sync::atomic::Ordering::Relaxed);
-    Interface::new(config, &mut Phy { nic, rxq }, super::poll::now())
+    let mut budget = 0;
+    let mut phy = Phy::new(nic, gate, &mut budget, tcp_csum_ours);
+    Interface::new(config, &mut phy, super::poll::now())
 }
 
 /// Opens the services' sockets in `sockets`.
@@ -60,7 +63,7 @@ pub(super) fn services(sockets: &mut SocketSet<'_>) -> Services {
     let echo = sockets.add(echo_socket);
     let discard_buf = || {
         udp::PacketBuffer::new(
-            vec![udp::PacketMetadata::EMPTY; RX_QUEUE_MAX],
+            vec![udp::PacketMetadata::EMPTY; DISCARD_SLOTS],
             vec![0; 64 * 1024],
         )
     };

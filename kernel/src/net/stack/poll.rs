@@ -1,26 +1,29 @@
-//! The net task's loop: smoltcp, the services, a NAPI round, and device resets.
+//! The net task's loop: a NAPI round, smoltcp, the services, and device resets.
 //!
-//! Each turn polls smoltcp (twice, so replies the services queued go out at once),
-//! serves the services and sessions, then sleeps until the NIC's next interrupt, a
-//! request, or smoltcp's own next timer, and drains the ring (or, in polling mode, one
-//! budget at the next tick). After every round it publishes the counters and, if the
-//! device can no longer be trusted, replaces it.
+//! Each turn opens a NAPI round if the RX line fired, lets smoltcp pull up to one
+//! budget of frames straight from the ring (through the gate) and poll twice around
+//! the services and sessions (so replies they queued go out at once), then ends the
+//! batch: work left keeps the line masked and the ring suppressed, and the task yields
+//! and pulls again; a drained ring is re-armed through `enable_and_recheck`. Idle, the
+//! task sleeps until the next interrupt, a request, smoltcp's own next timer or the
+//! gate's (reassembly, held frames); in polling mode, until the next tick. After every
+//! turn it publishes the counters and, if the device can no longer be trusted,
+//! replaces it.
 
 use alloc::boxed::Box;
-use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 
 use smoltcp::iface::{Interface, SocketSet};
 use smoltcp::time::Instant;
 
-use super::iface::{self, RX_QUEUE_MAX, Services};
-use super::phy::{Phy, is_echo_request};
+use super::iface::{self, Services};
+use super::phy::Phy;
 use super::service::{dhcp_events, pings, udp_discard, udp_echo};
 use super::session::{tcp_sessions, udp_sessions};
 use super::{NicInfo, RxMode, SHARED};
-use crate::net::ingress::{self, IngressStats, Malformed};
+use crate::net::gate::Gate;
 use crate::net::mode::next_tick;
-use crate::net::virtio::{self, VirtioNic};
+use crate::net::virtio::{self, BUDGET, VirtioNic};
 use crate::sched;
 use crate::sync::IrqLock;
 use crate::time;
@@ -31,121 +34,125 @@ pub(super) fn now() -> Instant {
 }
 
 /// What the task owns besides the NIC (which a device reset replaces).
-struct Stack {
+pub(super) struct Stack {
     mode: RxMode,
-    rxq: VecDeque<Vec<u8>>,
+    pub(super) gate: Gate,
     iface: Interface,
     sockets: SocketSet<'static>,
     services: Services,
-}
-
-/// Counts of one NAPI round, published after it.
-#[derive(Default)]
-struct Round {
-    dropped: u64,
-    echo: u64,
-    bad: IngressStats,
+    /// Frames smoltcp may still pull in this batch.
+    budget: usize,
+    /// smoltcp leaves TCP checksums to the task (the device completes them).
+    tcp_csum_ours: bool,
 }
 
 /// The task's body: runs until the NIC cannot be brought back after a reset.
 pub(super) fn run(mut nic: Box<VirtioNic>, mode: RxMode) {
     publish(&nic, mode);
-    let mut rxq = VecDeque::new();
-    let iface = iface::interface(&mut nic, &mut rxq);
+    let mut gate = Gate::new(nic.net.mac());
+    let tcp_csum_ours = nic.net.tx_csum();
+    let iface = iface::interface(&mut nic, &mut gate, tcp_csum_ours);
     let mut sockets = SocketSet::new(Vec::new());
     let services = iface::services(&mut sockets);
     let mut stack = Stack {
         mode,
-        rxq,
+        gate,
         iface,
         sockets,
         services,
+        budget: 0,
+        tcp_csum_ours,
     };
     loop {
+        stack.gate.tick(time::now_ns());
+        let pulling = nic.begin_round();
+        stack.budget = if pulling { BUDGET } else { 0 };
         stack.poll_stack(&mut nic);
-        let round = stack.receive(&mut nic);
-        if publish_round(&nic, &round) {
+        let more = nic.end_batch();
+        if publish_round(&nic, &mut stack.gate) {
             retire_counters(&nic);
             match reinit_nic(nic, mode) {
                 Some(n) => nic = n,
                 None => return,
             }
+            continue;
+        }
+        if more {
+            sched::yield_now(); // a flood never starves other threads
+        } else {
+            stack.sleep(&nic);
         }
     }
 }
 
 impl Stack {
     fn poll(&mut self, nic: &mut VirtioNic) {
-        let mut phy = Phy {
-            nic,
-            rxq: &mut self.rxq,
-        };
+        let mut phy = Phy::new(nic, &mut self.gate, &mut self.budget, self.tcp_csum_ours);
         self.iface.poll(now(), &mut phy, &mut self.sockets);
     }
 
     /// smoltcp in, the services and sessions, smoltcp out.
     fn poll_stack(&mut self, nic: &mut VirtioNic) {
         self.poll(nic);
-        dhcp_events(&mut self.iface, &mut self.sockets, self.services.dhcp);
+        dhcp_events(
+            &mut self.iface,
+            &mut self.sockets,
+            self.services.dhcp,
+            &mut self.gate,
+        );
         pings(&mut self.sockets, &mut self.services.icmp);
         udp_echo(&mut self.sockets, self.services.echo);
         udp_discard(&mut self.sockets, self.services.discard);
         udp_sessions(&mut self.sockets);
         tcp_sessions(&mut self.iface, &mut self.sockets);
+        self.solicit_new_remotes(nic);
         self.poll(nic);
         udp_sessions(&mut self.sockets);
         tcp_sessions(&mut self.iface, &mut self.sockets);
     }
 
-    /// Sleeps until the NIC has frames, a request arrives, or smoltcp's next timer, and
-    /// queues what the ring holds (checked) for smoltcp.
-    fn receive(&mut self, nic: &mut VirtioNic) -> Round {
+    /// Asks at once for the MAC of every next hop the sessions and pings just started
+    /// to talk to (smoltcp would ask for one a second).
+    fn solicit_new_remotes(&mut self, nic: &mut VirtioNic) {
+        let fresh = core::mem::take(&mut SHARED.lock().fresh_remotes);
+        let t = time::now_ns();
+        for dst in fresh {
+            self.gate.solicit(dst.octets(), t);
+        }
+        for f in self.gate.take_outgoing() {
+            let _ = nic.send(&f);
+        }
+    }
+
+    /// Sleeps until the NIC needs the task, a request arrives, smoltcp's next timer, or
+    /// the gate's next timeout; in polling mode, until the next tick.
+    fn sleep(&mut self, nic: &VirtioNic) {
         let delay_ns = self
             .iface
             .poll_delay(now(), &self.sockets)
             .map_or(1_000_000_000, |d| d.total_micros().saturating_mul(1000))
             .min(1_000_000_000);
-        let deadline = time::now_ns() + delay_ns;
-        let mut round = Round::default();
-        let rxq = &mut self.rxq;
-        let mut deliver = |frame: &[u8]| {
-            if let Err(why) = ingress::check(frame) {
-                round.bad.count(why);
-                return;
-            }
-            if is_echo_request(frame) {
-                round.echo += 1;
-            }
-            if rxq.len() < RX_QUEUE_MAX {
-                rxq.push_back(frame.to_vec());
-            } else {
-                round.dropped += 1;
-            }
-        };
-        match self.mode {
-            RxMode::Interrupt => {
-                let _ = nic.receive(deadline, &mut deliver);
-            }
-            RxMode::Poll { .. } => {
-                // Sleep to the next tick (or a request); then drain one budget.
-                let period = self.mode.poll_period_ns().unwrap_or(1_000_000_000);
-                let tick = next_tick(time::now_ns(), period);
-                let _ = sched::notify_wait(nic.rx_notify(), tick.min(deadline));
-                nic.poll_rx(&mut deliver);
-            }
+        let mut deadline = time::now_ns().saturating_add(delay_ns);
+        if let Some(t) = self.gate.next_timeout() {
+            deadline = deadline.min(t);
         }
-        round
+        if let Some(period) = self.mode.poll_period_ns() {
+            deadline = deadline.min(next_tick(time::now_ns(), period));
+        }
+        let _ = nic.wait(deadline);
     }
 }
 
-/// Publishes a round's counters; returns whether the device must be replaced.
-fn publish_round(nic: &VirtioNic, round: &Round) -> bool {
+/// Publishes a turn's counters; returns whether the device must be replaced.
+fn publish_round(nic: &VirtioNic, gate: &mut Gate) -> bool {
     let mut s = SHARED.lock();
-    s.rx_dropped += round.dropped;
-    for why in Malformed::ALL {
-        s.ingress.dropped[why as usize] += round.bad.get(why);
-    }
-    s.icmp_echo_requests_seen += round.echo;
+    s.ingress = gate.dropped;
+    s.icmp_echo_requests_seen = gate.echo_requests;
+    s.reassembled = gate.reassembled;
+    s.delivered = gate.delivered;
+    let (datagrams, bytes) = gate.reassembly();
+    s.gate_held = (datagrams, bytes, gate.holding());
+    s.neigh = gate.neigh_stats();
     s.rx_stats = Some(s.retired.0.plus(&nic.net.rx_stats()));
     s.tx_stats = Some(s.retired.1.plus(&nic.net.tx_stats()));
     s.nic = Some(nic_info_of(nic));
@@ -226,5 +233,6 @@ fn nic_info_of(nic: &VirtioNic) -> NicInfo {
         link_up: nic.link_up,
         config_events: nic.config_events,
         link_downs: nic.link_downs,
+        offloads: virtio::Offloads::of(&nic.net),
     }
 }

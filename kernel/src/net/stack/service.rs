@@ -12,6 +12,7 @@ use smoltcp::socket::{dhcpv4, icmp, udp};
 use smoltcp::wire::{Icmpv4Packet, Icmpv4Repr, IpAddress, IpCidr, Ipv4Address};
 
 use super::{NetError, SHARED};
+use crate::net::gate::Gate;
 use crate::sched::{self, NotifyId};
 use crate::time;
 
@@ -42,6 +43,7 @@ pub fn ping(target: Ipv4Address, seq: u16, timeout_ns: u64) -> Result<u64, NetEr
             sched::notify_destroy(notify);
             return Err(NetError::NotConfigured);
         }
+        s.fresh_remotes.push(target);
         s.pings.push(Ping {
             target,
             seq,
@@ -63,11 +65,15 @@ pub fn ping(target: Ipv4Address, seq: u16, timeout_ns: u64) -> Result<u64, NetEr
     result.unwrap_or(Err(NetError::Timeout))
 }
 
-pub(super) fn dhcp_events(iface: &mut Interface, sockets: &mut SocketSet<'_>, dhcp: SocketHandle) {
+pub(super) fn dhcp_events(
+    iface: &mut Interface,
+    sockets: &mut SocketSet<'_>,
+    dhcp: SocketHandle,
+    gate: &mut Gate,
+) {
     let event = sockets.get_mut::<dhcpv4::Socket>(dhcp).poll();
     match event {
         Some(dhcpv4::Event::Configured(cfg)) => {
-            log::info!("net: DHCP lease {} via {:?}", cfg.address, cfg.router);
             iface.update_ip_addrs(|addrs| {
                 addrs.clear();
                 let _ = addrs.push(IpCidr::Ipv4(cfg.address));
@@ -80,9 +86,20 @@ pub(super) fn dhcp_events(iface: &mut Interface, sockets: &mut SocketSet<'_>, dh
                     iface.routes_mut().remove_default_ipv4_route();
                 }
             }
+            gate.set_address(
+                Some((cfg.address.address().octets(), cfg.address.prefix_len())),
+                cfg.router.map(|r| r.octets()),
+            );
             let mut s = SHARED.lock();
             s.address = Some(cfg.address);
             s.gateway = cfg.router;
+            drop(s);
+            // Logged once the interface and the gate use the address: scripts/test pings us
+            // the moment it reads this line.
+            match cfg.router {
+                Some(r) => log::info!("net: DHCP lease {} via {r}", cfg.address),
+                None => log::info!("net: DHCP lease {} (no router)", cfg.address),
+            }
         }
         Some(dhcpv4::Event::Deconfigured) => {
             if SHARED.lock().address.is_some() {
@@ -90,6 +107,7 @@ pub(super) fn dhcp_events(iface: &mut Interface, sockets: &mut SocketSet<'_>, dh
             }
             iface.update_ip_addrs(|addrs| addrs.clear());
             iface.routes_mut().remove_default_ipv4_route();
+            gate.set_address(None, None);
             let mut s = SHARED.lock();
             s.address = None;
             s.gateway = None;
@@ -98,16 +116,26 @@ pub(super) fn dhcp_events(iface: &mut Interface, sockets: &mut SocketSet<'_>, dh
     }
 }
 
-/// The UDP echo service (RFC 862): every datagram to port 7 goes back to its sender.
+/// The UDP echo service (RFC 862): every datagram to port 7 goes back to its sender
+/// (one larger than the MTU, reassembled on the way in, leaves in fragments).
 pub(super) fn udp_echo(sockets: &mut SocketSet<'_>, echo: SocketHandle) {
     let socket = sockets.get_mut::<udp::Socket>(echo);
     let mut n = 0;
     let mut buf = [0u8; 2048];
     while socket.can_send() {
-        let Ok((len, meta)) = socket.recv_slice(&mut buf) else {
+        let Ok((data, meta)) = socket.recv() else {
             break;
         };
-        if socket.send_slice(&buf[..len], meta.endpoint).is_err() {
+        let endpoint = meta.endpoint;
+        let sent = if data.len() <= buf.len() {
+            let len = data.len();
+            buf[..len].copy_from_slice(data);
+            socket.send_slice(&buf[..len], endpoint)
+        } else {
+            let big = data.to_vec();
+            socket.send_slice(&big, endpoint)
+        };
+        if sent.is_err() {
             break;
         }
         n += 1;
@@ -117,20 +145,20 @@ pub(super) fn udp_echo(sockets: &mut SocketSet<'_>, echo: SocketHandle) {
     }
 }
 
-/// The discard service: counts and drops datagrams; notes flood-end markers.
+/// The discard service: counts and drops datagrams (and those that did not fit one
+/// 1500-byte frame); notes flood-end markers.
 pub(super) fn udp_discard(sockets: &mut SocketSet<'_>, discard: SocketHandle) {
     let socket = sockets.get_mut::<udp::Socket>(discard);
-    let (mut n, mut ends) = (0, 0);
-    let mut buf = [0u8; 2048];
-    while let Ok((len, _)) = socket.recv_slice(&mut buf) {
+    let (mut n, mut large, mut ends) = (0, 0, 0);
+    while let Ok((data, _)) = socket.recv() {
         n += 1;
-        if buf.get(..len) == Some(FLOOD_END) {
-            ends += 1;
-        }
+        large += u64::from(data.len() > 1472);
+        ends += u64::from(data == FLOOD_END);
     }
     if n > 0 {
         let mut s = SHARED.lock();
         s.discarded += n;
+        s.discarded_large += large;
         s.flood_ends += ends;
     }
 }

@@ -37,7 +37,7 @@ pub struct UdpSession {
 impl UdpSession {
     /// Opens a session to `remote` from an ephemeral local port.
     pub fn open(remote: Ipv4Address, port: u16) -> Result<UdpSession, NetError> {
-        let (id, notify) = new_session(|s, id, notify| {
+        let (id, notify) = new_session(remote, |s, id, notify| {
             s.udp.push(UdpState {
                 id,
                 remote: (remote, port),
@@ -158,7 +158,7 @@ pub struct TcpSession {
 impl TcpSession {
     /// Connects to `remote:port` (completion or refusal shows in `recv`).
     pub fn connect(remote: Ipv4Address, port: u16) -> Result<TcpSession, NetError> {
-        let (id, notify) = new_session(|s, id, notify| {
+        let (id, notify) = new_session(remote, |s, id, notify| {
             s.tcp.push(TcpState {
                 id,
                 remote: (remote, port),
