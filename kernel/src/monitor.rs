@@ -276,7 +276,9 @@ fn net() {
 }
 
 /// Guest-side network figures for `scripts/bench net`: DNS query latency to the
-/// gateway's server and HTTP download throughput (lab names; see docs/netlab.md).
+/// gateway's server, HTTP download throughput with and without the SHA-256 check (and
+/// the CPU time and RX interrupts each took), and the raw SHA-256 speed (lab names; see
+/// docs/netlab.md).
 fn netbench() {
     use smoltcp::wire::Ipv4Address;
     let gw = Ipv4Address::new(192, 0, 2, 1);
@@ -284,6 +286,18 @@ fn netbench() {
         crate::println!("netbench: no address");
         return;
     }
+    netbench_dns(gw);
+    use crate::net::fetch::Check;
+    for path in ["/1m.bin", "/16m.bin"] {
+        for (name, check) in [("sha256", Check::Sha256), ("none", Check::LengthOnly)] {
+            netbench_http(gw, path, name, check);
+        }
+    }
+    netbench_sha();
+    crate::println!("netbench done");
+}
+
+fn netbench_dns(gw: smoltcp::wire::Ipv4Address) {
     let mut samples = alloc::vec::Vec::new();
     let mut errors = 0;
     for _ in 0..1000 {
@@ -306,34 +320,60 @@ fn netbench() {
         pct(50) / 1000,
         pct(99) / 1000
     );
-    for path in ["/1m.bin", "/16m.bin"] {
-        let t0 = time::now_ns();
-        let url = alloc::format!("http://lab.capstan.test{path}");
-        match crate::net::fetch::get(&url, gw) {
-            Ok(f) => {
-                let ns = time::now_ns() - t0;
-                crate::println!(
-                    "netbench http path={path} bytes={} ms={}",
-                    f.len,
-                    ns / 1_000_000
-                );
-            }
-            Err(e) => crate::println!("netbench http path={path} error={e}"),
+}
+
+/// One download: wall time, the time CPU 0 was not idle (`busy_ms`), and RX interrupts.
+fn netbench_http(
+    gw: smoltcp::wire::Ipv4Address,
+    path: &str,
+    name: &str,
+    check: crate::net::fetch::Check,
+) {
+    let url = alloc::format!("http://lab.capstan.test{path}");
+    let irqs = || crate::net::stack::rx_irq().map_or(0, |(_, n)| n);
+    let (t0, idle0, irq0) = (time::now_ns(), crate::sched::idle_ns(), irqs());
+    match crate::net::fetch::get_with(&url, gw, check) {
+        Ok(f) => {
+            let ns = time::now_ns() - t0;
+            let busy = ns.saturating_sub(crate::sched::idle_ns() - idle0);
+            crate::println!(
+                "netbench http path={path} check={name} bytes={} ms={} busy_ms={} irqs={}",
+                f.len,
+                ns / 1_000_000,
+                busy / 1_000_000,
+                irqs() - irq0
+            );
         }
+        Err(e) => crate::println!("netbench http path={path} check={name} error={e}"),
     }
-    // How much of a download's time is the SHA-256 it streams through (software, no SIMD
-    // in the kernel): hash 4 MiB in place.
+}
+
+/// SHA-256 over 4 MiB in memory, with the CPU's instructions (if any) and in software.
+fn netbench_sha() {
+    use crate::net::http::BodyDigest;
+    use crate::net::http::digest::soft_blocks;
     let block = alloc::vec![0x5au8; 4 << 20];
-    let t0 = time::now_ns();
-    let digest = crate::net::http::Sha256Digest::of(&block);
-    let ns = (time::now_ns() - t0).max(1);
-    crate::println!(
-        "netbench sha256 bytes={} ms={} first={:02x}",
-        block.len(),
-        ns / 1_000_000,
-        digest.0[0]
-    );
-    crate::println!("netbench done");
+    let cpu = crate::arch::sha256::available();
+    let impls: [(&str, crate::net::http::BlockFn); 2] = [
+        (
+            if cpu { "cpu" } else { "soft-again" },
+            crate::net::fetch::sha256_blocks(),
+        ),
+        ("soft", soft_blocks),
+    ];
+    for (name, blocks) in impls {
+        let t0 = time::now_ns();
+        let mut d = BodyDigest::with_blocks(blocks);
+        d.update(&block);
+        let (_, digest) = d.finish();
+        let ns = (time::now_ns() - t0).max(1);
+        crate::println!(
+            "netbench sha256 impl={name} bytes={} ms={} first={:02x}",
+            block.len(),
+            ns / 1_000_000,
+            digest.0[0]
+        );
+    }
 }
 
 fn irqs() {

@@ -77,6 +77,9 @@ struct Sched {
     next_id: u32,
     switches: u64,
     slice_ns: u64,
+    /// Time CPU 0 spent in its idle thread, and since when it runs it (if it does).
+    idle_ns: u64,
+    idle_since: Option<u64>,
 }
 
 static SCHED: IrqLock<Option<Sched>> = IrqLock::new(None);
@@ -185,6 +188,8 @@ pub fn init(slice_ns: u64) {
         next_id: 1,
         switches: 0,
         slice_ns,
+        idle_ns: 0,
+        idle_since: None,
     };
     sched.threads.push(main);
     sched.current[0] = Some(ThreadId(0));
@@ -442,6 +447,15 @@ fn switch_locked(sched: &mut Sched, frame: &mut TrapFrame, state: State) -> *mut
     let next = sched.pick();
     sched.current[cpu] = Some(next);
     sched.switches += 1;
+    if next != me {
+        let now = time::now_ns();
+        if let Some(since) = sched.idle_since.take() {
+            sched.idle_ns += now.saturating_sub(since);
+        }
+        if Some(next) == sched.idle[cpu] {
+            sched.idle_since = Some(now);
+        }
+    }
     let resume = match sched.thread(next) {
         Some(t) => {
             t.state = State::Running;
@@ -484,6 +498,14 @@ pub fn for_each_thread(mut f: impl FnMut(ThreadId, &'static str, &'static str, u
             f(t.id, t.name, state, t.switches_in);
         }
     }
+}
+
+/// Nanoseconds CPU 0 has spent in its idle thread (waiting for an interrupt, and the
+/// interrupts taken there): wall time minus this is the time threads ran.
+pub fn idle_ns() -> u64 {
+    SCHED.lock().as_ref().map_or(0, |s| {
+        s.idle_ns + s.idle_since.map_or(0, |t| time::now_ns().saturating_sub(t))
+    })
 }
 
 /// Total context switches so far.

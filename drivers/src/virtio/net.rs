@@ -37,6 +37,10 @@ pub const MAX_FRAME: usize = 1526;
 pub const MAX_PACKET: usize = 65_535 + 18;
 /// Receive buffer size with mergeable buffers: one page (the DMA allocator's unit anyway).
 pub const RX_PAGE: usize = 4096;
+/// Receive buffer size with large receive (`GUEST_TSO4`): 64 KiB, so a TCP segment of up
+/// to 64 KiB lands in one buffer and goes to the stack where it lies, without being
+/// gathered (only a segment within 26 bytes of the IPv4 maximum spills into a second).
+pub const RX_BIG: usize = 64 * 1024;
 /// Smallest frame delivered: an Ethernet header.
 pub const MIN_FRAME: usize = 14;
 /// `struct virtio_net_hdr_v1` (virtio 1.2 §5.1.6): used with VERSION_1 or MRG_RXBUF.

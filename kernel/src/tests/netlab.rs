@@ -225,7 +225,7 @@ kernel_test! {
             let ms = (time::now_ns() - t0) / 1_000_000;
             ensure_eq!(got.status, 200);
             ensure_eq!(got.len, len);
-            ensure_eq!(got.sha256, want);
+            ensure_eq!(got.sha256, Some(want));
             crate::ktest::report(alloc::format!(
                 "http-get {path} bytes={len} ms={ms} MiB/s={:.1}",
                 len as f64 / (1 << 20) as f64 / (ms.max(1) as f64 / 1000.0)

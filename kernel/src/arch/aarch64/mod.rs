@@ -15,5 +15,6 @@ pub mod psci;
 pub mod secondary;
 pub mod sections;
 pub mod semihosting;
+pub mod sha256;
 pub mod stack;
 pub mod vectors;

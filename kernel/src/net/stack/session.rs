@@ -136,7 +136,9 @@ pub(super) struct TcpState {
     remote: (Ipv4Address, u16),
     handle: Option<SocketHandle>,
     outgoing: VecDeque<u8>,
-    incoming: VecDeque<u8>,
+    /// Received bytes not yet taken; `recv` takes the whole buffer (no copy) when it
+    /// fits the caller's limit.
+    incoming: Vec<u8>,
     /// Connected at least once (a close before that is a refusal).
     established: bool,
     /// The peer finished sending (or the connection died).
@@ -164,7 +166,7 @@ impl TcpSession {
                 remote: (remote, port),
                 handle: None,
                 outgoing: VecDeque::new(),
-                incoming: VecDeque::new(),
+                incoming: Vec::new(),
                 established: false,
                 ended: None,
                 notify,
@@ -197,13 +199,12 @@ impl TcpSession {
         loop {
             let got = self.with(|t| {
                 if !t.incoming.is_empty() {
-                    let n = t.incoming.len().min(max);
-                    let (a, b) = t.incoming.as_slices();
-                    let from_a = a.len().min(n);
-                    let mut out = Vec::with_capacity(n);
-                    out.extend_from_slice(&a[..from_a]);
-                    out.extend_from_slice(&b[..n - from_a]);
-                    t.incoming.drain(..n);
+                    let out = if t.incoming.len() <= max {
+                        core::mem::take(&mut t.incoming)
+                    } else {
+                        let rest = t.incoming.split_off(max);
+                        core::mem::replace(&mut t.incoming, rest)
+                    };
                     return Some(Ok(out));
                 }
                 t.ended.map(|e| e.map(|()| Vec::new()))
@@ -258,11 +259,14 @@ pub(super) fn tcp_sessions(iface: &mut Interface, sockets: &mut SocketSet<'_>) {
                 }
             }
         }
+        if t.incoming.is_empty() && socket.can_recv() {
+            t.incoming.reserve(TCP_BUFFERED_MAX);
+        }
         while t.incoming.len() < TCP_BUFFERED_MAX && socket.can_recv() {
             let room = TCP_BUFFERED_MAX - t.incoming.len();
             let moved = socket.recv(|data| {
                 let n = data.len().min(room);
-                t.incoming.extend(&data[..n]);
+                t.incoming.extend_from_slice(&data[..n]);
                 (n, n)
             });
             if !matches!(moved, Ok(n) if n > 0) {
