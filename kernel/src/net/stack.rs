@@ -60,6 +60,7 @@ struct Shared {
     discarded: u64,
     discarded_large: u64,
     flood_ends: u64,
+    hostile_ends: u64,
     reinit_requested: bool,
     reinits: u64,
     /// Counters of the devices given up on (so totals survive a reset).
@@ -80,6 +81,7 @@ static SHARED: IrqLock<Shared> = IrqLock::new(Shared {
     discarded: 0,
     discarded_large: 0,
     flood_ends: 0,
+    hostile_ends: 0,
     reinit_requested: false,
     reinits: 0,
     retired: (
@@ -226,6 +228,8 @@ pub struct Status {
     pub discarded_large: u64,
     /// Flood-end markers seen on the discard port.
     pub flood_ends: u64,
+    /// End markers of the hostile-peer frames seen on the discard port.
+    pub hostile_ends: u64,
     /// Times the device was reset and brought up again.
     pub reinits: u64,
 }
@@ -251,6 +255,7 @@ pub fn status() -> Option<Status> {
         discarded: s.discarded,
         discarded_large: s.discarded_large,
         flood_ends: s.flood_ends,
+        hostile_ends: s.hostile_ends,
         reinits: s.reinits,
     })
 }

@@ -13,7 +13,7 @@
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 
-use smoltcp::iface::{Interface, SocketSet};
+use smoltcp::iface::{Interface, PollResult, SocketSet};
 use smoltcp::time::Instant;
 
 use super::iface::{self, Services};
@@ -85,30 +85,38 @@ pub(super) fn run(mut nic: Box<VirtioNic>, mode: RxMode) {
     }
 }
 
+/// Polls of smoltcp per turn, each followed by the services: enough for a reply the
+/// services queue to leave and the frames a poll pulls to be served in the same turn.
+const POLLS_PER_TURN: usize = 4;
+
 impl Stack {
-    fn poll(&mut self, nic: &mut VirtioNic) {
+    /// One smoltcp poll; whether it changed any socket.
+    fn poll(&mut self, nic: &mut VirtioNic) -> bool {
         let mut phy = Phy::new(nic, &mut self.gate, &mut self.budget, self.tcp_csum_ours);
-        self.iface.poll(now(), &mut phy, &mut self.sockets);
+        self.iface.poll(now(), &mut phy, &mut self.sockets) != PollResult::None
     }
 
-    /// smoltcp in, the services and sessions, smoltcp out.
+    /// smoltcp in, the services and sessions, smoltcp out; again while a poll changed
+    /// something (a frame pulled in the last poll is served before the task sleeps).
     fn poll_stack(&mut self, nic: &mut VirtioNic) {
         self.poll(nic);
-        dhcp_events(
-            &mut self.iface,
-            &mut self.sockets,
-            self.services.dhcp,
-            &mut self.gate,
-        );
+        for _ in 0..POLLS_PER_TURN {
+            self.services(nic);
+            if !self.poll(nic) {
+                break;
+            }
+        }
+    }
+
+    fn services(&mut self, nic: &mut VirtioNic) {
+        let gate = &mut self.gate;
+        dhcp_events(&mut self.iface, &mut self.sockets, self.services.dhcp, gate);
         pings(&mut self.sockets, &mut self.services.icmp);
         udp_echo(&mut self.sockets, self.services.echo);
         udp_discard(&mut self.sockets, self.services.discard);
         udp_sessions(&mut self.sockets);
         tcp_sessions(&mut self.iface, &mut self.sockets);
         self.solicit_new_remotes(nic);
-        self.poll(nic);
-        udp_sessions(&mut self.sockets);
-        tcp_sessions(&mut self.iface, &mut self.sockets);
     }
 
     /// Asks at once for the MAC of every next hop the sessions and pings just started

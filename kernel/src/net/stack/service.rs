@@ -23,6 +23,8 @@ pub const ECHO_PORT: u16 = 7;
 pub const DISCARD_PORT: u16 = 9;
 /// A datagram to the discard port with exactly this payload marks the end of a flood.
 pub const FLOOD_END: &[u8] = b"capstan-flood-end";
+/// ... and this one the end of scripts/netlab.d/hostile.py's frames.
+pub const HOSTILE_END: &[u8] = b"capstan-hostile-end";
 
 /// A `ping` waiting for its reply.
 pub(super) struct Ping {
@@ -149,17 +151,19 @@ pub(super) fn udp_echo(sockets: &mut SocketSet<'_>, echo: SocketHandle) {
 /// 1500-byte frame); notes flood-end markers.
 pub(super) fn udp_discard(sockets: &mut SocketSet<'_>, discard: SocketHandle) {
     let socket = sockets.get_mut::<udp::Socket>(discard);
-    let (mut n, mut large, mut ends) = (0, 0, 0);
+    let (mut n, mut large, mut ends, mut hostile) = (0, 0, 0, 0);
     while let Ok((data, _)) = socket.recv() {
         n += 1;
         large += u64::from(data.len() > 1472);
         ends += u64::from(data == FLOOD_END);
+        hostile += u64::from(data == HOSTILE_END);
     }
     if n > 0 {
         let mut s = SHARED.lock();
         s.discarded += n;
         s.discarded_large += large;
         s.flood_ends += ends;
+        s.hostile_ends += hostile;
     }
 }
 
