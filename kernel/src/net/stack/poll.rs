@@ -67,8 +67,8 @@ pub(super) fn run(mut nic: Box<VirtioNic>, mode: RxMode) {
         stack.gate.tick(time::now_ns());
         let pulling = nic.begin_round();
         stack.budget = if pulling { BUDGET } else { 0 };
-        stack.poll_stack(&mut nic);
-        let more = nic.end_batch();
+        let unfinished = stack.poll_stack(&mut nic);
+        let more = nic.end_batch() || unfinished;
         if publish_round(&nic, &mut stack.gate) {
             retire_counters(&nic);
             match reinit_nic(nic, mode) {
@@ -97,15 +97,18 @@ impl Stack {
     }
 
     /// smoltcp in, the services and sessions, smoltcp out; again while a poll changed
-    /// something (a frame pulled in the last poll is served before the task sleeps).
-    fn poll_stack(&mut self, nic: &mut VirtioNic) {
+    /// something, so a frame pulled in a poll is served before the task sleeps. Returns
+    /// whether the last poll still changed something (the turn was cut short: the caller
+    /// must come back without sleeping).
+    fn poll_stack(&mut self, nic: &mut VirtioNic) -> bool {
         self.poll(nic);
         for _ in 0..POLLS_PER_TURN {
             self.services(nic);
             if !self.poll(nic) {
-                break;
+                return false;
             }
         }
+        true
     }
 
     fn services(&mut self, nic: &mut VirtioNic) {
