@@ -7,6 +7,8 @@ KERNEL_TARGET=aarch64-unknown-none-softfloat
 BUILD_DIR="$ROOT/build"
 KERNEL_ELF="$ROOT/target/$KERNEL_TARGET/release/capstan"
 KERNEL_IMAGE="$BUILD_DIR/capstan.bin"
+USER_TARGET=aarch64-unknown-none
+INITRD="$BUILD_DIR/initrd.tar"
 
 log() { printf '==> %s\n' "$*" >&2; }
 
@@ -51,7 +53,7 @@ ensure_qemu() {
 qemu_preflight() {
     local img
     img=$(mktemp)
-    printf 'quit\n' | timeout 20 qemu-system-aarch64 $(with_user_net $(KERNEL_IMAGE=$img \
+    printf 'quit\n' | timeout 20 qemu-system-aarch64 $(with_user_net $(KERNEL_IMAGE=$img INITRD=$img \
         qemu_args 2 256M 1 msi) | sed 's/ -nographic / /') -S -display none -monitor stdio \
         -serial null >/dev/null
     local rc=$?
@@ -73,9 +75,16 @@ ensure_rust() {
         [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
     fi
     command -v rustup >/dev/null 2>&1 || { echo "rustup is required (https://rustup.rs)" >&2; return 1; }
+    # Host builds (build scripts, proc macros, host tests) link with the C toolchain.
+    command -v cc >/dev/null 2>&1 || apt_install gcc libc6-dev || return 1
     # rust-toolchain.toml pins the toolchain, targets and components; this installs
     # whatever of it is missing and is a no-op otherwise.
     (cd "$ROOT" && rustup toolchain install >/dev/null)
+}
+
+# Python 3 runs the test drivers (console paste, network lab, benchmarks).
+ensure_python() {
+    command -v python3 >/dev/null 2>&1 || apt_install python3
 }
 
 objcopy_bin() {
@@ -91,6 +100,28 @@ build_kernel() {
     (cd "$ROOT" && cargo build -q --release -p kernel --target "$KERNEL_TARGET")
     mkdir -p "$BUILD_DIR"
     "$(objcopy_bin)" -O binary "$KERNEL_ELF" "$KERNEL_IMAGE"
+    build_userland
+}
+
+# build_userland: the user programs (userland/, its own workspace, aarch64-unknown-none),
+# stripped into build/initrd/bin/, packed as a ustar archive (what the kernel's initrd
+# reader takes; QEMU loads it with -initrd). Reproducible: fixed owner, mode and mtime.
+build_userland() {
+    log "building user programs ($USER_TARGET) and the initrd"
+    (cd "$ROOT/userland" && cargo build -q --release --target "$USER_TARGET") || return 1
+    local stage="$BUILD_DIR/initrd" bin name
+    rm -rf "$stage"; mkdir -p "$stage/bin"
+    for bin in "$ROOT"/userland/programs/src/bin/*.rs; do
+        name=$(basename "$bin" .rs)
+        "$(objcopy_bin)" --strip-all "$ROOT/userland/target/$USER_TARGET/release/$name" "$stage/bin/$name" || return 1
+    done
+    cp -r "$ROOT/userland/initrd/." "$stage/"
+    # A truncated executable: the loader must refuse it (process tests).
+    head -c 300 "$stage/bin/hello" >"$stage/bin/bad-elf"
+    # Files only (no directory entries): paths carry the directories.
+    (cd "$stage" && find . -type f | sed 's|^\./||' | sort |
+        tar --format=ustar --owner=0 --group=0 --numeric-owner --mtime=@0 --no-recursion \
+            -cf "$INITRD" -T -)
 }
 
 # pci_devices EDU -> the PCI devices every machine gets (fixed slots), plus edu devices:
@@ -110,13 +141,32 @@ pci_devices() {
     esac
 }
 
+# bridged_nics [noport] -> modern-only virtio-net functions (device 0x1041) behind bridges,
+# on one QEMU hub so each one's frames reach the others: 01:01.0 behind a pci-bridge at
+# slot 8, 02:01.0 behind a pci-bridge behind that one, and (unless `noport`: QEMU refuses a
+# pcie-root-port on a machine without an MSI controller) 03:00.0 behind a pcie-root-port at
+# slot 10. The slots make the three swizzle onto different INTx lines (virtio-net needs its
+# INTx line alone). The kernel test `nics_behind_bridges...` (boot option bridges=N, N = 3
+# or 2) exchanges frames on them.
+bridged_nics() {
+    echo -netdev hubport,id=hb1,hubid=1 -netdev hubport,id=hb2,hubid=1 \
+        -device pci-bridge,id=br0,chassis_nr=1,addr=8 \
+        -device virtio-net-pci,bus=br0,addr=1,disable-legacy=on,netdev=hb1,mac=52:54:00:bb:00:01 \
+        -device pci-bridge,id=br1,chassis_nr=2,bus=br0,addr=2 \
+        -device virtio-net-pci,bus=br1,addr=1,disable-legacy=on,netdev=hb2,mac=52:54:00:bb:00:02
+    [ "${1:-}" = noport ] && return
+    echo -netdev hubport,id=hb3,hubid=1 -device pcie-root-port,id=rp0,chassis=3,addr=10 \
+        -device virtio-net-pci,bus=rp0,disable-legacy=on,netdev=hb3,mac=52:54:00:bb:00:03
+}
+
 # qemu_args GIC MEM SMP [EDU] -> the common QEMU command line for the virt board.
 # QEMU_MACHINE_OPTS, if set, is appended to the -M options (comma-separated), e.g.
 # `its=off` for a GICv3 without an ITS (no MSI controller: PCI devices use INTx).
 qemu_args() {
     local gic=${1:-2} mem=${2:-1G} smp=${3:-1}
     echo -M "virt,gic-version=$gic${QEMU_MACHINE_OPTS:+,$QEMU_MACHINE_OPTS}" -cpu cortex-a72 -m "$mem" -smp "$smp" \
-        -nographic -no-reboot -kernel "$KERNEL_IMAGE" $(pci_devices "${4:-msi}") $NO_OPTION_ROMS
+        -nographic -no-reboot -kernel "$KERNEL_IMAGE" -initrd "$INITRD" $(pci_devices "${4:-msi}") \
+        $NO_OPTION_ROMS
 }
 
 # The NICs' PCI option ROMs (iPXE boot code for x86 and UEFI) are never run on virt with

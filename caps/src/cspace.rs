@@ -284,6 +284,14 @@ impl<O: Capability, const N: usize> CSpace<O, N> {
         to.insert(obj.clone(), rights).map_err(|(_, e)| e)
     }
 
+    /// Every capability held: its handle, type and rights, in slot order.
+    pub fn iter(&self) -> impl Iterator<Item = (Handle, CapType, Rights)> + '_ {
+        self.slots.iter().enumerate().filter_map(|(i, s)| match s {
+            Slot::Full(obj, rights) => Some((self.handle(i), obj.cap_type(), *rights)),
+            _ => None,
+        })
+    }
+
     /// Empties the table in teardown order (`teardown_rank`: lines, devices, MMIO, DMA,
     /// vectors, the rest). Every yielded slot is freed; capabilities not yet yielded when the
     /// iterator is dropped stay in the table.

@@ -7,72 +7,13 @@ use heapless::Vec;
 
 use crate::arch::mmu::{self, Kind};
 use crate::arch::{cpu, devices, early, heap, psci, secondary, sections, stack};
-use crate::mem::frames;
+use crate::cmdline::{BootArgs, LogLevel, NetOption};
+use crate::mem::{self, frames};
 use crate::memrange::{self, Range};
 use crate::platform::{self, Platform, PsciMethod};
 use crate::{console, irq, ktest, monitor, sched, time, timer};
 
 const PAGE: usize = 4096;
-
-/// Boot options from `/chosen/bootargs`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BootArgs<'a> {
-    /// `test` or `test=<filter>`: run the kernel tests matching the filter.
-    pub test: Option<&'a str>,
-    /// `hz=<n>`: a periodic tick (polling mode); default 0 = tickless.
-    pub hz: u64,
-    /// `log=<level>`.
-    pub log: log::LevelFilter,
-    /// `crash=panic|fault|hang`: the test runner crashes inside the first test instead of
-    /// running it, so `scripts/test` can check that failures are reported (harness
-    /// self-test).
-    pub crash: Option<ktest::Crash>,
-    /// `pci=nomsi`: PCI devices use INTx even where MSI is available.
-    pub pci_no_msi: bool,
-    /// `edu=msi|intx|nodma`: which edu scenario the machine was started for (tests).
-    pub edu: Option<&'a str>,
-    /// `net=dhcp` (RX by interrupt) or `net=poll[:hz]` (RX polled, default 100 Hz): start
-    /// the network stack on the virtio-net NIC at boot (scripts/netlab).
-    pub net: Option<crate::net::stack::RxMode>,
-}
-
-impl<'a> BootArgs<'a> {
-    /// Parses space-separated options; unknown ones are ignored.
-    pub fn parse(args: &'a str) -> Self {
-        let mut out = BootArgs {
-            test: None,
-            hz: 0,
-            log: log::LevelFilter::Info,
-            crash: None,
-            pci_no_msi: false,
-            edu: None,
-            net: None,
-        };
-        for word in args.split_whitespace() {
-            match word.split_once('=') {
-                None if word == "test" => out.test = Some(""),
-                Some(("test", filter)) => out.test = Some(filter),
-                Some(("hz", n)) => out.hz = n.parse().unwrap_or(0),
-                Some(("log", l)) => out.log = l.parse().unwrap_or(log::LevelFilter::Info),
-                Some(("crash", "panic")) => out.crash = Some(ktest::Crash::Panic),
-                Some(("crash", "fault")) => out.crash = Some(ktest::Crash::Fault),
-                Some(("crash", "hang")) => out.crash = Some(ktest::Crash::Hang),
-                Some(("pci", "nomsi")) => out.pci_no_msi = true,
-                Some(("edu", mode)) => out.edu = Some(mode),
-                Some(("net", "dhcp")) => out.net = Some(crate::net::stack::RxMode::Interrupt),
-                Some(("net", poll)) if poll.starts_with("poll") => {
-                    let hz = poll
-                        .strip_prefix("poll:")
-                        .and_then(|h| h.parse().ok())
-                        .unwrap_or(100);
-                    out.net = Some(crate::net::stack::RxMode::Poll { hz });
-                }
-                _ => {}
-            }
-        }
-        out
-    }
-}
 
 static PLATFORM: spin::Once<Platform> = spin::Once::new();
 static ARGS: spin::Once<BootArgs<'static>> = spin::Once::new();
@@ -88,20 +29,28 @@ pub fn platform() -> Option<&'static Platform> {
 }
 
 fn early_fail(what: core::fmt::Arguments<'_>) -> ! {
-    // The fixed early UART may not be mapped yet if the MMU is on; mapping it again is
-    // harmless if it is.
-    let _ = devices::map_mmio(platform::Mmio {
+    // The console may not exist yet: map the fixed early UART (again, harmlessly, if the
+    // console already did) and write through it.
+    if let Ok(va) = devices::map_mmio(platform::Mmio {
         base: console::EARLY_UART_BASE,
         len: PAGE,
-    });
+    }) {
+        console::set_emergency_uart(va);
+    }
     console::emergency_fmt(format_args!("\ncapstan: cannot boot: {what}\n"));
     crate::trap::halt()
 }
 
-/// First Rust code on the boot CPU (called by `arch::boot::kernel_main`); `dtb` is what
-/// the loader left in x0.
+/// First Rust code on the boot CPU (called by `arch::boot::kernel_main`, MMU on with the
+/// boot tables); `dtb` is the physical address the loader left in x0.
 pub fn start(dtb: usize) -> ! {
     heap::init();
+    if let Err(e) = enable_mmu() {
+        early_fail(format_args!(
+            "MMU setup failed at {:#x}..{:#x}",
+            e.start, e.end
+        ));
+    }
     let Some(header) = early::dtb_header(dtb) else {
         early_fail(format_args!(
             "no device tree: x0 = {dtb:#x} is not a DTB address"
@@ -111,20 +60,24 @@ pub fn start(dtb: usize) -> ! {
         early_fail(format_args!("no device tree: bad magic at {dtb:#x}"));
     };
     let dtb_range = Range::new(dtb, dtb + dtb_len);
-    if let Err(e) = enable_mmu(dtb_range) {
-        early_fail(format_args!(
-            "MMU setup failed at {:#x}..{:#x}",
-            e.start, e.end
-        ));
-    }
-    let platform = match platform::parse(early::dtb_slice(dtb, dtb_len)) {
+    let Some(dtb_bytes) = early::dtb_slice(dtb, dtb_len) else {
+        early_fail(format_args!("cannot map the device tree at {dtb:#x}"));
+    };
+    let platform = match platform::parse(dtb_bytes) {
         Ok(p) => PLATFORM.call_once(|| p),
         Err(e) => early_fail(format_args!("malformed device tree at {dtb:#x}: {e:?}")),
     };
-    let args = *ARGS.call_once(|| BootArgs::parse(&platform.bootargs));
+    let parsed = BootArgs::parse(&platform.bootargs);
+    let args = *ARGS.call_once(|| parsed.args);
     init_console(platform);
     time::init();
-    console::init_log(args.log);
+    console::init_log(log_filter(args.log));
+    for w in &parsed.warnings {
+        log::warn!("{w}");
+    }
+    if parsed.more_warnings > 0 {
+        log::warn!("{} more bad boot options ignored", parsed.more_warnings);
+    }
     log::info!(
         "Capstan on {} (EL{}), DTB at {dtb:#x}",
         platform.model,
@@ -133,16 +86,26 @@ pub fn start(dtb: usize) -> ! {
     init_memory(platform, dtb_range);
     init_psci(platform);
     init_interrupts(platform);
-    crate::pci::init(early::dtb_slice(dtb, dtb_len), args.pci_no_msi);
+    crate::pci::init(dtb_bytes, args.pci_no_msi);
     timer::set_periodic_hz(args.hz);
     sched::init(10_000_000);
+    crate::process::table::init(
+        platform
+            .initrd
+            .and_then(|r| early::initrd_slice(r.start, r.len())),
+    );
     start_secondaries(platform);
     cpu::enable_irqs();
-    monitor::start_console_reader();
-    if let Some(mode) = args.net
+    console::input::start_reader(platform.uart_irq);
+    let net = match args.net {
+        NetOption::Off => None,
+        NetOption::Dhcp => Some(crate::net::stack::RxMode::Interrupt),
+        NetOption::Poll { hz } => Some(crate::net::stack::RxMode::Poll { hz }),
+    };
+    if let Some(mode) = net
         && let Err(e) = crate::net::stack::start(mode)
     {
-        log::warn!("network stack not started: {e:?}");
+        log::warn!("network stack not started: {e}");
     }
     log::info!(
         "kernel init done in {} us ({} us since CPU reset)",
@@ -155,16 +118,25 @@ pub fn start(dtb: usize) -> ! {
     }
 }
 
-fn enable_mmu(dtb: Range) -> Result<(), mmu::MapFailed> {
+fn log_filter(level: LogLevel) -> log::LevelFilter {
+    match level {
+        LogLevel::Off => log::LevelFilter::Off,
+        LogLevel::Error => log::LevelFilter::Error,
+        LogLevel::Warn => log::LevelFilter::Warn,
+        LogLevel::Info => log::LevelFilter::Info,
+        LogLevel::Debug => log::LevelFilter::Debug,
+        LogLevel::Trace => log::LevelFilter::Trace,
+    }
+}
+
+fn enable_mmu() -> Result<(), mmu::MapFailed> {
     let img = sections::image();
     let guard = img.boot_stack_guard;
-    let dtb = dtb.align_outward(PAGE);
     mmu::enable(&[
         (img.start, img.text_end, Kind::Text),
         (img.text_end, img.rodata_end, Kind::ReadOnly),
         (img.rodata_end, guard, Kind::ReadWrite),
         (guard + PAGE, img.end, Kind::ReadWrite),
-        (dtb.start, dtb.end, Kind::ReadOnly),
     ])
 }
 
@@ -173,7 +145,7 @@ fn init_console(platform: &Platform) {
         early_fail(format_args!("no arm,pl011 UART in the device tree"));
     };
     match devices::pl011(mmio) {
-        Ok(uart) => console::init(uart, mmio.base),
+        Ok((uart, va)) => console::init(uart, va),
         Err(_) => early_fail(format_args!("cannot map the UART at {:#x}", mmio.base)),
     }
 }
@@ -183,9 +155,11 @@ fn init_console(platform: &Platform) {
 fn init_memory(platform: &Platform, dtb: Range) {
     let img = sections::image();
     let mut holes: Vec<Range, 24> = Vec::new();
-    let _ = holes.push(Range::new(img.start, img.end).align_outward(PAGE));
+    let image_phys = mmu::virt_to_phys(img.start);
+    let _ =
+        holes.push(Range::new(image_phys, image_phys + (img.end - img.start)).align_outward(PAGE));
     let _ = holes.push(dtb.align_outward(PAGE));
-    for r in &platform.reserved {
+    for r in platform.reserved.iter().chain(&platform.initrd) {
         let _ = holes.push(r.align_outward(PAGE));
     }
     let Some(free) = memrange::subtract::<32>(&platform.ram, &holes) else {
@@ -203,6 +177,7 @@ fn init_memory(platform: &Platform, dtb: Range) {
     let Some(free) = memrange::subtract::<32>(&free, &[arena]) else {
         early_fail(format_args!("too many memory ranges"));
     };
+    let mut pooled = 0;
     for r in free
         .iter()
         .map(|r| r.align_inward(PAGE))
@@ -212,7 +187,23 @@ fn init_memory(platform: &Platform, dtb: Range) {
             early_fail(format_args!("cannot map RAM {:#x}..{:#x}", r.start, r.end));
         }
         frames::add(r);
+        pooled += r.len();
     }
+    let in_ram = |r: &Range| -> usize {
+        platform
+            .ram
+            .iter()
+            .map(|bank| r.intersect(bank).map_or(0, |i| i.len()))
+            .sum()
+    };
+    mem::record_boot_memory(mem::BootMemory {
+        ram: platform.ram.iter().map(Range::len).sum(),
+        image: in_ram(&holes[0]),
+        firmware_tables: in_ram(&holes[1]),
+        reserved: holes[2..].iter().map(in_ram).sum(),
+        stacks: stack::ARENA_SIZE,
+        frames: pooled,
+    });
     if stack::init(arena.start).is_err() {
         early_fail(format_args!("cannot map the stack arena"));
     }

@@ -10,21 +10,30 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 
 use drivers::uart::pl011::Pl011;
 
+pub mod input;
+
 use crate::arch::devices;
 use crate::sync::IrqLock;
 use crate::time;
 
-/// Base of the fixed early UART used when the DTB is missing (QEMU virt's PL011).
+/// Physical base of the fixed early UART used when the DTB is missing (QEMU virt's
+/// PL011).
 pub const EARLY_UART_BASE: usize = 0x0900_0000;
 
 static CONSOLE: IrqLock<Option<Pl011>> = IrqLock::new(None);
-static UART_BASE: AtomicUsize = AtomicUsize::new(EARLY_UART_BASE);
+/// Virtual address of the UART emergency output uses (0: none mapped yet).
+static UART_VA: AtomicUsize = AtomicUsize::new(0);
 
-/// Installs the console UART.
-pub fn init(uart: Pl011, base: usize) {
+/// Installs the console UART (mapped at `va`).
+pub fn init(uart: Pl011, va: usize) {
     uart.init();
-    UART_BASE.store(base, Ordering::Relaxed);
+    UART_VA.store(va, Ordering::Relaxed);
     *CONSOLE.lock() = Some(uart);
+}
+
+/// Points emergency output at a UART mapped at `va` (before the console exists).
+pub fn set_emergency_uart(va: usize) {
+    UART_VA.store(va, Ordering::Relaxed);
 }
 
 /// Runs `f` on the console UART, if installed.
@@ -39,9 +48,25 @@ pub fn print_fmt(args: fmt::Arguments<'_>) {
     }
 }
 
+/// Writes raw bytes (a process's output), `\n` as `\r\n` for terminals.
+pub fn write_bytes(bytes: &[u8]) {
+    if let Some(uart) = CONSOLE.lock().as_mut() {
+        for &b in bytes {
+            if b == b'\n' {
+                uart.write_byte(b'\r');
+            }
+            uart.write_byte(b);
+        }
+    }
+}
+
 /// Prints without taking the console lock: for fatal paths only.
 pub fn emergency_fmt(args: fmt::Arguments<'_>) {
-    let mut uart = devices::pl011_emergency(UART_BASE.load(Ordering::Relaxed));
+    let va = UART_VA.load(Ordering::Relaxed);
+    if va == 0 {
+        return; // nothing mapped to write to
+    }
+    let mut uart = devices::pl011_emergency(va);
     let _ = uart.write_fmt(args);
 }
 

@@ -83,16 +83,22 @@ pub fn doorbell() -> Option<u64> {
     DOORBELL.get().copied()
 }
 
-/// The ITS DeviceID of a PCI function: its requester ID (bus << 8 | dev << 3 | fn)
-/// through the host bridge's `msi-map` (QEMU `virt`: `<0 &its 0 0x10000>`, the
-/// identity). `None` if the map gives the function no MSIs. With one ITS the map's
-/// controller phandle is not checked.
+/// The ITS DeviceID of a PCI function: the requester ID its writes carry upstream
+/// (its own `bus << 8 | dev << 3 | fn`, or a bridge's that takes them over; see
+/// `PciFunction::requester_id`) through the host bridge's `msi-map` (QEMU `virt`:
+/// `<0 &its 0 0x10000>`, the identity). `None` if the map gives the function no MSIs.
+/// With one ITS the map's controller phandle is not checked. Functions behind one
+/// conventional bridge share a DeviceID; the ITS maps each DeviceID once.
 pub fn device_id(bdf: Bdf) -> Option<u32> {
-    let rid = u16::from(bdf.bus) << 8 | u16::from(bdf.dev & 0x1f) << 3 | u16::from(bdf.func & 7);
-    match crate::pci::bus() {
-        Some(pci) => pci.host.msi_map.device_id(rid).map(|(id, _)| id),
-        None => Some(u32::from(rid)),
-    }
+    let Some(pci) = crate::pci::bus() else {
+        return Some(u32::from(bdf.requester_id()));
+    };
+    let rid = pci
+        .functions
+        .iter()
+        .find(|f| f.bdf == bdf)
+        .map_or(bdf.requester_id(), |f| f.requester_id);
+    pci.host.msi_map.device_id(rid).map(|(id, _)| id)
 }
 
 /// Routes LPI `intid` (an allocated vector) from `bdf`'s writes: MAPD if new, MAPTI.

@@ -153,16 +153,9 @@ pub fn run(filter: &str, crash: Option<Crash>) -> ! {
     exit(if failed == 0 && passed > 0 { 0 } else { 1 })
 }
 
-/// A deliberate failure inside a test, to show the harness reports each kind.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Crash {
-    /// `panic!` inside the test.
-    Panic,
-    /// A store to read-only data without a probe: an unexpected exception.
-    Fault,
-    /// Never return (the harness's timeout must catch it).
-    Hang,
-}
+/// A deliberate failure inside a test, to show the harness reports each kind
+/// (`crash=` on the command line).
+pub use crate::cmdline::CrashOption as Crash;
 
 impl Crash {
     fn inject(self) {
@@ -204,6 +197,10 @@ pub fn abort_run(reason: &str) {
 /// Exits QEMU with `status` (semihosting), falling back to PSCI power-off.
 pub fn exit(status: u32) -> ! {
     semihosting::exit(status);
+    console::emergency_fmt(format_args!(
+        "test run ended with status {status}, but QEMU has no -semihosting to pass it on; \
+         powering off\n"
+    ));
     let _ = psci::system_off();
     crate::trap::halt()
 }

@@ -15,9 +15,11 @@
 
 extern crate alloc;
 
+mod cmdline;
 mod memrange;
 mod net;
 mod platform;
+mod process;
 
 #[cfg(target_os = "none")]
 mod arch;

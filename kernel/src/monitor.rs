@@ -1,128 +1,31 @@
 //! The kernel monitor: a tiny interactive console until the shell exists.
 //!
-//! Input is interrupt-driven: the UART's receive interrupt is owned by the
-//! console reader thread, which the IRQ path wakes; it drains the FIFO into a
-//! buffer, re-enables the line and wakes the monitor.
+//! Input comes from `console::input` (interrupt-driven, with backpressure); a line
+//! is limited to `MAX_LINE` bytes, and what a longer one loses is counted and said.
 
 use alloc::string::String;
-use caps::irq::{Armed, Draining, IrqLine};
-use caps::napi::quiesce_with;
-use core::sync::atomic::{AtomicU32, Ordering};
-use heapless::Deque;
 
 use crate::arch::{heap, psci, secondary, stack};
+use crate::console::input::read_byte;
 use crate::mem::frames;
-use crate::sched::{self, NotifyId};
-use crate::sync::IrqLock;
-use crate::{boot, console, irq, time, timer};
+use crate::{console, irq, sched, time, timer};
 
-static INPUT: IrqLock<Deque<u8, 512>> = IrqLock::new(Deque::new());
-static INPUT_READY: AtomicU32 = AtomicU32::new(u32::MAX);
+/// The longest command line kept; bytes past it are dropped, counted and reported.
+const MAX_LINE: usize = 256;
 
-fn input_notify() -> Option<NotifyId> {
-    match INPUT_READY.load(Ordering::Acquire) {
-        u32::MAX => None,
-        id => Some(NotifyId(id)),
-    }
-}
-
-/// Starts the thread that owns the UART receive interrupt.
-pub fn start_console_reader() {
-    let Some(uart_irq) = boot::platform().and_then(|p| p.uart_irq) else {
-        log::warn!("UART has no interrupt: console input unavailable");
-        return;
-    };
-    let (Ok(line_notify), Ok(ready)) = (sched::notify_create(), sched::notify_create()) else {
-        return;
-    };
-    INPUT_READY.store(ready.0, Ordering::Release);
-    let owner = irq::owner_of(line_notify);
-    let line = match irq::mint(uart_irq.intid, uart_irq.trigger, owner, "uart") {
-        Ok(line) => line,
-        Err(e) => {
-            log::warn!("UART interrupt {} unavailable: {e:?}", uart_irq.intid);
-            return;
-        }
-    };
-    console::with_uart(|u| u.enable_rx_interrupt());
-    let reader = move || {
-        let mut line = line.arm();
-        loop {
-            if sched::notify_wait(line_notify, u64::MAX).is_err() {
-                continue;
-            }
-            line = match line.try_take() {
-                Ok(draining) => drain_uart(draining, ready),
-                Err(armed) => armed, // stale wake-up: the line has not fired
-            };
-        }
-    };
-    if sched::spawn("console-rx", reader).is_err() {
-        log::warn!("no stack for the console reader");
-    }
-}
-
-/// Moves received bytes into the input buffer until the UART reads back quiet, then
-/// re-arms the line with that proof.
-fn drain_uart(mut line: IrqLine<Draining>, ready: NotifyId) -> IrqLine<Armed> {
-    loop {
-        let mut got = false;
-        console::with_uart(|u| {
-            while let Some(b) = u.read_byte() {
-                let _ = INPUT.lock().push_back(b);
-                got = true;
-            }
-        });
-        if got {
-            let _ = sched::notify_post(ready, 1);
-        }
-        let still_quiet = || console::with_uart(|u| !u.rx_interrupt_pending()).unwrap_or(true);
-        let clear = || {
-            console::with_uart(|u| u.clear_rx_interrupt());
-        };
-        match quiesce_with(line, clear, still_quiet) {
-            Ok((quiet, draining)) => return draining.rearm(quiet),
-            Err(draining) => line = draining,
-        }
-    }
-}
-
-/// Blocks until a byte of console input arrives.
-pub fn read_byte() -> u8 {
-    loop {
-        if let Some(b) = read_byte_until(u64::MAX) {
-            return b;
-        }
-    }
-}
-
-/// Waits for a byte of console input until `deadline_ns`.
-pub fn read_byte_until(deadline_ns: u64) -> Option<u8> {
-    loop {
-        if let Some(b) = INPUT.lock().pop_front() {
-            return Some(b);
-        }
-        if time::now_ns() >= deadline_ns {
-            return None;
-        }
-        match input_notify() {
-            Some(n) => {
-                let _ = sched::notify_wait(n, deadline_ns);
-            }
-            None => sched::sleep_ns(10_000_000),
-        }
-    }
-}
-
-fn read_line(buf: &mut String) {
+/// Reads one line with echo and backspace. Returns how many bytes past `MAX_LINE` were
+/// dropped.
+fn read_line(buf: &mut String) -> usize {
     buf.clear();
+    let mut dropped = 0;
     loop {
         match read_byte() {
             b'\r' | b'\n' => {
                 crate::println!();
-                return;
+                return dropped;
             }
             0x7f | 0x08 if buf.pop().is_some() => crate::print!("\x08 \x08"),
+            b if (b.is_ascii_graphic() || b == b' ') && buf.len() >= MAX_LINE => dropped += 1,
             b if b.is_ascii_graphic() || b == b' ' => {
                 buf.push(b as char);
                 crate::print!("{}", b as char);
@@ -138,7 +41,10 @@ pub fn run() -> ! {
     let mut line = String::new();
     loop {
         crate::print!("capstan> ");
-        read_line(&mut line);
+        let dropped = read_line(&mut line);
+        if dropped > 0 {
+            crate::println!("line too long: {dropped} bytes past {MAX_LINE} dropped");
+        }
         execute(line.trim());
     }
 }
@@ -189,35 +95,86 @@ pub fn execute(cmd: &str) {
     }
 }
 
+/// `mem`: where every byte of RAM went at boot, then what is in use now.
 fn mem() {
+    const MIB: usize = 1 << 20;
+    let mib = |bytes: usize| alloc::format!("{}.{} MiB", bytes / MIB, (bytes % MIB) * 10 / MIB);
     let (free, total) = frames::stats();
     let (used, size) = heap::stats();
+    if let Some(m) = crate::mem::boot_memory() {
+        crate::println!("RAM:            {}", mib(m.ram));
+        crate::println!(
+            "  kernel image  {} (code, data, 1 MiB boot heap, 1 MiB boot stack)",
+            mib(m.image)
+        );
+        crate::println!("  device tree   {}", mib(m.firmware_tables));
+        crate::println!("  reserved      {} (firmware, initrd)", mib(m.reserved));
+        crate::println!(
+            "  kernel stacks {} ({} slots of {} KiB + a guard page)",
+            mib(m.stacks),
+            stack::SLOTS,
+            stack::STACK_SIZE >> 10
+        );
+        crate::println!("  page rounding {}", mib(m.rounding()));
+        crate::println!("  frame pool    {}", mib(m.frames));
+    }
     crate::println!(
-        "frames: {} free of {} ({} MiB of {} MiB)",
+        "frames: {} of {} free ({} of {})",
         free,
         total,
-        (free * 4096) >> 20,
-        (total * 4096) >> 20
+        mib(free * frames::FRAME),
+        mib(total * frames::FRAME)
     );
-    crate::println!("heap:   {} KiB used of {} KiB", used >> 10, size >> 10);
+    crate::println!(
+        "heap:   {} KiB used of {} KiB (taken from the frame pool)",
+        used >> 10,
+        size >> 10
+    );
     crate::println!("stacks: {} of {} in use", stack::in_use(), stack::SLOTS);
     crate::println!(
         "dma:    {} bytes quarantined",
         crate::arch::dma::HAL.quarantined()
     );
+    let input = console::input::stats();
+    crate::println!(
+        "console input: {} bytes buffered, {} lost to UART overruns",
+        input.buffered,
+        input.overruns
+    );
 }
 
 fn net() {
     let Some(s) = crate::net::stack::status() else {
-        crate::println!("network stack not running (boot with net=dhcp or net=poll)");
+        crate::println!(
+            "network stack not running (boot with net=dhcp; scripts/run does so unless --no-net)"
+        );
         return;
     };
-    crate::println!("mode {:?}, address {:?}", s.mode, s.address);
+    let mode = match s.mode {
+        Some(crate::net::stack::RxMode::Interrupt) => String::from("receive by interrupt"),
+        Some(crate::net::stack::RxMode::Poll { hz }) => {
+            alloc::format!("receive polled {hz} times a second")
+        }
+        None => String::from("not started"),
+    };
+    let address = s.address.map_or_else(
+        || String::from("none yet (DHCP)"),
+        |a| alloc::format!("{a}"),
+    );
+    crate::println!("network: {mode}, address {address}");
     if let Some(n) = s.nic {
+        use crate::net::virtio::IrqMode;
         crate::println!(
-            "nic: {:?} interface, interrupts {:?}, link {}, config interrupts {}",
-            n.transport,
-            n.irq,
+            "nic: {} interface, {}, link {}, config interrupts {}",
+            match n.transport {
+                drivers::virtio::TransportKind::Modern => "modern virtio",
+                drivers::virtio::TransportKind::Legacy => "legacy virtio",
+            },
+            match n.irq {
+                IrqMode::MsixPerQueue => "MSI-X vectors for receive and config",
+                IrqMode::MsixShared => "one shared MSI-X vector",
+                IrqMode::Intx => "INTx line",
+            },
             if n.link_up { "up" } else { "down" },
             n.config_events
         );
@@ -397,4 +354,11 @@ fn irqs() {
     });
     let (spurious, unowned) = irq::anomalies();
     crate::println!("spurious: {spurious}, unowned: {unowned}");
+    let input = console::input::stats();
+    crate::println!(
+        "console input: {} bytes lost to UART overruns, {} backpressure stalls, {} buffered",
+        input.overruns,
+        input.stalls,
+        input.buffered
+    );
 }

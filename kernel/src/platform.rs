@@ -99,6 +99,9 @@ pub struct Platform {
     pub cpus: Vec<u64, 8>,
     /// `/chosen/bootargs`.
     pub bootargs: heapless::String<512>,
+    /// The initial RAM disk (`/chosen/linux,initrd-start` and `-end`), if the loader gave
+    /// one.
+    pub initrd: Option<Range>,
 }
 
 /// Why the DTB could not be used.
@@ -283,6 +286,7 @@ pub fn parse(blob: &[u8]) -> Result<Platform, DtbError> {
     let mut bootargs = heapless::String::new();
     let _ = bootargs.push_str(fdt.chosen().bootargs().unwrap_or(""));
     Ok(Platform {
+        initrd: initrd(&fdt),
         model,
         ram,
         reserved,
@@ -295,6 +299,22 @@ pub fn parse(blob: &[u8]) -> Result<Platform, DtbError> {
         cpus,
         bootargs,
     })
+}
+
+/// `/chosen/linux,initrd-start` and `linux,initrd-end` (one or two cells each, as QEMU and
+/// U-Boot write them); `None` without both or with an empty or inverted range.
+fn initrd(fdt: &Fdt<'_>) -> Option<Range> {
+    let chosen = fdt.find_node("/chosen")?;
+    let prop = |name| {
+        let v = chosen.property(name)?.value;
+        match v.len() {
+            4 => cells(v, 1),
+            8 => cells(v, 2),
+            _ => None,
+        }
+    };
+    let (start, end) = (prop("linux,initrd-start")?, prop("linux,initrd-end")?);
+    (end > start).then(|| Range::new(start as usize, end as usize))
 }
 
 /// Reads the `totalsize` field of a DTB header, checking the magic.

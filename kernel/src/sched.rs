@@ -12,9 +12,9 @@ use alloc::boxed::Box;
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 
-use crate::arch::cpu;
 use crate::arch::stack::{self, KernelStack};
 use crate::arch::vectors::TrapFrame;
+use crate::arch::{cpu, fp, mmu};
 use crate::sync::IrqLock;
 use crate::time;
 
@@ -58,6 +58,18 @@ struct Thread {
     /// What the last wait returned: notification bits, or `None` on timeout.
     woken_with: Option<u64>,
     switches_in: u64,
+    /// Set for the thread of a user process.
+    user: Option<Box<UserCtx>>,
+}
+
+/// What a user thread carries besides its kernel context: its process, its address
+/// space's TTBR0 value, and its FP/SIMD registers while it is not running.
+struct UserCtx {
+    pid: u32,
+    ttbr0: u64,
+    fp: fp::FpState,
+    /// Killed: end the process before it next returns to user space.
+    killed: bool,
 }
 
 #[derive(Default)]
@@ -175,6 +187,7 @@ pub fn init(slice_ns: u64) {
         entry: None,
         woken_with: None,
         switches_in: 0,
+        user: None,
     };
     let mut sched = Sched {
         threads: Vec::new(),
@@ -228,10 +241,123 @@ pub fn spawn(
         entry: Some(Box::new(f)),
         woken_with: None,
         switches_in: 0,
+        user: None,
     });
     sched.runq[cpu_index()].push_back(id);
     program_timer(sched);
     Ok(id)
+}
+
+/// Starts the thread of user process `pid`: its first run returns to EL0 at `entry`
+/// with stack pointer `sp` and `arg` in x0, in the address space `ttbr0`.
+pub fn spawn_user(
+    pid: u32,
+    ttbr0: u64,
+    entry: u64,
+    sp: u64,
+    arg: u64,
+) -> Result<ThreadId, SchedError> {
+    let stack = stack::alloc().ok_or(SchedError::NoStack)?;
+    let frame = stack::initial_user_frame(&stack, entry, sp, arg);
+    let user = Box::new(UserCtx {
+        pid,
+        ttbr0,
+        fp: fp::FpState::default(),
+        killed: false,
+    });
+    let mut guard = SCHED.lock();
+    let sched = guard.as_mut().ok_or(SchedError::NotReady)?;
+    let id = ThreadId(sched.next_id);
+    sched.next_id += 1;
+    sched.threads.push(Thread {
+        id,
+        name: "user",
+        state: State::Ready,
+        frame,
+        stack: Some(stack),
+        entry: None,
+        woken_with: None,
+        switches_in: 0,
+        user: Some(user),
+    });
+    sched.runq[cpu_index()].push_back(id);
+    program_timer(sched);
+    Ok(id)
+}
+
+/// The user process whose thread runs on this CPU, if any.
+pub fn current_pid() -> Option<u32> {
+    let guard = SCHED.lock();
+    let sched = guard.as_ref()?;
+    let me = sched.current[cpu_index()]?;
+    sched
+        .threads
+        .iter()
+        .find(|t| t.id == me)
+        .and_then(|t| t.user.as_ref().map(|u| u.pid))
+}
+
+/// Takes the calling user thread off its address space (TTBR0 = the empty table) before
+/// the process frees it; the thread keeps running in the kernel until it exits.
+pub fn leave_address_space() {
+    let mut guard = SCHED.lock();
+    if let Some(sched) = guard.as_mut()
+        && let Some(me) = sched.current[cpu_index()]
+        && let Some(u) = sched.thread(me).and_then(|t| t.user.as_mut())
+    {
+        u.ttbr0 = mmu::empty_ttbr0();
+    }
+    cpu::set_ttbr0(mmu::empty_ttbr0());
+}
+
+/// Whether the running thread is a user thread that was killed.
+pub fn current_user_killed() -> bool {
+    let guard = SCHED.lock();
+    let Some(sched) = guard.as_ref() else {
+        return false;
+    };
+    let Some(me) = sched.current[cpu_index()] else {
+        return false;
+    };
+    sched
+        .threads
+        .iter()
+        .find(|t| t.id == me)
+        .and_then(|t| t.user.as_ref())
+        .is_some_and(|u| u.killed)
+}
+
+/// Marks user thread `id` killed and wakes it from any wait (see [`interrupt`]).
+pub fn kill_thread(id: ThreadId) {
+    if let Some(u) = SCHED
+        .lock()
+        .as_mut()
+        .and_then(|s| s.thread(id))
+        .and_then(|t| t.user.as_mut())
+    {
+        u.killed = true;
+    }
+    interrupt(id);
+}
+
+/// Wakes thread `id` if it is blocked in a wait or sleep: the wait returns as if it had
+/// timed out. The caller has recorded why (a kill), which the woken code checks.
+pub fn interrupt(id: ThreadId) {
+    let mut guard = SCHED.lock();
+    let Some(sched) = guard.as_mut() else { return };
+    let Some(t) = sched.thread(id) else { return };
+    let State::Waiting { notify, .. } = t.state else {
+        return;
+    };
+    t.woken_with = None;
+    if let Some(n) = notify
+        && let Some(Some(waiting)) = sched.notifies.get_mut(n.0 as usize)
+        && waiting.waiter == Some(id)
+    {
+        waiting.waiter = None;
+    }
+    sched.make_ready(id);
+    program_timer(sched);
 }
 
 extern "C" fn thread_entry() -> ! {
@@ -259,7 +385,7 @@ pub fn yield_now() {
 
 /// Sleeps until `deadline_ns` (monotonic, see `time::now_ns`).
 pub fn sleep_until(deadline_ns: u64) {
-    while time::now_ns() < deadline_ns {
+    while time::now_ns() < deadline_ns && !current_user_killed() {
         cpu::kernel_call(op::SLEEP, deadline_ns, 0);
     }
 }
@@ -432,6 +558,9 @@ fn switch_locked(sched: &mut Sched, frame: &mut TrapFrame, state: State) -> *mut
     if let Some(t) = sched.thread(me) {
         t.frame = frame_ptr as usize;
         t.state = state;
+        if let Some(u) = t.user.as_mut() {
+            fp::save(&mut u.fp);
+        }
     }
     if state == State::Ready && !is_idle {
         sched.runq[cpu].push_back(me);
@@ -460,6 +589,13 @@ fn switch_locked(sched: &mut Sched, frame: &mut TrapFrame, state: State) -> *mut
         Some(t) => {
             t.state = State::Running;
             t.switches_in += 1;
+            match t.user.as_ref() {
+                Some(u) => {
+                    cpu::set_ttbr0(u.ttbr0);
+                    fp::restore(&u.fp);
+                }
+                None => cpu::set_ttbr0(mmu::empty_ttbr0()),
+            }
             t.frame
         }
         None => frame_ptr as usize,

@@ -10,6 +10,7 @@ use caps::napi::quiesce_with;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::arch::cpu;
+use crate::cmdline;
 use crate::sync::IrqLock;
 use crate::time;
 
@@ -26,12 +27,11 @@ pub fn init(line: IrqLine<Masked>) {
 static TICKS: AtomicU64 = AtomicU64::new(0);
 static PERIOD_NS: AtomicU64 = AtomicU64::new(0);
 
-/// Turns on a periodic tick at `hz` (0 = off; tickless).
+/// Turns on a periodic tick at `hz` (0 = off; tickless). Rates above
+/// `cmdline::MAX_HZ` are clamped there, so a tick never rounds to "off".
 pub fn set_periodic_hz(hz: u64) {
-    PERIOD_NS.store(
-        1_000_000_000u64.checked_div(hz).unwrap_or(0),
-        Ordering::Relaxed,
-    );
+    let period = if hz == 0 { 0 } else { cmdline::period_ns(hz) };
+    PERIOD_NS.store(period, Ordering::Relaxed);
 }
 
 /// The next periodic tick after `now`, if a periodic tick is configured.

@@ -7,7 +7,7 @@
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::arch::vectors::{TrapFrame, VectorKind};
-use crate::arch::{cpu, probe, stack};
+use crate::arch::{cpu, probe, semihosting, stack, usercopy};
 use crate::{console, irq, ktest, sched};
 
 /// The BRK immediate the kernel's tests use; the handler counts it and steps over it.
@@ -68,8 +68,21 @@ pub fn dispatch(frame: &mut TrapFrame, kind: VectorKind) -> *mut TrapFrame {
 fn sync(frame: &mut TrapFrame, kind: VectorKind) -> *mut TrapFrame {
     let ec = (frame.esr >> 26) & 0x3f;
     let from_el1 = kind.source() <= 1;
+    if !from_el1 {
+        // From a user process: a system call, or a fault that ends it (never the kernel).
+        match ec {
+            0x15 => crate::process::syscall::entry(frame),
+            _ => crate::process::fault(frame, ec_name(ec), fault_detail(frame, ec)),
+        }
+        return frame;
+    }
     match ec {
-        0x15 if from_el1 => return sched::kernel_call(frame),
+        0x15 => return sched::kernel_call(frame),
+        // A semihosting call without QEMU's -semihosting: step over it, once.
+        0x00 if from_el1 && semihosting::is_call_at(frame.elr) => {
+            semihosting::mark_unavailable();
+            frame.elr += 4;
+        }
         0x3c if frame.esr & 0xffff == TEST_BRK => {
             BRK_HITS.fetch_add(1, Ordering::Relaxed);
             frame.elr += 4;
@@ -79,11 +92,44 @@ fn sync(frame: &mut TrapFrame, kind: VectorKind) -> *mut TrapFrame {
                 frame.x[0] = 1;
                 frame.elr = resume;
             }
-            None => fatal(frame, kind),
+            // A user pointer that faulted inside a user copy: `EFAULT` for the syscall.
+            None => match usercopy::fixup(frame.elr) {
+                Some(resume) => frame.elr = resume,
+                None => fatal(frame, kind),
+            },
         },
         _ => fatal(frame, kind),
     }
     frame
+}
+
+/// What a user fault hit, in words: `"permission fault on write of 0x…"` for aborts.
+fn fault_detail(frame: &TrapFrame, ec: u64) -> Option<(&'static str, &'static str)> {
+    matches!(ec, 0x20 | 0x21 | 0x24 | 0x25).then(|| {
+        let access = if ec == 0x20 || ec == 0x21 {
+            "execute"
+        } else if frame.esr & (1 << 6) != 0 {
+            "write"
+        } else {
+            "read"
+        };
+        (fault_status(frame.esr), access)
+    })
+}
+
+/// Just before an exception return: a user thread whose process was killed ends instead
+/// of returning to user space — its frame is redirected to the exit path, which runs on
+/// its own kernel stack at EL1.
+pub fn before_return(frame: &mut TrapFrame) {
+    let to_el0 = frame.spsr & 0xf == 0;
+    if to_el0 && sched::current_user_killed() {
+        frame.elr = killed_entry as *const () as u64;
+        frame.spsr = 0x3c5; // EL1h, all interrupts masked
+    }
+}
+
+extern "C" fn killed_entry() -> ! {
+    crate::process::table::exit_current(crate::process::table::KILLED)
 }
 
 /// Prints the decoded report and stops.

@@ -18,7 +18,7 @@ INIT = re.compile(rb"kernel init done in (\d+) us \((\d+) us since CPU reset\)")
 
 def one_boot(gic: str) -> dict:
     cmd = ["qemu-system-aarch64", "-M", f"virt,gic-version={gic}", "-cpu", "cortex-a72",
-           "-m", "1G", "-smp", "2", "-nographic", "-no-reboot", "-kernel", IMAGE]
+           "-m", "1G", "-smp", "2", "-nographic", "-no-reboot", "-nic", "none", "-kernel", IMAGE]
     start = time.monotonic()
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT)

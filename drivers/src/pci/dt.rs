@@ -13,9 +13,9 @@ use fdt::Fdt;
 use fdt::node::FdtNode;
 use heapless::Vec;
 
-use super::bar::{MAX_WINDOWS, RangesError, Window, parse_ranges};
 use super::intx::{IntxError, IntxMap};
 use super::msimap::{MsiMap, MsiMapError};
+use super::window::{MAX_WINDOWS, RangesError, Window, parse_ranges};
 
 /// What the kernel needs to drive a `pci-host-ecam-generic` bridge.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -217,6 +217,16 @@ pub enum NetError {
     Dma(Error),
 }
 
+impl core::fmt::Display for NetError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            NetError::Transport(e) => write!(f, "{e}"),
+            NetError::Ring(e) => write!(f, "ring setup failed: {e}"),
+            NetError::Dma(e) => write!(f, "no memory for receive buffers: {e}"),
+        }
+    }
+}
+
 impl From<TransportError> for NetError {
     fn from(e: TransportError) -> Self {
         NetError::Transport(e)

@@ -99,6 +99,25 @@ pub enum AttachError {
     NoInterrupt,
 }
 
+impl core::fmt::Display for AttachError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            AttachError::Pci(PciError::NotFound) => write!(f, "no virtio-net device"),
+            AttachError::Pci(e) => write!(f, "virtio-net: {e}"),
+            AttachError::Transport => write!(
+                f,
+                "virtio-net offers neither modern capabilities nor a usable legacy BAR"
+            ),
+            AttachError::Net(e) => write!(f, "virtio-net: {e}"),
+            AttachError::Dma(e) => write!(f, "no memory for virtio-net's rings: {e}"),
+            AttachError::NoInterrupt => write!(
+                f,
+                "virtio-net can interrupt neither by MSI-X nor by a routable INTx pin"
+            ),
+        }
+    }
+}
+
 /// How the NIC interrupts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IrqMode {
@@ -163,11 +182,43 @@ fn region(r: Region) -> Mmio {
     }
 }
 
-/// Claims the first virtio-net function and brings it up.
+/// Whether a function is a virtio-net NIC (transitional or modern-only device ID).
+pub fn is_virtio_net(vendor: u16, device: u16) -> bool {
+    vendor == 0x1af4 && matches!(device, 0x1000 | 0x1041)
+}
+
+/// Claims the first virtio-net function and brings it up. Other virtio-net functions
+/// are named in the log and left for whoever claims them (a test, a user-mode driver).
 pub fn attach() -> Result<Box<VirtioNic>, AttachError> {
     let dev = pci::claim(0x1af4, 0x1000)
         .or_else(|_| pci::claim(0x1af4, 0x1041))
         .map_err(AttachError::Pci)?;
+    if let Some(bus) = pci::bus() {
+        for other in bus
+            .functions
+            .iter()
+            .filter(|f| is_virtio_net(f.vendor, f.device) && f.bdf != dev.bdf())
+        {
+            log::info!(
+                "virtio-net: {} is not used by the kernel's stack (it takes the first NIC, {})",
+                other.bdf,
+                dev.bdf()
+            );
+        }
+    }
+    bring_up(dev)
+}
+
+/// Claims the virtio-net function at `bdf` and brings it up.
+pub fn attach_at(bdf: drivers::pci::Bdf) -> Result<Box<VirtioNic>, AttachError> {
+    let dev = pci::claim_at(bdf).map_err(AttachError::Pci)?;
+    if !is_virtio_net(dev.func.vendor, dev.func.device) {
+        return Err(AttachError::Pci(PciError::NotFound));
+    }
+    bring_up(dev)
+}
+
+fn bring_up(dev: Device) -> Result<Box<VirtioNic>, AttachError> {
     let wake = sched::OwnedNotify::new().map_err(|_| AttachError::Dma(abi::Error::ENOMEM))?;
     let (mode, lines) = interrupts(&dev, wake.id())?;
     // The legacy header moves the device configuration when MSI-X is on: pick the

@@ -13,10 +13,11 @@ pub mod irq;
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use caps::msi::VectorAllocator;
-use drivers::pci::bar::{AssignReport, BarAllocator, assign_bars};
+use drivers::pci::assign::{AssignReport, assign_bars};
 use drivers::pci::config::{Bdf, Ecam};
 use drivers::pci::dt::{HostBridge, host_bridge, v2m_frames};
-use drivers::pci::scan::{MAX_FUNCTIONS, PciFunction, scan};
+use drivers::pci::scan::{MAX_FUNCTIONS, PciFunction, enable_path, scan};
+use drivers::pci::window::HostAllocator;
 use heapless::Vec;
 
 use crate::arch::devices;
@@ -79,21 +80,11 @@ pub fn init(dtb: &[u8], no_msi: bool) {
             report.bridges_skipped
         );
     }
-    let AssignReport {
-        assigned,
-        kept,
-        failed,
-    } = assign_bars(&ecam, &mut scratch, &mut BarAllocator::new(&host.windows));
+    let report = assign_bars(&ecam, &mut scratch, &mut HostAllocator::new(&host.windows));
     let functions: alloc::vec::Vec<PciFunction> = scratch.iter().cloned().collect();
     scratch.clear();
     drop(scratch);
-    log::info!(
-        "PCI: {} functions, BARs {assigned} assigned, {kept} kept, {failed} failed",
-        functions.len()
-    );
-    for f in &functions {
-        log_function(f);
-    }
+    log_assignment(&functions, &report);
     PCI.call_once(|| Pci {
         ecam,
         host,
@@ -128,6 +119,75 @@ fn init_msi(fdt: &fdt::Fdt<'_>) {
     }
 }
 
+/// A byte count for people: `32 B`, `16 KiB`, `2 MiB`.
+struct Size(u64);
+
+impl core::fmt::Display for Size {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.0 {
+            n if n >= 1 << 20 && n.is_multiple_of(1 << 20) => write!(f, "{} MiB", n >> 20),
+            n if n >= 1 << 10 && n.is_multiple_of(1 << 10) => write!(f, "{} KiB", n >> 10),
+            n => write!(f, "{n} B"),
+        }
+    }
+}
+
+fn log_assignment(functions: &[PciFunction], report: &AssignReport) {
+    let AssignReport {
+        assigned,
+        kept,
+        failed,
+        bridge_windows,
+        ..
+    } = *report;
+    log::info!(
+        "PCI: {} functions, BARs {assigned} assigned, {kept} kept, {failed} without room; \
+         {bridge_windows} bridge windows",
+        functions.len()
+    );
+    for u in &report.unplaced {
+        match u.bar {
+            Some(bar) => log::warn!("PCI: no room for {} BAR {bar} ({})", u.bdf, Size(u.size)),
+            None => log::warn!(
+                "PCI: no room for a {} window of bridge {}: the devices behind it get none",
+                Size(u.size),
+                u.bdf
+            ),
+        }
+    }
+    for f in functions {
+        log_function(f);
+        for (i, bar) in f
+            .bars
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| b.is_implemented())
+        {
+            match bar.pci_addr {
+                Some(pci) => log::debug!(
+                    "PCI:     BAR {i}: {:?}{} {} at bus {pci:#x} (CPU {:#x})",
+                    bar.space.unwrap_or(drivers::pci::bar::Space::Mem32),
+                    if bar.prefetchable {
+                        " prefetchable"
+                    } else {
+                        ""
+                    },
+                    Size(bar.size),
+                    bar.cpu_addr.unwrap_or(0)
+                ),
+                None => log::warn!(
+                    "PCI: {} ({:04x}:{:04x}) BAR {i} ({}) has no address: the device \
+                     cannot be used",
+                    f.bdf,
+                    f.vendor,
+                    f.device,
+                    Size(bar.size)
+                ),
+            }
+        }
+    }
+}
+
 fn log_function(f: &PciFunction) {
     let caps = match &f.caps {
         Ok(c) => alloc::format!(
@@ -138,8 +198,16 @@ fn log_function(f: &PciFunction) {
         ),
         Err(e) => alloc::format!(" capability list rejected ({e}); device skipped"),
     };
+    let behind = f
+        .parent
+        .map(|p| alloc::format!(" behind {p}"))
+        .unwrap_or_default();
+    let bridge = f
+        .bridge_buses
+        .map(|(sec, sub)| alloc::format!(" bridge to buses {sec}..={sub}"))
+        .unwrap_or_default();
     log::info!(
-        "  {} {:04x}:{:04x} class {:02x}.{:02x} pin {}{caps}",
+        "  {} {:04x}:{:04x} class {:02x}.{:02x} pin {}{caps}{bridge}{behind}",
         f.bdf,
         f.vendor,
         f.device,
@@ -170,20 +238,40 @@ pub enum PciError {
     Irq(abi::Error),
 }
 
+impl core::fmt::Display for PciError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            PciError::NotFound => write!(f, "no such PCI device (or it is already in use)"),
+            PciError::NoBar => write!(f, "a register window (BAR) is missing or unassigned"),
+            PciError::Map => write!(f, "its registers cannot be mapped"),
+            PciError::Irq(e) => write!(f, "interrupt setup failed: {e}"),
+        }
+    }
+}
+
 /// Claims the first unclaimed function `vendor:device` whose capabilities parsed.
 pub fn claim(vendor: u16, device: u16) -> Result<Device, PciError> {
+    claim_where(|f| f.vendor == vendor && f.device == device)
+}
+
+/// Claims the function at `bdf`, if it is unclaimed and its capabilities parsed.
+pub fn claim_at(bdf: Bdf) -> Result<Device, PciError> {
+    claim_where(|f| f.bdf == bdf)
+}
+
+/// Claims the first unclaimed matching function: opens the bridges above it, then
+/// turns on its decode and bus mastering.
+fn claim_where(matches: impl Fn(&PciFunction) -> bool) -> Result<Device, PciError> {
     let pci = bus().ok_or(PciError::NotFound)?;
     for (index, func) in pci.functions.iter().enumerate() {
-        if func.vendor != vendor || func.device != device {
-            continue;
-        }
-        if func.caps.is_err() {
+        if !matches(func) || func.caps.is_err() {
             continue;
         }
         if pci.claimed[index]
             .compare_exchange(false, true, Ordering::AcqRel, Ordering::Relaxed)
             .is_ok()
         {
+            enable_path(&pci.functions, &pci.ecam, func.bdf);
             if func.enable(&pci.ecam, true, true).is_err() {
                 pci.claimed[index].store(false, Ordering::Release);
                 return Err(PciError::NoBar);

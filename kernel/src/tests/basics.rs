@@ -127,7 +127,7 @@ kernel_test! {
         let deadline = time::now_ns() + 5_000_000_000;
         let mut got = alloc::string::String::new();
         while got.len() < expected.len() {
-            let b = crate::monitor::read_byte_until(deadline)
+            let b = crate::console::input::read_byte_until(deadline)
                 .ok_or_else(|| alloc::format!("input timed out after {got:?}"))?;
             if !(got.is_empty() && b.is_ascii_whitespace()) {
                 got.push(b as char);

@@ -8,7 +8,7 @@ use crate::net::stack;
 use crate::{boot, ensure, ensure_eq, kernel_test, skip, time};
 
 fn in_lab() -> bool {
-    boot::args().is_some_and(|a| a.net.is_some())
+    boot::args().is_some_and(|a| a.net != crate::cmdline::NetOption::Off)
 }
 
 fn interrupt_mode() -> bool {

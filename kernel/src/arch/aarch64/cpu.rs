@@ -90,6 +90,14 @@ pub fn clean_dcache_range(addr: usize, len: usize) {
     dsb_sy();
 }
 
+/// Loads TTBR0_EL1 (the lower half's root table | ASID << 48) and synchronises. Entries
+/// of other ASIDs stay in the TLB; the caller invalidates an ASID before reusing it.
+pub fn set_ttbr0(value: u64) {
+    // SAFETY: TTBR0 maps only the lower half, which the kernel never executes from or
+    // relies on; the value is an empty table or a live process's table.
+    unsafe { asm!("msr ttbr0_el1, {0}", "isb", in(reg) value, options(nostack)) }
+}
+
 /// MPIDR_EL1 affinity bits (Aff3..Aff0) of this CPU.
 pub fn mpidr() -> u64 {
     let v: u64;

@@ -48,13 +48,14 @@ impl Drop for KernelStack {
     }
 }
 
-/// Maps the arena at `base` (ARENA_SIZE bytes of free RAM): stacks RW, guards unmapped.
+/// Maps the arena at physical `base` (ARENA_SIZE bytes of free RAM) into the linear
+/// map: stacks RW, guards unmapped.
 pub fn init(base: usize) -> Result<(), super::mmu::MapFailed> {
     for slot in 0..SLOTS {
         let stack = base + slot * SLOT_SIZE + GUARD_SIZE;
         super::mmu::map(stack, stack + STACK_SIZE, super::mmu::Kind::ReadWrite)?;
     }
-    ARENA_BASE.store(base, Ordering::Release);
+    ARENA_BASE.store(super::mmu::phys_to_virt(base), Ordering::Release);
     Ok(())
 }
 
@@ -100,14 +101,36 @@ pub fn in_use() -> u32 {
 /// resuming at `entry` — and returns its address for the scheduler.
 pub fn initial_frame(stack: &KernelStack, entry: usize) -> usize {
     use super::vectors::TrapFrame;
-    let addr = stack.top() - core::mem::size_of::<TrapFrame>();
-    let frame = TrapFrame {
-        elr: entry as u64,
-        // EL1h with Debug and SError masked, IRQ and FIQ unmasked.
-        spsr: 0x305,
+    write_frame(
+        stack,
+        TrapFrame {
+            elr: entry as u64,
+            // EL1h with Debug and SError masked, IRQ and FIQ unmasked.
+            spsr: 0x305,
+            ..TrapFrame::default()
+        },
+    )
+}
+
+/// Writes a user thread's first trap frame at the top of `stack`: the exception return
+/// goes to EL0 (SPSR EL0t, every interrupt unmasked) at `entry` with `sp` as its stack
+/// pointer and `arg` in x0. Exceptions from EL0 then land at the top of this stack
+/// again (SP_EL1 is the frame's end after the return).
+pub fn initial_user_frame(stack: &KernelStack, entry: u64, sp: u64, arg: u64) -> usize {
+    use super::vectors::TrapFrame;
+    let mut frame = TrapFrame {
+        elr: entry,
+        sp_el0: sp,
+        spsr: 0,
         ..TrapFrame::default()
     };
-    let ptr = core::ptr::with_exposed_provenance_mut::<TrapFrame>(addr);
+    frame.x[0] = arg;
+    write_frame(stack, frame)
+}
+
+fn write_frame(stack: &KernelStack, frame: super::vectors::TrapFrame) -> usize {
+    let addr = stack.top() - core::mem::size_of_val(&frame);
+    let ptr = core::ptr::with_exposed_provenance_mut::<super::vectors::TrapFrame>(addr);
     // SAFETY: `addr` is inside this stack slot (mapped RW, owned by `stack`, not yet
     // running) and 16-byte aligned (top is page aligned, the frame is 288 bytes).
     unsafe { ptr.write(frame) };

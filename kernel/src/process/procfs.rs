@@ -1,0 +1,181 @@
+//! `/proc`: the kernel's counters as text files, generated whole when opened.
+//!
+//! Each file is rendered into a buffer at `open`, so a reader never sees a line torn
+//! by a concurrent update and reads need no locks. The formats are line-oriented
+//! `key value` pairs or aligned tables, one record per line (docs/process.md lists
+//! them): `stat`, `interrupts`, `meminfo`, `dma`, and `<pid>/status`, `<pid>/caps`.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt::Write;
+use core::sync::atomic::Ordering;
+
+use super::{syscall, table};
+use crate::arch::{dma, heap, stack, uspace};
+use crate::{irq, mem, sched, time};
+
+/// Renders `/proc<rest>`; `None` for no such file.
+pub fn generate(rest: &str) -> Option<Vec<u8>> {
+    let mut out = String::new();
+    match rest.trim_end_matches('/') {
+        "" => listing(&mut out),
+        "/stat" => stat(&mut out),
+        "/interrupts" => interrupts(&mut out),
+        "/meminfo" => meminfo(&mut out),
+        "/dma" => dma_file(&mut out),
+        other => {
+            let (pid, file) = other.strip_prefix('/')?.split_once('/')?;
+            let p = table::get(pid.parse().ok()?)?;
+            match file {
+                "status" => status(&mut out, &p),
+                "caps" => caps(&mut out, &p),
+                _ => return None,
+            }
+        }
+    }
+    Some(out.into_bytes())
+}
+
+fn listing(out: &mut String) {
+    for name in ["stat", "interrupts", "meminfo", "dma"] {
+        let _ = writeln!(out, "{name}");
+    }
+    for p in table::all().iter().filter(|p| p.pid != 0) {
+        let _ = writeln!(out, "{}/status\n{}/caps", p.pid, p.pid);
+    }
+}
+
+fn stat(out: &mut String) {
+    let up = time::now_ns();
+    let _ = writeln!(out, "uptime_ns {up}");
+    let _ = writeln!(out, "context_switches {}", sched::switches());
+    let total: u64 = irq::edge_spi_totals().iter().map(|&(_, n)| n).sum::<u64>();
+    let mut all = 0u64;
+    irq::for_each_line(|l| all += l.stats.per_cpu.iter().sum::<u64>());
+    let _ = writeln!(out, "interrupts {all}");
+    let _ = writeln!(out, "interrupts_msi_and_edge {total}");
+    irq::for_each_line(|l| {
+        let _ = writeln!(
+            out,
+            "interrupts_by_line {} {} {}",
+            l.intid,
+            l.name,
+            l.stats.per_cpu.iter().sum::<u64>()
+        );
+    });
+    let calls: u64 = syscall::CALLS
+        .iter()
+        .map(|c| c.load(Ordering::Relaxed))
+        .sum();
+    let errors: u64 = syscall::ERRORS
+        .iter()
+        .map(|c| c.load(Ordering::Relaxed))
+        .sum();
+    let _ = writeln!(out, "syscalls {calls}");
+    let _ = writeln!(
+        out,
+        "syscalls_unknown {}",
+        syscall::UNKNOWN.load(Ordering::Relaxed)
+    );
+    let _ = writeln!(out, "syscall_errors {errors}");
+    for e in abi::Error::ALL {
+        let n = syscall::ERRORS[(-e.as_i32()) as usize % 32].load(Ordering::Relaxed);
+        if n > 0 {
+            let _ = writeln!(out, "syscall_errors_by_errno {} {n}", e.name());
+        }
+    }
+    let _ = writeln!(
+        out,
+        "processes_spawned {}",
+        table::SPAWNED.load(Ordering::Relaxed)
+    );
+    let _ = writeln!(
+        out,
+        "processes_exited {}",
+        table::EXITED.load(Ordering::Relaxed)
+    );
+}
+
+fn interrupts(out: &mut String) {
+    let _ = writeln!(
+        out,
+        "{:>6} {:<10} {:>10} {:<9} owner",
+        "INTID", "kind", "CPU0", "state"
+    );
+    irq::for_each_line(|l| {
+        let _ = writeln!(
+            out,
+            "{:>6} {:<10} {:>10} {:<9} {}",
+            l.intid,
+            l.kind.name(),
+            l.stats.per_cpu[0],
+            alloc::format!("{:?}", l.stats.status),
+            l.name
+        );
+    });
+}
+
+fn meminfo(out: &mut String) {
+    let (free, total) = mem::frames::stats();
+    let (heap_used, heap_size) = heap::stats();
+    let _ = writeln!(out, "frames_total {total}");
+    let _ = writeln!(out, "frames_free {free}");
+    let _ = writeln!(out, "heap_bytes {heap_size}");
+    let _ = writeln!(out, "heap_used_bytes {heap_used}");
+    let _ = writeln!(out, "kernel_stacks_in_use {}", stack::in_use());
+    let _ = writeln!(out, "user_page_table_frames {}", uspace::table_frames());
+    let _ = writeln!(out, "dma_quarantined_bytes {}", dma::HAL.quarantined());
+}
+
+fn dma_file(out: &mut String) {
+    let _ = writeln!(out, "quarantined_bytes {}", dma::HAL.quarantined());
+}
+
+fn status(out: &mut String, p: &table::Process) {
+    let (mapped, tables, caps) = p.usage();
+    let _ = writeln!(out, "pid {}", p.pid);
+    let _ = writeln!(out, "name {}", p.name);
+    let _ = writeln!(out, "parent {}", p.parent());
+    let _ = writeln!(
+        out,
+        "state {}",
+        if p.is_zombie() { "zombie" } else { "running" }
+    );
+    let _ = writeln!(out, "memory_bytes {mapped}");
+    let _ = writeln!(out, "page_table_frames {tables}");
+    let _ = writeln!(out, "capabilities {caps}");
+    let _ = writeln!(out, "syscalls {}", p.syscalls.load(Ordering::Relaxed));
+    let _ = writeln!(out, "started_ns {}", p.started_ns);
+    let _ = writeln!(out, "children {:?}", p.children());
+    let _ = writeln!(out, "asid {}", p.asid());
+    p.for_each_region(|r| {
+        let _ = writeln!(
+            out,
+            "region {:#014x}-{:#014x} {} {:?}",
+            r.va,
+            r.va + r.len,
+            match r.access {
+                uspace::UserAccess::Read => "r--",
+                uspace::UserAccess::ReadWrite => "rw-",
+                uspace::UserAccess::ReadExecute => "r-x",
+            },
+            r.kind
+        );
+    });
+}
+
+fn caps(out: &mut String, p: &table::Process) {
+    let _ = writeln!(out, "{:>10} {:<10} rights", "handle", "type");
+    let _ = table::with_caps(p, |caps| {
+        for (h, ty, rights) in caps.iter() {
+            let _ = writeln!(
+                out,
+                "{:#010x} {:<10} {:#x}",
+                h.raw(),
+                alloc::format!("{ty:?}"),
+                rights.bits()
+            );
+        }
+        Ok(())
+    });
+}
