@@ -152,8 +152,8 @@ fn net() {
     };
     let mode = match s.mode {
         Some(crate::net::stack::RxMode::Interrupt) => String::from("receive by interrupt"),
-        Some(crate::net::stack::RxMode::Poll { hz }) => {
-            alloc::format!("receive polled {hz} times a second")
+        Some(m @ crate::net::stack::RxMode::Poll { .. }) => {
+            alloc::format!("receive polled {} times a second", m.poll_hz().unwrap_or(0))
         }
         None => String::from("not started"),
     };
@@ -178,6 +178,7 @@ fn net() {
             if n.link_up { "up" } else { "down" },
             n.config_events
         );
+        crate::println!("offloads: {}", n.offloads);
     }
     crate::println!(
         "rx interrupts {}, udp echoed {}, datagrams reassembled {}",
