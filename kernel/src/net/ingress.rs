@@ -14,141 +14,15 @@
 //! for the neighbour logic (`neigh`). smoltcp is told not to verify received checksums
 //! again (`stack/phy.rs`), so each byte is summed once. Pure and host-tested.
 
+mod dropped;
 pub mod options;
+mod transport;
 
 use drivers::virtio::net::RxCsum;
 
-/// Why a frame was dropped.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Dropped {
-    /// Shorter than an Ethernet header.
-    Runt = 0,
-    /// Longer than the device may deliver (1518 bytes, or 64 KiB with mergeable buffers).
-    Oversized = 1,
-    /// IPv4 header shorter than 20 bytes, not version 4, or IHL out of range.
-    IpHeader = 2,
-    /// IPv4 header checksum wrong.
-    IpChecksum = 3,
-    /// IPv4 total length shorter than the header or longer than the frame.
-    IpLength = 4,
-    /// UDP/TCP/ICMP header truncated or its length fields inconsistent.
-    L4Header = 5,
-    /// UDP/TCP/ICMP checksum wrong.
-    L4Checksum = 6,
-    /// IPv4 options malformed (length, pointer, duplicate, timestamp overflow).
-    IpOptions = 7,
-    /// A loose or strict source route option.
-    SourceRoute = 8,
-    /// Source address that no host may send from: 0/8, 127/8, multicast, 240/4,
-    /// broadcast, or our own address.
-    MartianSource = 9,
-    /// An echo request to a broadcast or multicast address.
-    BroadcastEcho = 10,
-    /// The device's checksum offload does not describe this packet (position, protocol,
-    /// a segment that is not TCP).
-    BadOffload = 11,
-    /// An ARP packet that is not Ethernet/IPv4 ARP of the right length.
-    ArpMalformed = 12,
-    /// An ARP packet claiming our address from another MAC (answered by an announcement).
-    ArpConflict = 13,
-    /// A fragment that is not a multiple of 8 bytes (but the last) or is empty.
-    FragMalformed = 14,
-    /// Fragments that would reassemble past 65 535 bytes.
-    FragOversized = 15,
-    /// Fragments overlapping each other (the whole datagram is dropped, RFC 5722's rule).
-    FragOverlap = 16,
-    /// A datagram that was not complete before its reassembly timeout.
-    FragTimeout = 17,
-    /// A datagram evicted from a full reassembly table (a fragment flood).
-    FragEvicted = 18,
-}
-
-impl Dropped {
-    /// Number of reasons (size of a counter array).
-    pub const COUNT: usize = 19;
-    /// Every reason, in counter order.
-    pub const ALL: [Dropped; Self::COUNT] = [
-        Self::Runt,
-        Self::Oversized,
-        Self::IpHeader,
-        Self::IpChecksum,
-        Self::IpLength,
-        Self::L4Header,
-        Self::L4Checksum,
-        Self::IpOptions,
-        Self::SourceRoute,
-        Self::MartianSource,
-        Self::BroadcastEcho,
-        Self::BadOffload,
-        Self::ArpMalformed,
-        Self::ArpConflict,
-        Self::FragMalformed,
-        Self::FragOversized,
-        Self::FragOverlap,
-        Self::FragTimeout,
-        Self::FragEvicted,
-    ];
-
-    /// Short name for counters and reports.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Runt => "runt",
-            Self::Oversized => "oversized",
-            Self::IpHeader => "ip-header",
-            Self::IpChecksum => "ip-checksum",
-            Self::IpLength => "ip-length",
-            Self::L4Header => "l4-header",
-            Self::L4Checksum => "l4-checksum",
-            Self::IpOptions => "ip-options",
-            Self::SourceRoute => "source-route",
-            Self::MartianSource => "martian-source",
-            Self::BroadcastEcho => "broadcast-echo",
-            Self::BadOffload => "bad-offload",
-            Self::ArpMalformed => "arp-malformed",
-            Self::ArpConflict => "arp-conflict",
-            Self::FragMalformed => "frag-malformed",
-            Self::FragOversized => "frag-oversized",
-            Self::FragOverlap => "frag-overlap",
-            Self::FragTimeout => "frag-timeout",
-            Self::FragEvicted => "frag-evicted",
-        }
-    }
-}
-
-/// Dropped frames per reason.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct IngressStats {
-    /// Indexed by `Dropped as usize`.
-    pub dropped: [u64; Dropped::COUNT],
-}
-
-impl Default for IngressStats {
-    fn default() -> Self {
-        Self::ZERO
-    }
-}
-
-impl IngressStats {
-    /// No drops.
-    pub const ZERO: IngressStats = IngressStats {
-        dropped: [0; Dropped::COUNT],
-    };
-
-    /// Counts one drop.
-    pub fn count(&mut self, why: Dropped) {
-        self.dropped[why as usize] += 1;
-    }
-
-    /// Drops for one reason.
-    pub fn get(&self, why: Dropped) -> u64 {
-        self.dropped[why as usize]
-    }
-
-    /// All drops.
-    pub fn total(&self) -> u64 {
-        self.dropped.iter().sum()
-    }
-}
+pub use dropped::{Dropped, IngressStats};
+use transport::{check_transport, verifies};
+pub use transport::{fold, sum, tcp_partial_checksum};
 
 /// An IPv4 address as four octets (pure code does not depend on smoltcp's types).
 pub type Ip4 = [u8; 4];
@@ -238,7 +112,7 @@ pub enum Frame {
 pub const ETH_HEADER: usize = 14;
 /// The longest frame without mergeable buffers: Ethernet + 1500 + a VLAN tag, no FCS.
 pub const MAX_FRAME: usize = 1518;
-const ETHERTYPE_IPV4: u16 = 0x0800;
+pub(super) const ETHERTYPE_IPV4: u16 = 0x0800;
 const ETHERTYPE_ARP: u16 = 0x0806;
 /// ICMP.
 pub const PROTO_ICMP: u8 = 1;
@@ -247,39 +121,8 @@ pub const PROTO_TCP: u8 = 6;
 /// UDP.
 pub const PROTO_UDP: u8 = 17;
 
-fn be16(b: &[u8], at: usize) -> u16 {
+pub(super) fn be16(b: &[u8], at: usize) -> u16 {
     u16::from_be_bytes([b[at], b[at + 1]])
-}
-
-/// The ones'-complement sum of `data` (RFC 1071), added to `acc`, unfolded. Sums 32-bit
-/// big-endian words (two 16-bit words at once: the carries fold back the same way).
-pub fn sum(mut acc: u64, data: &[u8]) -> u64 {
-    let mut words = data.chunks_exact(4);
-    for w in &mut words {
-        acc += u64::from(u32::from_be_bytes([w[0], w[1], w[2], w[3]]));
-    }
-    let mut pairs = words.remainder().chunks_exact(2);
-    for p in &mut pairs {
-        acc += u64::from(u16::from_be_bytes([p[0], p[1]]));
-    }
-    if let [last] = pairs.remainder() {
-        acc += u64::from(*last) << 8;
-    }
-    acc
-}
-
-/// Folds a sum to 16 bits.
-pub fn fold(mut acc: u64) -> u16 {
-    acc = (acc & 0xffff_ffff) + (acc >> 32);
-    while acc >> 16 != 0 {
-        acc = (acc & 0xffff) + (acc >> 16);
-    }
-    acc as u16
-}
-
-/// Whether `data` (checksum field included) sums to all ones, i.e. its checksum is right.
-fn verifies(acc: u64, data: &[u8]) -> bool {
-    fold(sum(acc, data)) == 0xffff
 }
 
 /// Checks one received Ethernet frame (no FCS) and says what it is.
@@ -375,114 +218,6 @@ fn check_ipv4(ip: &[u8], ctx: &Context) -> Result<Ipv4Info, Dropped> {
     }
     check_transport(ip, ihl, payload, ctx)?;
     Ok(info)
-}
-
-/// The transport header, and its checksum unless the device's offload covers it.
-fn check_transport(ip: &[u8], ihl: usize, payload: &[u8], ctx: &Context) -> Result<(), Dropped> {
-    let proto = ip[9];
-    let verify = match ctx.csum {
-        RxCsum::Unchecked => true,
-        RxCsum::Valid => false,
-        RxCsum::Partial { start, offset } => {
-            let field = match proto {
-                PROTO_TCP => 16,
-                PROTO_UDP => 6,
-                _ => return Err(Dropped::BadOffload),
-            };
-            if usize::from(start) != ETH_HEADER + ihl || offset != field {
-                return Err(Dropped::BadOffload);
-            }
-            false
-        }
-    };
-    if ctx.gso && proto != PROTO_TCP {
-        return Err(Dropped::BadOffload);
-    }
-    let pseudo = || {
-        let acc = sum(0, &ip[12..20]); // source and destination addresses
-        acc + u64::from(proto) + payload.len() as u64
-    };
-    match proto {
-        PROTO_UDP => check_udp(payload, verify.then(pseudo)),
-        PROTO_TCP => check_tcp(payload, verify.then(pseudo)),
-        PROTO_ICMP => check_icmp(payload, verify),
-        _ => Ok(()),
-    }
-}
-
-fn check_udp(udp: &[u8], pseudo: Option<u64>) -> Result<(), Dropped> {
-    if udp.len() < 8 {
-        return Err(Dropped::L4Header);
-    }
-    let len = usize::from(be16(udp, 4));
-    if len < 8 || len > udp.len() {
-        return Err(Dropped::L4Header);
-    }
-    // A zero checksum means "none" (RFC 768). The pseudo-header length is UDP's own length
-    // field, which `pseudo` took from the IP payload: correct it if they differ.
-    let Some(pseudo) = pseudo.filter(|_| be16(udp, 6) != 0) else {
-        return Ok(());
-    };
-    let pseudo = pseudo - udp.len() as u64 + len as u64;
-    if verifies(pseudo, &udp[..len]) {
-        Ok(())
-    } else {
-        Err(Dropped::L4Checksum)
-    }
-}
-
-fn check_tcp(tcp: &[u8], pseudo: Option<u64>) -> Result<(), Dropped> {
-    if tcp.len() < 20 {
-        return Err(Dropped::L4Header);
-    }
-    let offset = usize::from(tcp[12] >> 4) * 4;
-    if offset < 20 || offset > tcp.len() {
-        return Err(Dropped::L4Header);
-    }
-    match pseudo {
-        Some(p) if !verifies(p, tcp) => Err(Dropped::L4Checksum),
-        _ => Ok(()),
-    }
-}
-
-fn check_icmp(icmp: &[u8], verify: bool) -> Result<(), Dropped> {
-    if icmp.len() < 8 {
-        return Err(Dropped::L4Header);
-    }
-    if verify && !verifies(0, icmp) {
-        return Err(Dropped::L4Checksum);
-    }
-    Ok(())
-}
-
-/// A TCP/IPv4 frame smoltcp built without its TCP checksum (`Checksum::None`: the field
-/// is zero): with `device` (the device completes it, `CSUM`), writes the pseudo-header
-/// sum into the field and returns (`csum_start`, `csum_offset`) for the virtio header;
-/// without, computes the whole checksum here. Other frames are left alone (`None`).
-pub fn tcp_partial_checksum(frame: &mut [u8], device: bool) -> Option<(u16, u16)> {
-    if frame.len() < ETH_HEADER + 20 || be16(frame, 12) != ETHERTYPE_IPV4 {
-        return None;
-    }
-    let ip = &frame[ETH_HEADER..];
-    let ihl = usize::from(ip[0] & 0xf) * 4;
-    let total = usize::from(be16(ip, 2));
-    let fragment = be16(ip, 6) & 0x3fff != 0;
-    if ip[9] != PROTO_TCP || fragment || ihl < 20 || total < ihl + 20 || total > ip.len() {
-        return None;
-    }
-    let pseudo = sum(0, &ip[12..20]) + u64::from(PROTO_TCP) + (total - ihl) as u64;
-    let start = ETH_HEADER + ihl;
-    let end = ETH_HEADER + total;
-    let field = start + 16;
-    if device {
-        frame[field..field + 2].copy_from_slice(&fold(pseudo).to_be_bytes());
-        Some((start as u16, 16))
-    } else {
-        frame[field..field + 2].fill(0);
-        let c = !fold(sum(pseudo, &frame[start..end]));
-        frame[field..field + 2].copy_from_slice(&c.to_be_bytes());
-        None
-    }
 }
 
 #[cfg(test)]
@@ -915,18 +650,5 @@ mod tests {
         assert_eq!(tcp_partial_checksum(&mut other, true), None);
         assert_eq!(other, before);
         assert_eq!(tcp_partial_checksum(&mut [0u8; 20], true), None);
-    }
-
-    #[test]
-    fn stats_count_by_reason() {
-        let mut s = IngressStats::default();
-        s.count(Dropped::Runt);
-        s.count(Dropped::L4Checksum);
-        s.count(Dropped::L4Checksum);
-        assert_eq!((s.get(Dropped::Runt), s.get(Dropped::L4Checksum)), (1, 2));
-        assert_eq!(s.total(), 3);
-        for (i, d) in Dropped::ALL.iter().enumerate() {
-            assert_eq!(*d as usize, i);
-        }
     }
 }

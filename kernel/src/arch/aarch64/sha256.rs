@@ -98,6 +98,65 @@ macro_rules! rounds {
     };
 }
 
+/// The vector registers the block function uses, saved to and restored from `[{t}]`.
+macro_rules! vector_regs {
+    ($op:literal) => {
+        concat!(
+            "mov {t}, {save}\n",
+            $op,
+            " {{v0.16b, v1.16b, v2.16b, v3.16b}}, [{t}], #64\n",
+            $op,
+            " {{v4.16b, v5.16b, v6.16b, v7.16b}}, [{t}], #64\n",
+            $op,
+            " {{v8.16b, v9.16b, v10.16b, v11.16b}}, [{t}], #64\n",
+            $op,
+            " {{v12.16b, v13.16b, v14.16b, v15.16b}}, [{t}], #64\n",
+            $op,
+            " {{v16.16b, v17.16b, v18.16b, v19.16b}}, [{t}], #64\n",
+            $op,
+            " {{v20.16b, v21.16b, v22.16b, v23.16b}}, [{t}], #64\n",
+            $op,
+            " {{v24.16b, v25.16b, v26.16b, v27.16b}}, [{t}], #64\n",
+            $op,
+            " {{v28.16b, v29.16b}}, [{t}]\n",
+        )
+    };
+}
+
+/// One 64-byte block from `[{data}]` into the state in v0 (abcd) and v1 (efgh), with the
+/// round constants in v8-v15 and v19-v26 (FIPS 180-4 §6.2.2 in groups of four rounds).
+macro_rules! block {
+    () => {
+        concat!(
+            "ld1 {{v4.16b, v5.16b, v6.16b, v7.16b}}, [{data}], #64\n",
+            "rev32 v4.16b, v4.16b\n",
+            "rev32 v5.16b, v5.16b\n",
+            "rev32 v6.16b, v6.16b\n",
+            "rev32 v7.16b, v7.16b\n",
+            "mov v2.16b, v0.16b\n",
+            "mov v3.16b, v1.16b\n",
+            rounds!("v8", "v4", "v5", "v6", "v7", su),
+            rounds!("v9", "v5", "v6", "v7", "v4", su),
+            rounds!("v10", "v6", "v7", "v4", "v5", su),
+            rounds!("v11", "v7", "v4", "v5", "v6", su),
+            rounds!("v12", "v4", "v5", "v6", "v7", su),
+            rounds!("v13", "v5", "v6", "v7", "v4", su),
+            rounds!("v14", "v6", "v7", "v4", "v5", su),
+            rounds!("v15", "v7", "v4", "v5", "v6", su),
+            rounds!("v19", "v4", "v5", "v6", "v7", su),
+            rounds!("v20", "v5", "v6", "v7", "v4", su),
+            rounds!("v21", "v6", "v7", "v4", "v5", su),
+            rounds!("v22", "v7", "v4", "v5", "v6", su),
+            rounds!("v23", "v4"),
+            rounds!("v24", "v5"),
+            rounds!("v25", "v6"),
+            rounds!("v26", "v7"),
+            "add v0.4s, v0.4s, v2.4s\n",
+            "add v1.4s, v1.4s, v3.4s\n",
+        )
+    };
+}
+
 /// Hashes whole 64-byte blocks into `state` with the SHA-256 instructions. The caller
 /// must have checked [`available`]; `blocks.len()` is a multiple of 64 (a tail is
 /// ignored). Interrupts are masked for at most [`MAX_BLOCKS`] blocks at a time.
@@ -121,59 +180,18 @@ pub fn compress(state: &mut [u32; 8], blocks: &[u8]) {
                 ".arch_extension fp",
                 ".arch_extension simd",
                 ".arch_extension sha2",
-                "mov {t}, {save}",
-                "st1 {{v0.16b, v1.16b, v2.16b, v3.16b}}, [{t}], #64",
-                "st1 {{v4.16b, v5.16b, v6.16b, v7.16b}}, [{t}], #64",
-                "st1 {{v8.16b, v9.16b, v10.16b, v11.16b}}, [{t}], #64",
-                "st1 {{v12.16b, v13.16b, v14.16b, v15.16b}}, [{t}], #64",
-                "st1 {{v16.16b, v17.16b, v18.16b, v19.16b}}, [{t}], #64",
-                "st1 {{v20.16b, v21.16b, v22.16b, v23.16b}}, [{t}], #64",
-                "st1 {{v24.16b, v25.16b, v26.16b, v27.16b}}, [{t}], #64",
-                "st1 {{v28.16b, v29.16b}}, [{t}]",
-                // The 64 round constants stay in v8-v15 and v19-v26 for the whole call.
+                vector_regs!("st1"),
                 "ld1 {{v8.4s, v9.4s, v10.4s, v11.4s}}, [{kbase}], #64",
                 "ld1 {{v12.4s, v13.4s, v14.4s, v15.4s}}, [{kbase}], #64",
                 "ld1 {{v19.4s, v20.4s, v21.4s, v22.4s}}, [{kbase}], #64",
                 "ld1 {{v23.4s, v24.4s, v25.4s, v26.4s}}, [{kbase}]",
                 "ld1 {{v0.4s, v1.4s}}, [{state}]",
                 "2:",
-                "ld1 {{v4.16b, v5.16b, v6.16b, v7.16b}}, [{data}], #64",
-                "rev32 v4.16b, v4.16b",
-                "rev32 v5.16b, v5.16b",
-                "rev32 v6.16b, v6.16b",
-                "rev32 v7.16b, v7.16b",
-                "mov v2.16b, v0.16b",
-                "mov v3.16b, v1.16b",
-                rounds!("v8", "v4", "v5", "v6", "v7", su),
-                rounds!("v9", "v5", "v6", "v7", "v4", su),
-                rounds!("v10", "v6", "v7", "v4", "v5", su),
-                rounds!("v11", "v7", "v4", "v5", "v6", su),
-                rounds!("v12", "v4", "v5", "v6", "v7", su),
-                rounds!("v13", "v5", "v6", "v7", "v4", su),
-                rounds!("v14", "v6", "v7", "v4", "v5", su),
-                rounds!("v15", "v7", "v4", "v5", "v6", su),
-                rounds!("v19", "v4", "v5", "v6", "v7", su),
-                rounds!("v20", "v5", "v6", "v7", "v4", su),
-                rounds!("v21", "v6", "v7", "v4", "v5", su),
-                rounds!("v22", "v7", "v4", "v5", "v6", su),
-                rounds!("v23", "v4"),
-                rounds!("v24", "v5"),
-                rounds!("v25", "v6"),
-                rounds!("v26", "v7"),
-                "add v0.4s, v0.4s, v2.4s",
-                "add v1.4s, v1.4s, v3.4s",
+                block!(),
                 "subs {n}, {n}, #1",
                 "b.ne 2b",
                 "st1 {{v0.4s, v1.4s}}, [{state}]",
-                "mov {t}, {save}",
-                "ld1 {{v0.16b, v1.16b, v2.16b, v3.16b}}, [{t}], #64",
-                "ld1 {{v4.16b, v5.16b, v6.16b, v7.16b}}, [{t}], #64",
-                "ld1 {{v8.16b, v9.16b, v10.16b, v11.16b}}, [{t}], #64",
-                "ld1 {{v12.16b, v13.16b, v14.16b, v15.16b}}, [{t}], #64",
-                "ld1 {{v16.16b, v17.16b, v18.16b, v19.16b}}, [{t}], #64",
-                "ld1 {{v20.16b, v21.16b, v22.16b, v23.16b}}, [{t}], #64",
-                "ld1 {{v24.16b, v25.16b, v26.16b, v27.16b}}, [{t}], #64",
-                "ld1 {{v28.16b, v29.16b}}, [{t}]",
+                vector_regs!("ld1"),
                 state = in(reg) state.as_mut_ptr(),
                 data = inout(reg) chunk.as_ptr() => _,
                 n = inout(reg) n => _,

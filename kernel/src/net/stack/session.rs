@@ -147,6 +147,36 @@ pub(super) struct TcpState {
     closed: bool,
 }
 
+impl TcpState {
+    /// Queued bytes into the socket, received bytes out of it (within the session's bound).
+    fn move_bytes(&mut self, socket: &mut tcp::Socket<'_>) {
+        if socket.may_send() {
+            self.established = true;
+            while !self.outgoing.is_empty() && socket.can_send() {
+                let (a, _) = self.outgoing.as_slices();
+                match socket.send_slice(a) {
+                    Ok(n) if n > 0 => drop(self.outgoing.drain(..n)),
+                    _ => break,
+                }
+            }
+        }
+        if self.incoming.is_empty() && socket.can_recv() {
+            self.incoming.reserve(TCP_BUFFERED_MAX);
+        }
+        while self.incoming.len() < TCP_BUFFERED_MAX && socket.can_recv() {
+            let room = TCP_BUFFERED_MAX - self.incoming.len();
+            let moved = socket.recv(|data| {
+                let n = data.len().min(room);
+                self.incoming.extend_from_slice(&data[..n]);
+                (n, n)
+            });
+            if !matches!(moved, Ok(n) if n > 0) {
+                break;
+            }
+        }
+    }
+}
+
 /// Received bytes the net task buffers per connection before it stops reading from the
 /// socket (the TCP window then throttles the sender).
 const TCP_BUFFERED_MAX: usize = 256 * 1024;
@@ -249,30 +279,7 @@ pub(super) fn tcp_sessions(iface: &mut Interface, sockets: &mut SocketSet<'_>) {
         let Some(h) = t.handle else { continue };
         let socket = sockets.get_mut::<tcp::Socket>(h);
         let before = (t.incoming.len(), t.ended);
-        if socket.may_send() {
-            t.established = true;
-            while !t.outgoing.is_empty() && socket.can_send() {
-                let (a, _) = t.outgoing.as_slices();
-                match socket.send_slice(a) {
-                    Ok(n) if n > 0 => drop(t.outgoing.drain(..n)),
-                    _ => break,
-                }
-            }
-        }
-        if t.incoming.is_empty() && socket.can_recv() {
-            t.incoming.reserve(TCP_BUFFERED_MAX);
-        }
-        while t.incoming.len() < TCP_BUFFERED_MAX && socket.can_recv() {
-            let room = TCP_BUFFERED_MAX - t.incoming.len();
-            let moved = socket.recv(|data| {
-                let n = data.len().min(room);
-                t.incoming.extend_from_slice(&data[..n]);
-                (n, n)
-            });
-            if !matches!(moved, Ok(n) if n > 0) {
-                break;
-            }
-        }
+        t.move_bytes(socket);
         if t.ended.is_none() && !socket.may_recv() && !socket.can_recv() {
             if socket.state() == tcp::State::Closed && !t.established {
                 t.ended = Some(Err(NetError::Refused));
