@@ -146,7 +146,7 @@ const POLL_RANGE: &str = "dhcp, off, poll or poll:<1..=10000 polls per second>";
 
 /// Keys the in-kernel tests read themselves from the raw command line (`tests::netlab`,
 /// `tests::bridges`).
-const TEST_KEYS: [&str; 3] = ["sha1m", "sha16m", "bridges"];
+const TEST_KEYS: [&str; 4] = ["sha1m", "sha16m", "bridges", "stress_ms"];
 
 impl<'a> BootArgs<'a> {
     /// Parses space-separated options. Never fails: see the module note.

@@ -76,6 +76,8 @@ static CONTROL: spin::Once<IrqControl<LINES>> = spin::Once::new();
 static LPI_CONTROL: spin::Once<IrqControl<LPIS>> = spin::Once::new();
 static NAMES: IrqLock<heapless::Vec<(u32, &'static str), 128>> = IrqLock::new(heapless::Vec::new());
 static SPURIOUS: AtomicU64 = AtomicU64::new(0);
+/// Reschedule IPIs taken (all CPUs).
+pub static IPIS: AtomicU64 = AtomicU64::new(0);
 
 /// Initialises the interrupt controller (boot CPU, once) and its `IrqControl`.
 pub fn init(gic: &'static dyn InterruptController, chip: &'static dyn IrqChip) {
@@ -83,6 +85,16 @@ pub fn init(gic: &'static dyn InterruptController, chip: &'static dyn IrqChip) {
     gic.init_cpu();
     GIC.call_once(|| gic);
     CONTROL.call_once(|| IrqControl::new(chip, 0));
+}
+
+/// A secondary CPU's interrupt setup: its CPU interface (GICv2) or redistributor and
+/// system registers (GICv3), and its own copy of the tick PPI enabled.
+pub fn init_secondary() {
+    let Some(gic) = GIC.get() else { return };
+    gic.init_cpu();
+    if let Some(tick) = crate::timer::intid() {
+        gic.enable(tick);
+    }
 }
 
 /// Creates the LPI control over `chip` (the ITS), INTIDs `FIRST_LPI..FIRST_LPI + LPIS`.
@@ -158,8 +170,21 @@ pub fn handle(frame: &mut TrapFrame) -> *mut TrapFrame {
         return frame;
     };
     let intid = gic.ack();
+    let cpu = crate::arch::cpu::index();
+    // Kernel-internal per-CPU interrupts, outside the line capabilities: the reschedule
+    // IPI, and the tick on CPUs other than the boot CPU (see `timer`).
+    if intid == sched::RESCHEDULE_SGI {
+        IPIS.fetch_add(1, Ordering::Relaxed);
+        gic.eoi(intid);
+        return sched::on_interrupt_exit(frame);
+    }
+    if cpu != 0 && Some(intid) == crate::timer::intid() {
+        crate::timer::on_secondary_interrupt();
+        gic.eoi(intid);
+        return sched::on_interrupt_exit(frame);
+    }
     let dispatch = match (intid, LPI_CONTROL.get()) {
-        (FIRST_LPI.., Some(lpis)) => lpis.handle_irq(intid, 0, time::now_ns()),
+        (FIRST_LPI.., Some(lpis)) => lpis.handle_irq(intid, cpu, time::now_ns()),
         (SPECIAL_START.., _) => {
             // 1020..=1023 are not acknowledged interrupts; anything else up here (an LPI
             // with no ITS, an extended range we never enable) is dropped with its EOI.
@@ -169,7 +194,7 @@ pub fn handle(frame: &mut TrapFrame) -> *mut TrapFrame {
             SPURIOUS.fetch_add(1, Ordering::Relaxed);
             return sched::on_interrupt_exit(frame);
         }
-        _ => control.handle_irq(intid, 0, time::now_ns()),
+        _ => control.handle_irq(intid, cpu, time::now_ns()),
     };
     match dispatch {
         Dispatch::Notify { owner, .. } if owner == TICK_OWNER => crate::timer::on_interrupt(),

@@ -108,16 +108,22 @@ fn short(name: &str) -> &str {
     name.strip_prefix("capstan::").unwrap_or(name)
 }
 
-/// Runs every test whose name contains `filter` and exits QEMU with the verdict.
+/// Whether test `name` is selected by `filter`: it contains one of the `|`-separated
+/// parts (an empty filter selects everything).
+fn selected(name: &str, filter: &str) -> bool {
+    filter.split('|').any(|part| name.contains(part))
+}
+
+/// Runs every test `filter` selects and exits QEMU with the verdict.
 pub fn run(filter: &str, crash: Option<Crash>) -> ! {
     let tests = sections::kernel_tests();
-    let selected = tests.iter().filter(|t| t.name.contains(filter)).count();
-    crate::println!("running {selected} kernel tests");
+    let chosen = tests.iter().filter(|t| selected(t.name, filter)).count();
+    crate::println!("running {chosen} kernel tests");
     RUNNING.store(true, Ordering::SeqCst);
     for (i, test) in tests
         .iter()
         .enumerate()
-        .filter(|(_, t)| t.name.contains(filter))
+        .filter(|(_, t)| selected(t.name, filter))
     {
         CURRENT.store(i, Ordering::SeqCst);
         crate::print!("test {} ... ", short(test.name));

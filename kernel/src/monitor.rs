@@ -110,10 +110,12 @@ fn mem() {
         crate::println!("  device tree   {}", mib(m.firmware_tables));
         crate::println!("  reserved      {} (firmware, initrd)", mib(m.reserved));
         crate::println!(
-            "  kernel stacks {} ({} slots of {} KiB + a guard page)",
+            "  kernel stacks {} ({} of {} KiB and {} of {} KiB, each above a guard page)",
             mib(m.stacks),
-            stack::SLOTS,
-            stack::STACK_SIZE >> 10
+            stack::Class::Kernel.slots(),
+            stack::Class::Kernel.size() >> 10,
+            stack::Class::User.slots(),
+            stack::Class::User.size() >> 10
         );
         crate::println!("  page rounding {}", mib(m.rounding()));
         crate::println!("  frame pool    {}", mib(m.frames));
@@ -130,7 +132,12 @@ fn mem() {
         used >> 10,
         size >> 10
     );
-    crate::println!("stacks: {} of {} in use", stack::in_use(), stack::SLOTS);
+    let (kernel, user) = stack::in_use();
+    crate::println!(
+        "stacks: {kernel} of {} kernel and {user} of {} user in use",
+        stack::Class::Kernel.slots(),
+        stack::Class::User.slots()
+    );
     crate::println!(
         "dma:    {} bytes quarantined",
         crate::arch::dma::HAL.quarantined()
@@ -280,7 +287,8 @@ fn netbench_dns(gw: smoltcp::wire::Ipv4Address) {
     );
 }
 
-/// One download: wall time, the time CPU 0 was not idle (`busy_ms`), and RX interrupts.
+/// One download: wall time, the CPU time it took on all CPUs together (`busy_ms`: time
+/// their schedulers ran anything but idle), and RX interrupts.
 fn netbench_http(
     gw: smoltcp::wire::Ipv4Address,
     path: &str,
@@ -289,11 +297,12 @@ fn netbench_http(
 ) {
     let url = alloc::format!("http://lab.capstan.test{path}");
     let irqs = || crate::net::stack::rx_irq().map_or(0, |(_, n)| n);
-    let (t0, idle0, irq0) = (time::now_ns(), crate::sched::idle_ns(), irqs());
+    let busy_ns = || crate::sched::cpu_times().iter().map(|&(b, _)| b).sum::<u64>();
+    let (t0, busy0, irq0) = (time::now_ns(), busy_ns(), irqs());
     match crate::net::fetch::get_with(&url, gw, check) {
         Ok(f) => {
             let ns = time::now_ns() - t0;
-            let busy = ns.saturating_sub(crate::sched::idle_ns() - idle0);
+            let busy = busy_ns() - busy0;
             crate::println!(
                 "netbench http path={path} check={name} bytes={} ms={} busy_ms={} irqs={}",
                 f.len,

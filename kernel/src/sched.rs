@@ -1,4 +1,4 @@
-//! Kernel threads, a preemptive round-robin scheduler and notifications.
+//! Kernel and user threads, a preemptive scheduler on every CPU, and notifications.
 //!
 //! Every switch happens on the exception-return path: the trap handler saves the
 //! interrupted frame pointer in the current thread and returns the next thread's
@@ -6,7 +6,14 @@
 //! kernel call (`svc` from EL1) — yield, wait on a notification, sleep, exit —
 //! or involuntarily from the timer interrupt. Blocking is decided inside the trap
 //! handler with IRQs masked, so "check pending, then sleep" cannot lose a post.
-//! Run queues are per CPU (only CPU 0 schedules for now).
+//!
+//! Run queues are per CPU, all under one IRQ-safe lock (simple, and enough at a few
+//! CPUs). A thread made ready goes to an idle CPU if there is one (its last CPU
+//! first), else to the least loaded; a CPU other than the caller's gets a reschedule
+//! IPI (SGI 0). A CPU with nothing to run steals from the busiest queue. A thread's
+//! kernel stack may still be in use by the CPU that just switched away from it, until
+//! that CPU's next exception entry: until then such a thread (`on_cpu`) is never
+//! picked by another CPU, and a dead thread's stack is freed only then (per-CPU reap).
 
 use alloc::boxed::Box;
 use alloc::collections::VecDeque;
@@ -20,6 +27,9 @@ use crate::time;
 
 /// Maximum CPUs the run-queue array is sized for.
 pub const MAX_CPUS: usize = 8;
+
+/// The SGI that asks a CPU to look at its run queue.
+pub const RESCHEDULE_SGI: u32 = 0;
 
 /// Kernel-call operation codes (x0 of `svc #0` from EL1).
 mod op {
@@ -60,6 +70,14 @@ struct Thread {
     switches_in: u64,
     /// Set for the thread of a user process.
     user: Option<Box<UserCtx>>,
+    /// The CPU it runs on, or ran on last.
+    cpu: usize,
+    /// A CPU may still be using its stack (see the module note).
+    on_cpu: bool,
+    /// Time it ran, in ns.
+    run_ns: u64,
+    /// The only CPU it may run on, if pinned ("main" and each CPU's idle thread).
+    pin: Option<usize>,
 }
 
 /// What a user thread carries besides its kernel context: its process, its address
@@ -84,14 +102,21 @@ struct Sched {
     runq: [VecDeque<ThreadId>; MAX_CPUS],
     current: [Option<ThreadId>; MAX_CPUS],
     idle: [Option<ThreadId>; MAX_CPUS],
+    /// The thread each CPU switched away from last (its stack may still be in use).
+    prev: [Option<ThreadId>; MAX_CPUS],
+    /// Stacks of threads that died on each CPU, freed at its next exception entry.
+    reap: [Vec<KernelStack>; MAX_CPUS],
+    online: [bool; MAX_CPUS],
+    /// Where each CPU receives SGIs (`InterruptController::sgi_target`).
+    sgi_target: [u64; MAX_CPUS],
+    /// When each CPU's current thread started running.
+    since: [u64; MAX_CPUS],
+    busy_ns: [u64; MAX_CPUS],
+    idle_ns: [u64; MAX_CPUS],
     notifies: Vec<Option<Notify>>,
-    reap: Vec<KernelStack>,
     next_id: u32,
     switches: u64,
     slice_ns: u64,
-    /// Time CPU 0 spent in its idle thread, and since when it runs it (if it does).
-    idle_ns: u64,
-    idle_since: Option<u64>,
 }
 
 static SCHED: IrqLock<Option<Sched>> = IrqLock::new(None);
@@ -112,7 +137,7 @@ pub enum SchedError {
 pub struct TimedOut;
 
 fn cpu_index() -> usize {
-    0
+    cpu::index()
 }
 
 impl Sched {
@@ -120,11 +145,82 @@ impl Sched {
         self.threads.iter_mut().find(|t| t.id == id)
     }
 
+    fn thread_ref(&self, id: ThreadId) -> Option<&Thread> {
+        self.threads.iter().find(|t| t.id == id)
+    }
+
+    fn cpu_idle(&self, c: usize) -> bool {
+        self.online[c] && self.current[c] == self.idle[c] && self.runq[c].is_empty()
+    }
+
+    /// Where a thread made ready runs: its CPU while that CPU may still use its stack;
+    /// else an idle CPU (its last one first); else the least loaded.
+    fn place(&self, t: &Thread) -> usize {
+        if let Some(c) = t.pin {
+            return c;
+        }
+        if t.on_cpu {
+            return t.cpu;
+        }
+        if self.cpu_idle(t.cpu) {
+            return t.cpu;
+        }
+        let online = (0..MAX_CPUS).filter(|&c| self.online[c]);
+        if let Some(c) = online.clone().find(|&c| self.cpu_idle(c)) {
+            return c;
+        }
+        online
+            .min_by_key(|&c| (self.runq[c].len(), c != t.cpu))
+            .unwrap_or(0)
+    }
+
     fn make_ready(&mut self, id: ThreadId) {
+        let Some(t) = self.thread_ref(id) else { return };
+        let target = self.place(t);
         if let Some(t) = self.thread(id) {
             t.state = State::Ready;
-            self.runq[cpu_index()].push_back(id);
         }
+        self.runq[target].push_back(id);
+        if target != cpu_index() {
+            self.kick(target);
+        }
+    }
+
+    /// Asks CPU `c` to look at its run queue.
+    fn kick(&self, c: usize) {
+        if self.online[c]
+            && let Some(gic) = crate::irq::chip()
+        {
+            gic.send_sgi(RESCHEDULE_SGI, self.sgi_target[c]);
+        }
+    }
+
+    /// At every scheduler entry on `cpu`: the thread it switched away from last is no
+    /// longer on its stack, and stacks of threads that died here can go.
+    fn finish_switch(&mut self, cpu: usize) {
+        if let Some(p) = self.prev[cpu].take()
+            && let Some(t) = self.thread(p)
+        {
+            t.on_cpu = false;
+        }
+        self.reap[cpu].clear();
+    }
+
+    fn runnable_here(&self, id: ThreadId, cpu: usize) -> bool {
+        self.thread_ref(id).is_some_and(|t| {
+            t.state == State::Ready && (!t.on_cpu || t.cpu == cpu) && t.pin.is_none_or(|p| p == cpu)
+        })
+    }
+
+    /// A ready thread from the busiest other queue that `cpu` may run.
+    fn steal(&mut self, cpu: usize) -> Option<ThreadId> {
+        let victim = (0..MAX_CPUS)
+            .filter(|&c| c != cpu && self.online[c])
+            .max_by_key(|&c| self.runq[c].len())?;
+        let pos = (0..self.runq[victim].len())
+            .rev()
+            .find(|&i| self.runnable_here(self.runq[victim][i], cpu))?;
+        self.runq[victim].remove(pos)
     }
 
     /// Wakes sleepers and waiters whose deadline passed. Runs on every interrupt exit, so
@@ -164,23 +260,49 @@ impl Sched {
     fn pick(&mut self) -> ThreadId {
         let cpu = cpu_index();
         let idle = self.idle[cpu];
+        let mut skipped: heapless::Vec<ThreadId, 8> = heapless::Vec::new();
+        let mut found = None;
         while let Some(id) = self.runq[cpu].pop_front() {
             if Some(id) == idle {
                 continue;
             }
-            if self.thread(id).is_some_and(|t| t.state == State::Ready) {
-                return id;
+            if self.runnable_here(id, cpu) {
+                found = Some(id);
+                break;
+            }
+            // Ready but another CPU is still leaving its stack: keep it queued.
+            if self.thread_ref(id).is_some_and(|t| t.state == State::Ready)
+                && skipped.push(id).is_err()
+            {
+                self.runq[cpu].push_back(id);
+                break;
             }
         }
-        idle.unwrap_or(ThreadId(0))
+        for id in skipped.into_iter().rev() {
+            self.runq[cpu].push_front(id);
+        }
+        found
+            .or_else(|| self.steal(cpu))
+            .or(idle)
+            .unwrap_or(ThreadId(0))
+    }
+
+    /// Whether this CPU should switch at an interrupt exit: work is queued here, or it
+    /// idles while another queue has work it could take.
+    fn should_switch(&self, cpu: usize) -> bool {
+        if !self.runq[cpu].is_empty() {
+            return true;
+        }
+        self.current[cpu] == self.idle[cpu]
+            && (0..MAX_CPUS)
+                .any(|c| c != cpu && self.runq[c].iter().any(|&id| self.runnable_here(id, cpu)))
     }
 }
 
-/// Sets up the scheduler; the caller (boot code) becomes thread "main".
-pub fn init(slice_ns: u64) {
-    let main = Thread {
-        id: ThreadId(0),
-        name: "main",
+fn boot_thread(id: ThreadId, name: &'static str, cpu: usize) -> Thread {
+    Thread {
+        id,
+        name,
         state: State::Running,
         frame: 0,
         stack: None,
@@ -188,7 +310,17 @@ pub fn init(slice_ns: u64) {
         woken_with: None,
         switches_in: 0,
         user: None,
-    };
+        cpu,
+        on_cpu: true,
+        run_ns: 0,
+        pin: Some(cpu),
+    }
+}
+
+/// Sets up the scheduler on the boot CPU (index 0); the caller (boot code) becomes
+/// thread "main", which stays on CPU 0 (the monitor and the test runner run there).
+pub fn init(slice_ns: u64) {
+    cpu::set_index(0);
     let mut sched = Sched {
         threads: Vec::new(),
         // Each thread is queued at most a few times over; reserving for every possible
@@ -196,23 +328,70 @@ pub fn init(slice_ns: u64) {
         runq: core::array::from_fn(|_| VecDeque::with_capacity(2 * stack::SLOTS)),
         current: [None; MAX_CPUS],
         idle: [None; MAX_CPUS],
+        prev: [None; MAX_CPUS],
+        reap: core::array::from_fn(|_| Vec::with_capacity(stack::SLOTS)),
+        online: [false; MAX_CPUS],
+        sgi_target: [0; MAX_CPUS],
+        since: [time::now_ns(); MAX_CPUS],
+        busy_ns: [0; MAX_CPUS],
+        idle_ns: [0; MAX_CPUS],
         notifies: Vec::new(),
-        reap: Vec::with_capacity(stack::SLOTS),
         next_id: 1,
         switches: 0,
         slice_ns,
-        idle_ns: 0,
-        idle_since: None,
     };
-    sched.threads.push(main);
+    sched.threads.push(boot_thread(ThreadId(0), "main", 0));
     sched.current[0] = Some(ThreadId(0));
+    sched.online[0] = true;
+    sched.sgi_target[0] = crate::irq::chip().map_or(0, |g| g.sgi_target());
     *SCHED.lock() = Some(sched);
     if let Ok(idle) = spawn("idle", idle_loop)
         && let Some(s) = SCHED.lock().as_mut()
     {
         s.idle[0] = Some(idle);
-        s.runq[0].retain(|&t| t != idle);
+        for q in &mut s.runq {
+            q.retain(|&t| t != idle);
+        }
+        if let Some(t) = s.thread(idle) {
+            t.pin = Some(0);
+        }
     }
+}
+
+/// A secondary CPU (kernel index `cpu`) joins the scheduler: its boot context becomes its
+/// idle thread, and from now on threads may be placed on it. Returns with IRQs masked;
+/// the caller enables them and idles.
+pub fn join_cpu(cpu: usize) {
+    cpu::set_index(cpu);
+    let target = crate::irq::chip().map_or(0, |g| g.sgi_target());
+    let mut guard = SCHED.lock();
+    let Some(sched) = guard.as_mut() else { return };
+    let id = ThreadId(sched.next_id);
+    sched.next_id += 1;
+    sched.threads.push(boot_thread(id, "idle", cpu));
+    sched.current[cpu] = Some(id);
+    sched.idle[cpu] = Some(id);
+    sched.sgi_target[cpu] = target;
+    sched.since[cpu] = time::now_ns();
+    sched.online[cpu] = true;
+}
+
+/// Per-CPU time: (busy ns, idle ns) for each online CPU, index order.
+pub fn cpu_times() -> heapless::Vec<(u64, u64), MAX_CPUS> {
+    let mut out = heapless::Vec::new();
+    if let Some(s) = SCHED.lock().as_ref() {
+        let now = time::now_ns();
+        for c in (0..MAX_CPUS).filter(|&c| s.online[c]) {
+            let running = now.saturating_sub(s.since[c]);
+            let (busy, idle) = if s.current[c] == s.idle[c] {
+                (s.busy_ns[c], s.idle_ns[c] + running)
+            } else {
+                (s.busy_ns[c] + running, s.idle_ns[c])
+            };
+            let _ = out.push((busy, idle));
+        }
+    }
+    out
 }
 
 fn idle_loop() {
@@ -226,7 +405,7 @@ pub fn spawn(
     name: &'static str,
     f: impl FnOnce() + Send + 'static,
 ) -> Result<ThreadId, SchedError> {
-    let stack = stack::alloc().ok_or(SchedError::NoStack)?;
+    let stack = stack::alloc(stack::Class::Kernel).ok_or(SchedError::NoStack)?;
     let frame = stack::initial_frame(&stack, thread_entry as *const () as usize);
     let mut guard = SCHED.lock();
     let sched = guard.as_mut().ok_or(SchedError::NotReady)?;
@@ -242,8 +421,12 @@ pub fn spawn(
         woken_with: None,
         switches_in: 0,
         user: None,
+        cpu: cpu_index(),
+        on_cpu: false,
+        run_ns: 0,
+        pin: None,
     });
-    sched.runq[cpu_index()].push_back(id);
+    sched.make_ready(id);
     program_timer(sched);
     Ok(id)
 }
@@ -257,7 +440,7 @@ pub fn spawn_user(
     sp: u64,
     arg: u64,
 ) -> Result<ThreadId, SchedError> {
-    let stack = stack::alloc().ok_or(SchedError::NoStack)?;
+    let stack = stack::alloc(stack::Class::User).ok_or(SchedError::NoStack)?;
     let frame = stack::initial_user_frame(&stack, entry, sp, arg);
     let user = Box::new(UserCtx {
         pid,
@@ -279,8 +462,12 @@ pub fn spawn_user(
         woken_with: None,
         switches_in: 0,
         user: Some(user),
+        cpu: cpu_index(),
+        on_cpu: false,
+        run_ns: 0,
+        pin: None,
     });
-    sched.runq[cpu_index()].push_back(id);
+    sched.make_ready(id);
     program_timer(sched);
     Ok(id)
 }
@@ -327,15 +514,20 @@ pub fn current_user_killed() -> bool {
         .is_some_and(|u| u.killed)
 }
 
-/// Marks user thread `id` killed and wakes it from any wait (see [`interrupt`]).
+/// Marks user thread `id` killed and wakes it from any wait (see [`interrupt`]); a CPU
+/// running it gets an IPI, so it stops at its next exception return.
 pub fn kill_thread(id: ThreadId) {
-    if let Some(u) = SCHED
-        .lock()
-        .as_mut()
-        .and_then(|s| s.thread(id))
-        .and_then(|t| t.user.as_mut())
     {
-        u.killed = true;
+        let mut guard = SCHED.lock();
+        let Some(sched) = guard.as_mut() else { return };
+        let Some(t) = sched.thread(id) else { return };
+        if let Some(u) = t.user.as_mut() {
+            u.killed = true;
+        }
+        let (state, cpu) = (t.state, t.cpu);
+        if state == State::Running && cpu != cpu_index() {
+            sched.kick(cpu);
+        }
     }
     interrupt(id);
 }
@@ -494,6 +686,7 @@ pub fn kernel_call(frame: &mut TrapFrame) -> *mut TrapFrame {
         return frame;
     };
     let cpu = cpu_index();
+    sched.finish_switch(cpu);
     let Some(me) = sched.current[cpu] else {
         return frame;
     };
@@ -542,8 +735,10 @@ pub fn on_interrupt_exit(frame: &mut TrapFrame) -> *mut TrapFrame {
     let Some(sched) = guard.as_mut() else {
         return frame;
     };
+    let cpu = cpu_index();
+    sched.finish_switch(cpu);
     sched.expire(time::now_ns());
-    if sched.runq[cpu_index()].is_empty() {
+    if !sched.should_switch(cpu) {
         program_timer(sched);
         return frame;
     }
@@ -555,9 +750,18 @@ fn switch_locked(sched: &mut Sched, frame: &mut TrapFrame, state: State) -> *mut
     let me = sched.current[cpu].unwrap_or(ThreadId(0));
     let is_idle = Some(me) == sched.idle[cpu];
     let frame_ptr: *mut TrapFrame = frame;
+    let now = time::now_ns();
+    let ran = now.saturating_sub(sched.since[cpu]);
+    if is_idle {
+        sched.idle_ns[cpu] += ran;
+    } else {
+        sched.busy_ns[cpu] += ran;
+    }
+    sched.since[cpu] = now;
     if let Some(t) = sched.thread(me) {
         t.frame = frame_ptr as usize;
         t.state = state;
+        t.run_ns += ran;
         if let Some(u) = t.user.as_mut() {
             fp::save(&mut u.fp);
         }
@@ -565,29 +769,24 @@ fn switch_locked(sched: &mut Sched, frame: &mut TrapFrame, state: State) -> *mut
     if state == State::Ready && !is_idle {
         sched.runq[cpu].push_back(me);
     }
-    // Stacks of threads that died earlier are no longer in use: free them now.
-    sched.reap.clear();
+    // A dead thread's stack is still ours until this CPU's next exception entry.
     if state == State::Dead
         && let Some(pos) = sched.threads.iter().position(|t| t.id == me)
         && let Some(s) = sched.threads.swap_remove(pos).stack
     {
-        sched.reap.push(s);
+        sched.reap[cpu].push(s);
     }
     let next = sched.pick();
     sched.current[cpu] = Some(next);
     sched.switches += 1;
-    if next != me {
-        let now = time::now_ns();
-        if let Some(since) = sched.idle_since.take() {
-            sched.idle_ns += now.saturating_sub(since);
-        }
-        if Some(next) == sched.idle[cpu] {
-            sched.idle_since = Some(now);
-        }
+    if next != me && state != State::Dead {
+        sched.prev[cpu] = Some(me);
     }
     let resume = match sched.thread(next) {
         Some(t) => {
             t.state = State::Running;
+            t.cpu = cpu;
+            t.on_cpu = true;
             t.switches_in += 1;
             match t.user.as_ref() {
                 Some(u) => {
@@ -609,7 +808,7 @@ fn switch_locked(sched: &mut Sched, frame: &mut TrapFrame, state: State) -> *mut
 fn program_timer(sched: &Sched) {
     let cpu = cpu_index();
     let now = time::now_ns();
-    let slice = (!sched.runq[cpu].is_empty()).then(|| now + sched.slice_ns);
+    let slice = sched.should_switch(cpu).then(|| now + sched.slice_ns);
     let deadline = [
         slice,
         sched.earliest_deadline(),
@@ -634,14 +833,6 @@ pub fn for_each_thread(mut f: impl FnMut(ThreadId, &'static str, &'static str, u
             f(t.id, t.name, state, t.switches_in);
         }
     }
-}
-
-/// Nanoseconds CPU 0 has spent in its idle thread (waiting for an interrupt, and the
-/// interrupts taken there): wall time minus this is the time threads ran.
-pub fn idle_ns() -> u64 {
-    SCHED.lock().as_ref().map_or(0, |s| {
-        s.idle_ns + s.idle_since.map_or(0, |t| time::now_ns().saturating_sub(t))
-    })
 }
 
 /// Total context switches so far.

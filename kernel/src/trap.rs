@@ -164,9 +164,9 @@ fn fatal(frame: &TrapFrame, kind: VectorKind) -> ! {
         "    FAR {:#018x}  ELR {:#018x}  SPSR {:#018x}\n",
         frame.far, frame.elr, frame.spsr
     ));
-    if let Some(slot) = stack::guard_hit(frame.far as usize) {
+    if let Some((class, slot)) = stack::guard_hit(frame.far as usize) {
         p(format_args!(
-            "    FAR is in the guard page of kernel stack {slot}: stack overflow\n"
+            "    FAR is in the guard page of {class:?} stack {slot}: stack overflow\n"
         ));
     }
     let boot_guard = crate::arch::sections::image().boot_stack_guard as u64;

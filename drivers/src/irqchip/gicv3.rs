@@ -360,6 +360,16 @@ impl InterruptController for GicV3 {
         isb();
     }
 
+    fn sgi_target(&self) -> u64 {
+        mpidr_el1()
+    }
+
+    fn send_sgi(&self, sgi: u32, target: u64) {
+        debug_assert!(is_sgi(sgi));
+        set_icc_sgi1r_el1(Sgi1r::to_mpidr(sgi as u8, target).into_bits());
+        isb();
+    }
+
     fn max_intid(&self) -> u32 {
         typer_max_intid(self.gicd.read32(GICD_TYPER))
     }

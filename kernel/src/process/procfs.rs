@@ -49,6 +49,10 @@ fn stat(out: &mut String) {
     let up = time::now_ns();
     let _ = writeln!(out, "uptime_ns {up}");
     let _ = writeln!(out, "context_switches {}", sched::switches());
+    for (cpu, (busy, idle)) in sched::cpu_times().iter().enumerate() {
+        let _ = writeln!(out, "cpu{cpu} busy_ns {busy} idle_ns {idle}");
+    }
+    let _ = writeln!(out, "ipis {}", irq::IPIS.load(Ordering::Relaxed));
     let total: u64 = irq::edge_spi_totals().iter().map(|&(_, n)| n).sum::<u64>();
     let mut all = 0u64;
     irq::for_each_line(|l| all += l.stats.per_cpu.iter().sum::<u64>());
@@ -122,7 +126,9 @@ fn meminfo(out: &mut String) {
     let _ = writeln!(out, "frames_free {free}");
     let _ = writeln!(out, "heap_bytes {heap_size}");
     let _ = writeln!(out, "heap_used_bytes {heap_used}");
-    let _ = writeln!(out, "kernel_stacks_in_use {}", stack::in_use());
+    let (kernel, user) = stack::in_use();
+    let _ = writeln!(out, "kernel_stacks_in_use {kernel}");
+    let _ = writeln!(out, "user_kernel_stacks_in_use {user}");
     let _ = writeln!(out, "user_page_table_frames {}", uspace::table_frames());
     let _ = writeln!(out, "dma_quarantined_bytes {}", dma::HAL.quarantined());
 }

@@ -34,17 +34,39 @@ pub static UNKNOWN: AtomicU64 = AtomicU64::new(0);
 /// Failed calls by error (index = -errno).
 pub static ERRORS: [AtomicU64; 32] = [const { AtomicU64::new(0) }; 32];
 
+/// What a call produced: results, an error, or the end of the calling process.
+enum Stop {
+    /// The call failed.
+    Fail(Error),
+    /// The process ends with this status (exit, kill of itself).
+    Exit(i32),
+}
+use Stop::{Exit, Fail};
+
+impl From<Error> for Stop {
+    fn from(e: Error) -> Self {
+        Fail(e)
+    }
+}
+
 type Ret = Result<[u64; 3], Error>;
 
 /// Entry from the sync trap (EC SVC from EL0), IRQs masked. Returns with them masked.
 pub fn entry(frame: &mut TrapFrame) {
     cpu::enable_irqs();
+    // The process is only borrowed inside this block: the exit paths below never
+    // return, so nothing of it may stay on this stack (an `Arc` left here would leak).
     let result = match table::current() {
         Some(p) => {
             p.syscalls.fetch_add(1, Ordering::Relaxed);
             dispatch(&p, frame)
         }
-        None => Err(Error::ESRCH),
+        None => Err(Fail(Error::ESRCH)),
+    };
+    let result = match result {
+        Err(Exit(status)) => table::exit_current(status),
+        Ok(r) => Ok(r),
+        Err(Fail(e)) => Err(e),
     };
     match result {
         Ok(r) => {
@@ -62,7 +84,7 @@ pub fn entry(frame: &mut TrapFrame) {
     let _ = cpu::save_and_mask_irqs();
 }
 
-fn dispatch(p: &Arc<Process>, f: &TrapFrame) -> Ret {
+fn dispatch(p: &Arc<Process>, f: &TrapFrame) -> Result<[u64; 3], Stop> {
     let a = [f.x[0], f.x[1], f.x[2], f.x[3], f.x[4], f.x[5]];
     let num = match u32::try_from(f.x[8])
         .ok()
@@ -71,12 +93,13 @@ fn dispatch(p: &Arc<Process>, f: &TrapFrame) -> Ret {
         Some(n) => n,
         None => {
             UNKNOWN.fetch_add(1, Ordering::Relaxed);
-            return Err(Error::ENOSYS);
+            return Err(Fail(Error::ENOSYS));
         }
     };
     CALLS[num.as_u32() as usize % 0x70].fetch_add(1, Ordering::Relaxed);
-    match num {
-        Sysnum::Exit => table::exit_current(a[0] as u32 as i32),
+    let r: Ret = match num {
+        Sysnum::Exit => return Err(Exit(a[0] as u32 as i32)),
+        Sysnum::Kill if a[0] == u64::from(p.pid) => return Err(Exit(table::KILLED)),
         Sysnum::Spawn => spawn(p, a),
         Sysnum::Wait => wait(p, a[0], a[1]),
         Sysnum::Kill => kill(p, a[0]),
@@ -99,7 +122,8 @@ fn dispatch(p: &Arc<Process>, f: &TrapFrame) -> Ret {
         Sysnum::Write => write(p, a[0], a[1], a[2]),
         // The network (0x50) and device (0x60) groups arrive with their issues.
         _ => Err(Error::ENOSYS),
-    }
+    };
+    r.map_err(Fail)
 }
 
 fn handle(raw: u64) -> Result<Handle, Error> {
@@ -195,7 +219,7 @@ fn wait(p: &Arc<Process>, pid: u64, flags: u64) -> Ret {
 fn kill(p: &Arc<Process>, pid: u64) -> Ret {
     let pid = u32::try_from(pid).map_err(|_| Error::ESRCH)?;
     if pid == p.pid {
-        table::exit_current(table::KILLED);
+        return Err(Error::EINVAL); // dispatch ends the caller itself
     }
     table::kill(pid).map(|()| [0; 3])
 }

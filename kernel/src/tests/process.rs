@@ -47,3 +47,66 @@ kernel_test! {
         Ok(())
     }
 }
+
+/// Waits (bounded) until the frame count and the heap stop changing: the last exited
+/// thread's stack is freed at its CPU's next exception entry.
+fn settled() -> (usize, usize) {
+    let mut last = (usize::MAX, usize::MAX);
+    for _ in 0..50 {
+        crate::sched::sleep_ns(2_000_000);
+        let now = (crate::mem::frames::stats().0, crate::arch::heap::stats().0);
+        if now == last {
+            break;
+        }
+        last = now;
+    }
+    last
+}
+
+kernel_test! {
+    fn a_thousand_spawn_exit_wait_cycles_leave_no_frames_or_heap_behind() {
+        if table::initrd().is_none() {
+            skip!("no initrd on this machine");
+        }
+        // Warm up: the first process grows long-lived tables (thread list, notifications).
+        run("/bin/child", &["child", "exit", "0"]).map_err(|e| alloc::format!("{e}"))?;
+        let before = settled();
+        for i in 0..1000u32 {
+            let code = alloc::format!("{}", i % 200);
+            let status = run("/bin/child", &["child", "exit", &code]).map_err(|e| alloc::format!("cycle {i}: {e}"))?;
+            ensure_eq!(status, (i % 200) as i32);
+        }
+        let after = settled();
+        ensure_eq!(after.0, before.0);
+        ensure_eq!(after.1, before.1);
+        ensure!(table::all().len() == 1, "processes left: {}", table::all().len());
+        Ok(())
+    }
+}
+
+kernel_test! {
+    fn processes_spawn_wait_sleep_and_exit_at_random_on_every_cpu() {
+        if table::initrd().is_none() {
+            skip!("no initrd on this machine");
+        }
+        let ms = crate::boot::platform()
+            .and_then(|p| p.bootargs.split_whitespace().find_map(|w| w.strip_prefix("stress_ms=")).and_then(|v| v.parse::<u64>().ok()))
+            .unwrap_or(2000);
+        let before = settled();
+        let busy0: alloc::vec::Vec<u64> = crate::sched::cpu_times().iter().map(|t| t.0).collect();
+        let t0 = crate::time::now_ns();
+        let failed = run("/bin/stress", &["stress", &alloc::format!("{ms}"), "16"]).map_err(|e| alloc::format!("{e}"))?;
+        let took = (crate::time::now_ns() - t0) / 1_000_000;
+        ensure_eq!(failed, 0);
+        ensure!(took >= ms && took < ms + 10_000, "the run took {took} ms for {ms} ms of work");
+        let after = settled();
+        ensure!(table::all().len() == 1, "processes left behind: {}", table::all().len());
+        ensure_eq!(after.0, before.0);
+        // Every CPU did some of the work.
+        let busy1: alloc::vec::Vec<u64> = crate::sched::cpu_times().iter().map(|t| t.0).collect();
+        for (cpu, (a, b)) in busy0.iter().zip(&busy1).enumerate() {
+            ensure!(b > a, "CPU {cpu} ran nothing during the stress run");
+        }
+        Ok(())
+    }
+}

@@ -98,6 +98,22 @@ pub fn set_ttbr0(value: u64) {
     unsafe { asm!("msr ttbr0_el1, {0}", "isb", in(reg) value, options(nostack)) }
 }
 
+/// This CPU's kernel index (0 = the boot CPU), kept in TPIDR_EL1.
+#[inline(always)]
+pub fn index() -> usize {
+    let v: u64;
+    // SAFETY: reads a system register that only the kernel writes (`set_index`).
+    unsafe { asm!("mrs {0}, tpidr_el1", out(reg) v, options(nomem, nostack, preserves_flags)) }
+    v as usize
+}
+
+/// Records this CPU's kernel index (once, as the CPU comes up).
+pub fn set_index(i: usize) {
+    // SAFETY: TPIDR_EL1 is a scratch register for the kernel's own use; nothing else
+    // reads it.
+    unsafe { asm!("msr tpidr_el1, {0}", in(reg) i as u64, options(nomem, nostack)) }
+}
+
 /// MPIDR_EL1 affinity bits (Aff3..Aff0) of this CPU.
 pub fn mpidr() -> u64 {
     let v: u64;

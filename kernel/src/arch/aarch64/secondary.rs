@@ -2,8 +2,9 @@
 //!
 //! A secondary runs with its MMU off until `secondary_entry` loads the boot
 //! CPU's TTBRs/TCR/MAIR/SCTLR from its start record (read by physical address), so
-//! the record is cleaned to the point of coherency before `CPU_ON`. Parked CPUs wait in WFE with IRQs
-//! masked; the run queues are per-CPU-ready but only CPU 0 schedules for now.
+//! the record is cleaned to the point of coherency before `CPU_ON`. Each then brings up
+//! its GIC CPU interface and tick, joins the scheduler (its boot context becomes its
+//! idle thread) and idles with interrupts on, taking threads as they are placed on it.
 
 use core::sync::atomic::{AtomicU32, Ordering};
 
@@ -46,7 +47,7 @@ pub enum StartError {
 /// Starts CPU `mpidr` as kernel CPU number `index`; it parks once online.
 pub fn start(mpidr: u64, index: u64) -> Result<(), StartError> {
     let regs = mmu::regs().ok_or(StartError::NoMmu)?;
-    let stack = stack::alloc().ok_or(StartError::NoStack)?;
+    let stack = stack::alloc(stack::Class::Kernel).ok_or(StartError::NoStack)?;
     let record = alloc::boxed::Box::leak(alloc::boxed::Box::new(StartRecord {
         stack_top: stack.top() as u64,
         ttbr0: regs.ttbr0_boot,
@@ -73,10 +74,16 @@ pub fn online() -> u32 {
 }
 
 #[unsafe(no_mangle)]
-extern "C" fn secondary_main(_record: *const StartRecord) -> ! {
+extern "C" fn secondary_main(record: *const StartRecord) -> ! {
+    // SAFETY: the boot CPU leaked the record for this CPU and passed its address; it is
+    // only read.
+    let index = unsafe { (*record).cpu_index } as usize;
     cpu::set_ttbr0(mmu::empty_ttbr0());
+    crate::irq::init_secondary();
+    crate::sched::join_cpu(index);
     ONLINE.fetch_add(1, Ordering::AcqRel);
     cpu::send_event();
+    cpu::enable_irqs();
     loop {
         cpu::wait_for_interrupt();
     }
