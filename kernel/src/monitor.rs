@@ -297,7 +297,12 @@ fn netbench_http(
 ) {
     let url = alloc::format!("http://lab.capstan.test{path}");
     let irqs = || crate::net::stack::rx_irq().map_or(0, |(_, n)| n);
-    let busy_ns = || crate::sched::cpu_times().iter().map(|&(b, _)| b).sum::<u64>();
+    let busy_ns = || {
+        crate::sched::cpu_times()
+            .iter()
+            .map(|&(b, _)| b)
+            .sum::<u64>()
+    };
     let (t0, busy0, irq0) = (time::now_ns(), busy_ns(), irqs());
     match crate::net::fetch::get_with(&url, gw, check) {
         Ok(f) => {

@@ -147,36 +147,6 @@ pub(super) struct TcpState {
     closed: bool,
 }
 
-impl TcpState {
-    /// Queued bytes into the socket, received bytes out of it (within the session's bound).
-    fn move_bytes(&mut self, socket: &mut tcp::Socket<'_>) {
-        if socket.may_send() {
-            self.established = true;
-            while !self.outgoing.is_empty() && socket.can_send() {
-                let (a, _) = self.outgoing.as_slices();
-                match socket.send_slice(a) {
-                    Ok(n) if n > 0 => drop(self.outgoing.drain(..n)),
-                    _ => break,
-                }
-            }
-        }
-        if self.incoming.is_empty() && socket.can_recv() {
-            self.incoming.reserve(TCP_BUFFERED_MAX);
-        }
-        while self.incoming.len() < TCP_BUFFERED_MAX && socket.can_recv() {
-            let room = TCP_BUFFERED_MAX - self.incoming.len();
-            let moved = socket.recv(|data| {
-                let n = data.len().min(room);
-                self.incoming.extend_from_slice(&data[..n]);
-                (n, n)
-            });
-            if !matches!(moved, Ok(n) if n > 0) {
-                break;
-            }
-        }
-    }
-}
-
 /// Received bytes the net task buffers per connection before it stops reading from the
 /// socket (the TCP window then throttles the sender).
 const TCP_BUFFERED_MAX: usize = 256 * 1024;
@@ -260,9 +230,59 @@ impl Drop for TcpSession {
     }
 }
 
-/// Connects, moves bytes both ways within bounds, notices refusal and close.
+/// One connection's share of a `tcp_sessions` pass, moved out of the shared state so
+/// the bulk copies run without holding its lock (other CPUs' readers would spin on it).
+struct Exchange {
+    id: u64,
+    handle: SocketHandle,
+    outgoing: VecDeque<u8>,
+    incoming: Vec<u8>,
+    room: usize,
+    established: bool,
+    ended: Option<Result<(), NetError>>,
+}
+
+/// Connects, moves bytes both ways within bounds, notices refusal and close. The shared
+/// state is locked only to take each connection's work and to hand back its results;
+/// the bytes move between the socket and the session's buffers outside the lock.
 pub(super) fn tcp_sessions(iface: &mut Interface, sockets: &mut SocketSet<'_>) {
+    let mut work = take_work(iface, sockets);
+    for x in work.iter_mut() {
+        exchange(sockets.get_mut::<tcp::Socket>(x.handle), x);
+    }
     let mut s = SHARED.lock();
+    for x in work {
+        let Some(t) = s.tcp.iter_mut().find(|t| t.id == x.id) else {
+            continue;
+        };
+        let news = !x.incoming.is_empty() || x.ended != t.ended;
+        // What the owner queued meanwhile goes after what the socket did not take yet.
+        let newer = core::mem::replace(&mut t.outgoing, x.outgoing);
+        t.outgoing.extend(newer);
+        if t.incoming.is_empty() {
+            t.incoming = x.incoming; // the usual case: no copy
+        } else {
+            t.incoming.extend_from_slice(&x.incoming);
+        }
+        (t.established, t.ended) = (x.established, x.ended);
+        if news {
+            let _ = sched::notify_post(t.notify, 1);
+        }
+    }
+    for t in s.tcp.iter().filter(|t| t.closed) {
+        if let Some(h) = t.handle {
+            sockets.get_mut::<tcp::Socket>(h).abort();
+            sockets.remove(h);
+        }
+        sched::notify_destroy(t.notify);
+    }
+    s.tcp.retain(|t| !t.closed);
+}
+
+/// Opens sockets for new connections and takes each open one's queued bytes and room.
+fn take_work(iface: &mut Interface, sockets: &mut SocketSet<'_>) -> Vec<Exchange> {
+    let mut s = SHARED.lock();
+    let mut work = Vec::new();
     for t in s.tcp.iter_mut().filter(|t| !t.closed) {
         if t.handle.is_none() && t.ended.is_none() {
             let mut socket = tcp::Socket::new(
@@ -276,29 +296,54 @@ pub(super) fn tcp_sessions(iface: &mut Interface, sockets: &mut SocketSet<'_>) {
                 Err(_) => t.ended = Some(Err(NetError::Refused)),
             }
         }
-        let Some(h) = t.handle else { continue };
-        let socket = sockets.get_mut::<tcp::Socket>(h);
-        let before = (t.incoming.len(), t.ended);
-        t.move_bytes(socket);
-        if t.ended.is_none() && !socket.may_recv() && !socket.can_recv() {
-            if socket.state() == tcp::State::Closed && !t.established {
-                t.ended = Some(Err(NetError::Refused));
-            } else if socket.state() != tcp::State::SynSent {
-                t.ended = Some(Ok(()));
+        let Some(handle) = t.handle else { continue };
+        work.push(Exchange {
+            id: t.id,
+            handle,
+            outgoing: core::mem::take(&mut t.outgoing),
+            incoming: Vec::new(),
+            room: TCP_BUFFERED_MAX.saturating_sub(t.incoming.len()),
+            established: t.established,
+            ended: t.ended,
+        });
+    }
+    work
+}
+
+/// Queued bytes into the socket, received bytes (within the room) out of it, and the
+/// connection's end: a close before it was ever established is a refusal.
+fn exchange(socket: &mut tcp::Socket<'_>, x: &mut Exchange) {
+    if socket.may_send() {
+        x.established = true;
+        while !x.outgoing.is_empty() && socket.can_send() {
+            let (a, _) = x.outgoing.as_slices();
+            match socket.send_slice(a) {
+                Ok(n) if n > 0 => drop(x.outgoing.drain(..n)),
+                _ => break,
             }
         }
-        if (t.incoming.len(), t.ended) != before {
-            let _ = sched::notify_post(t.notify, 1);
+    }
+    if x.room > 0 && socket.can_recv() {
+        x.incoming.reserve(x.room);
+    }
+    while x.incoming.len() < x.room && socket.can_recv() {
+        let room = x.room - x.incoming.len();
+        let moved = socket.recv(|data| {
+            let n = data.len().min(room);
+            x.incoming.extend_from_slice(&data[..n]);
+            (n, n)
+        });
+        if !matches!(moved, Ok(n) if n > 0) {
+            break;
         }
     }
-    for t in s.tcp.iter().filter(|t| t.closed) {
-        if let Some(h) = t.handle {
-            sockets.get_mut::<tcp::Socket>(h).abort();
-            sockets.remove(h);
+    if x.ended.is_none() && !socket.may_recv() && !socket.can_recv() {
+        if socket.state() == tcp::State::Closed && !x.established {
+            x.ended = Some(Err(NetError::Refused));
+        } else if socket.state() != tcp::State::SynSent {
+            x.ended = Some(Ok(()));
         }
-        sched::notify_destroy(t.notify);
     }
-    s.tcp.retain(|t| !t.closed);
 }
 
 pub(super) static PORT_SEED: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
