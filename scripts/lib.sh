@@ -162,9 +162,10 @@ bridged_nics() {
 # qemu_args GIC MEM SMP [EDU] -> the common QEMU command line for the virt board.
 # QEMU_MACHINE_OPTS, if set, is appended to the -M options (comma-separated), e.g.
 # `its=off` for a GICv3 without an ITS (no MSI controller: PCI devices use INTx).
+# QEMU_CPU replaces the CPU model (cortex-a72: ARMv8.0, fast under TCG; `max` has PAN).
 qemu_args() {
     local gic=${1:-2} mem=${2:-1G} smp=${3:-1}
-    echo -M "virt,gic-version=$gic${QEMU_MACHINE_OPTS:+,$QEMU_MACHINE_OPTS}" -cpu cortex-a72 -m "$mem" -smp "$smp" \
+    echo -M "virt,gic-version=$gic${QEMU_MACHINE_OPTS:+,$QEMU_MACHINE_OPTS}" -cpu "${QEMU_CPU:-cortex-a72}" -m "$mem" -smp "$smp" \
         -nographic -no-reboot -kernel "$KERNEL_IMAGE" -initrd "$INITRD" $(pci_devices "${4:-msi}") \
         $NO_OPTION_ROMS
 }

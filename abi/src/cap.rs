@@ -26,11 +26,13 @@ pub enum CapType {
     File = 7,
     /// A socket.
     Socket = 8,
+    /// A process's notification word: `notify_post` sets bits in it.
+    Notification = 9,
 }
 
 impl CapType {
     /// Every type, in discriminant order.
-    pub const ALL: [CapType; 8] = [
+    pub const ALL: [CapType; 9] = [
         CapType::IrqLine,
         CapType::MsiVector,
         CapType::Device,
@@ -39,6 +41,7 @@ impl CapType {
         CapType::Vring,
         CapType::File,
         CapType::Socket,
+        CapType::Notification,
     ];
 }
 
@@ -56,6 +59,7 @@ impl TryFrom<u32> for CapType {
             6 => CapType::Vring,
             7 => CapType::File,
             8 => CapType::Socket,
+            9 => CapType::Notification,
             other => return Err(other),
         })
     }
@@ -154,7 +158,7 @@ mod tests {
         for t in CapType::ALL {
             assert_eq!(CapType::try_from(t as u32), Ok(t));
         }
-        for v in [0, 9, 100, u32::MAX] {
+        for v in [0, 10, 100, u32::MAX] {
             assert_eq!(CapType::try_from(v), Err(v));
         }
     }

@@ -42,6 +42,10 @@ pub enum Sysnum {
     SleepUntil = 0x31,
     /// `notify_wait(mask, deadline)`.
     NotifyWait = 0x32,
+    /// `notify_post(h, bits)`: set bits in the word a `Notification` capability names.
+    NotifyPost = 0x33,
+    /// `notify_cap()`: a `Notification` capability for the caller's own word.
+    NotifyCap = 0x34,
     // 0x40 files
     /// `open(path)`: procfs, initrd.
     Open = 0x40,
@@ -93,7 +97,7 @@ pub enum Sysnum {
 
 impl Sysnum {
     /// Every call, in numeric order.
-    pub const ALL: [Sysnum; 37] = [
+    pub const ALL: [Sysnum; 39] = [
         Sysnum::Exit,
         Sysnum::Spawn,
         Sysnum::Wait,
@@ -109,6 +113,8 @@ impl Sysnum {
         Sysnum::ClockNow,
         Sysnum::SleepUntil,
         Sysnum::NotifyWait,
+        Sysnum::NotifyPost,
+        Sysnum::NotifyCap,
         Sysnum::Open,
         Sysnum::Read,
         Sysnum::Write,
@@ -160,6 +166,8 @@ impl TryFrom<u32> for Sysnum {
             0x30 => Sysnum::ClockNow,
             0x31 => Sysnum::SleepUntil,
             0x32 => Sysnum::NotifyWait,
+            0x33 => Sysnum::NotifyPost,
+            0x34 => Sysnum::NotifyCap,
             0x40 => Sysnum::Open,
             0x41 => Sysnum::Read,
             0x42 => Sysnum::Write,

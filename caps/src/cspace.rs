@@ -46,7 +46,7 @@ impl<H: DmaHal + 'static, S: DmaState> Capability for DmaRegion<H, S> {
 
 /// Whether a capability of this type is linear: moved by `cap_grant`, never copied.
 pub const fn is_linear(t: CapType) -> bool {
-    !matches!(t, CapType::File)
+    !matches!(t, CapType::File | CapType::Notification)
 }
 
 /// Teardown order (ABI.md "Teardown"): lines are masked first, then devices stop bus
@@ -58,7 +58,7 @@ pub const fn teardown_rank(t: CapType) -> u8 {
         CapType::MmioWindow => 2,
         CapType::Vring | CapType::DmaRegion => 3,
         CapType::MsiVector => 4,
-        CapType::File | CapType::Socket => 5,
+        CapType::File | CapType::Socket | CapType::Notification => 5,
     }
 }
 

@@ -112,10 +112,29 @@ pub fn start(dtb: usize) -> ! {
         time::now_ns() / 1000,
         (time::boot_offset_ns() + time::now_ns()) / 1000
     );
-    match args.test {
-        Some(filter) => ktest::run(filter, args.crash),
-        None => monitor::run(),
+    match (args.test, args.init) {
+        (Some(filter), _) => ktest::run(filter, args.crash),
+        (None, Some(init)) => run_init(init),
+        (None, None) => monitor::run(),
     }
+}
+
+/// Starts `init=` as process 1 and waits for it; when it ends the machine powers off
+/// (the full init, which restarts what dies, is a user program of its own).
+fn run_init(path: &str) -> ! {
+    let mut args = alloc::vec::Vec::from(path.rsplit('/').next().unwrap_or(path).as_bytes());
+    args.push(0);
+    let status =
+        crate::process::table::spawn(0, path, &args, 1, alloc::vec::Vec::new()).and_then(|pid| {
+            let kernel = crate::process::table::get(0).ok_or(abi::Error::ESRCH)?;
+            crate::process::table::wait(&kernel, Some(pid), false).map(|(_, s)| s)
+        });
+    match status {
+        Ok(s) => log::info!("init ({path}) exited with status {s}; powering off"),
+        Err(e) => log::error!("init ({path}) could not start: {e}; powering off"),
+    }
+    let _ = psci::system_off();
+    crate::trap::halt()
 }
 
 fn log_filter(level: LogLevel) -> log::LevelFilter {

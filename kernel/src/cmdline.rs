@@ -75,6 +75,9 @@ pub struct BootArgs<'a> {
     pub edu: Option<&'a str>,
     /// `net=dhcp|poll[:hz]|off`.
     pub net: NetOption,
+    /// `init=/bin/PROGRAM`: start this program from the initrd as process 1 instead of
+    /// the monitor.
+    pub init: Option<&'a str>,
 }
 
 impl Default for BootArgs<'_> {
@@ -87,6 +90,7 @@ impl Default for BootArgs<'_> {
             pci_no_msi: false,
             edu: None,
             net: NetOption::Off,
+            init: None,
         }
     }
 }
@@ -146,7 +150,7 @@ const POLL_RANGE: &str = "dhcp, off, poll or poll:<1..=10000 polls per second>";
 
 /// Keys the in-kernel tests read themselves from the raw command line (`tests::netlab`,
 /// `tests::bridges`).
-const TEST_KEYS: [&str; 4] = ["sha1m", "sha16m", "bridges", "stress_ms"];
+const TEST_KEYS: [&str; 5] = ["sha1m", "sha16m", "bridges", "stress_ms", "fuzz_calls"];
 
 impl<'a> BootArgs<'a> {
     /// Parses space-separated options. Never fails: see the module note.
@@ -210,6 +214,13 @@ impl<'a> BootArgs<'a> {
                 return Err(Problem::BadValue {
                     accepted: "msi, intx, nodma or none",
                     using: "none",
+                });
+            }
+            ("init", Some(v)) if v.starts_with('/') && v.len() <= 64 => self.init = Some(v),
+            ("init", _) => {
+                return Err(Problem::BadValue {
+                    accepted: "an absolute path in the initrd, at most 64 bytes",
+                    using: "the monitor",
                 });
             }
             ("net", Some(v)) => {

@@ -322,7 +322,9 @@ fn boot_thread(id: ThreadId, name: &'static str, cpu: usize) -> Thread {
 pub fn init(slice_ns: u64) {
     cpu::set_index(0);
     let mut sched = Sched {
-        threads: Vec::new(),
+        // Sized up front (every stack, two notifications per process and some for the
+        // kernel's drivers) so neither grows, and reallocates, while processes come and go.
+        threads: Vec::with_capacity(stack::SLOTS + 8),
         // Each thread is queued at most a few times over; reserving for every possible
         // kernel stack keeps interrupt-path wake-ups from allocating.
         runq: core::array::from_fn(|_| VecDeque::with_capacity(2 * stack::SLOTS)),
@@ -335,7 +337,7 @@ pub fn init(slice_ns: u64) {
         since: [time::now_ns(); MAX_CPUS],
         busy_ns: [0; MAX_CPUS],
         idle_ns: [0; MAX_CPUS],
-        notifies: Vec::new(),
+        notifies: Vec::with_capacity(2 * stack::SLOTS + 256),
         next_id: 1,
         switches: 0,
         slice_ns,

@@ -5,7 +5,7 @@
 //! torn line), or the console. Devices, lines and sockets join [`Object`] with the
 //! issues that bring them.
 
-use alloc::sync::Arc;
+use alloc::sync::{Arc, Weak};
 
 use abi::{CapType, Error};
 use caps::cspace::Capability;
@@ -15,12 +15,16 @@ use caps::cspace::Capability;
 pub enum Object {
     /// An open file.
     File(File),
+    /// A process's notification word (`notify_post` sets bits in it). Weak: it does not
+    /// keep the process alive, and posting after it ended is `ESRCH`.
+    Notification(Weak<super::table::Process>),
 }
 
 impl Capability for Object {
     fn cap_type(&self) -> CapType {
         match self {
             Object::File(_) => CapType::File,
+            Object::Notification(_) => CapType::Notification,
         }
     }
 }

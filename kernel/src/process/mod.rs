@@ -3,6 +3,7 @@
 //! The pure parts (checking an ELF file, checking user pointers, reading the initrd)
 //! build on the host for their tests; the rest is kernel-only. See docs/process.md.
 
+pub mod decode;
 pub mod elf;
 pub mod initrd;
 pub mod user;

@@ -101,22 +101,27 @@ fn stat(out: &mut String) {
 }
 
 fn interrupts(out: &mut String) {
+    let cpus = sched::cpu_times().len().max(1);
+    let _ = write!(out, "{:>6} {:<10}", "INTID", "kind");
+    for c in 0..cpus {
+        let _ = write!(out, " {:>10}", alloc::format!("CPU{c}"));
+    }
+    let _ = writeln!(out, " {:<9} owner", "state");
+    irq::for_each_line(|l| {
+        let _ = write!(out, "{:>6} {:<10}", l.intid, l.kind.name());
+        for c in 0..cpus {
+            let _ = write!(out, " {:>10}", l.stats.per_cpu.get(c).copied().unwrap_or(0));
+        }
+        let state = alloc::format!("{:?}", l.stats.status);
+        let _ = writeln!(out, " {state:<9} kernel ({})", l.name);
+    });
     let _ = writeln!(
         out,
-        "{:>6} {:<10} {:>10} {:<9} owner",
-        "INTID", "kind", "CPU0", "state"
+        "{:>6} {:<10} {:>10}",
+        "-",
+        "IPI",
+        irq::IPIS.load(Ordering::Relaxed)
     );
-    irq::for_each_line(|l| {
-        let _ = writeln!(
-            out,
-            "{:>6} {:<10} {:>10} {:<9} {}",
-            l.intid,
-            l.kind.name(),
-            l.stats.per_cpu[0],
-            alloc::format!("{:?}", l.stats.status),
-            l.name
-        );
-    });
 }
 
 fn meminfo(out: &mut String) {
@@ -134,7 +139,12 @@ fn meminfo(out: &mut String) {
 }
 
 fn dma_file(out: &mut String) {
+    let (count, bytes) = dma::live();
+    let _ = writeln!(out, "kernel_buffers {count} bytes {bytes}");
     let _ = writeln!(out, "quarantined_bytes {}", dma::HAL.quarantined());
+    for (pa, len) in dma::HAL.quarantined_regions() {
+        let _ = writeln!(out, "region {pa:#x} {len} owner kernel state quarantined");
+    }
 }
 
 fn status(out: &mut String, p: &table::Process) {
@@ -171,17 +181,46 @@ fn status(out: &mut String, p: &table::Process) {
 }
 
 fn caps(out: &mut String, p: &table::Process) {
-    let _ = writeln!(out, "{:>10} {:<10} rights", "handle", "type");
+    let _ = writeln!(
+        out,
+        "{:>4} {:>10} {:<12} {:<28} state",
+        "slot", "handle", "type", "rights"
+    );
     let _ = table::with_caps(p, |caps| {
         for (h, ty, rights) in caps.iter() {
+            let ty = alloc::format!("{ty:?}");
             let _ = writeln!(
                 out,
-                "{:#010x} {:<10} {:#x}",
+                "{:>4} {:#010x} {ty:<12} {:<28} -",
+                h.index(),
                 h.raw(),
-                alloc::format!("{ty:?}"),
-                rights.bits()
+                rights_names(rights)
             );
         }
         Ok(())
     });
+}
+
+fn rights_names(r: abi::Rights) -> String {
+    use abi::Rights;
+    let names = [
+        (Rights::TRANSFER, "transfer"),
+        (Rights::INSPECT, "inspect"),
+        (Rights::IRQ, "irq"),
+        (Rights::ACK, "ack"),
+        (Rights::MAP, "map"),
+        (Rights::DMA, "dma"),
+        (Rights::READ, "read"),
+        (Rights::WRITE, "write"),
+    ];
+    let list: Vec<&str> = names
+        .iter()
+        .filter(|(b, _)| r.contains(*b))
+        .map(|(_, n)| *n)
+        .collect();
+    if list.is_empty() {
+        String::from("none")
+    } else {
+        list.join(",")
+    }
 }

@@ -1,26 +1,25 @@
-//! The system call layer: `svc #0` from EL0, decoded and dispatched from one `match`.
+//! The system call layer: `svc #0` from EL0, decoded, then one handler per call.
 //!
-//! `x8` names the call (`abi::Sysnum`; an unknown number is `ENOSYS`, counted), `x0`-`x5`
-//! are its arguments, and the answer goes back in `x0` (0 or a negative `abi::Error`)
-//! and `x1`-`x3`. Every user pointer is checked through `user::UserSlice`/`UserPtr` and
-//! copied with the user-permission accessors, so a bad one is `EFAULT` and never a
-//! kernel fault. Handlers run with interrupts enabled on the calling thread's kernel
-//! stack (they may block and be preempted); a process killed meanwhile ends before it
-//! would return to user space. One function per call (docs/abi.md lists them).
+//! `decode` turns the registers into a typed `Call` (an unknown number is `ENOSYS`,
+//! counted; every flag, right and protection checked for form); this module runs it
+//! against the calling process and puts the answer in `x0` (0 or a negative
+//! `abi::Error`) and `x1`-`x3`. Every user pointer is checked through
+//! `user::UserSlice`/`UserPtr` and copied with the user-permission accessors, so a bad
+//! one is `EFAULT` and never a kernel fault. Handlers run with interrupts enabled on the
+//! calling thread's kernel stack (they may block and be preempted); a process killed
+//! meanwhile ends before it would return to user space (docs/abi.md lists the calls).
 
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use abi::proc::{
-    GRANT_COPY, GRANT_MOVE, GrantSpec, MAX_ARG_BYTES, MAX_ARGS, MAX_GRANTS, OPEN_FLAGS, OPEN_READ,
-    OPEN_WRITE, PROT_ALL, PROT_EXEC, PROT_READ, PROT_WRITE, WAIT_FLAGS, WNOHANG,
-};
-use abi::{CapType, Error, Handle, Rights, Sysnum};
-use alloc::sync::Arc;
+use abi::proc::{GrantSpec, MAX_ARG_BYTES, MAX_ARGS, MAX_GRANTS, OPEN_READ, OPEN_WRITE};
+use abi::{CapType, Error, Handle, Rights};
 
+use super::decode::{Call, GrantMode, MemAccess, decode};
 use super::file::{File, Object};
 use super::table::{self, Grant, Process};
-use super::user::{UserPtr, UserSlice};
+use super::user::{UserPtr, UserRange, UserSlice};
 use crate::arch::cpu;
 use crate::arch::usercopy::{copy_from_user, copy_to_user};
 use crate::arch::uspace::UserAccess;
@@ -34,22 +33,16 @@ pub static UNKNOWN: AtomicU64 = AtomicU64::new(0);
 /// Failed calls by error (index = -errno).
 pub static ERRORS: [AtomicU64; 32] = [const { AtomicU64::new(0) }; 32];
 
-/// What a call produced: results, an error, or the end of the calling process.
+/// Results of a handler: `x1`-`x3`, or the error for `x0`.
+type Ret = Result<[u64; 3], Error>;
+
+/// What a call produced beyond results and errors: the end of the calling process.
 enum Stop {
     /// The call failed.
     Fail(Error),
     /// The process ends with this status (exit, kill of itself).
     Exit(i32),
 }
-use Stop::{Exit, Fail};
-
-impl From<Error> for Stop {
-    fn from(e: Error) -> Self {
-        Fail(e)
-    }
-}
-
-type Ret = Result<[u64; 3], Error>;
 
 /// Entry from the sync trap (EC SVC from EL0), IRQs masked. Returns with them masked.
 pub fn entry(frame: &mut TrapFrame) {
@@ -59,21 +52,17 @@ pub fn entry(frame: &mut TrapFrame) {
     let result = match table::current() {
         Some(p) => {
             p.syscalls.fetch_add(1, Ordering::Relaxed);
-            dispatch(&p, frame)
+            run(&p, frame)
         }
-        None => Err(Fail(Error::ESRCH)),
-    };
-    let result = match result {
-        Err(Exit(status)) => table::exit_current(status),
-        Ok(r) => Ok(r),
-        Err(Fail(e)) => Err(e),
+        None => Err(Stop::Fail(Error::ESRCH)),
     };
     match result {
+        Err(Stop::Exit(status)) => table::exit_current(status),
         Ok(r) => {
             frame.x[0] = 0;
             frame.x[1..4].copy_from_slice(&r);
         }
-        Err(e) => {
+        Err(Stop::Fail(e)) => {
             ERRORS[(-e.as_i32()) as usize % 32].fetch_add(1, Ordering::Relaxed);
             frame.x[0] = e.as_i32() as i64 as u64;
         }
@@ -84,67 +73,94 @@ pub fn entry(frame: &mut TrapFrame) {
     let _ = cpu::save_and_mask_irqs();
 }
 
-fn dispatch(p: &Arc<Process>, f: &TrapFrame) -> Result<[u64; 3], Stop> {
+fn run(p: &Arc<Process>, f: &TrapFrame) -> Result<[u64; 3], Stop> {
     let a = [f.x[0], f.x[1], f.x[2], f.x[3], f.x[4], f.x[5]];
-    let num = match u32::try_from(f.x[8])
-        .ok()
-        .and_then(|n| Sysnum::try_from(n).ok())
-    {
-        Some(n) => n,
-        None => {
-            UNKNOWN.fetch_add(1, Ordering::Relaxed);
-            return Err(Fail(Error::ENOSYS));
+    match u32::try_from(f.x[8]) {
+        Ok(n) if usize::try_from(n).is_ok_and(|n| n < CALLS.len()) => {
+            CALLS[n as usize].fetch_add(1, Ordering::Relaxed);
         }
-    };
-    CALLS[num.as_u32() as usize % 0x70].fetch_add(1, Ordering::Relaxed);
-    let r: Ret = match num {
-        Sysnum::Exit => return Err(Exit(a[0] as u32 as i32)),
-        Sysnum::Kill if a[0] == u64::from(p.pid) => return Err(Exit(table::KILLED)),
-        Sysnum::Spawn => spawn(p, a),
-        Sysnum::Wait => wait(p, a[0], a[1]),
-        Sysnum::Kill => kill(p, a[0]),
-        Sysnum::GetPid => Ok([u64::from(p.pid), 0, 0]),
-        Sysnum::Yield => {
+        _ => {}
+    }
+    let known = u32::try_from(f.x[8]).is_ok_and(|n| abi::Sysnum::try_from(n).is_ok());
+    if !known {
+        UNKNOWN.fetch_add(1, Ordering::Relaxed);
+    }
+    let call = decode(f.x[8], a).map_err(Stop::Fail)?;
+    dispatch(p, call)
+}
+
+/// One `match`: each call to its handler.
+fn dispatch(p: &Arc<Process>, call: Call) -> Result<[u64; 3], Stop> {
+    let r: Ret = match call {
+        Call::Exit { status } => return Err(Stop::Exit(status)),
+        Call::Kill { pid } if pid == p.pid => return Err(Stop::Exit(table::KILLED)),
+        Call::Spawn {
+            path,
+            args,
+            grants,
+            grant_count,
+        } => spawn(p, path, args, grants, grant_count),
+        Call::Wait { pid, nohang } => table::wait(p, pid, nohang)
+            .map(|(pid, status)| [u64::from(pid), status as u32 as u64, 0]),
+        Call::Kill { pid } => table::kill(pid).map(|()| [0; 3]),
+        Call::GetPid => Ok([u64::from(p.pid), 0, 0]),
+        Call::Yield => {
             sched::yield_now();
             Ok([0; 3])
         }
-        Sysnum::MemMap => mem_map(p, a[1], a[2]),
-        Sysnum::MemUnmap => mem_unmap(p, a[0], a[1]),
-        Sysnum::CapDrop => cap_drop(p, a[0]),
-        Sysnum::CapGrant => cap_grant(p, a[0], a[1], a[2], a[3]),
-        Sysnum::CapReplace => cap_replace(p, a[0], a[1]),
-        Sysnum::CapInfo => cap_info(p, a[0]),
-        Sysnum::ClockNow => Ok([time::now_ns(), 0, 0]),
-        Sysnum::SleepUntil => sleep_until(a[0]),
-        Sysnum::NotifyWait => Err(Error::ENOSYS),
-        Sysnum::Open => open(p, a[0], a[1], a[2]),
-        Sysnum::Read => read(p, a[0], a[1], a[2], a[3]),
-        Sysnum::Write => write(p, a[0], a[1], a[2]),
-        // The network (0x50) and device (0x60) groups arrive with their issues.
-        _ => Err(Error::ENOSYS),
+        Call::MemMap { len, access } => mem_map(p, len, access),
+        Call::MemUnmap { addr, len } => mem_unmap(p, addr, len),
+        Call::CapDrop { handle } => table::with_caps(p, |caps| caps.remove(handle)).map(|_| [0; 3]),
+        Call::CapGrant {
+            pid,
+            handle,
+            rights,
+            mode,
+        } => cap_grant(p, pid, handle, rights, mode),
+        Call::CapReplace { handle, rights } => {
+            table::with_caps(p, |caps| caps.restrict(handle, rights)).map(|()| [0; 3])
+        }
+        Call::CapInfo { handle } => table::with_caps(p, |caps| caps.info(handle))
+            .map(|(ty, rights)| [ty as u64, u64::from(rights.bits()), 0]),
+        Call::ClockNow => Ok([time::now_ns(), 0, 0]),
+        Call::SleepUntil { deadline } => sleep_until(deadline),
+        Call::NotifyWait { mask, deadline } => {
+            table::notify_wait(p, mask, deadline).map(|b| [b, 0, 0])
+        }
+        Call::NotifyPost { handle, bits } => notify_post(p, handle, bits),
+        Call::NotifyCap => notify_cap(p),
+        Call::Open { path, flags } => open(p, path, flags),
+        Call::Read {
+            handle,
+            buf,
+            deadline,
+        } => read(p, handle, buf, deadline),
+        Call::Write { handle, buf } => write(p, handle, buf),
     };
-    r.map_err(Fail)
+    r.map_err(Stop::Fail)
 }
 
-fn handle(raw: u64) -> Result<Handle, Error> {
-    u32::try_from(raw).map(Handle).map_err(|_| Error::EBADH)
-}
-
-/// Copies a user string of at most `max` bytes.
-fn user_bytes(addr: u64, len: u64, max: usize) -> Result<Vec<u8>, Error> {
-    let range = UserSlice::new(addr, len).check(max)?;
+/// Copies user bytes of at most `max`.
+fn user_bytes(s: UserSlice, max: usize) -> Result<Vec<u8>, Error> {
+    let range = s.check(max)?;
     let mut buf = alloc::vec![0u8; range.len];
     copy_from_user(&mut buf, range.addr).map_err(|_| Error::EFAULT)?;
     Ok(buf)
 }
 
-fn user_str(addr: u64, len: u64, max: usize) -> Result<alloc::string::String, Error> {
-    alloc::string::String::from_utf8(user_bytes(addr, len, max)?).map_err(|_| Error::EINVAL)
+fn user_str(s: UserSlice, max: usize) -> Result<alloc::string::String, Error> {
+    alloc::string::String::from_utf8(user_bytes(s, max)?).map_err(|_| Error::EINVAL)
 }
 
-fn spawn(p: &Arc<Process>, a: [u64; 6]) -> Ret {
-    let path = user_str(a[0], a[1], 256)?;
-    let args = user_bytes(a[2], a[3], MAX_ARG_BYTES)?;
+fn spawn(
+    p: &Arc<Process>,
+    path: UserSlice,
+    args: UserSlice,
+    grants: UserPtr<GrantSpec>,
+    count: u64,
+) -> Ret {
+    let path = user_str(path, 256)?;
+    let args = user_bytes(args, MAX_ARG_BYTES)?;
     if !args.is_empty() && args.last() != Some(&0) {
         return Err(Error::EINVAL);
     }
@@ -152,14 +168,14 @@ fn spawn(p: &Arc<Process>, a: [u64; 6]) -> Ret {
     if argc > MAX_ARGS {
         return Err(Error::EINVAL);
     }
-    let specs = user_grants(a[4], a[5])?;
+    let specs = user_grants(grants, count)?;
     let grants = take_grants(p, &specs)?;
     let pid = table::spawn(p.pid, &path, &args, argc, grants)?;
     Ok([u64::from(pid), 0, 0])
 }
 
-fn user_grants(addr: u64, count: u64) -> Result<Vec<GrantSpec>, Error> {
-    let range = UserPtr::<GrantSpec>::new(addr).check_array(count, MAX_GRANTS)?;
+fn user_grants(ptr: UserPtr<GrantSpec>, count: u64) -> Result<Vec<GrantSpec>, Error> {
+    let range = ptr.check_array(count, MAX_GRANTS)?;
     let mut raw = alloc::vec![0u8; range.len];
     copy_from_user(&mut raw, range.addr).map_err(|_| Error::EFAULT)?;
     Ok(raw
@@ -174,28 +190,34 @@ fn user_grants(addr: u64, count: u64) -> Result<Vec<GrantSpec>, Error> {
 
 /// Takes the granted objects out of the caller's table (copies stay): all or nothing.
 fn take_grants(p: &Process, specs: &[GrantSpec]) -> Result<Vec<Grant>, Error> {
+    let mut checked = Vec::new();
+    for s in specs {
+        let rights = Rights::from_bits(s.rights).ok_or(Error::EINVAL)?;
+        let mode = match s.mode {
+            abi::proc::GRANT_MOVE => GrantMode::Move,
+            abi::proc::GRANT_COPY => GrantMode::Copy,
+            _ => return Err(Error::EINVAL),
+        };
+        checked.push((Handle(s.handle), rights, mode));
+    }
     table::with_caps(p, |caps| {
-        for s in specs {
-            let rights = Rights::from_bits(s.rights).ok_or(Error::EINVAL)?;
-            let (ty, held) = caps.info(Handle(s.handle))?;
+        for &(h, rights, mode) in &checked {
+            let (ty, held) = caps.info(h)?;
             if !held.contains(Rights::TRANSFER) || !held.contains(rights) {
                 return Err(Error::EACCES);
             }
-            match s.mode {
-                GRANT_MOVE => {}
-                GRANT_COPY if !caps::cspace::is_linear(ty) => {}
-                GRANT_COPY => return Err(Error::EPERM),
-                _ => return Err(Error::EINVAL),
+            if mode == GrantMode::Copy && caps::cspace::is_linear(ty) {
+                return Err(Error::EPERM);
             }
         }
         let mut out = Vec::new();
-        for s in specs {
-            let rights = Rights::from_bits(s.rights).unwrap_or(Rights::empty());
-            let object = if s.mode == GRANT_MOVE {
-                caps.remove(Handle(s.handle))?
-            } else {
-                let (ty, _) = caps.info(Handle(s.handle))?;
-                caps.get(Handle(s.handle), ty, Rights::empty())?.clone()
+        for &(h, rights, mode) in &checked {
+            let object = match mode {
+                GrantMode::Move => caps.remove(h)?,
+                GrantMode::Copy => {
+                    let (ty, _) = caps.info(h)?;
+                    caps.get(h, ty, Rights::empty())?.clone()
+                }
             };
             out.push(Grant { object, rights });
         }
@@ -203,36 +225,11 @@ fn take_grants(p: &Process, specs: &[GrantSpec]) -> Result<Vec<Grant>, Error> {
     })
 }
 
-fn wait(p: &Arc<Process>, pid: u64, flags: u64) -> Ret {
-    let flags = u32::try_from(flags).map_err(|_| Error::EINVAL)?;
-    if flags & !WAIT_FLAGS != 0 {
-        return Err(Error::EINVAL);
-    }
-    let want = match pid {
-        abi::proc::ANY_CHILD => None,
-        pid => Some(u32::try_from(pid).map_err(|_| Error::ECHILD)?),
-    };
-    let (pid, status) = table::wait(p, want, flags & WNOHANG != 0)?;
-    Ok([u64::from(pid), status as u32 as u64, 0])
-}
-
-fn kill(p: &Arc<Process>, pid: u64) -> Ret {
-    let pid = u32::try_from(pid).map_err(|_| Error::ESRCH)?;
-    if pid == p.pid {
-        return Err(Error::EINVAL); // dispatch ends the caller itself
-    }
-    table::kill(pid).map(|()| [0; 3])
-}
-
-fn mem_map(p: &Arc<Process>, len: u64, prot: u64) -> Ret {
-    let prot = u32::try_from(prot).map_err(|_| Error::EINVAL)?;
-    let access = match prot {
-        _ if prot & !PROT_ALL != 0 => return Err(Error::EINVAL),
-        _ if prot & PROT_WRITE != 0 && prot & PROT_EXEC != 0 => return Err(Error::EPERM),
-        PROT_READ => UserAccess::Read,
-        p if p == PROT_READ | PROT_WRITE => UserAccess::ReadWrite,
-        p if p == PROT_READ | PROT_EXEC => UserAccess::ReadExecute,
-        _ => return Err(Error::EINVAL),
+fn mem_map(p: &Arc<Process>, len: u64, access: MemAccess) -> Ret {
+    let access = match access {
+        MemAccess::Read => UserAccess::Read,
+        MemAccess::ReadWrite => UserAccess::ReadWrite,
+        MemAccess::ReadExecute => UserAccess::ReadExecute,
     };
     let len = usize::try_from(len).map_err(|_| Error::EINVAL)?;
     let va = table::with_memory(p, |m| m.map_anonymous(len, access))?;
@@ -240,48 +237,31 @@ fn mem_map(p: &Arc<Process>, len: u64, prot: u64) -> Ret {
 }
 
 fn mem_unmap(p: &Arc<Process>, addr: u64, len: u64) -> Ret {
-    let (addr, len) = (usize::try_from(addr), usize::try_from(len));
-    let (Ok(addr), Ok(len)) = (addr, len) else {
+    let (Ok(addr), Ok(len)) = (usize::try_from(addr), usize::try_from(len)) else {
         return Err(Error::EINVAL);
     };
     table::with_memory(p, |m| m.unmap_anonymous(addr, len)).map(|()| [0; 3])
 }
 
-fn cap_drop(p: &Arc<Process>, h: u64) -> Ret {
-    let h = handle(h)?;
-    let obj = table::with_caps(p, |caps| caps.remove(h))?;
-    drop(obj);
-    Ok([0; 3])
-}
-
-fn cap_grant(p: &Arc<Process>, pid: u64, h: u64, rights: u64, mode: u64) -> Ret {
-    let (h, pid) = (handle(h)?, u32::try_from(pid).map_err(|_| Error::ESRCH)?);
-    let rights = u32::try_from(rights)
-        .ok()
-        .and_then(Rights::from_bits)
-        .ok_or(Error::EINVAL)?;
+fn cap_grant(p: &Arc<Process>, pid: u32, h: Handle, rights: Rights, mode: GrantMode) -> Ret {
     let target = table::get(pid)
         .filter(|t| !t.is_zombie())
         .ok_or(Error::ESRCH)?;
     if target.pid == p.pid {
         return Err(Error::EINVAL);
     }
-    let mode = u32::try_from(mode).map_err(|_| Error::EINVAL)?;
-    if mode != GRANT_MOVE && mode != GRANT_COPY {
-        return Err(Error::EINVAL);
-    }
     // Take the object out (or copy it) first, then insert: the two tables are never
     // locked together. A moved object the target cannot take comes back to the caller
     // (under a new handle).
-    let taken = take_grants(
-        p,
-        &[GrantSpec {
-            handle: h.raw(),
-            rights: rights.bits(),
-            mode,
-        }],
-    )?;
-    let Some(Grant { object, rights }) = taken.into_iter().next() else {
+    let spec = GrantSpec {
+        handle: h.raw(),
+        rights: rights.bits(),
+        mode: match mode {
+            GrantMode::Move => abi::proc::GRANT_MOVE,
+            GrantMode::Copy => abi::proc::GRANT_COPY,
+        },
+    };
+    let Some(Grant { object, rights }) = take_grants(p, &[spec])?.into_iter().next() else {
         return Err(Error::EBADH);
     };
     let mut back = None;
@@ -292,26 +272,11 @@ fn cap_grant(p: &Arc<Process>, pid: u64, h: u64, rights: u64, mode: u64) -> Ret 
             Err(e)
         }
     });
-    if let (Some(object), GRANT_MOVE) = (back, mode) {
+    if let (Some(object), GrantMode::Move) = (back, mode) {
         let held = rights | Rights::TRANSFER;
         let _ = table::with_caps(p, |caps| caps.insert(object, held).map_err(|(_, e)| e));
     }
     r.map(|new| [u64::from(new), 0, 0])
-}
-
-fn cap_replace(p: &Arc<Process>, h: u64, rights: u64) -> Ret {
-    let h = handle(h)?;
-    let rights = u32::try_from(rights)
-        .ok()
-        .and_then(Rights::from_bits)
-        .ok_or(Error::EINVAL)?;
-    table::with_caps(p, |caps| caps.restrict(h, rights)).map(|()| [0; 3])
-}
-
-fn cap_info(p: &Arc<Process>, h: u64) -> Ret {
-    let h = handle(h)?;
-    let (ty, rights) = table::with_caps(p, |caps| caps.info(h))?;
-    Ok([ty as u64, u64::from(rights.bits()), 0])
 }
 
 fn sleep_until(deadline: u64) -> Ret {
@@ -324,19 +289,35 @@ fn sleep_until(deadline: u64) -> Ret {
     Ok([0; 3])
 }
 
-fn open(p: &Arc<Process>, path: u64, len: u64, flags: u64) -> Ret {
-    let path = user_str(path, len, 256)?;
-    let flags = u32::try_from(flags).map_err(|_| Error::EINVAL)?;
-    if flags & !OPEN_FLAGS != 0 || flags == 0 {
-        return Err(Error::EINVAL);
-    }
-    let (file, rights) = super::fs::open(&path, flags)?;
-    let mut rights = rights;
+fn notify_post(p: &Arc<Process>, h: Handle, bits: u64) -> Ret {
+    let target = table::with_caps(p, |caps| {
+        match caps.get(h, CapType::Notification, Rights::WRITE)? {
+            Object::Notification(owner) => Ok(owner.clone()),
+            _ => Err(Error::EWRONGTYPE),
+        }
+    })?;
+    let owner = target.upgrade().ok_or(Error::ESRCH)?;
+    table::notify_post(&owner, bits)?;
+    Ok([0; 3])
+}
+
+fn notify_cap(p: &Arc<Process>) -> Ret {
+    let object = Object::Notification(Arc::downgrade(p));
+    let h = table::with_caps(p, |caps| {
+        caps.insert(object, Rights::WRITE | Rights::TRANSFER)
+            .map_err(|(_, e)| e)
+    })?;
+    Ok([u64::from(h.raw()), 0, 0])
+}
+
+fn open(p: &Arc<Process>, path: UserSlice, flags: u32) -> Ret {
+    let path = user_str(path, 256)?;
+    let (file, mut rights) = super::fs::open(&path, flags)?;
     if flags & OPEN_READ == 0 {
-        rights = rights.intersection(Rights::WRITE | Rights::TRANSFER);
+        rights = rights.intersection(Rights::WRITE);
     }
     if flags & OPEN_WRITE == 0 {
-        rights = rights.intersection(Rights::READ | Rights::TRANSFER);
+        rights = rights.intersection(Rights::READ);
     }
     let h = table::with_caps(p, |caps| {
         caps.insert(Object::File(file), rights | Rights::TRANSFER)
@@ -347,18 +328,18 @@ fn open(p: &Arc<Process>, path: u64, len: u64, flags: u64) -> Ret {
 
 fn file_op<R>(
     p: &Arc<Process>,
-    h: u64,
+    h: Handle,
     need: Rights,
     f: impl FnOnce(&mut File) -> Result<R, Error>,
 ) -> Result<R, Error> {
-    let h = handle(h)?;
     table::with_caps(p, |caps| match caps.get_mut(h, CapType::File, need)? {
         Object::File(file) => f(file),
+        _ => Err(Error::EWRONGTYPE),
     })
 }
 
-fn read(p: &Arc<Process>, h: u64, buf: u64, len: u64, deadline: u64) -> Ret {
-    let range = UserSlice::new(buf, len).check(1 << 20)?;
+fn read(p: &Arc<Process>, h: Handle, buf: UserSlice, deadline: u64) -> Ret {
+    let range: UserRange = buf.check(1 << 20)?;
     if file_op(p, h, Rights::READ, |f| Ok(f.is_console()))? {
         return super::fs::read_console(range, deadline).map(|n| [n as u64, 0, 0]);
     }
@@ -368,8 +349,8 @@ fn read(p: &Arc<Process>, h: u64, buf: u64, len: u64, deadline: u64) -> Ret {
     Ok([n as u64, 0, 0])
 }
 
-fn write(p: &Arc<Process>, h: u64, buf: u64, len: u64) -> Ret {
-    let range = UserSlice::new(buf, len).check(1 << 20)?;
+fn write(p: &Arc<Process>, h: Handle, buf: UserSlice) -> Ret {
+    let range = buf.check(1 << 20)?;
     if !file_op(p, h, Rights::WRITE, |f| Ok(f.is_console()))? {
         return Err(Error::EINVAL);
     }

@@ -46,6 +46,8 @@ pub struct Process {
     inner: IrqLock<Inner>,
     /// Posted when a child exits or this process is killed (`wait` blocks on it).
     children_event: OwnedNotify,
+    /// The notification word `notify_wait` waits on and `notify_post` sets bits in.
+    events: OwnedNotify,
     /// System calls made.
     pub syscalls: AtomicU64,
     /// When it started (ns since boot).
@@ -114,6 +116,7 @@ fn new_process(pid: u32, parent: u32, name: &str) -> Result<Process, Error> {
             killed: false,
         }),
         children_event: OwnedNotify::new().map_err(|_| Error::ENOMEM)?,
+        events: OwnedNotify::new().map_err(|_| Error::ENOMEM)?,
         syscalls: AtomicU64::new(0),
         started_ns: crate::time::now_ns(),
     })
@@ -440,6 +443,37 @@ pub fn wait(caller: &Arc<Process>, want: Option<u32>, nohang: bool) -> Result<(u
         }
         let _ = sched::notify_wait(caller.children_event.id(), u64::MAX);
     }
+}
+
+/// `notify_wait`: waits until one of `mask`'s bits is set in the process's notification
+/// word (or `deadline`, `ETIMEDOUT`); returns those bits and clears them. Bits outside
+/// the mask stay set for a later wait.
+pub fn notify_wait(p: &Process, mask: u64, deadline: u64) -> Result<u64, Error> {
+    let mut kept = 0;
+    let result = loop {
+        match sched::notify_wait(p.events.id(), deadline) {
+            Ok(bits) => {
+                kept |= bits & !mask;
+                if bits & mask != 0 {
+                    break Ok(bits & mask);
+                }
+            }
+            Err(_) if sched::current_user_killed() => break Err(Error::ECANCELED),
+            Err(_) => break Err(Error::ETIMEDOUT),
+        }
+    };
+    if kept != 0 {
+        let _ = sched::notify_post(p.events.id(), kept);
+    }
+    result
+}
+
+/// `notify_post`: sets `bits` in the process's notification word (`ESRCH` once it ended).
+pub fn notify_post(p: &Process, bits: u64) -> Result<(), Error> {
+    if p.is_zombie() {
+        return Err(Error::ESRCH);
+    }
+    sched::notify_post(p.events.id(), bits).map_err(|_| Error::ESRCH)
 }
 
 /// `kill`: marks `pid` killed and wakes it from any wait; it ends with `STATUS_KILLED`

@@ -110,3 +110,53 @@ kernel_test! {
         Ok(())
     }
 }
+
+kernel_test! {
+    fn random_system_calls_from_several_processes_break_nothing() {
+        if table::initrd().is_none() {
+            skip!("no initrd on this machine");
+        }
+        let calls = crate::boot::platform()
+            .and_then(|p| p.bootargs.split_whitespace().find_map(|w| w.strip_prefix("fuzz_calls=")).and_then(|v| v.parse::<u64>().ok()))
+            .unwrap_or(25_000);
+        let before = settled();
+        let failed = run("/bin/fuzz", &["fuzz", &alloc::format!("{calls}"), "4"]).map_err(|e| alloc::format!("{e}"))?;
+        ensure_eq!(failed, 0);
+        let after = settled();
+        ensure!(table::all().len() == 1, "processes left behind: {}", table::all().len());
+        ensure_eq!(after.0, before.0);
+        Ok(())
+    }
+}
+
+kernel_test! {
+    fn pan_keeps_the_kernel_out_of_user_pages() {
+        use crate::arch::uspace::{AddressSpace, UserAccess};
+        use crate::arch::{cpu, mmu, probe, usercopy};
+        if !mmu::pan() {
+            skip!("this CPU has no PAN (cortex-a72 is ARMv8.0); scripts/test checks it with -cpu max");
+        }
+        let mut space = AddressSpace::new().ok_or("no address space")?;
+        let pa = crate::mem::frames::alloc(1).map_err(|_| "no frame")?;
+        let marker = 0x5a5a_1234_u64;
+        let page = core::ptr::with_exposed_provenance_mut::<u64>(mmu::phys_to_virt(pa));
+        // SAFETY: the frame was just allocated and is mapped in the linear map.
+        unsafe { page.write_volatile(marker) };
+        space.map(0x40_0000, pa, 4096, UserAccess::ReadWrite).map_err(|e| alloc::format!("{e:?}"))?;
+        // No preemption while this CPU runs the test space.
+        let saved = cpu::save_and_mask_irqs();
+        cpu::set_ttbr0(space.ttbr0());
+        let direct = probe::try_load_u64(0x40_0000);
+        let mut buf = [0u8; 8];
+        let copied = usercopy::copy_from_user(&mut buf, 0x40_0000);
+        cpu::set_ttbr0(mmu::empty_ttbr0());
+        cpu::restore_daif(saved);
+        drop(space);
+        crate::mem::frames::free(pa, 1);
+        let fault = direct.err().ok_or("a privileged load read a user page under PAN")?;
+        ensure_eq!(fault.esr & 0x3c, 0xc); // permission fault
+        ensure!(copied.is_ok(), "the user-copy accessor failed under PAN");
+        ensure_eq!(u64::from_le_bytes(buf), marker);
+        Ok(())
+    }
+}

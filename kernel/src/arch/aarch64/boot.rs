@@ -158,12 +158,15 @@ drop_to_el1:
     eret
 5:  ret
 
-// Vectors, FP/SIMD access for EL0, IRQs stay masked until the GIC is up.
+// Vectors, FP/SIMD access for EL0, the virtual counter readable at EL0 (so user code
+// can time itself without a system call), IRQs stay masked until the GIC is up.
 common_el1_setup:
     ldr     x1, =exception_vectors
     msr     vbar_el1, x1
     mov     x1, #(3 << 20)          // CPACR_EL1.FPEN: no FP traps
     msr     cpacr_el1, x1
+    mov     x1, #(1 << 1)           // CNTKCTL_EL1.EL0VCTEN: CNTVCT_EL0 and CNTFRQ_EL0 at EL0
+    msr     cntkctl_el1, x1
     isb
     ret
 

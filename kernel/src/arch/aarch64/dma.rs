@@ -49,7 +49,20 @@ impl DmaBuffer for FrameBuffer {
 impl Drop for FrameBuffer {
     fn drop(&mut self) {
         frames::free(self.paddr, self.frames);
+        LIVE.0.fetch_sub(1, Ordering::Relaxed);
+        LIVE.1.fetch_sub(self.len, Ordering::Relaxed);
     }
+}
+
+/// Buffers handed out and not yet freed (quarantined ones included): (count, bytes).
+static LIVE: (AtomicUsize, AtomicUsize) = (AtomicUsize::new(0), AtomicUsize::new(0));
+
+/// DMA buffers alive now: (count, bytes), quarantined ones included.
+pub fn live() -> (usize, usize) {
+    (
+        LIVE.0.load(Ordering::Relaxed),
+        LIVE.1.load(Ordering::Relaxed),
+    )
 }
 
 /// The kernel's DMA HAL (one instance: [`HAL`]).
@@ -69,6 +82,12 @@ impl KernelDma {
     pub fn quarantined(&self) -> usize {
         self.quarantined.load(Ordering::Relaxed)
     }
+
+    /// The quarantined buffers: (physical address, bytes). Beyond the table's 64 slots a
+    /// buffer is leaked rather than freed and only counted in `quarantined`.
+    pub fn quarantined_regions(&self) -> heapless::Vec<(usize, usize), 64> {
+        self.held.lock().iter().map(|b| (b.paddr, b.len)).collect()
+    }
 }
 
 impl DmaHal for KernelDma {
@@ -85,6 +104,8 @@ impl DmaHal for KernelDma {
             len,
             frames: count,
         };
+        LIVE.0.fetch_add(1, Ordering::Relaxed);
+        LIVE.1.fetch_add(len, Ordering::Relaxed);
         let last = (paddr + count * FRAME - 1) as u64;
         if last > mask || paddr % align != 0 {
             return Err(Error::ERANGE); // `buf` drops: frames go back

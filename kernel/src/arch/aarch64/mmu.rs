@@ -229,12 +229,20 @@ pub fn enable(ranges: &[(usize, usize, Kind)]) -> Result<(), MapFailed> {
     unsafe { replace_ttbr1(ttbr1, offset as u64) };
     map.mark_active();
     let empty = empty_ttbr0();
+    let sctlr = if pan_supported() {
+        PAN.store(true, Ordering::Relaxed);
+        SCTLR & !SCTLR_SPAN
+    } else {
+        SCTLR
+    };
     // SAFETY: an empty TTBR0 table unmaps the lower half, which nothing uses from here on
-    // (the kernel runs from TTBR1); the SCTLR write only adds WXN to what is already on.
+    // (the kernel runs from TTBR1); the SCTLR write only adds WXN (and, with PAN, clears
+    // SPAN) to what is already on.
     unsafe {
         asm!("msr ttbr0_el1, {0}", "isb", "tlbi vmalle1", "dsb nsh", "isb",
-             "msr sctlr_el1, {1}", "isb", in(reg) empty, in(reg) SCTLR, options(nostack));
+             "msr sctlr_el1, {1}", "isb", in(reg) empty, in(reg) sctlr, options(nostack));
     }
+    set_pan();
     let tcr: u64;
     // SAFETY: reads a system register.
     unsafe { asm!("mrs {0}, tcr_el1", out(reg) tcr, options(nomem, nostack)) };
@@ -243,10 +251,42 @@ pub fn enable(ranges: &[(usize, usize, Kind)]) -> Result<(), MapFailed> {
         ttbr1,
         tcr,
         mair: MAIR.0,
-        sctlr: SCTLR,
+        sctlr,
     });
     *MAP.lock() = Some(Map(map));
     Ok(())
+}
+
+/// SCTLR_EL1.SPAN: when clear, taking an exception to EL1 sets PSTATE.PAN.
+const SCTLR_SPAN: u64 = 1 << 23;
+/// PSTATE.PAN's position in SPSR and in the PAN register.
+pub const PSTATE_PAN: u64 = 1 << 22;
+/// Whether Privileged Access Never is on (the CPU has it: ARMv8.1).
+static PAN: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// Whether this CPU implements PAN (ID_AA64MMFR1_EL1.PAN, bits 23:20).
+fn pan_supported() -> bool {
+    let mmfr1: u64;
+    // SAFETY: reads an ID register.
+    unsafe { asm!("mrs {0}, id_aa64mmfr1_el1", out(reg) mmfr1, options(nomem, nostack)) };
+    (mmfr1 >> 20) & 0xf != 0
+}
+
+/// Whether PAN is on: the kernel cannot touch user pages except through the
+/// unprivileged user-copy accessors.
+pub fn pan() -> bool {
+    PAN.load(Ordering::Relaxed)
+}
+
+/// Sets PSTATE.PAN on this CPU if PAN is on (every later exception entry sets it again,
+/// as SCTLR_EL1.SPAN is clear).
+pub fn set_pan() {
+    if pan() {
+        // SAFETY: writes the PAN register (S3_0_C4_C2_3, ARMv8.1): privileged loads and
+        // stores to EL0-accessible pages fault from now on; the kernel reaches user memory
+        // only with LDTR/STTR (`usercopy`), which PAN does not affect.
+        unsafe { asm!("msr s3_0_c4_c2_3, {0}", "isb", in(reg) PSTATE_PAN, options(nostack)) };
+    }
 }
 
 /// Maps physical `[start, end)` into the linear map with `kind`; returns its virtual

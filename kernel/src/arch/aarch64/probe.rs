@@ -34,8 +34,16 @@ probe_load_insn:
 "#
 );
 
+/// What `probe_load_u64` returns in x0 and x1.
+#[repr(C)]
+struct Loaded {
+    faulted: u64,
+    value: u64,
+}
+
 unsafe extern "C" {
     fn probe_store_u64(addr: usize, value: u64) -> u64;
+    fn probe_load_u64(addr: usize) -> Loaded;
     static probe_store_insn: u8;
     static probe_load_insn: u8;
     static probe_resume: u8;
@@ -61,6 +69,16 @@ pub fn try_store_u64(addr: usize, value: u64) -> Result<(), ProbeFault> {
     // memory whose permissions they are testing and whose content is not relied upon.
     let faulted = unsafe { probe_store_u64(addr, value) };
     result(faulted)
+}
+
+/// Loads the 8 bytes at `addr` with a privileged load; returns the fault instead of dying
+/// if it aborts (tests aim it at memory whose permissions they check, e.g. user pages
+/// under PAN).
+pub fn try_load_u64(addr: usize) -> Result<u64, ProbeFault> {
+    // SAFETY: the callee performs one load that either succeeds or faults into the sync
+    // handler, which resumes through `probe_resume` with x0 = 1.
+    let r = unsafe { probe_load_u64(addr) };
+    result(r.faulted).map(|()| r.value)
 }
 
 fn result(faulted: u64) -> Result<(), ProbeFault> {

@@ -79,6 +79,7 @@ extern "C" fn secondary_main(record: *const StartRecord) -> ! {
     // only read.
     let index = unsafe { (*record).cpu_index } as usize;
     cpu::set_ttbr0(mmu::empty_ttbr0());
+    mmu::set_pan();
     crate::irq::init_secondary();
     crate::sched::join_cpu(index);
     ONLINE.fetch_add(1, Ordering::AcqRel);

@@ -178,8 +178,14 @@ pub fn initial_frame(stack: &KernelStack, entry: usize) -> usize {
         stack,
         TrapFrame {
             elr: entry as u64,
-            // EL1h with Debug and SError masked, IRQ and FIQ unmasked.
-            spsr: 0x305,
+            // EL1h with Debug and SError masked, IRQ and FIQ unmasked; PAN on if the CPU
+            // has it (an exception return restores PSTATE from here).
+            spsr: 0x305
+                | if super::mmu::pan() {
+                    super::mmu::PSTATE_PAN
+                } else {
+                    0
+                },
             ..TrapFrame::default()
         },
     )

@@ -5,7 +5,7 @@
 //! page), `write-text` (stores into its own code), `unmapped` (touches memory after
 //! `mem_unmap`), `fpu N` (floating point with yields, exit 0 if the result is exact),
 //! `grant` (reads the file it was granted, exits with its first byte), `orphan`
-//! (spawns a sleeping grandchild, prints its pid, exits).
+//! (spawns a sleeping grandchild and exits with its pid), `pingpong N`.
 #![no_std]
 #![no_main]
 
@@ -70,18 +70,41 @@ fn main(s: &Startup) -> i32 {
                 _ => 201,
             }
         }
+        "pingpong" => pingpong(s),
         "orphan" => match process::spawn("/bin/child", &["child", "sleep", "300"], &[]) {
-            Ok(pid) => {
-                println!("grandchild {pid}");
-                0
-            }
-            Err(_) => 1,
+            Ok(pid) => pid as i32,
+            Err(_) => -1,
         },
         other => {
             println!("child: unknown mode '{other}'");
             100
         }
     }
+}
+
+/// `pingpong N`: the first grant is the parent's notification word. Hands the parent a
+/// capability for this process's word (its handle there, posted as the bits), then N
+/// times: wait for bit 1, post bit 2 back.
+fn pingpong(s: &Startup) -> i32 {
+    let Some(parent) = s.grants().next().map(|g| g.handle) else {
+        return 200;
+    };
+    let rounds = s.arg(2).and_then(|a| a.parse::<u32>().ok()).unwrap_or(0);
+    let Ok(mine) = time::notify_cap() else {
+        return 201;
+    };
+    let Ok(there) = capstan_rt::cap::grant_copy(s.parent(), mine, abi::Rights::WRITE) else {
+        return 202;
+    };
+    if time::notify_post(parent, u64::from(there.raw())).is_err() {
+        return 203;
+    }
+    for _ in 0..rounds {
+        if time::notify_wait(1, time::FOREVER) != Ok(1) || time::notify_post(parent, 2).is_err() {
+            return 204;
+        }
+    }
+    0
 }
 
 fn recurse(n: u64) -> u64 {

@@ -46,9 +46,13 @@ const TESTS: &[Test] = &[
     ("files_from_the_initrd_read_whole", initrd_file),
     ("open_refuses_missing_and_writable", open_errors),
     ("procfs_counts_this_process", procfs_self),
+    ("procfs_files_have_their_records", procfs_files),
     ("bad_pointers_are_efault", bad_pointers),
     ("unknown_syscalls_are_enosys", unknown_syscall),
     ("fp_state_survives_switches", fp_state),
+    ("notify_wait_returns_only_masked_bits", notify_mask),
+    ("notify_wait_times_out_and_polls", notify_timeout),
+    ("notifications_ping_pong_between_processes", notify_pingpong),
 ];
 
 fn run_child(args: &[&str]) -> Result<i32, Failure> {
@@ -145,13 +149,20 @@ fn spawn_enoexec() -> Outcome {
 }
 
 fn orphans() -> Outcome {
-    let me = process::getpid();
-    check_eq!(run_child(&["child", "orphan"])?, 0);
-    // The grandchild now belongs to init (or the kernel): not to us.
-    check_eq!(process::wait_any().err(), Some(Error::ECHILD));
-    let stat = fs::read_file("/proc/stat")?;
-    check!(!stat.is_empty());
-    let _ = me;
+    let grandchild = run_child(&["child", "orphan"])?;
+    check!(grandchild > 0, "the child could not spawn");
+    // Its parent is gone: it now belongs to init (pid 1, if alive) or the kernel (0).
+    let status = fs::read_file(&alloc::format!("/proc/{grandchild}/status"))?;
+    let text = core::str::from_utf8(&status).unwrap_or("");
+    let init_alive = fs::read_file("/proc/1/status")
+        .is_ok_and(|s| core::str::from_utf8(&s).is_ok_and(|t| t.contains("state running")));
+    let heir = if init_alive { 1 } else { 0 };
+    check!(text.contains(&alloc::format!("parent {heir}\n")), "{text}");
+    if process::getpid() == 1 {
+        check_eq!(process::wait(grandchild as u32)?.status, 0); // ours to reap now
+    } else {
+        check_eq!(process::wait(grandchild as u32).err(), Some(Error::ECHILD));
+    }
     Ok(())
 }
 
@@ -434,5 +445,119 @@ fn fp_state() -> Outcome {
         again = again * 1.25 - f64::from(i) / 7.0;
     }
     check_eq!(acc.to_bits(), again.to_bits());
+    Ok(())
+}
+
+fn notify_mask() -> Outcome {
+    let me = time::notify_cap()?;
+    check_eq!(cap::info(me)?.cap_type, Ok(CapType::Notification));
+    time::notify_post(me, 0b1010)?;
+    check_eq!(time::notify_wait(0b0010, time::FOREVER)?, 0b0010);
+    // Bit 3 was kept for a later wait.
+    check_eq!(time::notify_wait(0b1000, 0)?, 0b1000);
+    check_eq!(time::notify_wait(u64::MAX, 0).err(), Some(Error::ETIMEDOUT));
+    check_eq!(
+        sys::call2(Sysnum::NotifyWait, 0, 0).err(),
+        Some(Error::EINVAL)
+    );
+    check_eq!(time::notify_post(me, 0).err(), Some(Error::EINVAL));
+    cap::drop(me)?;
+    check_eq!(time::notify_post(me, 1).err(), Some(Error::EBADH));
+    Ok(())
+}
+
+fn notify_timeout() -> Outcome {
+    let t0 = time::now();
+    check_eq!(
+        time::notify_wait(1 << 40, t0 + 20_000_000).err(),
+        Some(Error::ETIMEDOUT)
+    );
+    check!(time::now() >= t0 + 20_000_000, "woke early");
+    Ok(())
+}
+
+/// The child gets our word's capability, hands us its own, then answers 100 pings.
+pub fn start_pingpong(rounds: u32) -> Result<(u32, Handle), Failure> {
+    let mine = time::notify_cap()?;
+    let spec = GrantSpec {
+        handle: mine.raw(),
+        rights: (Rights::WRITE | Rights::TRANSFER).bits(),
+        mode: GRANT_COPY,
+    };
+    let pid = process::spawn(
+        "/bin/child",
+        &["child", "pingpong", &alloc::format!("{rounds}")],
+        &[spec],
+    )?;
+    let bits = time::notify_wait(u64::MAX, time::now() + 5_000_000_000)?;
+    cap::drop(mine)?;
+    Ok((pid, Handle(bits as u32)))
+}
+
+fn notify_pingpong() -> Outcome {
+    let (pid, child) = start_pingpong(100)?;
+    check_eq!(cap::info(child)?.cap_type, Ok(CapType::Notification));
+    for round in 0..100 {
+        time::notify_post(child, 1)?;
+        let got = time::notify_wait(2, time::now() + 5_000_000_000)?;
+        check!(got == 2, "round {round}: {got}");
+    }
+    check_eq!(process::wait(pid)?.status, 0);
+    check_eq!(time::notify_post(child, 1).err(), Some(Error::ESRCH));
+    Ok(())
+}
+
+fn text(path: &str) -> Result<alloc::string::String, Failure> {
+    let bytes = fs::read_file(path)?;
+    alloc::string::String::from_utf8(bytes)
+        .map_err(|_| Failure::Failed(alloc::format!("{path} is not text")))
+}
+
+fn procfs_files() -> Outcome {
+    let list = text("/proc")?;
+    for name in ["stat", "interrupts", "meminfo", "dma"] {
+        check!(list.lines().any(|l| l == name), "/proc lacks {name}");
+    }
+    let me = process::getpid();
+    check!(
+        list.contains(&alloc::format!("{me}/caps")),
+        "/proc does not list this process"
+    );
+    let irqs = text("/proc/interrupts")?;
+    let header = irqs.lines().next().unwrap_or("");
+    check!(
+        header.contains("INTID") && header.contains("CPU0"),
+        "{header}"
+    );
+    check!(
+        irqs.lines()
+            .any(|l| l.contains("PPI") && l.contains("(timer)")),
+        "no timer row:\n{irqs}"
+    );
+    let caps = text(&alloc::format!("/proc/{me}/caps"))?;
+    check!(
+        caps.lines().filter(|l| l.contains("File")).count() >= 2,
+        "{caps}"
+    );
+    check!(
+        caps.contains("read,transfer") || caps.contains("transfer,read"),
+        "{caps}"
+    );
+    let mem = text("/proc/meminfo")?;
+    check!(mem.lines().any(|l| l.starts_with("frames_free ")), "{mem}");
+    let stat = text("/proc/stat")?;
+    check!(
+        stat.lines().any(|l| l.starts_with("cpu0 busy_ns ")),
+        "{stat}"
+    );
+    check!(
+        stat.lines()
+            .any(|l| l.starts_with("syscall_errors_by_errno ")),
+        "{stat}"
+    );
+    let dma = text("/proc/dma")?;
+    check!(dma.starts_with("kernel_buffers "), "{dma}");
+    check_eq!(File::open("/proc/99999/status").err(), Some(Error::ENOENT));
+    check_eq!(File::open("/proc/nope").err(), Some(Error::ENOENT));
     Ok(())
 }
