@@ -159,8 +159,8 @@ fn net() {
     };
     let mode = match s.mode {
         Some(crate::net::stack::RxMode::Interrupt) => String::from("receive by interrupt"),
-        Some(crate::net::stack::RxMode::Poll { hz }) => {
-            alloc::format!("receive polled {hz} times a second")
+        Some(m @ crate::net::stack::RxMode::Poll { .. }) => {
+            alloc::format!("receive polled {} times a second", m.poll_hz().unwrap_or(0))
         }
         None => String::from("not started"),
     };
@@ -185,18 +185,34 @@ fn net() {
             if n.link_up { "up" } else { "down" },
             n.config_events
         );
+        crate::println!("offloads: {}", n.offloads);
     }
     crate::println!(
-        "rx interrupts {}, smoltcp queue drops {}, udp echoed {}",
+        "rx interrupts {}, udp echoed {}, datagrams reassembled {}",
         s.rx_interrupts,
-        s.rx_dropped,
-        s.echoed
+        s.echoed,
+        s.reassembled
     );
-    crate::print!("ingress drops {}:", s.ingress.total());
-    for why in crate::net::ingress::Malformed::ALL {
-        crate::print!(" {} {}", why.name(), s.ingress.get(why));
+    crate::print!("gate drops {}:", s.ingress.total());
+    for why in crate::net::ingress::Dropped::ALL {
+        let n = s.ingress.get(why);
+        if n > 0 {
+            crate::print!(" {} {n}", why.name());
+        }
     }
     crate::println!();
+    let (datagrams, bytes, held) = s.gate_held;
+    crate::println!("reassembling {datagrams} datagrams ({bytes} bytes), holding {held} for ARP");
+    let n = s.neigh;
+    crate::println!(
+        "arp: asked {} held {} released {} expired {} probes-answered {} defended {}",
+        n.asked,
+        n.held,
+        n.released,
+        n.expired,
+        n.probes_answered,
+        n.defended
+    );
     crate::println!(
         "udp discarded {}, flood ends {}, device resets {}",
         s.discarded,
@@ -206,13 +222,17 @@ fn net() {
     for (name, q) in [("rx", s.rx), ("tx", s.tx)] {
         if let Some(q) = q {
             crate::println!(
-                "{name}: packets {} bytes {} budget-exhausted {} rearm-races {} bad-descriptors {} malformed {} refill-failures {} full {}",
+                "{name}: packets {} bytes {} merged {} gso {} csum-offloaded {} budget-exhausted {} rearm-races {} bad-descriptors {} malformed {} multi-buffer-dropped {} refill-failures {} full {}",
                 q.packets,
                 q.bytes,
+                q.merged,
+                q.gso,
+                q.csum_offloaded,
                 q.budget_exhausted,
                 q.rearm_races,
                 q.bad_descriptors,
                 q.malformed,
+                q.multi_buffer_dropped,
                 q.refill_failures,
                 q.full
             );
@@ -221,7 +241,9 @@ fn net() {
 }
 
 /// Guest-side network figures for `scripts/bench net`: DNS query latency to the
-/// gateway's server and HTTP download throughput (lab names; see docs/netlab.md).
+/// gateway's server, HTTP download throughput with and without the SHA-256 check (and
+/// the CPU time and RX interrupts each took), and the raw SHA-256 speed (lab names; see
+/// docs/netlab.md).
 fn netbench() {
     use smoltcp::wire::Ipv4Address;
     let gw = Ipv4Address::new(192, 0, 2, 1);
@@ -229,6 +251,18 @@ fn netbench() {
         crate::println!("netbench: no address");
         return;
     }
+    netbench_dns(gw);
+    use crate::net::fetch::Check;
+    for path in ["/1m.bin", "/16m.bin"] {
+        for (name, check) in [("sha256", Check::Sha256), ("none", Check::LengthOnly)] {
+            netbench_http(gw, path, name, check);
+        }
+    }
+    netbench_sha();
+    crate::println!("netbench done");
+}
+
+fn netbench_dns(gw: smoltcp::wire::Ipv4Address) {
     let mut samples = alloc::vec::Vec::new();
     let mut errors = 0;
     for _ in 0..1000 {
@@ -251,34 +285,67 @@ fn netbench() {
         pct(50) / 1000,
         pct(99) / 1000
     );
-    for path in ["/1m.bin", "/16m.bin"] {
-        let t0 = time::now_ns();
-        let url = alloc::format!("http://lab.capstan.test{path}");
-        match crate::net::fetch::get(&url, gw) {
-            Ok(f) => {
-                let ns = time::now_ns() - t0;
-                crate::println!(
-                    "netbench http path={path} bytes={} ms={}",
-                    f.len,
-                    ns / 1_000_000
-                );
-            }
-            Err(e) => crate::println!("netbench http path={path} error={e}"),
+}
+
+/// One download: wall time, the CPU time it took on all CPUs together (`busy_ms`: time
+/// their schedulers ran anything but idle), and RX interrupts.
+fn netbench_http(
+    gw: smoltcp::wire::Ipv4Address,
+    path: &str,
+    name: &str,
+    check: crate::net::fetch::Check,
+) {
+    let url = alloc::format!("http://lab.capstan.test{path}");
+    let irqs = || crate::net::stack::rx_irq().map_or(0, |(_, n)| n);
+    let busy_ns = || {
+        crate::sched::cpu_times()
+            .iter()
+            .map(|&(b, _)| b)
+            .sum::<u64>()
+    };
+    let (t0, busy0, irq0) = (time::now_ns(), busy_ns(), irqs());
+    match crate::net::fetch::get_with(&url, gw, check) {
+        Ok(f) => {
+            let ns = time::now_ns() - t0;
+            let busy = busy_ns() - busy0;
+            crate::println!(
+                "netbench http path={path} check={name} bytes={} ms={} busy_ms={} irqs={}",
+                f.len,
+                ns / 1_000_000,
+                busy / 1_000_000,
+                irqs() - irq0
+            );
         }
+        Err(e) => crate::println!("netbench http path={path} check={name} error={e}"),
     }
-    // How much of a download's time is the SHA-256 it streams through (software, no SIMD
-    // in the kernel): hash 4 MiB in place.
+}
+
+/// SHA-256 over 4 MiB in memory, with the CPU's instructions (if any) and in software.
+fn netbench_sha() {
+    use crate::net::http::BodyDigest;
+    use crate::net::http::digest::soft_blocks;
     let block = alloc::vec![0x5au8; 4 << 20];
-    let t0 = time::now_ns();
-    let digest = crate::net::http::Sha256Digest::of(&block);
-    let ns = (time::now_ns() - t0).max(1);
-    crate::println!(
-        "netbench sha256 bytes={} ms={} first={:02x}",
-        block.len(),
-        ns / 1_000_000,
-        digest.0[0]
-    );
-    crate::println!("netbench done");
+    let cpu = crate::arch::sha256::available();
+    let impls: [(&str, crate::net::http::BlockFn); 2] = [
+        (
+            if cpu { "cpu" } else { "soft-again" },
+            crate::net::fetch::sha256_blocks(),
+        ),
+        ("soft", soft_blocks),
+    ];
+    for (name, blocks) in impls {
+        let t0 = time::now_ns();
+        let mut d = BodyDigest::with_blocks(blocks);
+        d.update(&block);
+        let (_, digest) = d.finish();
+        let ns = (time::now_ns() - t0).max(1);
+        crate::println!(
+            "netbench sha256 impl={name} bytes={} ms={} first={:02x}",
+            block.len(),
+            ns / 1_000_000,
+            digest.0[0]
+        );
+    }
 }
 
 fn irqs() {

@@ -15,6 +15,8 @@ drop1.host.odd.test, so that host and guest tests never share a name):
                      one, A 192.0.2.1
   loop.odd.test      one answer whose owner name is a compression pointer to itself
   short.odd.test     one A answer with 3 bytes of RDATA
+  big.odd.test       150 A records 198.51.100.1-150 (about 2.4 KB: over UDP the reply
+                     leaves in IPv4 fragments, so the client must reassemble it)
   other *.odd.test   NXDOMAIN;  any other name: REFUSED
 
 Every query is logged to stdout: "id=... name=... type=... seen=K -> what".
@@ -101,6 +103,9 @@ def respond(msg):
         self_ptr = 12 + len(question)
         return [message(qid, rd, question, [a_record(struct.pack(">H", 0xC000 | self_ptr), "192.0.2.1")])], \
             "owner pointer loop"
+    if first == "big":
+        answers = [a_record(PTR_QNAME, "198.51.100.%d" % i) for i in range(1, 151)]
+        return [message(qid, rd, question, answers)], "150 A records"
     if first == "short":
         return [message(qid, rd, question, [a_record(PTR_QNAME, "", b"\xc0\x00\x02")])], "A with 3-byte RDATA"
     return [message(qid, rd | 3, question)], "NXDOMAIN"

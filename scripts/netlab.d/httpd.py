@@ -7,11 +7,15 @@
   GET /badchunk   200 chunked whose first chunk-size is not hex ("zz"), then closes
   GET /truncated  200 with Content-Length: 1000 but only 100 body bytes, then closes
   GET /small.txt  200 with Content-Length (a sanity baseline on this port)
+  GET /gzip       200, small.txt gzip-compressed, Content-Encoding: gzip (whatever the
+                  request's Accept-Encoding says: a server that ignores it)
+  GET /excess     200 with Content-Length: 100, then 4096 bytes (i % 256), then closes
   anything else   404
 
 Bounded: every connection has a 10 s socket timeout and one request per connection.
 usage: httpd.py ADDR PORT WWWDIR
 """
+import gzip
 import os
 import socket
 import socketserver
@@ -70,6 +74,13 @@ class Handler(socketserver.BaseRequestHandler):
                     b"zz\r\nnot a chunk\r\n")
         if path == "/truncated":
             return (b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\nConnection: close\r\n\r\n" + b"t" * 100)
+        if path == "/gzip":
+            body = gzip.compress(read_file("small.txt"), mtime=0)
+            return (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Encoding: gzip\r\n"
+                    b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body))
+        if path == "/excess":
+            return (b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\nConnection: close\r\n\r\n"
+                    + bytes(i % 256 for i in range(4096)))
         if path == "/small.txt":
             body = read_file("small.txt")
             return (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n"

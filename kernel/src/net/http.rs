@@ -12,14 +12,9 @@
 //! A request goes: `Url::parse` → `Request::get` → send → `ResponseParser::feed`
 //! per segment → `ResponseParser::finish` at EOF → `RedirectPolicy::next` on the
 //! head, repeating with the returned URL.
-#![allow(
-    dead_code,
-    unused_imports,
-    reason = "the API for the smoltcp glue, which is the next step; drop this then"
-)]
 
 mod body;
-mod digest;
+pub mod digest;
 mod head;
 mod parser;
 mod url;
@@ -27,9 +22,7 @@ mod url;
 use alloc::vec::Vec;
 use core::fmt;
 
-pub use body::Framing;
-pub use digest::{BodyDigest, Sha256Digest};
-pub use head::{Head, Version};
+pub use digest::{BlockFn, BodyDigest, Sha256Digest};
 pub use parser::{Progress, ResponseParser};
 pub use url::{RedirectPolicy, Url};
 
@@ -56,14 +49,14 @@ pub enum HttpError {
     AmbiguousFraming,
     /// A transfer coding other than `chunked` (e.g. gzip), which we cannot decode.
     UnsupportedTransferEncoding,
+    /// A content coding other than `identity` (we ask for `identity` and do not decode).
+    UnsupportedContentEncoding(ContentCoding),
     /// A chunk-size line or the CRLF after chunk data is malformed.
     BadChunk,
     /// A chunk size that does not fit in 64 bits.
     ChunkTooLarge,
     /// The connection closed before the body announced by the framing was complete.
     TruncatedBody,
-    /// Bytes arrived after the body was complete.
-    ExcessData,
     /// A redirect status without a `Location` header.
     MissingLocation,
     /// More redirects than the policy allows.
@@ -87,10 +80,14 @@ impl fmt::Display for HttpError {
             Self::UnsupportedTransferEncoding => {
                 f.write_str("unsupported Transfer-Encoding (only chunked)")
             }
+            Self::UnsupportedContentEncoding(c) => write!(
+                f,
+                "unsupported Content-Encoding: {} (the request asked for identity)",
+                c.name()
+            ),
             Self::BadChunk => f.write_str("malformed chunked encoding"),
             Self::ChunkTooLarge => f.write_str("chunk size overflows 64 bits"),
             Self::TruncatedBody => f.write_str("truncated body: connection closed early"),
-            Self::ExcessData => f.write_str("unexpected data after the end of the body"),
             Self::MissingLocation => f.write_str("redirect without a Location header"),
             Self::TooManyRedirects => f.write_str("too many redirects"),
         }
@@ -99,12 +96,62 @@ impl fmt::Display for HttpError {
 
 impl core::error::Error for HttpError {}
 
+/// A content coding (RFC 9110 §8.4.1), named in `UnsupportedContentEncoding`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ContentCoding {
+    /// `gzip` or `x-gzip`.
+    Gzip,
+    /// `deflate`.
+    Deflate,
+    /// `compress` or `x-compress`.
+    Compress,
+    /// `br`.
+    Brotli,
+    /// `zstd`.
+    Zstd,
+    /// Anything else.
+    Other,
+}
+
+impl ContentCoding {
+    /// The coding a field value names (case-insensitive).
+    pub fn of(name: &[u8]) -> Self {
+        let is = |s: &str| name.eq_ignore_ascii_case(s.as_bytes());
+        if is("gzip") || is("x-gzip") {
+            Self::Gzip
+        } else if is("deflate") {
+            Self::Deflate
+        } else if is("compress") || is("x-compress") {
+            Self::Compress
+        } else if is("br") {
+            Self::Brotli
+        } else if is("zstd") {
+            Self::Zstd
+        } else {
+            Self::Other
+        }
+    }
+
+    /// Its registered name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Gzip => "gzip",
+            Self::Deflate => "deflate",
+            Self::Compress => "compress",
+            Self::Brotli => "br",
+            Self::Zstd => "zstd",
+            Self::Other => "an unknown coding",
+        }
+    }
+}
+
 /// Request formatting (RFC 9112 §3); the only method the kernel needs is GET.
 pub struct Request;
 
 impl Request {
     /// The complete bytes of a `GET` for `url`, asking the server to close the
-    /// connection after the response so an unframed body ends at EOF.
+    /// connection after the response so an unframed body ends at EOF, and for the body
+    /// as it is (`Accept-Encoding: identity`: we do not decode content codings).
     pub fn get(url: &Url) -> Vec<u8> {
         let mut out = Vec::with_capacity(96 + url.host().len() + url.target().len());
         out.extend_from_slice(b"GET ");
@@ -112,7 +159,8 @@ impl Request {
         out.extend_from_slice(b" HTTP/1.1\r\nHost: ");
         out.extend_from_slice(url.authority().as_bytes());
         out.extend_from_slice(
-            b"\r\nUser-Agent: capstan\r\nConnection: close\r\nAccept: */*\r\n\r\n",
+            b"\r\nUser-Agent: capstan\r\nConnection: close\r\nAccept: */*\r\n\
+              Accept-Encoding: identity\r\n\r\n",
         );
         out
     }
@@ -129,7 +177,7 @@ mod tests {
         assert_eq!(
             Request::get(&url),
             b"GET /a/b?x=1 HTTP/1.1\r\nHost: example.com\r\nUser-Agent: capstan\r\n\
-              Connection: close\r\nAccept: */*\r\n\r\n"
+              Connection: close\r\nAccept: */*\r\nAccept-Encoding: identity\r\n\r\n"
         );
     }
 
@@ -153,5 +201,11 @@ mod tests {
             "bad URL: bad port"
         );
         assert!(HttpError::UnsupportedScheme.to_string().contains("http://"));
+        assert_eq!(
+            HttpError::UnsupportedContentEncoding(ContentCoding::of(b"X-GZip")).to_string(),
+            "unsupported Content-Encoding: gzip (the request asked for identity)"
+        );
+        assert_eq!(ContentCoding::of(b"br"), ContentCoding::Brotli);
+        assert_eq!(ContentCoding::of(b"sdch"), ContentCoding::Other);
     }
 }

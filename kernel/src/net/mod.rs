@@ -4,8 +4,12 @@
 pub mod dns;
 #[cfg(target_os = "none")]
 pub mod fetch;
+pub mod gate;
 pub mod http;
 pub mod ingress;
+pub mod mode;
+pub mod neigh;
+pub mod reasm;
 #[cfg(target_os = "none")]
 pub mod resolve;
 #[cfg(target_os = "none")]

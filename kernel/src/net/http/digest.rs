@@ -2,9 +2,12 @@
 //!
 //! The network lab serves fixed 1 MiB and 16 MiB files whose SHA-256 the test
 //! knows; hashing each body piece as the parser hands it over proves the bytes
-//! arrived intact while the kernel holds only one TCP segment at a time. The hash
-//! itself is RustCrypto's `sha2` 0.10 in its portable form (0.11 enables NEON in
-//! its aarch64 backend, which is unsound on the soft-float target).
+//! arrived intact while the kernel holds only one TCP segment at a time. The hash is
+//! RustCrypto's `sha2` 0.10: `Sha256` for one-shot digests, and its block function
+//! (`compress256`) behind [`BodyDigest`], which buffers and pads itself so the block
+//! function can be swapped for a faster one — the kernel passes one that uses the
+//! CPU's SHA-256 instructions (`arch::aarch64::sha256`) when the CPU has them. This
+//! module stays free of kernel dependencies (it moves to a user-space library later).
 
 use core::fmt;
 
@@ -42,38 +45,88 @@ impl fmt::Display for Sha256Digest {
     }
 }
 
+/// A SHA-256 block function: hashes whole 64-byte blocks (`blocks.len()` a multiple
+/// of 64) into the eight state words.
+pub type BlockFn = fn(&mut [u32; 8], &[u8]);
+
+/// `sha2`'s portable block function.
+pub fn soft_blocks(state: &mut [u32; 8], blocks: &[u8]) {
+    let (whole, _) = blocks.as_chunks::<64>();
+    for b in whole {
+        sha2::compress256(state, core::slice::from_ref(b.into()));
+    }
+}
+
+/// FIPS 180-4 §5.3.3: the initial hash value.
+const H0: [u32; 8] = [
+    0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
+];
+
 /// Byte count and SHA-256 of a body, updated piece by piece from the parser's sink.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct BodyDigest {
     len: u64,
-    sha: Sha256,
+    state: [u32; 8],
+    buf: [u8; 64],
+    blocks: BlockFn,
+}
+
+impl Default for BodyDigest {
+    fn default() -> Self {
+        Self::with_blocks(soft_blocks)
+    }
 }
 
 impl BodyDigest {
-    /// An empty digest.
+    /// An empty digest over `sha2`'s block function.
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// An empty digest over the block function `blocks`.
+    pub fn with_blocks(blocks: BlockFn) -> Self {
+        BodyDigest {
+            len: 0,
+            state: H0,
+            buf: [0; 64],
+            blocks,
+        }
+    }
+
     /// Adds the next piece of the body.
-    pub fn update(&mut self, piece: &[u8]) {
+    pub fn update(&mut self, mut piece: &[u8]) {
+        let held = (self.len % 64) as usize;
         self.len += piece.len() as u64;
-        self.sha.update(piece);
+        if held > 0 {
+            let take = piece.len().min(64 - held);
+            self.buf[held..held + take].copy_from_slice(&piece[..take]);
+            piece = &piece[take..];
+            if held + take < 64 {
+                return;
+            }
+            (self.blocks)(&mut self.state, &self.buf);
+        }
+        let whole = piece.len() / 64 * 64;
+        (self.blocks)(&mut self.state, &piece[..whole]);
+        self.buf[..piece.len() - whole].copy_from_slice(&piece[whole..]);
     }
 
-    /// Bytes seen so far.
-    pub fn len(&self) -> u64 {
-        self.len
-    }
-
-    /// Whether no bytes were seen.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// Total length and SHA-256 of everything passed to `update`.
-    pub fn finish(self) -> (u64, Sha256Digest) {
-        (self.len, Sha256Digest(self.sha.finalize().into()))
+    /// Total length and SHA-256 of everything passed to `update` (FIPS 180-4 §5.1.1
+    /// padding: 0x80, zeros, the bit length).
+    pub fn finish(mut self) -> (u64, Sha256Digest) {
+        let len = self.len;
+        let held = (len % 64) as usize;
+        let mut tail = [0u8; 128];
+        tail[..held].copy_from_slice(&self.buf[..held]);
+        tail[held] = 0x80;
+        let end = if held < 56 { 64 } else { 128 };
+        tail[end - 8..end].copy_from_slice(&(len * 8).to_be_bytes());
+        (self.blocks)(&mut self.state, &tail[..end]);
+        let mut out = [0u8; 32];
+        for (o, w) in out.chunks_exact_mut(4).zip(self.state) {
+            o.copy_from_slice(&w.to_be_bytes());
+        }
+        (len, Sha256Digest(out))
     }
 }
 
@@ -117,6 +170,26 @@ mod tests {
                 "CDC76E5C9914FB9281A1C7E284D73E67F1809A48A497200E046D39CCC7112CD0"
             )
         );
+    }
+
+    #[test]
+    fn any_split_matches_sha2() {
+        let data: alloc::vec::Vec<u8> = (0..5000u32).map(|i| (i * 7 + i / 13) as u8).collect();
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        for len in (0..300).chain([4095, 4096, 4097, 5000]) {
+            let want = Sha256Digest::of(&data[..len]);
+            let mut d = BodyDigest::new();
+            let mut rest = &data[..len];
+            while !rest.is_empty() {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                let n = 1 + (seed as usize) % rest.len().min(200);
+                d.update(&rest[..n]);
+                rest = &rest[n..];
+            }
+            assert_eq!(d.finish(), (len as u64, want), "{len} bytes");
+        }
     }
 
     #[test]
