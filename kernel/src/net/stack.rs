@@ -30,10 +30,12 @@ mod phy;
 mod poll;
 mod service;
 mod session;
+mod socket;
 
 pub use super::mode::RxMode;
 pub use service::ping;
 pub use session::{TcpSession, UdpSession};
+pub use socket::{Proto, SockError, Socket, list as sockets};
 
 /// What other threads can see and ask.
 struct Shared {
@@ -71,7 +73,11 @@ struct Shared {
     echoed: u64,
     udp: Vec<session::UdpState>,
     tcp: Vec<session::TcpState>,
+    /// User sockets.
+    socks: Vec<socket::SockState>,
     next_session: u64,
+    /// DNS servers from DHCP.
+    dns_servers: heapless::Vec<Ipv4Address, 3>,
 }
 
 static SHARED: IrqLock<Shared> = IrqLock::new(Shared {
@@ -111,7 +117,9 @@ static SHARED: IrqLock<Shared> = IrqLock::new(Shared {
     echoed: 0,
     udp: Vec::new(),
     tcp: Vec::new(),
+    socks: Vec::new(),
     next_session: 1,
+    dns_servers: heapless::Vec::new(),
 });
 
 /// A network operation failed.
@@ -148,6 +156,11 @@ pub fn start(mode: RxMode) -> Result<(), virtio::AttachError> {
 /// The DHCP-assigned address, once configured.
 pub fn address() -> Option<Ipv4Cidr> {
     SHARED.lock().address
+}
+
+/// The DNS servers DHCP named.
+pub fn dns_servers() -> heapless::Vec<Ipv4Address, 3> {
+    SHARED.lock().dns_servers.clone()
 }
 
 /// The default gateway from DHCP.

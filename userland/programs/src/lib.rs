@@ -8,6 +8,8 @@
 
 extern crate alloc;
 
+pub mod netutil;
+pub mod number;
 pub mod tool;
 
 use alloc::string::String;

@@ -119,6 +119,7 @@ impl Stack {
         udp_discard(&mut self.sockets, self.services.discard);
         udp_sessions(&mut self.sockets);
         tcp_sessions(&mut self.iface, &mut self.sockets);
+        super::socket::serve(&mut self.iface, &mut self.sockets);
         self.solicit_new_remotes(nic);
     }
 

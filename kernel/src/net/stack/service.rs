@@ -95,6 +95,7 @@ pub(super) fn dhcp_events(
             let mut s = SHARED.lock();
             s.address = Some(cfg.address);
             s.gateway = cfg.router;
+            s.dns_servers = cfg.dns_servers.iter().copied().take(3).collect();
             drop(s);
             // Logged once the interface and the gate use the address: scripts/test pings us
             // the moment it reads this line.
@@ -113,6 +114,7 @@ pub(super) fn dhcp_events(
             let mut s = SHARED.lock();
             s.address = None;
             s.gateway = None;
+            s.dns_servers.clear();
         }
         None => {}
     }
