@@ -261,14 +261,14 @@ fn net(out: &mut String) {
             Proto::Icmp => "icmp",
         };
         let local = match (here, s.local) {
-            (_, None) => alloc::format!("*:*"),
+            (_, None) => String::from("*:*"),
             (_, Some(id)) if s.proto == Proto::Icmp => alloc::format!("id:{id:#06x}"),
             (Some(a), Some(p)) => alloc::format!("{a}:{p}"),
             (None, Some(p)) => alloc::format!("*:{p}"),
         };
         let remote = s
             .remote
-            .map_or(alloc::format!("*:*"), |(a, p)| alloc::format!("{a}:{p}"));
+            .map_or(String::from("*:*"), |(a, p)| alloc::format!("{a}:{p}"));
         let _ = writeln!(
             out,
             "{proto:<5} {local:<21} {remote:<21} {:<12} {:>5} {:>12} {:>12} {:>8}",

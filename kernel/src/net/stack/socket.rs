@@ -731,17 +731,17 @@ pub(super) fn serve(iface: &mut Interface, sockets: &mut SocketSet<'static>) {
 
 /// Whether a closed socket is done and its smoltcp sockets gone.
 fn finish_close(st: &mut SockState, sockets: &mut SocketSet<'static>, now: u64) -> bool {
-    if st.proto == Proto::Tcp && st.role == Role::Stream && st.established && st.ended.is_none() {
-        if let Some(&h) = st.handles.first() {
-            let socket = sockets.get_mut::<tcp::Socket>(h);
-            let since = *st.closing_since.get_or_insert(now);
-            if socket.state() != tcp::State::Closed
-                && socket.state() != tcp::State::TimeWait
-                && now.saturating_sub(since) < LINGER_NS
-            {
-                socket.close(); // FIN once the queue drains; idempotent
-                return false;
-            }
+    let lingers =
+        st.proto == Proto::Tcp && st.role == Role::Stream && st.established && st.ended.is_none();
+    if lingers && let Some(&h) = st.handles.first() {
+        let socket = sockets.get_mut::<tcp::Socket>(h);
+        let since = *st.closing_since.get_or_insert(now);
+        if socket.state() != tcp::State::Closed
+            && socket.state() != tcp::State::TimeWait
+            && now.saturating_sub(since) < LINGER_NS
+        {
+            socket.close(); // FIN once the queue drains; idempotent
+            return false;
         }
     }
     for h in st.handles.drain(..) {
