@@ -8,9 +8,11 @@
 //! and lets later fragments overwrite earlier bytes, so the kernel reassembles before
 //! smoltcp and hands it only whole datagrams:
 //!
-//! - at most [`MAX_DATAGRAMS`] datagrams in progress and [`MAX_BYTES`] of fragment data
-//!   in total; a new datagram beyond either evicts the oldest (counted), so a flood
-//!   cannot pin the table and a datagram sent after it still gets through;
+//! - [`MAX_DATAGRAMS`] slots of 64 KiB each, allocated once when the table is made: a
+//!   fragment never allocates (a flood cannot make the kernel allocate, nor free memory
+//!   later at a time-out), and a new datagram beyond the slots evicts the oldest
+//!   (counted), so a flood cannot pin the table and a datagram sent after it still
+//!   gets through;
 //! - at most [`MAX_PIECES`] fragments per datagram, each but the last a multiple of 8
 //!   bytes, none empty, none reaching past 65 535 bytes of datagram;
 //! - any overlap between two fragments drops the whole datagram (RFC 5722's rule for
@@ -23,20 +25,21 @@
 //! caller runs it through `ingress::check` again, which now checks its transport
 //! checksum. Pure and host-tested.
 
+use alloc::vec;
 use alloc::vec::Vec;
 
 use super::ingress::{Dropped, ETH_HEADER, fold, sum};
 
-/// Datagrams reassembled at once.
+/// Datagrams reassembled at once (each in a 64 KiB slot made up front).
 pub const MAX_DATAGRAMS: usize = 8;
-/// Fragment bytes held at once, over all datagrams.
-pub const MAX_BYTES: usize = 256 * 1024;
 /// Fragments per datagram.
 pub const MAX_PIECES: usize = 64;
 /// How long a datagram may take to complete.
 pub const TIMEOUT_NS: u64 = 30_000_000_000;
 /// The largest IPv4 datagram.
 const MAX_DATAGRAM: usize = 65_535;
+/// An Ethernet header and the largest IPv4 header.
+const MAX_HEADERS: usize = ETH_HEADER + 60;
 
 /// Fragments of one datagram are those with the same source, destination, protocol and
 /// identification (RFC 791).
@@ -48,24 +51,46 @@ struct Key {
     id: u16,
 }
 
-struct Datagram {
-    key: Key,
+/// One datagram's slot: its payload is written at the fragments' offsets as they come.
+struct Slot {
+    key: Option<Key>,
     started_ns: u64,
-    /// The first fragment's Ethernet and IP headers, once it arrived.
-    header: Option<Vec<u8>>,
-    /// (offset, payload) of each fragment.
-    pieces: Vec<(usize, Vec<u8>)>,
+    /// The first fragment's Ethernet and IP headers, once it arrived (`header_len` > 0).
+    header: [u8; MAX_HEADERS],
+    header_len: usize,
+    payload: Vec<u8>,
+    /// (start, end) of each fragment's payload.
+    pieces: heapless::Vec<(usize, usize), MAX_PIECES>,
     /// Payload length, once the last fragment arrived.
     total: Option<usize>,
-    bytes: usize,
 }
 
-impl Datagram {
+impl Slot {
+    fn new() -> Self {
+        Slot {
+            key: None,
+            started_ns: 0,
+            header: [0; MAX_HEADERS],
+            header_len: 0,
+            payload: vec![0; MAX_DATAGRAM],
+            pieces: heapless::Vec::new(),
+            total: None,
+        }
+    }
+
+    fn clear(&mut self) {
+        self.key = None;
+        self.header_len = 0;
+        self.pieces.clear();
+        self.total = None;
+    }
+
+    fn bytes(&self) -> usize {
+        self.pieces.iter().map(|(a, b)| b - a).sum()
+    }
+
     fn complete(&self) -> bool {
-        self.header.is_some()
-            && self
-                .total
-                .is_some_and(|t| self.pieces.iter().map(|p| p.1.len()).sum::<usize>() == t)
+        self.header_len > 0 && self.total.is_some_and(|t| self.bytes() == t)
     }
 }
 
@@ -99,27 +124,32 @@ fn parse(frame: &[u8]) -> Option<Fragment<'_>> {
 }
 
 /// The reassembly table.
-#[derive(Default)]
 pub struct Reassembler {
-    datagrams: Vec<Datagram>,
+    slots: Vec<Slot>,
+}
+
+impl Default for Reassembler {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl Reassembler {
-    /// An empty table.
-    pub const fn new() -> Self {
+    /// An empty table; its slots (`MAX_DATAGRAMS` × 64 KiB) are allocated here, once.
+    pub fn new() -> Self {
         Reassembler {
-            datagrams: Vec::new(),
+            slots: (0..MAX_DATAGRAMS).map(|_| Slot::new()).collect(),
         }
     }
 
     /// Datagrams in progress.
     pub fn in_progress(&self) -> usize {
-        self.datagrams.len()
+        self.slots.iter().filter(|s| s.key.is_some()).count()
     }
 
     /// Fragment bytes held.
     pub fn bytes(&self) -> usize {
-        self.datagrams.iter().map(|d| d.bytes).sum()
+        self.slots.iter().map(Slot::bytes).sum()
     }
 
     /// Adds one fragment (a frame `ingress::check` accepted as an IPv4 fragment) at time
@@ -137,135 +167,112 @@ impl Reassembler {
         if f.payload.is_empty() || (f.more && f.payload.len() % 8 != 0) {
             return Err(Dropped::FragMalformed);
         }
-        let slot = self.datagrams.iter().position(|d| d.key == f.key);
-        if f.ihl + end > MAX_DATAGRAM {
-            if let Some(i) = slot {
-                self.datagrams.remove(i);
+        let found = self.slots.iter().position(|s| s.key == Some(f.key));
+        if f.ihl + end > MAX_DATAGRAM || f.ihl > MAX_HEADERS - ETH_HEADER {
+            if let Some(i) = found {
+                self.slots[i].clear();
             }
             return Err(Dropped::FragOversized);
         }
-        let i = match slot {
-            Some(i) => i,
-            None => self.start(f.key, now_ns, evicted),
-        };
-        let d = &mut self.datagrams[i];
-        match Self::place(d, &f, end) {
+        let i = found.unwrap_or_else(|| self.start(f.key, now_ns, evicted));
+        let slot = &mut self.slots[i];
+        match place(slot, &f, end) {
             Ok(true) => {}
             Ok(false) => return Ok(None), // an exact duplicate
             Err(why) => {
-                self.datagrams.remove(i);
+                slot.clear();
                 return Err(why);
             }
         }
         if f.offset == 0 {
-            d.header = Some(frame[..ETH_HEADER + f.ihl].to_vec());
+            let n = ETH_HEADER + f.ihl;
+            slot.header[..n].copy_from_slice(&frame[..n]);
+            slot.header_len = n;
         }
-        if !d.complete() {
-            self.make_room(Some(i), evicted);
+        if !slot.complete() {
             return Ok(None);
         }
-        let d = self.datagrams.remove(i);
-        Ok(Some(assemble(d)))
+        let whole = assemble(slot);
+        slot.clear();
+        Ok(Some(whole))
     }
 
-    /// Checks `f` against the pieces already held and stores it. `Ok(false)`: an exact
-    /// duplicate, ignored.
-    fn place(d: &mut Datagram, f: &Fragment<'_>, end: usize) -> Result<bool, Dropped> {
-        for (off, data) in &d.pieces {
-            let other_end = off + data.len();
-            if *off == f.offset && other_end == end && data.as_slice() == f.payload {
-                return Ok(false);
-            }
-            if f.offset < other_end && *off < end {
-                return Err(Dropped::FragOverlap);
-            }
-        }
-        if !f.more {
-            if d.total.is_some_and(|t| t != end) {
-                return Err(Dropped::FragOverlap);
-            }
-            d.total = Some(end);
-        }
-        let past_end = d
-            .total
-            .is_some_and(|t| end > t || d.pieces.iter().any(|p| p.0 + p.1.len() > t));
-        if past_end || d.pieces.len() >= MAX_PIECES {
-            return Err(Dropped::FragMalformed);
-        }
-        d.pieces.push((f.offset, f.payload.to_vec()));
-        d.bytes += f.payload.len();
-        Ok(true)
-    }
-
-    /// A new datagram's slot (evicting the oldest if the table is full).
+    /// A slot for a new datagram: a free one, else the oldest one's (evicted).
     fn start(&mut self, key: Key, now_ns: u64, evicted: &mut u64) -> usize {
-        if self.datagrams.len() >= MAX_DATAGRAMS {
-            self.evict_oldest(None, evicted);
-        }
-        self.make_room(None, evicted);
-        self.datagrams.push(Datagram {
-            key,
-            started_ns: now_ns,
-            header: None,
-            pieces: Vec::new(),
-            total: None,
-            bytes: 0,
-        });
-        self.datagrams.len() - 1
-    }
-
-    /// Evicts the oldest datagrams (never `keep`) until `MAX_BYTES` holds.
-    fn make_room(&mut self, keep: Option<usize>, evicted: &mut u64) {
-        while self.bytes() > MAX_BYTES {
-            if !self.evict_oldest(keep, evicted) {
-                break;
-            }
-        }
-    }
-
-    fn evict_oldest(&mut self, keep: Option<usize>, evicted: &mut u64) -> bool {
-        let oldest = (0..self.datagrams.len())
-            .filter(|&i| Some(i) != keep)
-            .min_by_key(|&i| self.datagrams[i].started_ns);
-        match oldest {
-            Some(i) => {
-                self.datagrams.remove(i);
+        let i = match self.slots.iter().position(|s| s.key.is_none()) {
+            Some(i) => i,
+            None => {
                 *evicted += 1;
-                true
+                (0..self.slots.len())
+                    .min_by_key(|&i| self.slots[i].started_ns)
+                    .unwrap_or(0)
             }
-            None => false,
-        }
+        };
+        let slot = &mut self.slots[i];
+        slot.clear();
+        slot.key = Some(key);
+        slot.started_ns = now_ns;
+        i
     }
 
     /// Drops datagrams older than `TIMEOUT_NS`; returns how many.
     pub fn expire(&mut self, now_ns: u64) -> u64 {
-        let before = self.datagrams.len();
-        self.datagrams
-            .retain(|d| now_ns.saturating_sub(d.started_ns) < TIMEOUT_NS);
-        (before - self.datagrams.len()) as u64
+        let mut n = 0;
+        for s in self.slots.iter_mut().filter(|s| s.key.is_some()) {
+            if now_ns.saturating_sub(s.started_ns) >= TIMEOUT_NS {
+                s.clear();
+                n += 1;
+            }
+        }
+        n
     }
 
     /// When the oldest datagram in progress times out (`None`: nothing in progress).
     pub fn next_timeout(&self) -> Option<u64> {
-        self.datagrams
+        self.slots
             .iter()
-            .map(|d| d.started_ns.saturating_add(TIMEOUT_NS))
+            .filter(|s| s.key.is_some())
+            .map(|s| s.started_ns.saturating_add(TIMEOUT_NS))
             .min()
     }
 }
 
-/// The first fragment's headers with the fragment fields cleared, then the payload.
-fn assemble(mut d: Datagram) -> Vec<u8> {
-    let mut out = d.header.take().unwrap_or_default();
-    let ihl = out.len() - ETH_HEADER;
-    let total = ihl + d.total.unwrap_or(0);
-    d.pieces.sort_unstable_by_key(|p| p.0);
-    out.reserve(total - ihl);
-    for (_, data) in &d.pieces {
-        out.extend_from_slice(data);
+/// Checks `f` against the pieces already held and writes it into the slot.
+/// `Ok(false)`: an exact duplicate, ignored.
+fn place(slot: &mut Slot, f: &Fragment<'_>, end: usize) -> Result<bool, Dropped> {
+    for &(start, stop) in &slot.pieces {
+        if start == f.offset && stop == end && slot.payload[start..stop] == *f.payload {
+            return Ok(false);
+        }
+        if f.offset < stop && start < end {
+            return Err(Dropped::FragOverlap);
+        }
     }
+    if !f.more {
+        if slot.total.is_some_and(|t| t != end) {
+            return Err(Dropped::FragOverlap);
+        }
+        slot.total = Some(end);
+    }
+    let past_end = slot
+        .total
+        .is_some_and(|t| end > t || slot.pieces.iter().any(|&(_, stop)| stop > t));
+    if past_end || slot.pieces.push((f.offset, end)).is_err() {
+        return Err(Dropped::FragMalformed);
+    }
+    slot.payload[f.offset..end].copy_from_slice(f.payload);
+    Ok(true)
+}
+
+/// The first fragment's headers with the fragment fields cleared, then the payload.
+fn assemble(slot: &Slot) -> Vec<u8> {
+    let total = slot.total.unwrap_or(0);
+    let ihl = slot.header_len - ETH_HEADER;
+    let mut out = Vec::with_capacity(slot.header_len + total);
+    out.extend_from_slice(&slot.header[..slot.header_len]);
+    out.extend_from_slice(&slot.payload[..total]);
     let ip = &mut out[ETH_HEADER..ETH_HEADER + ihl];
-    ip[2..4].copy_from_slice(&(total as u16).to_be_bytes());
+    ip[2..4].copy_from_slice(&((ihl + total) as u16).to_be_bytes());
     ip[6..8].fill(0); // flags and offset: one whole datagram now
     ip[10..12].fill(0);
     let c = !fold(sum(0, ip));
@@ -435,7 +442,7 @@ mod tests {
         // bound, and a datagram sent afterwards still reassembles.
         for id in 0..1000u16 {
             let _ = r.add(&frag(&p, 0, 1480, true, 100 + id), u64::from(id), &mut ev);
-            assert!(r.in_progress() <= MAX_DATAGRAMS && r.bytes() <= MAX_BYTES);
+            assert!(r.in_progress() <= MAX_DATAGRAMS && r.bytes() <= MAX_DATAGRAMS * MAX_DATAGRAM);
         }
         assert_eq!(ev, 1000 - MAX_DATAGRAMS as u64);
         let mut out = None;
@@ -453,7 +460,11 @@ mod tests {
                     &mut ev,
                 );
             }
-            assert!(r.bytes() <= MAX_BYTES, "{} bytes held", r.bytes());
+            assert!(
+                r.bytes() <= MAX_DATAGRAMS * MAX_DATAGRAM,
+                "{} bytes held",
+                r.bytes()
+            );
         }
     }
 
@@ -477,7 +488,7 @@ mod tests {
             let id = (next() % 12) as u16;
             let f = frag(&p, off.min(p.len() - len), len, more, id);
             let _ = r.add(&f, t * 1000, &mut ev);
-            assert!(r.in_progress() <= MAX_DATAGRAMS && r.bytes() <= MAX_BYTES);
+            assert!(r.in_progress() <= MAX_DATAGRAMS && r.bytes() <= MAX_DATAGRAMS * MAX_DATAGRAM);
         }
     }
 }
