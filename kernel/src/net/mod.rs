@@ -1,11 +1,11 @@
 //! Networking: HTTP/1.1 client parsing (pure, host-tested) and, on the target,
 //! the smoltcp glue over the virtio-net driver.
 
-pub mod dns;
+pub use ::dns;
 #[cfg(target_os = "none")]
 pub mod fetch;
 pub mod gate;
-pub mod http;
+pub use ::http;
 pub mod ingress;
 pub mod mode;
 pub mod neigh;

@@ -3,8 +3,8 @@
 //! Each file is rendered into a buffer at `open`, so a reader never sees a line torn
 //! by a concurrent update and reads need no locks. The formats are line-oriented
 //! `key value` pairs or aligned tables, one record per line (docs/process.md lists
-//! them): `stat`, `interrupts`, `meminfo`, `dma`, `cmdline`, `net` (sockets), `netif`
-//! (the interface), and `<pid>/status`, `<pid>/caps`.
+//! them): `stat`, `interrupts`, `meminfo`, `dma`, `cmdline`, `cpuinfo`, `net` (sockets),
+//! `netif` (the interface), and `<pid>/status`, `<pid>/caps`.
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -25,6 +25,7 @@ pub fn generate(rest: &str) -> Option<Vec<u8>> {
         "/meminfo" => meminfo(&mut out),
         "/dma" => dma_file(&mut out),
         "/net" => net(&mut out),
+        "/cpuinfo" => cpuinfo(&mut out),
         "/netif" => netif(&mut out),
         "/cmdline" => {
             let _ = writeln!(out, "{}", crate::boot::command_line());
@@ -310,4 +311,15 @@ fn netif(out: &mut String) {
         let _ = writeln!(out, "tx_packets {}", tx.packets);
     }
     let _ = writeln!(out, "delivered {}", st.delivered);
+}
+
+fn cpuinfo(out: &mut String) {
+    let _ = writeln!(out, "cpus {}", sched::cpu_times().len());
+    let _ = writeln!(out, "midr {:#x}", crate::arch::cpu::midr());
+    let features = crate::arch::cpu::isa_features();
+    let _ = write!(out, "features");
+    for f in features {
+        let _ = write!(out, " {f}");
+    }
+    let _ = writeln!(out);
 }

@@ -221,8 +221,8 @@ impl ResponseParser {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::net::http::head::Version;
-    use crate::net::http::{BodyDigest, RedirectPolicy, Sha256Digest, Url};
+    use crate::head::Version;
+    use crate::{BodyDigest, RedirectPolicy, Sha256Digest, Url};
     use alloc::format;
     use alloc::vec::Vec;
 
@@ -498,16 +498,12 @@ mod tests {
             (
                 "Content-Encoding: gzip\r\nContent-Length: 2",
                 b"\x1f\x8b",
-                Err(UnsupportedContentEncoding(
-                    crate::net::http::ContentCoding::Gzip,
-                )),
+                Err(UnsupportedContentEncoding(crate::ContentCoding::Gzip)),
             ),
             (
                 "Content-Encoding: identity, deflate",
                 b"",
-                Err(UnsupportedContentEncoding(
-                    crate::net::http::ContentCoding::Deflate,
-                )),
+                Err(UnsupportedContentEncoding(crate::ContentCoding::Deflate)),
             ),
             (
                 "Content-Encoding: identity\r\nContent-Length: 2",

@@ -201,3 +201,78 @@ mod tests {
         assert_eq!(Sha256Digest::from_hex(&"\u{e9}".repeat(32)), None);
     }
 }
+
+/// The SHA-256 block function with the CPU's SHA-256 instructions (FEAT_SHA256), for
+/// user programs on aarch64 (where the vector registers are theirs to use).
+///
+/// # Safety
+///
+/// The CPU must have the SHA-256 instructions (`/proc/cpuinfo` lists `sha2`);
+/// otherwise the returned function executes undefined instructions.
+#[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+pub unsafe fn hardware_blocks() -> BlockFn {
+    ce::blocks
+}
+
+#[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+mod ce {
+    use core::arch::aarch64::*;
+
+    /// SHA-256 round constants (FIPS 180-4 §4.2.2).
+    static K: [u32; 64] = [
+        0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4,
+        0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe,
+        0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f,
+        0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7,
+        0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc,
+        0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b,
+        0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116,
+        0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+        0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
+        0xc67178f2,
+    ];
+
+    /// Only reachable through `hardware_blocks`, whose caller vouches for the CPU.
+    pub(super) fn blocks(state: &mut [u32; 8], blocks: &[u8]) {
+        // SAFETY: `hardware_blocks`'s contract: this CPU has FEAT_SHA256.
+        unsafe { blocks_sha2(state, blocks) }
+    }
+
+    #[target_feature(enable = "sha2")]
+    unsafe fn blocks_sha2(state: &mut [u32; 8], blocks: &[u8]) {
+        // SAFETY: loads and stores stay within `state` (8 words), `K` (64 words) and
+        // each 64-byte block; the SHA-256 intrinsics are enabled by this function's
+        // target feature, which the caller guarantees the CPU has.
+        unsafe {
+            let mut abcd = vld1q_u32(state.as_ptr());
+            let mut efgh = vld1q_u32(state.as_ptr().add(4));
+            let (whole, _) = blocks.as_chunks::<64>();
+            for block in whole {
+                let (abcd0, efgh0) = (abcd, efgh);
+                let mut w = [
+                    vreinterpretq_u32_u8(vrev32q_u8(vld1q_u8(block.as_ptr()))),
+                    vreinterpretq_u32_u8(vrev32q_u8(vld1q_u8(block.as_ptr().add(16)))),
+                    vreinterpretq_u32_u8(vrev32q_u8(vld1q_u8(block.as_ptr().add(32)))),
+                    vreinterpretq_u32_u8(vrev32q_u8(vld1q_u8(block.as_ptr().add(48)))),
+                ];
+                for i in 0..16 {
+                    let wk = vaddq_u32(w[i % 4], vld1q_u32(K.as_ptr().add(i * 4)));
+                    let abcd_prev = abcd;
+                    abcd = vsha256hq_u32(abcd, efgh, wk);
+                    efgh = vsha256h2q_u32(efgh, abcd_prev, wk);
+                    if i < 12 {
+                        w[i % 4] = vsha256su1q_u32(
+                            vsha256su0q_u32(w[i % 4], w[(i + 1) % 4]),
+                            w[(i + 2) % 4],
+                            w[(i + 3) % 4],
+                        );
+                    }
+                }
+                abcd = vaddq_u32(abcd, abcd0);
+                efgh = vaddq_u32(efgh, efgh0);
+            }
+            vst1q_u32(state.as_mut_ptr(), abcd);
+            vst1q_u32(state.as_mut_ptr().add(4), efgh);
+        }
+    }
+}

@@ -12,8 +12,15 @@
 //! A request goes: `Url::parse` → `Request::get` → send → `ResponseParser::feed`
 //! per segment → `ResponseParser::finish` at EOF → `RedirectPolicy::next` on the
 //! head, repeating with the returned URL.
+#![no_std]
+
+extern crate alloc;
+
+#[cfg(test)]
+extern crate std;
 
 mod body;
+pub mod client;
 pub mod digest;
 mod head;
 mod parser;
