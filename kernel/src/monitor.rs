@@ -55,7 +55,7 @@ pub fn execute(cmd: &str) {
         "" => {}
         "help" => {
             crate::println!(
-                "commands: help, mem, irqs, uptime, threads, cpus, net, netbench, reboot, poweroff"
+                "commands: help, mem, irqs, uptime, threads, cpus, net, reboot, poweroff"
             )
         }
         "mem" => mem(),
@@ -80,7 +80,6 @@ pub fn execute(cmd: &str) {
         }),
         "cpus" => crate::println!("{} CPUs online", secondary::online()),
         "net" => net(),
-        "netbench" => netbench(),
         "reboot" => {
             crate::println!("rebooting");
             let e = psci::system_reset();
@@ -237,114 +236,6 @@ fn net() {
                 q.full
             );
         }
-    }
-}
-
-/// Guest-side network figures for `scripts/bench net`: DNS query latency to the
-/// gateway's server, HTTP download throughput with and without the SHA-256 check (and
-/// the CPU time and RX interrupts each took), and the raw SHA-256 speed (lab names; see
-/// docs/netlab.md).
-fn netbench() {
-    use smoltcp::wire::Ipv4Address;
-    let gw = Ipv4Address::new(192, 0, 2, 1);
-    if crate::net::stack::address().is_none() {
-        crate::println!("netbench: no address");
-        return;
-    }
-    netbench_dns(gw);
-    use crate::net::fetch::Check;
-    for path in ["/1m.bin", "/16m.bin"] {
-        for (name, check) in [("sha256", Check::Sha256), ("none", Check::LengthOnly)] {
-            netbench_http(gw, path, name, check);
-        }
-    }
-    netbench_sha();
-    crate::println!("netbench done");
-}
-
-fn netbench_dns(gw: smoltcp::wire::Ipv4Address) {
-    let mut samples = alloc::vec::Vec::new();
-    let mut errors = 0;
-    for _ in 0..1000 {
-        let t0 = time::now_ns();
-        match crate::net::resolve::resolve_a("lab.capstan.test", gw) {
-            Ok(_) => samples.push(time::now_ns() - t0),
-            Err(_) => errors += 1,
-        }
-    }
-    samples.sort_unstable();
-    let pct = |p: usize| {
-        samples
-            .get(samples.len().saturating_sub(1) * p / 100)
-            .copied()
-            .unwrap_or(0)
-    };
-    crate::println!(
-        "netbench dns n={} errors={errors} median_us={} p99_us={}",
-        samples.len(),
-        pct(50) / 1000,
-        pct(99) / 1000
-    );
-}
-
-/// One download: wall time, the CPU time it took on all CPUs together (`busy_ms`: time
-/// their schedulers ran anything but idle), and RX interrupts.
-fn netbench_http(
-    gw: smoltcp::wire::Ipv4Address,
-    path: &str,
-    name: &str,
-    check: crate::net::fetch::Check,
-) {
-    let url = alloc::format!("http://lab.capstan.test{path}");
-    let irqs = || crate::net::stack::rx_irq().map_or(0, |(_, n)| n);
-    let busy_ns = || {
-        crate::sched::cpu_times()
-            .iter()
-            .map(|&(b, _)| b)
-            .sum::<u64>()
-    };
-    let (t0, busy0, irq0) = (time::now_ns(), busy_ns(), irqs());
-    match crate::net::fetch::get_with(&url, gw, check) {
-        Ok(f) => {
-            let ns = time::now_ns() - t0;
-            let busy = busy_ns() - busy0;
-            crate::println!(
-                "netbench http path={path} check={name} bytes={} ms={} busy_ms={} irqs={}",
-                f.len,
-                ns / 1_000_000,
-                busy / 1_000_000,
-                irqs() - irq0
-            );
-        }
-        Err(e) => crate::println!("netbench http path={path} check={name} error={e}"),
-    }
-}
-
-/// SHA-256 over 4 MiB in memory, with the CPU's instructions (if any) and in software.
-fn netbench_sha() {
-    use crate::net::http::BodyDigest;
-    use crate::net::http::digest::soft_blocks;
-    let block = alloc::vec![0x5au8; 4 << 20];
-    let cpu = crate::arch::sha256::available();
-    let impls: [(&str, crate::net::http::BlockFn); 2] = [
-        (
-            if cpu { "cpu" } else { "soft-again" },
-            crate::net::fetch::sha256_blocks(),
-        ),
-        ("soft", soft_blocks),
-    ];
-    for (name, blocks) in impls {
-        let t0 = time::now_ns();
-        let mut d = BodyDigest::with_blocks(blocks);
-        d.update(&block);
-        let (_, digest) = d.finish();
-        let ns = (time::now_ns() - t0).max(1);
-        crate::println!(
-            "netbench sha256 impl={name} bytes={} ms={} first={:02x}",
-            block.len(),
-            ns / 1_000_000,
-            digest.0[0]
-        );
     }
 }
 

@@ -5,14 +5,14 @@
 //! opens a NAPI round, lets smoltcp pull frames straight from the ring (through
 //! the gate: checks, reassembly, neighbours), and sleeps again until the next
 //! interrupt or the next timer. No tick polls the device. Other threads talk to it
-//! through requests (`ping`, sessions) and read its state (`address`, `status`).
+//! through requests (`ping`, sockets) and read its state (`address`, `status`).
 //! See docs/net.md.
 //!
 //! The pieces: `iface` sets up the interface and the services' sockets, `poll` is the
 //! task's loop (NAPI round, smoltcp, device reset), `phy` is smoltcp's view of the NIC,
 //! `service` the services the task runs itself (DHCP, ping, UDP echo and discard), and
-//! `session` the UDP and TCP conversations other threads hold. This file holds what they
-//! share and the kernel-facing API.
+//! `socket` the UDP, TCP and ICMP sockets user processes (and kernel tests) hold. This
+//! file holds what they share and the kernel-facing API.
 
 use alloc::vec::Vec;
 
@@ -29,12 +29,10 @@ mod iface;
 mod phy;
 mod poll;
 mod service;
-mod session;
 mod socket;
 
 pub use super::mode::RxMode;
 pub use service::ping;
-pub use session::{TcpSession, UdpSession};
 pub use socket::{Proto, SockError, Socket, list as sockets};
 
 /// What other threads can see and ask.
@@ -53,7 +51,7 @@ struct Shared {
     /// Datagrams being reassembled and their bytes; datagrams held for ARP.
     gate_held: (usize, usize, usize),
     neigh: NeighStats,
-    /// Remotes sessions and pings just started to talk to (their next hop is asked for).
+    /// Remotes sockets and pings just started to talk to (their next hop is asked for).
     fresh_remotes: Vec<Ipv4Address>,
     rx_stats: Option<drivers::virtio::net::QueueStats>,
     tx_stats: Option<drivers::virtio::net::QueueStats>,
@@ -71,10 +69,9 @@ struct Shared {
         drivers::virtio::net::QueueStats,
     ),
     echoed: u64,
-    udp: Vec<session::UdpState>,
-    tcp: Vec<session::TcpState>,
     /// User sockets.
     socks: Vec<socket::SockState>,
+    /// The next socket id.
     next_session: u64,
     /// DNS servers from DHCP.
     dns_servers: heapless::Vec<Ipv4Address, 3>,
@@ -115,8 +112,6 @@ static SHARED: IrqLock<Shared> = IrqLock::new(Shared {
     rx_stats: None,
     tx_stats: None,
     echoed: 0,
-    udp: Vec::new(),
-    tcp: Vec::new(),
     socks: Vec::new(),
     next_session: 1,
     dns_servers: heapless::Vec::new(),
@@ -131,8 +126,6 @@ pub enum NetError {
     Timeout,
     /// The request could not be queued.
     Busy,
-    /// The peer refused the connection (RST to our SYN).
-    Refused,
 }
 
 /// Starts the net task: attaches the NIC and runs DHCP.
@@ -300,26 +293,6 @@ pub fn wait_configured(deadline_ns: u64) -> Option<Ipv4Cidr> {
         sched::sleep_ns(10_000_000);
     }
     address()
-}
-
-/// Registers a session with `remote` (a fresh id and notification) while the stack has
-/// an address; the task will ask for the remote's next hop at once.
-fn new_session(
-    remote: Ipv4Address,
-    register: impl FnOnce(&mut Shared, u64, NotifyId),
-) -> Result<(u64, NotifyId), NetError> {
-    let notify = sched::notify_create().map_err(|_| NetError::Busy)?;
-    let mut s = SHARED.lock();
-    if s.address.is_none() {
-        drop(s);
-        sched::notify_destroy(notify);
-        return Err(NetError::NotConfigured);
-    }
-    let id = s.next_session;
-    s.next_session += 1;
-    register(&mut s, id, notify);
-    s.fresh_remotes.push(remote);
-    Ok((id, notify))
 }
 
 fn wake_task() {

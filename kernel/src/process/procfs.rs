@@ -311,6 +311,7 @@ fn netif(out: &mut String) {
         let _ = writeln!(out, "tx_packets {}", tx.packets);
     }
     let _ = writeln!(out, "delivered {}", st.delivered);
+    let _ = writeln!(out, "reassembled {}", st.reassembled);
 }
 
 fn cpuinfo(out: &mut String) {

@@ -314,7 +314,7 @@ pub struct Retry {
 }
 
 impl Retry {
-    /// The kernel's default: 4 sends, 500 ms doubling to 2 s (5.5 s worst case).
+    /// The default: 4 sends, 500 ms doubling to 2 s (5.5 s worst case).
     pub const DEFAULT: Self = Self::new(4, 500, 2000);
 
     /// A schedule of `attempts` sends.

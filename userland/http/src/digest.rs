@@ -2,12 +2,13 @@
 //!
 //! The network lab serves fixed 1 MiB and 16 MiB files whose SHA-256 the test
 //! knows; hashing each body piece as the parser hands it over proves the bytes
-//! arrived intact while the kernel holds only one TCP segment at a time. The hash is
-//! RustCrypto's `sha2` 0.10: `Sha256` for one-shot digests, and its block function
+//! arrived intact while the client holds only one receive's worth at a time. The hash
+//! is RustCrypto's `sha2` 0.10: `Sha256` for one-shot digests, and its block function
 //! (`compress256`) behind [`BodyDigest`], which buffers and pads itself so the block
-//! function can be swapped for a faster one — the kernel passes one that uses the
-//! CPU's SHA-256 instructions (`arch::aarch64::sha256`) when the CPU has them. This
-//! module stays free of kernel dependencies (it moves to a user-space library later).
+//! function can be swapped for a faster one: [`hardware_blocks`] uses the CPU's
+//! SHA-256 instructions through `core::arch` intrinsics (`sha2`'s own aarch64 backend
+//! detects CPU features only under an operating system it knows; Capstan's programs ask
+//! `/proc/cpuinfo`).
 
 use core::fmt;
 

@@ -4,7 +4,7 @@
 //! time under a length limit, and `FieldBlock` validates each field line as it
 //! completes (RFC 9112 §4 status line, §5 field syntax). The same two pieces parse
 //! the trailer section of a chunked body. Limits keep a hostile server from
-//! growing the kernel heap without bound: 16 KiB per block, 8 KiB per line, 100
+//! growing the client's heap without bound: 16 KiB per block, 8 KiB per line, 100
 //! fields.
 
 use alloc::string::String;

@@ -1,10 +1,11 @@
 //! HTTP/1.1 client: URLs, request formatting, response parsing, redirects.
 //!
-//! The kernel fetches files from the network lab's HTTP server (issue 6) and must
-//! turn every malformed or hostile response into an error, never a hang or a
-//! panic. The logic here is sans-IO: it never touches a socket, so the smoltcp TCP
-//! glue drives it with whatever segments arrive, and the host tests drive it with
-//! every possible split of a response and with random byte soups. Bodies stream
+//! User programs (`fetch`, the test suite, `netbench`) fetch files with it and must
+//! turn every malformed or hostile response into an error, never a hang or a panic.
+//! The parsing is sans-IO: it never touches a socket, so [`client`] drives it over any
+//! connector (the runtime's TCP sockets on Capstan, scripted servers in the tests) with
+//! whatever pieces arrive, and the host tests drive it with every possible split of a
+//! response and with random byte soups. Bodies stream
 //! through a sink callback, so a 16 MiB download needs no 16 MiB buffer; a
 //! `BodyDigest` counts and hashes them on the way (RFC 9110 semantics, RFC 9112
 //! message syntax).
@@ -152,7 +153,7 @@ impl ContentCoding {
     }
 }
 
-/// Request formatting (RFC 9112 §3); the only method the kernel needs is GET.
+/// Request formatting (RFC 9112 §3); the only method the client needs is GET.
 pub struct Request;
 
 impl Request {

@@ -16,7 +16,6 @@ pub mod psci;
 pub mod secondary;
 pub mod sections;
 pub mod semihosting;
-pub mod sha256;
 pub mod stack;
 pub mod usercopy;
 pub mod uspace;

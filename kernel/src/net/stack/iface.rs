@@ -12,7 +12,7 @@ use smoltcp::wire::{EthernetAddress, HardwareAddress};
 
 use super::phy::Phy;
 use super::service::{DISCARD_PORT, ECHO_PORT, icmp_socket};
-use super::session::PORT_SEED;
+use super::socket::PORT_SEED;
 use crate::net::gate::Gate;
 use crate::net::virtio::VirtioNic;
 

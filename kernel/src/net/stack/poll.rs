@@ -2,7 +2,7 @@
 //!
 //! Each turn opens a NAPI round if the RX line fired, lets smoltcp pull up to one
 //! budget of frames straight from the ring (through the gate) and poll twice around
-//! the services and sessions (so replies they queued go out at once), then ends the
+//! the services and sockets (so replies they queued go out at once), then ends the
 //! batch: work left keeps the line masked and the ring suppressed, and the task yields
 //! and pulls again; a drained ring is re-armed through `enable_and_recheck`. Idle, the
 //! task sleeps until the next interrupt, a request, smoltcp's own next timer or the
@@ -19,7 +19,6 @@ use smoltcp::time::Instant;
 use super::iface::{self, Services};
 use super::phy::Phy;
 use super::service::{dhcp_events, pings, udp_discard, udp_echo};
-use super::session::{tcp_sessions, udp_sessions};
 use super::{NicInfo, RxMode, SHARED};
 use crate::net::gate::Gate;
 use crate::net::mode::next_tick;
@@ -117,8 +116,6 @@ impl Stack {
         pings(&mut self.sockets, &mut self.services.icmp);
         udp_echo(&mut self.sockets, self.services.echo);
         udp_discard(&mut self.sockets, self.services.discard);
-        udp_sessions(&mut self.sockets);
-        tcp_sessions(&mut self.iface, &mut self.sockets);
         super::socket::serve(&mut self.iface, &mut self.sockets);
         self.solicit_new_remotes(nic);
     }

@@ -46,6 +46,9 @@ const LINGER_NS: u64 = 5_000_000_000;
 /// ARP) is dropped with everything queued behind it.
 const STUCK_TX_NS: u64 = 3_000_000_000;
 
+/// Randomises the ephemeral ports per boot (set when the interface comes up).
+pub(super) static PORT_SEED: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+
 /// The first port of the dynamic range the kernel picks local ports from.
 const EPHEMERAL_FIRST: u16 = 49152;
 
@@ -264,7 +267,7 @@ fn take_id(s: &mut Shared) -> u64 {
 /// A free ephemeral port for `proto` (none of our sockets or services has it).
 fn ephemeral(s: &Shared, proto: Proto) -> Option<u16> {
     let span = 65535 - EPHEMERAL_FIRST + 1;
-    let seed = u64::from(super::session::PORT_SEED.load(core::sync::atomic::Ordering::Relaxed));
+    let seed = u64::from(PORT_SEED.load(core::sync::atomic::Ordering::Relaxed));
     (0..u64::from(span))
         .map(|i| EPHEMERAL_FIRST + ((seed + s.next_session + i) % u64::from(span)) as u16)
         .find(|&p| port_free(s, proto, p))
