@@ -125,8 +125,10 @@ build_userland() {
     (cd "$ROOT/userland" && cargo build -q --release --target "$USER_TARGET") || return 1
     local stage="$BUILD_DIR/initrd" bin name
     rm -rf "$stage"; mkdir -p "$stage/bin"
-    for bin in "$ROOT"/userland/programs/src/bin/*.rs; do
+    # One program per src/bin/NAME.rs and per src/bin/NAME/main.rs.
+    for bin in "$ROOT"/userland/programs/src/bin/*.rs "$ROOT"/userland/programs/src/bin/*/main.rs; do
         name=$(basename "$bin" .rs)
+        [ "$name" = main ] && name=$(basename "$(dirname "$bin")")
         "$(objcopy_bin)" --strip-all "$ROOT/userland/target/$USER_TARGET/release/$name" "$stage/bin/$name" || return 1
     done
     cp -r "$ROOT/userland/initrd/." "$stage/"

@@ -9,6 +9,7 @@
 pub mod cap;
 pub mod error;
 pub mod handle;
+pub mod net;
 pub mod proc;
 pub mod sysnum;
 

@@ -57,24 +57,22 @@ pub enum Sysnum {
     /// through a console handle with `READ`.
     ConsoleFg = 0x43,
     // 0x50 network
-    /// `sock_open(UDP | TCP | ICMP)`.
+    /// `sock_open(proto, event_bits)`: a `Socket` capability (`abi::net`).
     SockOpen = 0x50,
-    /// `bind(h, addr)`.
+    /// `bind(h, addr, port)`: the local port (0: any free one); returns it.
     Bind = 0x51,
-    /// `connect(h, addr, deadline)`.
+    /// `connect(h, addr, port, deadline)`.
     Connect = 0x52,
     /// `listen(h, backlog)`.
     Listen = 0x53,
-    /// `accept(h, deadline)`.
+    /// `accept(h, deadline)`: a new `Socket`, the peer's address and port.
     Accept = 0x54,
-    /// `sendto(h, buf, addr)`.
+    /// `sendto(h, buf, len, addr, port, deadline)`: bytes taken.
     SendTo = 0x55,
-    /// `recvfrom(h, buf, deadline)`.
+    /// `recvfrom(h, buf, len, deadline)`: bytes, the sender's address and port.
     RecvFrom = 0x56,
-    /// `shutdown(h)`.
+    /// `shutdown(h, how)`.
     Shutdown = 0x57,
-    /// `dns_resolve(name, deadline)`.
-    DnsResolve = 0x58,
     // 0x60 devices
     /// `dev_info(h)`.
     DevInfo = 0x60,
@@ -103,7 +101,7 @@ pub enum Sysnum {
 
 impl Sysnum {
     /// Every call, in numeric order.
-    pub const ALL: [Sysnum; 41] = [
+    pub const ALL: [Sysnum; 40] = [
         Sysnum::Exit,
         Sysnum::Spawn,
         Sysnum::Wait,
@@ -133,7 +131,6 @@ impl Sysnum {
         Sysnum::SendTo,
         Sysnum::RecvFrom,
         Sysnum::Shutdown,
-        Sysnum::DnsResolve,
         Sysnum::DevInfo,
         Sysnum::DevIrq,
         Sysnum::IrqArm,
@@ -188,7 +185,6 @@ impl TryFrom<u32> for Sysnum {
             0x55 => Sysnum::SendTo,
             0x56 => Sysnum::RecvFrom,
             0x57 => Sysnum::Shutdown,
-            0x58 => Sysnum::DnsResolve,
             0x60 => Sysnum::DevInfo,
             0x61 => Sysnum::DevIrq,
             0x62 => Sysnum::IrqArm,

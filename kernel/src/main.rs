@@ -8,6 +8,7 @@
     not(target_os = "none"),
     allow(
         dead_code,
+        unused_imports,
         reason = "host builds compile only the pure modules, for their unit tests"
     )
 )]

@@ -55,7 +55,7 @@ pub fn execute(cmd: &str) {
         "" => {}
         "help" => {
             crate::println!(
-                "commands: help, mem, irqs, uptime, threads, cpus, net, netbench, reboot, poweroff"
+                "commands: help, mem, irqs, uptime, threads, cpus, net, reboot, poweroff"
             )
         }
         "mem" => mem(),
@@ -80,7 +80,6 @@ pub fn execute(cmd: &str) {
         }),
         "cpus" => crate::println!("{} CPUs online", secondary::online()),
         "net" => net(),
-        "netbench" => netbench(),
         "reboot" => {
             crate::println!("rebooting");
             let e = psci::system_reset();
@@ -159,8 +158,8 @@ fn net() {
     };
     let mode = match s.mode {
         Some(crate::net::stack::RxMode::Interrupt) => String::from("receive by interrupt"),
-        Some(crate::net::stack::RxMode::Poll { hz }) => {
-            alloc::format!("receive polled {hz} times a second")
+        Some(m @ crate::net::stack::RxMode::Poll { .. }) => {
+            alloc::format!("receive polled {} times a second", m.poll_hz().unwrap_or(0))
         }
         None => String::from("not started"),
     };
@@ -185,18 +184,34 @@ fn net() {
             if n.link_up { "up" } else { "down" },
             n.config_events
         );
+        crate::println!("offloads: {}", n.offloads);
     }
     crate::println!(
-        "rx interrupts {}, smoltcp queue drops {}, udp echoed {}",
+        "rx interrupts {}, udp echoed {}, datagrams reassembled {}",
         s.rx_interrupts,
-        s.rx_dropped,
-        s.echoed
+        s.echoed,
+        s.reassembled
     );
-    crate::print!("ingress drops {}:", s.ingress.total());
-    for why in crate::net::ingress::Malformed::ALL {
-        crate::print!(" {} {}", why.name(), s.ingress.get(why));
+    crate::print!("gate drops {}:", s.ingress.total());
+    for why in crate::net::ingress::Dropped::ALL {
+        let n = s.ingress.get(why);
+        if n > 0 {
+            crate::print!(" {} {n}", why.name());
+        }
     }
     crate::println!();
+    let (datagrams, bytes, held) = s.gate_held;
+    crate::println!("reassembling {datagrams} datagrams ({bytes} bytes), holding {held} for ARP");
+    let n = s.neigh;
+    crate::println!(
+        "arp: asked {} held {} released {} expired {} probes-answered {} defended {}",
+        n.asked,
+        n.held,
+        n.released,
+        n.expired,
+        n.probes_answered,
+        n.defended
+    );
     crate::println!(
         "udp discarded {}, flood ends {}, device resets {}",
         s.discarded,
@@ -206,79 +221,22 @@ fn net() {
     for (name, q) in [("rx", s.rx), ("tx", s.tx)] {
         if let Some(q) = q {
             crate::println!(
-                "{name}: packets {} bytes {} budget-exhausted {} rearm-races {} bad-descriptors {} malformed {} refill-failures {} full {}",
+                "{name}: packets {} bytes {} merged {} gso {} csum-offloaded {} budget-exhausted {} rearm-races {} bad-descriptors {} malformed {} multi-buffer-dropped {} refill-failures {} full {}",
                 q.packets,
                 q.bytes,
+                q.merged,
+                q.gso,
+                q.csum_offloaded,
                 q.budget_exhausted,
                 q.rearm_races,
                 q.bad_descriptors,
                 q.malformed,
+                q.multi_buffer_dropped,
                 q.refill_failures,
                 q.full
             );
         }
     }
-}
-
-/// Guest-side network figures for `scripts/bench net`: DNS query latency to the
-/// gateway's server and HTTP download throughput (lab names; see docs/netlab.md).
-fn netbench() {
-    use smoltcp::wire::Ipv4Address;
-    let gw = Ipv4Address::new(192, 0, 2, 1);
-    if crate::net::stack::address().is_none() {
-        crate::println!("netbench: no address");
-        return;
-    }
-    let mut samples = alloc::vec::Vec::new();
-    let mut errors = 0;
-    for _ in 0..1000 {
-        let t0 = time::now_ns();
-        match crate::net::resolve::resolve_a("lab.capstan.test", gw) {
-            Ok(_) => samples.push(time::now_ns() - t0),
-            Err(_) => errors += 1,
-        }
-    }
-    samples.sort_unstable();
-    let pct = |p: usize| {
-        samples
-            .get(samples.len().saturating_sub(1) * p / 100)
-            .copied()
-            .unwrap_or(0)
-    };
-    crate::println!(
-        "netbench dns n={} errors={errors} median_us={} p99_us={}",
-        samples.len(),
-        pct(50) / 1000,
-        pct(99) / 1000
-    );
-    for path in ["/1m.bin", "/16m.bin"] {
-        let t0 = time::now_ns();
-        let url = alloc::format!("http://lab.capstan.test{path}");
-        match crate::net::fetch::get(&url, gw) {
-            Ok(f) => {
-                let ns = time::now_ns() - t0;
-                crate::println!(
-                    "netbench http path={path} bytes={} ms={}",
-                    f.len,
-                    ns / 1_000_000
-                );
-            }
-            Err(e) => crate::println!("netbench http path={path} error={e}"),
-        }
-    }
-    // How much of a download's time is the SHA-256 it streams through (software, no SIMD
-    // in the kernel): hash 4 MiB in place.
-    let block = alloc::vec![0x5au8; 4 << 20];
-    let t0 = time::now_ns();
-    let digest = crate::net::http::Sha256Digest::of(&block);
-    let ns = (time::now_ns() - t0).max(1);
-    crate::println!(
-        "netbench sha256 bytes={} ms={} first={:02x}",
-        block.len(),
-        ns / 1_000_000,
-        digest.0[0]
-    );
-    crate::println!("netbench done");
 }
 
 fn irqs() {

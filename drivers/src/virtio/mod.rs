@@ -297,11 +297,25 @@ pub trait Transport {
     /// against the device's offer (modern: VERSION_1 is required and always taken), and
     /// FEATURES_OK, re-read to confirm (a legacy device has no FEATURES_OK). Returns the
     /// negotiated features; on error the device is marked FAILED.
-    fn negotiate(&mut self, wanted: u64) -> Result<u64, TransportError> {
+    fn negotiate(&mut self, wanted: u64) -> Result<u64, TransportError>
+    where
+        Self: Sized,
+    {
+        self.negotiate_with(|_| wanted)
+    }
+
+    /// As [`Transport::negotiate`], with the wanted set computed from the device's offer
+    /// (`choose(offered)`): for features that depend on each other, such as an offload
+    /// that needs another one the device may not offer.
+    fn negotiate_with(&mut self, choose: impl FnOnce(u64) -> u64) -> Result<u64, TransportError>
+    where
+        Self: Sized,
+    {
         self.reset()?;
         self.add_status(DeviceStatus::ACKNOWLEDGE);
         self.add_status(DeviceStatus::DRIVER);
         let offered = self.device_features();
+        let wanted = choose(offered);
         let features = match self.kind() {
             TransportKind::Modern if offered & feature::VERSION_1 == 0 => {
                 return Err(self.fail(TransportError::NoVersion1));

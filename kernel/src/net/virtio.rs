@@ -20,11 +20,11 @@ use alloc::boxed::Box;
 use alloc::vec::Vec;
 
 use caps::dma::DmaPool;
-use caps::irq::{AnyIrqLine, Armed, IrqLine, Masked};
+use caps::irq::{AnyIrqLine, Armed, Draining, IrqLine, Masked};
 use caps::napi::{self, PollOutcome, quiesce_with};
 use caps::vring::Vring;
 use drivers::pci::msi::{InterruptKind, InterruptPlan, PlanRequest, enable_intx};
-use drivers::virtio::net::{NetDevice, NetError, NetOptions, VirtioNet};
+use drivers::virtio::net::{NetDevice, NetError, NetOptions, RxPacket, VirtioNet};
 use drivers::virtio::pci::{Region, find_caps};
 use drivers::virtio::{AnyTransport, LegacyTransport, MmioWindow, ModernTransport, Transport};
 
@@ -43,6 +43,46 @@ pub const BUDGET: usize = napi::DEFAULT_BUDGET;
 
 type Net = VirtioNet<AnyTransport<MmioWindow>, KernelDma, QUEUE>;
 type Ring<S> = Vring<S, DmaRing, KernelDma, QUEUE>;
+
+/// The offloads a device negotiated, for the log and the tests' reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Offloads {
+    /// Received checksums vouched for by the device (`GUEST_CSUM`).
+    pub rx_csum: bool,
+    /// TCP segments up to 64 KiB received whole (`GUEST_TSO4`).
+    pub rx_tso4: bool,
+    /// Packets may span several receive buffers (`MRG_RXBUF`).
+    pub mergeable: bool,
+    /// TCP checksums completed by the device (`CSUM`).
+    pub tx_csum: bool,
+}
+
+impl Offloads {
+    /// What `net` negotiated.
+    pub fn of(net: &Net) -> Self {
+        let rx = net.rx_offloads();
+        Offloads {
+            rx_csum: rx.csum,
+            rx_tso4: rx.tso4,
+            mergeable: rx.mergeable,
+            tx_csum: net.tx_csum(),
+        }
+    }
+}
+
+impl core::fmt::Display for Offloads {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let on = |b: bool| if b { "on" } else { "off" };
+        write!(
+            f,
+            "rx-csum {} tso4 {} mergeable {} tx-csum {}",
+            on(self.rx_csum),
+            on(self.rx_tso4),
+            on(self.mergeable),
+            on(self.tx_csum)
+        )
+    }
+}
 
 /// Why the NIC did not come up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,6 +146,8 @@ pub struct VirtioNic {
     pub rx: Option<Ring<Armed>>,
     /// Receive ring in polling mode (suppressed, its line masked for good).
     pub rx_polled: Option<Ring<caps::vring::Suppressed>>,
+    /// The RX line and ring during a NAPI round (taken, suppressed).
+    rx_draining: Option<(IrqLine<Draining>, Ring<caps::vring::Suppressed>)>,
     /// Transmit ring: kept suppressed with no vector; completions are reclaimed before
     /// each send.
     pub tx: Ring<caps::vring::Suppressed>,
@@ -201,6 +243,7 @@ fn bring_up(dev: Device) -> Result<Box<VirtioNic>, AttachError> {
     // still masked here (the same state `suppress_polled` requires in polling mode).
     let tx = tx.suppress_polled(&lines[RX].0);
     let link_up = net.link_up().unwrap_or(false);
+    log::info!("virtio-net: offloads: {}", Offloads::of(&net));
     let vectors = lines
         .into_iter()
         .map(|(line, entry)| Vector {
@@ -213,6 +256,7 @@ fn bring_up(dev: Device) -> Result<Box<VirtioNic>, AttachError> {
         net,
         rx: Some(rx),
         rx_polled: None,
+        rx_draining: None,
         tx,
         mode,
         vectors,
@@ -338,7 +382,8 @@ impl VirtioNic {
             Ok(done) => {
                 let rx = nic.rx.map_or(0, |r| r.release(&done));
                 let polled = nic.rx_polled.map_or(0, |r| r.release(&done));
-                rx + polled + nic.tx.release(&done)
+                let draining = nic.rx_draining.map_or(0, |(_, r)| r.release(&done));
+                rx + polled + draining + nic.tx.release(&done)
             }
             Err(e) => {
                 log::error!(
@@ -381,26 +426,129 @@ impl VirtioNic {
         self.vectors[RX].line = Some(AnyIrqLine::Masked(masked));
     }
 
-    /// Polling mode: drains up to one budget of frames without waiting.
-    pub fn poll_rx(&mut self, deliver: impl FnMut(&[u8])) -> usize {
-        match self.rx_polled.as_mut() {
-            Some(vq) => self.net.receive(vq, BUDGET, deliver),
-            None => 0,
+    /// Sleeps until a line of the NIC fires, a request arrives, or `deadline_ns`.
+    pub fn wait(&self, deadline_ns: u64) -> Result<u64, TimedOut> {
+        sched::notify_wait(self.wake.id(), deadline_ns)
+    }
+
+    /// Starts a NAPI round if the RX line fired (and handles a configuration change):
+    /// the line is taken (`IrqLine<Draining>`) with the ring suppressed, and stays so
+    /// until [`VirtioNic::end_batch`] finds the ring drained. Returns whether frames may
+    /// be pulled ([`VirtioNic::pop_rx`]): during a round, and always in polling mode.
+    pub fn begin_round(&mut self) -> bool {
+        if self.rx_polled.is_some() || self.rx_draining.is_some() {
+            return true;
+        }
+        if self.mode == IrqMode::MsixPerQueue {
+            self.config_vector();
+        }
+        let Some(rx) = self.rx.take() else {
+            return false;
+        };
+        let Some(line) = self.vectors[RX].take_armed() else {
+            self.rx = Some(rx);
+            return false;
+        };
+        match napi::take(line, rx) {
+            Ok(pair) => self.rx_draining = Some(pair),
+            Err((line, rx)) => {
+                self.vectors[RX].put(line);
+                self.rx = Some(rx);
+                return false;
+            }
+        }
+        match self.mode {
+            // Reading the ISR deasserts INTx. It happens here, with the ring suppressed and
+            // before the drain, never after the recheck: a completion landing after the
+            // recheck must find the line asserted when it is unmasked.
+            IrqMode::Intx => {
+                if self.net.transport().read_isr().config() {
+                    self.config_changed();
+                }
+            }
+            IrqMode::MsixShared => {
+                if self.net.link_up().is_ok_and(|up| up != self.link_up) {
+                    self.config_changed();
+                }
+            }
+            IrqMode::MsixPerQueue => {}
+        }
+        self.net.note_interrupt(drivers::virtio::net::RX_QUEUE);
+        true
+    }
+
+    /// The next received packet (validated by the driver), if a round is open (or in
+    /// polling mode) and the ring has one. Give it back with [`VirtioNic::recycle_rx`].
+    pub fn pop_rx(&mut self) -> Option<RxPacket<KernelDma>> {
+        let vq = match (self.rx_draining.as_mut(), self.rx_polled.as_mut()) {
+            (Some((_, vq)), _) => vq,
+            (None, Some(vq)) => vq,
+            (None, None) => return None,
+        };
+        self.net.pop_rx(vq)
+    }
+
+    /// Takes a packet's buffer back for reposting.
+    pub fn recycle_rx(&mut self, p: RxPacket<KernelDma>) {
+        self.net.recycle_rx(p);
+    }
+
+    /// Ends a batch of pulls: refills the ring and, in a NAPI round, decides — work left
+    /// (budget spent, or a re-arm race): `true`, the round stays open (line masked, ring
+    /// suppressed) and the caller yields before pulling again; ring drained: re-enable,
+    /// recheck, rearm the line with the `Quiesced` proof, `false`.
+    pub fn end_batch(&mut self) -> bool {
+        if let Some(vq) = self.rx_polled.as_mut() {
+            self.net.refill_rx(vq);
+            return false;
+        }
+        let Some((line, vq)) = self.rx_draining.take() else {
+            return false;
+        };
+        match self.net.rx_batch_done(line, vq) {
+            PollOutcome::BudgetSpent(line, vq) => {
+                self.rx_draining = Some((line, vq));
+                true
+            }
+            PollOutcome::Drained(quiesce) => match self.net.rx_enable_and_recheck(quiesce) {
+                Ok((quiet, armed_vq, draining)) => {
+                    self.vectors[RX].put(draining.rearm(quiet));
+                    self.rx = Some(armed_vq);
+                    false
+                }
+                Err(napi::Raced(line, vq)) => {
+                    self.rx_draining = Some((line, vq));
+                    true
+                }
+            },
         }
     }
 
-    /// Waits for an interrupt and drains the ring with the NAPI protocol, handing each
-    /// frame to `deliver`. Returns the frames delivered.
+    /// Waits for an interrupt (or `deadline_ns`) and drains the ring with the NAPI protocol,
+    /// handing each frame to `deliver`: for code that needs frames without the stack
+    /// (tests). Returns the frames delivered.
     pub fn receive(
         &mut self,
         deadline_ns: u64,
         mut deliver: impl FnMut(&[u8]),
     ) -> Result<usize, TimedOut> {
-        sched::notify_wait(self.wake.id(), deadline_ns)?;
-        if self.mode == IrqMode::MsixPerQueue {
-            self.config_vector();
+        self.wait(deadline_ns)?;
+        let mut delivered = 0;
+        if !self.begin_round() {
+            return Ok(0);
         }
-        Ok(self.napi_round(&mut deliver))
+        loop {
+            for _ in 0..BUDGET {
+                let Some(p) = self.pop_rx() else { break };
+                deliver(p.frame());
+                self.recycle_rx(p);
+                delivered += 1;
+            }
+            if !self.end_batch() {
+                return Ok(delivered);
+            }
+            sched::yield_now(); // budget spent: never starve other threads
+        }
     }
 
     /// The configuration vector (MSI-X per queue): if it fired, read the link state and
@@ -432,62 +580,6 @@ impl VirtioNic {
             Err(e) => {
                 log::error!("virtio-net: device needs a reset ({e:?})");
                 self.reset_needed = true;
-            }
-        }
-    }
-
-    /// One NAPI round: take the fired line with the ring, poll within budgets (yielding
-    /// between them), re-enable with the recheck, rearm. No-op if the line has not fired.
-    fn napi_round(&mut self, deliver: &mut impl FnMut(&[u8])) -> usize {
-        let Some(rx) = self.rx.take() else { return 0 };
-        let Some(line) = self.vectors[RX].take_armed() else {
-            self.rx = Some(rx);
-            return 0;
-        };
-        let (mut line, mut vq) = match napi::take(line, rx) {
-            Ok(pair) => pair,
-            Err((line, rx)) => {
-                self.vectors[RX].put(line);
-                self.rx = Some(rx);
-                return 0;
-            }
-        };
-        match self.mode {
-            // Reading the ISR deasserts INTx. It happens here, with the ring suppressed and
-            // before the drain, never after the recheck: a completion landing after the
-            // recheck must find the line asserted when it is unmasked.
-            IrqMode::Intx => {
-                if self.net.transport().read_isr().config() {
-                    self.config_changed();
-                }
-            }
-            IrqMode::MsixShared => {
-                if self.net.link_up().is_ok_and(|up| up != self.link_up) {
-                    self.config_changed();
-                }
-            }
-            IrqMode::MsixPerQueue => {}
-        }
-        self.net.note_interrupt(drivers::virtio::net::RX_QUEUE);
-        let mut delivered = 0;
-        let mut count = |f: &[u8]| {
-            delivered += 1;
-            deliver(f);
-        };
-        loop {
-            match self.net.poll_rx(line, vq, BUDGET, &mut count) {
-                PollOutcome::BudgetSpent(l, q) => {
-                    (line, vq) = (l, q);
-                    sched::yield_now(); // a flood never starves other threads
-                }
-                PollOutcome::Drained(quiesce) => match self.net.rx_enable_and_recheck(quiesce) {
-                    Ok((quiet, armed_vq, draining)) => {
-                        self.vectors[RX].put(draining.rearm(quiet));
-                        self.rx = Some(armed_vq);
-                        return delivered;
-                    }
-                    Err(napi::Raced(l, q)) => (line, vq) = (l, q),
-                },
             }
         }
     }

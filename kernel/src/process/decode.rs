@@ -7,6 +7,7 @@
 //! every pointer stays a `UserSlice`/`UserPtr` allegation for the handler to check and
 //! copy. Pure, so the host tests drive it with every call and with random registers.
 
+use abi::net::{SHUT_WR, SOCK_ICMP, SOCK_TCP, SOCK_UDP};
 use abi::proc::{
     ANY_CHILD, GRANT_COPY, GRANT_MOVE, GrantSpec, NO_FOREGROUND, OPEN_FLAGS, POWER_OFF,
     POWER_REBOOT, PROT_ALL, PROT_EXEC, PROT_READ, PROT_WRITE, WAIT_FLAGS, WNOHANG,
@@ -165,6 +166,74 @@ pub enum Call {
         /// The caller or one of its children; `None` for nobody.
         pid: Option<u32>,
     },
+    /// `sock_open(proto, event_bits)`.
+    SockOpen {
+        /// Which protocol.
+        proto: SockProto,
+        /// Bits set in the caller's notification word when the socket has news (0: none).
+        events: u64,
+    },
+    /// `bind(h, addr, port)`.
+    Bind {
+        /// The socket.
+        handle: Handle,
+        /// Local address (0: any).
+        addr: u32,
+        /// Local port (0: any free one).
+        port: u16,
+    },
+    /// `connect(h, addr, port, deadline)`.
+    Connect {
+        /// The socket.
+        handle: Handle,
+        /// Remote address.
+        addr: u32,
+        /// Remote port.
+        port: u16,
+        /// Absolute monotonic ns (0: do not wait).
+        deadline: u64,
+    },
+    /// `listen(h, backlog)`.
+    Listen {
+        /// The socket.
+        handle: Handle,
+        /// Connections kept ready.
+        backlog: u32,
+    },
+    /// `accept(h, deadline)`.
+    Accept {
+        /// The listener.
+        handle: Handle,
+        /// Absolute monotonic ns (0: do not wait).
+        deadline: u64,
+    },
+    /// `sendto(h, buf, len, addr, port, deadline)`.
+    SendTo {
+        /// The socket.
+        handle: Handle,
+        /// The bytes.
+        buf: UserSlice,
+        /// Remote address (0: the connected one).
+        addr: u32,
+        /// Remote port.
+        port: u16,
+        /// Absolute monotonic ns (0: do not wait).
+        deadline: u64,
+    },
+    /// `recvfrom(h, buf, len, deadline)`.
+    RecvFrom {
+        /// The socket.
+        handle: Handle,
+        /// Where the bytes go.
+        buf: UserSlice,
+        /// Absolute monotonic ns (0: do not wait).
+        deadline: u64,
+    },
+    /// `shutdown(h, how)`.
+    Shutdown {
+        /// The socket.
+        handle: Handle,
+    },
     /// `power(h, action)`.
     Power {
         /// A `Power` capability.
@@ -172,6 +241,17 @@ pub enum Call {
         /// What to do.
         action: PowerAction,
     },
+}
+
+/// `sock_open`'s protocols.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SockProto {
+    /// UDP.
+    Udp,
+    /// TCP.
+    Tcp,
+    /// ICMP echo.
+    Icmp,
 }
 
 /// What `power` does.
@@ -185,6 +265,10 @@ pub enum PowerAction {
 
 fn u32_or(v: u64, e: Error) -> Result<u32, Error> {
     u32::try_from(v).map_err(|_| e)
+}
+
+fn port(v: u64) -> Result<u16, Error> {
+    u16::try_from(v).map_err(|_| Error::EINVAL)
 }
 
 fn handle(v: u64) -> Result<Handle, Error> {
@@ -313,6 +397,50 @@ pub fn decode(num: u64, a: [u64; 6]) -> Result<Call, Error> {
                 pid => Some(pid),
             },
         },
+        Sysnum::SockOpen => Call::SockOpen {
+            proto: match a[0] {
+                v if v == u64::from(SOCK_UDP) => SockProto::Udp,
+                v if v == u64::from(SOCK_TCP) => SockProto::Tcp,
+                v if v == u64::from(SOCK_ICMP) => SockProto::Icmp,
+                _ => return Err(Error::EINVAL),
+            },
+            events: a[1],
+        },
+        Sysnum::Bind => Call::Bind {
+            handle: handle(a[0])?,
+            addr: u32_or(a[1], Error::EINVAL)?,
+            port: port(a[2])?,
+        },
+        Sysnum::Connect => Call::Connect {
+            handle: handle(a[0])?,
+            addr: u32_or(a[1], Error::EINVAL)?,
+            port: port(a[2])?,
+            deadline: a[3],
+        },
+        Sysnum::Listen => Call::Listen {
+            handle: handle(a[0])?,
+            backlog: u32_or(a[1], Error::EINVAL)?,
+        },
+        Sysnum::Accept => Call::Accept {
+            handle: handle(a[0])?,
+            deadline: a[1],
+        },
+        Sysnum::SendTo => Call::SendTo {
+            handle: handle(a[0])?,
+            buf: UserSlice::new(a[1], a[2]),
+            addr: u32_or(a[3], Error::EINVAL)?,
+            port: port(a[4])?,
+            deadline: a[5],
+        },
+        Sysnum::RecvFrom => Call::RecvFrom {
+            handle: handle(a[0])?,
+            buf: UserSlice::new(a[1], a[2]),
+            deadline: a[3],
+        },
+        Sysnum::Shutdown if a[1] != u64::from(SHUT_WR) => return Err(Error::EINVAL),
+        Sysnum::Shutdown => Call::Shutdown {
+            handle: handle(a[0])?,
+        },
         Sysnum::Power => Call::Power {
             handle: handle(a[0])?,
             action: match a[1] {
@@ -321,7 +449,7 @@ pub fn decode(num: u64, a: [u64; 6]) -> Result<Call, Error> {
                 _ => return Err(Error::EINVAL),
             },
         },
-        // The network (0x50) and device (0x60) groups arrive with their issues.
+        // The device group (0x60) arrives with user-mode drivers.
         _ => return Err(Error::ENOSYS),
     })
 }
@@ -337,7 +465,7 @@ mod tests {
 
     #[test]
     fn every_implemented_call_decodes_with_good_arguments() {
-        let good: [(Sysnum, [u64; 6]); 23] = [
+        let good: [(Sysnum, [u64; 6]); 32] = [
             (Sysnum::Exit, [7, 0, 0, 0, 0, 0]),
             (Sysnum::Spawn, [0x1000, 4, 0, 0, 0, 0]),
             (Sysnum::Wait, [ANY_CHILD, 1, 0, 0, 0, 0]),
@@ -361,6 +489,15 @@ mod tests {
             (Sysnum::ConsoleFg, [0x8000_0000, 0, 0, 0, 0, 0]),
             (Sysnum::Power, [0x8000_0000, 1, 0, 0, 0, 0]),
             (Sysnum::Power, [0x8000_0000, 2, 0, 0, 0, 0]),
+            (Sysnum::SockOpen, [1, 0, 0, 0, 0, 0]),
+            (Sysnum::SockOpen, [3, 1 << 5, 0, 0, 0, 0]),
+            (Sysnum::Bind, [0x8000_0000, 0, 7777, 0, 0, 0]),
+            (Sysnum::Connect, [0x8000_0000, 0x0a00_0202, 80, 5, 0, 0]),
+            (Sysnum::Listen, [0x8000_0000, 4, 0, 0, 0, 0]),
+            (Sysnum::Accept, [0x8000_0000, 0, 0, 0, 0, 0]),
+            (Sysnum::SendTo, [0x8000_0000, 0x1000, 5, 0x0a00_0202, 53, 9]),
+            (Sysnum::RecvFrom, [0x8000_0000, 0x1000, 5, 9, 0, 0]),
+            (Sysnum::Shutdown, [0x8000_0000, 1, 0, 0, 0, 0]),
         ];
         for (num, a) in good {
             assert!(call(num, a).is_ok(), "{num:?}");
@@ -455,7 +592,23 @@ mod tests {
                 pid: None
             })
         );
-        assert_eq!(call(Sysnum::SendTo, [0; 6]), Err(Error::ENOSYS));
+        assert_eq!(
+            call(Sysnum::SockOpen, [4, 0, 0, 0, 0, 0]),
+            Err(Error::EINVAL)
+        );
+        assert_eq!(
+            call(Sysnum::Bind, [0x8000_0000, 0, 65536, 0, 0, 0]),
+            Err(Error::EINVAL)
+        );
+        assert_eq!(
+            call(Sysnum::Connect, [0x8000_0000, 1 << 32, 80, 0, 0, 0]),
+            Err(Error::EINVAL)
+        );
+        assert_eq!(
+            call(Sysnum::Shutdown, [0x8000_0000, 2, 0, 0, 0, 0]),
+            Err(Error::EINVAL)
+        );
+        assert_eq!(call(Sysnum::DevInfo, [0; 6]), Err(Error::ENOSYS));
         assert_eq!(decode(0x06, [0; 6]), Err(Error::ENOSYS));
         assert_eq!(decode(u64::MAX, [0; 6]), Err(Error::ENOSYS));
     }

@@ -20,6 +20,8 @@ pub enum Object {
     Notification(Weak<super::table::Process>),
     /// The right to power the machine off or reboot it (init's from boot).
     Power,
+    /// A network socket (linear: one holder; dropping the last handle closes it).
+    Socket(Arc<crate::net::stack::Socket>),
 }
 
 impl Capability for Object {
@@ -28,6 +30,7 @@ impl Capability for Object {
             Object::File(_) => CapType::File,
             Object::Notification(_) => CapType::Notification,
             Object::Power => CapType::Power,
+            Object::Socket(_) => CapType::Socket,
         }
     }
 }

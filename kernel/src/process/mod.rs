@@ -15,6 +15,8 @@ pub mod fs;
 #[cfg(target_os = "none")]
 pub mod memory;
 #[cfg(target_os = "none")]
+pub mod net;
+#[cfg(target_os = "none")]
 pub mod procfs;
 #[cfg(target_os = "none")]
 pub mod syscall;

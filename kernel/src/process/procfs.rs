@@ -3,8 +3,8 @@
 //! Each file is rendered into a buffer at `open`, so a reader never sees a line torn
 //! by a concurrent update and reads need no locks. The formats are line-oriented
 //! `key value` pairs or aligned tables, one record per line (docs/process.md lists
-//! them): `stat`, `interrupts`, `meminfo`, `dma`, `cmdline`, and `<pid>/status`,
-//! `<pid>/caps`.
+//! them): `stat`, `interrupts`, `meminfo`, `dma`, `cmdline`, `cpuinfo`, `net` (sockets),
+//! `netif` (the interface), and `<pid>/status`, `<pid>/caps`.
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -24,6 +24,9 @@ pub fn generate(rest: &str) -> Option<Vec<u8>> {
         "/interrupts" => interrupts(&mut out),
         "/meminfo" => meminfo(&mut out),
         "/dma" => dma_file(&mut out),
+        "/net" => net(&mut out),
+        "/cpuinfo" => cpuinfo(&mut out),
+        "/netif" => netif(&mut out),
         "/cmdline" => {
             let _ = writeln!(out, "{}", crate::machine::command_line());
         }
@@ -41,7 +44,15 @@ pub fn generate(rest: &str) -> Option<Vec<u8>> {
 }
 
 fn listing(out: &mut String) {
-    for name in ["stat", "interrupts", "meminfo", "dma", "cmdline"] {
+    for name in [
+        "stat",
+        "interrupts",
+        "meminfo",
+        "dma",
+        "cmdline",
+        "net",
+        "netif",
+    ] {
         let _ = writeln!(out, "{name}");
     }
     for p in table::all().iter().filter(|p| p.pid != 0) {
@@ -234,4 +245,82 @@ fn rights_names(r: abi::Rights) -> String {
     } else {
         list.join(",")
     }
+}
+
+fn net(out: &mut String) {
+    use crate::net::stack::{self, Proto};
+    let _ = writeln!(
+        out,
+        "{:<5} {:<21} {:<21} {:<12} {:>5} {:>12} {:>12} {:>8}",
+        "proto", "local", "remote", "state", "owner", "rx_bytes", "tx_bytes", "tx_drop"
+    );
+    let here = stack::address().map(|a| a.address());
+    for s in stack::sockets() {
+        let proto = match s.proto {
+            Proto::Udp => "udp",
+            Proto::Tcp => "tcp",
+            Proto::Icmp => "icmp",
+        };
+        let local = match (here, s.local) {
+            (_, None) => String::from("*:*"),
+            (_, Some(id)) if s.proto == Proto::Icmp => alloc::format!("id:{id:#06x}"),
+            (Some(a), Some(p)) => alloc::format!("{a}:{p}"),
+            (None, Some(p)) => alloc::format!("*:{p}"),
+        };
+        let remote = s
+            .remote
+            .map_or(String::from("*:*"), |(a, p)| alloc::format!("{a}:{p}"));
+        let _ = writeln!(
+            out,
+            "{proto:<5} {local:<21} {remote:<21} {:<12} {:>5} {:>12} {:>12} {:>8}",
+            s.state, s.owner, s.rx_bytes, s.tx_bytes, s.tx_dropped
+        );
+    }
+}
+
+fn netif(out: &mut String) {
+    use crate::net::stack;
+    let Some(st) = stack::status() else {
+        let _ = writeln!(out, "state down");
+        return;
+    };
+    let _ = writeln!(out, "state up");
+    match st.address {
+        Some(a) => {
+            let _ = writeln!(out, "address {a}");
+        }
+        None => {
+            let _ = writeln!(out, "address none");
+        }
+    }
+    if let Some(g) = stack::gateway() {
+        let _ = writeln!(out, "gateway {g}");
+    }
+    for d in stack::dns_servers() {
+        let _ = writeln!(out, "dns {d}");
+    }
+    if let Some(nic) = st.nic {
+        let _ = writeln!(out, "irq_mode {:?}", nic.irq);
+        let _ = writeln!(out, "link {}", if nic.link_up { "up" } else { "down" });
+    }
+    let _ = writeln!(out, "rx_interrupts {}", st.rx_interrupts);
+    if let Some(rx) = st.rx {
+        let _ = writeln!(out, "rx_packets {}", rx.packets);
+    }
+    if let Some(tx) = st.tx {
+        let _ = writeln!(out, "tx_packets {}", tx.packets);
+    }
+    let _ = writeln!(out, "delivered {}", st.delivered);
+    let _ = writeln!(out, "reassembled {}", st.reassembled);
+}
+
+fn cpuinfo(out: &mut String) {
+    let _ = writeln!(out, "cpus {}", sched::cpu_times().len());
+    let _ = writeln!(out, "midr {:#x}", crate::arch::cpu::midr());
+    let features = crate::arch::cpu::isa_features();
+    let _ = write!(out, "features");
+    for f in features {
+        let _ = write!(out, " {f}");
+    }
+    let _ = writeln!(out);
 }

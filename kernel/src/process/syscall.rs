@@ -138,6 +138,29 @@ fn dispatch(p: &Arc<Process>, call: Call) -> Result<[u64; 3], Stop> {
         Call::Write { handle, buf } => write(p, handle, buf),
         Call::ConsoleFg { handle, pid } => console_fg(p, handle, pid),
         Call::Power { handle, action } => power(p, handle, action),
+        Call::SockOpen { proto, events } => super::net::open(p, proto, events),
+        Call::Bind { handle, addr, port } => super::net::bind(p, handle, addr, port),
+        Call::Connect {
+            handle,
+            addr,
+            port,
+            deadline,
+        } => super::net::connect(p, handle, addr, port, deadline),
+        Call::Listen { handle, backlog } => super::net::listen(p, handle, backlog),
+        Call::Accept { handle, deadline } => super::net::accept(p, handle, deadline),
+        Call::SendTo {
+            handle,
+            buf,
+            addr,
+            port,
+            deadline,
+        } => super::net::send_to(p, handle, buf, addr, port, deadline),
+        Call::RecvFrom {
+            handle,
+            buf,
+            deadline,
+        } => super::net::recv_from(p, handle, buf, deadline),
+        Call::Shutdown { handle } => super::net::shutdown(p, handle),
     };
     r.map_err(Stop::Fail)
 }
@@ -267,6 +290,7 @@ fn cap_grant(p: &Arc<Process>, pid: u32, h: Handle, rights: Rights, mode: GrantM
         return Err(Error::EBADH);
     };
     let mut back = None;
+    super::net::moved_to(&object, target.pid);
     let r = table::with_caps(&target, |caps| match caps.insert(object, rights) {
         Ok(h) => Ok(h.raw()),
         Err((object, e)) => {
@@ -275,6 +299,7 @@ fn cap_grant(p: &Arc<Process>, pid: u32, h: Handle, rights: Rights, mode: GrantM
         }
     });
     if let (Some(object), GrantMode::Move) = (back, mode) {
+        super::net::moved_to(&object, p.pid);
         let held = rights | Rights::TRANSFER;
         let _ = table::with_caps(p, |caps| caps.insert(object, held).map_err(|(_, e)| e));
     }

@@ -198,6 +198,7 @@ pub fn spawn(
     let console_out = console(Rights::WRITE | Rights::TRANSFER)?;
     let mut listed: heapless::Vec<StartupGrant, MAX_GRANTS> = heapless::Vec::new();
     for g in grants {
+        super::net::moved_to(&g.object, pid);
         let cap_type = abi_type(&g.object);
         let handle = caps_insert(&mut caps, g.object, g.rights)?;
         let _ = listed.push(StartupGrant {
@@ -471,6 +472,11 @@ pub fn wait(caller: &Arc<Process>, want: Option<u32>, nohang: bool) -> Result<(u
         }
         let _ = sched::notify_wait(caller.children_event.id(), u64::MAX);
     }
+}
+
+/// The process's notification word (sockets post their event bits there).
+pub fn events_word(p: &Process) -> sched::NotifyId {
+    p.events.id()
 }
 
 /// `notify_wait`: waits until one of `mask`'s bits is set in the process's notification

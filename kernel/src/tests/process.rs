@@ -25,6 +25,15 @@ pub fn run(path: &str, argv: &[&str]) -> Result<i32, abi::Error> {
     Ok(status)
 }
 
+/// Runs `path` with the words of `args` after its name (as the kernel starts init).
+pub fn run_with_args(path: &str, args: &str) -> Result<i32, abi::Error> {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    let argv: alloc::vec::Vec<&str> = core::iter::once(name)
+        .chain(args.split_whitespace())
+        .collect();
+    run(path, &argv)
+}
+
 kernel_test! {
     fn hello_runs_at_el0_and_exits_with_its_argument_count() {
         if table::initrd().is_none() {
@@ -39,10 +48,10 @@ kernel_test! {
 
 kernel_test! {
     fn user_process_suite_passes() {
-        if table::initrd().is_none_or(|rd| rd.find("/bin/proctest").is_none()) {
-            skip!("no /bin/proctest in the initrd");
+        if table::initrd().is_none_or(|rd| rd.find("/bin/utest").is_none()) {
+            skip!("no /bin/utest in the initrd");
         }
-        let failures = run("/bin/proctest", &["proctest"]).map_err(|e| alloc::format!("{e}"))?;
+        let failures = run("/bin/utest", &["utest", "proc"]).map_err(|e| alloc::format!("{e}"))?;
         ensure_eq!(failures, 0);
         Ok(())
     }

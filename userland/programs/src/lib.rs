@@ -8,6 +8,8 @@
 
 extern crate alloc;
 
+pub mod netutil;
+pub mod number;
 pub mod tool;
 
 use alloc::string::String;
@@ -68,14 +70,51 @@ macro_rules! check_eq {
             )));
         }
     }};
+    ($a:expr, $b:expr, $($msg:tt)+) => {{
+        let (a, b) = (&$a, &$b);
+        if a != b {
+            return Err($crate::Failure::Failed(alloc::format!(
+                "{}: {:?} != {:?} ({}:{})",
+                alloc::format!($($msg)+),
+                a,
+                b,
+                file!(),
+                line!()
+            )));
+        }
+    }};
 }
 
 /// A named test.
 pub type Test = (&'static str, fn() -> Outcome);
 
+/// Tests passed, failed and skipped.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Passed.
+    pub passed: u32,
+    /// Failed.
+    pub failed: u32,
+    /// Skipped (each says why).
+    pub skipped: u32,
+}
+
+impl core::ops::AddAssign for Counts {
+    fn add_assign(&mut self, o: Counts) {
+        self.passed += o.passed;
+        self.failed += o.failed;
+        self.skipped += o.skipped;
+    }
+}
+
 /// Runs `tests` whose names contain `filter`, prints each result and the summary;
 /// returns the number of failures.
 pub fn run(suite: &str, filter: &str, tests: &[Test]) -> i32 {
+    run_counted(suite, filter, tests).failed as i32
+}
+
+/// As `run`, returning the counts.
+pub fn run_counted(suite: &str, filter: &str, tests: &[Test]) -> Counts {
     let (mut passed, mut failed, mut skipped) = (0, 0, 0);
     for (name, test) in tests.iter().filter(|(n, _)| n.contains(filter)) {
         match test() {
@@ -94,5 +133,9 @@ pub fn run(suite: &str, filter: &str, tests: &[Test]) -> i32 {
         }
     }
     println!("user {suite}: {passed} passed, {failed} failed, {skipped} skipped");
-    failed
+    Counts {
+        passed,
+        failed,
+        skipped,
+    }
 }

@@ -15,6 +15,7 @@ pub mod console;
 pub mod fs;
 pub mod heap;
 pub mod mem;
+pub mod net;
 mod panic;
 pub mod process;
 pub mod start;

@@ -122,6 +122,14 @@ pub fn mpidr() -> u64 {
     v & 0xff_00ff_ffff
 }
 
+/// The main ID register (implementer, part, revision).
+pub fn midr() -> u64 {
+    let v: u64;
+    // SAFETY: reads an ID register.
+    unsafe { asm!("mrs {0}, midr_el1", out(reg) v, options(nomem, nostack)) }
+    v
+}
+
 /// The exception level the kernel runs at (1 after boot).
 pub fn current_el() -> u64 {
     let v: u64;
@@ -186,4 +194,32 @@ pub fn kernel_call(op: u64, a1: u64, a2: u64) {
     // SAFETY: the sync handler treats SVC #0 from EL1 as a scheduler call; the trap
     // frame saves and restores every general register, so nothing is clobbered.
     unsafe { asm!("svc #0", in("x0") op, in("x1") a1, in("x2") a2, options(nostack)) }
+}
+
+/// The instruction-set features user programs may want to know about, by the names
+/// Linux's `/proc/cpuinfo` uses (ID_AA64ISAR0_EL1, Arm ARM D19.2.61): `aes`, `pmull`,
+/// `sha1`, `sha2`, `sha512`, `crc32`, `atomics`. EL0 cannot read ID registers itself.
+pub fn isa_features() -> heapless::Vec<&'static str, 8> {
+    let isar0: u64;
+    // SAFETY: reading an ID register has no side effects; it exists on every Armv8-A
+    // CPU at EL1.
+    unsafe {
+        core::arch::asm!("mrs {0}, id_aa64isar0_el1", out(reg) isar0, options(nomem, nostack))
+    };
+    let field = |shift: u32| (isar0 >> shift) & 0xf;
+    let mut out = heapless::Vec::new();
+    for (name, shift, min) in [
+        ("aes", 4, 1),
+        ("pmull", 4, 2),
+        ("sha1", 8, 1),
+        ("sha2", 12, 1),
+        ("sha512", 12, 2),
+        ("crc32", 16, 1),
+        ("atomics", 20, 2),
+    ] {
+        if field(shift) >= min {
+            let _ = out.push(name);
+        }
+    }
+    out
 }

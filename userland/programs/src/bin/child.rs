@@ -5,7 +5,9 @@
 //! page), `write-text` (stores into its own code), `unmapped` (touches memory after
 //! `mem_unmap`), `fpu N` (floating point with yields, exit 0 if the result is exact),
 //! `grant` (reads the file it was granted, exits with its first byte), `orphan`
-//! (spawns a sleeping grandchild and exits with its pid), `pingpong N`.
+//! (spawns a sleeping grandchild and exits with its pid), `pingpong N`, `sockets`
+//! (holds a UDP socket, a TCP listener and a TCP connection to the lab's web server,
+//! then sleeps until killed).
 #![no_std]
 #![no_main]
 
@@ -24,6 +26,7 @@ fn main(s: &Startup) -> i32 {
             time::sleep_ns(num(2) as u64 * 1_000_000);
             0
         }
+        "sockets" => sockets(),
         "spin" => loop {
             core::hint::spin_loop();
         },
@@ -140,5 +143,30 @@ fn fpu(seed: u32) -> i32 {
         0
     } else {
         1
+    }
+}
+
+fn sockets() -> i32 {
+    use capstan_rt::net::{Proto, Socket, after_ms};
+    let Ok(udp) = Socket::open(Proto::Udp, 0) else {
+        return 2;
+    };
+    let Ok(listener) = Socket::open(Proto::Tcp, 0) else {
+        return 3;
+    };
+    let Ok(tcp) = Socket::open(Proto::Tcp, 0) else {
+        return 4;
+    };
+    if udp.bind(0).is_err() || listener.bind(0).is_err() || listener.listen(1).is_err() {
+        return 5;
+    }
+    if tcp
+        .connect(core::net::Ipv4Addr::new(192, 0, 2, 1), 80, after_ms(5000))
+        .is_err()
+    {
+        return 6;
+    }
+    loop {
+        time::sleep_ns(1_000_000_000);
     }
 }

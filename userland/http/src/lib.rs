@@ -1,10 +1,11 @@
 //! HTTP/1.1 client: URLs, request formatting, response parsing, redirects.
 //!
-//! The kernel fetches files from the network lab's HTTP server (issue 6) and must
-//! turn every malformed or hostile response into an error, never a hang or a
-//! panic. The logic here is sans-IO: it never touches a socket, so the smoltcp TCP
-//! glue drives it with whatever segments arrive, and the host tests drive it with
-//! every possible split of a response and with random byte soups. Bodies stream
+//! User programs (`fetch`, the test suite, `netbench`) fetch files with it and must
+//! turn every malformed or hostile response into an error, never a hang or a panic.
+//! The parsing is sans-IO: it never touches a socket, so [`client`] drives it over any
+//! connector (the runtime's TCP sockets on Capstan, scripted servers in the tests) with
+//! whatever pieces arrive, and the host tests drive it with every possible split of a
+//! response and with random byte soups. Bodies stream
 //! through a sink callback, so a 16 MiB download needs no 16 MiB buffer; a
 //! `BodyDigest` counts and hashes them on the way (RFC 9110 semantics, RFC 9112
 //! message syntax).
@@ -12,14 +13,16 @@
 //! A request goes: `Url::parse` → `Request::get` → send → `ResponseParser::feed`
 //! per segment → `ResponseParser::finish` at EOF → `RedirectPolicy::next` on the
 //! head, repeating with the returned URL.
-#![allow(
-    dead_code,
-    unused_imports,
-    reason = "the API for the smoltcp glue, which is the next step; drop this then"
-)]
+#![no_std]
+
+extern crate alloc;
+
+#[cfg(test)]
+extern crate std;
 
 mod body;
-mod digest;
+pub mod client;
+pub mod digest;
 mod head;
 mod parser;
 mod url;
@@ -27,9 +30,7 @@ mod url;
 use alloc::vec::Vec;
 use core::fmt;
 
-pub use body::Framing;
-pub use digest::{BodyDigest, Sha256Digest};
-pub use head::{Head, Version};
+pub use digest::{BlockFn, BodyDigest, Sha256Digest};
 pub use parser::{Progress, ResponseParser};
 pub use url::{RedirectPolicy, Url};
 
@@ -56,14 +57,14 @@ pub enum HttpError {
     AmbiguousFraming,
     /// A transfer coding other than `chunked` (e.g. gzip), which we cannot decode.
     UnsupportedTransferEncoding,
+    /// A content coding other than `identity` (we ask for `identity` and do not decode).
+    UnsupportedContentEncoding(ContentCoding),
     /// A chunk-size line or the CRLF after chunk data is malformed.
     BadChunk,
     /// A chunk size that does not fit in 64 bits.
     ChunkTooLarge,
     /// The connection closed before the body announced by the framing was complete.
     TruncatedBody,
-    /// Bytes arrived after the body was complete.
-    ExcessData,
     /// A redirect status without a `Location` header.
     MissingLocation,
     /// More redirects than the policy allows.
@@ -87,10 +88,14 @@ impl fmt::Display for HttpError {
             Self::UnsupportedTransferEncoding => {
                 f.write_str("unsupported Transfer-Encoding (only chunked)")
             }
+            Self::UnsupportedContentEncoding(c) => write!(
+                f,
+                "unsupported Content-Encoding: {} (the request asked for identity)",
+                c.name()
+            ),
             Self::BadChunk => f.write_str("malformed chunked encoding"),
             Self::ChunkTooLarge => f.write_str("chunk size overflows 64 bits"),
             Self::TruncatedBody => f.write_str("truncated body: connection closed early"),
-            Self::ExcessData => f.write_str("unexpected data after the end of the body"),
             Self::MissingLocation => f.write_str("redirect without a Location header"),
             Self::TooManyRedirects => f.write_str("too many redirects"),
         }
@@ -99,12 +104,62 @@ impl fmt::Display for HttpError {
 
 impl core::error::Error for HttpError {}
 
-/// Request formatting (RFC 9112 §3); the only method the kernel needs is GET.
+/// A content coding (RFC 9110 §8.4.1), named in `UnsupportedContentEncoding`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ContentCoding {
+    /// `gzip` or `x-gzip`.
+    Gzip,
+    /// `deflate`.
+    Deflate,
+    /// `compress` or `x-compress`.
+    Compress,
+    /// `br`.
+    Brotli,
+    /// `zstd`.
+    Zstd,
+    /// Anything else.
+    Other,
+}
+
+impl ContentCoding {
+    /// The coding a field value names (case-insensitive).
+    pub fn of(name: &[u8]) -> Self {
+        let is = |s: &str| name.eq_ignore_ascii_case(s.as_bytes());
+        if is("gzip") || is("x-gzip") {
+            Self::Gzip
+        } else if is("deflate") {
+            Self::Deflate
+        } else if is("compress") || is("x-compress") {
+            Self::Compress
+        } else if is("br") {
+            Self::Brotli
+        } else if is("zstd") {
+            Self::Zstd
+        } else {
+            Self::Other
+        }
+    }
+
+    /// Its registered name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Gzip => "gzip",
+            Self::Deflate => "deflate",
+            Self::Compress => "compress",
+            Self::Brotli => "br",
+            Self::Zstd => "zstd",
+            Self::Other => "an unknown coding",
+        }
+    }
+}
+
+/// Request formatting (RFC 9112 §3); the only method the client needs is GET.
 pub struct Request;
 
 impl Request {
     /// The complete bytes of a `GET` for `url`, asking the server to close the
-    /// connection after the response so an unframed body ends at EOF.
+    /// connection after the response so an unframed body ends at EOF, and for the body
+    /// as it is (`Accept-Encoding: identity`: we do not decode content codings).
     pub fn get(url: &Url) -> Vec<u8> {
         let mut out = Vec::with_capacity(96 + url.host().len() + url.target().len());
         out.extend_from_slice(b"GET ");
@@ -112,7 +167,8 @@ impl Request {
         out.extend_from_slice(b" HTTP/1.1\r\nHost: ");
         out.extend_from_slice(url.authority().as_bytes());
         out.extend_from_slice(
-            b"\r\nUser-Agent: capstan\r\nConnection: close\r\nAccept: */*\r\n\r\n",
+            b"\r\nUser-Agent: capstan\r\nConnection: close\r\nAccept: */*\r\n\
+              Accept-Encoding: identity\r\n\r\n",
         );
         out
     }
@@ -129,7 +185,7 @@ mod tests {
         assert_eq!(
             Request::get(&url),
             b"GET /a/b?x=1 HTTP/1.1\r\nHost: example.com\r\nUser-Agent: capstan\r\n\
-              Connection: close\r\nAccept: */*\r\n\r\n"
+              Connection: close\r\nAccept: */*\r\nAccept-Encoding: identity\r\n\r\n"
         );
     }
 
@@ -153,5 +209,11 @@ mod tests {
             "bad URL: bad port"
         );
         assert!(HttpError::UnsupportedScheme.to_string().contains("http://"));
+        assert_eq!(
+            HttpError::UnsupportedContentEncoding(ContentCoding::of(b"X-GZip")).to_string(),
+            "unsupported Content-Encoding: gzip (the request asked for identity)"
+        );
+        assert_eq!(ContentCoding::of(b"br"), ContentCoding::Brotli);
+        assert_eq!(ContentCoding::of(b"sdch"), ContentCoding::Other);
     }
 }

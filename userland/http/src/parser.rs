@@ -4,7 +4,10 @@
 //! byte twice: head lines are accumulated under the size limits, body bytes go
 //! straight to the caller's sink. Every error is sticky, so a glue loop that
 //! keeps feeding after a failure keeps getting the same error instead of
-//! misparsing the rest of the stream.
+//! misparsing the rest of the stream. Bytes after a complete response (a server
+//! that sends more than its `Content-Length`) are not body: they are counted as
+//! excess for the caller to report, and the caller closes the connection; the
+//! response itself stands.
 
 use super::HttpError;
 use super::body::{Chunked, Framing};
@@ -45,6 +48,7 @@ pub struct ResponseParser {
     head: Option<Head>,
     framing: Option<Framing>,
     body_len: u64,
+    excess: u64,
 }
 
 impl Default for ResponseParser {
@@ -63,6 +67,7 @@ impl ResponseParser {
             head: None,
             framing: None,
             body_len: 0,
+            excess: 0,
         }
     }
 
@@ -72,18 +77,25 @@ impl ResponseParser {
     }
 
     /// The body framing, once the head is complete.
+    #[cfg(test)]
     pub fn framing(&self) -> Option<Framing> {
         self.framing
     }
 
     /// Body bytes handed to sinks so far.
+    #[cfg(test)]
     pub fn body_len(&self) -> u64 {
         self.body_len
     }
 
+    /// Bytes that arrived after the response was complete (not part of the body).
+    pub fn excess(&self) -> u64 {
+        self.excess
+    }
+
     /// Parses the next bytes from the connection; body bytes go to `sink`, in
-    /// order, possibly in several calls. Bytes after a complete response are an
-    /// error (the request asked for `Connection: close`).
+    /// order, possibly in several calls. Bytes after a complete response are counted
+    /// in [`ResponseParser::excess`] and otherwise ignored: stop reading at `Done`.
     pub fn feed(
         &mut self,
         input: &[u8],
@@ -150,7 +162,10 @@ impl ResponseParser {
                     sink(rest);
                     rest.len()
                 }
-                State::Done => return Err(HttpError::ExcessData),
+                State::Done => {
+                    self.excess += rest.len() as u64;
+                    rest.len()
+                }
                 State::Failed(e) => return Err(*e),
             };
         }
@@ -206,7 +221,8 @@ impl ResponseParser {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::net::http::{BodyDigest, RedirectPolicy, Sha256Digest, Url, Version};
+    use crate::head::Version;
+    use crate::{BodyDigest, RedirectPolicy, Sha256Digest, Url};
     use alloc::format;
     use alloc::vec::Vec;
 
@@ -300,10 +316,23 @@ mod tests {
         assert_eq!(p.feed(body, &mut |_| {}), Ok(Progress::Done));
         assert_eq!(p.feed(b"", &mut |_| {}), Ok(Progress::Done));
         assert_eq!(p.finish(), Ok(()));
-        assert_eq!(p.feed(b"x", &mut |_| {}), Err(HttpError::ExcessData));
+        assert_eq!(
+            p.feed(b"xy", &mut |_| panic!("not body")),
+            Ok(Progress::Done)
+        );
+        assert_eq!((p.excess(), p.body_len()), (2, 11));
+        assert_eq!(p.finish(), Ok(()));
         // Errors are sticky.
-        assert_eq!(p.feed(b"", &mut |_| {}), Err(HttpError::ExcessData));
-        assert_eq!(p.finish(), Err(HttpError::ExcessData));
+        let mut bad = ResponseParser::new();
+        assert_eq!(
+            bad.feed(b"HTTX/9.9 banana\r\n", &mut |_| {}),
+            Err(HttpError::MalformedStatusLine)
+        );
+        assert_eq!(
+            bad.feed(b"", &mut |_| {}),
+            Err(HttpError::MalformedStatusLine)
+        );
+        assert_eq!(bad.finish(), Err(HttpError::MalformedStatusLine));
     }
 
     #[test]
@@ -355,7 +384,11 @@ mod tests {
             Ok(())
         );
         let more = [&no_body[..], b"hello"].concat();
-        assert_eq!(whole(&more).result, Err(HttpError::ExcessData));
+        assert_eq!(
+            whole(&more).body,
+            b"",
+            "a 204 has no body, whatever follows"
+        );
         let interim = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early\r\nLink: x\r\n\r\n\
                         HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
         let want = Outcome {
@@ -368,6 +401,29 @@ mod tests {
 
     fn error_of(head: &str, rest: &[u8]) -> Result<(), HttpError> {
         whole(&[head.as_bytes(), rest].concat()).result
+    }
+
+    #[test]
+    fn a_body_longer_than_its_content_length_is_cut_and_the_rest_reported() {
+        // The issue's case: Content-Length 100, then 4096 bytes.
+        let body: Vec<u8> = (0..4096u32).map(|i| i as u8).collect();
+        let wire = [
+            &b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n"[..],
+            &body,
+        ]
+        .concat();
+        for split in [40, 139, 140, 141, 1000, wire.len()] {
+            let mut p = ResponseParser::new();
+            let mut got = Vec::new();
+            let mut progress = Progress::NeedMore;
+            for piece in [&wire[..split], &wire[split..]] {
+                progress = p.feed(piece, &mut |b| got.extend_from_slice(b)).unwrap();
+            }
+            assert_eq!(progress, Progress::Done);
+            assert_eq!(got, &body[..100], "split at {split}");
+            assert_eq!(p.excess(), 4096 - 100);
+            assert_eq!(p.finish(), Ok(()));
+        }
     }
 
     #[test]
@@ -421,7 +477,7 @@ mod tests {
             (
                 "Transfer-Encoding: chunked",
                 b"3\r\nabc\r\n0\r\n\r\nx",
-                Err(ExcessData),
+                Ok(()),
             ),
             (
                 "Transfer-Encoding: chunked",
@@ -438,7 +494,22 @@ mod tests {
                 b"0\r\n\r\n",
                 Ok(()),
             ),
-            ("Content-Length: 2", b"okay", Err(ExcessData)),
+            ("Content-Length: 2", b"okay", Ok(())),
+            (
+                "Content-Encoding: gzip\r\nContent-Length: 2",
+                b"\x1f\x8b",
+                Err(UnsupportedContentEncoding(crate::ContentCoding::Gzip)),
+            ),
+            (
+                "Content-Encoding: identity, deflate",
+                b"",
+                Err(UnsupportedContentEncoding(crate::ContentCoding::Deflate)),
+            ),
+            (
+                "Content-Encoding: identity\r\nContent-Length: 2",
+                b"ok",
+                Ok(()),
+            ),
             ("Bad Header: x", b"", Err(MalformedHeader)),
             ("Bad\x00: x", b"", Err(MalformedHeader)),
         ];
@@ -624,8 +695,8 @@ mod tests {
         let mut parser = ResponseParser::new();
         assert_eq!(parser.feed(input, &mut |_| {}), Ok(Progress::Done));
         let head = parser.head().unwrap();
-        assert!(head.is_redirect());
-        assert_eq!(head.location(), Some("../other?x"));
+        assert_eq!(head.status(), 301);
+        assert_eq!(head.header("location"), Some(&b"../other?x"[..]));
         let here = Url::parse("http://lab.test/a/b/c").unwrap();
         let next = RedirectPolicy::default()
             .next(&here, head)

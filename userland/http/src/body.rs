@@ -7,8 +7,8 @@
 //! The chunked decoder (§7.1) is a byte-level state machine so a chunk header
 //! split across TCP segments costs nothing extra.
 
-use super::HttpError;
 use super::head::{FieldBlock, Head, LineReader, MAX_BLOCK, MAX_LINE, Version, is_tchar};
+use super::{ContentCoding, HttpError};
 
 /// How the end of the body is found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,6 +31,7 @@ impl Framing {
             return Ok(Self::Empty);
         }
         let length = content_length(head)?;
+        content_coding(head)?;
         if head.header("transfer-encoding").is_some() {
             if length.is_some() || head.version() == Version::Http10 {
                 return Err(HttpError::AmbiguousFraming);
@@ -63,6 +64,21 @@ fn content_length(head: &Head) -> Result<Option<u64>, HttpError> {
         }
     }
     Ok(length)
+}
+
+/// A body in any content coding but `identity` is refused, naming the first such
+/// coding: the request asked for `identity`, and returning an encoded body as if it
+/// were the file would be a silent corruption.
+fn content_coding(head: &Head) -> Result<(), HttpError> {
+    let coding = head
+        .headers("content-encoding")
+        .flat_map(|v| v.split(|&b| b == b','))
+        .map(trim)
+        .find(|c| !c.is_empty() && !c.eq_ignore_ascii_case(b"identity"));
+    match coding {
+        Some(c) => Err(HttpError::UnsupportedContentEncoding(ContentCoding::of(c))),
+        None => Ok(()),
+    }
 }
 
 /// True if the transfer codings, over all fields, are exactly `chunked`.

@@ -7,10 +7,18 @@
 //! IPv4; an AAAA answer is data to us). So the protocol lives here, without I/O:
 //! `Query` builds the question and judges every datagram that reaches its port,
 //! `wire` reads names and records, `Retry` says when to resend and when to give up.
-//! `resolve.rs` only moves datagrams. Being pure, all of it is host-tested, hostile
+//! `resolve` drives a lookup over any [`resolve::Transport`] (UDP with retries, TCP
+//! when a reply comes truncated), so the program that does the I/O stays small. Being pure, all of it is host-tested, hostile
 //! replies included: whatever arrives is ignored or becomes an error, never a panic
 //! or a hang. Notes: docs/net.md ("DNS").
+#![no_std]
 
+extern crate alloc;
+
+#[cfg(test)]
+extern crate std;
+
+pub mod resolve;
 mod wire;
 
 use alloc::vec::Vec;
@@ -32,7 +40,8 @@ pub enum DnsError {
     BadQuery,
     /// Any other non-zero RCODE.
     OtherRcode(u8),
-    /// The TC bit: the answer did not fit in UDP (TCP fallback is not implemented).
+    /// The TC bit: the answer did not fit in UDP (and, after the fallback to TCP, did
+    /// not come whole there either).
     Truncated,
     /// The name exists but has no record of the asked type (RFC 2308 §2.2 NODATA).
     NoData,
@@ -55,7 +64,7 @@ impl fmt::Display for DnsError {
             Self::Refused => f.write_str("DNS query refused"),
             Self::BadQuery => f.write_str("DNS server rejected the query"),
             Self::OtherRcode(code) => write!(f, "DNS error code {code}"),
-            Self::Truncated => f.write_str("DNS reply truncated (TCP fallback unsupported)"),
+            Self::Truncated => f.write_str("DNS reply truncated, also over TCP"),
             Self::NoData => f.write_str("no DNS record of that type"),
             Self::Timeout => f.write_str("DNS query timed out"),
             Self::CnameLoop => f.write_str("CNAME chain too long or looping"),
@@ -305,7 +314,7 @@ pub struct Retry {
 }
 
 impl Retry {
-    /// The kernel's default: 4 sends, 500 ms doubling to 2 s (5.5 s worst case).
+    /// The default: 4 sends, 500 ms doubling to 2 s (5.5 s worst case).
     pub const DEFAULT: Self = Self::new(4, 500, 2000);
 
     /// A schedule of `attempts` sends.

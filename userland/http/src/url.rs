@@ -277,6 +277,12 @@ impl RedirectPolicy {
         self.followed
     }
 
+    /// Whether a response with this head would be followed (its body is not the one
+    /// asked for).
+    pub fn redirects(head: &Head) -> bool {
+        is_redirect(head.status())
+    }
+
     /// The URL to fetch next if `head` (received for `current`) is a redirect.
     pub fn next(&mut self, current: &Url, head: &Head) -> Result<Option<Url>, HttpError> {
         self.next_for(current, head.status(), head.header("location"))
@@ -288,7 +294,7 @@ impl RedirectPolicy {
         status: u16,
         location: Option<&[u8]>,
     ) -> Result<Option<Url>, HttpError> {
-        if !matches!(status, 301 | 302 | 303 | 307 | 308) {
+        if !is_redirect(status) {
             return Ok(None);
         }
         let location = location.ok_or(HttpError::MissingLocation)?;
@@ -300,6 +306,11 @@ impl RedirectPolicy {
         self.followed += 1;
         current.join(location).map(Some)
     }
+}
+
+/// The statuses a GET follows (RFC 9110 §15.4).
+fn is_redirect(status: u16) -> bool {
+    matches!(status, 301 | 302 | 303 | 307 | 308)
 }
 
 #[cfg(test)]

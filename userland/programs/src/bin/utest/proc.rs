@@ -1,24 +1,14 @@
 //! The process suite: lifecycle, memory, capabilities, time, files and pointers, run
-//! from user space against the real kernel (started by the kernel test `user_suites`).
-//! `proctest [FILTER]`.
-#![no_std]
-#![no_main]
-
-extern crate alloc;
+//! from user space against the real kernel.
 
 use abi::proc::{GRANT_COPY, GRANT_MOVE, GrantSpec, STATUS_FAULTED, STATUS_KILLED};
 use abi::{CapType, Error, Handle, Rights, Sysnum};
 use capstan_programs::{Failure, Outcome, Test, check, check_eq};
 use capstan_rt::fs::File;
-use capstan_rt::{Startup, cap, entry, fs, mem, process, sys, time};
+use capstan_rt::{cap, fs, mem, process, sys, time};
 
-entry!(main);
-
-fn main(s: &Startup) -> i32 {
-    capstan_programs::run("proc", s.arg(1).unwrap_or(""), TESTS)
-}
-
-const TESTS: &[Test] = &[
+/// The suite.
+pub const TESTS: &[Test] = &[
     ("spawn_and_wait_return_the_exit_code", spawn_and_wait),
     ("wait_any_reaps_every_child_then_echild", wait_any_reaps_all),
     ("wnohang_is_eagain_while_a_child_runs", wnohang),

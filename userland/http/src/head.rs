@@ -4,7 +4,7 @@
 //! time under a length limit, and `FieldBlock` validates each field line as it
 //! completes (RFC 9112 §4 status line, §5 field syntax). The same two pieces parse
 //! the trailer section of a chunked body. Limits keep a hostile server from
-//! growing the kernel heap without bound: 16 KiB per block, 8 KiB per line, 100
+//! growing the client's heap without bound: 16 KiB per block, 8 KiB per line, 100
 //! fields.
 
 use alloc::string::String;
@@ -185,6 +185,7 @@ impl Head {
     }
 
     /// Reason phrase (non-UTF-8 bytes replaced).
+    #[cfg(test)]
     pub fn reason(&self) -> &str {
         &self.reason
     }
@@ -204,17 +205,6 @@ impl Head {
             .iter()
             .filter(move |f| f.name.eq_ignore_ascii_case(name))
             .map(|f| f.value.as_slice())
-    }
-
-    /// Whether the status is a redirect the client follows (see `RedirectPolicy`).
-    pub fn is_redirect(&self) -> bool {
-        matches!(self.status, 301 | 302 | 303 | 307 | 308)
-    }
-
-    /// The `Location` field if present and valid UTF-8.
-    pub fn location(&self) -> Option<&str> {
-        self.header("location")
-            .and_then(|v| core::str::from_utf8(v).ok())
     }
 }
 
