@@ -26,11 +26,15 @@ pub enum CapType {
     File = 7,
     /// A socket.
     Socket = 8,
+    /// A process's notification word: `notify_post` sets bits in it.
+    Notification = 9,
+    /// The right to power the machine off or reboot it (init holds it from boot).
+    Power = 10,
 }
 
 impl CapType {
     /// Every type, in discriminant order.
-    pub const ALL: [CapType; 8] = [
+    pub const ALL: [CapType; 10] = [
         CapType::IrqLine,
         CapType::MsiVector,
         CapType::Device,
@@ -39,6 +43,8 @@ impl CapType {
         CapType::Vring,
         CapType::File,
         CapType::Socket,
+        CapType::Notification,
+        CapType::Power,
     ];
 }
 
@@ -56,6 +62,8 @@ impl TryFrom<u32> for CapType {
             6 => CapType::Vring,
             7 => CapType::File,
             8 => CapType::Socket,
+            9 => CapType::Notification,
+            10 => CapType::Power,
             other => return Err(other),
         })
     }
@@ -154,7 +162,7 @@ mod tests {
         for t in CapType::ALL {
             assert_eq!(CapType::try_from(t as u32), Ok(t));
         }
-        for v in [0, 9, 100, u32::MAX] {
+        for v in [0, 11, 100, u32::MAX] {
             assert_eq!(CapType::try_from(v), Err(v));
         }
     }

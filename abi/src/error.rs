@@ -96,6 +96,75 @@ impl Error {
     pub const fn as_i32(self) -> i32 {
         self as i32
     }
+
+    /// The error's name, as in the enum (`"EBUSY"`).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Error::EBADH => "EBADH",
+            Error::EWRONGTYPE => "EWRONGTYPE",
+            Error::EACCES => "EACCES",
+            Error::EBADSTATE => "EBADSTATE",
+            Error::EINVAL => "EINVAL",
+            Error::EFAULT => "EFAULT",
+            Error::ENOMEM => "ENOMEM",
+            Error::ENOSPC => "ENOSPC",
+            Error::ETIMEDOUT => "ETIMEDOUT",
+            Error::EAGAIN => "EAGAIN",
+            Error::ECANCELED => "ECANCELED",
+            Error::EBUSY => "EBUSY",
+            Error::ENOENT => "ENOENT",
+            Error::ENOEXEC => "ENOEXEC",
+            Error::ECHILD => "ECHILD",
+            Error::ESRCH => "ESRCH",
+            Error::EPERM => "EPERM",
+            Error::ENOSYS => "ENOSYS",
+            Error::ERANGE => "ERANGE",
+            Error::ECONNREFUSED => "ECONNREFUSED",
+            Error::ECONNRESET => "ECONNRESET",
+            Error::ENOTCONN => "ENOTCONN",
+            Error::EADDRINUSE => "EADDRINUSE",
+            Error::EHOSTUNREACH => "EHOSTUNREACH",
+            Error::ENAMERES => "ENAMERES",
+        }
+    }
+
+    /// What the error means, in words, for messages to people.
+    pub const fn message(self) -> &'static str {
+        match self {
+            Error::EBADH => "invalid or stale handle",
+            Error::EWRONGTYPE => "wrong capability type",
+            Error::EACCES => "missing right",
+            Error::EBADSTATE => "wrong state for this operation",
+            Error::EINVAL => "invalid argument",
+            Error::EFAULT => "bad address",
+            Error::ENOMEM => "out of memory",
+            Error::ENOSPC => "table full",
+            Error::ETIMEDOUT => "timed out",
+            Error::EAGAIN => "try again",
+            Error::ECANCELED => "cancelled",
+            Error::EBUSY => "already in use",
+            Error::ENOENT => "not found",
+            Error::ENOEXEC => "not an executable",
+            Error::ECHILD => "no child to wait for",
+            Error::ESRCH => "no such process",
+            Error::EPERM => "not permitted",
+            Error::ENOSYS => "unknown system call",
+            Error::ERANGE => "out of range",
+            Error::ECONNREFUSED => "connection refused",
+            Error::ECONNRESET => "connection reset",
+            Error::ENOTCONN => "not connected",
+            Error::EADDRINUSE => "address in use",
+            Error::EHOSTUNREACH => "host unreachable",
+            Error::ENAMERES => "name resolution failed",
+        }
+    }
+}
+
+/// `already in use (EBUSY)`: words first, the name for searching.
+impl core::fmt::Display for Error {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "{} ({})", self.message(), self.name())
+    }
 }
 
 impl From<Error> for i32 {
@@ -142,6 +211,8 @@ impl TryFrom<i32> for Error {
 
 #[cfg(test)]
 mod tests {
+    extern crate std;
+
     use super::*;
 
     #[test]
@@ -150,6 +221,18 @@ mod tests {
             assert_eq!(e.as_i32(), -(i as i32) - 1, "values are dense from -1");
             assert_eq!(Error::try_from(e.as_i32()), Ok(*e));
             assert_eq!(i32::from(*e), e.as_i32());
+        }
+    }
+
+    #[test]
+    fn every_error_has_words_and_its_name() {
+        for e in Error::ALL {
+            assert_eq!(std::format!("{e:?}"), e.name());
+            assert!(!e.message().is_empty());
+            assert_eq!(
+                std::format!("{e}"),
+                std::format!("{} ({})", e.message(), e.name())
+            );
         }
     }
 

@@ -9,6 +9,8 @@
 pub mod cap;
 pub mod error;
 pub mod handle;
+pub mod net;
+pub mod proc;
 pub mod sysnum;
 
 pub use cap::{CapType, Rights};

@@ -42,6 +42,10 @@ pub enum Sysnum {
     SleepUntil = 0x31,
     /// `notify_wait(mask, deadline)`.
     NotifyWait = 0x32,
+    /// `notify_post(h, bits)`: set bits in the word a `Notification` capability names.
+    NotifyPost = 0x33,
+    /// `notify_cap()`: a `Notification` capability for the caller's own word.
+    NotifyCap = 0x34,
     // 0x40 files
     /// `open(path)`: procfs, initrd.
     Open = 0x40,
@@ -49,25 +53,26 @@ pub enum Sysnum {
     Read = 0x41,
     /// `write(h, buf)`.
     Write = 0x42,
+    /// `console_fg(h, pid)`: the process Ctrl-C on the console ends (0: none), set
+    /// through a console handle with `READ`.
+    ConsoleFg = 0x43,
     // 0x50 network
-    /// `sock_open(UDP | TCP | ICMP)`.
+    /// `sock_open(proto, event_bits)`: a `Socket` capability (`abi::net`).
     SockOpen = 0x50,
-    /// `bind(h, addr)`.
+    /// `bind(h, addr, port)`: the local port (0: any free one); returns it.
     Bind = 0x51,
-    /// `connect(h, addr, deadline)`.
+    /// `connect(h, addr, port, deadline)`.
     Connect = 0x52,
     /// `listen(h, backlog)`.
     Listen = 0x53,
-    /// `accept(h, deadline)`.
+    /// `accept(h, deadline)`: a new `Socket`, the peer's address and port.
     Accept = 0x54,
-    /// `sendto(h, buf, addr)`.
+    /// `sendto(h, buf, len, addr, port, deadline)`: bytes taken.
     SendTo = 0x55,
-    /// `recvfrom(h, buf, deadline)`.
+    /// `recvfrom(h, buf, len, deadline)`: bytes, the sender's address and port.
     RecvFrom = 0x56,
-    /// `shutdown(h)`.
+    /// `shutdown(h, how)`.
     Shutdown = 0x57,
-    /// `dns_resolve(name, deadline)`.
-    DnsResolve = 0x58,
     // 0x60 devices
     /// `dev_info(h)`.
     DevInfo = 0x60,
@@ -89,11 +94,14 @@ pub enum Sysnum {
     DevBusMaster = 0x68,
     /// `dev_reset(dev)`.
     DevReset = 0x69,
+    // 0x70 system
+    /// `power(h, action)`: power off or reboot, through a `Power` capability.
+    Power = 0x70,
 }
 
 impl Sysnum {
     /// Every call, in numeric order.
-    pub const ALL: [Sysnum; 37] = [
+    pub const ALL: [Sysnum; 40] = [
         Sysnum::Exit,
         Sysnum::Spawn,
         Sysnum::Wait,
@@ -109,9 +117,12 @@ impl Sysnum {
         Sysnum::ClockNow,
         Sysnum::SleepUntil,
         Sysnum::NotifyWait,
+        Sysnum::NotifyPost,
+        Sysnum::NotifyCap,
         Sysnum::Open,
         Sysnum::Read,
         Sysnum::Write,
+        Sysnum::ConsoleFg,
         Sysnum::SockOpen,
         Sysnum::Bind,
         Sysnum::Connect,
@@ -120,7 +131,6 @@ impl Sysnum {
         Sysnum::SendTo,
         Sysnum::RecvFrom,
         Sysnum::Shutdown,
-        Sysnum::DnsResolve,
         Sysnum::DevInfo,
         Sysnum::DevIrq,
         Sysnum::IrqArm,
@@ -131,6 +141,7 @@ impl Sysnum {
         Sysnum::DmaAlloc,
         Sysnum::DevBusMaster,
         Sysnum::DevReset,
+        Sysnum::Power,
     ];
 
     /// The value placed in `x8`.
@@ -160,9 +171,12 @@ impl TryFrom<u32> for Sysnum {
             0x30 => Sysnum::ClockNow,
             0x31 => Sysnum::SleepUntil,
             0x32 => Sysnum::NotifyWait,
+            0x33 => Sysnum::NotifyPost,
+            0x34 => Sysnum::NotifyCap,
             0x40 => Sysnum::Open,
             0x41 => Sysnum::Read,
             0x42 => Sysnum::Write,
+            0x43 => Sysnum::ConsoleFg,
             0x50 => Sysnum::SockOpen,
             0x51 => Sysnum::Bind,
             0x52 => Sysnum::Connect,
@@ -171,7 +185,6 @@ impl TryFrom<u32> for Sysnum {
             0x55 => Sysnum::SendTo,
             0x56 => Sysnum::RecvFrom,
             0x57 => Sysnum::Shutdown,
-            0x58 => Sysnum::DnsResolve,
             0x60 => Sysnum::DevInfo,
             0x61 => Sysnum::DevIrq,
             0x62 => Sysnum::IrqArm,
@@ -182,6 +195,7 @@ impl TryFrom<u32> for Sysnum {
             0x67 => Sysnum::DmaAlloc,
             0x68 => Sysnum::DevBusMaster,
             0x69 => Sysnum::DevReset,
+            0x70 => Sysnum::Power,
             other => return Err(other),
         })
     }

@@ -46,7 +46,7 @@ impl<H: DmaHal + 'static, S: DmaState> Capability for DmaRegion<H, S> {
 
 /// Whether a capability of this type is linear: moved by `cap_grant`, never copied.
 pub const fn is_linear(t: CapType) -> bool {
-    !matches!(t, CapType::File)
+    !matches!(t, CapType::File | CapType::Notification | CapType::Power)
 }
 
 /// Teardown order (ABI.md "Teardown"): lines are masked first, then devices stop bus
@@ -58,7 +58,7 @@ pub const fn teardown_rank(t: CapType) -> u8 {
         CapType::MmioWindow => 2,
         CapType::Vring | CapType::DmaRegion => 3,
         CapType::MsiVector => 4,
-        CapType::File | CapType::Socket => 5,
+        CapType::File | CapType::Socket | CapType::Notification | CapType::Power => 5,
     }
 }
 
@@ -288,6 +288,14 @@ impl<O: Capability, const N: usize> CSpace<O, N> {
             return Err(Error::EPERM);
         }
         to.insert(obj.clone(), rights).map_err(|(_, e)| e)
+    }
+
+    /// Every capability held: its handle, type and rights, in slot order.
+    pub fn iter(&self) -> impl Iterator<Item = (Handle, CapType, Rights)> + '_ {
+        self.slots.iter().enumerate().filter_map(|(i, s)| match s {
+            Slot::Full(obj, rights) => Some((self.handle(i), obj.cap_type(), *rights)),
+            _ => None,
+        })
     }
 
     /// Empties the table in teardown order (`teardown_rank`: lines, devices, MMIO, DMA,

@@ -161,6 +161,19 @@ impl<M: RingMemory, H: DmaHal + 'static, const Q: usize> Round<M, H, Q> {
     pub fn ring_mut(&mut self) -> &mut Vring<Suppressed, M, H, Q> {
         &mut self.ring
     }
+
+    /// Ends the pair in the middle of a round (its device torn down) once the device does
+    /// no DMA (read from `device`, as `NapiLine::release`): the line, still masked, is
+    /// dropped and freed, and the ring's buffers freed. `Err` hands the ring back (the line
+    /// is dropped either way).
+    pub fn release<D: crate::dma::DmaIdle + ?Sized>(
+        self,
+        device: &D,
+    ) -> Result<usize, Vring<Suppressed, M, H, Q>> {
+        let Round { line, ring } = self;
+        drop(line);
+        ring.release(device)
+    }
 }
 
 /// Starts a NAPI round when the line has fired: takes the line (`Armed` -> `Draining`) and
@@ -249,7 +262,7 @@ mod tests {
     }
 
     fn setup() -> (World, Pair) {
-        let (gic, ctl) = crate::fakes::fake_control(40);
+        let (gic, ctl) = crate::fakes::fake_control::<8>(40);
         let layout = VringLayout::new(16).unwrap();
         let mem = FakeRingMem::new(layout.total, 0x9000_0000);
         let dev = FakeVirtqueueDevice::new(mem.clone(), layout, false);
@@ -400,6 +413,36 @@ mod tests {
         let (line_b, stolen) = NapiLine::new(line_b, stolen).err().expect("already bound");
         assert_eq!(stolen.bound_line(), Some(42));
         assert_eq!(line_b.intid(), 43);
+    }
+
+    #[test]
+    fn a_round_torn_down_frees_its_buffers_only_once_its_device_reads_idle() {
+        let (gic, ctl) = crate::fakes::fake_control::<8>(40);
+        let layout = VringLayout::new(16).unwrap();
+        let mem = FakeRingMem::new(layout.total, 0x9000_0000);
+        let nic = crate::fakes::FakeDmaEngine::new();
+        let mut vq = Vring::new(mem, false, nic.device()).unwrap();
+        let hal = leak(FakeDmaHal::new(0x4000_0000));
+        let pool = DmaPool::new(hal, u64::MAX);
+        for i in 0..4 {
+            vq.post(pool.alloc(64, 8).unwrap(), BufDir::DeviceWrites, i)
+                .unwrap();
+        }
+        let line = ctl.mint(42, Trigger::Edge, Owner(1)).unwrap();
+        let pair: Pair = NapiLine::new(line, vq).ok().unwrap();
+        gic.raise(42);
+        let _ = gic.deliver(ctl, 0, 0);
+        let round = take(pair).ok().unwrap();
+        nic.set_busy(true);
+        let ring = round.release(&nic).expect_err("still doing DMA: refused");
+        assert_eq!(hal.from_device_count(), 0);
+        assert_eq!(
+            ctl.stats(42).unwrap().status,
+            LineStatus::Free,
+            "line freed"
+        );
+        nic.set_busy(false);
+        assert_eq!(ring.release(&nic).ok(), Some(4));
     }
 
     #[test]

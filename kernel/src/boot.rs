@@ -1,80 +1,22 @@
 //! Bring-up order, from the first Rust instruction to the monitor or the tests.
 //!
 //! See docs/boot.md. Each step only uses what earlier steps set up; a failure
-//! before the console exists is reported on the fixed early UART.
+//! before the console exists is reported on the device tree's console UART as
+//! soon as that is mapped, and through semihosting before (docs/boot.md "Early
+//! failures").
 
 use heapless::Vec;
 
 use crate::arch::mmu::{self, Kind};
 use crate::arch::{cpu, devices, early, heap, psci, secondary, sections, stack};
-use crate::mem::frames;
+use crate::cmdline::{BootArgs, LogLevel, NetOption};
+use crate::mem::{self, frames};
 use crate::memrange::{self, Range};
-use crate::platform::{self, Platform, PsciMethod};
-use crate::{console, irq, ktest, monitor, sched, time, timer};
+use crate::platform::{self, Dtb, Platform, PsciMethod};
+use crate::{console, irq, ktest, machine, monitor, sched, time, timer};
 
 const PAGE: usize = 4096;
 
-/// Boot options from `/chosen/bootargs`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BootArgs<'a> {
-    /// `test` or `test=<filter>`: run the kernel tests matching the filter.
-    pub test: Option<&'a str>,
-    /// `hz=<n>`: a periodic tick (polling mode); default 0 = tickless.
-    pub hz: u64,
-    /// `log=<level>`.
-    pub log: log::LevelFilter,
-    /// `crash=panic|fault|hang`: the test runner crashes inside the first test instead of
-    /// running it, so `scripts/test` can check that failures are reported (harness
-    /// self-test).
-    pub crash: Option<ktest::Crash>,
-    /// `pci=nomsi`: PCI devices use INTx even where MSI is available.
-    pub pci_no_msi: bool,
-    /// `edu=msi|intx|nodma`: which edu scenario the machine was started for (tests).
-    pub edu: Option<&'a str>,
-    /// `net=dhcp` (RX by interrupt) or `net=poll[:hz]` (RX polled, default 100 Hz): start
-    /// the network stack on the virtio-net NIC at boot (scripts/netlab).
-    pub net: Option<crate::net::stack::RxMode>,
-}
-
-impl<'a> BootArgs<'a> {
-    /// Parses space-separated options; unknown ones are ignored.
-    pub fn parse(args: &'a str) -> Self {
-        let mut out = BootArgs {
-            test: None,
-            hz: 0,
-            log: log::LevelFilter::Info,
-            crash: None,
-            pci_no_msi: false,
-            edu: None,
-            net: None,
-        };
-        for word in args.split_whitespace() {
-            match word.split_once('=') {
-                None if word == "test" => out.test = Some(""),
-                Some(("test", filter)) => out.test = Some(filter),
-                Some(("hz", n)) => out.hz = n.parse().unwrap_or(0),
-                Some(("log", l)) => out.log = l.parse().unwrap_or(log::LevelFilter::Info),
-                Some(("crash", "panic")) => out.crash = Some(ktest::Crash::Panic),
-                Some(("crash", "fault")) => out.crash = Some(ktest::Crash::Fault),
-                Some(("crash", "hang")) => out.crash = Some(ktest::Crash::Hang),
-                Some(("pci", "nomsi")) => out.pci_no_msi = true,
-                Some(("edu", mode)) => out.edu = Some(mode),
-                Some(("net", "dhcp")) => out.net = Some(crate::net::stack::RxMode::Interrupt),
-                Some(("net", poll)) if poll.starts_with("poll") => {
-                    let hz = poll
-                        .strip_prefix("poll:")
-                        .and_then(|h| h.parse().ok())
-                        .unwrap_or(100);
-                    out.net = Some(crate::net::stack::RxMode::Poll { hz });
-                }
-                _ => {}
-            }
-        }
-        out
-    }
-}
-
-static PLATFORM: spin::Once<Platform> = spin::Once::new();
 static ARGS: spin::Once<BootArgs<'static>> = spin::Once::new();
 
 /// The boot options (after boot).
@@ -82,67 +24,92 @@ pub fn args() -> Option<&'static BootArgs<'static>> {
     ARGS.get()
 }
 
-/// The machine description (after boot).
-pub fn platform() -> Option<&'static Platform> {
-    PLATFORM.get()
-}
-
+/// Says why the kernel cannot boot, where it can (the console UART once mapped, else
+/// semihosting: see `console::emergency_fmt`), and stops.
 fn early_fail(what: core::fmt::Arguments<'_>) -> ! {
-    // The fixed early UART may not be mapped yet if the MMU is on; mapping it again is
-    // harmless if it is.
-    let _ = devices::map_mmio(platform::Mmio {
-        base: console::EARLY_UART_BASE,
-        len: PAGE,
-    });
     console::emergency_fmt(format_args!("\ncapstan: cannot boot: {what}\n"));
     crate::halt::halt()
 }
 
-/// First Rust code on the boot CPU (called by `arch::boot::kernel_main`); `dtb` is what
-/// the loader left in x0.
+/// First Rust code on the boot CPU (called by `arch::boot::kernel_main`, MMU on with the
+/// boot tables); `dtb` is the physical address the loader left in x0.
 pub fn start(dtb: usize) -> ! {
     heap::init();
-    let Some(header) = early::dtb_header(dtb) else {
-        early_fail(format_args!(
-            "no device tree: x0 = {dtb:#x} is not a DTB address"
-        ));
-    };
-    let Some(dtb_len) = platform::header_size(&header) else {
-        early_fail(format_args!("no device tree: bad magic at {dtb:#x}"));
-    };
-    let dtb_range = Range::new(dtb, dtb + dtb_len);
-    if let Err(e) = enable_mmu(dtb_range) {
+    if let Err(e) = enable_mmu() {
         early_fail(format_args!(
             "MMU setup failed at {:#x}..{:#x}",
             e.start, e.end
         ));
     }
-    let platform = match platform::parse(early::dtb_slice(dtb, dtb_len)) {
-        Ok(p) => PLATFORM.call_once(|| p),
-        Err(e) => early_fail(format_args!("malformed device tree at {dtb:#x}: {e:?}")),
+    let Some(header) = early::dtb_header(dtb) else {
+        early_fail(format_args!(
+            "no device tree: x0 = {dtb:#x} is not a DTB address"
+        ));
     };
-    let args = *ARGS.call_once(|| BootArgs::parse(&platform.bootargs));
+    let Some(dtb_len) = platform::dtb::header_size(&header) else {
+        early_fail(format_args!("no device tree: bad magic at {dtb:#x}"));
+    };
+    let dtb_range = Range::new(dtb, dtb.saturating_add(dtb_len));
+    let Some(dtb_bytes) = early::dtb_slice(dtb, dtb_len) else {
+        early_fail(format_args!(
+            "the device tree at {dtb:#x}..{:#x} cannot be mapped",
+            dtb_range.end
+        ));
+    };
+    let tree = match Dtb::check(dtb_bytes) {
+        Ok(t) => t,
+        Err(e) => early_fail(format_args!("malformed device tree at {dtb:#x}: {e}")),
+    };
+    init_early_console(&tree);
+    let platform = match platform::dt::parse(&tree) {
+        Ok(p) => machine::set_platform(p),
+        Err(e) => early_fail(format_args!("{e}")),
+    };
+    let parsed = BootArgs::parse(&platform.bootargs);
+    let args = *ARGS.call_once(|| parsed.args);
     init_console(platform);
     time::init();
-    console::init_log(args.log);
+    console::init_log(log_filter(args.log));
+    for w in &parsed.warnings {
+        log::warn!("{w}");
+    }
+    if parsed.more_warnings > 0 {
+        log::warn!("{} more bad boot options ignored", parsed.more_warnings);
+    }
     log::info!(
-        "Capstan on {} (EL{}), DTB at {dtb:#x}",
+        "Capstan on {} (EL{}), device tree at {dtb:#x}",
         platform.model,
         cpu::current_el()
     );
+    for w in &platform.warnings {
+        log::warn!("{w}");
+    }
     init_memory(platform, dtb_range);
     init_psci(platform);
     init_interrupts(platform);
-    crate::pci::init(early::dtb_slice(dtb, dtb_len), args.pci_no_msi);
+    crate::pci::init(&tree, args.pci_no_msi);
     timer::set_periodic_hz(args.hz);
     sched::init(10_000_000);
+    crate::process::table::init(
+        platform
+            .initrd
+            .and_then(|r| early::initrd_slice(r.start, r.len())),
+    );
     start_secondaries(platform);
     cpu::enable_irqs();
-    monitor::start_console_reader();
-    if let Some(mode) = args.net
+    console::input::start_reader(platform.uart_irq);
+    if args.probe {
+        crate::probe::report(platform);
+    }
+    let net = match args.net {
+        NetOption::Off => None,
+        NetOption::Dhcp => Some(crate::net::stack::RxMode::Interrupt),
+        NetOption::Poll { hz } => Some(crate::net::stack::RxMode::Poll { hz }),
+    };
+    if let Some(mode) = net
         && let Err(e) = crate::net::stack::start(mode)
     {
-        log::warn!("network stack not started: {e:?}");
+        log::warn!("network stack not started: {e}");
     }
     log::info!(
         "kernel init done in {} us ({} us since CPU reset)",
@@ -151,44 +118,107 @@ pub fn start(dtb: usize) -> ! {
     );
     match args.test {
         Some(filter) => ktest::run(filter, args.crash),
-        None => monitor::run(),
+        None if args.monitor => monitor::run(),
+        None => run_init(args.init, args.init_args),
     }
 }
 
-fn enable_mmu(dtb: Range) -> Result<(), mmu::MapFailed> {
+/// Starts `path` as process 1 with `init_args` (the words after `--`), hands it the
+/// `Power` capability, and waits for it; when it ends the machine powers off. Without
+/// an initrd holding `path` the kernel monitor runs instead, so a machine booted with a
+/// bare kernel still has a console.
+fn run_init(path: &str, init_args: &str) -> ! {
+    use crate::process::file::Object;
+    use crate::process::table::{self, Grant};
+    if table::initrd().and_then(|rd| rd.find(path)).is_none() {
+        log::warn!(
+            "no {path} in the initrd (boot with `-initrd build/initrd.tar`): starting the kernel monitor"
+        );
+        monitor::run();
+    }
+    let name = path.rsplit('/').next().unwrap_or(path);
+    let mut args = alloc::vec::Vec::new();
+    let mut argc = 0;
+    for word in core::iter::once(name).chain(init_args.split_whitespace()) {
+        args.extend_from_slice(word.as_bytes());
+        args.push(0);
+        argc += 1;
+    }
+    let power = Grant {
+        object: Object::Power,
+        rights: abi::Rights::TRANSFER,
+    };
+    let status = table::spawn(0, path, &args, argc, alloc::vec![power]).and_then(|pid| {
+        let kernel = table::get(0).ok_or(abi::Error::ESRCH)?;
+        table::wait(&kernel, Some(pid), false).map(|(_, s)| s)
+    });
+    match status {
+        Ok(s) => log::info!("init ({path}) exited with status {s}; powering off"),
+        Err(e) => log::error!("init ({path}) could not start: {e}; powering off"),
+    }
+    let _ = psci::system_off();
+    crate::halt::halt()
+}
+
+fn log_filter(level: LogLevel) -> log::LevelFilter {
+    match level {
+        LogLevel::Off => log::LevelFilter::Off,
+        LogLevel::Error => log::LevelFilter::Error,
+        LogLevel::Warn => log::LevelFilter::Warn,
+        LogLevel::Info => log::LevelFilter::Info,
+        LogLevel::Debug => log::LevelFilter::Debug,
+        LogLevel::Trace => log::LevelFilter::Trace,
+    }
+}
+
+fn enable_mmu() -> Result<(), mmu::MapFailed> {
     let img = sections::image();
     let guard = img.boot_stack_guard;
-    let dtb = dtb.align_outward(PAGE);
     mmu::enable(&[
         (img.start, img.text_end, Kind::Text),
         (img.text_end, img.rodata_end, Kind::ReadOnly),
         (img.rodata_end, guard, Kind::ReadWrite),
         (guard + PAGE, img.end, Kind::ReadWrite),
-        (dtb.start, dtb.end, Kind::ReadOnly),
     ])
 }
 
-fn init_console(platform: &Platform) {
-    let Some(mmio) = platform.uart else {
-        early_fail(format_args!("no arm,pl011 UART in the device tree"));
-    };
-    match devices::pl011(mmio) {
-        Ok(uart) => console::init(uart, mmio.base),
-        Err(_) => early_fail(format_args!("cannot map the UART at {:#x}", mmio.base)),
+/// The `stdout-path` UART, mapped and made the emergency console, before the full
+/// parse: a tree the parser refuses still gets its `cannot boot` line out.
+fn init_early_console(tree: &Dtb) {
+    match platform::dt::stdout_uart(tree) {
+        Ok((uart, _)) => {
+            if console::set_early(uart).is_err() {
+                early_fail(format_args!(
+                    "the console UART at {:#x} cannot be mapped or does not answer",
+                    uart.mmio.base
+                ));
+            }
+        }
+        Err(e) => early_fail(format_args!("{e}")),
     }
+}
+
+fn init_console(platform: &Platform) {
+    let Some((_, va)) = console::early_uart() else {
+        early_fail(format_args!("the console UART was not mapped"));
+    };
+    console::init(devices::uart(platform.uart, va));
 }
 
 /// Frees RAM minus image, DTB and reserved ranges; maps it; carves the stack arena and
 /// grows the heap.
 fn init_memory(platform: &Platform, dtb: Range) {
     let img = sections::image();
-    let mut holes: Vec<Range, 24> = Vec::new();
-    let _ = holes.push(Range::new(img.start, img.end).align_outward(PAGE));
+    let mut holes: Vec<Range, 68> = Vec::new();
+    let image_phys = mmu::virt_to_phys(img.start);
+    let _ =
+        holes.push(Range::new(image_phys, image_phys + (img.end - img.start)).align_outward(PAGE));
     let _ = holes.push(dtb.align_outward(PAGE));
-    for r in &platform.reserved {
+    for r in platform.reserved.iter().chain(&platform.initrd) {
+        // 64 reserved ranges at most (the parser refuses more), so this always fits.
         let _ = holes.push(r.align_outward(PAGE));
     }
-    let Some(free) = memrange::subtract::<32>(&platform.ram, &holes) else {
+    let Some(free) = memrange::subtract::<128>(&platform.ram, &holes) else {
         early_fail(format_args!("too many memory ranges"));
     };
     let Some(arena) = free
@@ -200,9 +230,10 @@ fn init_memory(platform: &Platform, dtb: Range) {
     else {
         early_fail(format_args!("no room for kernel stacks"));
     };
-    let Some(free) = memrange::subtract::<32>(&free, &[arena]) else {
+    let Some(free) = memrange::subtract::<128>(&free, &[arena]) else {
         early_fail(format_args!("too many memory ranges"));
     };
+    let mut pooled = 0;
     for r in free
         .iter()
         .map(|r| r.align_inward(PAGE))
@@ -211,8 +242,33 @@ fn init_memory(platform: &Platform, dtb: Range) {
         if mmu::map(r.start, r.end, Kind::ReadWrite).is_err() {
             early_fail(format_args!("cannot map RAM {:#x}..{:#x}", r.start, r.end));
         }
+        // A device tree can claim RAM that is not there: its last word must read.
+        if !devices::ram_answers(r.end - 4) {
+            log::warn!(
+                "RAM {:#x}..{:#x} from the device tree does not answer at its end: not used",
+                r.start,
+                r.end
+            );
+            continue;
+        }
         frames::add(r);
+        pooled += r.len();
     }
+    let in_ram = |r: &Range| -> usize {
+        platform
+            .ram
+            .iter()
+            .map(|bank| r.intersect(bank).map_or(0, |i| i.len()))
+            .sum()
+    };
+    mem::record_boot_memory(mem::BootMemory {
+        ram: platform.ram.iter().map(Range::len).sum(),
+        image: in_ram(&holes[0]),
+        firmware_tables: in_ram(&holes[1]),
+        reserved: holes[2..].iter().map(in_ram).sum(),
+        stacks: stack::ARENA_SIZE,
+        frames: pooled,
+    });
     if stack::init(arena.start).is_err() {
         early_fail(format_args!("cannot map the stack arena"));
     }
@@ -235,16 +291,19 @@ fn init_memory(platform: &Platform, dtb: Range) {
 }
 
 fn init_psci(platform: &Platform) {
-    match platform.psci {
-        Some(PsciMethod::Hvc) => psci::set_conduit(psci::Conduit::Hvc),
-        Some(PsciMethod::Smc) => psci::set_conduit(psci::Conduit::Smc),
-        None => {
-            log::warn!("no PSCI in the device tree: poweroff and SMP unavailable");
-            return;
+    let method = match platform.psci {
+        Some(m @ PsciMethod::Hvc) => {
+            psci::set_conduit(psci::Conduit::Hvc);
+            m
         }
-    }
+        Some(m @ PsciMethod::Smc) => {
+            psci::set_conduit(psci::Conduit::Smc);
+            m
+        }
+        None => return,
+    };
     match psci::version() {
-        Ok((major, minor)) => log::info!("PSCI {major}.{minor} via {:?}", platform.psci),
+        Ok((major, minor)) => log::info!("PSCI {major}.{minor} via {method}"),
         Err(e) => log::warn!("PSCI_VERSION failed: {e:?}"),
     }
     if let Some(pci) = &platform.pci {
@@ -259,17 +318,18 @@ fn init_psci(platform: &Platform) {
 }
 
 fn init_interrupts(platform: &Platform) {
-    let Some(gic) = platform.gic.as_ref() else {
-        early_fail(format_args!("no interrupt controller in the device tree"));
-    };
+    let gic = &platform.gic;
     match devices::gic(gic) {
         Ok((gic, chip)) => irq::init(gic, chip),
-        Err(e) => early_fail(format_args!("cannot map the GIC at {:#x}", e.start)),
+        Err(devices::DeviceError::Map(e)) => {
+            early_fail(format_args!("cannot map the GIC at {:#x}", e.start))
+        }
+        Err(devices::DeviceError::Absent(at)) => early_fail(format_args!(
+            "the interrupt controller does not answer at {at:#x} (the device tree says it is there)"
+        )),
     }
     crate::its::init(gic);
-    let Some(timer) = platform.timer_irq else {
-        early_fail(format_args!("no arch timer interrupt in the device tree"));
-    };
+    let timer = platform.timer_irq;
     let chip_version = irq::chip().map_or(0, |c| c.version());
     match irq::mint(timer.intid, timer.trigger, irq::TICK_OWNER, "timer") {
         Ok(line) => timer::init(line),

@@ -3,32 +3,49 @@
 //! Output goes through a lock that masks IRQs. Input arrives by interrupt: the
 //! UART line's owner is the console reader thread, woken by the IRQ path, which
 //! drains the RX FIFO into a buffer and re-arms the line. Fatal paths bypass the
-//! lock with an emergency handle so a crash report always gets out.
+//! lock with an emergency handle so a crash report always gets out. There is no
+//! fixed UART address: the early console is the device tree's `stdout-path` UART
+//! (a PL011 or a 16550), registered as soon as it is mapped ([`set_early`]);
+//! before that, fatal output goes to semihosting when the machine has it
+//! (docs/boot.md "Early failures").
 
 use core::fmt::{self, Write};
-use core::sync::atomic::{AtomicUsize, Ordering};
 
-use drivers::uart::pl011::Pl011;
+use drivers::uart::Uart;
 
-use crate::arch::devices;
+pub mod input;
+
+use crate::arch::{devices, semihosting};
+use crate::platform;
 use crate::sync::IrqLock;
 use crate::time;
 
-/// Base of the fixed early UART used when the DTB is missing (QEMU virt's PL011).
-pub const EARLY_UART_BASE: usize = 0x0900_0000;
+static CONSOLE: IrqLock<Option<Uart>> = IrqLock::new(None);
+/// The console UART and its virtual address once mapped: what fatal paths write to
+/// without the lock.
+static EARLY: spin::Once<(platform::Uart, usize)> = spin::Once::new();
 
-static CONSOLE: IrqLock<Option<Pl011>> = IrqLock::new(None);
-static UART_BASE: AtomicUsize = AtomicUsize::new(EARLY_UART_BASE);
+/// Maps the console UART, checks that it answers, and makes it the target of
+/// emergency output (before [`init`] and the full device-tree parse).
+pub fn set_early(uart: platform::Uart) -> Result<(), devices::DeviceError> {
+    let va = devices::map_uart(uart)?;
+    EARLY.call_once(|| (uart, va));
+    Ok(())
+}
 
-/// Installs the console UART.
-pub fn init(uart: Pl011, base: usize) {
+/// Installs the console UART (the one [`set_early`] mapped).
+pub fn init(uart: Uart) {
     uart.init();
-    UART_BASE.store(base, Ordering::Relaxed);
     *CONSOLE.lock() = Some(uart);
 }
 
+/// The console UART and where it is mapped, once [`set_early`] ran.
+pub fn early_uart() -> Option<(platform::Uart, usize)> {
+    EARLY.get().copied()
+}
+
 /// Runs `f` on the console UART, if installed.
-pub fn with_uart<R>(f: impl FnOnce(&mut Pl011) -> R) -> Option<R> {
+pub fn with_uart<R>(f: impl FnOnce(&mut Uart) -> R) -> Option<R> {
     CONSOLE.lock().as_mut().map(f)
 }
 
@@ -39,10 +56,42 @@ pub fn print_fmt(args: fmt::Arguments<'_>) {
     }
 }
 
-/// Prints without taking the console lock: for fatal paths only.
+/// Writes raw bytes (a process's output), `\n` as `\r\n` for terminals.
+pub fn write_bytes(bytes: &[u8]) {
+    if let Some(uart) = CONSOLE.lock().as_mut() {
+        for &b in bytes {
+            if b == b'\n' {
+                uart.write_byte(b'\r');
+            }
+            uart.write_byte(b);
+        }
+    }
+}
+
+/// Semihosting as a `fmt::Write` target.
+struct Semihosting;
+
+impl Write for Semihosting {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        if semihosting::write(s) {
+            Ok(())
+        } else {
+            Err(fmt::Error)
+        }
+    }
+}
+
+/// Prints without taking the console lock: for fatal paths only. Before the console
+/// UART is known, tries semihosting (silent on a machine without it).
 pub fn emergency_fmt(args: fmt::Arguments<'_>) {
-    let mut uart = devices::pl011_emergency(UART_BASE.load(Ordering::Relaxed));
-    let _ = uart.write_fmt(args);
+    match EARLY.get() {
+        Some(&(uart, va)) => {
+            let _ = devices::uart_emergency(uart, va).write_fmt(args);
+        }
+        None => {
+            let _ = Semihosting.write_fmt(args);
+        }
+    }
 }
 
 /// Prints to the console.

@@ -12,6 +12,12 @@ use crate::console;
 pub fn halt() -> ! {
     let _ = cpu::save_and_mask_irqs();
     console::emergency_fmt(format_args!("*** system halted\n"));
+    halt_quietly()
+}
+
+/// Stops this CPU without printing (a fault while printing a fatal report).
+pub fn halt_quietly() -> ! {
+    let _ = cpu::save_and_mask_irqs();
     loop {
         cpu::wait_for_interrupt();
     }

@@ -80,6 +80,8 @@ static CONTROL: spin::Once<IrqControl<LINES>> = spin::Once::new();
 static LPI_CONTROL: spin::Once<IrqControl<LPIS>> = spin::Once::new();
 static NAMES: IrqLock<heapless::Vec<(u32, &'static str), 128>> = IrqLock::new(heapless::Vec::new());
 static SPURIOUS: AtomicU64 = AtomicU64::new(0);
+/// Reschedule IPIs taken (all CPUs).
+pub static IPIS: AtomicU64 = AtomicU64::new(0);
 
 /// Initialises the interrupt controller (boot CPU, once) and its `IrqControl`, made from
 /// the chip's one control token.
@@ -92,6 +94,16 @@ pub fn init(gic: &'static dyn InterruptController, chip: &'static dyn IrqChip) {
             CONTROL.call_once(|| IrqControl::new(token, 0));
         }
         None => log::error!("the GIC's IrqControl was already taken: no interrupts"),
+    }
+}
+
+/// A secondary CPU's interrupt setup: its CPU interface (GICv2) or redistributor and
+/// system registers (GICv3), and its own copy of the tick PPI enabled.
+pub fn init_secondary() {
+    let Some(gic) = GIC.get() else { return };
+    gic.init_cpu();
+    if let Some(tick) = crate::timer::intid() {
+        gic.enable(tick);
     }
 }
 
@@ -187,8 +199,21 @@ pub fn handle(frame: &mut TrapFrame, masked: &IrqsMasked) -> *mut TrapFrame {
         return frame;
     };
     let intid = gic.ack();
+    let cpu = crate::arch::cpu::index();
+    // Kernel-internal per-CPU interrupts, outside the line capabilities: the reschedule
+    // IPI, and the tick on CPUs other than the boot CPU (see `timer`).
+    if intid == sched::RESCHEDULE_SGI {
+        IPIS.fetch_add(1, Ordering::Relaxed);
+        gic.eoi(intid);
+        return sched::on_interrupt_exit(frame, masked);
+    }
+    if cpu != 0 && Some(intid) == crate::timer::intid() {
+        crate::timer::on_secondary_interrupt(masked);
+        gic.eoi(intid);
+        return sched::on_interrupt_exit(frame, masked);
+    }
     let dispatch = match (intid, LPI_CONTROL.get()) {
-        (FIRST_LPI.., Some(lpis)) => lpis.handle_irq(intid, 0, time::now_ns(), masked),
+        (FIRST_LPI.., Some(lpis)) => lpis.handle_irq(intid, cpu, time::now_ns(), masked),
         (SPECIAL_START.., _) => {
             // 1020..=1023 are not acknowledged interrupts; anything else up here (an LPI
             // with no ITS, an extended range we never enable) is dropped with its EOI.
@@ -198,7 +223,7 @@ pub fn handle(frame: &mut TrapFrame, masked: &IrqsMasked) -> *mut TrapFrame {
             SPURIOUS.fetch_add(1, Ordering::Relaxed);
             return sched::on_interrupt_exit(frame, masked);
         }
-        _ => control.handle_irq(intid, 0, time::now_ns(), masked),
+        _ => control.handle_irq(intid, cpu, time::now_ns(), masked),
     };
     match dispatch {
         Dispatch::Notify { owner, .. } if owner == TICK_OWNER => crate::timer::on_interrupt(masked),

@@ -40,8 +40,18 @@ pub fn init(gic: &Gic) {
     let Gic::V3 { its, .. } = gic else { return };
     let Some(&frame) = its.first() else { return };
     let Some(v3) = devices::gicv3() else { return };
+    // GITS_TYPER must answer (devices::its reads it): firmware tables can name an ITS
+    // that is not there (QEMU 7.2's ACPI does with its=off).
     let regs = match devices::its(frame) {
         Ok(r) => r,
+        Err(devices::DeviceError::Absent(_)) => {
+            ABSENT.store(true, core::sync::atomic::Ordering::Relaxed);
+            return log::warn!(
+                "the firmware describes an ITS at {:#x}, but it does not answer: no ITS, \
+                 MSIs need a v2m frame",
+                frame.base
+            );
+        }
         Err(e) => return log::warn!("cannot map the ITS at {:#x}: {e:?}", frame.base),
     };
     let config = ItsConfig {
@@ -67,6 +77,14 @@ pub fn init(gic: &Gic) {
         drivers::irqchip::its::FIRST_LPI,
         drivers::irqchip::its::FIRST_LPI + its.lpis()
     );
+}
+
+/// Set when the firmware described an ITS that does not answer.
+static ABSENT: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// Whether the described ITS turned out not to be there (its registers fault).
+pub fn described_but_absent() -> bool {
+    ABSENT.load(core::sync::atomic::Ordering::Relaxed)
 }
 
 /// The ITS, if the machine has a usable one.

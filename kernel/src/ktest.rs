@@ -108,16 +108,22 @@ fn short(name: &str) -> &str {
     name.strip_prefix("capstan::").unwrap_or(name)
 }
 
-/// Runs every test whose name contains `filter` and exits QEMU with the verdict.
+/// Whether test `name` is selected by `filter`: it contains one of the `|`-separated
+/// parts (an empty filter selects everything).
+fn selected(name: &str, filter: &str) -> bool {
+    filter.split('|').any(|part| name.contains(part))
+}
+
+/// Runs every test `filter` selects and exits QEMU with the verdict.
 pub fn run(filter: &str, crash: Option<Crash>) -> ! {
     let tests = sections::kernel_tests();
-    let selected = tests.iter().filter(|t| t.name.contains(filter)).count();
-    crate::println!("running {selected} kernel tests");
+    let chosen = tests.iter().filter(|t| selected(t.name, filter)).count();
+    crate::println!("running {chosen} kernel tests");
     RUNNING.store(true, Ordering::SeqCst);
     for (i, test) in tests
         .iter()
         .enumerate()
-        .filter(|(_, t)| t.name.contains(filter))
+        .filter(|(_, t)| selected(t.name, filter))
     {
         CURRENT.store(i, Ordering::SeqCst);
         crate::print!("test {} ... ", short(test.name));
@@ -153,16 +159,9 @@ pub fn run(filter: &str, crash: Option<Crash>) -> ! {
     exit(if failed == 0 && passed > 0 { 0 } else { 1 })
 }
 
-/// A deliberate failure inside a test, to show the harness reports each kind.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Crash {
-    /// `panic!` inside the test.
-    Panic,
-    /// A store to read-only data without a probe: an unexpected exception.
-    Fault,
-    /// Never return (the harness's timeout must catch it).
-    Hang,
-}
+/// A deliberate failure inside a test, to show the harness reports each kind
+/// (`crash=` on the command line).
+pub use crate::cmdline::CrashOption as Crash;
 
 impl Crash {
     fn inject(self) {
@@ -204,6 +203,10 @@ pub fn abort_run(reason: &str) {
 /// Exits QEMU with `status` (semihosting), falling back to PSCI power-off.
 pub fn exit(status: u32) -> ! {
     semihosting::exit(status);
+    console::emergency_fmt(format_args!(
+        "test run ended with status {status}, but QEMU has no -semihosting to pass it on; \
+         powering off\n"
+    ));
     let _ = psci::system_off();
     crate::halt::halt()
 }

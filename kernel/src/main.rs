@@ -8,15 +8,18 @@
     not(target_os = "none"),
     allow(
         dead_code,
+        unused_imports,
         reason = "host builds compile only the pure modules, for their unit tests"
     )
 )]
 
 extern crate alloc;
 
+mod cmdline;
 mod memrange;
 mod net;
 mod platform;
+mod process;
 
 #[cfg(target_os = "none")]
 mod arch;
@@ -33,11 +36,15 @@ mod its;
 #[cfg(target_os = "none")]
 mod ktest;
 #[cfg(target_os = "none")]
+mod machine;
+#[cfg(target_os = "none")]
 mod mem;
 #[cfg(target_os = "none")]
 mod monitor;
 #[cfg(target_os = "none")]
 mod pci;
+#[cfg(target_os = "none")]
+mod probe;
 #[cfg(target_os = "none")]
 mod sched;
 #[cfg(target_os = "none")]

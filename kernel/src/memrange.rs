@@ -35,6 +35,11 @@ impl Range {
         let start = self.start.div_ceil(align) * align;
         Range::new(start, self.end & !(align - 1))
     }
+    /// The bytes both ranges hold, if any.
+    pub fn intersect(&self, other: &Range) -> Option<Range> {
+        let r = Range::new(self.start.max(other.start), self.end.min(other.end));
+        (!r.is_empty()).then_some(r)
+    }
     /// Grows the range outward to `align` boundaries (a power of two).
     pub const fn align_outward(&self, align: usize) -> Self {
         Range::new(self.start & !(align - 1), self.end.div_ceil(align) * align)
@@ -77,6 +82,17 @@ mod tests {
 
     fn r(a: usize, b: usize) -> Range {
         Range::new(a, b)
+    }
+
+    #[test]
+    fn intersection() {
+        let a = Range::new(0x1000, 0x3000);
+        assert_eq!(
+            a.intersect(&Range::new(0x2000, 0x5000)),
+            Some(Range::new(0x2000, 0x3000))
+        );
+        assert_eq!(a.intersect(&Range::new(0x3000, 0x5000)), None);
+        assert_eq!(a.intersect(&Range::new(0, 0x8000)), Some(a));
     }
 
     #[test]

@@ -1,131 +1,31 @@
 //! The kernel monitor: a tiny interactive console until the shell exists.
 //!
-//! Input is interrupt-driven: the UART's receive interrupt is owned by the
-//! console reader thread, which the IRQ path wakes; it drains the FIFO into a
-//! buffer, re-enables the line and wakes the monitor.
+//! Input comes from `console::input` (interrupt-driven, with backpressure); a line
+//! is limited to `MAX_LINE` bytes, and what a longer one loses is counted and said.
 
 use alloc::string::String;
-use caps::irq::{Armed, Draining, IrqLine};
-use caps::quiet::quiesce;
-use core::sync::atomic::{AtomicU32, Ordering};
-use heapless::Deque;
 
 use crate::arch::{heap, psci, secondary, stack};
+use crate::console::input::read_byte;
 use crate::mem::frames;
-use crate::sched::{self, NotifyId};
-use crate::sync::IrqLock;
-use crate::{boot, console, irq, time, timer};
+use crate::{console, irq, sched, time, timer};
 
-static INPUT: IrqLock<Deque<u8, 512>> = IrqLock::new(Deque::new());
-static INPUT_READY: AtomicU32 = AtomicU32::new(u32::MAX);
+/// The longest command line kept; bytes past it are dropped, counted and reported.
+const MAX_LINE: usize = 256;
 
-fn input_notify() -> Option<NotifyId> {
-    match INPUT_READY.load(Ordering::Acquire) {
-        u32::MAX => None,
-        id => Some(NotifyId(id)),
-    }
-}
-
-/// Starts the thread that owns the UART receive interrupt.
-pub fn start_console_reader() {
-    let Some(uart_irq) = boot::platform().and_then(|p| p.uart_irq) else {
-        log::warn!("UART has no interrupt: console input unavailable");
-        return;
-    };
-    let (Ok(line_notify), Ok(ready)) = (sched::notify_create(), sched::notify_create()) else {
-        return;
-    };
-    INPUT_READY.store(ready.0, Ordering::Release);
-    let owner = irq::owner_of(line_notify);
-    let line = match irq::mint(uart_irq.intid, uart_irq.trigger, owner, "uart") {
-        Ok(line) => line,
-        Err(e) => {
-            log::warn!("UART interrupt {} unavailable: {e:?}", uart_irq.intid);
-            return;
-        }
-    };
-    console::with_uart(|u| u.enable_rx_interrupt());
-    let reader = move || {
-        let mut line = line.arm();
-        loop {
-            if sched::notify_wait(line_notify, u64::MAX).is_err() {
-                continue;
-            }
-            line = match line.try_take() {
-                Ok(draining) => match drain_uart(draining, ready) {
-                    Some(armed) => armed,
-                    None => return, // the console went away: leave the line masked
-                },
-                Err(armed) => armed, // stale wake-up: the line has not fired
-            };
-        }
-    };
-    if sched::spawn("console-rx", reader).is_err() {
-        log::warn!("no stack for the console reader");
-    }
-}
-
-/// Moves received bytes into the input buffer until the UART reads back quiet (its RX
-/// interrupt cleared and its FIFO empty, read from the device: the PL011's `QuietCheck`),
-/// then re-arms the line with that proof. `None` if there is no console UART.
-fn drain_uart(mut line: IrqLine<Draining>, ready: NotifyId) -> Option<IrqLine<Armed>> {
-    loop {
-        let mut got = false;
-        console::with_uart(|u| {
-            while let Some(b) = u.read_byte() {
-                let _ = INPUT.lock().push_back(b);
-                got = true;
-            }
-        })?;
-        if got {
-            let _ = sched::notify_post(ready, 1);
-        }
-        let mut held = Some(line);
-        let outcome = console::with_uart(|u| held.take().map(|l| quiesce(l, &*u))).flatten();
-        match outcome {
-            Some(Ok((quiet, draining))) => return Some(draining.rearm(quiet)),
-            Some(Err(draining)) => line = draining,
-            None => return None,
-        }
-    }
-}
-
-/// Blocks until a byte of console input arrives.
-pub fn read_byte() -> u8 {
-    loop {
-        if let Some(b) = read_byte_until(u64::MAX) {
-            return b;
-        }
-    }
-}
-
-/// Waits for a byte of console input until `deadline_ns`.
-pub fn read_byte_until(deadline_ns: u64) -> Option<u8> {
-    loop {
-        if let Some(b) = INPUT.lock().pop_front() {
-            return Some(b);
-        }
-        if time::now_ns() >= deadline_ns {
-            return None;
-        }
-        match input_notify() {
-            Some(n) => {
-                let _ = sched::notify_wait(n, deadline_ns);
-            }
-            None => sched::sleep_ns(10_000_000),
-        }
-    }
-}
-
-fn read_line(buf: &mut String) {
+/// Reads one line with echo and backspace. Returns how many bytes past `MAX_LINE` were
+/// dropped.
+fn read_line(buf: &mut String) -> usize {
     buf.clear();
+    let mut dropped = 0;
     loop {
         match read_byte() {
             b'\r' | b'\n' => {
                 crate::println!();
-                return;
+                return dropped;
             }
             0x7f | 0x08 if buf.pop().is_some() => crate::print!("\x08 \x08"),
+            b if (b.is_ascii_graphic() || b == b' ') && buf.len() >= MAX_LINE => dropped += 1,
             b if b.is_ascii_graphic() || b == b' ' => {
                 buf.push(b as char);
                 crate::print!("{}", b as char);
@@ -141,7 +41,10 @@ pub fn run() -> ! {
     let mut line = String::new();
     loop {
         crate::print!("capstan> ");
-        read_line(&mut line);
+        let dropped = read_line(&mut line);
+        if dropped > 0 {
+            crate::println!("line too long: {dropped} bytes past {MAX_LINE} dropped");
+        }
         execute(line.trim());
     }
 }
@@ -152,7 +55,7 @@ pub fn execute(cmd: &str) {
         "" => {}
         "help" => {
             crate::println!(
-                "commands: help, mem, irqs, uptime, threads, cpus, net, netbench, reboot, poweroff"
+                "commands: help, mem, irqs, uptime, threads, cpus, net, reboot, poweroff"
             )
         }
         "mem" => mem(),
@@ -177,7 +80,6 @@ pub fn execute(cmd: &str) {
         }),
         "cpus" => crate::println!("{} CPUs online", secondary::online()),
         "net" => net(),
-        "netbench" => netbench(),
         "reboot" => {
             crate::println!("rebooting");
             let e = psci::system_reset();
@@ -192,50 +94,124 @@ pub fn execute(cmd: &str) {
     }
 }
 
+/// `mem`: where every byte of RAM went at boot, then what is in use now.
 fn mem() {
+    const MIB: usize = 1 << 20;
+    let mib = |bytes: usize| alloc::format!("{}.{} MiB", bytes / MIB, (bytes % MIB) * 10 / MIB);
     let (free, total) = frames::stats();
     let (used, size) = heap::stats();
+    if let Some(m) = crate::mem::boot_memory() {
+        crate::println!("RAM:            {}", mib(m.ram));
+        crate::println!(
+            "  kernel image  {} (code, data, 1 MiB boot heap, 1 MiB boot stack)",
+            mib(m.image)
+        );
+        crate::println!("  device tree   {}", mib(m.firmware_tables));
+        crate::println!("  reserved      {} (firmware, initrd)", mib(m.reserved));
+        crate::println!(
+            "  kernel stacks {} ({} of {} KiB and {} of {} KiB, each above a guard page)",
+            mib(m.stacks),
+            stack::Class::Kernel.slots(),
+            stack::Class::Kernel.size() >> 10,
+            stack::Class::User.slots(),
+            stack::Class::User.size() >> 10
+        );
+        crate::println!("  page rounding {}", mib(m.rounding()));
+        crate::println!("  frame pool    {}", mib(m.frames));
+    }
     crate::println!(
-        "frames: {} free of {} ({} MiB of {} MiB)",
+        "frames: {} of {} free ({} of {})",
         free,
         total,
-        (free * 4096) >> 20,
-        (total * 4096) >> 20
+        mib(free * frames::FRAME),
+        mib(total * frames::FRAME)
     );
-    crate::println!("heap:   {} KiB used of {} KiB", used >> 10, size >> 10);
-    crate::println!("stacks: {} of {} in use", stack::in_use(), stack::SLOTS);
+    crate::println!(
+        "heap:   {} KiB used of {} KiB (taken from the frame pool)",
+        used >> 10,
+        size >> 10
+    );
+    let (kernel, user) = stack::in_use();
+    crate::println!(
+        "stacks: {kernel} of {} kernel and {user} of {} user in use",
+        stack::Class::Kernel.slots(),
+        stack::Class::User.slots()
+    );
     crate::println!(
         "dma:    {} bytes quarantined",
         crate::arch::dma::HAL.quarantined()
+    );
+    let input = console::input::stats();
+    crate::println!(
+        "console input: {} bytes buffered, {} lost to UART overruns",
+        input.buffered,
+        input.overruns
     );
 }
 
 fn net() {
     let Some(s) = crate::net::stack::status() else {
-        crate::println!("network stack not running (boot with net=dhcp or net=poll)");
+        crate::println!(
+            "network stack not running (boot with net=dhcp; scripts/run does so unless --no-net)"
+        );
         return;
     };
-    crate::println!("mode {:?}, address {:?}", s.mode, s.address);
+    let mode = match s.mode {
+        Some(crate::net::stack::RxMode::Interrupt) => String::from("receive by interrupt"),
+        Some(m @ crate::net::stack::RxMode::Poll { .. }) => {
+            alloc::format!("receive polled {} times a second", m.poll_hz().unwrap_or(0))
+        }
+        None => String::from("not started"),
+    };
+    let address = s.address.map_or_else(
+        || String::from("none yet (DHCP)"),
+        |a| alloc::format!("{a}"),
+    );
+    crate::println!("network: {mode}, address {address}");
     if let Some(n) = s.nic {
+        use crate::net::virtio::IrqMode;
         crate::println!(
-            "nic: {:?} interface, interrupts {:?}, link {}, config interrupts {}",
-            n.transport,
-            n.irq,
+            "nic: {} interface, {}, link {}, config interrupts {}",
+            match n.transport {
+                drivers::virtio::TransportKind::Modern => "modern virtio",
+                drivers::virtio::TransportKind::Legacy => "legacy virtio",
+            },
+            match n.irq {
+                IrqMode::MsixPerQueue => "MSI-X vectors for receive and config",
+                IrqMode::MsixShared => "one shared MSI-X vector",
+                IrqMode::Intx => "INTx line",
+            },
             if n.link_up { "up" } else { "down" },
             n.config_events
         );
+        crate::println!("offloads: {}", n.offloads);
     }
     crate::println!(
-        "rx interrupts {}, smoltcp queue drops {}, udp echoed {}",
+        "rx interrupts {}, udp echoed {}, datagrams reassembled {}",
         s.rx_interrupts,
-        s.rx_dropped,
-        s.echoed
+        s.echoed,
+        s.reassembled
     );
-    crate::print!("ingress drops {}:", s.ingress.total());
-    for why in crate::net::ingress::Malformed::ALL {
-        crate::print!(" {} {}", why.name(), s.ingress.get(why));
+    crate::print!("gate drops {}:", s.ingress.total());
+    for why in crate::net::ingress::Dropped::ALL {
+        let n = s.ingress.get(why);
+        if n > 0 {
+            crate::print!(" {} {n}", why.name());
+        }
     }
     crate::println!();
+    let (datagrams, bytes, held) = s.gate_held;
+    crate::println!("reassembling {datagrams} datagrams ({bytes} bytes), holding {held} for ARP");
+    let n = s.neigh;
+    crate::println!(
+        "arp: asked {} held {} released {} expired {} probes-answered {} defended {}",
+        n.asked,
+        n.held,
+        n.released,
+        n.expired,
+        n.probes_answered,
+        n.defended
+    );
     crate::println!(
         "udp discarded {}, flood ends {}, device resets {}",
         s.discarded,
@@ -245,79 +221,22 @@ fn net() {
     for (name, q) in [("rx", s.rx), ("tx", s.tx)] {
         if let Some(q) = q {
             crate::println!(
-                "{name}: packets {} bytes {} budget-exhausted {} rearm-races {} bad-descriptors {} malformed {} refill-failures {} full {}",
+                "{name}: packets {} bytes {} merged {} gso {} csum-offloaded {} budget-exhausted {} rearm-races {} bad-descriptors {} malformed {} multi-buffer-dropped {} refill-failures {} full {}",
                 q.packets,
                 q.bytes,
+                q.merged,
+                q.gso,
+                q.csum_offloaded,
                 q.budget_exhausted,
                 q.rearm_races,
                 q.bad_descriptors,
                 q.malformed,
+                q.multi_buffer_dropped,
                 q.refill_failures,
                 q.full
             );
         }
     }
-}
-
-/// Guest-side network figures for `scripts/bench net`: DNS query latency to the
-/// gateway's server and HTTP download throughput (lab names; see docs/netlab.md).
-fn netbench() {
-    use smoltcp::wire::Ipv4Address;
-    let gw = Ipv4Address::new(192, 0, 2, 1);
-    if crate::net::stack::address().is_none() {
-        crate::println!("netbench: no address");
-        return;
-    }
-    let mut samples = alloc::vec::Vec::new();
-    let mut errors = 0;
-    for _ in 0..1000 {
-        let t0 = time::now_ns();
-        match crate::net::resolve::resolve_a("lab.capstan.test", gw) {
-            Ok(_) => samples.push(time::now_ns() - t0),
-            Err(_) => errors += 1,
-        }
-    }
-    samples.sort_unstable();
-    let pct = |p: usize| {
-        samples
-            .get(samples.len().saturating_sub(1) * p / 100)
-            .copied()
-            .unwrap_or(0)
-    };
-    crate::println!(
-        "netbench dns n={} errors={errors} median_us={} p99_us={}",
-        samples.len(),
-        pct(50) / 1000,
-        pct(99) / 1000
-    );
-    for path in ["/1m.bin", "/16m.bin"] {
-        let t0 = time::now_ns();
-        let url = alloc::format!("http://lab.capstan.test{path}");
-        match crate::net::fetch::get(&url, gw) {
-            Ok(f) => {
-                let ns = time::now_ns() - t0;
-                crate::println!(
-                    "netbench http path={path} bytes={} ms={}",
-                    f.len,
-                    ns / 1_000_000
-                );
-            }
-            Err(e) => crate::println!("netbench http path={path} error={e}"),
-        }
-    }
-    // How much of a download's time is the SHA-256 it streams through (software, no SIMD
-    // in the kernel): hash 4 MiB in place.
-    let block = alloc::vec![0x5au8; 4 << 20];
-    let t0 = time::now_ns();
-    let digest = crate::net::http::Sha256Digest::of(&block);
-    let ns = (time::now_ns() - t0).max(1);
-    crate::println!(
-        "netbench sha256 bytes={} ms={} first={:02x}",
-        block.len(),
-        ns / 1_000_000,
-        digest.0[0]
-    );
-    crate::println!("netbench done");
 }
 
 fn irqs() {
@@ -341,4 +260,11 @@ fn irqs() {
     });
     let (spurious, unowned) = irq::anomalies();
     crate::println!("spurious: {spurious}, unowned: {unowned}");
+    let input = console::input::stats();
+    crate::println!(
+        "console input: {} bytes lost to UART overruns, {} backpressure stalls, {} buffered",
+        input.overruns,
+        input.stalls,
+        input.buffered
+    );
 }

@@ -1,4 +1,4 @@
-//! Kernel threads, a preemptive round-robin scheduler and notifications.
+//! Kernel and user threads, a preemptive scheduler on every CPU, and notifications.
 //!
 //! Every switch happens on the exception-return path: the trap handler saves the
 //! interrupted frame pointer in the current thread and returns the next thread's
@@ -6,21 +6,31 @@
 //! kernel call (`svc` from EL1) — yield, wait on a notification, sleep, exit —
 //! or involuntarily from the timer interrupt. Blocking is decided inside the trap
 //! handler with IRQs masked, so "check pending, then sleep" cannot lose a post.
-//! Run queues are per CPU (only CPU 0 schedules for now).
+//!
+//! Run queues are per CPU, all under one IRQ-safe lock (simple, and enough at a few
+//! CPUs). A thread made ready goes to an idle CPU if there is one (its last CPU
+//! first), else to the least loaded; a CPU other than the caller's gets a reschedule
+//! IPI (SGI 0). A CPU with nothing to run steals from the busiest queue. A thread's
+//! kernel stack may still be in use by the CPU that just switched away from it, until
+//! that CPU's next exception entry: until then such a thread (`on_cpu`) is never
+//! picked by another CPU, and a dead thread's stack is freed only then (per-CPU reap).
 
 use alloc::boxed::Box;
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 
-use crate::arch::cpu;
 use crate::arch::stack::{self, KernelStack};
 use crate::arch::vectors::TrapFrame;
+use crate::arch::{cpu, fp, mmu};
 use crate::sync::IrqLock;
 use crate::time;
 use caps::lock::IrqsMasked;
 
 /// Maximum CPUs the run-queue array is sized for.
 pub const MAX_CPUS: usize = 8;
+
+/// The SGI that asks a CPU to look at its run queue.
+pub const RESCHEDULE_SGI: u32 = 0;
 
 /// Kernel-call operation codes (x0 of `svc #0` from EL1).
 mod op {
@@ -59,6 +69,26 @@ struct Thread {
     /// What the last wait returned: notification bits, or `None` on timeout.
     woken_with: Option<u64>,
     switches_in: u64,
+    /// Set for the thread of a user process.
+    user: Option<Box<UserCtx>>,
+    /// The CPU it runs on, or ran on last.
+    cpu: usize,
+    /// A CPU may still be using its stack (see the module note).
+    on_cpu: bool,
+    /// Time it ran, in ns.
+    run_ns: u64,
+    /// The only CPU it may run on, if pinned ("main" and each CPU's idle thread).
+    pin: Option<usize>,
+}
+
+/// What a user thread carries besides its kernel context: its process, its address
+/// space's TTBR0 value, and its FP/SIMD registers while it is not running.
+struct UserCtx {
+    pid: u32,
+    ttbr0: u64,
+    fp: fp::FpState,
+    /// Killed: end the process before it next returns to user space.
+    killed: bool,
 }
 
 #[derive(Default)]
@@ -73,8 +103,18 @@ struct Sched {
     runq: [VecDeque<ThreadId>; MAX_CPUS],
     current: [Option<ThreadId>; MAX_CPUS],
     idle: [Option<ThreadId>; MAX_CPUS],
+    /// The thread each CPU switched away from last (its stack may still be in use).
+    prev: [Option<ThreadId>; MAX_CPUS],
+    /// Stacks of threads that died on each CPU, freed at its next exception entry.
+    reap: [Vec<KernelStack>; MAX_CPUS],
+    online: [bool; MAX_CPUS],
+    /// Where each CPU receives SGIs (`InterruptController::sgi_target`).
+    sgi_target: [u64; MAX_CPUS],
+    /// When each CPU's current thread started running.
+    since: [u64; MAX_CPUS],
+    busy_ns: [u64; MAX_CPUS],
+    idle_ns: [u64; MAX_CPUS],
     notifies: Vec<Option<Notify>>,
-    reap: Vec<KernelStack>,
     next_id: u32,
     switches: u64,
     slice_ns: u64,
@@ -98,7 +138,7 @@ pub enum SchedError {
 pub struct TimedOut;
 
 fn cpu_index() -> usize {
-    0
+    cpu::index()
 }
 
 impl Sched {
@@ -106,13 +146,84 @@ impl Sched {
         self.threads.iter_mut().find(|t| t.id == id)
     }
 
-    /// Queues `id` to run. Run-queue operations share the queue with the IRQ path, so they
-    /// run with IRQs masked (`_masked`, the `SCHED` guard's token).
+    fn thread_ref(&self, id: ThreadId) -> Option<&Thread> {
+        self.threads.iter().find(|t| t.id == id)
+    }
+
+    fn cpu_idle(&self, c: usize) -> bool {
+        self.online[c] && self.current[c] == self.idle[c] && self.runq[c].is_empty()
+    }
+
+    /// Where a thread made ready runs: its CPU while that CPU may still use its stack;
+    /// else an idle CPU (its last one first); else the least loaded.
+    fn place(&self, t: &Thread) -> usize {
+        if let Some(c) = t.pin {
+            return c;
+        }
+        if t.on_cpu {
+            return t.cpu;
+        }
+        if self.cpu_idle(t.cpu) {
+            return t.cpu;
+        }
+        let online = (0..MAX_CPUS).filter(|&c| self.online[c]);
+        if let Some(c) = online.clone().find(|&c| self.cpu_idle(c)) {
+            return c;
+        }
+        online
+            .min_by_key(|&c| (self.runq[c].len(), c != t.cpu))
+            .unwrap_or(0)
+    }
+
+    /// Queues `id` to run. Run-queue operations share the queues with the IRQ path, so
+    /// they run with IRQs masked (`_masked`, the `SCHED` guard's token).
     fn make_ready(&mut self, id: ThreadId, _masked: &IrqsMasked) {
+        let Some(t) = self.thread_ref(id) else { return };
+        let target = self.place(t);
         if let Some(t) = self.thread(id) {
             t.state = State::Ready;
-            self.runq[cpu_index()].push_back(id);
         }
+        self.runq[target].push_back(id);
+        if target != cpu_index() {
+            self.kick(target);
+        }
+    }
+
+    /// Asks CPU `c` to look at its run queue.
+    fn kick(&self, c: usize) {
+        if self.online[c]
+            && let Some(gic) = crate::irq::chip()
+        {
+            gic.send_sgi(RESCHEDULE_SGI, self.sgi_target[c]);
+        }
+    }
+
+    /// At every scheduler entry on `cpu`: the thread it switched away from last is no
+    /// longer on its stack, and stacks of threads that died here can go.
+    fn finish_switch(&mut self, cpu: usize) {
+        if let Some(p) = self.prev[cpu].take()
+            && let Some(t) = self.thread(p)
+        {
+            t.on_cpu = false;
+        }
+        self.reap[cpu].clear();
+    }
+
+    fn runnable_here(&self, id: ThreadId, cpu: usize) -> bool {
+        self.thread_ref(id).is_some_and(|t| {
+            t.state == State::Ready && (!t.on_cpu || t.cpu == cpu) && t.pin.is_none_or(|p| p == cpu)
+        })
+    }
+
+    /// A ready thread from the busiest other queue that `cpu` may run.
+    fn steal(&mut self, cpu: usize) -> Option<ThreadId> {
+        let victim = (0..MAX_CPUS)
+            .filter(|&c| c != cpu && self.online[c])
+            .max_by_key(|&c| self.runq[c].len())?;
+        let pos = (0..self.runq[victim].len())
+            .rev()
+            .find(|&i| self.runnable_here(self.runq[victim][i], cpu))?;
+        self.runq[victim].remove(pos)
     }
 
     /// Wakes sleepers and waiters whose deadline passed. Runs on every interrupt exit, so
@@ -152,52 +263,140 @@ impl Sched {
     fn pick(&mut self, _masked: &IrqsMasked) -> ThreadId {
         let cpu = cpu_index();
         let idle = self.idle[cpu];
+        let mut skipped: heapless::Vec<ThreadId, 8> = heapless::Vec::new();
+        let mut found = None;
         while let Some(id) = self.runq[cpu].pop_front() {
             if Some(id) == idle {
                 continue;
             }
-            if self.thread(id).is_some_and(|t| t.state == State::Ready) {
-                return id;
+            if self.runnable_here(id, cpu) {
+                found = Some(id);
+                break;
+            }
+            // Ready but another CPU is still leaving its stack: keep it queued.
+            if self.thread_ref(id).is_some_and(|t| t.state == State::Ready)
+                && skipped.push(id).is_err()
+            {
+                self.runq[cpu].push_back(id);
+                break;
             }
         }
-        idle.unwrap_or(ThreadId(0))
+        for id in skipped.into_iter().rev() {
+            self.runq[cpu].push_front(id);
+        }
+        found
+            .or_else(|| self.steal(cpu))
+            .or(idle)
+            .unwrap_or(ThreadId(0))
+    }
+
+    /// Whether this CPU should switch at an interrupt exit: work is queued here, or it
+    /// idles while another queue has work it could take.
+    fn should_switch(&self, cpu: usize) -> bool {
+        if !self.runq[cpu].is_empty() {
+            return true;
+        }
+        self.current[cpu] == self.idle[cpu]
+            && (0..MAX_CPUS)
+                .any(|c| c != cpu && self.runq[c].iter().any(|&id| self.runnable_here(id, cpu)))
     }
 }
 
-/// Sets up the scheduler; the caller (boot code) becomes thread "main".
-pub fn init(slice_ns: u64) {
-    let main = Thread {
-        id: ThreadId(0),
-        name: "main",
+fn boot_thread(id: ThreadId, name: &'static str, cpu: usize) -> Thread {
+    Thread {
+        id,
+        name,
         state: State::Running,
         frame: 0,
         stack: None,
         entry: None,
         woken_with: None,
         switches_in: 0,
-    };
+        user: None,
+        cpu,
+        on_cpu: true,
+        run_ns: 0,
+        pin: Some(cpu),
+    }
+}
+
+/// Sets up the scheduler on the boot CPU (index 0); the caller (boot code) becomes
+/// thread "main", which stays on CPU 0 (the monitor and the test runner run there).
+pub fn init(slice_ns: u64) {
+    cpu::set_index(0);
     let mut sched = Sched {
-        threads: Vec::new(),
+        // Sized up front (every stack, two notifications per process and some for the
+        // kernel's drivers) so neither grows, and reallocates, while processes come and go.
+        threads: Vec::with_capacity(stack::SLOTS + 8),
         // Each thread is queued at most a few times over; reserving for every possible
         // kernel stack keeps interrupt-path wake-ups from allocating.
         runq: core::array::from_fn(|_| VecDeque::with_capacity(2 * stack::SLOTS)),
         current: [None; MAX_CPUS],
         idle: [None; MAX_CPUS],
-        notifies: Vec::new(),
-        reap: Vec::with_capacity(stack::SLOTS),
+        prev: [None; MAX_CPUS],
+        reap: core::array::from_fn(|_| Vec::with_capacity(stack::SLOTS)),
+        online: [false; MAX_CPUS],
+        sgi_target: [0; MAX_CPUS],
+        since: [time::now_ns(); MAX_CPUS],
+        busy_ns: [0; MAX_CPUS],
+        idle_ns: [0; MAX_CPUS],
+        notifies: Vec::with_capacity(2 * stack::SLOTS + 256),
         next_id: 1,
         switches: 0,
         slice_ns,
     };
-    sched.threads.push(main);
+    sched.threads.push(boot_thread(ThreadId(0), "main", 0));
     sched.current[0] = Some(ThreadId(0));
+    sched.online[0] = true;
+    sched.sgi_target[0] = crate::irq::chip().map_or(0, |g| g.sgi_target());
     *SCHED.lock() = Some(sched);
     if let Ok(idle) = spawn("idle", idle_loop)
         && let Some(s) = SCHED.lock().as_mut()
     {
         s.idle[0] = Some(idle);
-        s.runq[0].retain(|&t| t != idle);
+        for q in &mut s.runq {
+            q.retain(|&t| t != idle);
+        }
+        if let Some(t) = s.thread(idle) {
+            t.pin = Some(0);
+        }
     }
+}
+
+/// A secondary CPU (kernel index `cpu`) joins the scheduler: its boot context becomes its
+/// idle thread, and from now on threads may be placed on it. Returns with IRQs masked;
+/// the caller enables them and idles.
+pub fn join_cpu(cpu: usize) {
+    cpu::set_index(cpu);
+    let target = crate::irq::chip().map_or(0, |g| g.sgi_target());
+    let mut guard = SCHED.lock();
+    let Some(sched) = guard.as_mut() else { return };
+    let id = ThreadId(sched.next_id);
+    sched.next_id += 1;
+    sched.threads.push(boot_thread(id, "idle", cpu));
+    sched.current[cpu] = Some(id);
+    sched.idle[cpu] = Some(id);
+    sched.sgi_target[cpu] = target;
+    sched.since[cpu] = time::now_ns();
+    sched.online[cpu] = true;
+}
+
+/// Per-CPU time: (busy ns, idle ns) for each online CPU, index order.
+pub fn cpu_times() -> heapless::Vec<(u64, u64), MAX_CPUS> {
+    let mut out = heapless::Vec::new();
+    if let Some(s) = SCHED.lock().as_ref() {
+        let now = time::now_ns();
+        for c in (0..MAX_CPUS).filter(|&c| s.online[c]) {
+            let running = now.saturating_sub(s.since[c]);
+            let (busy, idle) = if s.current[c] == s.idle[c] {
+                (s.busy_ns[c], s.idle_ns[c] + running)
+            } else {
+                (s.busy_ns[c] + running, s.idle_ns[c])
+            };
+            let _ = out.push((busy, idle));
+        }
+    }
+    out
 }
 
 fn idle_loop() {
@@ -211,7 +410,7 @@ pub fn spawn(
     name: &'static str,
     f: impl FnOnce() + Send + 'static,
 ) -> Result<ThreadId, SchedError> {
-    let stack = stack::alloc().ok_or(SchedError::NoStack)?;
+    let stack = stack::alloc(stack::Class::Kernel).ok_or(SchedError::NoStack)?;
     let frame = stack::initial_frame(&stack, thread_entry as *const () as usize);
     let mut guard = SCHED.lock();
     let (slot, masked) = guard.parts();
@@ -227,10 +426,138 @@ pub fn spawn(
         entry: Some(Box::new(f)),
         woken_with: None,
         switches_in: 0,
+        user: None,
+        cpu: cpu_index(),
+        on_cpu: false,
+        run_ns: 0,
+        pin: None,
     });
-    sched.runq[cpu_index()].push_back(id);
+    sched.make_ready(id, masked);
     program_timer(sched, masked);
     Ok(id)
+}
+
+/// Starts the thread of user process `pid`: its first run returns to EL0 at `entry`
+/// with stack pointer `sp` and `arg` in x0, in the address space `ttbr0`.
+pub fn spawn_user(
+    pid: u32,
+    ttbr0: u64,
+    entry: u64,
+    sp: u64,
+    arg: u64,
+) -> Result<ThreadId, SchedError> {
+    let stack = stack::alloc(stack::Class::User).ok_or(SchedError::NoStack)?;
+    let frame = stack::initial_user_frame(&stack, entry, sp, arg);
+    let user = Box::new(UserCtx {
+        pid,
+        ttbr0,
+        fp: fp::FpState::default(),
+        killed: false,
+    });
+    let mut guard = SCHED.lock();
+    let (slot, masked) = guard.parts();
+    let sched = slot.as_mut().ok_or(SchedError::NotReady)?;
+    let id = ThreadId(sched.next_id);
+    sched.next_id += 1;
+    sched.threads.push(Thread {
+        id,
+        name: "user",
+        state: State::Ready,
+        frame,
+        stack: Some(stack),
+        entry: None,
+        woken_with: None,
+        switches_in: 0,
+        user: Some(user),
+        cpu: cpu_index(),
+        on_cpu: false,
+        run_ns: 0,
+        pin: None,
+    });
+    sched.make_ready(id, masked);
+    program_timer(sched, masked);
+    Ok(id)
+}
+
+/// The user process whose thread runs on this CPU, if any.
+pub fn current_pid() -> Option<u32> {
+    let guard = SCHED.lock();
+    let sched = guard.as_ref()?;
+    let me = sched.current[cpu_index()]?;
+    sched
+        .threads
+        .iter()
+        .find(|t| t.id == me)
+        .and_then(|t| t.user.as_ref().map(|u| u.pid))
+}
+
+/// Takes the calling user thread off its address space (TTBR0 = the empty table) before
+/// the process frees it; the thread keeps running in the kernel until it exits.
+pub fn leave_address_space() {
+    let mut guard = SCHED.lock();
+    if let Some(sched) = guard.as_mut()
+        && let Some(me) = sched.current[cpu_index()]
+        && let Some(u) = sched.thread(me).and_then(|t| t.user.as_mut())
+    {
+        u.ttbr0 = mmu::empty_ttbr0();
+    }
+    cpu::set_ttbr0(mmu::empty_ttbr0());
+}
+
+/// Whether the running thread is a user thread that was killed.
+pub fn current_user_killed() -> bool {
+    let guard = SCHED.lock();
+    let Some(sched) = guard.as_ref() else {
+        return false;
+    };
+    let Some(me) = sched.current[cpu_index()] else {
+        return false;
+    };
+    sched
+        .threads
+        .iter()
+        .find(|t| t.id == me)
+        .and_then(|t| t.user.as_ref())
+        .is_some_and(|u| u.killed)
+}
+
+/// Marks user thread `id` killed and wakes it from any wait (see [`interrupt`]); a CPU
+/// running it gets an IPI, so it stops at its next exception return.
+pub fn kill_thread(id: ThreadId) {
+    {
+        let mut guard = SCHED.lock();
+        let Some(sched) = guard.as_mut() else { return };
+        let Some(t) = sched.thread(id) else { return };
+        if let Some(u) = t.user.as_mut() {
+            u.killed = true;
+        }
+        let (state, cpu) = (t.state, t.cpu);
+        if state == State::Running && cpu != cpu_index() {
+            sched.kick(cpu);
+        }
+    }
+    interrupt(id);
+}
+
+/// Wakes thread `id` if it is blocked in a wait or sleep: the wait returns as if it had
+/// timed out. The caller has recorded why (a kill), which the woken code checks.
+pub fn interrupt(id: ThreadId) {
+    let mut guard = SCHED.lock();
+    let (slot, masked) = guard.parts();
+    let Some(sched) = slot.as_mut() else { return };
+    let Some(t) = sched.thread(id) else { return };
+    let State::Waiting { notify, .. } = t.state else {
+        return;
+    };
+    t.woken_with = None;
+    if let Some(n) = notify
+        && let Some(Some(waiting)) = sched.notifies.get_mut(n.0 as usize)
+        && waiting.waiter == Some(id)
+    {
+        waiting.waiter = None;
+    }
+    sched.make_ready(id, masked);
+    program_timer(sched, masked);
 }
 
 extern "C" fn thread_entry() -> ! {
@@ -258,7 +585,7 @@ pub fn yield_now() {
 
 /// Sleeps until `deadline_ns` (monotonic, see `time::now_ns`).
 pub fn sleep_until(deadline_ns: u64) {
-    while time::now_ns() < deadline_ns {
+    while time::now_ns() < deadline_ns && !current_user_killed() {
         cpu::kernel_call(op::SLEEP, deadline_ns, 0);
     }
 }
@@ -369,6 +696,7 @@ pub fn kernel_call(frame: &mut TrapFrame, masked: &IrqsMasked) -> *mut TrapFrame
         return frame;
     };
     let cpu = cpu_index();
+    sched.finish_switch(cpu);
     let Some(me) = sched.current[cpu] else {
         return frame;
     };
@@ -417,8 +745,10 @@ pub fn on_interrupt_exit(frame: &mut TrapFrame, masked: &IrqsMasked) -> *mut Tra
     let Some(sched) = guard.as_mut() else {
         return frame;
     };
+    let cpu = cpu_index();
+    sched.finish_switch(cpu);
     sched.expire(time::now_ns(), masked);
-    if sched.runq[cpu_index()].is_empty() {
+    if !sched.should_switch(cpu) {
         program_timer(sched, masked);
         return frame;
     }
@@ -435,28 +765,51 @@ fn switch_locked(
     let me = sched.current[cpu].unwrap_or(ThreadId(0));
     let is_idle = Some(me) == sched.idle[cpu];
     let frame_ptr: *mut TrapFrame = frame;
+    let now = time::now_ns();
+    let ran = now.saturating_sub(sched.since[cpu]);
+    if is_idle {
+        sched.idle_ns[cpu] += ran;
+    } else {
+        sched.busy_ns[cpu] += ran;
+    }
+    sched.since[cpu] = now;
     if let Some(t) = sched.thread(me) {
         t.frame = frame_ptr as usize;
         t.state = state;
+        t.run_ns += ran;
+        if let Some(u) = t.user.as_mut() {
+            fp::save(&mut u.fp);
+        }
     }
     if state == State::Ready && !is_idle {
         sched.runq[cpu].push_back(me);
     }
-    // Stacks of threads that died earlier are no longer in use: free them now.
-    sched.reap.clear();
+    // A dead thread's stack is still ours until this CPU's next exception entry.
     if state == State::Dead
         && let Some(pos) = sched.threads.iter().position(|t| t.id == me)
         && let Some(s) = sched.threads.swap_remove(pos).stack
     {
-        sched.reap.push(s);
+        sched.reap[cpu].push(s);
     }
     let next = sched.pick(masked);
     sched.current[cpu] = Some(next);
     sched.switches += 1;
+    if next != me && state != State::Dead {
+        sched.prev[cpu] = Some(me);
+    }
     let resume = match sched.thread(next) {
         Some(t) => {
             t.state = State::Running;
+            t.cpu = cpu;
+            t.on_cpu = true;
             t.switches_in += 1;
+            match t.user.as_ref() {
+                Some(u) => {
+                    cpu::set_ttbr0(u.ttbr0);
+                    fp::restore(&u.fp);
+                }
+                None => cpu::set_ttbr0(mmu::empty_ttbr0()),
+            }
             t.frame
         }
         None => frame_ptr as usize,
@@ -470,7 +823,7 @@ fn switch_locked(
 fn program_timer(sched: &Sched, _masked: &IrqsMasked) {
     let cpu = cpu_index();
     let now = time::now_ns();
-    let slice = (!sched.runq[cpu].is_empty()).then(|| now + sched.slice_ns);
+    let slice = sched.should_switch(cpu).then(|| now + sched.slice_ns);
     let deadline = [
         slice,
         sched.earliest_deadline(),

@@ -11,6 +11,7 @@ use caps::quiet::quiesce;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::arch::cpu;
+use crate::cmdline;
 use crate::sync::IrqLock;
 use crate::time;
 
@@ -19,20 +20,42 @@ static LINE: IrqLock<Option<AnyIrqLine>> = IrqLock::new(None);
 /// Ticks whose source did not read back quiet (the line then stays masked).
 static NOT_QUIET: AtomicU64 = AtomicU64::new(0);
 
+/// The timer's PPI (u32::MAX before `init`).
+static INTID: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(u32::MAX);
+
 /// Takes ownership of the timer's line and arms it.
 pub fn init(line: IrqLine<Masked>) {
+    INTID.store(line.intid(), Ordering::Relaxed);
     *LINE.lock() = Some(AnyIrqLine::Armed(line.arm()));
+}
+
+/// The timer's PPI, once `init` ran.
+pub fn intid() -> Option<u32> {
+    match INTID.load(Ordering::Relaxed) {
+        u32::MAX => None,
+        i => Some(i),
+    }
+}
+
+/// A secondary CPU's tick. The PPI is banked: each CPU has its own timer and its own
+/// enable bit, while the capability layer keeps one line per INTID (the boot CPU's).
+/// So on the other CPUs the kernel-owned tick is handled here directly: the timer is
+/// switched off (its level output drops: the source is quiet) and the scheduler
+/// reprograms it on the way out; the PPI stays enabled on this CPU. IRQ context only
+/// (`_masked`).
+pub fn on_secondary_interrupt(_masked: &IrqsMasked) {
+    TICKS.fetch_add(1, Ordering::Relaxed);
+    cpu::timer_disable();
 }
 
 static TICKS: AtomicU64 = AtomicU64::new(0);
 static PERIOD_NS: AtomicU64 = AtomicU64::new(0);
 
-/// Turns on a periodic tick at `hz` (0 = off; tickless).
+/// Turns on a periodic tick at `hz` (0 = off; tickless). Rates above
+/// `cmdline::MAX_HZ` are clamped there, so a tick never rounds to "off".
 pub fn set_periodic_hz(hz: u64) {
-    PERIOD_NS.store(
-        1_000_000_000u64.checked_div(hz).unwrap_or(0),
-        Ordering::Relaxed,
-    );
+    let period = if hz == 0 { 0 } else { cmdline::period_ns(hz) };
+    PERIOD_NS.store(period, Ordering::Relaxed);
 }
 
 /// The next periodic tick after `now`, if a periodic tick is configured.

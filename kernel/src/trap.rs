@@ -5,10 +5,10 @@
 //! was hit) and stops the machine cleanly — with a failing status in a test run.
 
 use caps::lock::{IrqsMasked, with_irqs_masked};
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::arch::vectors::{TrapFrame, VectorKind};
-use crate::arch::{probe, stack};
+use crate::arch::{probe, semihosting, stack, usercopy};
 use crate::sync::ArchIrqs;
 use crate::{console, halt, irq, ktest, sched};
 
@@ -71,8 +71,21 @@ pub fn dispatch(frame: &mut TrapFrame, kind: VectorKind) -> *mut TrapFrame {
 fn sync(frame: &mut TrapFrame, kind: VectorKind, masked: &IrqsMasked) -> *mut TrapFrame {
     let ec = (frame.esr >> 26) & 0x3f;
     let from_el1 = kind.source() <= 1;
+    if !from_el1 {
+        // From a user process: a system call, or a fault that ends it (never the kernel).
+        match ec {
+            0x15 => crate::process::syscall::entry(frame),
+            _ => crate::process::fault(frame, ec_name(ec), fault_detail(frame, ec)),
+        }
+        return frame;
+    }
     match ec {
-        0x15 if from_el1 => return sched::kernel_call(frame, masked),
+        0x15 => return sched::kernel_call(frame, masked),
+        // A semihosting call without QEMU's -semihosting: step over it, once.
+        0x00 if from_el1 && semihosting::is_call_at(frame.elr) => {
+            semihosting::mark_unavailable();
+            frame.elr += 4;
+        }
         0x3c if frame.esr & 0xffff == TEST_BRK => {
             BRK_HITS.fetch_add(1, Ordering::Relaxed);
             frame.elr += 4;
@@ -82,15 +95,56 @@ fn sync(frame: &mut TrapFrame, kind: VectorKind, masked: &IrqsMasked) -> *mut Tr
                 frame.x[0] = 1;
                 frame.elr = resume;
             }
-            None => fatal(frame, kind),
+            // A user pointer that faulted inside a user copy: `EFAULT` for the syscall.
+            None => match usercopy::fixup(frame.elr) {
+                Some(resume) => frame.elr = resume,
+                None => fatal(frame, kind),
+            },
         },
         _ => fatal(frame, kind),
     }
     frame
 }
 
-/// Prints the decoded report and stops.
+/// What a user fault hit, in words: `"permission fault on write of 0x…"` for aborts.
+fn fault_detail(frame: &TrapFrame, ec: u64) -> Option<(&'static str, &'static str)> {
+    matches!(ec, 0x20 | 0x21 | 0x24 | 0x25).then(|| {
+        let access = if ec == 0x20 || ec == 0x21 {
+            "execute"
+        } else if frame.esr & (1 << 6) != 0 {
+            "write"
+        } else {
+            "read"
+        };
+        (fault_status(frame.esr), access)
+    })
+}
+
+/// Just before an exception return: a user thread whose process was killed ends instead
+/// of returning to user space — its frame is redirected to the exit path, which runs on
+/// its own kernel stack at EL1.
+pub fn before_return(frame: &mut TrapFrame) {
+    let to_el0 = frame.spsr & 0xf == 0;
+    if to_el0 && sched::current_user_killed() {
+        frame.elr = killed_entry as *const () as u64;
+        frame.spsr = 0x3c5; // EL1h, all interrupts masked
+    }
+}
+
+extern "C" fn killed_entry() -> ! {
+    crate::process::table::exit_current(crate::process::table::current_kill_status())
+}
+
+/// Set while a fatal report is being printed: a fault inside the report (say, a
+/// console that is not mapped) must stop the machine, not recurse.
+static IN_FATAL: AtomicBool = AtomicBool::new(false);
+
+/// Prints the decoded report (on the console, or before it exists on the early UART
+/// or semihosting) and stops.
 fn fatal(frame: &TrapFrame, kind: VectorKind) -> ! {
+    if IN_FATAL.swap(true, Ordering::AcqRel) {
+        halt::halt_quietly();
+    }
     let ec = (frame.esr >> 26) & 0x3f;
     let p = console::emergency_fmt;
     p(format_args!(
@@ -121,9 +175,9 @@ fn fatal(frame: &TrapFrame, kind: VectorKind) -> ! {
         "    FAR {:#018x}  ELR {:#018x}  SPSR {:#018x}\n",
         frame.far, frame.elr, frame.spsr
     ));
-    if let Some(slot) = stack::guard_hit(frame.far as usize) {
+    if let Some((class, slot)) = stack::guard_hit(frame.far as usize) {
         p(format_args!(
-            "    FAR is in the guard page of kernel stack {slot}: stack overflow\n"
+            "    FAR is in the guard page of {class:?} stack {slot}: stack overflow\n"
         ));
     }
     let boot_guard = crate::arch::sections::image().boot_stack_guard as u64;

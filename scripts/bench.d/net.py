@@ -1,66 +1,80 @@
 """Network benchmark, run inside the lab's namespace by `scripts/bench net`.
 
-Boots the kernel (argv: the QEMU command line, then `--`, mode name) attached to
-the lab's tap, waits for its DHCP lease, then measures from the host side a UDP
-echo round trip (10 000 sequential 64-byte datagrams to the kernel's echo
-service on port 7, 1 s timeout each), and from the guest side (monitor command
-`netbench`) DNS query latency to dnsmasq and HTTP GET throughput. Interrupts per
-packet come from the monitor's `net` counters. Prints figures, writes JSON.
+    net.py QEMU-COMMAND... -- MODE OUT.json     one boot, one mode
+    net.py --summary DIR BASELINE-COMMIT        compare the modes' JSON files
+
+Boots the kernel (argv: the QEMU command line, then `--`, mode name) attached to the
+lab's tap, waits for its DHCP lease, then measures from the host side a UDP echo round
+trip (10 000 sequential 64-byte datagrams to the kernel's echo service on port 7, 1 s
+timeout each), and from the guest side (monitor command `netbench`, run three times)
+DNS query latency to dnsmasq and HTTP GET throughput of 1 and 16 MiB files. This build's
+`netbench` times each download with and without the SHA-256 check and reports the time
+CPU 0 was busy and the RX interrupts it took; the baseline build's only with the check.
+Interrupts per packet come from the monitor's `net` counters. The host's load average is
+recorded before and after (the lab shares its cores with other work). Prints figures,
+writes JSON; the summary puts the baseline and this build side by side.
 """
 import json
+import os
 import re
+import select
 import socket
 import statistics
 import subprocess
 import sys
 import time
 
-sep = sys.argv.index("--")
-cmd, mode, out = sys.argv[1:sep], sys.argv[sep + 1], sys.argv[sep + 2]
+MiB = 2**20
+SIZES = {"/1m.bin": MiB, "/16m.bin": 16 * MiB}
 # Polling at 100 Hz answers one datagram per tick: 10 000 of them take about 100 s.
 ECHO_COUNT = 10_000
-
-proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-buf = b""
+NETBENCH_RUNS = 3
 
 
-def read_until(pattern, timeout):
-    global buf
-    rx = re.compile(pattern)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        m = rx.search(buf)
-        if m:
-            return m
-        import select
-        r, _, _ = select.select([proc.stdout], [], [], 0.2)
-        if r:
-            chunk = proc.stdout.read1(65536)
-            if not chunk:
-                break
-            buf += chunk
-    raise SystemExit(f"timed out waiting for {pattern!r}; output tail: {buf[-600:]!r}")
+def loadavg():
+    with open("/proc/loadavg") as f:
+        return [float(x) for x in f.read().split()[:3]]
 
 
-def command(line, done_pattern, timeout=120):
-    global buf
-    buf = b""
-    proc.stdin.write(line.encode() + b"\r")
-    proc.stdin.flush()
-    return read_until(done_pattern, timeout)
+class Guest:
+    def __init__(self, cmd):
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT)
+        self.buf = b""
+
+    def read_until(self, pattern, timeout):
+        rx = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            m = rx.search(self.buf)
+            if m:
+                return m
+            r, _, _ = select.select([self.proc.stdout], [], [], 0.2)
+            if r:
+                chunk = self.proc.stdout.read1(65536)
+                if not chunk:
+                    break
+                self.buf += chunk
+        raise SystemExit(f"timed out waiting for {pattern!r}; output tail: {self.buf[-600:]!r}")
+
+    def command(self, line, done_pattern, timeout=120):
+        self.buf = b""
+        self.proc.stdin.write(line.encode() + b"\r")
+        self.proc.stdin.flush()
+        return self.read_until(done_pattern, timeout)
+
+    def net_counters(self):
+        m = self.command("net", rb"rx: packets (\d+) .*\n", 10)
+        packets = int(m.group(1))
+        irqs = int(re.search(rb"rx interrupts (\d+)", self.buf).group(1))
+        return packets, irqs, self.buf.decode(errors="replace")
+
+    def stop(self):
+        self.proc.kill()
+        self.proc.wait()
 
 
-def net_counters():
-    m = command("net", rb"rx: packets (\d+) .*\n", 10)
-    packets = int(m.group(1))
-    irqs = int(re.search(rb"rx interrupts (\d+)", buf).group(1))
-    return packets, irqs
-
-
-try:
-    lease = read_until(rb"net: DHCP lease (192\.0\.2\.\d+)/", 60).group(1).decode()
-    read_until(rb"capstan> ", 30)
-    p0, i0 = net_counters()
+def udp_echo(lease, mode):
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.settimeout(1.0)
     rtts, lost = [], 0
@@ -78,60 +92,150 @@ try:
             lost += 1
         if (i + 1) % 2000 == 0:
             print(f"[{mode}] ... {i + 1} echoes, {lost} lost", file=sys.stderr, flush=True)
-    p1, i1 = net_counters()
-    m = command("netbench", rb"netbench done", 600)
-    text = buf.decode(errors="replace")
-    dns = re.search(r"netbench dns n=(\d+) errors=(\d+) median_us=(\d+) p99_us=(\d+)", text)
-    http = {p: int(ms) for p, ms in re.findall(r"netbench http path=(\S+) bytes=\d+ ms=(\d+)", text)}
-    sha = re.search(r"netbench sha256 bytes=(\d+) ms=(\d+)", text)
-    p2, i2 = net_counters()
-    drops = {
-        "smoltcp_queue": int(re.search(rb"smoltcp queue drops (\d+)", buf).group(1)),
-        "ingress": int(re.search(rb"ingress drops (\d+)", buf).group(1)),
-    }
-    command("poweroff", rb"powering off", 10)
-finally:
-    proc.kill()
-    proc.wait()
+    rtts.sort()
+    return rtts, lost
 
-rtts.sort()
-echo_packets = p1 - p0
-report = {
-    "benchmark": "net",
-    "mode": mode,
-    "udp_echo": {
-        "count": ECHO_COUNT, "lost": lost,
-        "median_us": statistics.median(rtts) if rtts else None,
-        "p99_us": rtts[int(len(rtts) * 0.99) - 1] if rtts else None,
-        "rx_packets": echo_packets, "rx_interrupts": i1 - i0,
-        "interrupts_per_packet": (i1 - i0) / echo_packets if echo_packets else None,
-    },
-    "dns": {
-        "queries": int(dns.group(1)) if dns else 0, "errors": int(dns.group(2)) if dns else None,
-        "median_us": int(dns.group(3)) if dns else None, "p99_us": int(dns.group(4)) if dns else None,
-    },
-    "http": {
-        path: {"ms": ms, "MiB_per_s": (size / 2**20) / (ms / 1000) if ms else None}
-        for path, size in (("/1m.bin", 2**20), ("/16m.bin", 16 * 2**20)) if (ms := http.get(path))
-    },
-    "netbench_rx_packets": p2 - p1, "netbench_rx_interrupts": i2 - i1,
-    "netbench_interrupts_per_packet": (i2 - i1) / (p2 - p1) if p2 > p1 else None,
-    "rx_drops": drops,
-    "sha256_MiB_per_s": (int(sha.group(1)) / 2**20) / (int(sha.group(2)) / 1000) if sha and int(sha.group(2)) else None,
-}
-with open(out, "w") as f:
-    json.dump(report, f, indent=2)
-u = report["udp_echo"]
-print(f"[{mode}] UDP echo x{ECHO_COUNT}: median {u['median_us']:.0f} us, p99 {u['p99_us']:.0f} us, "
-      f"lost {lost}, {u['interrupts_per_packet'] if u['interrupts_per_packet'] is not None else 'n/a'} interrupts/packet")
-d = report["dns"]
-print(f"[{mode}] DNS x{d['queries']}: median {d['median_us']} us, p99 {d['p99_us']} us, errors {d['errors']}")
-for path, h in report["http"].items():
-    print(f"[{mode}] HTTP GET {path}: {h['ms']} ms, {h['MiB_per_s']:.1f} MiB/s")
-print(f"[{mode}] during DNS+HTTP: {report['netbench_interrupts_per_packet']} interrupts/packet "
-      f"({report['netbench_rx_interrupts']} for {report['netbench_rx_packets']} packets)")
-if report["sha256_MiB_per_s"]:
-    print(f"[{mode}] in-kernel SHA-256 (each download streams through it): {report['sha256_MiB_per_s']:.1f} MiB/s")
-print(f"[{mode}] frames dropped in the guest: {drops['smoltcp_queue']} (smoltcp queue full), "
-      f"{drops['ingress']} (malformed)")
-print(f"wrote {out}")
+
+def parse_netbench(text):
+    """DNS, HTTP (per path and check: lists of runs) and SHA-256 lines of one or more runs."""
+    dns = [tuple(map(int, m)) for m in re.findall(
+        r"netbench dns n=(\d+) errors=(\d+) median_us=(\d+) p99_us=(\d+)", text)]
+    http = {}
+    for m in re.finditer(r"netbench http path=(\S+)(?: check=(\S+))? bytes=(\d+) ms=(\d+)"
+                         r"(?: busy_ms=(\d+) irqs=(\d+))?", text):
+        path, check = m.group(1), m.group(2) or "sha256"  # the baseline always hashes
+        run = {"ms": int(m.group(4))}
+        if m.group(5) is not None:
+            run["busy_ms"], run["irqs"] = int(m.group(5)), int(m.group(6))
+        http.setdefault(f"{path} {check}", []).append(run)
+    sha = {}
+    for m in re.finditer(r"netbench sha256(?: impl=(\S+))? bytes=(\d+) ms=(\d+)", text):
+        impl = m.group(1) or "soft"
+        sha.setdefault(impl, []).append((int(m.group(2)) / MiB) / (max(int(m.group(3)), 1) / 1000))
+    return dns, http, sha
+
+
+def http_figures(runs, size):
+    """Median over the runs: ms, MiB/s, and (this build) CPU ms and RX interrupts per MiB."""
+    ms = statistics.median(r["ms"] for r in runs)
+    out = {"runs_ms": [r["ms"] for r in runs], "ms": ms,
+           "MiB_per_s": (size / MiB) / (ms / 1000) if ms else None}
+    if all("busy_ms" in r for r in runs):
+        out["cpu_ms_per_MiB"] = statistics.median(r["busy_ms"] for r in runs) / (size / MiB)
+        out["interrupts_per_MiB"] = statistics.median(r["irqs"] for r in runs) / (size / MiB)
+    return out
+
+
+def drops_of(text):
+    drops = {}
+    for name, rx in (("smoltcp_queue", r"smoltcp queue drops (\d+)"),
+                     ("ingress", r"ingress drops (\d+)"), ("gate", r"gate drops (\d+)")):
+        m = re.search(rx, text)
+        if m:
+            drops[name] = int(m.group(1))
+    return drops
+
+
+def run(cmd, mode, out):
+    load_before = loadavg()
+    guest = Guest(cmd)
+    try:
+        lease = guest.read_until(rb"net: DHCP lease (192\.0\.2\.\d+)/", 60).group(1).decode()
+        guest.read_until(rb"capstan> ", 30)
+        p0, i0, _ = guest.net_counters()
+        rtts, lost = udp_echo(lease, mode)
+        p1, i1, _ = guest.net_counters()
+        text = ""
+        for _ in range(NETBENCH_RUNS):
+            guest.command("netbench", rb"netbench done", 600)
+            text += guest.buf.decode(errors="replace")
+        p2, i2, counters = guest.net_counters()
+        guest.command("poweroff", rb"powering off", 10)
+    finally:
+        guest.stop()
+    dns, http, sha = parse_netbench(text)
+    echo_packets = p1 - p0
+    report = {
+        "benchmark": "net", "mode": mode, "host_loadavg": {"before": load_before, "after": loadavg()},
+        "udp_echo": {
+            "count": ECHO_COUNT, "lost": lost,
+            "median_us": statistics.median(rtts) if rtts else None,
+            "p99_us": rtts[int(len(rtts) * 0.99) - 1] if rtts else None,
+            "rx_packets": echo_packets, "rx_interrupts": i1 - i0,
+            "interrupts_per_packet": (i1 - i0) / echo_packets if echo_packets else None,
+        },
+        "dns": {
+            "queries": sum(d[0] for d in dns), "errors": sum(d[1] for d in dns),
+            "median_us": statistics.median(d[2] for d in dns) if dns else None,
+            "p99_us": statistics.median(d[3] for d in dns) if dns else None,
+        },
+        "http": {key: http_figures(runs, SIZES[key.split()[0]]) for key, runs in sorted(http.items())},
+        "netbench_rx_packets": p2 - p1, "netbench_rx_interrupts": i2 - i1,
+        "netbench_interrupts_per_packet": (i2 - i1) / (p2 - p1) if p2 > p1 else None,
+        "rx_drops": drops_of(counters),
+        "sha256_MiB_per_s": {impl: statistics.median(v) for impl, v in sha.items()},
+    }
+    with open(out, "w") as f:
+        json.dump(report, f, indent=2)
+    print_report(report)
+    print(f"wrote {out}")
+
+
+def print_report(r):
+    mode, u, d = r["mode"], r["udp_echo"], r["dns"]
+    print(f"[{mode}] host load average {r['host_loadavg']['before']} -> {r['host_loadavg']['after']}")
+    print(f"[{mode}] UDP echo x{u['count']}: median {u['median_us']:.0f} us, p99 {u['p99_us']:.0f} us, "
+          f"lost {u['lost']}, {u['interrupts_per_packet']} interrupts/packet")
+    print(f"[{mode}] DNS x{d['queries']}: median {d['median_us']} us, p99 {d['p99_us']} us, errors {d['errors']}")
+    for key, h in r["http"].items():
+        extra = ""
+        if "cpu_ms_per_MiB" in h:
+            extra = f", {h['cpu_ms_per_MiB']:.1f} ms CPU/MiB, {h['interrupts_per_MiB']:.2f} interrupts/MiB"
+        print(f"[{mode}] HTTP GET {key}: {h['ms']} ms, {h['MiB_per_s']:.1f} MiB/s (runs {h['runs_ms']}){extra}")
+    print(f"[{mode}] during DNS+HTTP: {r['netbench_interrupts_per_packet']} interrupts/packet")
+    for impl, v in r["sha256_MiB_per_s"].items():
+        print(f"[{mode}] SHA-256 in memory ({impl}): {v:.1f} MiB/s")
+    print(f"[{mode}] frames dropped in the guest: {r['rx_drops']}")
+
+
+def summary(directory, baseline_commit):
+    """This build against the baseline, from the JSON the modes wrote."""
+    def load(mode):
+        path = os.path.join(directory, f"net-{mode}.json")
+        with open(path) as f:
+            return json.load(f)
+    base, new, off = load("baseline"), load("msi"), load("nooffload")
+    rows = {}
+    for key in ("/1m.bin sha256", "/16m.bin sha256", "/1m.bin none", "/16m.bin none"):
+        rows[key] = {
+            "baseline_MiB_per_s": base["http"].get(key, {}).get("MiB_per_s"),
+            "this_build_MiB_per_s": new["http"].get(key, {}).get("MiB_per_s"),
+            "this_build_offloads_off_MiB_per_s": off["http"].get(key, {}).get("MiB_per_s"),
+        }
+        b, n = rows[key]["baseline_MiB_per_s"], rows[key]["this_build_MiB_per_s"]
+        rows[key]["speedup"] = n / b if b and n else None
+    out = {
+        "benchmark": "net-summary", "baseline_commit": baseline_commit, "http": rows,
+        "udp_echo_median_us": {"baseline": base["udp_echo"]["median_us"], "this_build": new["udp_echo"]["median_us"]},
+        "dns_median_us": {"baseline": base["dns"]["median_us"], "this_build": new["dns"]["median_us"]},
+        "host_loadavg": {m: r["host_loadavg"] for m, r in (("baseline", base), ("msi", new), ("nooffload", off))},
+    }
+    path = os.path.join(directory, "net-summary.json")
+    with open(path, "w") as f:
+        json.dump(out, f, indent=2)
+    print(f"baseline {baseline_commit[:12]} vs this build (GICv2 MSI-X, same lab, back to back):")
+    for key, r in rows.items():
+        fmt = lambda v: f"{v:.1f}" if v else "n/a"  # noqa: E731
+        print(f"  HTTP {key:16} baseline {fmt(r['baseline_MiB_per_s'])} MiB/s, this build "
+              f"{fmt(r['this_build_MiB_per_s'])} MiB/s (offloads off {fmt(r['this_build_offloads_off_MiB_per_s'])}), "
+              f"x{fmt(r['speedup'])}")
+    print(f"  UDP echo median {out['udp_echo_median_us']}, DNS median {out['dns_median_us']}")
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "--summary":
+        summary(sys.argv[2], sys.argv[3])
+    else:
+        sep = sys.argv.index("--")
+        run(sys.argv[1:sep], sys.argv[sep + 1], sys.argv[sep + 2])

@@ -5,7 +5,9 @@ Zone odd.test (the first label picks the behaviour; more labels may follow it, e
 drop1.host.odd.test, so that host and guest tests never share a name):
 
   servfail.odd.test  RCODE 2 (SERVFAIL), question echoed, no records
-  tc.odd.test        TC set, RCODE 0, no records (the answer "did not fit" in UDP)
+  tc.odd.test        over UDP: TC set, RCODE 0, no records (the answer "did not fit");
+                     over TCP: A 192.0.2.7
+  tctc.odd.test      TC set over UDP and over TCP alike
   dropN.odd.test     N = 1-3: the first N datagrams carrying one query id are ignored; the
                      next is answered with A 192.0.2.(200 + k), k = how many datagrams with
                      that id and question arrived (so N drops, then answered: .20(N+1)).
@@ -15,15 +17,20 @@ drop1.host.odd.test, so that host and guest tests never share a name):
                      one, A 192.0.2.1
   loop.odd.test      one answer whose owner name is a compression pointer to itself
   short.odd.test     one A answer with 3 bytes of RDATA
+  big.odd.test       150 A records 198.51.100.1-150 (about 2.4 KB: over UDP the reply
+                     leaves in IPv4 fragments, so the client must reassemble it)
   other *.odd.test   NXDOMAIN;  any other name: REFUSED
 
 Every query is logged to stdout: "id=... name=... type=... seen=K -> what".
-Bounded: the per-query counters hold at most 4096 entries (cleared when full).
+TCP (same port, RFC 7766 framing) answers one query per connection the same way, except
+tc.odd.test. Bounded: the per-query counters hold at most 4096 entries (cleared when full);
+a TCP connection gets 5 s and at most 4 KiB.
 usage: dnsd.py ADDR PORT
 """
 import socket
 import struct
 import sys
+import threading
 
 QR, AA, TC, RD = 0x8000, 0x0400, 0x0200, 0x0100
 seen = {}
@@ -63,7 +70,7 @@ def a_record(owner, addr, rdata=None):
 PTR_QNAME = b"\xc0\x0c"  # compression pointer to the question's name
 
 
-def respond(msg):
+def respond(msg, tcp=False):
     """The datagrams to send back (maybe none) and a log note."""
     q = parse_query(msg)
     if q is None:
@@ -81,7 +88,9 @@ def respond(msg):
     first = labels[0]
     if first == "servfail":
         return [message(qid, rd | 2, question)], "SERVFAIL"
-    if first == "tc":
+    if first == "tc" and tcp:
+        return [message(qid, rd, question, [a_record(PTR_QNAME, "192.0.2.7")])], "A 192.0.2.7 (TCP)"
+    if first in ("tc", "tctc"):
         return [message(qid, rd | TC, question)], "TC"
     if len(first) == 5 and first.startswith("drop") and first[4] in "123":
         drops = int(first[4])
@@ -101,15 +110,46 @@ def respond(msg):
         self_ptr = 12 + len(question)
         return [message(qid, rd, question, [a_record(struct.pack(">H", 0xC000 | self_ptr), "192.0.2.1")])], \
             "owner pointer loop"
+    if first == "big":
+        answers = [a_record(PTR_QNAME, "198.51.100.%d" % i) for i in range(1, 151)]
+        return [message(qid, rd, question, answers)], "150 A records"
     if first == "short":
         return [message(qid, rd, question, [a_record(PTR_QNAME, "", b"\xc0\x00\x02")])], "A with 3-byte RDATA"
     return [message(qid, rd | 3, question)], "NXDOMAIN"
 
 
+def serve_tcp(addr, port):
+    """One query per connection, length-prefixed both ways (RFC 1035 4.2.2)."""
+    t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    t.bind((addr, port))
+    t.listen(8)
+    while True:
+        conn, peer = t.accept()
+        conn.settimeout(5)
+        try:
+            data = b""
+            while len(data) < 2 or len(data) < 2 + struct.unpack(">H", data[:2])[0]:
+                chunk = conn.recv(4096)
+                if not chunk or len(data) > 4096:
+                    break
+                data += chunk
+            msg = data[2:]
+            replies, note = respond(msg, tcp=True)
+            print("tcp from=%s -> %s" % (peer[0], note), flush=True)
+            for r in replies[-1:]:
+                conn.sendall(struct.pack(">H", len(r)) + r)
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+
 def main():
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.bind((sys.argv[1], int(sys.argv[2])))
-    print("dnsd.py listening on %s:%s/udp" % (sys.argv[1], sys.argv[2]), flush=True)
+    threading.Thread(target=serve_tcp, args=(sys.argv[1], int(sys.argv[2])), daemon=True).start()
+    print("dnsd.py listening on %s:%s/udp and tcp" % (sys.argv[1], sys.argv[2]), flush=True)
     while True:
         msg, peer = s.recvfrom(4096)
         replies, note = respond(msg)

@@ -13,8 +13,9 @@ Sends, as raw Ethernet frames on IFACE (the tap QEMU reads):
        ip-length    IP total length past the end of the frame
        l4-header    UDP length field larger than the datagram
        l4-checksum  UDP checksum wrong
-       oversized    a 1600-byte frame (IFACE's MTU is raised for it, then restored); the
-                    virtio-net driver drops it because it spans two receive buffers
+       oversized    a 1600-byte UDP datagram (IFACE's MTU is raised for it, then restored):
+                    with mergeable buffers the guest receives it whole (the discard service
+                    counts it as large), without them the device cannot place it
   3. one datagram to port 9 with the payload b"capstan-flood-end" (the kernel test waits
      for it).
 Every frame goes to GUEST_MAC from IFACE's own MAC and 192.0.2.1 (the lab gateway).

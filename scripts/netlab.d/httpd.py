@@ -7,14 +7,22 @@
   GET /badchunk   200 chunked whose first chunk-size is not hex ("zz"), then closes
   GET /truncated  200 with Content-Length: 1000 but only 100 body bytes, then closes
   GET /small.txt  200 with Content-Length (a sanity baseline on this port)
+  GET /gzip       200, small.txt gzip-compressed, Content-Encoding: gzip (whatever the
+                  request's Accept-Encoding says: a server that ignores it)
+  GET /excess     200 with Content-Length: 100, then 4096 bytes (i % 256), then closes
+  GET /stall      200 with Content-Length: 1000, 10 body bytes, then nothing for 20 s
+                  (a stalled server: the client's deadlines must end the fetch)
   anything else   404
 
-Bounded: every connection has a 10 s socket timeout and one request per connection.
+Bounded: every connection has a 10 s socket timeout (/stall: 30 s) and one request per
+connection.
 usage: httpd.py ADDR PORT WWWDIR
 """
+import gzip
 import os
 import socket
 import socketserver
+import time
 import sys
 
 WWW = sys.argv[3]
@@ -70,6 +78,23 @@ class Handler(socketserver.BaseRequestHandler):
                     b"zz\r\nnot a chunk\r\n")
         if path == "/truncated":
             return (b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\nConnection: close\r\n\r\n" + b"t" * 100)
+        if path == "/gzip":
+            body = gzip.compress(read_file("small.txt"), mtime=0)
+            return (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Encoding: gzip\r\n"
+                    b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body))
+        if path == "/stall":
+            try:
+                s = self.request
+                s.settimeout(30)
+                s.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\nConnection: close\r\n\r\n"
+                          + b"s" * 10)
+                time.sleep(20)
+            except OSError:
+                pass
+            return b""
+        if path == "/excess":
+            return (b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\nConnection: close\r\n\r\n"
+                    + bytes(i % 256 for i in range(4096)))
         if path == "/small.txt":
             body = read_file("small.txt")
             return (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n"

@@ -29,6 +29,7 @@ NETLAB_GW=192.0.2.1          # gateway: DNS, DHCP, HTTP
 NETLAB_SILENT=192.0.2.2      # an address where nothing answers DNS (UDP/TCP 53 dropped)
 NETLAB_ODD_DNS=192.0.2.4     # dnsd.py: SERVFAIL, TC, dropped queries, hostile replies
 NETLAB_PEER=192.0.2.5        # answers ARP and ping only: a neighbour no other test has met
+NETLAB_NEW_PEERS="192.0.2.6 192.0.2.7 192.0.2.8"  # ARP and ping only: first contact, three at once
 NETLAB_GUEST_MAC=52:54:00:12:34:56
 NETLAB_NS=${NETLAB_NS:-}
 NETLAB_STATE=${NETLAB_STATE:-}
@@ -145,7 +146,7 @@ netlab_fail_logs() {
 }
 
 netlab_up() {
-    local cmd
+    local cmd a
     netlab_install || return 1
     for cmd in ip ss dnsmasq nginx python3; do
         command -v $cmd >/dev/null 2>&1 || { netlab_log "$cmd not found"; return 1; }
@@ -175,6 +176,7 @@ netlab_up() {
         netlab_exec ip addr add "$NETLAB_PEER/24" dev tap0 &&
         netlab_exec ip -6 addr add 2001:db8::1/64 dev tap0 nodad 2>/dev/null;
     netlab_exec ip link set tap0 up || return 1
+    for a in $NETLAB_NEW_PEERS; do netlab_exec ip addr add "$a/24" dev tap0 || return 1; done
     [[ "$(netlab_exec ip -4 addr show dev tap0)" == *"inet $NETLAB_GW/24 "* ]] || { netlab_log "tap0 setup failed"; return 1; }
     # No routes leave the namespace: it has no other interface; forwarding is off anyway.
     netlab_exec sysctl -qw net.ipv4.ip_forward=0 >/dev/null 2>&1

@@ -221,6 +221,19 @@ impl InterruptController for GicV2 {
         self.gicd.write32(GICD_SGIR, sgir.into_bits());
     }
 
+    fn sgi_target(&self) -> u64 {
+        u64::from(self.cpu_mask())
+    }
+
+    fn send_sgi(&self, sgi: u32, target: u64) {
+        debug_assert!(is_sgi(sgi));
+        let sgir = Sgir::new()
+            .with_intid((sgi & 0xf) as u8)
+            .with_target_list(target as u8)
+            .with_filter(SgiFilter::TargetList);
+        self.gicd.write32(GICD_SGIR, sgir.into_bits());
+    }
+
     fn max_intid(&self) -> u32 {
         typer_max_intid(self.gicd.read32(GICD_TYPER))
     }
@@ -287,6 +300,14 @@ mod tests {
         gic.init_cpu();
         assert_eq!(fake::r32(&mem, 0x10000 + 0x4), 0xff);
         assert_eq!(fake::r32(&mem, 0x10000), 1);
+    }
+
+    #[test]
+    fn sgis_go_to_the_target_cpu_interface() {
+        let (gic, mem) = gic();
+        assert_eq!(gic.sgi_target(), 0b10); // banked ITARGETSR says interface 1
+        gic.send_sgi(0, 0b100);
+        assert_eq!(fake::r32(&mem, 0xf00), 0x0004_0000); // TargetList filter, CPU 2, SGI 0
     }
 
     #[test]

@@ -15,7 +15,7 @@ pub use self::redist::{pendbaser, propbaser};
 mod sysreg;
 
 use core::hint::spin_loop;
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use self::redist::*;
 use self::regs::*;
@@ -55,6 +55,30 @@ pub struct GicV3 {
     failures: AtomicU32,
     /// The one `IrqControl` of this distributor (`caps::irq::ControlToken`).
     pub(super) claim: caps::irq::ControlClaim,
+    /// `GICD_CTLR.DS` read 0 at init: Group 0 interrupts (which we cannot move to
+    /// Group 1) arrive as FIQ and are acknowledged and completed through the Group 0
+    /// registers.
+    group0: AtomicBool,
+}
+
+/// Which end-of-interrupt register completes an interrupt (IHI 0069H §12.2.9/10).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EoiGroup {
+    /// `ICC_EOIR0_EL1`.
+    Group0,
+    /// `ICC_EOIR1_EL1`.
+    Group1,
+}
+
+/// The EOI register for `intid` when Group 0 is in use (`group0`), given its
+/// `IGROUPR` bit as the Non-secure view reads it (RAZ for Group 0). LPIs are always
+/// Non-secure Group 1.
+pub const fn eoi_group(group0: bool, intid: u32, igroup_bit: bool) -> EoiGroup {
+    if group0 && intid < super::FIRST_LPI && !igroup_bit {
+        EoiGroup::Group0
+    } else {
+        EoiGroup::Group1
+    }
 }
 
 impl GicV3 {
@@ -74,6 +98,7 @@ impl GicV3 {
             gicr: unsafe { Redistributors::new(gicr_base, gicr_region_len) },
             failures: AtomicU32::new(0),
             claim: caps::irq::ControlClaim::new(),
+            group0: AtomicBool::new(false),
         }
     }
 
@@ -184,14 +209,27 @@ impl GicV3 {
         }
         set_icc_pmr_el1(0xff);
         set_icc_bpr1_el1(0);
+        // EOImode 0 only: a split drop/deactivate (EOImode 1) kills a VMware guest.
         set_icc_ctlr_el1(icc_ctlr_el1() & !IccCtlr::EOI_MODE.bits());
         set_icc_igrpen1_el1(1);
+        if !self.security_disabled() {
+            // Two security states (VMware): lines the firmware left in Group 0 cannot be
+            // moved (IGROUPR is Secure-owned) and arrive as FIQ; take them too.
+            set_icc_bpr0_el1(0);
+            set_icc_igrpen0_el1(1);
+            self.group0.store(true, Ordering::Relaxed);
+        }
         isb();
         Ok(())
     }
 }
 
 impl GicV3 {
+    /// Whether Group 0 interrupts are taken too (`GICD_CTLR.DS` read 0 at `init_cpu`).
+    pub fn group0_in_use(&self) -> bool {
+        self.group0.load(Ordering::Relaxed)
+    }
+
     /// INTID bits the distributor supports when it has LPIs (`GICD_TYPER.LPIS`,
     /// `IDbits` + 1, §12.9.38), else `None`.
     pub fn lpi_id_bits(&self) -> Option<u32> {
@@ -312,12 +350,25 @@ impl InterruptController for GicV3 {
 
     fn ack(&self) -> u32 {
         // INTID is [23:0]; with 16-bit INTIDs the upper bits read as zero.
-        (icc_iar1_el1() & 0x00ff_ffff) as u32
+        let intid = (icc_iar1_el1() & 0x00ff_ffff) as u32;
+        if intid == super::SPURIOUS && self.group0_in_use() {
+            // Entered through the FIQ vector: the interrupt is Group 0.
+            return (icc_iar0_el1() & 0x00ff_ffff) as u32;
+        }
+        intid
     }
 
     fn eoi(&self, intid: u32) {
         // EOImode 0: this both drops the running priority and deactivates.
-        set_icc_eoir1_el1(u64::from(intid));
+        let group0 = self.group0_in_use();
+        // Only read IGROUPR when it matters (DS = 0, not an LPI).
+        let igroup_bit = !group0
+            || intid >= super::FIRST_LPI
+            || self.read_bit(GICD_IGROUPR, GICR_IGROUPR0, intid);
+        match eoi_group(group0, intid, igroup_bit) {
+            EoiGroup::Group0 => set_icc_eoir0_el1(u64::from(intid)),
+            EoiGroup::Group1 => set_icc_eoir1_el1(u64::from(intid)),
+        }
         isb();
     }
 
@@ -360,6 +411,16 @@ impl InterruptController for GicV3 {
     fn send_sgi_self(&self, sgi: u32) {
         debug_assert!(is_sgi(sgi));
         set_icc_sgi1r_el1(Sgi1r::to_mpidr(sgi as u8, mpidr_el1()).into_bits());
+        isb();
+    }
+
+    fn sgi_target(&self) -> u64 {
+        mpidr_el1()
+    }
+
+    fn send_sgi(&self, sgi: u32, target: u64) {
+        debug_assert!(is_sgi(sgi));
+        set_icc_sgi1r_el1(Sgi1r::to_mpidr(sgi as u8, target).into_bits());
         isb();
     }
 
@@ -475,5 +536,42 @@ mod tests {
         assert_eq!(fake::r32(&mem, RD + GICR_IGROUPR0), u32::MAX);
         assert_eq!(fake::r32(&mem, RD + GICR_ICENABLER0), 0xffff_0000);
         assert!(!gic.security_disabled());
+    }
+
+    /// VMware's GIC has two security states (`GICD_CTLR.DS` = 0): Group 0 is taken too
+    /// (its interrupts arrive as FIQ), completed through EOIR0. QEMU's has one (DS = 1):
+    /// Group 1 only.
+    #[test]
+    fn two_security_states_take_group0_as_fiq() {
+        let (gic, mut mem) = gic();
+        fake::w32(&mut mem, RD + GICR_WAKER, 0);
+        assert_eq!(gic.try_init_cpu(), Ok(()));
+        assert!(gic.group0_in_use());
+        let (gic1, mut mem1) = gic_ds1();
+        fake::w32(&mut mem1, RD + GICR_WAKER, 0);
+        assert_eq!(gic1.try_init_cpu(), Ok(()));
+        assert!(!gic1.group0_in_use());
+        // The EOI register follows the line's group as the Non-secure view reads it.
+        assert_eq!(eoi_group(true, 40, false), EoiGroup::Group0);
+        assert_eq!(eoi_group(true, 40, true), EoiGroup::Group1);
+        assert_eq!(eoi_group(false, 40, false), EoiGroup::Group1);
+        assert_eq!(
+            eoi_group(true, 8192, false),
+            EoiGroup::Group1,
+            "LPIs are Group 1"
+        );
+        // The host IAR stubs read spurious: nothing pending in either group.
+        assert_eq!(gic.ack(), super::super::SPURIOUS);
+        drop(mem);
+    }
+
+    /// The same GIC with `GICD_CTLR.DS` = 1 (QEMU).
+    fn gic_ds1() -> (GicV3, std::boxed::Box<[fake::Frame]>) {
+        let (_, mut mem) = gic();
+        fake::w32(&mut mem, GICD_CTLR, GicdCtlr::DS.bits());
+        let base = fake::base(&mut mem);
+        // SAFETY: `mem` outlives the driver in the test and is used only through it.
+        let gic = unsafe { GicV3::new(base, base + 0x1_0000, 0x4_0000) };
+        (gic, mem)
     }
 }

@@ -37,8 +37,7 @@ use super::gicv3::{InitError, pendbaser, propbaser};
 use super::{DEFAULT_PRIORITY, GicV3, InterruptController, Trigger};
 use crate::mmio::Registers;
 
-/// First LPI INTID.
-pub const FIRST_LPI: u32 = 8192;
+pub use super::FIRST_LPI;
 /// Most LPIs one ITS driver hands out (its event map is a fixed array).
 pub const MAX_LPIS: usize = 1024;
 /// Most DeviceIDs with an ITT.

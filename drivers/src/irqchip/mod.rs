@@ -60,11 +60,19 @@ pub trait InterruptController: Sync {
     fn is_enabled(&self, intid: u32) -> bool;
     /// Send SGI `sgi` (0..=15) to the calling CPU only.
     fn send_sgi_self(&self, sgi: u32);
+    /// The calling CPU's address for SGIs, to give to [`Self::send_sgi`] on another CPU
+    /// (v2: its CPU-interface bit from the banked `GICD_ITARGETSR`; v3: its `MPIDR_EL1`).
+    fn sgi_target(&self) -> u64;
+    /// Send SGI `sgi` (0..=15) to the CPU whose [`Self::sgi_target`] is `target`.
+    fn send_sgi(&self, sgi: u32, target: u64);
     /// Highest SPI INTID the distributor implements (from `GICD_TYPER.ITLinesNumber`).
     fn max_intid(&self) -> u32;
     /// GIC architecture version: 2, 3 or 4.
     fn version(&self) -> u8;
 }
+
+/// First LPI INTID.
+pub const FIRST_LPI: u32 = 8192;
 
 /// INTIDs below this are banked per CPU (SGIs 0..=15, PPIs 16..=31).
 pub const FIRST_SPI: u32 = 32;

@@ -75,6 +75,29 @@ pub mod reg {
     pub const SECONDARY_BUS: u16 = 0x19;
     /// Type 1: subordinate bus number (§3.2.5.4).
     pub const SUBORDINATE_BUS: u16 = 0x1a;
+    /// Type 1: I/O base (8 bits; [7:4] = address bits 15:12, [3:0] = 0 16-bit,
+    /// 1 32-bit decode), PCI-to-PCI Bridge 1.2 §3.2.5.6. Shares its dword with the
+    /// secondary status register, whose bits are write-one-to-clear.
+    pub const IO_BASE: u16 = 0x1c;
+    /// Type 1: I/O limit (8 bits, same encoding; the limit is inclusive).
+    pub const IO_LIMIT: u16 = 0x1d;
+    /// Type 1: memory base (16 bits; [15:4] = address bits 31:20), §3.2.5.8.
+    pub const MEMORY_BASE: u16 = 0x20;
+    /// Type 1: memory limit (16 bits, same encoding, inclusive).
+    pub const MEMORY_LIMIT: u16 = 0x22;
+    /// Type 1: prefetchable memory base (16 bits; [15:4] = bits 31:20, [3:0] = 0
+    /// 32-bit, 1 64-bit), §3.2.5.9.
+    pub const PREF_BASE: u16 = 0x24;
+    /// Type 1: prefetchable memory limit (16 bits, same encoding, inclusive).
+    pub const PREF_LIMIT: u16 = 0x26;
+    /// Type 1: prefetchable base, address bits 63:32, §3.2.5.10.
+    pub const PREF_BASE_UPPER: u16 = 0x28;
+    /// Type 1: prefetchable limit, address bits 63:32.
+    pub const PREF_LIMIT_UPPER: u16 = 0x2c;
+    /// Type 1: I/O base, address bits 31:16 (16 bits), §3.2.5.7.
+    pub const IO_BASE_UPPER: u16 = 0x30;
+    /// Type 1: I/O limit, address bits 31:16 (16 bits).
+    pub const IO_LIMIT_UPPER: u16 = 0x32;
     /// First extended capability (PCIe Base 4.0 §7.6).
     pub const EXT_CAP_START: u16 = 0x100;
 }
@@ -124,13 +147,13 @@ pub trait ConfigAccess {
 
     /// Writes the 16-bit field at `offset` by read-modify-write of its dword.
     ///
-    /// Writing `COMMAND` leaves the `STATUS` half zero: its bits are read-only or
-    /// write-one-to-clear (PCI 3.0 §6.2.3), so writing back what was read would
-    /// clear latched error bits.
+    /// Writing `COMMAND` (or a bridge's I/O base and limit) leaves the `STATUS` (or
+    /// secondary status) half zero: its bits are read-only or write-one-to-clear
+    /// (PCI 3.0 §6.2.3), so writing back what was read would clear latched error bits.
     fn write16(&self, bdf: Bdf, offset: u16, value: u16) {
         let shift = (offset & 2) * 8;
         let aligned = offset & !3;
-        let old = if offset == reg::COMMAND {
+        let old = if offset == reg::COMMAND || offset == reg::IO_BASE {
             0
         } else {
             self.read32(bdf, aligned) & !(0xffff << shift)

@@ -13,9 +13,9 @@ use fdt::Fdt;
 use fdt::node::FdtNode;
 use heapless::Vec;
 
-use super::bar::{MAX_WINDOWS, RangesError, Window, parse_ranges};
 use super::intx::{IntxError, IntxMap};
 use super::msimap::{MsiMap, MsiMapError};
+use super::window::{MAX_WINDOWS, RangesError, Window, parse_ranges};
 
 /// What the kernel needs to drive a `pci-host-ecam-generic` bridge.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -30,8 +30,11 @@ pub struct HostBridge {
     pub bus_end: u8,
     /// Forwarded windows from `ranges`.
     pub windows: Vec<Window, MAX_WINDOWS>,
-    /// INTx routing from `interrupt-map`.
+    /// INTx routing from `interrupt-map` (empty if it was missing or rejected).
     pub intx: IntxMap,
+    /// Why `interrupt-map` was not used, if it was not: INTx is then unavailable but
+    /// the bridge still works with MSIs.
+    pub intx_error: Option<DtError>,
     /// Requester ID → ITS DeviceID from `msi-map` (identity without one).
     pub msi_map: MsiMap,
 }
@@ -90,16 +93,10 @@ pub fn host_bridge(fdt: &Fdt<'_>) -> Result<HostBridge, DtError> {
         .value;
     let own_size_cells = prop_u32(node, "#size-cells").unwrap_or(2) as usize;
     let windows = parse_ranges(ranges, ac, own_size_cells).map_err(DtError::Ranges)?;
-    let map = node.property("interrupt-map").map_or(&[][..], |p| p.value);
-    let mask = node.property("interrupt-map-mask");
-    let mask = mask.ok_or(DtError::Missing("interrupt-map-mask"))?.value;
-    let intx = IntxMap::parse(map, mask, |phandle| {
-        let parent = fdt.find_phandle(phandle)?;
-        let addr = prop_u32(parent, "#address-cells").unwrap_or(0) as usize;
-        let intr = prop_u32(parent, "#interrupt-cells")? as usize;
-        Some((addr, intr))
-    })
-    .map_err(DtError::Intx)?;
+    let (intx, intx_error) = match intx_map(fdt, node) {
+        Ok(map) => (map, None),
+        Err(e) => (IntxMap::empty(), Some(e)),
+    };
     let msi_map = match node.property("msi-map") {
         Some(map) => MsiMap::parse(map.value, node.property("msi-map-mask").map(|p| p.value))
             .map_err(DtError::MsiMap)?,
@@ -112,8 +109,25 @@ pub fn host_bridge(fdt: &Fdt<'_>) -> Result<HostBridge, DtError> {
         bus_end,
         windows,
         intx,
+        intx_error,
         msi_map,
     })
+}
+
+/// The bridge's `interrupt-map` with its mask; absent means no INTx.
+fn intx_map(fdt: &Fdt<'_>, node: FdtNode<'_, '_>) -> Result<IntxMap, DtError> {
+    let Some(map) = node.property("interrupt-map") else {
+        return Err(DtError::Missing("interrupt-map"));
+    };
+    let mask = node.property("interrupt-map-mask");
+    let mask = mask.ok_or(DtError::Missing("interrupt-map-mask"))?.value;
+    IntxMap::parse(map.value, mask, |phandle| {
+        let parent = fdt.find_phandle(phandle)?;
+        let addr = prop_u32(parent, "#address-cells").unwrap_or(0) as usize;
+        let intr = prop_u32(parent, "#interrupt-cells")? as usize;
+        Some((addr, intr))
+    })
+    .map_err(DtError::Intx)
 }
 
 /// One `arm,gic-v2m-frame` node: physical base and size of its register frame.
@@ -167,6 +181,40 @@ mod tests {
         assert_eq!(spaces, [Space::Io, Space::Mem32, Space::Mem64]);
         assert_eq!(hb.windows[0].cpu_base, 0x3eff_0000);
         assert_eq!(hb.intx.entries().len(), 16);
+        assert_eq!(hb.intx_error, None);
+    }
+
+    #[test]
+    fn truncated_interrupt_map_leaves_a_bridge_without_intx() {
+        // Cut the 16-entry interrupt-map's length field to 10 cells: the map is
+        // rejected, the bridge (windows, ECAM, msi-map) is still usable.
+        let mut blob = FIXTURE.to_vec();
+        let name = b"interrupt-map\0";
+        let strings = u32::from_be_bytes(blob[12..16].try_into().unwrap()) as usize;
+        let nameoff = blob[strings..]
+            .windows(name.len())
+            .position(|w| w == name)
+            .unwrap();
+        let st = u32::from_be_bytes(blob[8..12].try_into().unwrap()) as usize;
+        let at = (st..blob.len() - 12)
+            .step_by(4)
+            .find(|&at| {
+                blob[at..at + 4] == [0, 0, 0, 3]
+                    && blob[at + 8..at + 12] == (nameoff as u32).to_be_bytes()
+            })
+            .unwrap();
+        blob[at + 4..at + 8].copy_from_slice(&40u32.to_be_bytes());
+        // The rest of the old value must read as tokens: NOPs.
+        let old = 16 * 4 * 10; // 16 entries of 10 cells
+        for w in (at + 12 + 40..at + 12 + old).step_by(4) {
+            blob[w..w + 4].copy_from_slice(&[0, 0, 0, 4]);
+        }
+        let hb = host_bridge(&Fdt::new(&blob).unwrap()).unwrap();
+        assert!(hb.intx.entries().is_empty());
+        // (The raw `fdt` crate stops at the NOPs, so the parent lookup fails first here;
+        // the kernel's tests run the same cut through its normaliser and see Malformed.)
+        assert!(matches!(hb.intx_error, Some(DtError::Intx(_))));
+        assert_eq!(hb.windows.len(), 3);
     }
 
     #[test]

@@ -100,6 +100,15 @@ impl FakeConfigSpace {
         f.mask(reg::INTERRUPT_LINE, &[0xff]);
         if header == 1 {
             f.mask(reg::PRIMARY_BUS, &[0xff; 3]);
+            // Windows (PCI-to-PCI Bridge 1.2 §3.2.5.6-10): 32-bit I/O and 64-bit
+            // prefetchable decode, as QEMU's pci-bridge and pcie-root-port have.
+            f.put(reg::IO_BASE, &[0x01, 0x01]);
+            f.mask(reg::IO_BASE, &[0xf0, 0xf0]);
+            f.mask(reg::MEMORY_BASE, &[0xf0, 0xff, 0xf0, 0xff]);
+            f.put(reg::PREF_BASE, &[0x01, 0x00, 0x01, 0x00]);
+            f.mask(reg::PREF_BASE, &[0xf0, 0xff, 0xf0, 0xff]);
+            f.mask(reg::PREF_BASE_UPPER, &[0xff; 8]);
+            f.mask(reg::IO_BASE_UPPER, &[0xff; 4]);
         }
         let mut inner = self.inner.borrow_mut();
         inner.fns.retain(|g| g.bdf != bdf);
@@ -120,6 +129,59 @@ impl FakeConfigSpace {
     /// Adds a PCI-to-PCI bridge (type 1 header, class 06.04).
     pub fn add_bridge(&self, bdf: Bdf, vendor: u16, device: u16) {
         self.add(bdf, vendor, device, [0x06, 0x04, 0x00], 1);
+    }
+
+    /// Makes bridge `bdf`'s prefetchable window absent (registers read zero) and its
+    /// I/O window absent too if `io` is false.
+    pub fn limit_bridge_windows(&self, bdf: Bdf, io: bool) {
+        self.with(bdf, |f| {
+            f.put(reg::PREF_BASE, &[0; 12]);
+            f.mask(reg::PREF_BASE, &[0; 12]);
+            if !io {
+                f.put(reg::IO_BASE, &[0; 2]);
+                f.mask(reg::IO_BASE, &[0; 2]);
+            }
+        });
+    }
+
+    /// The address range bridge `bdf` forwards in one window, decoded from its
+    /// registers as the hardware would: `(base, limit inclusive)`, `None` if closed.
+    pub fn bridge_window(&self, bdf: Bdf, io: bool, prefetchable: bool) -> Option<(u64, u64)> {
+        let (base, limit) = if io {
+            let lo = u64::from(self.read16(bdf, reg::IO_BASE));
+            let up = u64::from(self.read32(bdf, reg::IO_BASE_UPPER));
+            (
+                (lo & 0xf0) << 8 | (up & 0xffff) << 16,
+                (lo & 0xf000) | 0xfff | (up >> 16) << 16,
+            )
+        } else {
+            let off = if prefetchable {
+                reg::PREF_BASE
+            } else {
+                reg::MEMORY_BASE
+            };
+            let lo = u64::from(self.read32(bdf, off));
+            let (bu, lu) = if prefetchable {
+                (
+                    u64::from(self.read32(bdf, reg::PREF_BASE_UPPER)),
+                    u64::from(self.read32(bdf, reg::PREF_LIMIT_UPPER)),
+                )
+            } else {
+                (0, 0)
+            };
+            (
+                (lo & 0xfff0) << 16 | bu << 32,
+                (lo >> 16 & 0xfff0) << 16 | 0xf_ffff | lu << 32,
+            )
+        };
+        (base <= limit).then_some((base, limit))
+    }
+
+    /// Gives `bdf` a PCIe capability at 0x40 with device/port type `port_type`
+    /// (PCIe Base 4.0 §7.5.3.2: 4 root port, 7 PCIe-to-PCI bridge).
+    pub fn set_pcie_port_type(&self, bdf: Bdf, port_type: u8) {
+        let cap = self.add_cap(bdf, 0x40, 0x10);
+        self.poke16(bdf, cap + 2, u16::from(port_type) << 4 | 2);
     }
 
     /// Sets header-type bit 7 on `bdf` (function 0 of a multi-function device).

@@ -17,8 +17,9 @@ use caps::irq::Trigger;
 
 use super::config::Bdf;
 
-/// Most `interrupt-map` entries kept (QEMU has 16: 4 slots × 4 pins).
-pub const MAX_ENTRIES: usize = 64;
+/// Most `interrupt-map` entries kept (QEMU's device tree has 16: 4 slots × 4 pins; its
+/// ACPI `_PRT`, and so the tree `capstan.efi` writes, 128: 32 slots × 4 pins).
+pub const MAX_ENTRIES: usize = 128;
 
 /// Why an `interrupt-map` was rejected.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,6 +85,15 @@ pub fn gic_specifier(spec: [u32; 3]) -> Option<(u32, Trigger)> {
 }
 
 impl IntxMap {
+    /// A map with no entries: every INTx route lookup fails (the bridge's
+    /// `interrupt-map` was absent or unusable; MSIs still work).
+    pub const fn empty() -> Self {
+        IntxMap {
+            mask: [0; 4],
+            entries: Vec::new(),
+        }
+    }
+
     /// Parses `interrupt-map` and `interrupt-map-mask` (raw big-endian property
     /// bytes) of a PCI host bridge with `#address-cells = 3` and
     /// `#interrupt-cells = 1`. `parent_cells(phandle)` returns the parent's

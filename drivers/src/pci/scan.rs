@@ -50,6 +50,12 @@ pub struct PciFunction {
     pub intx_root: Option<(Bdf, u8)>,
     /// For bridges: the secondary and subordinate bus numbers assigned.
     pub bridge_buses: Option<(u8, u8)>,
+    /// The bridge this function sits behind; `None` on the root bus.
+    pub parent: Option<Bdf>,
+    /// The requester ID the host sees on this function's DMA and MSI writes (the ITS
+    /// DeviceID input): its own, unless a conventional PCI bridge or a PCIe-to-PCI
+    /// bridge above it takes over the transaction (PCIe-to-PCI Bridge 1.0 §2.3).
+    pub requester_id: u16,
 }
 
 /// Why [`PciFunction::enable`] refused.
@@ -104,6 +110,27 @@ impl PciFunction {
     }
 }
 
+/// Turns on memory and I/O forwarding and bus mastering (so DMA and MSI writes pass
+/// upstream) on every bridge between `bdf` and the root bus, nearest last. Called
+/// when a driver claims `bdf`; bridges are left closed until then.
+pub fn enable_path<C: ConfigAccess + ?Sized>(functions: &[PciFunction], access: &C, bdf: Bdf) {
+    let mut at = functions
+        .iter()
+        .find(|f| f.bdf == bdf)
+        .and_then(|f| f.parent);
+    for _ in 0..MAX_DEPTH {
+        let Some(bridge) = at.and_then(|b| functions.iter().find(|f| f.bdf == b)) else {
+            return;
+        };
+        let cmd = access.command(bridge.bdf);
+        access.set_command(
+            bridge.bdf,
+            cmd | Command::MEMORY_SPACE | Command::IO_SPACE | Command::BUS_MASTER,
+        );
+        at = bridge.parent;
+    }
+}
+
 /// What a scan did besides filling the list.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ScanReport {
@@ -115,12 +142,31 @@ pub struct ScanReport {
     pub last_bus: u8,
 }
 
+/// What a bridge does to the requester IDs of transactions it forwards upstream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum BridgeKind {
+    /// A PCIe port (root or switch port): IDs pass unchanged.
+    PciePort,
+    /// A PCIe-to-PCI bridge: IDs become (secondary bus, device 0, function 0).
+    PcieToPci,
+    /// A conventional PCI-to-PCI bridge: IDs become the bridge's own.
+    Conventional,
+}
+
+/// One bridge between the function being probed and the root bus.
+#[derive(Clone, Copy, Debug)]
+struct Hop {
+    bdf: Bdf,
+    kind: BridgeKind,
+    secondary: u8,
+}
+
 struct State<'o, const N: usize> {
     out: &'o mut Vec<PciFunction, N>,
     report: ScanReport,
     next_bus: u16,
     bus_end: u8,
-    path: Vec<Bdf, MAX_DEPTH>,
+    path: Vec<Hop, MAX_DEPTH>,
 }
 
 /// Enumerates buses `bus_start..=bus_end` (the DT `bus-range`) from the root
@@ -171,6 +217,8 @@ fn probe<C: ConfigAccess + ?Sized, const N: usize>(access: &C, bdf: Bdf, st: &mu
         _ => 0,
     };
     let pin = access.read8(bdf, reg::INTERRUPT_PIN);
+    let caps = caps::summarize(access, bdf);
+    let pcie = caps.as_ref().ok().and_then(|c| c.pcie);
     let func = PciFunction {
         bdf,
         vendor: id as u16,
@@ -182,26 +230,52 @@ fn probe<C: ConfigAccess + ?Sized, const N: usize>(access: &C, bdf: Bdf, st: &mu
         header_type,
         interrupt_pin: pin,
         bars: size_bars(access, bdf, bar_count),
-        caps: caps::summarize(access, bdf),
+        caps,
         intx_root: intx_root(bdf, pin, &st.path),
         bridge_buses: None,
+        parent: st.path.last().map(|h| h.bdf),
+        requester_id: requester_id(bdf, &st.path),
     };
     let index = st.out.len();
     if st.out.push(func).is_err() {
         st.report.dropped += 1;
     }
     if header_type == 1 {
-        let buses = bridge(access, bdf, st);
+        let kind = bridge_kind(access, bdf, pcie);
+        let buses = bridge(access, bdf, kind, st);
         if let Some(f) = st.out.get_mut(index).filter(|f| f.bdf == bdf) {
             f.bridge_buses = buses;
         }
     }
 }
 
+/// The bridge's kind from its PCIe capability's device/port type (PCIe Base 4.0
+/// §7.5.3.2): 7 is a PCIe-to-PCI bridge; no capability is a conventional bridge.
+fn bridge_kind<C: ConfigAccess + ?Sized>(access: &C, bdf: Bdf, pcie: Option<u16>) -> BridgeKind {
+    match pcie {
+        None => BridgeKind::Conventional,
+        Some(cap) if (access.read16(bdf, cap + 2) >> 4) & 0xf == 7 => BridgeKind::PcieToPci,
+        Some(_) => BridgeKind::PciePort,
+    }
+}
+
+/// The requester ID upstream of every bridge in `path` (nearest first, so the
+/// topmost bridge that rewrites IDs decides; QEMU's `pci_req_id_cache_get` agrees).
+fn requester_id(bdf: Bdf, path: &[Hop]) -> u16 {
+    path.iter()
+        .rev()
+        .fold(bdf.requester_id(), |rid, hop| match hop.kind {
+            BridgeKind::PciePort => rid,
+            BridgeKind::PcieToPci => u16::from(hop.secondary) << 8,
+            BridgeKind::Conventional => hop.bdf.requester_id(),
+        })
+}
+
 /// Numbers the bridge at `bdf` and scans behind it; returns (secondary, subordinate).
 fn bridge<C: ConfigAccess + ?Sized, const N: usize>(
     access: &C,
     bdf: Bdf,
+    kind: BridgeKind,
     st: &mut State<'_, N>,
 ) -> Option<(u8, u8)> {
     if st.path.len() >= MAX_DEPTH || st.next_bus > u16::from(st.bus_end) {
@@ -215,7 +289,11 @@ fn bridge<C: ConfigAccess + ?Sized, const N: usize>(
     let keep = access.read32(bdf, reg::PRIMARY_BUS) & 0xff00_0000;
     let buses = |sub: u8| u32::from(bdf.bus) | u32::from(secondary) << 8 | u32::from(sub) << 16;
     access.write32(bdf, reg::PRIMARY_BUS, keep | buses(0xff));
-    let _ = st.path.push(bdf);
+    let _ = st.path.push(Hop {
+        bdf,
+        kind,
+        secondary,
+    });
     scan_bus(access, secondary, st);
     st.path.pop();
     let subordinate = (st.next_bus - 1) as u8;
@@ -226,14 +304,14 @@ fn bridge<C: ConfigAccess + ?Sized, const N: usize>(
 
 /// Applies the bridge swizzle `pin' = (pin − 1 + dev) % 4 + 1` at every bridge
 /// between `bdf` and the root bus (PCI-to-PCI Bridge 1.2 §9.1, Table 9-1).
-fn intx_root(bdf: Bdf, pin: u8, path: &[Bdf]) -> Option<(Bdf, u8)> {
+fn intx_root(bdf: Bdf, pin: u8, path: &[Hop]) -> Option<(Bdf, u8)> {
     if !(1..=4).contains(&pin) {
         return None;
     }
     let (mut at, mut p) = (bdf, pin);
-    for bridge in path.iter().rev() {
+    for hop in path.iter().rev() {
         p = (p - 1 + at.dev % 4) % 4 + 1;
-        at = *bridge;
+        at = hop.bdf;
     }
     Some((at, p))
 }

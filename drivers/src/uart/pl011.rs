@@ -136,6 +136,11 @@ struct LcrH {
     __: u32,
 }
 
+/// `UARTDR` receive error flags, DDI 0183G §3.3.1: FE, PE, BE, OE (bits 8-11).
+const DR_ERRORS: u32 = 0xf00;
+/// `UARTDR.OE`: overrun, the FIFO was full and a byte was lost.
+const DR_OE: u32 = 1 << 11;
+
 /// 8 data bits, no parity, 1 stop bit, FIFOs enabled.
 const LCR_8N1_FIFO: LcrH = LcrH::new().with_wlen(0b11).with_fen(true);
 
@@ -164,6 +169,7 @@ pub const fn baud_divisors(clock_hz: u32, baud: u32) -> Option<(u16, u8)> {
 pub struct Pl011 {
     regs: Mmio<Uart>,
     dropped: AtomicU32,
+    overruns: AtomicU32,
 }
 
 impl Pl011 {
@@ -178,6 +184,7 @@ impl Pl011 {
             // SAFETY: the caller gives us the exclusive 4 KiB device mapping.
             regs: unsafe { Mmio::new(base) },
             dropped: AtomicU32::new(0),
+            overruns: AtomicU32::new(0),
         }
     }
 
@@ -246,16 +253,32 @@ impl Pl011 {
     }
 
     /// One received byte, if the RX FIFO holds any. Framing, parity, break and
-    /// overrun flags are cleared (`UARTECR`); the data byte is still returned.
+    /// overrun flags are cleared (`UARTECR`); the data byte is still returned, and an
+    /// overrun (bytes lost because the FIFO was full, `UARTDR.OE`) is counted.
     pub fn read_byte(&self) -> Option<u8> {
-        if self.fr().contains(Fr::RXFE) {
+        if self.rx_fifo_empty() {
             return None;
         }
         let dr = self.regs.read32(UARTDR);
-        if dr & 0xf00 != 0 {
+        if dr & DR_ERRORS != 0 {
+            if dr & DR_OE != 0 {
+                self.overruns.fetch_add(1, Ordering::Relaxed);
+            }
             self.regs.write32(UARTECR, 0);
         }
         Some(dr as u8)
+    }
+
+    /// Whether the receive FIFO is empty (`UARTFR.RXFE`). This, read after the
+    /// interrupt clear, is what says the receiver is quiet: the RX interrupt is raised
+    /// on the FIFO's fill level, not remembered in `UARTMIS` once cleared.
+    pub fn rx_fifo_empty(&self) -> bool {
+        self.fr().contains(Fr::RXFE)
+    }
+
+    /// Times the receiver reported an overrun (`UARTDR.OE`, DDI 0183G §3.3.1).
+    pub fn rx_overruns(&self) -> u32 {
+        self.overruns.load(Ordering::Relaxed)
     }
 
     /// Unmask the receive and receive-timeout interrupts (`UARTIMSC` RXIM | RTIM),
@@ -278,16 +301,6 @@ impl Pl011 {
     /// drain with [`Pl011::read_byte`] first.
     pub fn clear_rx_interrupt(&self) {
         self.regs.write32(UARTICR, (Int::RX | Int::RT).bits());
-    }
-
-    /// Whether a receive or receive-timeout interrupt is asserted (`UARTMIS`).
-    pub fn rx_interrupt_pending(&self) -> bool {
-        self.regs.read32(UARTMIS) & (Int::RX | Int::RT).bits() != 0
-    }
-
-    /// Whether the receive FIFO is empty (`UARTFR.RXFE`).
-    pub fn rx_fifo_empty(&self) -> bool {
-        self.fr().contains(Fr::RXFE)
     }
 
     /// Internal loopback (`UARTCR.LBE`): TX feeds RX, nothing reaches the line.
@@ -426,5 +439,22 @@ mod tests {
         uart.write_byte(b'x');
         assert_eq!(uart.dropped(), 1);
         assert_eq!(uart.read_byte(), None);
+        assert!(uart.rx_fifo_empty());
+    }
+
+    #[test]
+    fn overrun_is_counted_and_cleared() {
+        let mut mem = fake::frames(1);
+        fake::w32(&mut mem, UARTDR, DR_OE | u32::from(b'z'));
+        fake::w32(&mut mem, UARTECR, 0xdead);
+        let base = fake::base(&mut mem);
+        // SAFETY: as above.
+        let uart = unsafe { Pl011::new(base) };
+        assert!(!uart.rx_fifo_empty());
+        assert_eq!(uart.read_byte(), Some(b'z'));
+        assert_eq!(uart.rx_overruns(), 1);
+        // The error flags were cleared through UARTECR (any write clears them).
+        assert_ne!(fake::r32(&mem, UARTECR), 0xdead);
+        assert_eq!(fake::r32(&mem, UARTECR), 0);
     }
 }

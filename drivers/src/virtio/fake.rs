@@ -501,15 +501,45 @@ impl NetWorld {
     /// The device receives `frame`: fills the next RX buffer with a header carrying
     /// `num_buffers` and the frame, publishes it, and signals the line if allowed.
     pub fn inject(&mut self, frame: &[u8], num_buffers: u16) {
-        let (id, addr, len, _) = self.rxq.consume().expect("an RX buffer is posted");
         let mut hdr = [0u8; 12];
         hdr[10..].copy_from_slice(&num_buffers.to_le_bytes());
+        self.inject_with(hdr, frame);
+    }
+
+    /// As [`NetWorld::inject`] with the whole header given.
+    pub fn inject_with(&mut self, hdr: [u8; 12], frame: &[u8]) {
+        let (id, addr, len, _) = self.rxq.consume().expect("an RX buffer is posted");
         let total = self.hdr_len + frame.len();
         assert!(total <= len as usize, "test frame fits the buffer");
         self.hal.dev_write(addr, &hdr[..self.hdr_len]);
         self.hal.dev_write(addr + self.hdr_len as u64, frame);
         self.rxq.complete(u32::from(id), total as u32);
         self.signal();
+    }
+
+    /// The device fills the next RX buffer with `data` and no header (a continuation
+    /// buffer of a mergeable packet).
+    pub fn inject_raw(&mut self, data: &[u8]) {
+        let (id, addr, len, _) = self.rxq.consume().expect("an RX buffer is posted");
+        assert!(data.len() <= len as usize, "test data fits the buffer");
+        self.hal.dev_write(addr, data);
+        self.rxq.complete(u32::from(id), data.len() as u32);
+        self.signal();
+    }
+
+    /// The device receives `frame` as QEMU does with mergeable buffers: as much as fits
+    /// in each posted buffer, `num_buffers` in the first header, flags and segmentation
+    /// fields from `hdr`. Returns how many buffers it took.
+    pub fn inject_merged(&mut self, mut hdr: [u8; 12], frame: &[u8], buf_len: usize) -> u16 {
+        let first = buf_len - self.hdr_len;
+        let rest = frame.len().saturating_sub(first);
+        let n = 1 + rest.div_ceil(buf_len);
+        hdr[10..].copy_from_slice(&(n as u16).to_le_bytes());
+        self.inject_with(hdr, &frame[..first.min(frame.len())]);
+        for chunk in frame[first.min(frame.len())..].chunks(buf_len) {
+            self.inject_raw(chunk);
+        }
+        n as u16
     }
 
     /// Raises the RX line if the ring lets the device interrupt, and delivers it.

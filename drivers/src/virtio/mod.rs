@@ -168,7 +168,53 @@ pub enum TransportError {
 
 impl fmt::Display for TransportError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self, f)
+        match *self {
+            TransportError::ResetTimeout => {
+                write!(
+                    f,
+                    "the device did not finish its reset (status never read 0)"
+                )
+            }
+            TransportError::NoVersion1 => write!(f, "the device does not offer virtio 1.0"),
+            TransportError::FeaturesRejected => {
+                write!(f, "the device refused the features the driver took")
+            }
+            TransportError::NeedsReset => write!(f, "the device needs a reset or is gone"),
+            TransportError::WindowTooSmall { cfg_type } => {
+                write!(
+                    f,
+                    "the device's type-{cfg_type} register window is too small"
+                )
+            }
+            TransportError::NoSuchQueue { queue } => write!(f, "the device has no queue {queue}"),
+            TransportError::QueueSize { queue, max, wanted } => write!(
+                f,
+                "queue {queue} offers {max} entries where the driver needs {wanted}"
+            ),
+            TransportError::BadRingAddress { queue } => {
+                write!(
+                    f,
+                    "queue {queue}'s ring cannot be placed where this interface can reach"
+                )
+            }
+            TransportError::VectorRefused {
+                queue: Some(q),
+                vector,
+            } => write!(f, "the device refused MSI-X vector {vector} for queue {q}"),
+            TransportError::VectorRefused {
+                queue: None,
+                vector,
+            } => write!(
+                f,
+                "the device refused MSI-X vector {vector} for config changes"
+            ),
+            TransportError::BadNotifyOffset { queue } => {
+                write!(f, "queue {queue}'s doorbell lies outside the notify window")
+            }
+            TransportError::ConfigUnstable => {
+                write!(f, "the device's configuration kept changing while read")
+            }
+        }
     }
 }
 
@@ -256,11 +302,25 @@ pub trait Transport {
     /// against the device's offer (modern: VERSION_1 is required and always taken), and
     /// FEATURES_OK, re-read to confirm (a legacy device has no FEATURES_OK). Returns the
     /// negotiated features; on error the device is marked FAILED.
-    fn negotiate(&mut self, wanted: u64) -> Result<u64, TransportError> {
+    fn negotiate(&mut self, wanted: u64) -> Result<u64, TransportError>
+    where
+        Self: Sized,
+    {
+        self.negotiate_with(|_| wanted)
+    }
+
+    /// As [`Transport::negotiate`], with the wanted set computed from the device's offer
+    /// (`choose(offered)`): for features that depend on each other, such as an offload
+    /// that needs another one the device may not offer.
+    fn negotiate_with(&mut self, choose: impl FnOnce(u64) -> u64) -> Result<u64, TransportError>
+    where
+        Self: Sized,
+    {
         self.reset()?;
         self.add_status(DeviceStatus::ACKNOWLEDGE);
         self.add_status(DeviceStatus::DRIVER);
         let offered = self.device_features();
+        let wanted = choose(offered);
         let features = match self.kind() {
             TransportKind::Modern if offered & feature::VERSION_1 == 0 => {
                 return Err(self.fail(TransportError::NoVersion1));

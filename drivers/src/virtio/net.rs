@@ -4,14 +4,20 @@
 //! hostile backend, so its driver is kept free of interrupt plumbing and of
 //! trust: every completion comes through the caps ring's validation (a bad
 //! descriptor is counted and the buffer reused, never indexed), every
-//! received header is parsed before the frame is handed on (too short, a
-//! zero or absurd `num_buffers`: counted and dropped), and every loop is
-//! bounded by a budget. Interrupts are seen only through the caps NAPI types:
-//! [`VirtioNet::poll_rx`] takes an `IrqLine<Draining>` and a
-//! `Vring<Suppressed>` and returns `caps::napi::PollOutcome`, so the kernel's
-//! net task runs wait → take → poll → enable_and_recheck → rearm. RX buffers
-//! are recycled in place (no allocation per packet); TX buffers come from a
-//! fixed free list and are reclaimed without waiting. See `docs/virtio.md`.
+//! received header is parsed against the negotiated offloads before the frame
+//! is handed on (`hdr`: flags, segmentation type, checksum position,
+//! `num_buffers`), and every loop is bounded. The caller pulls packets one at a
+//! time ([`VirtioNet::pop_rx`]) from a ring whose device interrupts are off (a NAPI
+//! round's ring, or a `Vring<Polled>`), so a packet stays in the ring until the
+//! stack takes it; a packet the device spread over several mergeable buffers is
+//! gathered into one contiguous buffer. Interrupts are seen only through the caps
+//! NAPI types: the ring and its line are one `caps::napi::NapiLine`, a round
+//! (`Round`) ends in [`VirtioNet::rx_batch_done`] or [`VirtioNet::poll_rx`]'s
+//! `PollOutcome`, so the kernel's net task runs wait → take → pull → batch done →
+//! enable_and_recheck (which re-arms). RX buffers are recycled in place (no
+//! allocation per packet); TX buffers come from a fixed free list and are
+//! reclaimed without waiting. The checksum and TCP segmentation offloads are
+//! taken when offered and fall back cleanly when not. See `docs/virtio.md`.
 
 use abi::Error;
 use caps::dma::{Cpu, DmaHal, DmaPool, DmaRegion};
@@ -25,9 +31,19 @@ use super::{DeviceStatus, QueueSetup, Transport, TransportError, feature as comm
 pub const RX_QUEUE: u16 = 0;
 /// Transmit queue index (transmitq1).
 pub const TX_QUEUE: u16 = 1;
-/// Largest frame a buffer holds: Linux's `GOOD_PACKET_LEN` (1500-byte MTU, Ethernet
-/// header, one VLAN tag: 1518) plus 8 bytes of slack.
+/// Largest frame a buffer holds without mergeable buffers, and the largest frame the
+/// driver transmits: Linux's `GOOD_PACKET_LEN` (1500-byte MTU, Ethernet header, one VLAN
+/// tag: 1518) plus 8 bytes of slack.
 pub const MAX_FRAME: usize = 1526;
+/// Largest packet received with mergeable buffers: a 64 KiB IPv4 datagram (a TSO segment
+/// or a jumbo frame) behind an Ethernet header with one VLAN tag.
+pub const MAX_PACKET: usize = 65_535 + 18;
+/// Receive buffer size with mergeable buffers: one page (the DMA allocator's unit anyway).
+pub const RX_PAGE: usize = 4096;
+/// Receive buffer size with large receive (`GUEST_TSO4`): 64 KiB, so a TCP segment of up
+/// to 64 KiB lands in one buffer and goes to the stack where it lies, without being
+/// gathered (only a segment within 26 bytes of the IPv4 maximum spills into a second).
+pub const RX_BIG: usize = 64 * 1024;
 /// Smallest frame delivered: an Ethernet header.
 pub const MIN_FRAME: usize = 14;
 /// `struct virtio_net_hdr_v1` (virtio 1.2 §5.1.6): used with VERSION_1 or MRG_RXBUF.
@@ -37,12 +53,17 @@ pub const LEGACY_HDR_LEN: usize = 10;
 
 /// virtio-net feature bits (virtio 1.2 §5.1.3).
 pub mod feature {
-    /// Device handles partial checksums on TX (not taken).
+    /// Device completes partial checksums on TX (`NEEDS_CSUM` in our header).
     pub const CSUM: u64 = 1 << 0;
-    /// Driver handles partial checksums on RX (not taken).
+    /// Driver accepts partial or device-checked checksums on RX.
     pub const GUEST_CSUM: u64 = 1 << 1;
     /// Device has a MAC address in its configuration.
     pub const MAC: u64 = 1 << 5;
+    /// Driver accepts TCP/IPv4 segments larger than the MTU (large receive).
+    pub const GUEST_TSO4: u64 = 1 << 7;
+    /// Device segments large TCP/IPv4 frames on TX (not taken: smoltcp never builds a
+    /// segment larger than the peer's MSS).
+    pub const HOST_TSO4: u64 = 1 << 11;
     /// RX packets may span several buffers (`num_buffers`).
     pub const MRG_RXBUF: u64 = 1 << 15;
     /// Configuration `status` field (link up) is valid.
@@ -51,14 +72,28 @@ pub mod feature {
     pub const CTRL_VQ: u64 = 1 << 17;
 }
 
-/// Everything the driver asks for. Checksum offloads stay off: correctness of
-/// `NEEDS_CSUM` / `DATA_VALID` handling is not proven yet.
+/// Everything the driver asks for; [`choose_features`] drops what depends on a feature
+/// the device does not offer.
 pub const WANTED: u64 = common::VERSION_1
     | common::EVENT_IDX
     | common::ACCESS_PLATFORM
     | feature::MAC
     | feature::STATUS
-    | feature::MRG_RXBUF;
+    | feature::MRG_RXBUF
+    | feature::CSUM
+    | feature::GUEST_CSUM
+    | feature::GUEST_TSO4;
+
+/// The features to take from `offered`, given what the caller `wanted`: `GUEST_TSO4`
+/// needs `GUEST_CSUM` (virtio 1.2 §5.1.3.1) and, here, `MRG_RXBUF` (a 64 KiB segment
+/// would otherwise need 64 KiB buffers for every packet).
+pub fn choose_features(offered: u64, wanted: u64) -> u64 {
+    let mut f = offered & wanted & WANTED;
+    if f & feature::GUEST_CSUM == 0 || f & feature::MRG_RXBUF == 0 {
+        f &= !feature::GUEST_TSO4;
+    }
+    f
+}
 
 /// Device configuration offsets (virtio 1.2 §5.1.4).
 mod cfg {
@@ -85,10 +120,19 @@ pub struct QueueStats {
     pub rearm_races: u64,
     /// Used elements the ring rejected (`caps::Rejected`).
     pub bad_descriptors: u64,
-    /// RX frames dropped as malformed (short, runt, bad `num_buffers`).
+    /// RX frames dropped as malformed (short, runt, a header field the device was not
+    /// allowed to write, bad `num_buffers`, a merged packet that lost a buffer).
     pub malformed: u64,
-    /// RX packets dropped because they spanned several buffers.
+    /// RX packets that spanned several buffers and could not be gathered (too long, or
+    /// no gathering buffer).
     pub multi_buffer_dropped: u64,
+    /// RX packets gathered from several mergeable buffers.
+    pub merged: u64,
+    /// RX: large TCP segments (`GSO_TCPV4`). TX: unused.
+    pub gso: u64,
+    /// RX: packets whose checksum the device vouched for (`DATA_VALID`, `NEEDS_CSUM`).
+    /// TX: frames whose checksum the device completes.
+    pub csum_offloaded: u64,
     /// RX buffers that could not be allocated to refill the ring.
     pub refill_failures: u64,
     /// Notifications (doorbells) sent to the device.
@@ -108,6 +152,9 @@ impl QueueStats {
         bad_descriptors: 0,
         malformed: 0,
         multi_buffer_dropped: 0,
+        merged: 0,
+        gso: 0,
+        csum_offloaded: 0,
         refill_failures: 0,
         notifications: 0,
         full: 0,
@@ -124,6 +171,9 @@ impl QueueStats {
             bad_descriptors: self.bad_descriptors + o.bad_descriptors,
             malformed: self.malformed + o.malformed,
             multi_buffer_dropped: self.multi_buffer_dropped + o.multi_buffer_dropped,
+            merged: self.merged + o.merged,
+            gso: self.gso + o.gso,
+            csum_offloaded: self.csum_offloaded + o.csum_offloaded,
             refill_failures: self.refill_failures + o.refill_failures,
             notifications: self.notifications + o.notifications,
             full: self.full + o.full,
@@ -170,6 +220,16 @@ pub enum NetError {
     Dma(Error),
 }
 
+impl core::fmt::Display for NetError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            NetError::Transport(e) => write!(f, "{e}"),
+            NetError::Ring(e) => write!(f, "ring setup failed: {e}"),
+            NetError::Dma(e) => write!(f, "no memory for receive buffers: {e}"),
+        }
+    }
+}
+
 impl From<TransportError> for NetError {
     fn from(e: TransportError) -> Self {
         NetError::Transport(e)
@@ -185,42 +245,32 @@ pub enum TxError {
     Full,
     /// The ring is broken (hostile used index); reset the device.
     Broken,
+    /// A checksum offload the device did not negotiate, or placed outside the frame.
+    BadOffload,
 }
 
-/// Why a received buffer was not delivered.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RxError {
-    /// Shorter than the virtio-net header, or than an Ethernet header after it.
-    Short,
-    /// `num_buffers` is 0 or larger than the queue.
-    BadNumBuffers(u16),
-    /// A valid packet spanning `n` buffers (not reassembled).
-    MultiBuffer(u16),
-}
+pub use hdr::{HdrError, RxCsum, RxMeta, RxOffloads, TxCsum};
 
-/// Parses one received buffer (virtio 1.2 §5.1.6.4): the header of `hdr_len`
-/// bytes, then the frame. With MRG_RXBUF, `num_buffers` (bytes 10..12) must be
-/// in `1..=qsize`; more than one is reported as [`RxError::MultiBuffer`].
+/// Parses the first buffer of a received packet (virtio 1.2 §5.1.6.4): the header of
+/// `hdr_len` bytes (validated against `offloads`), then the start of the frame. Returns
+/// the metadata, `num_buffers` (how many buffers the packet spans, 1 without
+/// `MRG_RXBUF`) and the frame bytes in this buffer. A single-buffer frame must hold an
+/// Ethernet header.
 pub fn parse_rx(
     data: &[u8],
     hdr_len: usize,
-    mergeable: bool,
+    offloads: RxOffloads,
     qsize: usize,
-) -> Result<&[u8], RxError> {
-    let frame = data.get(hdr_len..).ok_or(RxError::Short)?;
-    if mergeable {
-        let n = u16::from_le_bytes([data[10], data[11]]);
-        match n {
-            0 => return Err(RxError::BadNumBuffers(0)),
-            n if usize::from(n) > qsize => return Err(RxError::BadNumBuffers(n)),
-            1 => {}
-            n => return Err(RxError::MultiBuffer(n)),
+) -> Result<(RxMeta, u16, &[u8]), HdrError> {
+    let (meta, n) = hdr::parse_rx_header(data, hdr_len, offloads, qsize)?;
+    let frame = &data[hdr_len..];
+    if n == 1 {
+        if frame.len() < MIN_FRAME {
+            return Err(HdrError::Short);
         }
+        meta.check_len(frame.len())?;
     }
-    if frame.len() < MIN_FRAME {
-        return Err(RxError::Short);
-    }
-    Ok(frame)
+    Ok((meta, n, frame))
 }
 
 /// A device just brought up: the driver and its two armed rings.
@@ -240,10 +290,16 @@ pub struct VirtioNet<T: Transport, H: DmaHal + 'static, const Q: usize> {
     features: u64,
     hdr_len: usize,
     mac: [u8; 6],
+    offloads: RxOffloads,
     rx_target: usize,
     rx_spares: Vec<DmaRegion<H, Cpu>, Q>,
     /// Continuation buffers of a dropped multi-buffer packet still to skip.
     rx_skip: u16,
+    /// The packet being gathered from mergeable buffers, if one is.
+    rx_merge: Option<rx::Merge>,
+    /// Where merged packets are gathered (allocated on the first one; out in an
+    /// [`RxPacket`] while the caller holds it).
+    rx_gather: Option<DmaRegion<H, Cpu>>,
     tx_free: Vec<DmaRegion<H, Cpu>, Q>,
     broken: bool,
     rx: QueueStats,
@@ -266,17 +322,26 @@ impl<T: Transport, H: DmaHal + 'static, const Q: usize> VirtioNet<T, H, Q> {
         tx_mem: M,
         opts: &NetOptions,
     ) -> Result<NetDevice<T, M, H, Q>, NetError> {
-        let features = transport.negotiate(opts.features & WANTED)?;
+        let features =
+            transport.negotiate_with(|offered| choose_features(offered, opts.features))?;
         let modern_hdr = features & (common::VERSION_1 | feature::MRG_RXBUF) != 0;
+        let offloads = RxOffloads {
+            csum: features & feature::GUEST_CSUM != 0,
+            tso4: features & feature::GUEST_TSO4 != 0,
+            mergeable: features & feature::MRG_RXBUF != 0,
+        };
         let mut net = VirtioNet {
             transport,
             pool,
             features,
             hdr_len: if modern_hdr { HDR_LEN } else { LEGACY_HDR_LEN },
             mac: opts.fallback_mac,
+            offloads,
             rx_target: opts.rx_buffers.clamp(1, Q),
             rx_spares: Vec::new(),
             rx_skip: 0,
+            rx_merge: None,
+            rx_gather: None,
             tx_free: Vec::new(),
             broken: false,
             rx: QueueStats::default(),
@@ -364,6 +429,23 @@ impl<T: Transport, H: DmaHal + 'static, const Q: usize> VirtioNet<T, H, Q> {
     pub fn header_len(&self) -> usize {
         self.hdr_len
     }
+    /// The receive offloads in effect (what received headers may say).
+    pub fn rx_offloads(&self) -> RxOffloads {
+        self.offloads
+    }
+    /// Whether the device completes TCP/UDP checksums on transmit (`CSUM`).
+    pub fn tx_csum(&self) -> bool {
+        self.has(feature::CSUM)
+    }
+    /// The longest frame (Ethernet header on, no virtio header) the device may deliver:
+    /// [`MAX_PACKET`] with mergeable buffers, else what one buffer holds.
+    pub fn max_rx_frame(&self) -> usize {
+        if self.offloads.mergeable {
+            MAX_PACKET
+        } else {
+            MAX_FRAME
+        }
+    }
     /// RX counters.
     pub fn rx_stats(&self) -> QueueStats {
         self.rx
@@ -442,8 +524,11 @@ impl<T: Transport, H: DmaHal + 'static, const Q: usize> VirtioNet<T, H, Q> {
     }
 }
 
+mod hdr;
 mod rx;
 mod tx;
+
+pub use rx::RxPacket;
 
 #[cfg(test)]
 pub(crate) mod tests {
@@ -493,32 +578,85 @@ pub(crate) mod tests {
 
     #[test]
     fn parse_rx_checks_header_and_num_buffers() {
+        let mrg = RxOffloads {
+            mergeable: true,
+            ..RxOffloads::default()
+        };
         let mut b = [0u8; 12 + 60];
         b[10] = 1;
-        assert_eq!(parse_rx(&b, 12, true, 256).map(<[u8]>::len), Ok(60));
-        assert_eq!(parse_rx(&b[..11], 12, true, 256), Err(RxError::Short));
-        assert_eq!(parse_rx(&b[..12 + 13], 12, true, 256), Err(RxError::Short));
+        let frame_len =
+            |r: Result<(RxMeta, u16, &[u8]), HdrError>| r.map(|(m, n, f)| (m, n, f.len()));
+        assert_eq!(
+            frame_len(parse_rx(&b, 12, mrg, 256)),
+            Ok((RxMeta::PLAIN, 1, 60))
+        );
+        assert_eq!(
+            frame_len(parse_rx(&b[..11], 12, mrg, 256)),
+            Err(HdrError::Short)
+        );
+        assert_eq!(
+            frame_len(parse_rx(&b[..12 + 13], 12, mrg, 256)),
+            Err(HdrError::Short)
+        );
         b[10] = 0;
-        assert_eq!(parse_rx(&b, 12, true, 256), Err(RxError::BadNumBuffers(0)));
+        assert_eq!(
+            frame_len(parse_rx(&b, 12, mrg, 256)),
+            Err(HdrError::NumBuffers(0))
+        );
         assert!(
-            parse_rx(&b, 12, false, 256).is_ok(),
+            parse_rx(&b, 12, RxOffloads::default(), 256).is_ok(),
             "num_buffers unused without MRG"
         );
         b[10..12].copy_from_slice(&257u16.to_le_bytes());
         assert_eq!(
-            parse_rx(&b, 12, true, 256),
-            Err(RxError::BadNumBuffers(257))
+            frame_len(parse_rx(&b, 12, mrg, 256)),
+            Err(HdrError::NumBuffers(257))
         );
+        // The first of two buffers may hold less than an Ethernet header.
         b[10..12].copy_from_slice(&2u16.to_le_bytes());
-        assert_eq!(parse_rx(&b, 12, true, 256), Err(RxError::MultiBuffer(2)));
-        assert_eq!(parse_rx(&b[..24], 10, false, 256).map(<[u8]>::len), Ok(14));
+        assert_eq!(
+            frame_len(parse_rx(&b[..20], 12, mrg, 256)),
+            Ok((RxMeta::PLAIN, 2, 8))
+        );
+        assert_eq!(
+            frame_len(parse_rx(&b[..24], 10, RxOffloads::default(), 256)),
+            Ok((RxMeta::PLAIN, 1, 14))
+        );
+    }
+
+    #[test]
+    fn offloads_depend_on_each_other() {
+        use feature::*;
+        let all = QEMU | GUEST_TSO4 | HOST_TSO4;
+        let got = choose_features(all, WANTED);
+        assert_eq!(
+            got & (CSUM | GUEST_CSUM | GUEST_TSO4 | MRG_RXBUF),
+            CSUM | GUEST_CSUM | GUEST_TSO4 | MRG_RXBUF
+        );
+        assert_eq!(got & (HOST_TSO4 | CTRL_VQ), 0, "never asked for");
+        assert_eq!(choose_features(all & !GUEST_CSUM, WANTED) & GUEST_TSO4, 0);
+        assert_eq!(choose_features(all & !MRG_RXBUF, WANTED) & GUEST_TSO4, 0);
+        assert_eq!(choose_features(all, WANTED & !GUEST_CSUM) & GUEST_TSO4, 0);
+        assert_eq!(choose_features(all, WANTED & !CSUM) & CSUM, 0);
     }
 
     #[test]
     fn negotiation_and_bring_up() {
         let (w, mut d) = modern::<256>(&NetOptions::default());
-        let want = VERSION_1 | EVENT_IDX | feature::MAC | feature::STATUS | feature::MRG_RXBUF;
-        assert_eq!(d.net.features(), want, "no CSUM, GUEST_CSUM or CTRL_VQ");
+        let want = VERSION_1
+            | EVENT_IDX
+            | feature::MAC
+            | feature::STATUS
+            | feature::MRG_RXBUF
+            | feature::CSUM
+            | feature::GUEST_CSUM;
+        assert_eq!(
+            d.net.features(),
+            want,
+            "offloads offered are taken; no CTRL_VQ"
+        );
+        assert!(d.net.tx_csum());
+        assert_eq!(d.net.max_rx_frame(), MAX_PACKET);
         assert_eq!((d.net.mac(), d.net.header_len()), (MAC, HDR_LEN));
         assert_eq!(d.rx.in_flight(), 256, "RX fully populated");
         assert_eq!((d.tx.in_flight(), d.net.tx_free()), (0, 256));

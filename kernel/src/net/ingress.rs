@@ -1,217 +1,223 @@
 //! The receive path's gate: every frame is checked before smoltcp sees it, and a bad one
 //! is counted by reason and dropped.
 //!
-//! smoltcp drops malformed packets silently; a kernel that must "count, reject, go on"
-//! needs to know why. `check` validates the Ethernet frame, the IPv4 header (version,
-//! IHL, header checksum, total length against the frame) and, for unfragmented UDP, TCP
-//! and ICMP, the transport header and its checksum (RFC 791, 768, 793, 792; the internet
-//! checksum of RFC 1071). smoltcp is then told not to verify received checksums again
-//! (`stack.rs`), so each byte is summed once. Other EtherTypes (ARP, IPv6) pass through:
-//! smoltcp parses ARP with its own length checks and ignores what it does not speak.
+//! smoltcp drops malformed packets silently, answers some it should not (a broadcast
+//! echo, a martian source, a source-routed datagram) and does not say why; a kernel that
+//! must "count, reject, go on" needs to know. `check` validates the Ethernet frame, the
+//! IPv4 header (version, IHL, options, header checksum, total length against the frame),
+//! refuses martian sources (RFC 1122 §3.2.1.3, RFC 1812 §5.3.7) and echo requests to a
+//! broadcast or multicast address (RFC 1122 §3.2.2.6: "MAY be silently discarded"; a
+//! host that answers is a smurf amplifier), and for unfragmented UDP, TCP and ICMP checks
+//! the transport header and checksum (RFC 768, 793, 792; the internet checksum of RFC
+//! 1071) unless the device vouched for it (`DATA_VALID`) or the packet never crossed a
+//! wire (`NEEDS_CSUM`, whose checksum position must then be this packet's). ARP is parsed
+//! for the neighbour logic (`neigh`). smoltcp is told not to verify received checksums
+//! again (`stack/phy.rs`), so each byte is summed once. Pure and host-tested.
 
-/// Why a frame was dropped.
+mod dropped;
+pub mod options;
+mod transport;
+
+use drivers::virtio::net::RxCsum;
+
+pub use dropped::{Dropped, IngressStats};
+use transport::{check_transport, verifies};
+pub use transport::{fold, sum, tcp_partial_checksum};
+
+/// An IPv4 address as four octets (pure code does not depend on smoltcp's types).
+pub type Ip4 = [u8; 4];
+
+/// What the check needs to know about the interface and the packet's device header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Malformed {
-    /// Shorter than an Ethernet header.
-    Runt = 0,
-    /// Longer than a VLAN-tagged Ethernet frame without FCS (1518 bytes).
-    Oversized = 1,
-    /// IPv4 header shorter than 20 bytes, not version 4, or IHL out of range.
-    IpHeader = 2,
-    /// IPv4 header checksum wrong.
-    IpChecksum = 3,
-    /// IPv4 total length shorter than the header or longer than the frame.
-    IpLength = 4,
-    /// UDP/TCP/ICMP header truncated or its length fields inconsistent.
-    L4Header = 5,
-    /// UDP/TCP/ICMP checksum wrong.
-    L4Checksum = 6,
+pub struct Context {
+    /// Our address and prefix length, once configured.
+    pub addr: Option<(Ip4, u8)>,
+    /// The longest frame the device may deliver.
+    pub max_frame: usize,
+    /// What the device's header said about the transport checksum.
+    pub csum: RxCsum,
+    /// Whether the device's header marked a TCP segmentation-offload packet.
+    pub gso: bool,
 }
 
-impl Malformed {
-    /// Number of reasons (size of a counter array).
-    pub const COUNT: usize = 7;
-    /// Every reason, in counter order.
-    pub const ALL: [Malformed; Self::COUNT] = [
-        Self::Runt,
-        Self::Oversized,
-        Self::IpHeader,
-        Self::IpChecksum,
-        Self::IpLength,
-        Self::L4Header,
-        Self::L4Checksum,
-    ];
+impl Context {
+    /// A plain 1518-byte-MTU packet on an interface without an address.
+    #[cfg(test)]
+    pub const PLAIN: Context = Context {
+        addr: None,
+        max_frame: MAX_FRAME,
+        csum: RxCsum::Unchecked,
+        gso: false,
+    };
 
-    /// Short name for counters and reports.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Runt => "runt",
-            Self::Oversized => "oversized",
-            Self::IpHeader => "ip-header",
-            Self::IpChecksum => "ip-checksum",
-            Self::IpLength => "ip-length",
-            Self::L4Header => "l4-header",
-            Self::L4Checksum => "l4-checksum",
-        }
+    fn broadcast(&self) -> Option<Ip4> {
+        let (a, len) = self.addr?;
+        let host = u32::MAX.checked_shr(u32::from(len)).unwrap_or(0);
+        Some((u32::from_be_bytes(a) | host).to_be_bytes())
+    }
+
+    /// Whether `ip` is on our link (inside our prefix).
+    pub fn on_link(&self, ip: Ip4) -> bool {
+        self.addr.is_some_and(|(a, len)| {
+            let mask = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
+            u32::from_be_bytes(a) & mask == u32::from_be_bytes(ip) & mask
+        })
+    }
+
+    fn is_ours(&self, ip: Ip4) -> bool {
+        self.addr.is_some_and(|(a, _)| a == ip)
     }
 }
 
-/// Dropped frames per reason.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct IngressStats {
-    /// Indexed by `Malformed as usize`.
-    pub dropped: [u64; Malformed::COUNT],
+/// An IPv4 packet that passed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ipv4Info {
+    /// Source address.
+    pub src: Ip4,
+    /// Destination address.
+    pub dst: Ip4,
+    /// Transport protocol.
+    pub proto: u8,
+    /// A fragment (MF or an offset): reassemble before delivering.
+    pub fragment: bool,
+    /// An ICMP echo request (for the "answers pings" counter).
+    pub echo_request: bool,
 }
 
-impl IngressStats {
-    /// Counts one drop.
-    pub fn count(&mut self, why: Malformed) {
-        self.dropped[why as usize] += 1;
-    }
-
-    /// Drops for one reason.
-    pub fn get(&self, why: Malformed) -> u64 {
-        self.dropped[why as usize]
-    }
-
-    /// All drops.
-    pub fn total(&self) -> u64 {
-        self.dropped.iter().sum()
-    }
+/// An Ethernet/IPv4 ARP packet (RFC 826).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ArpInfo {
+    /// 1 request, 2 reply (others are passed on and ignored by smoltcp).
+    pub op: u16,
+    /// Sender hardware address.
+    pub sha: [u8; 6],
+    /// Sender protocol address (0.0.0.0 in an RFC 5227 probe).
+    pub spa: Ip4,
+    /// Target protocol address.
+    pub tpa: Ip4,
 }
 
-const ETH_HEADER: usize = 14;
-const MAX_FRAME: usize = 1518;
-const ETHERTYPE_IPV4: u16 = 0x0800;
-const PROTO_ICMP: u8 = 1;
-const PROTO_TCP: u8 = 6;
-const PROTO_UDP: u8 = 17;
+/// What a frame is, once it passed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Frame {
+    /// IPv4.
+    Ipv4(Ipv4Info),
+    /// ARP.
+    Arp(ArpInfo),
+    /// Another EtherType (IPv6, ...): smoltcp ignores what it does not speak.
+    Other,
+}
 
-fn be16(b: &[u8], at: usize) -> u16 {
+/// Ethernet header length.
+pub const ETH_HEADER: usize = 14;
+/// The longest frame without mergeable buffers: Ethernet + 1500 + a VLAN tag, no FCS.
+pub const MAX_FRAME: usize = 1518;
+pub(super) const ETHERTYPE_IPV4: u16 = 0x0800;
+const ETHERTYPE_ARP: u16 = 0x0806;
+/// ICMP.
+pub const PROTO_ICMP: u8 = 1;
+/// TCP.
+pub const PROTO_TCP: u8 = 6;
+/// UDP.
+pub const PROTO_UDP: u8 = 17;
+
+pub(super) fn be16(b: &[u8], at: usize) -> u16 {
     u16::from_be_bytes([b[at], b[at + 1]])
 }
 
-/// The ones'-complement sum of `data` (RFC 1071), added to `acc`, unfolded. Sums 32-bit
-/// big-endian words (two 16-bit words at once: the carries fold back the same way).
-fn sum(mut acc: u64, data: &[u8]) -> u64 {
-    let mut words = data.chunks_exact(4);
-    for w in &mut words {
-        acc += u64::from(u32::from_be_bytes([w[0], w[1], w[2], w[3]]));
-    }
-    let mut pairs = words.remainder().chunks_exact(2);
-    for p in &mut pairs {
-        acc += u64::from(u16::from_be_bytes([p[0], p[1]]));
-    }
-    if let [last] = pairs.remainder() {
-        acc += u64::from(*last) << 8;
-    }
-    acc
-}
-
-fn fold(mut acc: u64) -> u16 {
-    acc = (acc & 0xffff_ffff) + (acc >> 32);
-    while acc >> 16 != 0 {
-        acc = (acc & 0xffff) + (acc >> 16);
-    }
-    acc as u16
-}
-
-/// Whether `data` (checksum field included) sums to all ones, i.e. its checksum is right.
-fn verifies(acc: u64, data: &[u8]) -> bool {
-    fold(sum(acc, data)) == 0xffff
-}
-
-/// Checks one received Ethernet frame (no FCS).
-pub fn check(frame: &[u8]) -> Result<(), Malformed> {
+/// Checks one received Ethernet frame (no FCS) and says what it is.
+pub fn check(frame: &[u8], ctx: &Context) -> Result<Frame, Dropped> {
     if frame.len() < ETH_HEADER {
-        return Err(Malformed::Runt);
+        return Err(Dropped::Runt);
     }
-    if frame.len() > MAX_FRAME {
-        return Err(Malformed::Oversized);
+    if frame.len() > ctx.max_frame {
+        return Err(Dropped::Oversized);
     }
-    if be16(frame, 12) != ETHERTYPE_IPV4 {
-        return Ok(());
+    let offloaded = ctx.gso || matches!(ctx.csum, RxCsum::Partial { .. });
+    match be16(frame, 12) {
+        ETHERTYPE_IPV4 => check_ipv4(&frame[ETH_HEADER..], ctx).map(Frame::Ipv4),
+        _ if offloaded => Err(Dropped::BadOffload),
+        ETHERTYPE_ARP => check_arp(&frame[ETH_HEADER..]).map(Frame::Arp),
+        _ => Ok(Frame::Other),
     }
-    check_ipv4(&frame[ETH_HEADER..])
 }
 
-fn check_ipv4(ip: &[u8]) -> Result<(), Malformed> {
+fn check_arp(arp: &[u8]) -> Result<ArpInfo, Dropped> {
+    // htype 1 (Ethernet), ptype IPv4, hlen 6, plen 4.
+    if arp.len() < 28 || arp[..6] != [0, 1, 8, 0, 6, 4] {
+        return Err(Dropped::ArpMalformed);
+    }
+    let ip = |at: usize| [arp[at], arp[at + 1], arp[at + 2], arp[at + 3]];
+    let mut sha = [0; 6];
+    sha.copy_from_slice(&arp[8..14]);
+    Ok(ArpInfo {
+        op: be16(arp, 6),
+        sha,
+        spa: ip(14),
+        tpa: ip(24),
+    })
+}
+
+/// A source no host may use (RFC 1122 §3.2.1.3, RFC 1812 §5.3.7).
+fn martian(src: Ip4, ctx: &Context) -> bool {
+    src[0] == 0
+        || src[0] == 127
+        || src[0] >= 224
+        || ctx.is_ours(src)
+        || ctx.broadcast() == Some(src)
+}
+
+/// A destination that reaches many hosts at once.
+fn group(dst: Ip4, ctx: &Context) -> bool {
+    dst == [255; 4] || (224..240).contains(&dst[0]) || ctx.broadcast() == Some(dst)
+}
+
+fn check_ipv4(ip: &[u8], ctx: &Context) -> Result<Ipv4Info, Dropped> {
     if ip.len() < 20 || ip[0] >> 4 != 4 {
-        return Err(Malformed::IpHeader);
+        return Err(Dropped::IpHeader);
     }
     let ihl = usize::from(ip[0] & 0xf) * 4;
     if ihl < 20 || ihl > ip.len() {
-        return Err(Malformed::IpHeader);
+        return Err(Dropped::IpHeader);
     }
     if !verifies(0, &ip[..ihl]) {
-        return Err(Malformed::IpChecksum);
+        return Err(Dropped::IpChecksum);
     }
     let total = usize::from(be16(ip, 2));
     if total < ihl || total > ip.len() {
-        return Err(Malformed::IpLength);
+        return Err(Dropped::IpLength);
     }
-    let fragmented = be16(ip, 6) & 0x3fff != 0; // MF or a fragment offset
-    if fragmented {
-        return Ok(()); // the transport header is checked once reassembled, by smoltcp
+    options::check(&ip[20..ihl])?;
+    let addr = |at: usize| [ip[at], ip[at + 1], ip[at + 2], ip[at + 3]];
+    let (src, dst, proto) = (addr(12), addr(16), ip[9]);
+    if martian(src, ctx) {
+        return Err(Dropped::MartianSource);
     }
+    let fragment = be16(ip, 6) & 0x3fff != 0; // MF or a fragment offset
     let payload = &ip[ihl..total];
-    let pseudo = || {
-        let acc = sum(0, &ip[12..20]); // source and destination addresses
-        acc + u64::from(ip[9]) + payload.len() as u64
+    let echo_request = proto == PROTO_ICMP && !fragment && payload.first() == Some(&8);
+    if proto == PROTO_ICMP
+        && payload.first() == Some(&8)
+        && be16(ip, 6) & 0x1fff == 0
+        && group(dst, ctx)
+    {
+        return Err(Dropped::BroadcastEcho);
+    }
+    let info = Ipv4Info {
+        src,
+        dst,
+        proto,
+        fragment,
+        echo_request,
     };
-    match ip[9] {
-        PROTO_UDP => check_udp(payload, pseudo()),
-        PROTO_TCP => check_tcp(payload, pseudo()),
-        PROTO_ICMP => check_icmp(payload),
-        _ => Ok(()),
+    if fragment {
+        if ctx.gso || ctx.csum != RxCsum::Unchecked {
+            return Err(Dropped::BadOffload);
+        }
+        return Ok(info); // the transport header is checked once reassembled
     }
-}
-
-fn check_udp(udp: &[u8], pseudo: u64) -> Result<(), Malformed> {
-    if udp.len() < 8 {
-        return Err(Malformed::L4Header);
-    }
-    let len = usize::from(be16(udp, 4));
-    if len < 8 || len > udp.len() {
-        return Err(Malformed::L4Header);
-    }
-    // A zero checksum means "none" (RFC 768). The pseudo-header length is UDP's own length
-    // field, which `pseudo` took from the IP payload: correct it if they differ.
-    if be16(udp, 6) == 0 {
-        return Ok(());
-    }
-    let pseudo = pseudo - udp.len() as u64 + len as u64;
-    if verifies(pseudo, &udp[..len]) {
-        Ok(())
-    } else {
-        Err(Malformed::L4Checksum)
-    }
-}
-
-fn check_tcp(tcp: &[u8], pseudo: u64) -> Result<(), Malformed> {
-    if tcp.len() < 20 {
-        return Err(Malformed::L4Header);
-    }
-    let offset = usize::from(tcp[12] >> 4) * 4;
-    if offset < 20 || offset > tcp.len() {
-        return Err(Malformed::L4Header);
-    }
-    if verifies(pseudo, tcp) {
-        Ok(())
-    } else {
-        Err(Malformed::L4Checksum)
-    }
-}
-
-fn check_icmp(icmp: &[u8]) -> Result<(), Malformed> {
-    if icmp.len() < 8 {
-        return Err(Malformed::L4Header);
-    }
-    if verifies(0, icmp) {
-        Ok(())
-    } else {
-        Err(Malformed::L4Checksum)
-    }
+    check_transport(ip, ihl, payload, ctx)?;
+    Ok(info)
 }
 
 #[cfg(test)]
@@ -223,15 +229,43 @@ mod tests {
         !fold(sum(acc, data))
     }
 
-    /// An Ethernet + IPv4 frame carrying `proto`'s `l4` bytes, both checksums right
-    /// (`l4_csum_at`: where the transport checksum goes, if any).
-    fn frame(proto: u8, l4: &[u8], l4_csum_at: Option<usize>) -> Vec<u8> {
+    const US: Ip4 = [192, 0, 2, 50];
+    const LAB: Context = Context {
+        addr: Some((US, 24)),
+        ..Context::PLAIN
+    };
+
+    /// An Ethernet + IPv4 frame from `src` to `dst` carrying `proto`'s `l4` bytes with IP
+    /// `options`, both checksums right (`l4_csum_at`: where the transport checksum goes).
+    fn packet(
+        src: Ip4,
+        dst: Ip4,
+        options: &[u8],
+        proto: u8,
+        l4: &[u8],
+        l4_csum_at: Option<usize>,
+    ) -> Vec<u8> {
         let mut f = Vec::new();
         f.extend_from_slice(&[0x52, 0x54, 0, 0x12, 0x34, 0x56, 2, 0, 0, 0, 0, 1, 8, 0]);
-        let total = (20 + l4.len()) as u16;
-        let mut ip = [
-            0x45, 0, 0, 0, 0, 1, 0x40, 0, 64, proto, 0, 0, 192, 0, 2, 1, 192, 0, 2, 50,
+        let ihl = 20 + options.len();
+        let total = (ihl + l4.len()) as u16;
+        let mut ip = std::vec![
+            0x40 | (ihl / 4) as u8,
+            0,
+            0,
+            0,
+            0,
+            1,
+            0x40,
+            0,
+            64,
+            proto,
+            0,
+            0
         ];
+        ip.extend_from_slice(&src);
+        ip.extend_from_slice(&dst);
+        ip.extend_from_slice(options);
         ip[2..4].copy_from_slice(&total.to_be_bytes());
         let c = checksum(0, &ip);
         ip[10..12].copy_from_slice(&c.to_be_bytes());
@@ -250,34 +284,64 @@ mod tests {
         f
     }
 
+    fn frame(proto: u8, l4: &[u8], l4_csum_at: Option<usize>) -> Vec<u8> {
+        packet([192, 0, 2, 1], US, &[], proto, l4, l4_csum_at)
+    }
+
     fn udp(payload: &[u8]) -> Vec<u8> {
-        let mut u = vec![0x30, 0x39, 0, 9, 0, 0, 0, 0];
+        let mut u = std::vec![0x30, 0x39, 0, 9, 0, 0, 0, 0];
         u[4..6].copy_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
         u.extend_from_slice(payload);
         frame(PROTO_UDP, &u, Some(6))
     }
 
+    fn echo(src: Ip4, dst: Ip4, options: &[u8]) -> Vec<u8> {
+        packet(
+            src,
+            dst,
+            options,
+            PROTO_ICMP,
+            &[8, 0, 0, 0, 0, 1, 0, 1, 0xab],
+            Some(2),
+        )
+    }
+
+    fn ok(f: &[u8]) -> Result<(), Dropped> {
+        check(f, &LAB).map(|_| ())
+    }
+
     #[test]
     fn good_udp_tcp_icmp_and_other_ethertypes_pass() {
-        assert_eq!(check(&udp(b"hello, odd")), Ok(()));
-        assert_eq!(check(&udp(b"even")), Ok(()));
-        let mut tcp = vec![0u8; 20];
+        assert_eq!(ok(&udp(b"hello, odd")), Ok(()));
+        assert_eq!(ok(&udp(b"even")), Ok(()));
+        let mut tcp = std::vec![0u8; 20];
         tcp[12] = 5 << 4;
         tcp.extend_from_slice(b"GET / HTTP/1.1\r\n");
-        assert_eq!(check(&frame(PROTO_TCP, &tcp, Some(16))), Ok(()));
-        let icmp = [8, 0, 0, 0, 0, 1, 0, 1, 0xab];
-        assert_eq!(check(&frame(PROTO_ICMP, &icmp, Some(2))), Ok(()));
-        let mut arp = udp(b"x");
-        arp[12..14].copy_from_slice(&0x0806u16.to_be_bytes());
-        assert_eq!(check(&arp), Ok(()), "ARP is smoltcp's to parse");
+        assert_eq!(ok(&frame(PROTO_TCP, &tcp, Some(16))), Ok(()));
+        let e = echo([192, 0, 2, 1], US, &[]);
+        let Ok(Frame::Ipv4(info)) = check(&e, &LAB) else {
+            panic!("echo request refused")
+        };
+        assert!(info.echo_request && !info.fragment);
+        assert_eq!(
+            (info.src, info.dst, info.proto),
+            ([192, 0, 2, 1], US, PROTO_ICMP)
+        );
+        let mut v6 = udp(b"x");
+        v6[12..14].copy_from_slice(&0x86ddu16.to_be_bytes());
+        assert_eq!(
+            check(&v6, &LAB),
+            Ok(Frame::Other),
+            "IPv6 is smoltcp's to ignore"
+        );
         // Ethernet padding after the IP datagram is fine.
         let mut padded = udp(b"");
         padded.extend_from_slice(&[0; 18]);
-        assert_eq!(check(&padded), Ok(()));
+        assert_eq!(ok(&padded), Ok(()));
         // UDP without a checksum.
         let mut none = udp(b"abc");
         none[14 + 20 + 6..14 + 20 + 8].fill(0);
-        assert_eq!(check(&none), Ok(()));
+        assert_eq!(ok(&none), Ok(()));
     }
 
     #[test]
@@ -285,50 +349,210 @@ mod tests {
         let good = udp(b"payload!");
         let ip = 14;
         let l4 = 14 + 20;
-        assert_eq!(check(&good[..13]), Err(Malformed::Runt));
-        assert_eq!(check(&[0u8; 1519]), Err(Malformed::Oversized));
-        assert_eq!(check(&good[..ip + 19]), Err(Malformed::IpHeader));
+        assert_eq!(ok(&good[..13]), Err(Dropped::Runt));
+        assert_eq!(ok(&[0u8; 1519]), Err(Dropped::Oversized));
+        let big = Context {
+            max_frame: 65_553,
+            ..LAB
+        };
+        assert_eq!(
+            check(&[0u8; 1519], &big),
+            Ok(Frame::Other),
+            "with mergeable buffers"
+        );
+        assert_eq!(ok(&good[..ip + 19]), Err(Dropped::IpHeader));
         let mut v6 = good.clone();
         v6[ip] = 0x65;
-        assert_eq!(check(&v6), Err(Malformed::IpHeader));
+        assert_eq!(ok(&v6), Err(Dropped::IpHeader));
         let mut ihl = good.clone();
         ihl[ip] = 0x44;
-        assert_eq!(check(&ihl), Err(Malformed::IpHeader));
+        assert_eq!(ok(&ihl), Err(Dropped::IpHeader));
         let mut ihl = good.clone();
         ihl[ip] = 0x4f; // 60 bytes of header in a 36-byte datagram
-        assert_eq!(check(&ihl), Err(Malformed::IpHeader));
+        assert_eq!(ok(&ihl), Err(Dropped::IpHeader));
         let mut csum = good.clone();
         csum[ip + 8] = 1; // TTL changed, checksum not
-        assert_eq!(check(&csum), Err(Malformed::IpChecksum));
-        assert_eq!(check(&good[..good.len() - 1]), Err(Malformed::IpLength));
+        assert_eq!(ok(&csum), Err(Dropped::IpChecksum));
+        assert_eq!(ok(&good[..good.len() - 1]), Err(Dropped::IpLength));
         let mut udp_len = good.clone();
         udp_len[l4 + 4..l4 + 6].copy_from_slice(&100u16.to_be_bytes());
-        assert_eq!(check(&udp_len), Err(Malformed::L4Header));
+        assert_eq!(ok(&udp_len), Err(Dropped::L4Header));
         let mut udp_len = good.clone();
         udp_len[l4 + 4..l4 + 6].copy_from_slice(&7u16.to_be_bytes());
-        assert_eq!(check(&udp_len), Err(Malformed::L4Header));
+        assert_eq!(ok(&udp_len), Err(Dropped::L4Header));
         let mut body = good.clone();
         *body.last_mut().unwrap() ^= 0x40;
-        assert_eq!(check(&body), Err(Malformed::L4Checksum));
-        let mut tcp = vec![0u8; 20];
+        assert_eq!(ok(&body), Err(Dropped::L4Checksum));
+        let mut tcp = std::vec![0u8; 20];
         tcp[12] = 4 << 4;
         assert_eq!(
-            check(&frame(PROTO_TCP, &tcp, Some(16))),
-            Err(Malformed::L4Header)
+            ok(&frame(PROTO_TCP, &tcp, Some(16))),
+            Err(Dropped::L4Header)
         );
         tcp[12] = 5 << 4;
         let mut bad = frame(PROTO_TCP, &tcp, Some(16));
         bad[l4 + 16] ^= 1;
-        assert_eq!(check(&bad), Err(Malformed::L4Checksum));
+        assert_eq!(ok(&bad), Err(Dropped::L4Checksum));
         assert_eq!(
-            check(&frame(PROTO_ICMP, &[8, 0, 0], None)),
-            Err(Malformed::L4Header)
+            ok(&frame(PROTO_ICMP, &[8, 0, 0], None)),
+            Err(Dropped::L4Header)
         );
         let icmp = [8, 0, 0x12, 0x34, 0, 1, 0, 1];
         assert_eq!(
-            check(&frame(PROTO_ICMP, &icmp, None)),
-            Err(Malformed::L4Checksum)
+            ok(&frame(PROTO_ICMP, &icmp, None)),
+            Err(Dropped::L4Checksum)
         );
+    }
+
+    #[test]
+    fn options_are_validated_and_source_routes_refused() {
+        let from = [192, 0, 2, 1];
+        assert_eq!(ok(&echo(from, US, &[1, 1, 1, 0])), Ok(()), "NOPs and EOL");
+        assert_eq!(
+            ok(&echo(from, US, &[7, 7, 4, 0, 0, 0, 0, 0])),
+            Ok(()),
+            "record route"
+        );
+        assert_eq!(ok(&echo(from, US, &[7, 0, 4, 0])), Err(Dropped::IpOptions));
+        assert_eq!(ok(&echo(from, US, &[0xff; 40])), Err(Dropped::IpOptions));
+        assert_eq!(
+            ok(&echo(from, US, &[131, 7, 4, 192, 0, 2, 9, 0])),
+            Err(Dropped::SourceRoute)
+        );
+    }
+
+    #[test]
+    fn martian_sources_are_refused() {
+        for src in [
+            [127, 0, 0, 1],
+            [0, 0, 0, 0],
+            [0, 1, 2, 3],
+            [224, 0, 0, 1],
+            [239, 1, 1, 1],
+            [240, 0, 0, 1],
+            [255; 4],
+            US,
+            [192, 0, 2, 255],
+        ] {
+            assert_eq!(
+                ok(&echo(src, US, &[])),
+                Err(Dropped::MartianSource),
+                "{src:?}"
+            );
+        }
+        assert_eq!(
+            check(&echo([192, 0, 2, 255], US, &[]), &Context::PLAIN).map(|_| ()),
+            Ok(()),
+            "no address: no subnet broadcast yet"
+        );
+        assert_eq!(
+            ok(&echo([10, 0, 2, 2], US, &[])),
+            Ok(()),
+            "off-link unicast is fine"
+        );
+    }
+
+    #[test]
+    fn echo_requests_to_a_group_address_are_ignored() {
+        let from = [192, 0, 2, 1];
+        for dst in [[255; 4], [192, 0, 2, 255], [224, 0, 0, 1]] {
+            assert_eq!(
+                ok(&echo(from, dst, &[])),
+                Err(Dropped::BroadcastEcho),
+                "{dst:?}"
+            );
+        }
+        // Other datagrams to the broadcast address (DHCP) pass.
+        let mut d = udp(b"dhcp");
+        d[14 + 16..14 + 20].copy_from_slice(&[255; 4]);
+        d[14 + 10..14 + 12].fill(0);
+        let c = checksum(0, &d[14..34]);
+        d[14 + 10..14 + 12].copy_from_slice(&c.to_be_bytes());
+        d[14 + 20 + 6..14 + 20 + 8].fill(0);
+        assert_eq!(ok(&d), Ok(()));
+    }
+
+    #[test]
+    fn device_checked_and_partial_checksums() {
+        let mut tcp = std::vec![0u8; 20];
+        tcp[12] = 5 << 4;
+        tcp.extend_from_slice(b"data");
+        let mut f = frame(PROTO_TCP, &tcp, None); // checksum field holds anything
+        f[14 + 20 + 16] = 0x12;
+        assert_eq!(ok(&f), Err(Dropped::L4Checksum));
+        let valid = Context {
+            csum: RxCsum::Valid,
+            ..LAB
+        };
+        assert_eq!(check(&f, &valid).map(|_| ()), Ok(()));
+        let partial = |start, offset| Context {
+            csum: RxCsum::Partial { start, offset },
+            ..LAB
+        };
+        assert_eq!(check(&f, &partial(34, 16)).map(|_| ()), Ok(()));
+        assert_eq!(
+            check(&f, &partial(34, 6)).map(|_| ()),
+            Err(Dropped::BadOffload),
+            "UDP's field in TCP"
+        );
+        assert_eq!(
+            check(&f, &partial(30, 16)).map(|_| ()),
+            Err(Dropped::BadOffload)
+        );
+        let seg = Context {
+            gso: true,
+            ..partial(34, 16)
+        };
+        assert_eq!(check(&f, &seg).map(|_| ()), Ok(()));
+        let mut u = udp(b"abc");
+        u[14 + 20 + 6] ^= 0xff;
+        assert_eq!(check(&u, &partial(34, 6)).map(|_| ()), Ok(()));
+        let useg = Context {
+            gso: true,
+            ..partial(34, 6)
+        };
+        assert_eq!(
+            check(&u, &useg).map(|_| ()),
+            Err(Dropped::BadOffload),
+            "only TCP is segmented"
+        );
+        assert_eq!(
+            check(&echo([192, 0, 2, 1], US, &[]), &partial(34, 2)).map(|_| ()),
+            Err(Dropped::BadOffload)
+        );
+        let mut arp = arp_frame(1, [192, 0, 2, 1], US);
+        arp.truncate(42);
+        assert_eq!(check(&arp, &partial(34, 6)), Err(Dropped::BadOffload));
+    }
+
+    fn arp_frame(op: u16, spa: Ip4, tpa: Ip4) -> Vec<u8> {
+        let mut f = std::vec![0xff; 6];
+        f.extend_from_slice(&[2, 0, 0, 0, 0, 1, 8, 6, 0, 1, 8, 0, 6, 4]);
+        f.extend_from_slice(&op.to_be_bytes());
+        f.extend_from_slice(&[2, 0, 0, 0, 0, 1]);
+        f.extend_from_slice(&spa);
+        f.extend_from_slice(&[0; 6]);
+        f.extend_from_slice(&tpa);
+        f.resize(60, 0);
+        f
+    }
+
+    #[test]
+    fn arp_is_parsed() {
+        let f = arp_frame(1, [0; 4], US);
+        assert_eq!(
+            check(&f, &LAB),
+            Ok(Frame::Arp(ArpInfo {
+                op: 1,
+                sha: [2, 0, 0, 0, 0, 1],
+                spa: [0; 4],
+                tpa: US
+            }))
+        );
+        assert_eq!(check(&f[..41], &LAB), Err(Dropped::ArpMalformed));
+        let mut ipv6 = f.clone();
+        ipv6[16..18].copy_from_slice(&0x86ddu16.to_be_bytes());
+        assert_eq!(check(&ipv6, &LAB), Err(Dropped::ArpMalformed));
     }
 
     #[test]
@@ -341,25 +565,50 @@ mod tests {
         let c = checksum(0, &f[14..34]);
         f[14 + 10..14 + 12].copy_from_slice(&c.to_be_bytes());
         *f.last_mut().unwrap() ^= 1;
-        assert_eq!(check(&f), Ok(()));
+        let Ok(Frame::Ipv4(info)) = check(&f, &LAB) else {
+            panic!("fragment refused")
+        };
+        assert!(info.fragment);
+        let valid = Context {
+            csum: RxCsum::Valid,
+            ..LAB
+        };
+        assert_eq!(
+            check(&f, &valid),
+            Err(Dropped::BadOffload),
+            "a device cannot vouch for a fragment"
+        );
     }
 
     #[test]
     fn a_udp_length_shorter_than_the_ip_payload_is_summed_over_its_own_length() {
         // The sender padded the IP payload past UDP's length (legal); the checksum covers
         // UDP's length only.
-        let mut u = vec![0x30, 0x39, 0, 9, 0, 11, 0, 0, b'a', b'b', b'c'];
+        let mut u = std::vec![0x30, 0x39, 0, 9, 0, 11, 0, 0, b'a', b'b', b'c'];
         let pseudo = sum(0, &[192, 0, 2, 1, 192, 0, 2, 50]) + u64::from(PROTO_UDP) + 11;
         let c = checksum(pseudo, &u);
         u[6..8].copy_from_slice(&c.to_be_bytes());
         u.extend_from_slice(&[0xee; 5]);
-        assert_eq!(check(&frame(PROTO_UDP, &u, None)), Ok(()));
+        assert_eq!(ok(&frame(PROTO_UDP, &u, None)), Ok(()));
     }
 
     #[test]
     fn arbitrary_bytes_never_panic() {
         let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        for len in 0..200 {
+        let ctxs = [
+            Context::PLAIN,
+            LAB,
+            Context {
+                csum: RxCsum::Partial {
+                    start: 34,
+                    offset: 16,
+                },
+                gso: true,
+                max_frame: 65_553,
+                ..LAB
+            },
+        ];
+        for len in 0..400 {
             let mut f: Vec<u8> = (0..len)
                 .map(|_| {
                     seed ^= seed << 13;
@@ -369,24 +618,37 @@ mod tests {
                 })
                 .collect();
             if len > 14 {
-                f[12..14].copy_from_slice(&[8, 0]);
-                f[14] = 0x45;
+                f[12..14].copy_from_slice(&[8, if len % 3 == 0 { 6 } else { 0 }]);
+                f[14] = 0x45 + (len % 11) as u8;
             }
-            let _ = check(&f);
+            for ctx in &ctxs {
+                let _ = check(&f, ctx);
+            }
         }
     }
 
     #[test]
-    fn stats_count_by_reason() {
-        let mut s = IngressStats::default();
-        s.count(Malformed::Runt);
-        s.count(Malformed::L4Checksum);
-        s.count(Malformed::L4Checksum);
-        assert_eq!(
-            (s.get(Malformed::Runt), s.get(Malformed::L4Checksum)),
-            (1, 2)
-        );
-        assert_eq!(s.total(), 3);
-        assert_eq!(Malformed::ALL.map(|m| m as usize), [0, 1, 2, 3, 4, 5, 6]);
+    fn tcp_checksums_for_transmission() {
+        let mut tcp = std::vec![0u8; 20];
+        tcp[12] = 5 << 4;
+        tcp.extend_from_slice(b"segment data");
+        let right = frame(PROTO_TCP, &tcp, Some(16));
+        let mut soft = right.clone();
+        soft[14 + 20 + 16..14 + 20 + 18].fill(0);
+        assert_eq!(tcp_partial_checksum(&mut soft, false), None);
+        assert_eq!(soft, right, "completed in software");
+        let mut partial = soft.clone();
+        partial[14 + 20 + 16..14 + 20 + 18].fill(0);
+        assert_eq!(tcp_partial_checksum(&mut partial, true), Some((34, 16)));
+        // What the device then does (sum from csum_start, complement, store) gives the
+        // right checksum.
+        let c = !fold(sum(0, &partial[34..]));
+        partial[34 + 16..34 + 18].copy_from_slice(&c.to_be_bytes());
+        assert_eq!(partial, right);
+        let mut other = udp(b"x");
+        let before = other.clone();
+        assert_eq!(tcp_partial_checksum(&mut other, true), None);
+        assert_eq!(other, before);
+        assert_eq!(tcp_partial_checksum(&mut [0u8; 20], true), None);
     }
 }

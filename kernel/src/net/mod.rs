@@ -1,13 +1,12 @@
-//! Networking: HTTP/1.1 client parsing (pure, host-tested) and, on the target,
-//! the smoltcp glue over the virtio-net driver.
+//! Networking: the frame gate (checks, reassembly, neighbours; pure, host-tested) and,
+//! on the target, the smoltcp stack over the virtio-net driver with the sockets user
+//! processes hold. DNS and HTTP are user-space libraries (userland/dns, userland/http).
 
-pub mod dns;
-#[cfg(target_os = "none")]
-pub mod fetch;
-pub mod http;
+pub mod gate;
 pub mod ingress;
-#[cfg(target_os = "none")]
-pub mod resolve;
+pub mod mode;
+pub mod neigh;
+pub mod reasm;
 #[cfg(target_os = "none")]
 pub mod stack;
 #[cfg(target_os = "none")]

@@ -6,8 +6,8 @@
 //! device), gives it interrupts, ring memory from the DMA module, and runs the
 //! interrupt-driven datapath over the capability types: the RX ring and its line are one
 //! `NapiLine`; the line's notification wakes the owner, which takes the pair (line
-//! `Draining`, ring `Suppressed`), polls up to a budget, and re-arms only through
-//! `enable_and_recheck`, which reads the used ring back empty. See docs/net.md.
+//! `Draining`, ring `Suppressed`: a `Round`), pulls frames up to a budget, and re-arms only
+//! through `enable_and_recheck`, which reads the used ring back empty. See docs/net.md.
 //!
 //! Interrupts, best first ([`IrqMode`]): MSI-X with RX and configuration changes on vectors
 //! of their own; MSI-X with one shared vector when the table has a single entry; the
@@ -21,11 +21,11 @@ use alloc::vec::Vec;
 
 use caps::dma::DmaPool;
 use caps::irq::{AnyIrqLine, Armed, IrqLine, Masked};
-use caps::napi::{self, NapiLine, PollOutcome};
+use caps::napi::{self, NapiLine, PollOutcome, Round};
 use caps::quiet::quiesce;
 use caps::vring::{Polled, Vring};
 use drivers::pci::msi::{InterruptKind, InterruptPlan, PlanRequest, enable_intx};
-use drivers::virtio::net::{NetDevice, NetError, NetOptions, VirtioNet};
+use drivers::virtio::net::{NetDevice, NetError, NetOptions, RxPacket, VirtioNet};
 use drivers::virtio::pci::{Region, find_caps};
 use drivers::virtio::{AnyTransport, LegacyTransport, MmioWindow, ModernTransport, Transport};
 
@@ -45,6 +45,47 @@ pub const BUDGET: usize = napi::DEFAULT_BUDGET;
 type Net = VirtioNet<AnyTransport<MmioWindow>, KernelDma, QUEUE>;
 type Ring<S> = Vring<S, DmaRing, KernelDma, QUEUE>;
 type RxPair = NapiLine<DmaRing, KernelDma, QUEUE>;
+type RxRound = Round<DmaRing, KernelDma, QUEUE>;
+
+/// The offloads a device negotiated, for the log and the tests' reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Offloads {
+    /// Received checksums vouched for by the device (`GUEST_CSUM`).
+    pub rx_csum: bool,
+    /// TCP segments up to 64 KiB received whole (`GUEST_TSO4`).
+    pub rx_tso4: bool,
+    /// Packets may span several receive buffers (`MRG_RXBUF`).
+    pub mergeable: bool,
+    /// TCP checksums completed by the device (`CSUM`).
+    pub tx_csum: bool,
+}
+
+impl Offloads {
+    /// What `net` negotiated.
+    pub fn of(net: &Net) -> Self {
+        let rx = net.rx_offloads();
+        Offloads {
+            rx_csum: rx.csum,
+            rx_tso4: rx.tso4,
+            mergeable: rx.mergeable,
+            tx_csum: net.tx_csum(),
+        }
+    }
+}
+
+impl core::fmt::Display for Offloads {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let on = |b: bool| if b { "on" } else { "off" };
+        write!(
+            f,
+            "rx-csum {} tso4 {} mergeable {} tx-csum {}",
+            on(self.rx_csum),
+            on(self.rx_tso4),
+            on(self.mergeable),
+            on(self.tx_csum)
+        )
+    }
+}
 
 /// Why the NIC did not come up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +100,25 @@ pub enum AttachError {
     Dma(abi::Error),
     /// The function can interrupt neither by MSI-X nor by a routable INTx pin.
     NoInterrupt,
+}
+
+impl core::fmt::Display for AttachError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            AttachError::Pci(PciError::NotFound) => write!(f, "no virtio-net device"),
+            AttachError::Pci(e) => write!(f, "virtio-net: {e}"),
+            AttachError::Transport => write!(
+                f,
+                "virtio-net offers neither modern capabilities nor a usable legacy BAR"
+            ),
+            AttachError::Net(e) => write!(f, "virtio-net: {e}"),
+            AttachError::Dma(e) => write!(f, "no memory for virtio-net's rings: {e}"),
+            AttachError::NoInterrupt => write!(
+                f,
+                "virtio-net can interrupt neither by MSI-X nor by a routable INTx pin"
+            ),
+        }
+    }
 }
 
 /// How the NIC interrupts.
@@ -86,10 +146,12 @@ pub struct Vector {
 pub struct VirtioNic {
     /// Driver state and counters.
     pub net: Net,
-    /// Receive ring and its line (armed while idle; taken during a round).
+    /// Receive ring and its line (armed while idle; in `rx_draining` during a round).
     pub rx: Option<RxPair>,
     /// Receive ring in polling mode (interrupts off for good, its line masked for good).
     pub rx_polled: Option<Ring<Polled>>,
+    /// The RX pair during a NAPI round (line taken, ring suppressed).
+    rx_draining: Option<RxRound>,
     /// Transmit ring: polled, with no vector; completions are reclaimed before each send.
     pub tx: Ring<Polled>,
     /// How the NIC interrupts.
@@ -123,11 +185,43 @@ fn region(r: Region) -> Mmio {
     }
 }
 
-/// Claims the first virtio-net function and brings it up.
+/// Whether a function is a virtio-net NIC (transitional or modern-only device ID).
+pub fn is_virtio_net(vendor: u16, device: u16) -> bool {
+    vendor == 0x1af4 && matches!(device, 0x1000 | 0x1041)
+}
+
+/// Claims the first virtio-net function and brings it up. Other virtio-net functions
+/// are named in the log and left for whoever claims them (a test, a user-mode driver).
 pub fn attach() -> Result<Box<VirtioNic>, AttachError> {
     let dev = pci::claim(0x1af4, 0x1000)
         .or_else(|_| pci::claim(0x1af4, 0x1041))
         .map_err(AttachError::Pci)?;
+    if let Some(bus) = pci::bus() {
+        for other in bus
+            .functions
+            .iter()
+            .filter(|f| is_virtio_net(f.vendor, f.device) && f.bdf != dev.bdf())
+        {
+            log::info!(
+                "virtio-net: {} is not used by the kernel's stack (it takes the first NIC, {})",
+                other.bdf,
+                dev.bdf()
+            );
+        }
+    }
+    bring_up(dev)
+}
+
+/// Claims the virtio-net function at `bdf` and brings it up.
+pub fn attach_at(bdf: drivers::pci::Bdf) -> Result<Box<VirtioNic>, AttachError> {
+    let dev = pci::claim_at(bdf).map_err(AttachError::Pci)?;
+    if !is_virtio_net(dev.func.vendor, dev.func.device) {
+        return Err(AttachError::Pci(PciError::NotFound));
+    }
+    bring_up(dev)
+}
+
+fn bring_up(dev: Device) -> Result<Box<VirtioNic>, AttachError> {
     let wake = sched::OwnedNotify::new().map_err(|_| AttachError::Dma(abi::Error::ENOMEM))?;
     let (mode, lines) = interrupts(&dev, wake.id())?;
     // The legacy header moves the device configuration when MSI-X is on: pick the
@@ -151,6 +245,7 @@ pub fn attach() -> Result<Box<VirtioNic>, AttachError> {
     // TX has no vector: nobody waits for its interrupt, so its ring is polled for good.
     let tx = tx.into_polled();
     let link_up = net.link_up().unwrap_or(false);
+    log::info!("virtio-net: offloads: {}", Offloads::of(&net));
     let mut lines = lines.into_iter();
     let (rx_line, rx_entry) = lines.next().ok_or(AttachError::NoInterrupt)?;
     let mut vectors = alloc::vec![Vector {
@@ -170,6 +265,7 @@ pub fn attach() -> Result<Box<VirtioNic>, AttachError> {
         net,
         rx: Some(rx),
         rx_polled: None,
+        rx_draining: None,
         tx,
         mode,
         vectors,
@@ -293,6 +389,7 @@ impl VirtioNic {
             mut net,
             rx,
             rx_polled,
+            rx_draining,
             tx,
             ..
         } = *self;
@@ -305,8 +402,9 @@ impl VirtioNic {
         let stopped = net.transport().dma_stopped();
         let rx = rx.map_or(Ok(0), |r| r.release(&stopped).map_err(drop));
         let polled = rx_polled.map_or(Ok(0), |r| r.release(&stopped).map_err(drop));
+        let draining = rx_draining.map_or(Ok(0), |r| r.release(&stopped).map_err(drop));
         let tx = tx.release(&stopped).map_err(drop);
-        let released = [rx, polled, tx];
+        let released = [rx, polled, draining, tx];
         if released.iter().any(Result::is_err) {
             log::error!("virtio-net: status did not read 0; a ring's buffers stay quarantined");
         }
@@ -344,26 +442,122 @@ impl VirtioNic {
         self.vectors[RX].line = Some(AnyIrqLine::Draining(masked));
     }
 
-    /// Polling mode: drains up to one budget of frames without waiting.
-    pub fn poll_rx(&mut self, deliver: impl FnMut(&[u8])) -> usize {
-        match self.rx_polled.as_mut() {
-            Some(vq) => self.net.receive(vq, BUDGET, deliver),
-            None => 0,
+    /// Sleeps until a line of the NIC fires, a request arrives, or `deadline_ns`.
+    pub fn wait(&self, deadline_ns: u64) -> Result<u64, TimedOut> {
+        sched::notify_wait(self.wake.id(), deadline_ns)
+    }
+
+    /// Starts a NAPI round if the RX line fired (and handles a configuration change): the
+    /// pair is taken (`napi::take`: line `Draining`, ring suppressed) and stays so until
+    /// [`VirtioNic::end_batch`] finds the ring drained. Returns whether frames may be
+    /// pulled ([`VirtioNic::pop_rx`]): during a round, and always in polling mode.
+    pub fn begin_round(&mut self) -> bool {
+        if self.rx_polled.is_some() || self.rx_draining.is_some() {
+            return true;
+        }
+        if self.mode == IrqMode::MsixPerQueue {
+            self.config_vector();
+        }
+        let Some(rx) = self.rx.take() else {
+            return false;
+        };
+        match napi::take(rx) {
+            Ok(round) => self.rx_draining = Some(round),
+            Err(rx) => {
+                self.rx = Some(rx);
+                return false;
+            }
+        }
+        match self.mode {
+            // Reading the ISR deasserts INTx. It happens here, with the ring suppressed and
+            // before the drain, never after the recheck: a completion landing after the
+            // recheck must find the line asserted when it is unmasked.
+            IrqMode::Intx => {
+                if self.net.transport().read_isr().config() {
+                    self.config_changed();
+                }
+            }
+            IrqMode::MsixShared => {
+                if self.net.link_up().is_ok_and(|up| up != self.link_up) {
+                    self.config_changed();
+                }
+            }
+            IrqMode::MsixPerQueue => {}
+        }
+        self.net.note_interrupt(drivers::virtio::net::RX_QUEUE);
+        true
+    }
+
+    /// The next received packet (validated by the driver), if a round is open (or in
+    /// polling mode) and the ring has one. Give it back with [`VirtioNic::recycle_rx`].
+    pub fn pop_rx(&mut self) -> Option<RxPacket<KernelDma>> {
+        match (self.rx_draining.as_mut(), self.rx_polled.as_mut()) {
+            (Some(round), _) => self.net.pop_rx(round.ring_mut()),
+            (None, Some(vq)) => self.net.pop_rx(vq),
+            (None, None) => None,
         }
     }
 
-    /// Waits for an interrupt and drains the ring with the NAPI protocol, handing each
-    /// frame to `deliver`. Returns the frames delivered.
+    /// Takes a packet's buffer back for reposting.
+    pub fn recycle_rx(&mut self, p: RxPacket<KernelDma>) {
+        self.net.recycle_rx(p);
+    }
+
+    /// Ends a batch of pulls: refills the ring and, in a NAPI round, decides — work left
+    /// (budget spent, or a re-arm race): `true`, the round stays open (line masked, ring
+    /// suppressed) and the caller yields before pulling again; ring drained: re-enable and
+    /// recheck, which re-arms the line on the used ring read back empty, `false`.
+    pub fn end_batch(&mut self) -> bool {
+        if let Some(vq) = self.rx_polled.as_mut() {
+            self.net.refill_rx(vq);
+            return false;
+        }
+        let Some(round) = self.rx_draining.take() else {
+            return false;
+        };
+        match self.net.rx_batch_done(round) {
+            PollOutcome::BudgetSpent(round) => {
+                self.rx_draining = Some(round);
+                true
+            }
+            PollOutcome::Drained(quiesce) => match self.net.rx_enable_and_recheck(quiesce) {
+                Ok(rx) => {
+                    self.rx = Some(rx);
+                    false
+                }
+                Err(napi::Raced(round)) => {
+                    self.rx_draining = Some(round);
+                    true
+                }
+            },
+        }
+    }
+
+    /// Waits for an interrupt (or `deadline_ns`) and drains the ring with the NAPI protocol,
+    /// handing each frame to `deliver`: for code that needs frames without the stack
+    /// (tests). Returns the frames delivered.
     pub fn receive(
         &mut self,
         deadline_ns: u64,
         mut deliver: impl FnMut(&[u8]),
     ) -> Result<usize, TimedOut> {
-        sched::notify_wait(self.wake.id(), deadline_ns)?;
-        if self.mode == IrqMode::MsixPerQueue {
-            self.config_vector();
+        self.wait(deadline_ns)?;
+        let mut delivered = 0;
+        if !self.begin_round() {
+            return Ok(0);
         }
-        Ok(self.napi_round(&mut deliver))
+        loop {
+            for _ in 0..BUDGET {
+                let Some(p) = self.pop_rx() else { break };
+                deliver(p.frame());
+                self.recycle_rx(p);
+                delivered += 1;
+            }
+            if !self.end_batch() {
+                return Ok(delivered);
+            }
+            sched::yield_now(); // budget spent: never starve other threads
+        }
     }
 
     /// The configuration vector (MSI-X per queue): if it fired, read the link state and
@@ -402,57 +596,6 @@ impl VirtioNic {
             Err(e) => {
                 log::error!("virtio-net: device needs a reset ({e:?})");
                 self.reset_needed = true;
-            }
-        }
-    }
-
-    /// One NAPI round: take the fired line with the ring, poll within budgets (yielding
-    /// between them), re-enable with the recheck, which re-arms. No-op if the line has not
-    /// fired.
-    fn napi_round(&mut self, deliver: &mut impl FnMut(&[u8])) -> usize {
-        let Some(rx) = self.rx.take() else { return 0 };
-        let mut round = match napi::take(rx) {
-            Ok(round) => round,
-            Err(rx) => {
-                self.rx = Some(rx);
-                return 0;
-            }
-        };
-        match self.mode {
-            // Reading the ISR deasserts INTx. It happens here, with the ring suppressed and
-            // before the drain, never after the recheck: a completion landing after the
-            // recheck must find the line asserted when it is unmasked.
-            IrqMode::Intx => {
-                if self.net.transport().read_isr().config() {
-                    self.config_changed();
-                }
-            }
-            IrqMode::MsixShared => {
-                if self.net.link_up().is_ok_and(|up| up != self.link_up) {
-                    self.config_changed();
-                }
-            }
-            IrqMode::MsixPerQueue => {}
-        }
-        self.net.note_interrupt(drivers::virtio::net::RX_QUEUE);
-        let mut delivered = 0;
-        let mut count = |f: &[u8]| {
-            delivered += 1;
-            deliver(f);
-        };
-        loop {
-            match self.net.poll_rx(round, BUDGET, &mut count) {
-                PollOutcome::BudgetSpent(r) => {
-                    round = r;
-                    sched::yield_now(); // a flood never starves other threads
-                }
-                PollOutcome::Drained(quiesce) => match self.net.rx_enable_and_recheck(quiesce) {
-                    Ok(rx) => {
-                        self.rx = Some(rx);
-                        return delivered;
-                    }
-                    Err(napi::Raced(r)) => round = r,
-                },
             }
         }
     }

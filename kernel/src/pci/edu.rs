@@ -61,7 +61,7 @@ impl EduDevice {
         let dev = claim(VENDOR_ID, DEVICE_ID).map_err(OpError::Pci)?;
         let bar0 = dev.bar(0).map_err(OpError::Pci)?;
         let regs = devices::edu(bar0).map_err(|_| OpError::Pci(PciError::Map))?;
-        let ram: Vec<RamRange> = crate::boot::platform()
+        let ram: Vec<RamRange> = crate::machine::platform()
             .map(|p| {
                 p.ram
                     .iter()

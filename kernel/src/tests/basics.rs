@@ -7,7 +7,7 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use crate::arch::{probe, secondary, sections, stack};
 use crate::mem::frames;
 use crate::sched;
-use crate::{boot, ensure, ensure_eq, irq, kernel_test, time, timer, trap};
+use crate::{ensure, ensure_eq, irq, kernel_test, machine, time, timer, trap};
 use caps::irq::LineStatus;
 use drivers::irqchip::Trigger;
 
@@ -76,11 +76,15 @@ kernel_test! {
 
 kernel_test! {
     fn stack_guard_pages_are_unmapped() {
-        let s = stack::alloc().ok_or("no stack")?;
-        let fault = probe::try_store_u64(s.guard(), 1).err().ok_or("guard page writable")?;
-        ensure_eq!(fault.esr & 0x3c, 0x4); // translation fault
-        ensure_eq!(stack::guard_hit(s.guard() + 8), Some((s.guard() - stack::guard_base()) / stack::SLOT_SIZE));
-        ensure!(probe::try_store_u64(s.bottom(), 1).is_ok(), "stack not writable");
+        for class in [stack::Class::Kernel, stack::Class::User] {
+            let s = stack::alloc(class).ok_or("no stack")?;
+            let fault = probe::try_store_u64(s.guard(), 1).err().ok_or("guard page writable")?;
+            ensure_eq!(fault.esr & 0x3c, 0x4); // translation fault
+            ensure!(stack::guard_hit(s.guard() + 8).is_some_and(|(c, _)| c == class));
+            ensure!(stack::guard_hit(s.bottom()).is_none(), "the stack itself counted as guard");
+            ensure!(probe::try_store_u64(s.bottom(), 1).is_ok(), "stack not writable");
+            ensure!(probe::try_store_u64(s.top() - 8, 1).is_ok(), "stack top not writable");
+        }
         let boot_guard = sections::image().boot_stack_guard;
         ensure!(probe::try_store_u64(boot_guard, 1).is_err(), "boot stack guard writable");
         Ok(())
@@ -105,7 +109,7 @@ kernel_test! {
         let slept = time::now_ns() - start;
         ensure!(slept >= 20_000_000, "woke early after {slept} ns");
         ensure!(timer::ticks() > ticks, "no timer interrupt during the sleep");
-        let intid = boot::platform().and_then(|p| p.timer_irq).ok_or("no timer irq")?.intid;
+        let intid = machine::platform().ok_or("no platform")?.timer_irq.intid;
         ensure!(irq::count(intid) > 0, "timer line counted no deliveries");
         ensure_eq!(timer::not_quiet(), 0);
         Ok(())
@@ -127,14 +131,14 @@ kernel_test! {
         let deadline = time::now_ns() + 5_000_000_000;
         let mut got = alloc::string::String::new();
         while got.len() < expected.len() {
-            let b = crate::monitor::read_byte_until(deadline)
+            let b = crate::console::input::read_byte_until(deadline)
                 .ok_or_else(|| alloc::format!("input timed out after {got:?}"))?;
             if !(got.is_empty() && b.is_ascii_whitespace()) {
                 got.push(b as char);
             }
         }
         ensure_eq!(got, expected);
-        let intid = boot::platform().and_then(|p| p.uart_irq).ok_or("no uart irq")?.intid;
+        let intid = machine::platform().and_then(|p| p.uart_irq).ok_or("no uart irq")?.intid;
         ensure!(irq::count(intid) > 0, "input arrived without a UART interrupt");
         Ok(())
     }
@@ -177,8 +181,19 @@ kernel_test! {
         let t = sched::spawn("yield-peer", || RAN.store(true, Ordering::SeqCst))
             .map_err(|e| alloc::format!("{e:?}"))?;
         sched::yield_now();
-        ensure!(RAN.load(Ordering::SeqCst), "yield did not run the ready thread");
-        sched::yield_now();
+        if crate::arch::secondary::online() == 1 {
+            // One CPU: the yield itself must have run it.
+            ensure!(RAN.load(Ordering::SeqCst), "yield did not run the ready thread");
+        }
+        // Several CPUs: an idle one took it at once (bounded wait, yielding).
+        let t0 = time::now_ns();
+        while !RAN.load(Ordering::SeqCst) && time::now_ns() < t0 + 100_000_000 {
+            sched::yield_now();
+        }
+        ensure!(RAN.load(Ordering::SeqCst), "the ready thread did not run within 100 ms");
+        while sched::alive(t) && time::now_ns() < t0 + 200_000_000 {
+            sched::yield_now();
+        }
         ensure!(!sched::alive(t), "peer did not exit");
         Ok(())
     }
@@ -267,14 +282,20 @@ kernel_test! {
         static STOP: AtomicBool = AtomicBool::new(false);
         SPINS.store(0, Ordering::SeqCst);
         STOP.store(false, Ordering::SeqCst);
-        let t = sched::spawn("spinner", || {
-            while !STOP.load(Ordering::Relaxed) {
-                SPINS.fetch_add(1, Ordering::Relaxed);
-            }
-        })
-        .map_err(|e| alloc::format!("{e:?}"))?;
-        // We block; the spinner runs and never yields. Getting control back needs the
-        // timer to preempt it.
+        // One spinner per CPU: with this thread, more runnable threads than CPUs.
+        let mut spinners = alloc::vec::Vec::new();
+        for _ in 0..crate::arch::secondary::online() {
+            spinners.push(
+                sched::spawn("spinner", || {
+                    while !STOP.load(Ordering::Relaxed) {
+                        SPINS.fetch_add(1, Ordering::Relaxed);
+                    }
+                })
+                .map_err(|e| alloc::format!("{e:?}"))?,
+            );
+        }
+        // We block; the spinners run and never yield. Getting control back needs the
+        // timer to preempt one.
         sched::sleep_ns(30_000_000);
         let spun = SPINS.load(Ordering::SeqCst);
         // Still runnable alongside the spinner: the slice timer keeps switching.
@@ -287,8 +308,8 @@ kernel_test! {
         STOP.store(true, Ordering::SeqCst);
         sched::sleep_ns(20_000_000);
         ensure!(spun > 0, "spinner never ran");
-        ensure!(switched >= 2, "only {switched} switches while two threads spun for 30 ms");
-        ensure!(!sched::alive(t), "spinner did not exit");
+        ensure!(switched >= 2, "only {switched} switches while more threads than CPUs spun for 30 ms");
+        ensure!(spinners.iter().all(|&t| !sched::alive(t)), "a spinner did not exit");
         Ok(())
     }
 }
@@ -335,7 +356,7 @@ kernel_test! {
 
 kernel_test! {
     fn secondary_cpus_came_online_through_psci() {
-        let expected = boot::platform().map_or(1, |p| p.cpus.len().max(1)) as u32;
+        let expected = machine::platform().map_or(1, |p| p.cpus.len().max(1)) as u32;
         let deadline = time::now_ns() + 500_000_000;
         while secondary::online() < expected && time::now_ns() < deadline {
             sched::sleep_ns(1_000_000);

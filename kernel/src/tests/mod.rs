@@ -1,7 +1,9 @@
 //! Kernel tests that span subsystems (unit tests sit beside their code).
 
 mod basics;
+mod bridges;
 mod dma;
 mod net;
 mod netlab;
 mod pci;
+mod process;

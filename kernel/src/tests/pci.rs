@@ -9,7 +9,7 @@ use drivers::pci::bar::Space;
 
 use crate::pci::edu::{EduDevice, OpError};
 use crate::pci::{self, bus};
-use crate::{boot, ensure, ensure_eq, irq, kernel_test, sched, skip, time};
+use crate::{boot, ensure, ensure_eq, irq, kernel_test, machine, sched, skip, time};
 
 /// The DMA mask scripts/test gives the edu devices for transfers.
 const WIDE_DMA_MASK: u64 = 0xff_ffff_ffff;
@@ -25,12 +25,9 @@ fn edu_mode() -> &'static str {
 /// Whether the machine has an MSI controller (a v2m frame or an ITS). QEMU drops the
 /// MSI-X capability of virtio-net-pci on a machine without one (GICv3 `its=off`).
 fn machine_has_msi() -> bool {
-    use crate::platform::Gic;
-    match boot::platform().and_then(|p| p.gic.as_ref()) {
-        Some(Gic::V2 { v2m, .. }) => !v2m.is_empty(),
-        Some(Gic::V3 { its, .. }) => !its.is_empty(),
-        None => false,
-    }
+    machine::platform().is_some_and(|p| {
+        !p.gic.v2m().is_empty() || (!p.gic.its().is_empty() && !crate::its::described_but_absent())
+    })
 }
 
 fn count(vendor: u16, device: u16) -> usize {
@@ -82,12 +79,10 @@ kernel_test! {
 kernel_test! {
     fn msi_vectors_exhaust_and_come_back() {
         let Some(vectors) = pci::msi_vectors() else {
-            // No MSI controller: a GICv2 without a v2m frame, or a GICv3 without an ITS.
-            ensure!(!matches!(boot::platform().and_then(|p| p.gic.as_ref()),
-                Some(crate::platform::Gic::V2 { v2m, .. }) if !v2m.is_empty()),
-                "a v2m frame exists but no allocator was made");
-            ensure!(!matches!(boot::platform().and_then(|p| p.gic.as_ref()),
-                Some(crate::platform::Gic::V3 { its, .. }) if !its.is_empty()),
+            // No MSI controller: no v2m frame and no ITS.
+            let gic = &machine::platform().ok_or("no platform")?.gic;
+            ensure!(gic.v2m().is_empty(), "a v2m frame exists but no allocator was made");
+            ensure!(gic.its().is_empty() || crate::its::described_but_absent(),
                 "an ITS exists but no allocator was made");
             return Ok(());
         };
@@ -252,7 +247,7 @@ kernel_test! {
         }
         let mask = if edu_mode() == "nodma" { DEFAULT_DMA_MASK } else { WIDE_DMA_MASK };
         let edu = EduDevice::claim(mask).map_err(|e| alloc::format!("{e:?}"))?;
-        let ram = boot::platform().ok_or("no platform")?.ram[0].start as u64;
+        let ram = machine::platform().ok_or("no platform")?.ram[0].start as u64;
         let req = |ram_addr, offset, len| DmaRequest {
             direction: DmaDirection::ToDevice, ram_addr, offset, len, interrupt: true,
         };

@@ -99,6 +99,23 @@ sysreg!(
     /// `ICC_SGI1R_EL1`, IHI 0069H §12.2.23.
     write set_icc_sgi1r_el1, "S3_0_C12_C11_5"
 );
+sysreg!(
+    /// `ICC_IAR0_EL1`, IHI 0069H §12.2.13: acknowledges a Group 0 interrupt (one that
+    /// arrived as FIQ on a GIC with two security states).
+    read icc_iar0_el1, "S3_0_C12_C8_0", 1023
+);
+sysreg!(
+    /// `ICC_EOIR0_EL1`, IHI 0069H §12.2.9.
+    write set_icc_eoir0_el1, "S3_0_C12_C8_1"
+);
+sysreg!(
+    /// `ICC_BPR0_EL1`, IHI 0069H §12.2.4.
+    write set_icc_bpr0_el1, "S3_0_C12_C8_3"
+);
+sysreg!(
+    /// `ICC_IGRPEN0_EL1`, IHI 0069H §12.2.15.
+    write set_icc_igrpen0_el1, "S3_0_C12_C12_6"
+);
 
 /// Instruction synchronization barrier: makes a CPU-interface register write
 /// take effect before what follows (IHI 0069H §12.1.6).

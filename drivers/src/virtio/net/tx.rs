@@ -1,16 +1,18 @@
-//! virtio-net transmit path: zeroed header, many in flight, bounded reclaim.
+//! virtio-net transmit path: header, many in flight, bounded reclaim.
 //!
 //! Transmission must never wait for the device: a frame goes into a buffer
-//! from a fixed free list behind a zeroed `virtio_net_hdr` (no offloads,
-//! virtio 1.2 §5.1.6.2), is posted as exactly its own length, and the buffer
-//! comes back only through a validated completion, reclaimed in bounded
-//! batches. A full ring is an error value the caller retries after reclaim.
+//! from a fixed free list behind a `virtio_net_hdr` that is zero except for a
+//! checksum the device is asked to complete (`CSUM`, virtio 1.2 §5.1.6.2), is
+//! posted as exactly its own length, and the buffer comes back only through a
+//! validated completion, reclaimed in bounded batches. A full ring is an error
+//! value the caller retries after reclaim.
 
 use caps::dma::DmaHal;
 use caps::napi::{self, NapiLine, PollOutcome, Quiesce, Raced, Round};
 use caps::vring::{BufDir, Completion, Drainable, Rejected, RingMemory, RingState, Vring};
 
-use super::{MAX_FRAME, TX_QUEUE, TxError, VirtioNet};
+use super::hdr::write_tx_header;
+use super::{MAX_FRAME, TX_QUEUE, TxCsum, TxError, VirtioNet};
 use crate::virtio::Transport;
 
 /// Transmit path.
@@ -23,6 +25,18 @@ impl<T: Transport, H: DmaHal + 'static, const Q: usize> VirtioNet<T, H, Q> {
         vq: &mut Vring<S, M, H, Q>,
         len: usize,
         fill: impl FnOnce(&mut [u8]) -> R,
+    ) -> Result<R, TxError> {
+        self.transmit_offload(vq, len, |b| (fill(b), TxCsum::None))
+    }
+
+    /// As [`VirtioNet::transmit_with`], where `fill` also says whether the device is to
+    /// complete the frame's transport checksum (only when [`VirtioNet::tx_csum`]; the
+    /// position must lie inside the frame, else the frame is not sent: `BadOffload`).
+    pub fn transmit_offload<S: RingState, M: RingMemory, R>(
+        &mut self,
+        vq: &mut Vring<S, M, H, Q>,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]) -> (R, TxCsum),
     ) -> Result<R, TxError> {
         if len == 0 || len > MAX_FRAME {
             return Err(TxError::BadLength);
@@ -40,15 +54,27 @@ impl<T: Transport, H: DmaHal + 'static, const Q: usize> VirtioNet<T, H, Q> {
             return Err(TxError::Full);
         };
         let (hdr, total) = (self.hdr_len, self.hdr_len + len);
+        let tx_csum = self.tx_csum();
         let bytes = region.bytes_mut();
-        bytes[..hdr].fill(0);
-        let out = fill(&mut bytes[hdr..total]);
+        let (out, csum) = fill(&mut bytes[hdr..total]);
+        let ok = match csum {
+            TxCsum::None => true,
+            TxCsum::Partial { start, offset } => {
+                tx_csum && usize::from(start) + usize::from(offset) + 2 <= len
+            }
+        };
+        if !ok {
+            let _ = self.tx_free.push(region);
+            return Err(TxError::BadOffload);
+        }
+        write_tx_header(&mut bytes[..hdr], csum);
         if let Err((region, _)) = vq.post_prefix(region, total, BufDir::DeviceReads, 0) {
             let _ = self.tx_free.push(region);
             return Err(TxError::Broken);
         }
         self.tx.packets += 1;
         self.tx.bytes += len as u64;
+        self.tx.csum_offloaded += u64::from(csum != TxCsum::None);
         self.kick(TX_QUEUE, vq);
         Ok(out)
     }
@@ -164,5 +190,63 @@ mod tests {
         );
         assert_eq!(net.tx_free(), 16);
         assert!(s.notifications >= 1);
+    }
+
+    #[test]
+    fn the_device_completes_a_checksum_only_when_it_offered_to() {
+        use super::super::{TxCsum, tests::QEMU};
+        use crate::virtio::fake;
+        let partial = TxCsum::Partial {
+            start: 34,
+            offset: 16,
+        };
+        let (mut w, d) = modern::<16>(&NetOptions::default());
+        let NetDevice {
+            mut net,
+            rx: _rx,
+            tx,
+        } = d;
+        let mut tx = tx.into_polled();
+        assert!(net.tx_csum());
+        let sent = net.transmit_offload(&mut tx, 54, |b| {
+            b.fill(7);
+            (b.len(), partial)
+        });
+        assert_eq!(sent, Ok(54));
+        let bad = net.transmit_offload(&mut tx, 40, |_| ((), partial));
+        assert_eq!(
+            bad,
+            Err(TxError::BadOffload),
+            "checksum field past the frame"
+        );
+        let out = w.drain_tx();
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].0, [1, 0, 0, 0, 0, 0, 34, 0, 16, 0, 0, 0]);
+        assert_eq!(net.tx_stats().csum_offloaded, 1);
+        net.reclaim_tx(&mut tx, 64);
+        assert_eq!(net.tx_free(), 16, "the refused frame's buffer came back");
+        // A device without CSUM: the same request is refused.
+        let dev = fake::device(
+            QEMU & !super::super::feature::CSUM,
+            &[64, 64],
+            &super::super::tests::CONFIG,
+        );
+        let t = fake::modern(&dev);
+        let (_w, d) = super::super::tests::bring_up::<_, 64>(dev, t, &NetOptions::default());
+        let NetDevice {
+            mut net,
+            rx: _rx,
+            tx,
+        } = d.unwrap();
+        let mut tx = tx.into_polled();
+        assert!(!net.tx_csum());
+        assert_eq!(
+            net.transmit_offload(&mut tx, 54, |_| ((), partial)),
+            Err(TxError::BadOffload)
+        );
+        assert_eq!(
+            net.transmit_offload(&mut tx, 54, |_| ((), TxCsum::None)),
+            Ok(())
+        );
     }
 }

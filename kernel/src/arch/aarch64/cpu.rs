@@ -3,18 +3,20 @@
 //! Each function wraps one or two instructions; the rest of the kernel calls
 //! these instead of writing `asm!` (STYLE.md: unsafe stays in `arch/`). System
 //! registers go through `aarch64-cpu`'s typed registers and fields (timer, counter,
-//! IDs, DAIF reads) and its barrier and hint instructions. Hand-written, each with its
-//! reason: the IRQ mask and unmask (`msr daifset/daifclr`, one instruction each, and not
-//! `nomem` as the crate's register writes are: the compiler must not move a critical
-//! section's memory accesses across them), the cache maintenance by address, and the
+//! IDs, the CPU index in TPIDR_EL1, DAIF reads) and its barrier and hint instructions.
+//! Hand-written, each with its reason: the IRQ mask and unmask (`msr daifset/daifclr`,
+//! one instruction each, and not `nomem` as the crate's register writes are: the
+//! compiler must not move a critical section's memory accesses across them), the
+//! address-space switch (`msr ttbr0_el1` + `isb`, not `nomem` for the same reason: the
+//! lower half's memory changes under it), the cache maintenance by address, and the
 //! test breakpoint and kernel call (instructions the trap handler decodes).
 
 use core::arch::asm;
 
 use aarch64_cpu::asm::barrier;
 use aarch64_cpu::registers::{
-    CNTFRQ_EL0, CNTP_CTL_EL0, CNTP_CVAL_EL0, CNTPCT_EL0, CurrentEL, DAIF, MPIDR_EL1, Readable,
-    Writeable,
+    CNTFRQ_EL0, CNTP_CTL_EL0, CNTP_CVAL_EL0, CNTPCT_EL0, CurrentEL, DAIF, ID_AA64ISAR0_EL1,
+    MIDR_EL1, MPIDR_EL1, Readable, TPIDR_EL1, Writeable,
 };
 
 /// Saved interrupt mask state (the DAIF register), restored by [`restore_daif`].
@@ -96,9 +98,34 @@ pub fn clean_dcache_range(addr: usize, len: usize) {
     dsb_sy();
 }
 
+/// Loads TTBR0_EL1 (the lower half's root table | ASID << 48) and synchronises. Entries
+/// of other ASIDs stay in the TLB; the caller invalidates an ASID before reusing it.
+pub fn set_ttbr0(value: u64) {
+    // SAFETY: TTBR0 maps only the lower half, which the kernel never executes from or
+    // relies on; the value is an empty table or a live process's table.
+    unsafe { asm!("msr ttbr0_el1, {0}", "isb", in(reg) value, options(nostack)) }
+}
+
+/// This CPU's kernel index (0 = the boot CPU), kept in TPIDR_EL1.
+#[inline(always)]
+pub fn index() -> usize {
+    TPIDR_EL1.get() as usize
+}
+
+/// Records this CPU's kernel index (once, as the CPU comes up).
+pub fn set_index(i: usize) {
+    // TPIDR_EL1 is a scratch register for the kernel's own use; nothing else reads it.
+    TPIDR_EL1.set(i as u64);
+}
+
 /// MPIDR_EL1 affinity bits (Aff3..Aff0) of this CPU.
 pub fn mpidr() -> u64 {
     MPIDR_EL1.get() & 0xff_00ff_ffff
+}
+
+/// The main ID register (implementer, part, revision).
+pub fn midr() -> u64 {
+    MIDR_EL1.get()
 }
 
 /// The exception level the kernel runs at (1 after boot).
@@ -166,4 +193,27 @@ pub fn kernel_call(op: u64, a1: u64, a2: u64) {
     // SAFETY: the sync handler treats SVC #0 from EL1 as a scheduler call; the trap
     // frame saves and restores every general register, so nothing is clobbered.
     unsafe { asm!("svc #0", in("x0") op, in("x1") a1, in("x2") a2, options(nostack)) }
+}
+
+/// The instruction-set features user programs may want to know about, by the names
+/// Linux's `/proc/cpuinfo` uses (ID_AA64ISAR0_EL1, Arm ARM D19.2.61): `aes`, `pmull`,
+/// `sha1`, `sha2`, `sha512`, `crc32`, `atomics`. EL0 cannot read ID registers itself.
+pub fn isa_features() -> heapless::Vec<&'static str, 8> {
+    let isar0 = ID_AA64ISAR0_EL1.get();
+    let field = |shift: u32| (isar0 >> shift) & 0xf;
+    let mut out = heapless::Vec::new();
+    for (name, shift, min) in [
+        ("aes", 4, 1),
+        ("pmull", 4, 2),
+        ("sha1", 8, 1),
+        ("sha2", 12, 1),
+        ("sha512", 12, 2),
+        ("crc32", 16, 1),
+        ("atomics", 20, 2),
+    ] {
+        if field(shift) >= min {
+            let _ = out.push(name);
+        }
+    }
+    out
 }

@@ -6,33 +6,91 @@
 
 use caps::irq::IrqChip;
 use drivers::irqchip::InterruptController;
-use drivers::uart::pl011::Pl011;
+use drivers::uart::{Ns16550, Pl011, Uart};
 
 use super::mmu::{self, Kind, MapFailed};
-use crate::platform::Mmio;
+use crate::platform::{self, Mmio, UartKind};
 
-/// Maps `mmio` as device memory (page-rounded).
-pub fn map_mmio(mmio: Mmio) -> Result<(), MapFailed> {
+/// Why a device described by the firmware could not be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeviceError {
+    /// Mapping its registers failed.
+    Map(MapFailed),
+    /// Reading the register at this physical address faults: nothing answers there.
+    Absent(usize),
+}
+
+impl From<MapFailed> for DeviceError {
+    fn from(e: MapFailed) -> Self {
+        DeviceError::Map(e)
+    }
+}
+
+/// Reads the mapped 32-bit register at virtual address `va` (physical `pa`, for the
+/// report) through the fault-tolerant probe: firmware tables and device trees can
+/// describe hardware that is not there, and a fault here is an error instead of a
+/// fatal exception.
+pub fn answers(va: usize, pa: usize) -> Result<u32, DeviceError> {
+    super::probe::try_load_u32(va).map_err(|_| DeviceError::Absent(pa))
+}
+
+/// Reads the 32-bit word of RAM at physical `pa` (mapped through the linear map) the
+/// same way: a device tree can claim RAM that is not there.
+pub fn ram_answers(pa: usize) -> bool {
+    super::probe::try_load_u32(mmu::phys_to_virt(pa)).is_ok()
+}
+
+/// Maps `mmio` (physical) as device memory (page-rounded); returns the virtual address
+/// of `mmio.base`.
+pub fn map_mmio(mmio: Mmio) -> Result<usize, MapFailed> {
     let start = mmio.base & !0xfff;
     let end = (mmio.base + mmio.len.max(1)).div_ceil(4096) * 4096;
-    mmu::map(start, end, Kind::Device)
+    mmu::map(start, end, Kind::Device)?;
+    Ok(mmu::phys_to_virt(mmio.base))
 }
 
-/// A PL011 at `mmio`, mapped first.
-pub fn pl011(mmio: Mmio) -> Result<Pl011, MapFailed> {
-    map_mmio(mmio)?;
-    // SAFETY: the window comes from the DTB's `arm,pl011` node and is now mapped as
-    // device memory; the console owns the only long-lived handle.
-    Ok(unsafe { Pl011::new(mmio.base) })
+/// The driver for `uart`, mapped at `va`.
+///
+/// # Safety
+/// `uart.mmio` is mapped as device memory at `va` for good.
+unsafe fn uart_driver(uart: platform::Uart, va: usize) -> Uart {
+    match uart.kind {
+        // SAFETY: the caller guarantees the window is mapped as device memory at `va`.
+        UartKind::Pl011 => Uart::Pl011(unsafe { Pl011::new(va) }),
+        UartKind::Ns16550 { shift, width } => {
+            // SAFETY: as above; the window came from the UART node's `reg`.
+            Uart::Ns16550(unsafe { Ns16550::new(va, shift, width) })
+        }
+    }
 }
 
-/// A PL011 handle for emergency output (fatal traps, panics, a missing DTB), used
-/// without taking the console lock.
-pub fn pl011_emergency(base: usize) -> Pl011 {
-    // SAFETY: `base` is the console UART (already mapped, or the MMU is off and the
-    // fixed early address is used); emergency output only writes the data register,
-    // and interleaving with the normal console at worst garbles characters.
-    unsafe { Pl011::new(base) }
+/// Maps the console UART described by the device tree and checks that it answers;
+/// returns its virtual address.
+pub fn map_uart(uart: platform::Uart) -> Result<usize, DeviceError> {
+    let va = map_mmio(uart.mmio)?;
+    // A UART that is not there would turn every later message into a fault.
+    let status = match uart.kind {
+        UartKind::Pl011 => 0x18,
+        UartKind::Ns16550 { shift, .. } => (5usize << shift) & !3,
+    };
+    answers(va + status, uart.mmio.base + status)?;
+    Ok(va)
+}
+
+/// The console UART's driver (already mapped at `va` by [`map_uart`]).
+pub fn uart(uart: platform::Uart, va: usize) -> Uart {
+    // SAFETY: `map_uart` mapped the device tree's console UART at `va` as device memory
+    // for good; the console owns the only long-lived handle.
+    unsafe { uart_driver(uart, va) }
+}
+
+/// A handle on the console UART for emergency output (fatal traps, panics, early
+/// boot failures), used without taking the console lock.
+pub fn uart_emergency(uart: platform::Uart, va: usize) -> Uart {
+    // SAFETY: only called with the UART `console::set_early` mapped at `va`; emergency
+    // output only writes the data register (and reads status), and interleaving with
+    // the normal console at worst garbles characters.
+    unsafe { uart_driver(uart, va) }
 }
 
 /// The GICv3 `gic` made, for the ITS (which enables LPIs on its redistributor).
@@ -46,77 +104,88 @@ pub fn gicv3() -> Option<&'static drivers::irqchip::GicV3> {
 /// The GIC described by the DTB, mapped and constructed (not yet initialised).
 pub fn gic(
     gic: &crate::platform::Gic,
-) -> Result<(&'static dyn InterruptController, &'static dyn IrqChip), MapFailed> {
+) -> Result<(&'static dyn InterruptController, &'static dyn IrqChip), DeviceError> {
     use crate::platform::Gic;
     use alloc::boxed::Box;
     use drivers::irqchip::{GicV2, GicV3};
     match gic {
         Gic::V2 { gicd, gicc, .. } => {
-            map_mmio(*gicd)?;
-            map_mmio(*gicc)?;
+            let d = map_mmio(*gicd)?;
+            let c = map_mmio(*gicc)?;
+            answers(d + 4, gicd.base + 4)?; // GICD_TYPER
+            answers(c + 0xfc, gicc.base + 0xfc)?; // GICC_IIDR
             // SAFETY: both windows come from the DTB's GIC node and are mapped as device
-            // memory; the kernel creates exactly one controller object.
-            let chip: &'static GicV2 =
-                Box::leak(Box::new(unsafe { GicV2::new(gicd.base, gicc.base) }));
+            // memory at `d` and `c`; the kernel creates exactly one controller object.
+            let chip: &'static GicV2 = Box::leak(Box::new(unsafe { GicV2::new(d, c) }));
             Ok((chip, chip))
         }
         Gic::V3 { gicd, gicr, .. } => {
-            map_mmio(*gicd)?;
-            map_mmio(*gicr)?;
+            let d = map_mmio(*gicd)?;
+            let r = map_mmio(*gicr)?;
+            answers(d + 4, gicd.base + 4)?; // GICD_TYPER
+            answers(r + 8, gicr.base + 8)?; // GICR_TYPER
             // SAFETY: as above, for the distributor and the redistributor region.
-            let chip: &'static GicV3 = Box::leak(Box::new(unsafe {
-                GicV3::new(gicd.base, gicr.base, gicr.len)
-            }));
+            let chip: &'static GicV3 = Box::leak(Box::new(unsafe { GicV3::new(d, r, gicr.len) }));
             GICV3.call_once(|| chip);
             Ok((chip, chip))
         }
     }
 }
 
-/// The PCI host bridge's ECAM window for buses `bus_start..=bus_end`, mapped.
+/// The PCI host bridge's ECAM window for buses `bus_start..=bus_end`, mapped and
+/// checked to answer.
 pub fn ecam(
     base: u64,
     bus_start: u8,
     bus_end: u8,
-) -> Result<drivers::pci::config::Ecam, MapFailed> {
-    let len = (usize::from(bus_end - bus_start) + 1) << 20;
-    map_mmio(Mmio {
+) -> Result<drivers::pci::config::Ecam, DeviceError> {
+    let buses = usize::from(
+        bus_end
+            .checked_sub(bus_start)
+            .ok_or(DeviceError::Absent(0))?,
+    ) + 1;
+    let va = map_mmio(Mmio {
         base: base as usize,
-        len,
+        len: buses << 20,
     })?;
+    answers(va, base as usize)?; // bus_start 00.0's vendor ID
     // SAFETY: the window is the DTB's ECAM `reg` for exactly these buses, now mapped as
-    // device memory for good; the kernel's PCI layer makes the only `Ecam`.
-    Ok(unsafe { drivers::pci::config::Ecam::new(base as usize, bus_start, bus_end) })
+    // device memory for good at `va`; the kernel's PCI layer makes the only `Ecam`.
+    Ok(unsafe { drivers::pci::config::Ecam::new(va, bus_start, bus_end) })
 }
 
-/// A GICv2m MSI frame, mapped.
-pub fn v2m(frame: Mmio) -> Result<drivers::irqchip::v2m::V2m, MapFailed> {
-    map_mmio(frame)?;
+/// A GICv2m MSI frame, mapped and checked to answer (`MSI_TYPER`).
+pub fn v2m(frame: Mmio) -> Result<drivers::irqchip::v2m::V2m, DeviceError> {
+    let va = map_mmio(frame)?;
+    answers(va + 8, frame.base + 8)?;
     // SAFETY: the frame comes from an `arm,gic-v2m-frame` DTB node and is now mapped as
-    // device memory; the PCI layer makes the only handle.
-    Ok(unsafe { drivers::irqchip::v2m::V2m::new(frame.base) })
+    // device memory at `va`; the PCI layer makes the only handle.
+    Ok(unsafe { drivers::irqchip::v2m::V2m::new(va) })
 }
 
-/// A GICv3 ITS's register frames (control + translation, 128 KiB), mapped.
-pub fn its(frame: Mmio) -> Result<drivers::irqchip::its::regs::ItsMmio, MapFailed> {
+/// A GICv3 ITS's register frames (control + translation, 128 KiB), mapped and checked
+/// to answer (`GITS_TYPER`; QEMU 7.2's ACPI tables name an ITS even with `its=off`).
+pub fn its(frame: Mmio) -> Result<drivers::irqchip::its::regs::ItsMmio, DeviceError> {
     if frame.len < 0x2_0000 {
-        return Err(MapFailed {
+        return Err(DeviceError::Map(MapFailed {
             start: frame.base,
             end: frame.base + frame.len,
-        });
+        }));
     }
-    map_mmio(frame)?;
+    let va = map_mmio(frame)?;
+    answers(va + 8, frame.base + 8)?;
     // SAFETY: the window is an `arm,gic-v3-its` DTB node's `reg`, at least 128 KiB, now
-    // mapped as device memory; the kernel's ITS module makes the only handle.
-    Ok(unsafe { drivers::irqchip::its::regs::ItsMmio::new(frame.base) })
+    // mapped as device memory at `va`; the kernel's ITS module makes the only handle.
+    Ok(unsafe { drivers::irqchip::its::regs::ItsMmio::new(va) })
 }
 
 /// An edu device's BAR0 registers, mapped (memory decode must be on).
 pub fn edu(bar0: Mmio) -> Result<drivers::edu::EduMmio, MapFailed> {
-    map_mmio(bar0)?;
+    let va = map_mmio(bar0)?;
     // SAFETY: BAR0 was assigned inside the host bridge's window by the PCI layer, which
-    // enabled memory decode and hands each claimed function to one driver only.
-    Ok(unsafe { drivers::edu::EduMmio::new(bar0.base) })
+    // enabled memory decode and hands each claimed function to one driver only; it is
+    // mapped at `va`.
+    Ok(unsafe { drivers::edu::EduMmio::new(va) })
 }
 
 /// A function's MSI-X table and PBA (inside its BARs, already assigned), mapped.
@@ -125,18 +194,19 @@ pub fn msix_table(
     pba: Mmio,
     entries: u16,
 ) -> Result<drivers::pci::msi::MsixTable, MapFailed> {
-    map_mmio(table)?;
-    map_mmio(pba)?;
+    let t = map_mmio(table)?;
+    let p = map_mmio(pba)?;
     // SAFETY: both windows lie inside BARs the PCI layer assigned to the claimed function,
-    // now mapped as device memory; only the kernel's MSI-X code writes the table.
-    Ok(unsafe { drivers::pci::msi::MsixTable::new(table.base, pba.base, entries) })
+    // now mapped as device memory at `t` and `p`; only the kernel's MSI-X code writes
+    // the table.
+    Ok(unsafe { drivers::pci::msi::MsixTable::new(t, p, entries) })
 }
 
 /// A virtio structure's window (inside an assigned BAR of a claimed function), mapped.
 pub fn virtio_window(region: Mmio) -> Result<drivers::virtio::regs::MmioWindow, MapFailed> {
-    map_mmio(region)?;
+    let va = map_mmio(region)?;
     // SAFETY: the region lies inside a BAR the PCI layer assigned to the claimed virtio
-    // function (checked by `VirtioPciCaps::locate`), now mapped as device memory; only
-    // this function's driver uses it.
-    Ok(unsafe { drivers::virtio::regs::MmioWindow::new(region.base, region.len) })
+    // function (checked by `VirtioPciCaps::locate`), now mapped as device memory at `va`;
+    // only this function's driver uses it.
+    Ok(unsafe { drivers::virtio::regs::MmioWindow::new(va, region.len) })
 }

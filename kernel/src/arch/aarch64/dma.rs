@@ -1,7 +1,7 @@
 //! The DMA module: physical memory a device may read and write.
 //!
-//! Implements `caps::dma::DmaHal` over the frame allocator. RAM is identity
-//! mapped write-back cacheable, and PCI DMA on the supported platforms (QEMU virt,
+//! Implements `caps::dma::DmaHal` over the frame allocator. RAM is mapped write-back
+//! cacheable in the linear map (the CPU's view; devices get the physical address), and PCI DMA on the supported platforms (QEMU virt,
 //! Parallels/VMware virtual PCIe) is cache coherent, so the "sync" operations are
 //! ordering barriers, not cache maintenance. The DMA mask is honoured: a device
 //! that cannot reach any RAM (QEMU `edu`'s default 28-bit mask on `virt`, whose
@@ -32,14 +32,15 @@ impl DmaBuffer for FrameBuffer {
     }
 
     fn bytes(&self) -> &[u8] {
-        let ptr = core::ptr::with_exposed_provenance::<u8>(self.paddr);
-        // SAFETY: the frames are identity mapped RW, owned by this buffer alone (taken from
+        let ptr = core::ptr::with_exposed_provenance::<u8>(super::mmu::phys_to_virt(self.paddr));
+        // SAFETY: the frames are mapped RW in the linear map, owned by this buffer alone (taken from
         // the frame allocator), and live until it drops; `&self` bars concurrent `&mut`.
         unsafe { core::slice::from_raw_parts(ptr, self.len) }
     }
 
     fn bytes_mut(&mut self) -> &mut [u8] {
-        let ptr = core::ptr::with_exposed_provenance_mut::<u8>(self.paddr);
+        let ptr =
+            core::ptr::with_exposed_provenance_mut::<u8>(super::mmu::phys_to_virt(self.paddr));
         // SAFETY: as in `bytes`, and `&mut self` makes this the only reference.
         unsafe { core::slice::from_raw_parts_mut(ptr, self.len) }
     }
@@ -48,7 +49,20 @@ impl DmaBuffer for FrameBuffer {
 impl Drop for FrameBuffer {
     fn drop(&mut self) {
         frames::free(self.paddr, self.frames);
+        LIVE.0.fetch_sub(1, Ordering::Relaxed);
+        LIVE.1.fetch_sub(self.len, Ordering::Relaxed);
     }
+}
+
+/// Buffers handed out and not yet freed (quarantined ones included): (count, bytes).
+static LIVE: (AtomicUsize, AtomicUsize) = (AtomicUsize::new(0), AtomicUsize::new(0));
+
+/// DMA buffers alive now: (count, bytes), quarantined ones included.
+pub fn live() -> (usize, usize) {
+    (
+        LIVE.0.load(Ordering::Relaxed),
+        LIVE.1.load(Ordering::Relaxed),
+    )
 }
 
 /// The kernel's DMA HAL (one instance: [`HAL`]).
@@ -67,6 +81,12 @@ impl KernelDma {
     /// Bytes kept out of circulation because a device might still write them.
     pub fn quarantined(&self) -> usize {
         self.quarantined.load(Ordering::Relaxed)
+    }
+
+    /// The quarantined buffers: (physical address, bytes). Beyond the table's 64 slots a
+    /// buffer is leaked rather than freed and only counted in `quarantined`.
+    pub fn quarantined_regions(&self) -> heapless::Vec<(usize, usize), 64> {
+        self.held.lock().iter().map(|b| (b.paddr, b.len)).collect()
     }
 }
 
@@ -89,6 +109,8 @@ unsafe impl DmaHal for KernelDma {
             len,
             frames: count,
         };
+        LIVE.0.fetch_add(1, Ordering::Relaxed);
+        LIVE.1.fetch_add(len, Ordering::Relaxed);
         let last = (paddr + count * FRAME - 1) as u64;
         if last > mask || paddr % align != 0 {
             return Err(Error::ERANGE); // `buf` drops: frames go back
@@ -147,7 +169,9 @@ impl DmaRing {
             off + core::mem::size_of::<T>() <= self.buf().len,
             "ring offset out of bounds"
         );
-        core::ptr::with_exposed_provenance_mut::<T>(self.buf().paddr + off)
+        core::ptr::with_exposed_provenance_mut::<T>(
+            super::mmu::phys_to_virt(self.buf().paddr) + off,
+        )
     }
 }
 

@@ -78,9 +78,11 @@ pub fn init() {
     claim((&raw mut INITIAL_ARENA).cast::<u8>(), INITIAL_SIZE);
 }
 
-/// Adds `[start, start + len)` — free RAM the frame allocator gave up for good.
+/// Adds physical `[start, start + len)` — free RAM the frame allocator gave up for good,
+/// reached through the linear map.
 pub fn grow(start: usize, len: usize) -> bool {
-    match NonNull::new(core::ptr::with_exposed_provenance_mut::<u8>(start)) {
+    let va = super::mmu::phys_to_virt(start);
+    match NonNull::new(core::ptr::with_exposed_provenance_mut::<u8>(va)) {
         Some(p) => claim(p.as_ptr(), len),
         None => false,
     }

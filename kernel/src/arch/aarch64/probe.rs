@@ -3,7 +3,9 @@
 //! Tests check MMU permissions by writing to rodata and expecting a permission
 //! fault. The probe's faulting instruction has a known address; the sync
 //! handler sees ELR at it, records the fault and resumes at the return path
-//! with `x0 = 1` (the Linux exception-table idea, for exactly two instructions).
+//! with `x0 = 1` (the Linux exception-table idea, for three instructions). The
+//! 32-bit load is how the kernel checks that a device or RAM range the firmware
+//! describes answers at all before using it.
 
 use core::arch::global_asm;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -31,13 +33,33 @@ probe_load_u64:                     // x0 = address -> x0 = 0 ok / 1 fault, x1 =
 probe_load_insn:
     ldr     x1, [x2]
     b       probe_resume
+
+.global probe_load_u32
+probe_load_u32:                     // x0 = address -> x0 = 0 ok / 1 fault, x1 = value
+    mov     x2, x0
+    mov     x0, #0
+    mov     x1, #0
+.global probe_load32_insn
+probe_load32_insn:
+    ldr     w1, [x2]
+    b       probe_resume
 "#
 );
 
+/// What `probe_load_u64` returns in x0 and x1.
+#[repr(C)]
+struct Loaded {
+    faulted: u64,
+    value: u64,
+}
+
 unsafe extern "C" {
     fn probe_store_u64(addr: usize, value: u64) -> u64;
+    fn probe_load_u32(addr: usize) -> Loaded;
+    fn probe_load_u64(addr: usize) -> Loaded;
     static probe_store_insn: u8;
     static probe_load_insn: u8;
+    static probe_load32_insn: u8;
     static probe_resume: u8;
 }
 
@@ -63,6 +85,28 @@ pub fn try_store_u64(addr: usize, value: u64) -> Result<(), ProbeFault> {
     result(faulted)
 }
 
+/// Loads the 32-bit register at `addr` (4-byte aligned, mapped); returns the fault
+/// instead of dying if the load aborts — how the kernel checks that a device the
+/// firmware describes answers at all (QEMU 7.2's ACPI describes an ITS even with
+/// `its=off`).
+pub fn try_load_u32(addr: usize) -> Result<u32, ProbeFault> {
+    // SAFETY: the callee performs one aligned load that either completes or faults
+    // into the sync handler, which resumes us through `probe_resume` with x0 = 1.
+    // Callers aim it at mapped device registers whose read has no side effect.
+    let r = unsafe { probe_load_u32(addr) };
+    result(r.faulted).map(|()| r.value as u32)
+}
+
+/// Loads the 8 bytes at `addr` with a privileged load; returns the fault instead of dying
+/// if it aborts (tests aim it at memory whose permissions they check, e.g. user pages
+/// under PAN).
+pub fn try_load_u64(addr: usize) -> Result<u64, ProbeFault> {
+    // SAFETY: the callee performs one load that either succeeds or faults into the sync
+    // handler, which resumes through `probe_resume` with x0 = 1.
+    let r = unsafe { probe_load_u64(addr) };
+    result(r.faulted).map(|()| r.value)
+}
+
 fn result(faulted: u64) -> Result<(), ProbeFault> {
     if faulted == 0 {
         Ok(())
@@ -79,7 +123,8 @@ fn result(faulted: u64) -> Result<(), ProbeFault> {
 pub fn fixup(elr: u64, esr: u64, far: u64) -> Option<u64> {
     let store = &raw const probe_store_insn as u64;
     let load = &raw const probe_load_insn as u64;
-    if elr != store && elr != load {
+    let load32 = &raw const probe_load32_insn as u64;
+    if elr != store && elr != load && elr != load32 {
         return None;
     }
     LAST_ESR.store(esr, Ordering::Relaxed);

@@ -39,6 +39,33 @@ pub fn conduit() -> Option<Conduit> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PsciError(pub i64);
 
+impl core::fmt::Display for PsciError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let name = match self.0 {
+            -1 => "not supported (or no PSCI conduit)",
+            -2 => "invalid parameters",
+            -3 => "denied",
+            -4 => "CPU already on",
+            -5 => "CPU start pending",
+            -6 => "internal failure",
+            -7 => "not present",
+            -8 => "disabled",
+            -9 => "invalid address",
+            _ => "unknown error",
+        };
+        write!(f, "PSCI error {} ({name})", self.0)
+    }
+}
+
+impl core::fmt::Display for Conduit {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            Conduit::Hvc => "HVC",
+            Conduit::Smc => "SMC",
+        })
+    }
+}
+
 fn call(function: u64, a1: u64, a2: u64, a3: u64) -> Result<u64, PsciError> {
     let Some(conduit) = conduit() else {
         return Err(PsciError(-1));

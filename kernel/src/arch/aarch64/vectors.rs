@@ -160,5 +160,9 @@ extern "C" fn handle_trap(frame: *mut TrapFrame, kind: u64) -> *mut TrapFrame {
     // SAFETY: `trap_common` passes the frame it just built on this CPU's current stack;
     // nothing else references it while the handler runs (IRQs are masked on entry).
     let frame_ref = unsafe { &mut *frame };
-    crate::trap::dispatch(frame_ref, VectorKind(kind))
+    let resume = crate::trap::dispatch(frame_ref, VectorKind(kind));
+    // SAFETY: `resume` is the saved frame of the thread the scheduler chose to run here
+    // (this one or another, not running on any other CPU), on its kernel stack.
+    crate::trap::before_return(unsafe { &mut *resume });
+    resume
 }

@@ -1,0 +1,81 @@
+//! What a process's capability table holds, and the file objects behind `open`.
+//!
+//! Files are plain objects (copyable with `cap_grant` COPY): a read-only view of an
+//! initrd file, a snapshot of a procfs file taken at `open` (so a read never sees a
+//! torn line), or the console. Devices, lines and sockets join [`Object`] with the
+//! issues that bring them.
+
+use alloc::sync::{Arc, Weak};
+
+use abi::{CapType, Error};
+use caps::cspace::Capability;
+
+/// Everything a process can hold a handle to.
+#[derive(Clone, Debug)]
+pub enum Object {
+    /// An open file.
+    File(File),
+    /// A process's notification word (`notify_post` sets bits in it). Weak: it does not
+    /// keep the process alive, and posting after it ended is `ESRCH`.
+    Notification(Weak<super::table::Process>),
+    /// The right to power the machine off or reboot it (init's from boot).
+    Power,
+    /// A network socket (linear: one holder; dropping the last handle closes it).
+    Socket(Arc<crate::net::stack::Socket>),
+}
+
+impl Capability for Object {
+    fn cap_type(&self) -> CapType {
+        match self {
+            Object::File(_) => CapType::File,
+            Object::Notification(_) => CapType::Notification,
+            Object::Power => CapType::Power,
+            Object::Socket(_) => CapType::Socket,
+        }
+    }
+}
+
+/// Where a file's bytes come from.
+#[derive(Clone, Debug)]
+pub enum Contents {
+    /// A file of the initrd (lives as long as the kernel).
+    Static(&'static [u8]),
+    /// A snapshot (procfs).
+    Owned(Arc<[u8]>),
+    /// The console: reads take typed input, writes print.
+    Console,
+}
+
+/// An open file: its contents and the read position.
+#[derive(Clone, Debug)]
+pub struct File {
+    contents: Contents,
+    pos: usize,
+}
+
+impl File {
+    /// A file over `contents`, read from the start.
+    pub fn new(contents: Contents) -> Self {
+        File { contents, pos: 0 }
+    }
+
+    /// Whether this is the console.
+    pub fn is_console(&self) -> bool {
+        matches!(self.contents, Contents::Console)
+    }
+
+    /// Copies the next bytes into `buf`; 0 at the end. Not for the console (which blocks;
+    /// see `syscall`).
+    pub fn read(&mut self, buf: &mut [u8]) -> Result<usize, Error> {
+        let data: &[u8] = match &self.contents {
+            Contents::Static(d) => d,
+            Contents::Owned(d) => d,
+            Contents::Console => return Err(Error::EINVAL),
+        };
+        let rest = data.get(self.pos..).unwrap_or(&[]);
+        let n = rest.len().min(buf.len());
+        buf[..n].copy_from_slice(&rest[..n]);
+        self.pos += n;
+        Ok(n)
+    }
+}

@@ -1,0 +1,326 @@
+//! `/proc`: the kernel's counters as text files, generated whole when opened.
+//!
+//! Each file is rendered into a buffer at `open`, so a reader never sees a line torn
+//! by a concurrent update and reads need no locks. The formats are line-oriented
+//! `key value` pairs or aligned tables, one record per line (docs/process.md lists
+//! them): `stat`, `interrupts`, `meminfo`, `dma`, `cmdline`, `cpuinfo`, `net` (sockets),
+//! `netif` (the interface), and `<pid>/status`, `<pid>/caps`.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt::Write;
+use core::sync::atomic::Ordering;
+
+use super::{syscall, table};
+use crate::arch::{dma, heap, stack, uspace};
+use crate::{irq, mem, sched, time};
+
+/// Renders `/proc<rest>`; `None` for no such file.
+pub fn generate(rest: &str) -> Option<Vec<u8>> {
+    let mut out = String::new();
+    match rest.trim_end_matches('/') {
+        "" => listing(&mut out),
+        "/stat" => stat(&mut out),
+        "/interrupts" => interrupts(&mut out),
+        "/meminfo" => meminfo(&mut out),
+        "/dma" => dma_file(&mut out),
+        "/net" => net(&mut out),
+        "/cpuinfo" => cpuinfo(&mut out),
+        "/netif" => netif(&mut out),
+        "/cmdline" => {
+            let _ = writeln!(out, "{}", crate::machine::command_line());
+        }
+        other => {
+            let (pid, file) = other.strip_prefix('/')?.split_once('/')?;
+            let p = table::get(pid.parse().ok()?)?;
+            match file {
+                "status" => status(&mut out, &p),
+                "caps" => caps(&mut out, &p),
+                _ => return None,
+            }
+        }
+    }
+    Some(out.into_bytes())
+}
+
+fn listing(out: &mut String) {
+    for name in [
+        "stat",
+        "interrupts",
+        "meminfo",
+        "dma",
+        "cmdline",
+        "net",
+        "netif",
+    ] {
+        let _ = writeln!(out, "{name}");
+    }
+    for p in table::all().iter().filter(|p| p.pid != 0) {
+        let _ = writeln!(out, "{}/status\n{}/caps", p.pid, p.pid);
+    }
+}
+
+fn stat(out: &mut String) {
+    let up = time::now_ns();
+    let _ = writeln!(out, "uptime_ns {up}");
+    let _ = writeln!(out, "context_switches {}", sched::switches());
+    for (cpu, (busy, idle)) in sched::cpu_times().iter().enumerate() {
+        let _ = writeln!(out, "cpu{cpu} busy_ns {busy} idle_ns {idle}");
+    }
+    let _ = writeln!(out, "ipis {}", irq::IPIS.load(Ordering::Relaxed));
+    let input = crate::console::input::stats();
+    let _ = writeln!(
+        out,
+        "console_foreground {}",
+        crate::console::input::foreground()
+    );
+    let _ = writeln!(out, "console_interrupts {}", input.interrupts);
+    let total: u64 = irq::edge_spi_totals().iter().map(|&(_, n)| n).sum::<u64>();
+    let mut all = 0u64;
+    irq::for_each_line(|l| all += l.stats.per_cpu.iter().sum::<u64>());
+    let _ = writeln!(out, "interrupts {all}");
+    let _ = writeln!(out, "interrupts_msi_and_edge {total}");
+    irq::for_each_line(|l| {
+        let _ = writeln!(
+            out,
+            "interrupts_by_line {} {} {}",
+            l.intid,
+            l.name,
+            l.stats.per_cpu.iter().sum::<u64>()
+        );
+    });
+    let calls: u64 = syscall::CALLS
+        .iter()
+        .map(|c| c.load(Ordering::Relaxed))
+        .sum();
+    let errors: u64 = syscall::ERRORS
+        .iter()
+        .map(|c| c.load(Ordering::Relaxed))
+        .sum();
+    let _ = writeln!(out, "syscalls {calls}");
+    let _ = writeln!(
+        out,
+        "syscalls_unknown {}",
+        syscall::UNKNOWN.load(Ordering::Relaxed)
+    );
+    let _ = writeln!(out, "syscall_errors {errors}");
+    for e in abi::Error::ALL {
+        let n = syscall::ERRORS[(-e.as_i32()) as usize % 32].load(Ordering::Relaxed);
+        if n > 0 {
+            let _ = writeln!(out, "syscall_errors_by_errno {} {n}", e.name());
+        }
+    }
+    let _ = writeln!(
+        out,
+        "processes_spawned {}",
+        table::SPAWNED.load(Ordering::Relaxed)
+    );
+    let _ = writeln!(
+        out,
+        "processes_exited {}",
+        table::EXITED.load(Ordering::Relaxed)
+    );
+}
+
+fn interrupts(out: &mut String) {
+    let cpus = sched::cpu_times().len().max(1);
+    let _ = write!(out, "{:>6} {:<10}", "INTID", "kind");
+    for c in 0..cpus {
+        let _ = write!(out, " {:>10}", alloc::format!("CPU{c}"));
+    }
+    let _ = writeln!(out, " {:<9} owner", "state");
+    irq::for_each_line(|l| {
+        let _ = write!(out, "{:>6} {:<10}", l.intid, l.kind.name());
+        for c in 0..cpus {
+            let _ = write!(out, " {:>10}", l.stats.per_cpu.get(c).copied().unwrap_or(0));
+        }
+        let state = alloc::format!("{:?}", l.stats.status);
+        let _ = writeln!(out, " {state:<9} kernel ({})", l.name);
+    });
+    let _ = writeln!(
+        out,
+        "{:>6} {:<10} {:>10}",
+        "-",
+        "IPI",
+        irq::IPIS.load(Ordering::Relaxed)
+    );
+}
+
+fn meminfo(out: &mut String) {
+    let (free, total) = mem::frames::stats();
+    let (heap_used, heap_size) = heap::stats();
+    let _ = writeln!(out, "frames_total {total}");
+    let _ = writeln!(out, "frames_free {free}");
+    let _ = writeln!(out, "heap_bytes {heap_size}");
+    let _ = writeln!(out, "heap_used_bytes {heap_used}");
+    let (kernel, user) = stack::in_use();
+    let _ = writeln!(out, "kernel_stacks_in_use {kernel}");
+    let _ = writeln!(out, "user_kernel_stacks_in_use {user}");
+    let _ = writeln!(out, "user_page_table_frames {}", uspace::table_frames());
+    let _ = writeln!(out, "dma_quarantined_bytes {}", dma::HAL.quarantined());
+}
+
+fn dma_file(out: &mut String) {
+    let (count, bytes) = dma::live();
+    let _ = writeln!(out, "kernel_buffers {count} bytes {bytes}");
+    let _ = writeln!(out, "quarantined_bytes {}", dma::HAL.quarantined());
+    for (pa, len) in dma::HAL.quarantined_regions() {
+        let _ = writeln!(out, "region {pa:#x} {len} owner kernel state quarantined");
+    }
+}
+
+fn status(out: &mut String, p: &table::Process) {
+    let (mapped, tables, caps) = p.usage();
+    let _ = writeln!(out, "pid {}", p.pid);
+    let _ = writeln!(out, "name {}", p.name);
+    let _ = writeln!(out, "parent {}", p.parent());
+    let _ = writeln!(
+        out,
+        "state {}",
+        if p.is_zombie() { "zombie" } else { "running" }
+    );
+    let _ = writeln!(out, "memory_bytes {mapped}");
+    let _ = writeln!(out, "page_table_frames {tables}");
+    let _ = writeln!(out, "capabilities {caps}");
+    let _ = writeln!(out, "syscalls {}", p.syscalls.load(Ordering::Relaxed));
+    let _ = writeln!(out, "started_ns {}", p.started_ns);
+    let _ = writeln!(out, "children {:?}", p.children());
+    let _ = writeln!(out, "asid {}", p.asid());
+    p.for_each_region(|r| {
+        let _ = writeln!(
+            out,
+            "region {:#014x}-{:#014x} {} {:?}",
+            r.va,
+            r.va + r.len,
+            match r.access {
+                uspace::UserAccess::Read => "r--",
+                uspace::UserAccess::ReadWrite => "rw-",
+                uspace::UserAccess::ReadExecute => "r-x",
+            },
+            r.kind
+        );
+    });
+}
+
+fn caps(out: &mut String, p: &table::Process) {
+    let _ = writeln!(
+        out,
+        "{:>4} {:>10} {:<12} {:<28} state",
+        "slot", "handle", "type", "rights"
+    );
+    let _ = table::with_caps(p, |caps| {
+        for (h, ty, rights) in caps.iter() {
+            let ty = alloc::format!("{ty:?}");
+            let _ = writeln!(
+                out,
+                "{:>4} {:#010x} {ty:<12} {:<28} -",
+                h.index(),
+                h.raw(),
+                rights_names(rights)
+            );
+        }
+        Ok(())
+    });
+}
+
+fn rights_names(r: abi::Rights) -> String {
+    use abi::Rights;
+    let names = [
+        (Rights::TRANSFER, "transfer"),
+        (Rights::INSPECT, "inspect"),
+        (Rights::IRQ, "irq"),
+        (Rights::ACK, "ack"),
+        (Rights::MAP, "map"),
+        (Rights::DMA, "dma"),
+        (Rights::READ, "read"),
+        (Rights::WRITE, "write"),
+    ];
+    let list: Vec<&str> = names
+        .iter()
+        .filter(|(b, _)| r.contains(*b))
+        .map(|(_, n)| *n)
+        .collect();
+    if list.is_empty() {
+        String::from("none")
+    } else {
+        list.join(",")
+    }
+}
+
+fn net(out: &mut String) {
+    use crate::net::stack::{self, Proto};
+    let _ = writeln!(
+        out,
+        "{:<5} {:<21} {:<21} {:<12} {:>5} {:>12} {:>12} {:>8}",
+        "proto", "local", "remote", "state", "owner", "rx_bytes", "tx_bytes", "tx_drop"
+    );
+    let here = stack::address().map(|a| a.address());
+    for s in stack::sockets() {
+        let proto = match s.proto {
+            Proto::Udp => "udp",
+            Proto::Tcp => "tcp",
+            Proto::Icmp => "icmp",
+        };
+        let local = match (here, s.local) {
+            (_, None) => String::from("*:*"),
+            (_, Some(id)) if s.proto == Proto::Icmp => alloc::format!("id:{id:#06x}"),
+            (Some(a), Some(p)) => alloc::format!("{a}:{p}"),
+            (None, Some(p)) => alloc::format!("*:{p}"),
+        };
+        let remote = s
+            .remote
+            .map_or(String::from("*:*"), |(a, p)| alloc::format!("{a}:{p}"));
+        let _ = writeln!(
+            out,
+            "{proto:<5} {local:<21} {remote:<21} {:<12} {:>5} {:>12} {:>12} {:>8}",
+            s.state, s.owner, s.rx_bytes, s.tx_bytes, s.tx_dropped
+        );
+    }
+}
+
+fn netif(out: &mut String) {
+    use crate::net::stack;
+    let Some(st) = stack::status() else {
+        let _ = writeln!(out, "state down");
+        return;
+    };
+    let _ = writeln!(out, "state up");
+    match st.address {
+        Some(a) => {
+            let _ = writeln!(out, "address {a}");
+        }
+        None => {
+            let _ = writeln!(out, "address none");
+        }
+    }
+    if let Some(g) = stack::gateway() {
+        let _ = writeln!(out, "gateway {g}");
+    }
+    for d in stack::dns_servers() {
+        let _ = writeln!(out, "dns {d}");
+    }
+    if let Some(nic) = st.nic {
+        let _ = writeln!(out, "irq_mode {:?}", nic.irq);
+        let _ = writeln!(out, "link {}", if nic.link_up { "up" } else { "down" });
+    }
+    let _ = writeln!(out, "rx_interrupts {}", st.rx_interrupts);
+    if let Some(rx) = st.rx {
+        let _ = writeln!(out, "rx_packets {}", rx.packets);
+    }
+    if let Some(tx) = st.tx {
+        let _ = writeln!(out, "tx_packets {}", tx.packets);
+    }
+    let _ = writeln!(out, "delivered {}", st.delivered);
+    let _ = writeln!(out, "reassembled {}", st.reassembled);
+}
+
+fn cpuinfo(out: &mut String) {
+    let _ = writeln!(out, "cpus {}", sched::cpu_times().len());
+    let _ = writeln!(out, "midr {:#x}", crate::arch::cpu::midr());
+    let features = crate::arch::cpu::isa_features();
+    let _ = write!(out, "features");
+    for f in features {
+        let _ = write!(out, " {f}");
+    }
+    let _ = writeln!(out);
+}

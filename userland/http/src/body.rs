@@ -1,0 +1,343 @@
+//! Body framing: how long the body is, and the chunked decoder.
+//!
+//! RFC 9112 §6.3 decides the length from the head: no body for 1xx/204/304,
+//! chunked if `Transfer-Encoding` says so, exactly `Content-Length` bytes if
+//! given, otherwise everything until the server closes. Ambiguous combinations are
+//! the classic request-smuggling vectors, so they are errors here, not guesses.
+//! The chunked decoder (§7.1) is a byte-level state machine so a chunk header
+//! split across TCP segments costs nothing extra.
+
+use super::head::{FieldBlock, Head, LineReader, MAX_BLOCK, MAX_LINE, Version, is_tchar};
+use super::{ContentCoding, HttpError};
+
+/// How the end of the body is found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Framing {
+    /// No body (1xx, 204, 304, or `Content-Length: 0`).
+    Empty,
+    /// Exactly this many bytes.
+    Length(u64),
+    /// `Transfer-Encoding: chunked`.
+    Chunked,
+    /// Until the server closes the connection.
+    UntilClose,
+}
+
+impl Framing {
+    /// The framing `head` announces for a response to GET.
+    pub(super) fn of(head: &Head) -> Result<Self, HttpError> {
+        let status = head.status();
+        if (100..200).contains(&status) || status == 204 || status == 304 {
+            return Ok(Self::Empty);
+        }
+        let length = content_length(head)?;
+        content_coding(head)?;
+        if head.header("transfer-encoding").is_some() {
+            if length.is_some() || head.version() == Version::Http10 {
+                return Err(HttpError::AmbiguousFraming);
+            }
+            return if is_just_chunked(head) {
+                Ok(Self::Chunked)
+            } else {
+                Err(HttpError::UnsupportedTransferEncoding)
+            };
+        }
+        Ok(match length {
+            Some(0) => Self::Empty,
+            Some(n) => Self::Length(n),
+            None => Self::UntilClose,
+        })
+    }
+}
+
+/// The single `Content-Length` value; repeated identical values (in one list or
+/// several fields) are accepted as RFC 9110 §8.6 allows, differing ones are not.
+fn content_length(head: &Head) -> Result<Option<u64>, HttpError> {
+    let mut length = None;
+    for value in head.headers("content-length") {
+        for item in value.split(|&b| b == b',') {
+            let n = parse_decimal(trim(item)).ok_or(HttpError::BadContentLength)?;
+            if length.is_some_and(|l| l != n) {
+                return Err(HttpError::BadContentLength);
+            }
+            length = Some(n);
+        }
+    }
+    Ok(length)
+}
+
+/// A body in any content coding but `identity` is refused, naming the first such
+/// coding: the request asked for `identity`, and returning an encoded body as if it
+/// were the file would be a silent corruption.
+fn content_coding(head: &Head) -> Result<(), HttpError> {
+    let coding = head
+        .headers("content-encoding")
+        .flat_map(|v| v.split(|&b| b == b','))
+        .map(trim)
+        .find(|c| !c.is_empty() && !c.eq_ignore_ascii_case(b"identity"));
+    match coding {
+        Some(c) => Err(HttpError::UnsupportedContentEncoding(ContentCoding::of(c))),
+        None => Ok(()),
+    }
+}
+
+/// True if the transfer codings, over all fields, are exactly `chunked`.
+fn is_just_chunked(head: &Head) -> bool {
+    let mut codings = head
+        .headers("transfer-encoding")
+        .flat_map(|v| v.split(|&b| b == b','))
+        .map(trim)
+        .filter(|c| !c.is_empty());
+    codings
+        .next()
+        .is_some_and(|c| c.eq_ignore_ascii_case(b"chunked"))
+        && codings.next().is_none()
+}
+
+fn parse_decimal(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |acc, &d| {
+        let d = char::from(d).to_digit(10)?;
+        acc.checked_mul(10)?.checked_add(u64::from(d))
+    })
+}
+
+fn trim(s: &[u8]) -> &[u8] {
+    s.trim_ascii()
+}
+
+/// Longest chunk-size line accepted (size plus extensions).
+const MAX_CHUNK_LINE: usize = 4 * 1024;
+
+/// Where the chunked decoder is (RFC 9112 §7.1).
+#[derive(Debug)]
+enum ChunkState {
+    /// Reading `chunk-size [ chunk-ext ] CRLF`.
+    Size,
+    /// This many data bytes remain in the current chunk.
+    Data(u64),
+    /// Expecting the CR after chunk data.
+    DataCr,
+    /// Expecting the LF after chunk data.
+    DataLf,
+    /// Reading trailer lines after the last chunk; `used` counts their bytes.
+    Trailers {
+        used: usize,
+    },
+    Done,
+}
+
+/// Decoder for a chunked body.
+#[derive(Debug)]
+pub(super) struct Chunked {
+    state: ChunkState,
+    line: LineReader,
+    trailers: FieldBlock,
+}
+
+impl Chunked {
+    pub(super) fn new() -> Self {
+        Self {
+            state: ChunkState::Size,
+            line: LineReader::default(),
+            trailers: FieldBlock::default(),
+        }
+    }
+
+    pub(super) fn is_done(&self) -> bool {
+        matches!(self.state, ChunkState::Done)
+    }
+
+    /// Decodes from `input`, handing data to `sink`. Returns the bytes consumed,
+    /// which is less than `input.len()` only once the body is complete.
+    pub(super) fn feed(
+        &mut self,
+        input: &[u8],
+        sink: &mut impl FnMut(&[u8]),
+    ) -> Result<usize, HttpError> {
+        let mut pos = 0;
+        while pos < input.len() && !self.is_done() {
+            let rest = &input[pos..];
+            pos += match &mut self.state {
+                ChunkState::Size => {
+                    let (used, done) = self.line.take(rest, MAX_CHUNK_LINE, HttpError::BadChunk)?;
+                    if done {
+                        let size = parse_chunk_size(self.line.line())?;
+                        self.line.clear();
+                        self.state = match size {
+                            0 => ChunkState::Trailers { used: 0 },
+                            n => ChunkState::Data(n),
+                        };
+                    }
+                    used
+                }
+                ChunkState::Data(remaining) => {
+                    let n = usize::try_from(*remaining).map_or(rest.len(), |r| r.min(rest.len()));
+                    sink(&rest[..n]);
+                    *remaining -= n as u64;
+                    if *remaining == 0 {
+                        self.state = ChunkState::DataCr;
+                    }
+                    n
+                }
+                ChunkState::DataCr => {
+                    self.state = expect(rest[0], b'\r', ChunkState::DataLf)?;
+                    1
+                }
+                ChunkState::DataLf => {
+                    self.state = expect(rest[0], b'\n', ChunkState::Size)?;
+                    1
+                }
+                ChunkState::Trailers { used } => {
+                    let (n, done) = self.line.take(rest, MAX_LINE, HttpError::HeaderTooLarge)?;
+                    *used += n;
+                    if *used > MAX_BLOCK {
+                        return Err(HttpError::HeaderTooLarge);
+                    }
+                    if done {
+                        let end = self.trailers.push_line(self.line.line())?;
+                        self.line.clear();
+                        if end {
+                            self.state = ChunkState::Done;
+                        }
+                    }
+                    n
+                }
+                ChunkState::Done => 0,
+            };
+        }
+        Ok(pos)
+    }
+}
+
+fn expect(got: u8, want: u8, next: ChunkState) -> Result<ChunkState, HttpError> {
+    if got == want {
+        Ok(next)
+    } else {
+        Err(HttpError::BadChunk)
+    }
+}
+
+/// Parses `1*HEXDIG [ BWS ";" chunk-ext ]` (the line ending already removed).
+fn parse_chunk_size(line: &[u8]) -> Result<u64, HttpError> {
+    let digits = line.iter().take_while(|b| b.is_ascii_hexdigit()).count();
+    if digits == 0 {
+        return Err(HttpError::BadChunk);
+    }
+    let mut size = 0u64;
+    for &d in &line[..digits] {
+        let d = char::from(d).to_digit(16).ok_or(HttpError::BadChunk)?;
+        if size > u64::MAX >> 4 {
+            return Err(HttpError::ChunkTooLarge);
+        }
+        size = size << 4 | u64::from(d);
+    }
+    check_extensions(&line[digits..])?;
+    Ok(size)
+}
+
+/// Chunk extensions are ignored, but must look like `;name[=value]` lists so
+/// that garbage after a size is not silently taken for a valid chunk.
+fn check_extensions(ext: &[u8]) -> Result<(), HttpError> {
+    let ext = ext.trim_ascii_start();
+    if ext.is_empty() {
+        return Ok(());
+    }
+    let body = ext.strip_prefix(b";").ok_or(HttpError::BadChunk)?;
+    let name = body.trim_ascii_start();
+    let legal = |b: &u8| *b == b'\t' || *b == b' ' || b.is_ascii_graphic() || *b >= 0x80;
+    if name.first().is_some_and(|&b| is_tchar(b)) && body.iter().all(legal) {
+        Ok(())
+    } else {
+        Err(HttpError::BadChunk)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec::Vec;
+
+    fn decode(input: &[u8]) -> Result<(Vec<u8>, usize, bool), HttpError> {
+        let mut out = Vec::new();
+        let mut c = Chunked::new();
+        let used = c.feed(input, &mut |b| out.extend_from_slice(b))?;
+        Ok((out, used, c.is_done()))
+    }
+
+    #[test]
+    fn chunk_sizes() {
+        assert_eq!(parse_chunk_size(b"0"), Ok(0));
+        assert_eq!(parse_chunk_size(b"1aF"), Ok(0x1af));
+        assert_eq!(parse_chunk_size(b"0010"), Ok(16));
+        assert_eq!(parse_chunk_size(b"ffffffffffffffff"), Ok(u64::MAX));
+        assert_eq!(parse_chunk_size(b"00000000000000000000001"), Ok(1));
+        assert_eq!(parse_chunk_size(b"5;name=value;x=\"q s\""), Ok(5));
+        assert_eq!(parse_chunk_size(b"5 ; ext"), Ok(5));
+        assert_eq!(
+            parse_chunk_size(b"10000000000000000"),
+            Err(HttpError::ChunkTooLarge)
+        );
+        for bad in [
+            &b""[..],
+            b"x",
+            b"-1",
+            b"+1",
+            b" 5",
+            b"5 x",
+            b"5;",
+            b"5; ",
+            b"5;\x00",
+            b"0x10",
+        ] {
+            assert_eq!(parse_chunk_size(bad), Err(HttpError::BadChunk), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn chunked_decoding() {
+        let input = b"4\r\nWiki\r\n5;a=b\r\npedia\r\n0\r\nX-Trailer: t\r\n\r\nEXTRA";
+        let (body, used, done) = decode(input).unwrap();
+        assert_eq!(
+            (body.as_slice(), used, done),
+            (&b"Wikipedia"[..], input.len() - 5, true)
+        );
+    }
+
+    #[test]
+    fn chunked_errors() {
+        assert_eq!(decode(b"4\r\nWikiX\r\n"), Err(HttpError::BadChunk));
+        assert_eq!(decode(b"4\r\nWiki\rX"), Err(HttpError::BadChunk));
+        assert_eq!(decode(b"g\r\n"), Err(HttpError::BadChunk));
+        assert_eq!(
+            decode(b"11111111111111111\r\n"),
+            Err(HttpError::ChunkTooLarge)
+        );
+        assert_eq!(
+            decode(b"0\r\nbad trailer\r\n\r\n"),
+            Err(HttpError::MalformedHeader)
+        );
+        let long = [b'0'; MAX_CHUNK_LINE + 1];
+        assert_eq!(decode(&long), Err(HttpError::BadChunk));
+        let (_, _, done) = decode(b"ffffffffffffffff\r\nabc").unwrap();
+        assert!(!done);
+    }
+
+    #[test]
+    fn trailer_limits() {
+        let mut flood = Vec::from(&b"0\r\n"[..]);
+        for _ in 0..=super::super::head::MAX_FIELDS {
+            flood.extend_from_slice(b"T: v\r\n");
+        }
+        assert_eq!(decode(&flood), Err(HttpError::TooManyHeaders));
+        let mut big = Vec::from(&b"0\r\n"[..]);
+        for _ in 0..MAX_BLOCK / 2100 + 1 {
+            big.extend_from_slice(b"T: ");
+            big.extend_from_slice(&[b'v'; 2095]);
+            big.extend_from_slice(b"\r\n");
+        }
+        assert_eq!(decode(&big), Err(HttpError::HeaderTooLarge));
+    }
+}

@@ -1,0 +1,40 @@
+//! `utest [SUITES] [FILTER]`: Capstan's user-space test suite.
+//!
+//! SUITES is `proc`, `net` or both (`proc,net`; default: both); FILTER runs only the
+//! tests whose names contain it. Each test prints one line (`utest SUITE::NAME ... ok`,
+//! `... FAILED: why`, `... skipped: why`), each suite a summary, and the run ends with
+//! `N passed, N failed, N skipped`; the exit status is the number of failures. init
+//! starts it with `run=/bin/utest,SUITES` on the command line (after `--`).
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
+mod net;
+mod proc;
+
+use capstan_programs::{Counts, run_counted};
+use capstan_rt::{Startup, entry, println};
+
+entry!(main);
+
+fn main(s: &Startup) -> i32 {
+    let suites = s.arg(1).unwrap_or("proc,net");
+    let filter = s.arg(2).unwrap_or("");
+    let mut total = Counts::default();
+    for suite in suites.split(',') {
+        total += match suite {
+            "proc" => run_counted("proc", filter, proc::TESTS),
+            "net" => run_counted("net", filter, net::TESTS),
+            other => {
+                println!("utest: no suite '{other}' (proc, net)");
+                return 2;
+            }
+        };
+    }
+    println!(
+        "{} passed, {} failed, {} skipped",
+        total.passed, total.failed, total.skipped
+    );
+    total.failed as i32
+}
