@@ -8,7 +8,8 @@
 //! process's socket memory is at most `abi::net::MAX_SOCKETS_PER_PROCESS` times one
 //! socket's buffers (the table in docs/net.md).
 //!
-//! Dropping the `Socket` closes it: UDP and ICMP at once, TCP with a FIN (the task
+//! Dropping the `Socket` closes it: UDP and ICMP once the datagrams already given to it
+//! have left (at most `LINGER_NS`), TCP with a FIN (the task
 //! keeps the smoltcp socket until the close completes or `LINGER_NS` passes, then
 //! aborts it with a RST). A process that dies drops its capabilities, so its sockets
 //! close this way and nothing stays behind.
@@ -734,6 +735,21 @@ pub(super) fn serve(iface: &mut Interface, sockets: &mut SocketSet<'static>) {
 
 /// Whether a closed socket is done and its smoltcp sockets gone.
 fn finish_close(st: &mut SockState, sockets: &mut SocketSet<'static>, now: u64) -> bool {
+    // A datagram sent just before the close (an echo's answer, a process's last word
+    // before exit) still leaves: the smoltcp socket stays until its queue drains.
+    if st.proto != Proto::Tcp
+        && let Some(&h) = st.handles.first()
+    {
+        let queued = st.out_datagrams.len()
+            + match st.proto {
+                Proto::Udp => sockets.get::<udp::Socket>(h).send_queue(),
+                _ => sockets.get::<icmp::Socket>(h).send_queue(),
+            };
+        let since = *st.closing_since.get_or_insert(now);
+        if queued > 0 && now.saturating_sub(since) < LINGER_NS {
+            return false;
+        }
+    }
     let lingers =
         st.proto == Proto::Tcp && st.role == Role::Stream && st.established && st.ended.is_none();
     if lingers && let Some(&h) = st.handles.first() {
@@ -796,8 +812,8 @@ fn stuck(st: &mut SockState, queued: usize, now: u64) -> bool {
 }
 
 fn serve_udp(st: &mut SockState, sockets: &mut SocketSet<'static>, now: u64) {
-    if st.closed {
-        return;
+    if st.closed && st.out_datagrams.is_empty() {
+        return; // a closed socket only flushes what it was given (see finish_close)
     }
     let Some(port) = st.local else { return };
     if st.handles.is_empty() {
@@ -818,7 +834,7 @@ fn serve_udp(st: &mut SockState, sockets: &mut SocketSet<'static>, now: u64) {
         st.tx_bytes += d.data.len() as u64;
         st.out_datagrams.pop_front();
     }
-    while st.in_datagrams.len() < DATAGRAMS_QUEUED {
+    while !st.closed && st.in_datagrams.len() < DATAGRAMS_QUEUED {
         let Ok((data, meta)) = socket.recv() else {
             break;
         };
@@ -840,7 +856,7 @@ fn serve_udp(st: &mut SockState, sockets: &mut SocketSet<'static>, now: u64) {
 }
 
 fn serve_icmp(st: &mut SockState, sockets: &mut SocketSet<'static>, now: u64) {
-    if st.closed {
+    if st.closed && st.out_datagrams.is_empty() {
         return;
     }
     let Some(ident) = st.local else { return };
@@ -861,7 +877,7 @@ fn serve_icmp(st: &mut SockState, sockets: &mut SocketSet<'static>, now: u64) {
         st.tx_bytes += d.data.len() as u64;
         st.out_datagrams.pop_front();
     }
-    while st.in_datagrams.len() < DATAGRAMS_QUEUED {
+    while !st.closed && st.in_datagrams.len() < DATAGRAMS_QUEUED {
         let Ok((data, from)) = socket.recv() else {
             break;
         };
