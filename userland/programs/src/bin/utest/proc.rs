@@ -346,7 +346,7 @@ fn procfs_self() -> Outcome {
     let status = fs::read_file(&path)?;
     let text =
         core::str::from_utf8(&status).map_err(|_| alloc::string::String::from("not text"))?;
-    check!(text.contains("name /bin/proctest"), "{text}");
+    check!(text.contains("name /bin/utest"), "{text}");
     check!(text.contains("r-x Image"), "no text region: {text}");
     let stat = fs::read_file("/proc/stat")?;
     let stat = core::str::from_utf8(&stat).unwrap_or("");
