@@ -750,8 +750,12 @@ fn finish_close(st: &mut SockState, sockets: &mut SocketSet<'static>, now: u64) 
             return false;
         }
     }
-    let lingers =
-        st.proto == Proto::Tcp && st.role == Role::Stream && st.established && st.ended.is_none();
+    // A connection that did not die lingers, even after the peer's FIN (its half-close):
+    // our queued bytes and our FIN still go out.
+    let lingers = st.proto == Proto::Tcp
+        && st.role == Role::Stream
+        && st.established
+        && !matches!(st.ended, Some(Err(_)));
     if lingers && let Some(&h) = st.handles.first() {
         let socket = sockets.get_mut::<tcp::Socket>(h);
         let since = *st.closing_since.get_or_insert(now);
@@ -759,7 +763,9 @@ fn finish_close(st: &mut SockState, sockets: &mut SocketSet<'static>, now: u64) 
             && socket.state() != tcp::State::TimeWait
             && now.saturating_sub(since) < LINGER_NS
         {
-            socket.close(); // FIN once the queue drains; idempotent
+            if st.out_stream.is_empty() {
+                socket.close(); // FIN after smoltcp's queue; idempotent
+            }
             return false;
         }
     }
@@ -930,6 +936,10 @@ fn serve_stream(
     _now: u64,
 ) {
     if st.closed {
+        // What the owner sent before closing still leaves, then the FIN (finish_close).
+        if let Some(&h) = st.handles.first() {
+            send_queued(st, sockets.get_mut::<tcp::Socket>(h));
+        }
         return;
     }
     if st.handles.is_empty() {
@@ -948,22 +958,7 @@ fn serve_stream(
         return;
     }
     let socket = sockets.get_mut::<tcp::Socket>(st.handles[0]);
-    if socket.may_send() {
-        st.established = true;
-        while !st.out_stream.is_empty() && socket.can_send() {
-            let (a, _) = st.out_stream.as_slices();
-            match socket.send_slice(a) {
-                Ok(n) if n > 0 => {
-                    st.tx_bytes += n as u64;
-                    st.out_stream.drain(..n);
-                }
-                _ => break,
-            }
-        }
-        if st.write_shut && st.out_stream.is_empty() {
-            socket.close();
-        }
-    }
+    send_queued(st, socket);
     while st.in_stream.len() < TCP_RX && socket.can_recv() {
         let room = TCP_RX - st.in_stream.len();
         let moved = socket.recv(|data| {
@@ -983,6 +978,28 @@ fn serve_stream(
             tcp::State::SynSent | tcp::State::Listen => {}
             _ => st.ended = Some(Ok(())),
         }
+    }
+}
+
+/// Moves the owner's queued bytes into smoltcp while it takes them; after a shutdown of
+/// the write side, the FIN once they are all in.
+fn send_queued(st: &mut SockState, socket: &mut tcp::Socket<'static>) {
+    if !socket.may_send() {
+        return;
+    }
+    st.established = true;
+    while !st.out_stream.is_empty() && socket.can_send() {
+        let (a, _) = st.out_stream.as_slices();
+        match socket.send_slice(a) {
+            Ok(n) if n > 0 => {
+                st.tx_bytes += n as u64;
+                st.out_stream.drain(..n);
+            }
+            _ => break,
+        }
+    }
+    if st.write_shut && st.out_stream.is_empty() {
+        socket.close();
     }
 }
 
