@@ -375,6 +375,55 @@ mod tests {
         assert_eq!(decode(&big), Err(HttpError::HeaderTooLarge));
     }
 
+    /// The trailer section goes through `httparse::parse_headers`: any split, the
+    /// limits, bad fields; the bytes after it are not the body's.
+    #[test]
+    fn trailers_through_parse_headers() {
+        let input = b"3\r\nabc\r\n0\r\nExpires: never\r\nX-Check: 1\nEmpty:\r\n\r\nafter";
+        let body_end = input.len() - b"after".len();
+        for i in 0..=input.len() {
+            let mut c = Chunked::new();
+            let mut out = Vec::new();
+            let first = c.feed(&input[..i], &mut |b| out.extend_from_slice(b));
+            let second = c.feed(&input[i..], &mut |b| out.extend_from_slice(b));
+            assert_eq!(first.unwrap() + second.unwrap(), body_end, "split at {i}");
+            assert!(c.is_done());
+            assert_eq!(out, b"abc");
+        }
+        let fields = |n: usize| b"T: v\r\n".repeat(n);
+        let hundred = [&b"0\r\n"[..], &fields(MAX_FIELDS), b"\r\n"].concat();
+        assert_eq!(decode(&hundred), Ok((Vec::new(), hundred.len(), true)));
+        let more = [&b"0\r\n"[..], &fields(MAX_FIELDS + 1), b"\r\n"].concat();
+        assert_eq!(decode(&more), Err(HttpError::TooManyHeaders));
+        // A trailer section of exactly MAX_BLOCK bytes, and one more.
+        for (len, want) in [(MAX_BLOCK, true), (MAX_BLOCK + 1, false)] {
+            let mut input = Vec::from(&b"0\r\n"[..]);
+            while input.len() - 3 + 2 < len {
+                let value = (len - 2 - (input.len() - 3)).saturating_sub(5).min(4000);
+                input.extend_from_slice(b"T: ");
+                input.extend(core::iter::repeat_n(b'v', value));
+                input.extend_from_slice(b"\r\n");
+            }
+            input.extend_from_slice(b"\r\n");
+            assert_eq!(input.len() - 3, len);
+            let got = decode(&input);
+            if want {
+                assert_eq!(got, Ok((Vec::new(), input.len(), true)));
+            } else {
+                assert_eq!(got, Err(HttpError::HeaderTooLarge));
+            }
+        }
+        for bad in [
+            &b"0\r\nT : v\r\n\r\n"[..],
+            b"0\r\nT: a\x01b\r\n\r\n",
+            // parse_headers takes no obs-fold (heads do, see head.rs); trailers are
+            // dropped anyway.
+            b"0\r\nT: a\r\n folded\r\n\r\n",
+        ] {
+            assert_eq!(decode(bad), Err(HttpError::MalformedHeader), "{bad:?}");
+        }
+    }
+
     #[test]
     fn line_reader_pieces_and_limit() {
         let mut r = LineReader::default();

@@ -223,6 +223,7 @@ fn unfold(value: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloc::format;
 
     /// The head of `status_line` with `fields` (each without its line ending).
     fn head_of(status_line: &[u8], fields: &[&[u8]]) -> Result<Head, HttpError> {
@@ -338,5 +339,81 @@ mod tests {
             head_of(b"HTTP/1.1 200 OK", &[field; MAX_FIELDS + 1]),
             Err(HttpError::TooManyHeaders)
         );
+    }
+
+    #[test]
+    fn incomplete_heads_need_more() {
+        let wire = b"HTTP/1.1 200 OK\r\nX: a\r\n\r\n";
+        for len in 0..wire.len() {
+            assert_eq!(parse_head(&wire[..len]), Ok(None), "length {len}");
+        }
+        // An empty line before the status line is not skipped.
+        assert_eq!(parse_head(b"\n"), Err(HttpError::MalformedStatusLine));
+        // A bad status is refused as soon as its digits are there.
+        assert_eq!(
+            parse_head(b"HTTP/1.1 700"),
+            Err(HttpError::MalformedStatusLine)
+        );
+    }
+
+    /// Feeds `wire` to a reader in pieces of `size` and returns the outcome and the
+    /// input bytes taken as the block's.
+    fn read_in_pieces(wire: &[u8], size: usize) -> Result<Option<(Head, usize)>, HttpError> {
+        let mut reader = BlockReader::default();
+        let mut taken = 0;
+        for piece in wire.chunks(size) {
+            match reader.feed(piece, parse_head)? {
+                Block::Partial => taken += piece.len(),
+                Block::Complete(head, used) => return Ok(Some((head, taken + used))),
+            }
+        }
+        Ok(None)
+    }
+
+    #[test]
+    fn block_reader_pieces_and_limits() {
+        let wire = b"HTTP/1.1 200 OK\r\nX: y\r\n\r\nbody";
+        for size in 1..=wire.len() {
+            let (head, len) = read_in_pieces(wire, size).unwrap().unwrap();
+            assert_eq!((head.header("x"), len), (Some(&b"y"[..]), wire.len() - 4));
+        }
+        // Lines: MAX_LINE bytes (CR included) pass, one more does not.
+        for (extra, want) in [(0, Ok(())), (1, Err(HttpError::HeaderTooLarge))] {
+            let value = "v".repeat(MAX_LINE - "X: \r".len() + extra);
+            let wire = format!("HTTP/1.1 200 OK\r\nX: {value}\r\n\r\n");
+            for size in [1, 1000, wire.len()] {
+                let got = read_in_pieces(wire.as_bytes(), size).map(|_| ());
+                assert_eq!(got, want, "extra {extra}, pieces of {size}");
+            }
+        }
+    }
+
+    #[test]
+    fn trailer_sections() {
+        let wire = b"Expires: never\r\nX-Check: 1\r\n\r\nnext";
+        assert_eq!(parse_trailers(wire), Ok(Some(((), wire.len() - 4))));
+        assert_eq!(parse_trailers(b"\r\n"), Ok(Some(((), 2))));
+        assert_eq!(parse_trailers(b"\n"), Ok(Some(((), 1))));
+        for len in 0..wire.len() - 4 {
+            assert_eq!(parse_trailers(&wire[..len]), Ok(None), "length {len}");
+        }
+        for bad in [
+            &b"No colon\r\n\r\n"[..],
+            b"X: a\x00\r\n\r\n",
+            b" fold\r\n\r\n",
+        ] {
+            assert_eq!(
+                parse_trailers(bad),
+                Err(HttpError::MalformedHeader),
+                "{bad:?}"
+            );
+        }
+        let flood = b"T: v\r\n".repeat(MAX_FIELDS);
+        assert!(matches!(
+            parse_trailers(&[&flood[..], b"\r\n"].concat()),
+            Ok(Some(_))
+        ));
+        let flood = b"T: v\r\n".repeat(MAX_FIELDS + 1);
+        assert_eq!(parse_trailers(&flood), Err(HttpError::TooManyHeaders));
     }
 }

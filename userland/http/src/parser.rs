@@ -561,6 +561,114 @@ mod tests {
 
     const MAX_FIELDS_FOR_TEST: usize = super::super::head::MAX_FIELDS;
 
+    /// Feeds `pieces` and returns the head (`None` if none completed), the body and
+    /// the first error (of `feed` or `finish`).
+    fn head_and_body(pieces: &[&[u8]]) -> (Option<Head>, Vec<u8>, Result<(), HttpError>) {
+        let mut parser = ResponseParser::new();
+        let mut body = Vec::new();
+        let mut result = Ok(());
+        for piece in pieces {
+            if let Err(e) = parser.feed(piece, &mut |b| body.extend_from_slice(b)) {
+                result = Err(e);
+                break;
+            }
+        }
+        if result.is_ok() {
+            result = parser.finish();
+        }
+        (parser.head().cloned(), body, result)
+    }
+
+    /// A head with an interim response, a folded field, repeated fields and body
+    /// bytes after it, split at every byte position: the same head and body.
+    #[test]
+    fn heads_split_at_every_byte() {
+        let wire: &[u8] = b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n\
+            HTTP/1.1 200 Fine Thanks\r\nContent-Length: 5\r\nX-Fold: a\r\n\t b\r\n\
+            Set-Cookie: 1\r\nset-cookie: 2\nX-Empty:\r\n\r\nhello";
+        let want = head_and_body(&[wire]);
+        let head = want.0.clone().unwrap();
+        assert_eq!((head.status(), head.reason()), (200, "Fine Thanks"));
+        assert_eq!(head.header("x-fold"), Some(&b"a b"[..]));
+        assert_eq!(head.header("link"), None, "the interim head is dropped");
+        assert_eq!(
+            head.headers("Set-Cookie").collect::<Vec<_>>(),
+            [&b"1"[..], b"2"]
+        );
+        assert_eq!(head.header("x-empty"), Some(&b""[..]));
+        assert_eq!((&want.1[..], want.2), (&b"hello"[..], Ok(())));
+        for i in 0..=wire.len() {
+            assert_eq!(
+                head_and_body(&[&wire[..i], &wire[i..]]),
+                want,
+                "split at {i}"
+            );
+        }
+        let bytes: Vec<&[u8]> = wire.chunks(1).collect();
+        assert_eq!(head_and_body(&bytes), want, "byte by byte");
+    }
+
+    /// A head of `len` bytes ending in `\r\n\r\n`, with lines under `MAX_LINE`.
+    fn head_of_len(status_line: &str, len: usize) -> Vec<u8> {
+        let mut head = Vec::from(status_line.as_bytes());
+        head.extend_from_slice(b"\r\nContent-Length: 2\r\n");
+        while head.len() + 2 < len {
+            let value = (len - 2 - head.len()).saturating_sub(5).min(4000);
+            head.extend_from_slice(b"X: ");
+            head.extend(core::iter::repeat_n(b'v', value));
+            head.extend_from_slice(b"\r\n");
+        }
+        head.extend_from_slice(b"\r\n");
+        assert_eq!(head.len(), len);
+        head
+    }
+
+    #[test]
+    fn heads_at_and_over_the_block_limit() {
+        use crate::head::MAX_BLOCK;
+        let interim: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+        for (before, len) in [(&b""[..], MAX_BLOCK), (interim, MAX_BLOCK - interim.len())] {
+            let at = [before, &head_of_len("HTTP/1.1 200 OK", len), b"ok"].concat();
+            let over = [before, &head_of_len("HTTP/1.1 200 OK", len + 1), b"ok"].concat();
+            for size in [97, 1460, at.len()] {
+                let pieces: Vec<&[u8]> = at.chunks(size).collect();
+                let (head, body, result) = head_and_body(&pieces);
+                assert_eq!(head.map(|h| h.status()), Some(200));
+                assert_eq!(
+                    (&body[..], result),
+                    (&b"ok"[..], Ok(())),
+                    "pieces of {size}"
+                );
+                let pieces: Vec<&[u8]> = over.chunks(size).collect();
+                let (head, _, result) = head_and_body(&pieces);
+                assert_eq!((head, result), (None, Err(HttpError::HeaderTooLarge)));
+            }
+        }
+    }
+
+    #[test]
+    fn a_hundred_fields_and_one_more() {
+        for (count, want) in [
+            (MAX_FIELDS_FOR_TEST, Ok(())),
+            (MAX_FIELDS_FOR_TEST + 1, Err(HttpError::TooManyHeaders)),
+        ] {
+            let mut wire = Vec::from(&b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n"[..]);
+            for i in 1..count {
+                wire.extend_from_slice(format!("X-{i}: v\r\n").as_bytes());
+            }
+            wire.extend_from_slice(b"\r\nok");
+            for size in [1, 10, wire.len()] {
+                let pieces: Vec<&[u8]> = wire.chunks(size).collect();
+                let (head, body, result) = head_and_body(&pieces);
+                assert_eq!(result, want, "{count} fields in pieces of {size}");
+                if want.is_ok() {
+                    assert_eq!(head.unwrap().headers("x-99").count(), 1);
+                    assert_eq!(body, b"ok");
+                }
+            }
+        }
+    }
+
     /// Deterministic xorshift64* so failures reproduce.
     struct Rng(u64);
 
