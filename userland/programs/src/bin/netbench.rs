@@ -69,7 +69,12 @@ fn main(startup: &Startup) -> i32 {
         }
     }
     samples.sort_unstable();
-    let pct = |p: usize| samples.get(samples.len().saturating_sub(1) * p / 100).copied().unwrap_or(0);
+    let pct = |p: usize| {
+        samples
+            .get(samples.len().saturating_sub(1) * p / 100)
+            .copied()
+            .unwrap_or(0)
+    };
     println!(
         "netbench dns n={} errors={errors} median_us={} p99_us={}",
         samples.len(),
@@ -77,10 +82,19 @@ fn main(startup: &Startup) -> i32 {
         pct(99) / 1000
     );
     for path in ["/1m.bin", "/16m.bin"] {
-        for (name, check) in [("sha256", Check::Sha256(netutil::sha256_blocks())), ("none", Check::LengthOnly)] {
+        for (name, check) in [
+            ("sha256", Check::Sha256(netutil::sha256_blocks())),
+            ("none", Check::LengthOnly),
+        ] {
             let url = alloc::format!("http://lab.capstan.test{path}");
             let (t0, busy0, irq0) = (time::now(), busy_ns(), rx_irqs());
-            let r = client::get(&mut Tcp { dns: Some(GATEWAY) }, &url, check, Limits::default(), &mut Discard);
+            let r = client::get(
+                &mut Tcp { dns: Some(GATEWAY) },
+                &url,
+                check,
+                Limits::default(),
+                &mut Discard,
+            );
             match r {
                 Ok(f) => println!(
                     "netbench http path={path} check={name} bytes={} ms={} busy_ms={} irqs={}",
@@ -96,7 +110,10 @@ fn main(startup: &Startup) -> i32 {
     let block = alloc::vec![0x5au8; 4 << 20];
     let cpu = netutil::has_feature("sha2");
     for (name, blocks) in [
-        (if cpu { "cpu" } else { "soft-again" }, netutil::sha256_blocks()),
+        (
+            if cpu { "cpu" } else { "soft-again" },
+            netutil::sha256_blocks(),
+        ),
         ("soft", http::digest::soft_blocks as http::BlockFn),
     ] {
         let t0 = time::now();
