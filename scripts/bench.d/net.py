@@ -69,7 +69,7 @@ class Guest:
 
     def net_counters(self):
         if self.shell:
-            self.command("cat /proc/netif", rb"reassembled \d+\n", 10)
+            self.command("cat /proc/netif", rb"reassembled \d+\r?\n", 10)
             packets = int(re.search(rb"rx_packets (\d+)", self.buf).group(1))
             irqs = int(re.search(rb"rx_interrupts (\d+)", self.buf).group(1))
             return packets, irqs, self.buf.decode(errors="replace")
