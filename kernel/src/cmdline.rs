@@ -159,8 +159,8 @@ pub struct ParsedArgs<'a> {
 const HZ_RANGE: &str = "0 (tickless) or 1..=10000 ticks per second";
 const POLL_RANGE: &str = "dhcp, off, poll or poll:<1..=10000 polls per second>";
 
-/// Keys the in-kernel tests read themselves from the raw command line (`tests::netlab`,
-/// `tests::bridges`).
+/// Keys tests read themselves from the raw command line (`tests::bridges`, `tests::process`;
+/// the user suite reads the lab's file digests from `/proc/cmdline`).
 const TEST_KEYS: [&str; 5] = ["sha1m", "sha16m", "bridges", "stress_ms", "fuzz_calls"];
 
 impl<'a> BootArgs<'a> {

@@ -6,11 +6,13 @@
 Boots the kernel (argv: the QEMU command line, then `--`, mode name) attached to the
 lab's tap, waits for its DHCP lease, then measures from the host side a UDP echo round
 trip (10 000 sequential 64-byte datagrams to the kernel's echo service on port 7, 1 s
-timeout each), and from the guest side (monitor command `netbench`, run three times)
-DNS query latency to dnsmasq and HTTP GET throughput of 1 and 16 MiB files. This build's
-`netbench` times each download with and without the SHA-256 check and reports the time
-CPU 0 was busy and the RX interrupts it took; the baseline build's only with the check.
-Interrupts per packet come from the monitor's `net` counters. The host's load average is
+timeout each; on a build that boots to the shell, also to the user-space `udpecho` on
+port 7000), and from the guest side (`netbench`, run three times: the baseline build's
+kernel monitor command, or this build's user program of that name at the shell) DNS
+query latency to dnsmasq and HTTP GET throughput of 1 and 16 MiB files, each download
+with and without the SHA-256 check (the baseline build: only with it), with the CPU time
+all CPUs were busy and the RX interrupts taken. Interrupts per packet come from the
+monitor's `net` counters or `/proc/netif`. The host's load average is
 recorded before and after (the lab shares its cores with other work). Prints figures,
 writes JSON; the summary puts the baseline and this build side by side.
 """
@@ -57,6 +59,8 @@ class Guest:
                 self.buf += chunk
         raise SystemExit(f"timed out waiting for {pattern!r}; output tail: {self.buf[-600:]!r}")
 
+    shell = False  # this build: init's shell (`capstan$ `), else the kernel monitor
+
     def command(self, line, done_pattern, timeout=120):
         self.buf = b""
         self.proc.stdin.write(line.encode() + b"\r")
@@ -64,6 +68,11 @@ class Guest:
         return self.read_until(done_pattern, timeout)
 
     def net_counters(self):
+        if self.shell:
+            self.command("cat /proc/netif", rb"reassembled \d+\r?\n", 10)
+            packets = int(re.search(rb"rx_packets (\d+)", self.buf).group(1))
+            irqs = int(re.search(rb"rx_interrupts (\d+)", self.buf).group(1))
+            return packets, irqs, self.buf.decode(errors="replace")
         m = self.command("net", rb"rx: packets (\d+) .*\n", 10)
         packets = int(m.group(1))
         irqs = int(re.search(rb"rx interrupts (\d+)", self.buf).group(1))
@@ -74,14 +83,14 @@ class Guest:
         self.proc.wait()
 
 
-def udp_echo(lease, mode):
+def udp_echo(lease, mode, port=7):
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.settimeout(1.0)
     rtts, lost = [], 0
     payload = bytes(range(64))
     for i in range(ECHO_COUNT):
         t0 = time.perf_counter_ns()
-        sock.sendto(payload, (lease, 7))
+        sock.sendto(payload, (lease, port))
         try:
             data, _ = sock.recvfrom(2048)
             if data == payload:
@@ -141,16 +150,20 @@ def run(cmd, mode, out):
     guest = Guest(cmd)
     try:
         lease = guest.read_until(rb"net: DHCP lease (192\.0\.2\.\d+)/", 60).group(1).decode()
-        guest.read_until(rb"capstan> ", 30)
+        guest.shell = guest.read_until(rb"capstan[$>] ", 30).group(0) == b"capstan$ "
         p0, i0, _ = guest.net_counters()
         rtts, lost = udp_echo(lease, mode)
         p1, i1, _ = guest.net_counters()
+        user_rtts, user_lost = [], 0
+        if guest.shell:
+            guest.command("udpecho 7000 &", rb"listening on UDP port 7000", 10)
+            user_rtts, user_lost = udp_echo(lease, mode + " user", 7000)
         text = ""
         for _ in range(NETBENCH_RUNS):
             guest.command("netbench", rb"netbench done", 600)
             text += guest.buf.decode(errors="replace")
         p2, i2, counters = guest.net_counters()
-        guest.command("poweroff", rb"powering off", 10)
+        guest.command("poweroff", rb"powering off|asked to Off", 10)
     finally:
         guest.stop()
     dns, http, sha = parse_netbench(text)
@@ -164,6 +177,12 @@ def run(cmd, mode, out):
             "rx_packets": echo_packets, "rx_interrupts": i1 - i0,
             "interrupts_per_packet": (i1 - i0) / echo_packets if echo_packets else None,
         },
+        "udp_echo_user": {
+            "count": ECHO_COUNT if guest.shell else 0, "lost": user_lost,
+            "median_us": statistics.median(user_rtts) if user_rtts else None,
+            "p99_us": user_rtts[int(len(user_rtts) * 0.99) - 1] if user_rtts else None,
+        },
+        "dns_from": "user space" if guest.shell else "kernel",
         "dns": {
             "queries": sum(d[0] for d in dns), "errors": sum(d[1] for d in dns),
             "median_us": statistics.median(d[2] for d in dns) if dns else None,
@@ -186,7 +205,11 @@ def print_report(r):
     print(f"[{mode}] host load average {r['host_loadavg']['before']} -> {r['host_loadavg']['after']}")
     print(f"[{mode}] UDP echo x{u['count']}: median {u['median_us']:.0f} us, p99 {u['p99_us']:.0f} us, "
           f"lost {u['lost']}, {u['interrupts_per_packet']} interrupts/packet")
-    print(f"[{mode}] DNS x{d['queries']}: median {d['median_us']} us, p99 {d['p99_us']} us, errors {d['errors']}")
+    uu = r.get("udp_echo_user", {})
+    if uu.get("median_us"):
+        print(f"[{mode}] UDP echo to a user process x{uu['count']}: median {uu['median_us']:.0f} us, "
+              f"p99 {uu['p99_us']:.0f} us, lost {uu['lost']}")
+    print(f"[{mode}] DNS ({r.get('dns_from', 'kernel')}) x{d['queries']}: median {d['median_us']} us, p99 {d['p99_us']} us, errors {d['errors']}")
     for key, h in r["http"].items():
         extra = ""
         if "cpu_ms_per_MiB" in h:
@@ -216,8 +239,10 @@ def summary(directory, baseline_commit):
         rows[key]["speedup"] = n / b if b and n else None
     out = {
         "benchmark": "net-summary", "baseline_commit": baseline_commit, "http": rows,
-        "udp_echo_median_us": {"baseline": base["udp_echo"]["median_us"], "this_build": new["udp_echo"]["median_us"]},
-        "dns_median_us": {"baseline": base["dns"]["median_us"], "this_build": new["dns"]["median_us"]},
+        "udp_echo_median_us": {"baseline": base["udp_echo"]["median_us"], "this_build": new["udp_echo"]["median_us"],
+                               "this_build_user_process": new.get("udp_echo_user", {}).get("median_us")},
+        "dns_median_us": {"baseline_kernel": base["dns"]["median_us"],
+                          f"this_build_{new.get('dns_from', 'kernel').replace(' ', '_')}": new["dns"]["median_us"]},
         "host_loadavg": {m: r["host_loadavg"] for m, r in (("baseline", base), ("msi", new), ("nooffload", off))},
     }
     path = os.path.join(directory, "net-summary.json")
@@ -230,6 +255,15 @@ def summary(directory, baseline_commit):
               f"{fmt(r['this_build_MiB_per_s'])} MiB/s (offloads off {fmt(r['this_build_offloads_off_MiB_per_s'])}), "
               f"x{fmt(r['speedup'])}")
     print(f"  UDP echo median {out['udp_echo_median_us']}, DNS median {out['dns_median_us']}")
+    # Issue goals for the move to user space: user UDP RTT and DNS within 1.15x of the
+    # kernel's, HTTP at least 0.9x (ratios < 1 are faster for latencies).
+    ue, ke = out["udp_echo_median_us"]["this_build_user_process"], out["udp_echo_median_us"]["this_build"]
+    ud, kd = new["dns"]["median_us"], base["dns"]["median_us"]
+    h16, b16 = rows["/16m.bin sha256"]["this_build_MiB_per_s"], rows["/16m.bin sha256"]["baseline_MiB_per_s"]
+    ratio = lambda a, b: f"x{a / b:.2f}" if a and b else "n/a"  # noqa: E731
+    print(f"  user UDP echo vs the kernel's (same build): {ratio(ue, ke)} (goal <= 1.15)")
+    print(f"  user-space DNS vs the baseline's in-kernel DNS: {ratio(ud, kd)} (goal <= 1.15)")
+    print(f"  user-space HTTP 16 MiB with SHA-256 vs the baseline's in-kernel: {ratio(h16, b16)} (goal >= 0.9)")
     print(f"wrote {path}")
 
 

@@ -72,7 +72,11 @@ def main():
             if kind in done:
                 continue
             done.add(kind)
-            print((udp if kind == "udp" else tcp)(addr, int(port)), flush=True)
+            try:
+                result = (udp if kind == "udp" else tcp)(addr, int(port))
+            except OSError as e:  # a reset, a refused connection: the guest's fault
+                result = "FAILED %s echo: %s" % (kind, e)
+            print(result, flush=True)
         time.sleep(0.2)
     if len(done) < 2:
         print("peer.py: not asked for %s" % sorted({"udp", "tcp"} - done), flush=True)

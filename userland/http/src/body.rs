@@ -7,7 +7,9 @@
 //! The chunked decoder (§7.1) is a byte-level state machine so a chunk header
 //! split across TCP segments costs nothing extra.
 
-use super::head::{FieldBlock, Head, LineReader, MAX_BLOCK, MAX_LINE, Version, is_tchar};
+use alloc::vec::Vec;
+
+use super::head::{Block, BlockReader, Head, Version, parse_trailers};
 use super::{ContentCoding, HttpError};
 
 /// How the end of the body is found.
@@ -122,10 +124,8 @@ enum ChunkState {
     DataCr,
     /// Expecting the LF after chunk data.
     DataLf,
-    /// Reading trailer lines after the last chunk; `used` counts their bytes.
-    Trailers {
-        used: usize,
-    },
+    /// Reading the trailer section after the last chunk.
+    Trailers,
     Done,
 }
 
@@ -134,7 +134,7 @@ enum ChunkState {
 pub(super) struct Chunked {
     state: ChunkState,
     line: LineReader,
-    trailers: FieldBlock,
+    trailers: BlockReader,
 }
 
 impl Chunked {
@@ -142,7 +142,7 @@ impl Chunked {
         Self {
             state: ChunkState::Size,
             line: LineReader::default(),
-            trailers: FieldBlock::default(),
+            trailers: BlockReader::default(),
         }
     }
 
@@ -167,7 +167,7 @@ impl Chunked {
                         let size = parse_chunk_size(self.line.line())?;
                         self.line.clear();
                         self.state = match size {
-                            0 => ChunkState::Trailers { used: 0 },
+                            0 => ChunkState::Trailers,
                             n => ChunkState::Data(n),
                         };
                     }
@@ -190,25 +190,54 @@ impl Chunked {
                     self.state = expect(rest[0], b'\n', ChunkState::Size)?;
                     1
                 }
-                ChunkState::Trailers { used } => {
-                    let (n, done) = self.line.take(rest, MAX_LINE, HttpError::HeaderTooLarge)?;
-                    *used += n;
-                    if *used > MAX_BLOCK {
-                        return Err(HttpError::HeaderTooLarge);
+                ChunkState::Trailers => match self.trailers.feed(rest, parse_trailers)? {
+                    Block::Partial => rest.len(),
+                    Block::Complete((), used) => {
+                        self.state = ChunkState::Done;
+                        used
                     }
-                    if done {
-                        let end = self.trailers.push_line(self.line.line())?;
-                        self.line.clear();
-                        if end {
-                            self.state = ChunkState::Done;
-                        }
-                    }
-                    n
-                }
+                },
                 ChunkState::Done => 0,
             };
         }
         Ok(pos)
+    }
+}
+
+/// Accumulates one LF-terminated line (a chunk-size line) from arbitrary input pieces.
+#[derive(Debug, Default)]
+struct LineReader {
+    buf: Vec<u8>,
+}
+
+impl LineReader {
+    /// Takes bytes up to and including the first LF. Returns how many bytes of
+    /// `input` were consumed and whether the line is now complete; `too_long` is
+    /// returned if the line would exceed `limit`.
+    fn take(
+        &mut self,
+        input: &[u8],
+        limit: usize,
+        too_long: HttpError,
+    ) -> Result<(usize, bool), HttpError> {
+        let (part, used, done) = match input.iter().position(|&b| b == b'\n') {
+            Some(i) => (&input[..i], i + 1, true),
+            None => (input, input.len(), false),
+        };
+        if self.buf.len() + part.len() > limit {
+            return Err(too_long);
+        }
+        self.buf.extend_from_slice(part);
+        Ok((used, done))
+    }
+
+    /// The complete line without CR LF (a bare LF is accepted, RFC 9112 §2.2).
+    fn line(&self) -> &[u8] {
+        self.buf.strip_suffix(b"\r").unwrap_or(&self.buf)
+    }
+
+    fn clear(&mut self) {
+        self.buf.clear();
     }
 }
 
@@ -255,10 +284,15 @@ fn check_extensions(ext: &[u8]) -> Result<(), HttpError> {
     }
 }
 
+/// Token characters (RFC 9110 §5.6.2).
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use alloc::vec::Vec;
+    use crate::head::{MAX_BLOCK, MAX_FIELDS};
 
     fn decode(input: &[u8]) -> Result<(Vec<u8>, usize, bool), HttpError> {
         let mut out = Vec::new();
@@ -328,7 +362,7 @@ mod tests {
     #[test]
     fn trailer_limits() {
         let mut flood = Vec::from(&b"0\r\n"[..]);
-        for _ in 0..=super::super::head::MAX_FIELDS {
+        for _ in 0..=MAX_FIELDS {
             flood.extend_from_slice(b"T: v\r\n");
         }
         assert_eq!(decode(&flood), Err(HttpError::TooManyHeaders));
@@ -339,5 +373,73 @@ mod tests {
             big.extend_from_slice(b"\r\n");
         }
         assert_eq!(decode(&big), Err(HttpError::HeaderTooLarge));
+    }
+
+    /// The trailer section goes through `httparse::parse_headers`: any split, the
+    /// limits, bad fields; the bytes after it are not the body's.
+    #[test]
+    fn trailers_through_parse_headers() {
+        let input = b"3\r\nabc\r\n0\r\nExpires: never\r\nX-Check: 1\nEmpty:\r\n\r\nafter";
+        let body_end = input.len() - b"after".len();
+        for i in 0..=input.len() {
+            let mut c = Chunked::new();
+            let mut out = Vec::new();
+            let first = c.feed(&input[..i], &mut |b| out.extend_from_slice(b));
+            let second = c.feed(&input[i..], &mut |b| out.extend_from_slice(b));
+            assert_eq!(first.unwrap() + second.unwrap(), body_end, "split at {i}");
+            assert!(c.is_done());
+            assert_eq!(out, b"abc");
+        }
+        let fields = |n: usize| b"T: v\r\n".repeat(n);
+        let hundred = [&b"0\r\n"[..], &fields(MAX_FIELDS), b"\r\n"].concat();
+        assert_eq!(decode(&hundred), Ok((Vec::new(), hundred.len(), true)));
+        let more = [&b"0\r\n"[..], &fields(MAX_FIELDS + 1), b"\r\n"].concat();
+        assert_eq!(decode(&more), Err(HttpError::TooManyHeaders));
+        // A trailer section of exactly MAX_BLOCK bytes, and one more.
+        for (len, want) in [(MAX_BLOCK, true), (MAX_BLOCK + 1, false)] {
+            let mut input = Vec::from(&b"0\r\n"[..]);
+            while input.len() - 3 + 2 < len {
+                let value = (len - 2 - (input.len() - 3)).saturating_sub(5).min(4000);
+                input.extend_from_slice(b"T: ");
+                input.extend(core::iter::repeat_n(b'v', value));
+                input.extend_from_slice(b"\r\n");
+            }
+            input.extend_from_slice(b"\r\n");
+            assert_eq!(input.len() - 3, len);
+            let got = decode(&input);
+            if want {
+                assert_eq!(got, Ok((Vec::new(), input.len(), true)));
+            } else {
+                assert_eq!(got, Err(HttpError::HeaderTooLarge));
+            }
+        }
+        for bad in [
+            &b"0\r\nT : v\r\n\r\n"[..],
+            b"0\r\nT: a\x01b\r\n\r\n",
+            // parse_headers takes no obs-fold (heads do, see head.rs); trailers are
+            // dropped anyway.
+            b"0\r\nT: a\r\n folded\r\n\r\n",
+        ] {
+            assert_eq!(decode(bad), Err(HttpError::MalformedHeader), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn line_reader_pieces_and_limit() {
+        let mut r = LineReader::default();
+        assert_eq!(r.take(b"ab", 5, HttpError::HeaderTooLarge), Ok((2, false)));
+        assert_eq!(
+            r.take(b"cd\r\nrest", 5, HttpError::HeaderTooLarge),
+            Ok((4, true))
+        );
+        assert_eq!(r.line(), b"abcd");
+        r.clear();
+        assert_eq!(
+            r.take(b"abcde\n", 4, HttpError::BadChunk),
+            Err(HttpError::BadChunk)
+        );
+        let mut r = LineReader::default();
+        assert_eq!(r.take(b"\n", 4, HttpError::BadChunk), Ok((1, true)));
+        assert_eq!(r.line(), b"");
     }
 }

@@ -8,7 +8,8 @@
 //! process's socket memory is at most `abi::net::MAX_SOCKETS_PER_PROCESS` times one
 //! socket's buffers (the table in docs/net.md).
 //!
-//! Dropping the `Socket` closes it: UDP and ICMP at once, TCP with a FIN (the task
+//! Dropping the `Socket` closes it: UDP and ICMP once the datagrams already given to it
+//! have left (at most `LINGER_NS`), TCP with a FIN (the task
 //! keeps the smoltcp socket until the close completes or `LINGER_NS` passes, then
 //! aborts it with a RST). A process that dies drops its capabilities, so its sockets
 //! close this way and nothing stays behind.
@@ -734,8 +735,27 @@ pub(super) fn serve(iface: &mut Interface, sockets: &mut SocketSet<'static>) {
 
 /// Whether a closed socket is done and its smoltcp sockets gone.
 fn finish_close(st: &mut SockState, sockets: &mut SocketSet<'static>, now: u64) -> bool {
-    let lingers =
-        st.proto == Proto::Tcp && st.role == Role::Stream && st.established && st.ended.is_none();
+    // A datagram sent just before the close (an echo's answer, a process's last word
+    // before exit) still leaves: the smoltcp socket stays until its queue drains.
+    if st.proto != Proto::Tcp
+        && let Some(&h) = st.handles.first()
+    {
+        let queued = st.out_datagrams.len()
+            + match st.proto {
+                Proto::Udp => sockets.get::<udp::Socket>(h).send_queue(),
+                _ => sockets.get::<icmp::Socket>(h).send_queue(),
+            };
+        let since = *st.closing_since.get_or_insert(now);
+        if queued > 0 && now.saturating_sub(since) < LINGER_NS {
+            return false;
+        }
+    }
+    // A connection that did not die lingers, even after the peer's FIN (its half-close):
+    // our queued bytes and our FIN still go out.
+    let lingers = st.proto == Proto::Tcp
+        && st.role == Role::Stream
+        && st.established
+        && !matches!(st.ended, Some(Err(_)));
     if lingers && let Some(&h) = st.handles.first() {
         let socket = sockets.get_mut::<tcp::Socket>(h);
         let since = *st.closing_since.get_or_insert(now);
@@ -743,7 +763,9 @@ fn finish_close(st: &mut SockState, sockets: &mut SocketSet<'static>, now: u64) 
             && socket.state() != tcp::State::TimeWait
             && now.saturating_sub(since) < LINGER_NS
         {
-            socket.close(); // FIN once the queue drains; idempotent
+            if st.out_stream.is_empty() {
+                socket.close(); // FIN after smoltcp's queue; idempotent
+            }
             return false;
         }
     }
@@ -796,8 +818,8 @@ fn stuck(st: &mut SockState, queued: usize, now: u64) -> bool {
 }
 
 fn serve_udp(st: &mut SockState, sockets: &mut SocketSet<'static>, now: u64) {
-    if st.closed {
-        return;
+    if st.closed && st.out_datagrams.is_empty() {
+        return; // a closed socket only flushes what it was given (see finish_close)
     }
     let Some(port) = st.local else { return };
     if st.handles.is_empty() {
@@ -818,7 +840,7 @@ fn serve_udp(st: &mut SockState, sockets: &mut SocketSet<'static>, now: u64) {
         st.tx_bytes += d.data.len() as u64;
         st.out_datagrams.pop_front();
     }
-    while st.in_datagrams.len() < DATAGRAMS_QUEUED {
+    while !st.closed && st.in_datagrams.len() < DATAGRAMS_QUEUED {
         let Ok((data, meta)) = socket.recv() else {
             break;
         };
@@ -840,7 +862,7 @@ fn serve_udp(st: &mut SockState, sockets: &mut SocketSet<'static>, now: u64) {
 }
 
 fn serve_icmp(st: &mut SockState, sockets: &mut SocketSet<'static>, now: u64) {
-    if st.closed {
+    if st.closed && st.out_datagrams.is_empty() {
         return;
     }
     let Some(ident) = st.local else { return };
@@ -861,7 +883,7 @@ fn serve_icmp(st: &mut SockState, sockets: &mut SocketSet<'static>, now: u64) {
         st.tx_bytes += d.data.len() as u64;
         st.out_datagrams.pop_front();
     }
-    while st.in_datagrams.len() < DATAGRAMS_QUEUED {
+    while !st.closed && st.in_datagrams.len() < DATAGRAMS_QUEUED {
         let Ok((data, from)) = socket.recv() else {
             break;
         };
@@ -914,6 +936,10 @@ fn serve_stream(
     _now: u64,
 ) {
     if st.closed {
+        // What the owner sent before closing still leaves, then the FIN (finish_close).
+        if let Some(&h) = st.handles.first() {
+            send_queued(st, sockets.get_mut::<tcp::Socket>(h));
+        }
         return;
     }
     if st.handles.is_empty() {
@@ -932,22 +958,7 @@ fn serve_stream(
         return;
     }
     let socket = sockets.get_mut::<tcp::Socket>(st.handles[0]);
-    if socket.may_send() {
-        st.established = true;
-        while !st.out_stream.is_empty() && socket.can_send() {
-            let (a, _) = st.out_stream.as_slices();
-            match socket.send_slice(a) {
-                Ok(n) if n > 0 => {
-                    st.tx_bytes += n as u64;
-                    st.out_stream.drain(..n);
-                }
-                _ => break,
-            }
-        }
-        if st.write_shut && st.out_stream.is_empty() {
-            socket.close();
-        }
-    }
+    send_queued(st, socket);
     while st.in_stream.len() < TCP_RX && socket.can_recv() {
         let room = TCP_RX - st.in_stream.len();
         let moved = socket.recv(|data| {
@@ -967,6 +978,28 @@ fn serve_stream(
             tcp::State::SynSent | tcp::State::Listen => {}
             _ => st.ended = Some(Ok(())),
         }
+    }
+}
+
+/// Moves the owner's queued bytes into smoltcp while it takes them; after a shutdown of
+/// the write side, the FIN once they are all in.
+fn send_queued(st: &mut SockState, socket: &mut tcp::Socket<'static>) {
+    if !socket.may_send() {
+        return;
+    }
+    st.established = true;
+    while !st.out_stream.is_empty() && socket.can_send() {
+        let (a, _) = st.out_stream.as_slices();
+        match socket.send_slice(a) {
+            Ok(n) if n > 0 => {
+                st.tx_bytes += n as u64;
+                st.out_stream.drain(..n);
+            }
+            _ => break,
+        }
+    }
+    if st.write_shut && st.out_stream.is_empty() {
+        socket.close();
     }
 }
 
