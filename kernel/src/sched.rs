@@ -189,6 +189,20 @@ impl Sched {
         }
     }
 
+    /// `make_ready` on this CPU's queue (unless the thread is pinned elsewhere or still
+    /// on another CPU's stack).
+    fn make_ready_here(&mut self, id: ThreadId, masked: &IrqsMasked) {
+        let cpu = cpu_index();
+        let Some(t) = self.thread_ref(id) else { return };
+        if t.pin.is_some_and(|p| p != cpu) || (t.on_cpu && t.cpu != cpu) {
+            return self.make_ready(id, masked);
+        }
+        if let Some(t) = self.thread(id) {
+            t.state = State::Ready;
+        }
+        self.runq[cpu].push_back(id);
+    }
+
     /// Asks CPU `c` to look at its run queue.
     fn kick(&self, c: usize) {
         if self.online[c]
@@ -652,6 +666,17 @@ pub fn notify_destroy(id: NotifyId) {
 
 /// Sets `bits` in the notification and wakes its waiter. Safe from interrupt context.
 pub fn notify_post(id: NotifyId, bits: u64) -> Result<(), SchedError> {
+    post(id, bits, false).map(|_| ())
+}
+
+/// `notify_post` from a thread that yields next (a synchronous, wake-affine wake-up):
+/// the waiter is queued on this CPU, so a consumer runs where its data is and its answer
+/// comes back without a cross-CPU wake-up either way. Returns whether a thread was woken.
+pub fn notify_post_here(id: NotifyId, bits: u64) -> Result<bool, SchedError> {
+    post(id, bits, true)
+}
+
+fn post(id: NotifyId, bits: u64, here: bool) -> Result<bool, SchedError> {
     let mut guard = SCHED.lock();
     let (slot, masked) = guard.parts();
     let sched = slot.as_mut().ok_or(SchedError::NotReady)?;
@@ -662,17 +687,22 @@ pub fn notify_post(id: NotifyId, bits: u64) -> Result<(), SchedError> {
     let n = n.ok_or(SchedError::BadNotify)?;
     n.pending |= bits;
     n.posts += 1;
-    if let Some(w) = n.waiter.take() {
-        let bits = core::mem::take(&mut n.pending);
-        if let Some(t) = sched.thread(w) {
-            t.woken_with = Some(bits);
-        }
-        sched.make_ready(w, masked);
-        // From thread context nobody else reprograms the timer: give the woken thread
-        // a time slice (in IRQ context the exit path does this again, harmlessly).
-        program_timer(sched, masked);
+    let Some(w) = n.waiter.take() else {
+        return Ok(false);
+    };
+    let bits = core::mem::take(&mut n.pending);
+    if let Some(t) = sched.thread(w) {
+        t.woken_with = Some(bits);
     }
-    Ok(())
+    if here {
+        sched.make_ready_here(w, masked);
+    } else {
+        sched.make_ready(w, masked);
+    }
+    // From thread context nobody else reprograms the timer: give the woken thread
+    // a time slice (in IRQ context the exit path does this again, harmlessly).
+    program_timer(sched, masked);
+    Ok(true)
 }
 
 /// Blocks until the notification has bits (returned and cleared) or `deadline_ns` passes.

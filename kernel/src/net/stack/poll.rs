@@ -116,7 +116,15 @@ impl Stack {
         pings(&mut self.sockets, &mut self.services.icmp);
         udp_echo(&mut self.sockets, self.services.echo);
         udp_discard(&mut self.sockets, self.services.discard);
-        super::socket::serve(&mut self.iface, &mut self.sockets);
+        // Whoever the news below wakes reads counters that include the frames it came in.
+        publish_counters(nic, &self.gate);
+        if super::socket::serve(&mut self.iface, &mut self.sockets) {
+            // A process waiting for this news now runs on this CPU (a synchronous,
+            // wake-affine wake-up): let it take the data now, so that its answer leaves
+            // in this turn instead of after a cross-CPU wake-up and another turn.
+            sched::yield_now();
+            super::socket::serve(&mut self.iface, &mut self.sockets);
+        }
         self.solicit_new_remotes(nic);
     }
 
@@ -154,6 +162,13 @@ impl Stack {
 
 /// Publishes a turn's counters; returns whether the device must be replaced.
 fn publish_round(nic: &VirtioNic, gate: &mut Gate) -> bool {
+    publish_counters(nic, gate);
+    let mut s = SHARED.lock();
+    core::mem::take(&mut s.reinit_requested) || nic.needs_reinit()
+}
+
+/// The turn's counters so far, for `/proc/netif` (and the monitor).
+fn publish_counters(nic: &VirtioNic, gate: &Gate) {
     let mut s = SHARED.lock();
     s.ingress = gate.dropped;
     s.icmp_echo_requests_seen = gate.echo_requests;
@@ -165,7 +180,6 @@ fn publish_round(nic: &VirtioNic, gate: &mut Gate) -> bool {
     s.rx_stats = Some(s.retired.0.plus(&nic.net.rx_stats()));
     s.tx_stats = Some(s.retired.1.plus(&nic.net.tx_stats()));
     s.nic = Some(nic_info_of(nic));
-    core::mem::take(&mut s.reinit_requested) || nic.needs_reinit()
 }
 
 /// Keeps a device's counters before it is given up on, so totals survive the reset.

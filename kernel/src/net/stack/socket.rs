@@ -187,6 +187,16 @@ impl SockState {
         }
     }
 
+    /// `post` from the net task: the owner is woken on this CPU, and the task yields to
+    /// it next (see `serve`). Whether anyone was woken.
+    fn post_here(&self) -> bool {
+        let mut woke = sched::notify_post_here(self.notify, 1).unwrap_or(false);
+        if let Some((word, bits)) = self.events {
+            woke |= sched::notify_post_here(word, bits).unwrap_or(false);
+        }
+        woke
+    }
+
     /// Whether a read would not block (data, a connection, or the end).
     fn readable(&self) -> bool {
         !self.in_datagrams.is_empty()
@@ -670,9 +680,11 @@ fn configured() -> Result<(), SockError> {
 }
 
 /// The net task's part: creates smoltcp sockets for new user sockets, moves data both
-/// ways, hands out accepted connections, finishes closes; posts news.
-pub(super) fn serve(iface: &mut Interface, sockets: &mut SocketSet<'static>) {
+/// ways, hands out accepted connections, finishes closes; posts news. Returns whether
+/// the news woke a process (on this CPU: the caller yields to it).
+pub(super) fn serve(iface: &mut Interface, sockets: &mut SocketSet<'static>) -> bool {
     let now = time::now_ns();
+    let mut woke = false;
     let mut s = SHARED.lock();
     let mut accepted = Vec::new();
     let mut next_id = s.next_session;
@@ -701,7 +713,7 @@ pub(super) fn serve(iface: &mut Interface, sockets: &mut SocketSet<'static>) {
             st.out_stream.len(),
         );
         if after != before || (after.0 && !before.0) {
-            st.post();
+            woke |= st.post_here();
         }
     }
     s.next_session = next_id;
@@ -731,6 +743,7 @@ pub(super) fn serve(iface: &mut Interface, sockets: &mut SocketSet<'static>) {
             i += 1;
         }
     }
+    woke
 }
 
 /// Whether a closed socket is done and its smoltcp sockets gone.
