@@ -24,6 +24,16 @@ pub enum Object {
     Socket(Arc<crate::net::stack::Socket>),
 }
 
+impl Object {
+    /// The object moved into process `pid`'s table: a socket learns its new owner (its
+    /// news goes to that process from now on).
+    pub fn moved_to(&self, pid: u32) {
+        if let Object::Socket(s) = self {
+            s.set_owner(pid);
+        }
+    }
+}
+
 impl Capability for Object {
     fn cap_type(&self) -> CapType {
         match self {

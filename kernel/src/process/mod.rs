@@ -9,6 +9,8 @@ pub mod initrd;
 pub mod user;
 
 #[cfg(target_os = "none")]
+pub mod counters;
+#[cfg(target_os = "none")]
 pub mod file;
 #[cfg(target_os = "none")]
 pub mod fs;

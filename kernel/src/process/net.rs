@@ -80,13 +80,6 @@ fn room_for_one(p: &Process) -> Result<(), Error> {
     Ok(())
 }
 
-/// A capability moved into process `pid`'s table: a socket learns its new owner.
-pub fn moved_to(object: &Object, pid: u32) {
-    if let Object::Socket(s) = object {
-        s.set_owner(pid);
-    }
-}
-
 /// `sock_open(proto, events)`.
 pub fn open(p: &Arc<Process>, proto: SockProto, events: u64) -> Ret {
     room_for_one(p)?;

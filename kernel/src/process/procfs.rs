@@ -11,7 +11,7 @@ use alloc::vec::Vec;
 use core::fmt::Write;
 use core::sync::atomic::Ordering;
 
-use super::{syscall, table};
+use super::{counters, table};
 use crate::arch::{dma, heap, stack, uspace};
 use crate::{irq, mem, sched, time};
 
@@ -89,23 +89,11 @@ fn stat(out: &mut String) {
             l.stats.per_cpu.iter().sum::<u64>()
         );
     });
-    let calls: u64 = syscall::CALLS
-        .iter()
-        .map(|c| c.load(Ordering::Relaxed))
-        .sum();
-    let errors: u64 = syscall::ERRORS
-        .iter()
-        .map(|c| c.load(Ordering::Relaxed))
-        .sum();
-    let _ = writeln!(out, "syscalls {calls}");
-    let _ = writeln!(
-        out,
-        "syscalls_unknown {}",
-        syscall::UNKNOWN.load(Ordering::Relaxed)
-    );
-    let _ = writeln!(out, "syscall_errors {errors}");
+    let _ = writeln!(out, "syscalls {}", counters::calls());
+    let _ = writeln!(out, "syscalls_unknown {}", counters::unknown());
+    let _ = writeln!(out, "syscall_errors {}", counters::errors());
     for e in abi::Error::ALL {
-        let n = syscall::ERRORS[(-e.as_i32()) as usize % 32].load(Ordering::Relaxed);
+        let n = counters::errors_of(e);
         if n > 0 {
             let _ = writeln!(out, "syscall_errors_by_errno {} {n}", e.name());
         }

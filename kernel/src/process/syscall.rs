@@ -11,11 +11,12 @@
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::Ordering;
 
 use abi::proc::{GrantSpec, MAX_ARG_BYTES, MAX_ARGS, MAX_GRANTS, OPEN_READ, OPEN_WRITE};
 use abi::{CapType, Error, Handle, Rights};
 
+use super::counters;
 use super::decode::{Call, GrantMode, MemAccess, PowerAction, decode};
 use super::file::{File, Object};
 use super::table::{self, Grant, Process};
@@ -25,13 +26,6 @@ use crate::arch::usercopy::{copy_from_user, copy_to_user};
 use crate::arch::uspace::UserAccess;
 use crate::arch::vectors::TrapFrame;
 use crate::{sched, time};
-
-/// Calls made, by number (index = `Sysnum` value, 0..0x70).
-pub static CALLS: [AtomicU64; 0x70] = [const { AtomicU64::new(0) }; 0x70];
-/// Calls with an unknown number.
-pub static UNKNOWN: AtomicU64 = AtomicU64::new(0);
-/// Failed calls by error (index = -errno).
-pub static ERRORS: [AtomicU64; 32] = [const { AtomicU64::new(0) }; 32];
 
 /// Results of a handler: `x1`-`x3`, or the error for `x0`.
 type Ret = Result<[u64; 3], Error>;
@@ -63,7 +57,7 @@ pub fn entry(frame: &mut TrapFrame) {
             frame.x[1..4].copy_from_slice(&r);
         }
         Err(Stop::Fail(e)) => {
-            ERRORS[(-e.as_i32()) as usize % 32].fetch_add(1, Ordering::Relaxed);
+            counters::error(e);
             frame.x[0] = e.as_i32() as i64 as u64;
         }
     }
@@ -75,16 +69,8 @@ pub fn entry(frame: &mut TrapFrame) {
 
 fn run(p: &Arc<Process>, f: &TrapFrame) -> Result<[u64; 3], Stop> {
     let a = [f.x[0], f.x[1], f.x[2], f.x[3], f.x[4], f.x[5]];
-    match u32::try_from(f.x[8]) {
-        Ok(n) if usize::try_from(n).is_ok_and(|n| n < CALLS.len()) => {
-            CALLS[n as usize].fetch_add(1, Ordering::Relaxed);
-        }
-        _ => {}
-    }
     let known = u32::try_from(f.x[8]).is_ok_and(|n| abi::Sysnum::try_from(n).is_ok());
-    if !known {
-        UNKNOWN.fetch_add(1, Ordering::Relaxed);
-    }
+    counters::call(f.x[8], known);
     let call = decode(f.x[8], a).map_err(Stop::Fail)?;
     dispatch(p, call)
 }
@@ -290,7 +276,7 @@ fn cap_grant(p: &Arc<Process>, pid: u32, h: Handle, rights: Rights, mode: GrantM
         return Err(Error::EBADH);
     };
     let mut back = None;
-    super::net::moved_to(&object, target.pid);
+    object.moved_to(target.pid);
     let r = table::with_caps(&target, |caps| match caps.insert(object, rights) {
         Ok(h) => Ok(h.raw()),
         Err((object, e)) => {
@@ -299,7 +285,7 @@ fn cap_grant(p: &Arc<Process>, pid: u32, h: Handle, rights: Rights, mode: GrantM
         }
     });
     if let (Some(object), GrantMode::Move) = (back, mode) {
-        super::net::moved_to(&object, p.pid);
+        object.moved_to(p.pid);
         let held = rights | Rights::TRANSFER;
         let _ = table::with_caps(p, |caps| caps.insert(object, held).map_err(|(_, e)| e));
     }

@@ -198,7 +198,7 @@ pub fn spawn(
     let console_out = console(Rights::WRITE | Rights::TRANSFER)?;
     let mut listed: heapless::Vec<StartupGrant, MAX_GRANTS> = heapless::Vec::new();
     for g in grants {
-        super::net::moved_to(&g.object, pid);
+        g.object.moved_to(pid);
         let cap_type = abi_type(&g.object);
         let handle = caps_insert(&mut caps, g.object, g.rights)?;
         let _ = listed.push(StartupGrant {

@@ -9,16 +9,19 @@ use core::sync::atomic::{AtomicU32, Ordering};
 
 use abi::Handle;
 
+static IN: AtomicU32 = AtomicU32::new(0);
 static OUT: AtomicU32 = AtomicU32::new(0);
 
-/// Sets the console output handle (`_start` does this from the startup record).
-pub fn init(out: Option<Handle>) {
+/// Sets the console handles (`_start` does this from the startup record).
+pub fn init((input, out): (Option<Handle>, Option<Handle>)) {
+    IN.store(input.map_or(0, |h| h.raw()), Ordering::Relaxed);
     OUT.store(out.map_or(0, |h| h.raw()), Ordering::Relaxed);
 }
 
 /// The console input handle from the startup record, if any.
 pub fn input() -> Option<Handle> {
-    crate::start::startup().and_then(|s| s.console().0)
+    let raw = IN.load(Ordering::Relaxed);
+    (raw != 0).then_some(Handle(raw))
 }
 
 /// Reads typed console input: waits until `deadline` (ns since boot) for at least one

@@ -123,7 +123,7 @@ extern "C" fn __capstan_rt_start(record: *const StartupRecord) -> ! {
         crate::process::exit(127);
     }
     let startup = STARTUP.call_once(|| Startup { record });
-    crate::console::init(startup.console().1);
+    crate::console::init(startup.console());
     // SAFETY: `entry!` defines `__capstan_main` with exactly this signature.
     let code = unsafe { __capstan_main(startup) };
     crate::process::exit(code)

@@ -8,6 +8,7 @@ use alloc::vec;
 
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
 use smoltcp::socket::{dhcpv4, udp};
+use smoltcp::time::Instant;
 use smoltcp::wire::{EthernetAddress, HardwareAddress};
 
 use super::phy::Phy;
@@ -15,6 +16,12 @@ use super::service::{DISCARD_PORT, ECHO_PORT, icmp_socket};
 use super::socket::PORT_SEED;
 use crate::net::gate::Gate;
 use crate::net::virtio::VirtioNic;
+use crate::time;
+
+/// smoltcp's clock: microseconds since boot.
+pub(super) fn now() -> Instant {
+    Instant::from_micros((time::now_ns() / 1000) as i64)
+}
 
 /// Datagrams the discard service's socket holds between two polls: more than a batch
 /// (`virtio::BUDGET`) can bring, so the socket never drops.
@@ -49,7 +56,7 @@ pub(super) fn interface(nic: &mut VirtioNic, gate: &mut Gate, tcp_csum_ours: boo
     PORT_SEED.store(seed as u32, core::sync::atomic::Ordering::Relaxed);
     let mut budget = 0;
     let mut phy = Phy::new(nic, gate, &mut budget, tcp_csum_ours);
-    Interface::new(config, &mut phy, super::poll::now())
+    Interface::new(config, &mut phy, now())
 }
 
 /// Opens the services' sockets in `sockets`.

@@ -14,9 +14,8 @@ use alloc::boxed::Box;
 use alloc::vec::Vec;
 
 use smoltcp::iface::{Interface, PollResult, SocketSet};
-use smoltcp::time::Instant;
 
-use super::iface::{self, Services};
+use super::iface::{self, Services, now};
 use super::phy::Phy;
 use super::service::{dhcp_events, pings, udp_discard, udp_echo};
 use super::{NicInfo, RxMode, SHARED};
@@ -26,11 +25,6 @@ use crate::net::virtio::{self, BUDGET, VirtioNic};
 use crate::sched;
 use crate::sync::IrqLock;
 use crate::time;
-
-/// smoltcp's clock: microseconds since boot.
-pub(super) fn now() -> Instant {
-    Instant::from_micros((time::now_ns() / 1000) as i64)
-}
 
 /// What the task owns besides the NIC (which a device reset replaces).
 pub(super) struct Stack {
