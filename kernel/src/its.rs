@@ -52,7 +52,7 @@ pub fn init(gic: &Gic) {
                 frame.base
             );
         }
-        Err(e) => return log::warn!("cannot map the ITS at {:#x}: {e:?}", frame.base),
+        Err(e) => return log::warn!("cannot map the ITS at {:#x}: {e}", frame.base),
     };
     let config = ItsConfig {
         lpis: irq::LPIS as u32,
@@ -61,7 +61,7 @@ pub fn init(gic: &Gic) {
     };
     let its = match Its::new(regs, &dma::HAL, v3, config) {
         Ok(i) => ITS.call_once(|| i),
-        Err(e) => return log::warn!("GICv3 ITS at {:#x} unusable: {e:?}", frame.base),
+        Err(e) => return log::warn!("GICv3 ITS at {:#x} unusable: {e}", frame.base),
     };
     irq::init_lpis(its);
     match irq::msi_vectors(its.msi_range(frame.base as u64)) {
@@ -69,7 +69,7 @@ pub fn init(gic: &Gic) {
             VECTORS.call_once(|| v.with_release_hook(release));
             DOORBELL.call_once(|| KernelIts::doorbell_address(frame.base as u64));
         }
-        Err(e) => return log::warn!("ITS vector allocator: {e:?}"),
+        Err(e) => return log::warn!("ITS: its LPIs cannot be handed out: {e}"),
     }
     log::info!(
         "GICv3 ITS at {:#x}: MSIs are LPIs {}..{}",
@@ -117,6 +117,6 @@ fn release(intid: u32) {
         && let Err(e) = its.unmap_vector(intid)
         && e != ItsError::NotMapped
     {
-        log::warn!("ITS: DISCARD of LPI {intid} failed: {e:?}");
+        log::warn!("ITS: DISCARD of LPI {intid} failed: {e}");
     }
 }

@@ -394,7 +394,7 @@ impl VirtioNic {
             ..
         } = *self;
         if let Err(e) = net.transport_mut().reset() {
-            log::error!("virtio-net: reset did not complete ({e:?}); its buffers stay quarantined");
+            log::error!("virtio-net: reset did not complete ({e}); its buffers stay quarantined");
             return 0;
         }
         // Each release reads the status back (0: no DMA) from this function; a ring that
@@ -594,7 +594,7 @@ impl VirtioNic {
             }
             Ok(_) => {}
             Err(e) => {
-                log::error!("virtio-net: device needs a reset ({e:?})");
+                log::error!("virtio-net: device needs a reset ({e})");
                 self.reset_needed = true;
             }
         }

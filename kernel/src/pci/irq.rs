@@ -175,7 +175,7 @@ fn route_lpi(
         Ok(()) => Ok(line),
         Err(e) => {
             log::warn!(
-                "ITS: cannot map LPI {} for {}: {e:?}",
+                "ITS: cannot map LPI {} for {}: {e}",
                 line.intid(),
                 dev.bdf()
             );

@@ -80,16 +80,16 @@ pub fn init(dtb: &Dtb, no_msi: bool) {
     let host = match host_bridge(fdt) {
         Ok(h) => h,
         Err(DtError::NoHostBridge) => return log::info!("no PCI host bridge"),
-        Err(e) => return log::warn!("PCI host bridge unusable, no PCI devices: {e:?}"),
+        Err(e) => return log::warn!("PCI host bridge unusable, no PCI devices: {e}"),
     };
     if let Some(e) = &host.intx_error {
-        log::warn!("PCI interrupt-map unusable ({e:?}): no INTx, devices need MSI");
+        log::warn!("PCI: {e}; no INTx, devices need MSI");
     }
     let ecam = match devices::ecam(host.ecam_base, host.bus_start, host.bus_end) {
         Ok(e) => e,
         Err(e) => {
             log::warn!(
-                "PCI ECAM at {:#x} unusable ({e:?}): no PCI devices",
+                "PCI ECAM at {:#x} unusable ({e}): no PCI devices",
                 host.ecam_base
             );
             return;
@@ -134,7 +134,7 @@ fn init_msi() {
                 "the firmware describes a v2m frame at {base:#x}, but it does not answer"
             );
         }
-        Err(e) => return log::warn!("cannot map the v2m frame: {e:?}"),
+        Err(e) => return log::warn!("cannot map the v2m frame: {e}"),
     };
     // The firmware's SPI range (ACPI MADT flag, DT arm,msi-base-spi) overrides MSI_TYPER.
     // The GIC's `IrqControl` carves the allocator from it (one per INTID range).
@@ -152,7 +152,7 @@ fn init_msi() {
             );
             MSI.call_once(|| alloc);
         }
-        Err(e) => log::warn!("GICv2m frame unusable: {e:?}"),
+        Err(e) => log::warn!("GICv2m frame unusable: {e}"),
     }
 }
 
@@ -202,7 +202,7 @@ fn log_assignment(functions: &[PciFunction], report: &AssignReport) {
         {
             match bar.pci_addr {
                 Some(pci) => log::debug!(
-                    "PCI:     BAR {i}: {:?}{} {} at bus {pci:#x} (CPU {:#x})",
+                    "PCI:     BAR {i}: {}{} {} at bus {pci:#x} (CPU {:#x})",
                     bar.space.unwrap_or(drivers::pci::bar::Space::Mem32),
                     if bar.prefetchable {
                         " prefetchable"

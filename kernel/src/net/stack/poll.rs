@@ -228,7 +228,7 @@ fn reinit_nic(nic: Box<VirtioNic>, mode: RxMode) -> Option<Box<VirtioNic>> {
             Some(nic)
         }
         Err(e) => {
-            log::error!("virtio-net: could not bring the device back ({e:?}); the net task stops");
+            log::error!("virtio-net: could not bring the device back ({e}); the net task stops");
             None
         }
     }
