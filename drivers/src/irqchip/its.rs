@@ -360,6 +360,11 @@ impl<R: Registers + Sync, H: DmaHal + 'static, M: IrqMaskOps> Its<R, H, M> {
         IntSource { its: self }
     }
 
+    /// Whether `device` has its ITT already (a MAPD was issued for it).
+    pub fn has_device(&self, device: u32) -> bool {
+        self.state.lock().devices.iter().any(|d| d.id == device)
+    }
+
     /// The DeviceID event (`intid` − 8192) is mapped for, if any.
     pub fn mapped_device(&self, intid: u32) -> Option<u32> {
         self.state.lock().events[self.index(intid)?]
