@@ -106,17 +106,23 @@ pub fn doorbell() -> Option<u64> {
 /// (a PCI function's requester ID through the host bridge's `msi-map`, which the PCI layer
 /// computes: `pci::its_device_id`): MAPD if new, MAPTI.
 pub fn map(device: u32, intid: u32) -> Result<(), ItsError> {
-    ITS.get()
-        .ok_or(ItsError::NotMapped)?
-        .map_vector(device, intid)
+    let its = ITS.get().ok_or(ItsError::NotMapped)?;
+    let new = !its.has_device(device);
+    its.map_vector(device, intid)?;
+    log::debug!(
+        "ITS: DeviceID {device:#x} event {} -> LPI {intid} ({}MAPTI)",
+        intid - drivers::irqchip::its::FIRST_LPI,
+        if new { "MAPD with a new ITT, " } else { "" }
+    );
+    Ok(())
 }
 
 /// The vector release hook: DISCARD the event (nothing to do if it was never mapped).
 fn release(intid: u32) {
-    if let Some(its) = ITS.get()
-        && let Err(e) = its.unmap_vector(intid)
-        && e != ItsError::NotMapped
-    {
-        log::warn!("ITS: DISCARD of LPI {intid} failed: {e}");
+    let Some(its) = ITS.get() else { return };
+    match its.unmap_vector(intid) {
+        Ok(()) => log::debug!("ITS: LPI {intid} released (its event discarded)"),
+        Err(ItsError::NotMapped) => {}
+        Err(e) => log::warn!("ITS: DISCARD of LPI {intid} failed: {e}"),
     }
 }

@@ -83,7 +83,11 @@ pub fn init(dtb: &Dtb, no_msi: bool) {
         Err(e) => return log::warn!("PCI host bridge unusable, no PCI devices: {e}"),
     };
     if let Some(e) = &host.intx_error {
-        log::warn!("PCI: {e}; no INTx, devices need MSI");
+        let why = match e {
+            DtError::Intx(e) => alloc::format!("{e}"),
+            e => alloc::format!("{e}"),
+        };
+        log::warn!("PCI interrupt-map unusable ({why}): no INTx, devices need MSI");
     }
     let ecam = match devices::ecam(host.ecam_base, host.bus_start, host.bus_end) {
         Ok(e) => e,
@@ -191,6 +195,17 @@ fn log_assignment(functions: &[PciFunction], report: &AssignReport) {
                 u.bdf
             ),
         }
+    }
+    for w in &report.windows {
+        log::debug!(
+            "PCI: bridge {} {} window at bus {:#x}..{:#x} (CPU {:#x}, {})",
+            w.bdf,
+            w.kind,
+            w.pci_base,
+            w.pci_base + w.size,
+            w.cpu_base,
+            Size(w.size)
+        );
     }
     for f in functions {
         log_function(f);
@@ -313,6 +328,13 @@ fn claim_where(matches: impl Fn(&PciFunction) -> bool) -> Result<Device, PciErro
                 pci.claimed[index].store(false, Ordering::Release);
                 return Err(PciError::NoBar);
             }
+            log::debug!(
+                "PCI: {} claimed: decode and bus mastering on{}",
+                func.bdf,
+                func.parent
+                    .map(|p| alloc::format!(", bridges from {p} up opened"))
+                    .unwrap_or_default()
+            );
             return Ok(Device { index, func });
         }
     }
@@ -341,6 +363,10 @@ impl Drop for Device {
         if let Some(pci) = bus() {
             self.func.disable(&pci.ecam);
             pci.claimed[self.index].store(false, Ordering::Release);
+            log::debug!(
+                "PCI: {} released: decode and bus mastering off",
+                self.func.bdf
+            );
         }
     }
 }
