@@ -217,6 +217,7 @@ fn reinit_nic(nic: Box<VirtioNic>, mode: RxMode) -> Option<Box<VirtioNic>> {
     log::warn!("virtio-net: resetting the device and bringing it up again");
     let freed = nic.shut_down();
     log::info!("virtio-net: device reset; {freed} ring buffers freed");
+    log::debug!("virtio-net: the old device's lines are masked and released");
     match attach_on_a_fresh_stack() {
         Ok(mut nic) => {
             if let RxMode::Poll { .. } = mode {
