@@ -93,6 +93,16 @@ pub enum Trigger {
     Level,
 }
 
+/// `edge` or `level`, as the logs and reports print it.
+impl core::fmt::Display for Trigger {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            Trigger::Edge => "edge",
+            Trigger::Level => "level",
+        })
+    }
+}
+
 /// Opaque token naming who is notified when a line fires; the kernel maps it to a task or a
 /// process notification bit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

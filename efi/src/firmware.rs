@@ -223,7 +223,7 @@ fn efi_main() -> Status {
         Some(Ok(r)) => Some(r),
         Some(Err(s)) => {
             let path = initrd_path.as_deref().unwrap_or("");
-            return refuse(format_args!("cannot load the initrd {path}: {s:?}"));
+            return refuse(format_args!("cannot load the initrd {path}: {s}"));
         }
     };
     boot_kernel(
@@ -256,11 +256,11 @@ fn boot_kernel(
                 "this capstan.efi carries no kernel (built without CAPSTAN_KERNEL_IMAGE)"
             ));
         }
-        Err(s) => return refuse(format_args!("cannot place the kernel image: {s:?}")),
+        Err(s) => return refuse(format_args!("cannot place the kernel image: {s}")),
     };
     let tree = match tree_buffer(report.map_or(0, str::len)) {
         Ok(t) => t,
-        Err(s) => return refuse(format_args!("no memory for the device tree: {s:?}")),
+        Err(s) => return refuse(format_args!("no memory for the device tree: {s}")),
     };
     println!(
         "capstan.efi: kernel at {kernel:#x} ({} KiB), device tree at {:#x}; leaving UEFI",

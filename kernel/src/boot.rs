@@ -304,7 +304,7 @@ fn init_psci(platform: &Platform) {
     };
     match psci::version() {
         Ok((major, minor)) => log::info!("PSCI {major}.{minor} via {method}"),
-        Err(e) => log::warn!("PSCI_VERSION failed: {e:?}"),
+        Err(e) => log::warn!("PSCI_VERSION failed: {e}"),
     }
     if let Some(pci) = &platform.pci {
         log::info!(
@@ -334,7 +334,7 @@ fn init_interrupts(platform: &Platform) {
     match irq::mint(timer.intid, timer.trigger, irq::TICK_OWNER, "timer") {
         Ok(line) => timer::init(line),
         Err(e) => early_fail(format_args!(
-            "cannot mint the timer line {}: {e:?}",
+            "cannot mint the timer line {}: {e}",
             timer.intid
         )),
     }
@@ -345,7 +345,7 @@ fn start_secondaries(platform: &Platform) {
     let me = cpu::mpidr();
     for (index, &mpidr) in platform.cpus.iter().enumerate().filter(|(_, m)| **m != me) {
         if let Err(e) = secondary::start(mpidr, index as u64) {
-            log::warn!("CPU {mpidr:#x} did not start: {e:?}");
+            log::warn!("CPU {mpidr:#x} did not start: {e}");
         }
     }
 }

@@ -17,6 +17,7 @@ pub mod input;
 
 use crate::arch::{devices, semihosting};
 use crate::platform;
+use crate::ratelimit::RateLimit;
 use crate::sync::IrqLock;
 use crate::time;
 
@@ -138,4 +139,37 @@ static LOGGER: Logger = Logger;
 pub fn init_log(level: log::LevelFilter) {
     let _ = log::set_logger(&LOGGER);
     log::set_max_level(level);
+}
+
+/// Trace lines the hot paths may print per second (`log=trace`); the rest are counted
+/// and the count is printed with the next line let through.
+pub const TRACE_PER_SECOND: u32 = 20;
+
+static TRACE_LIMIT: RateLimit = RateLimit::new(TRACE_PER_SECOND, 1_000_000_000);
+
+/// Whether a rate-limited trace line may go out now (see [`trace_limited!`]): `Some(n)`
+/// with the lines held back since the last one that said so, `None` if this second's
+/// quota is spent.
+pub fn trace_admit() -> Option<u32> {
+    TRACE_LIMIT.admit(time::now_ns())
+}
+
+/// `log::trace!` for hot paths: nothing unless `log=trace`, then at most
+/// [`TRACE_PER_SECOND`] lines a second across the kernel, with a count of those held
+/// back.
+#[macro_export]
+macro_rules! trace_limited {
+    ($($arg:tt)+) => {
+        if ::log::log_enabled!(::log::Level::Trace)
+            && let Some(held) = $crate::console::trace_admit()
+        {
+            if held > 0 {
+                ::log::trace!(
+                    "({held} trace lines held back: at most {} a second)",
+                    $crate::console::TRACE_PER_SECOND
+                );
+            }
+            ::log::trace!($($arg)+);
+        }
+    };
 }

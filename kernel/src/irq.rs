@@ -153,6 +153,7 @@ pub fn mint(
     }
     let line = control.mint(intid, trigger, owner)?;
     record_name(intid, name);
+    log::debug!("irq: INTID {intid} ({name}, {trigger}) minted, masked");
     Ok(line)
 }
 

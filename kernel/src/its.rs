@@ -52,7 +52,7 @@ pub fn init(gic: &Gic) {
                 frame.base
             );
         }
-        Err(e) => return log::warn!("cannot map the ITS at {:#x}: {e:?}", frame.base),
+        Err(e) => return log::warn!("cannot map the ITS at {:#x}: {e}", frame.base),
     };
     let config = ItsConfig {
         lpis: irq::LPIS as u32,
@@ -61,7 +61,7 @@ pub fn init(gic: &Gic) {
     };
     let its = match Its::new(regs, &dma::HAL, v3, config) {
         Ok(i) => ITS.call_once(|| i),
-        Err(e) => return log::warn!("GICv3 ITS at {:#x} unusable: {e:?}", frame.base),
+        Err(e) => return log::warn!("GICv3 ITS at {:#x} unusable: {e}", frame.base),
     };
     irq::init_lpis(its);
     match irq::msi_vectors(its.msi_range(frame.base as u64)) {
@@ -69,7 +69,7 @@ pub fn init(gic: &Gic) {
             VECTORS.call_once(|| v.with_release_hook(release));
             DOORBELL.call_once(|| KernelIts::doorbell_address(frame.base as u64));
         }
-        Err(e) => return log::warn!("ITS vector allocator: {e:?}"),
+        Err(e) => return log::warn!("ITS: its LPIs cannot be handed out: {e}"),
     }
     log::info!(
         "GICv3 ITS at {:#x}: MSIs are LPIs {}..{}",
@@ -106,17 +106,23 @@ pub fn doorbell() -> Option<u64> {
 /// (a PCI function's requester ID through the host bridge's `msi-map`, which the PCI layer
 /// computes: `pci::its_device_id`): MAPD if new, MAPTI.
 pub fn map(device: u32, intid: u32) -> Result<(), ItsError> {
-    ITS.get()
-        .ok_or(ItsError::NotMapped)?
-        .map_vector(device, intid)
+    let its = ITS.get().ok_or(ItsError::NotMapped)?;
+    let new = !its.has_device(device);
+    its.map_vector(device, intid)?;
+    log::debug!(
+        "ITS: DeviceID {device:#x} event {} -> LPI {intid} ({}MAPTI)",
+        intid - drivers::irqchip::its::FIRST_LPI,
+        if new { "MAPD with a new ITT, " } else { "" }
+    );
+    Ok(())
 }
 
 /// The vector release hook: DISCARD the event (nothing to do if it was never mapped).
 fn release(intid: u32) {
-    if let Some(its) = ITS.get()
-        && let Err(e) = its.unmap_vector(intid)
-        && e != ItsError::NotMapped
-    {
-        log::warn!("ITS: DISCARD of LPI {intid} failed: {e:?}");
+    let Some(its) = ITS.get() else { return };
+    match its.unmap_vector(intid) {
+        Ok(()) => log::debug!("ITS: LPI {intid} released (its event discarded)"),
+        Err(ItsError::NotMapped) => {}
+        Err(e) => log::warn!("ITS: DISCARD of LPI {intid} failed: {e}"),
     }
 }

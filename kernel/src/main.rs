@@ -20,6 +20,7 @@ mod memrange;
 mod net;
 mod platform;
 mod process;
+mod ratelimit;
 
 #[cfg(target_os = "none")]
 mod arch;

@@ -83,12 +83,12 @@ pub fn execute(cmd: &str) {
         "reboot" => {
             crate::println!("rebooting");
             let e = psci::system_reset();
-            crate::println!("reset failed: {e:?}");
+            crate::println!("reset failed: {e}");
         }
         "poweroff" => {
             crate::println!("powering off");
             let e = psci::system_off();
-            crate::println!("power off failed: {e:?}");
+            crate::println!("power off failed: {e}");
         }
         other => crate::println!("unknown command '{other}' (try 'help')"),
     }

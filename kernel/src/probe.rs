@@ -45,16 +45,17 @@ pub fn report(p: &Platform) {
     for r in &p.reserved {
         println!("probe: reserved {:#x}..{:#x}", r.start, r.end);
     }
-    println!("probe: cpus {:x?}", p.cpus.as_slice());
+    let cpus: alloc::vec::Vec<_> = p.cpus.iter().map(|m| alloc::format!("{m:#x}")).collect();
+    println!("probe: cpus (MPIDR) {}", cpus.join(" "));
     report_uart(p);
     report_gic(p);
     println!(
-        "probe: timer: non-secure EL1 physical, INTID {} ({:?})",
+        "probe: timer: non-secure EL1 physical, INTID {} ({})",
         p.timer_irq.intid, p.timer_irq.trigger
     );
     match (p.psci, psci::version()) {
         (Some(m), Ok((major, minor))) => println!("probe: psci {major}.{minor} via {m}"),
-        (Some(m), Err(e)) => println!("probe: psci via {m}: PSCI_VERSION failed ({e:?})"),
+        (Some(m), Err(e)) => println!("probe: psci via {m}: PSCI_VERSION failed ({e})"),
         (None, _) => println!("probe: psci: none"),
     }
     report_pci();
@@ -69,7 +70,7 @@ fn report_uart(p: &Platform) {
     };
     match p.uart_irq {
         Some(i) => println!(
-            "probe: uart {kind} at {:#x}, INTID {} ({:?})",
+            "probe: uart {kind} at {:#x}, INTID {} ({})",
             p.uart.mmio.base, i.intid, i.trigger
         ),
         None => println!(
@@ -103,7 +104,7 @@ fn report_gic(p: &Platform) {
     }
     if let Some(v3) = devices::gicv3() {
         println!(
-            "probe: gic GICD_CTLR.DS = {} ({}), LPI ID bits {:?}",
+            "probe: gic GICD_CTLR.DS = {} ({}), {}",
             u8::from(v3.security_disabled()),
             if v3.security_disabled() {
                 "one security state"
@@ -111,12 +112,19 @@ fn report_gic(p: &Platform) {
                 "two security states: group 0 arrives as FIQ"
             },
             v3.lpi_id_bits()
+                .map_or(alloc::string::String::from("no LPIs"), |b| alloc::format!(
+                    "LPI ID bits {b}"
+                ))
         );
     }
     for f in p.gic.v2m() {
         println!(
-            "probe: gic v2m frame at {:#x}, SPIs from the tree {:?}",
-            f.mmio.base, f.spis
+            "probe: gic v2m frame at {:#x}, SPIs {}",
+            f.mmio.base,
+            f.spis.map_or(
+                alloc::string::String::from("from MSI_TYPER"),
+                |(first, n)| { alloc::format!("{first}..{} from the tree", first + n) }
+            )
         );
     }
     for f in p.gic.its() {
@@ -145,7 +153,7 @@ fn report_pci() {
     );
     for w in &bus.host.windows {
         println!(
-            "probe: pci window {:?}{} PCI {:#x} = CPU {:#x}, {:#x} bytes",
+            "probe: pci window {}{} PCI {:#x} = CPU {:#x}, {:#x} bytes",
             w.space,
             if w.prefetchable { " prefetchable" } else { "" },
             w.pci_base,
@@ -181,7 +189,7 @@ fn report_function(bus: &pci::Pci, f: &PciFunction) {
         Some((root, pin)) => match bus.host.intx.route(root, pin) {
             Some((intid, trigger)) => {
                 alloc::format!(
-                    " INT{} -> INTID {intid} ({trigger:?})",
+                    " INT{} -> INTID {intid} ({trigger})",
                     (b'A' + pin - 1) as char
                 )
             }

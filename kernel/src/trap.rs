@@ -177,7 +177,11 @@ fn fatal(frame: &TrapFrame, kind: VectorKind) -> ! {
     ));
     if let Some((class, slot)) = stack::guard_hit(frame.far as usize) {
         p(format_args!(
-            "    FAR is in the guard page of {class:?} stack {slot}: stack overflow\n"
+            "    FAR is in the guard page of {} stack {slot}: stack overflow\n",
+            match class {
+                stack::Class::Kernel => "kernel",
+                stack::Class::User => "user",
+            }
         ));
     }
     let boot_guard = crate::arch::sections::image().boot_stack_guard as u64;

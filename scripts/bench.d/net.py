@@ -163,7 +163,7 @@ def run(cmd, mode, out):
             guest.command("netbench", rb"netbench done", 600)
             text += guest.buf.decode(errors="replace")
         p2, i2, counters = guest.net_counters()
-        guest.command("poweroff", rb"powering off|asked to Off", 10)
+        guest.command("poweroff", rb"powering off|asked to power off", 10)
     finally:
         guest.stop()
     dns, http, sha = parse_netbench(text)

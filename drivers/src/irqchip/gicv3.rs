@@ -48,6 +48,21 @@ pub enum InitError {
     LpisAlreadyEnabled,
 }
 
+impl core::fmt::Display for InitError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            InitError::RegisterWritePending => "a register write never completed (RWP stayed set)",
+            InitError::RedistributorAsleep => "the redistributor did not wake up",
+            InitError::NoRedistributor => "no redistributor matches this CPU",
+            InitError::SystemRegistersDisabled => "the GIC system registers are disabled (by EL2)",
+            InitError::LpisUnsupported => "the GIC does not support LPIs",
+            InitError::LpisAlreadyEnabled => {
+                "LPIs are already enabled (firmware or a previous kernel left them on)"
+            }
+        })
+    }
+}
+
 /// A GICv3 or GICv4: distributor plus the redistributor region.
 pub struct GicV3 {
     gicd: Mmio<Gicd>,

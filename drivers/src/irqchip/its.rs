@@ -96,6 +96,39 @@ pub enum ItsError {
     TooManyDevices,
 }
 
+impl core::fmt::Display for ItsError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match *self {
+            ItsError::BadTyper(typer) => write!(
+                f,
+                "GITS_TYPER {typer:#x} rules it out (no physical LPIs, or too few ID bits)"
+            ),
+            ItsError::BadConfig => write!(f, "the kernel asked for an unusable number of LPIs"),
+            ItsError::LpiRangeTooSmall => {
+                write!(f, "the distributor's INTID bits cannot hold the LPIs")
+            }
+            ItsError::MissingTable => write!(f, "it lacks a device or collection table"),
+            ItsError::TableTooLarge => write!(f, "a table would be too large"),
+            ItsError::TableRejected(n, got) => {
+                write!(
+                    f,
+                    "GITS_BASER{n} did not keep its value (read back {got:#x})"
+                )
+            }
+            ItsError::NotQuiescent => write!(f, "it did not become quiescent when disabled"),
+            ItsError::CommandTimeout => write!(f, "it did not process its commands in time"),
+            ItsError::Stalled => write!(f, "it stopped on a command error"),
+            ItsError::Memory(e) => write!(f, "no memory for its tables: {e}"),
+            ItsError::Redistributor(e) => {
+                write!(f, "the redistributor would not take the LPI tables: {e}")
+            }
+            ItsError::OutOfRange => write!(f, "the LPI or DeviceID is out of range"),
+            ItsError::NotMapped => write!(f, "no device event maps to that LPI"),
+            ItsError::TooManyDevices => write!(f, "too many devices already have tables"),
+        }
+    }
+}
+
 impl From<abi::Error> for ItsError {
     fn from(e: abi::Error) -> Self {
         ItsError::Memory(e)
@@ -325,6 +358,11 @@ impl<R: Registers + Sync, H: DmaHal + 'static, M: IrqMaskOps> Its<R, H, M> {
     /// behind them: the ITS itself is their source.
     pub fn int_source(&self) -> IntSource<'_, R, H, M> {
         IntSource { its: self }
+    }
+
+    /// Whether `device` has its ITT already (a MAPD was issued for it).
+    pub fn has_device(&self, device: u32) -> bool {
+        self.state.lock().devices.iter().any(|d| d.id == device)
     }
 
     /// The DeviceID event (`intid` − 8192) is mapped for, if any.
@@ -758,5 +796,23 @@ mod tests {
         let (gic, _) = gic(true, false);
         let r: Result<TestIts, _> = Its::new(fake, hal(&bus), gic, bad);
         assert_eq!(r.err(), Some(ItsError::BadConfig));
+    }
+
+    #[test]
+    fn errors_read_as_words() {
+        use std::string::ToString;
+        assert_eq!(
+            ItsError::CommandTimeout.to_string(),
+            "it did not process its commands in time"
+        );
+        assert_eq!(
+            ItsError::Redistributor(InitError::LpisAlreadyEnabled).to_string(),
+            "the redistributor would not take the LPI tables: LPIs are already enabled \
+             (firmware or a previous kernel left them on)"
+        );
+        assert_eq!(
+            ItsError::TableRejected(1, 0x10).to_string(),
+            "GITS_BASER1 did not keep its value (read back 0x10)"
+        );
     }
 }

@@ -60,6 +60,20 @@ pub enum V2mError {
     Allocator(abi::Error),
 }
 
+impl core::fmt::Display for V2mError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match *self {
+            V2mError::InvalidSpiRange { count: 0, .. } => write!(f, "it offers no SPIs"),
+            V2mError::InvalidSpiRange { base, count } => write!(
+                f,
+                "its SPIs {base}..{} are not all real SPIs",
+                u64::from(base) + u64::from(count)
+            ),
+            V2mError::Allocator(e) => write!(f, "its SPIs cannot be handed out: {e}"),
+        }
+    }
+}
+
 /// Decodes `MSI_TYPER` into (base INTID, count): bits [25:16] and [9:0].
 pub const fn decode_typer(typer: u32) -> (u32, u32) {
     ((typer >> 16) & 0x3ff, typer & 0x3ff)
@@ -182,5 +196,17 @@ mod tests {
         let err = range_for(0, 64, 0x0802_0000).err();
         assert_eq!(err, Some(V2mError::InvalidSpiRange { base: 0, count: 64 }));
         assert!(range_for(80, 0, 0).is_err());
+    }
+
+    #[test]
+    fn errors_read_as_words() {
+        use std::string::ToString;
+        let bad = V2mError::InvalidSpiRange { base: 0, count: 64 };
+        assert_eq!(bad.to_string(), "its SPIs 0..64 are not all real SPIs");
+        let busy = V2mError::Allocator(abi::Error::EBUSY);
+        assert!(
+            busy.to_string()
+                .starts_with("its SPIs cannot be handed out: ")
+        );
     }
 }

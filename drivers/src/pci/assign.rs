@@ -33,6 +33,17 @@ pub enum WindowKind {
     Pref,
 }
 
+/// `I/O`, `memory` or `prefetchable memory`, as the log prints it.
+impl core::fmt::Display for WindowKind {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            WindowKind::Io => "I/O",
+            WindowKind::Mem => "memory",
+            WindowKind::Pref => "prefetchable memory",
+        })
+    }
+}
+
 impl WindowKind {
     const ALL: [WindowKind; 3] = [WindowKind::Io, WindowKind::Mem, WindowKind::Pref];
 
@@ -59,6 +70,24 @@ pub struct Unplaced {
 /// Most unplaced items listed in a report (more are only counted).
 pub const MAX_UNPLACED: usize = 8;
 
+/// A bridge window as programmed, for the log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BridgeWindow {
+    /// The bridge.
+    pub bdf: Bdf,
+    /// Which of its windows.
+    pub kind: WindowKind,
+    /// First bus address forwarded.
+    pub pci_base: u64,
+    /// The CPU address of `pci_base`.
+    pub cpu_base: u64,
+    /// Bytes forwarded.
+    pub size: u64,
+}
+
+/// Most bridge windows listed in a report (more are only counted).
+pub const MAX_LISTED_WINDOWS: usize = 48;
+
 /// Outcome of [`assign_bars`].
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AssignReport {
@@ -70,6 +99,8 @@ pub struct AssignReport {
     pub failed: usize,
     /// Bridge windows programmed (each kind of each bridge counts once).
     pub bridge_windows: usize,
+    /// The first bridge windows programmed, where they were placed.
+    pub windows: Vec<BridgeWindow, MAX_LISTED_WINDOWS>,
     /// The first things that found no room: a BAR, or a whole bridge window.
     pub unplaced: Vec<Unplaced, MAX_UNPLACED>,
 }
@@ -113,8 +144,8 @@ struct Ctx<'a, C: ConfigAccess + ?Sized> {
     access: &'a C,
     decode: Vec<BridgeDecode, 64>,
     report: AssignReport,
-    /// Placed bridge windows: (function index, kind, base, size).
-    placed: Vec<(usize, WindowKind, u64, u64), MAX_BARS>,
+    /// Placed bridge windows: (function index, kind, bus base, size, CPU − bus offset).
+    placed: Vec<(usize, WindowKind, u64, u64, u64), MAX_BARS>,
 }
 
 /// Assigns every BAR of `functions` (a scan's output) and programs the registers,
@@ -322,7 +353,7 @@ fn place<C: ConfigAccess + ?Sized>(
             cx.report.assigned += 1;
         }
         What::Window(kind) => {
-            let _ = cx.placed.push((item.func, kind, pci, item.size));
+            let _ = cx.placed.push((item.func, kind, pci, item.size, delta));
             let mut items = items_on(cx, functions, item.func, kind);
             let (offsets, _) = pack(&mut items);
             for (it, off) in items.iter().zip(offsets) {
@@ -369,6 +400,15 @@ fn program_bridge<C: ConfigAccess + ?Sized>(cx: &mut Ctx<'_, C>, index: usize, b
             .find(|p| p.0 == index && p.1 == kind)
             .map(|p| (p.2, p.2 + p.3 - 1))
     };
+    for &(_, kind, pci_base, size, delta) in cx.placed.iter().filter(|p| p.0 == index) {
+        let _ = cx.report.windows.push(BridgeWindow {
+            bdf,
+            kind,
+            pci_base,
+            cpu_base: pci_base.wrapping_add(delta),
+            size,
+        });
+    }
     let (io, mem, pref) = (
         find(WindowKind::Io),
         find(WindowKind::Mem),
@@ -672,6 +712,16 @@ mod tests {
         assert_eq!(rep.assigned, 9);
         // 00:01.0: I/O, memory, prefetchable; 01:02.0 and 00:02.0: memory, prefetchable.
         assert_eq!(rep.bridge_windows, 7);
+        assert_eq!(rep.windows.len(), 7);
+        for w in &rep.windows {
+            let io = w.kind == WindowKind::Io;
+            let programmed = cfg.bridge_window(w.bdf, io, w.kind == WindowKind::Pref);
+            assert_eq!(
+                programmed,
+                Some((w.pci_base, w.pci_base + w.size - 1)),
+                "{w:?}"
+            );
+        }
         check_bridge_routing(&cfg, &funcs);
         // Sibling windows and root BARs never overlap: the root bus's view.
         let mut spans: std::vec::Vec<(bool, u64, u64)> = std::vec::Vec::new();

@@ -19,6 +19,17 @@ pub enum Space {
     Mem64,
 }
 
+/// `I/O`, `mem32` or `mem64`, as the logs and the probe report print it.
+impl core::fmt::Display for Space {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            Space::Io => "I/O",
+            Space::Mem32 => "mem32",
+            Space::Mem64 => "mem64",
+        })
+    }
+}
+
 /// One Base Address Register after sizing (and perhaps assignment).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Bar {

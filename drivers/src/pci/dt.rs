@@ -54,6 +54,18 @@ pub enum DtError {
     MsiMap(MsiMapError),
 }
 
+impl core::fmt::Display for DtError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            DtError::NoHostBridge => write!(f, "no PCI host bridge in the device tree"),
+            DtError::Missing(prop) => write!(f, "{prop} property missing or short"),
+            DtError::Ranges(e) => write!(f, "{e}"),
+            DtError::Intx(e) => write!(f, "unusable interrupt-map: {e}"),
+            DtError::MsiMap(e) => write!(f, "unusable msi-map: {e}"),
+        }
+    }
+}
+
 fn be_cells(bytes: &[u8], n: usize) -> Option<u64> {
     (0..n).try_fold(0u64, |acc, i| {
         let c = bytes.get(4 * i..4 * i + 4)?;
@@ -242,5 +254,27 @@ mod tests {
         // the SPI, not a DeviceID).
         let v2 = host_bridge(&fdt).unwrap().msi_map;
         assert_eq!(v2.device_id(0x30).map(|d| d.0), Some(0x30));
+    }
+
+    #[test]
+    fn errors_read_as_words() {
+        use std::string::ToString;
+        let e = DtError::Intx(IntxError::UnknownParent(0x8002));
+        assert_eq!(
+            e.to_string(),
+            "unusable interrupt-map: an entry names an unknown interrupt parent (0x8002)"
+        );
+        assert_eq!(
+            DtError::Ranges(RangesError::Malformed).to_string(),
+            "malformed ranges property"
+        );
+        assert_eq!(
+            DtError::Missing("reg").to_string(),
+            "reg property missing or short"
+        );
+        assert_eq!(
+            DtError::MsiMap(MsiMapError::TooMany).to_string(),
+            "unusable msi-map: too many entries"
+        );
     }
 }

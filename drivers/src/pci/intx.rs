@@ -34,6 +34,21 @@ pub enum IntxError {
     TooMany,
 }
 
+impl core::fmt::Display for IntxError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match *self {
+            IntxError::Malformed => write!(f, "an entry is malformed"),
+            IntxError::UnknownParent(p) => {
+                write!(f, "an entry names an unknown interrupt parent ({p:#x})")
+            }
+            IntxError::UnsupportedSpecifier => {
+                write!(f, "an entry's interrupt is not a GIC SPI or PPI")
+            }
+            IntxError::TooMany => write!(f, "too many entries"),
+        }
+    }
+}
+
 /// One decoded map entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct IntxEntry {

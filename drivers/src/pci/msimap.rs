@@ -24,6 +24,16 @@ pub enum MsiMapError {
     TooMany,
 }
 
+impl core::fmt::Display for MsiMapError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            MsiMapError::Malformed => "malformed",
+            MsiMapError::BadEntry => "an entry is empty or runs past the last ID",
+            MsiMapError::TooMany => "too many entries",
+        })
+    }
+}
+
 /// One `<rid-base msi-controller msi-base length>` tuple.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MsiMapEntry {

@@ -54,6 +54,15 @@ pub enum RangesError {
     TooMany,
 }
 
+impl fmt::Display for RangesError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RangesError::Malformed => "malformed ranges property",
+            RangesError::TooMany => "too many windows in the ranges property",
+        })
+    }
+}
+
 fn cells(bytes: &[u8], n: usize) -> u64 {
     bytes.chunks_exact(4).take(n).fold(0, |acc, c| {
         acc << 32 | u64::from(u32::from_be_bytes([c[0], c[1], c[2], c[3]]))

@@ -95,6 +95,43 @@ pub fn choose_features(offered: u64, wanted: u64) -> u64 {
     f
 }
 
+/// Feature bits by their spec names (`CSUM MAC … VERSION_1`), for the log; bits this
+/// driver has no name for print as `bit N`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FeatureNames(pub u64);
+
+impl core::fmt::Display for FeatureNames {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        const NAMES: [(u64, &str); 13] = [
+            (feature::CSUM, "CSUM"),
+            (feature::GUEST_CSUM, "GUEST_CSUM"),
+            (feature::MAC, "MAC"),
+            (feature::GUEST_TSO4, "GUEST_TSO4"),
+            (feature::HOST_TSO4, "HOST_TSO4"),
+            (feature::MRG_RXBUF, "MRG_RXBUF"),
+            (feature::STATUS, "STATUS"),
+            (feature::CTRL_VQ, "CTRL_VQ"),
+            (common::INDIRECT_DESC, "INDIRECT_DESC"),
+            (common::EVENT_IDX, "EVENT_IDX"),
+            (common::VERSION_1, "VERSION_1"),
+            (common::ACCESS_PLATFORM, "ACCESS_PLATFORM"),
+            (common::RING_PACKED, "RING_PACKED"),
+        ];
+        if self.0 == 0 {
+            return f.write_str("none");
+        }
+        let mut sep = "";
+        for bit in (0..64).map(|b| 1u64 << b).filter(|b| self.0 & b != 0) {
+            match NAMES.iter().find(|(v, _)| *v == bit) {
+                Some((_, name)) => write!(f, "{sep}{name}")?,
+                None => write!(f, "{sep}bit {}", bit.trailing_zeros())?,
+            }
+            sep = " ";
+        }
+        Ok(())
+    }
+}
+
 /// Device configuration offsets (virtio 1.2 §5.1.4).
 mod cfg {
     /// `mac[6]`.
@@ -638,6 +675,14 @@ pub(crate) mod tests {
         assert_eq!(choose_features(all & !MRG_RXBUF, WANTED) & GUEST_TSO4, 0);
         assert_eq!(choose_features(all, WANTED & !GUEST_CSUM) & GUEST_TSO4, 0);
         assert_eq!(choose_features(all, WANTED & !CSUM) & CSUM, 0);
+    }
+
+    #[test]
+    fn feature_names_for_the_log() {
+        use std::string::ToString;
+        let f = FeatureNames(feature::CSUM | feature::MAC | VERSION_1 | 1 << 40);
+        assert_eq!(f.to_string(), "CSUM MAC VERSION_1 bit 40");
+        assert_eq!(FeatureNames(0).to_string(), "none");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! on the target, the smoltcp stack over the virtio-net driver with the sockets user
 //! processes hold. DNS and HTTP are user-space libraries (userland/dns, userland/http).
 
+pub mod dhcp_log;
 pub mod gate;
 pub mod ingress;
 pub mod mode;

@@ -25,7 +25,7 @@ use caps::napi::{self, NapiLine, PollOutcome, Round};
 use caps::quiet::quiesce;
 use caps::vring::{Polled, Vring};
 use drivers::pci::msi::{InterruptKind, InterruptPlan, PlanRequest, enable_intx};
-use drivers::virtio::net::{NetDevice, NetError, NetOptions, RxPacket, VirtioNet};
+use drivers::virtio::net::{FeatureNames, NetDevice, NetError, NetOptions, RxPacket, VirtioNet};
 use drivers::virtio::pci::{Region, find_caps};
 use drivers::virtio::{AnyTransport, LegacyTransport, MmioWindow, ModernTransport, Transport};
 
@@ -132,6 +132,22 @@ pub enum IrqMode {
     Intx,
 }
 
+/// `s` unless `n` is 1.
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+/// How the log says it.
+impl core::fmt::Display for IrqMode {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            IrqMode::MsixPerQueue => "MSI-X, RX and configuration changes on vectors of their own",
+            IrqMode::MsixShared => "MSI-X, one vector for RX and configuration changes",
+            IrqMode::Intx => "INTx",
+        })
+    }
+}
+
 /// One interrupt line of the NIC.
 pub struct Vector {
     /// The configuration vector's line: armed while idle, taken while handled. (The RX
@@ -168,6 +184,8 @@ pub struct VirtioNic {
     pub link_downs: u64,
     /// The device set `DEVICE_NEEDS_RESET` (seen on a configuration interrupt).
     reset_needed: bool,
+    /// Frames pulled in the current NAPI round (for the trace).
+    round_frames: usize,
     _dev: Device,
 }
 
@@ -245,6 +263,22 @@ fn bring_up(dev: Device) -> Result<Box<VirtioNic>, AttachError> {
     // TX has no vector: nobody waits for its interrupt, so its ring is polled for good.
     let tx = tx.into_polled();
     let link_up = net.link_up().unwrap_or(false);
+    log::debug!(
+        "virtio-net: {}: {} transport, features {}",
+        dev.bdf(),
+        match net.transport().kind() {
+            drivers::virtio::TransportKind::Modern => "modern",
+            drivers::virtio::TransportKind::Legacy => "legacy",
+        },
+        FeatureNames(net.features())
+    );
+    log::debug!(
+        "virtio-net: RX and TX queues of {QUEUE} entries, {} RX buffers posted, \
+         {}-byte header, frames up to {} bytes",
+        rx.in_flight(),
+        net.header_len(),
+        net.max_rx_frame()
+    );
     log::info!("virtio-net: offloads: {}", Offloads::of(&net));
     let mut lines = lines.into_iter();
     let (rx_line, rx_entry) = lines.next().ok_or(AttachError::NoInterrupt)?;
@@ -261,6 +295,14 @@ fn bring_up(dev: Device) -> Result<Box<VirtioNic>, AttachError> {
         line: Some(AnyIrqLine::Armed(line.arm())),
         entry,
     }));
+    log::debug!(
+        "virtio-net: interrupts by {mode}: RX line INTID {} bound to the RX ring and armed{}",
+        vectors[RX].intid,
+        vectors
+            .get(CONFIG)
+            .map(|v| alloc::format!(", configuration line INTID {} armed", v.intid))
+            .unwrap_or_default()
+    );
     Ok(Box::new(VirtioNic {
         net,
         rx: Some(rx),
@@ -274,6 +316,7 @@ fn bring_up(dev: Device) -> Result<Box<VirtioNic>, AttachError> {
         config_events: 0,
         link_downs: 0,
         reset_needed: false,
+        round_frames: 0,
         _dev: dev,
     }))
 }
@@ -394,7 +437,7 @@ impl VirtioNic {
             ..
         } = *self;
         if let Err(e) = net.transport_mut().reset() {
-            log::error!("virtio-net: reset did not complete ({e:?}); its buffers stay quarantined");
+            log::error!("virtio-net: reset did not complete ({e}); its buffers stay quarantined");
             return 0;
         }
         // Each release reads the status back (0: no DMA) from this function; a ring that
@@ -440,6 +483,10 @@ impl VirtioNic {
         let (masked, ring) = rx.into_polled();
         self.rx_polled = Some(ring);
         self.vectors[RX].line = Some(AnyIrqLine::Draining(masked));
+        log::debug!(
+            "virtio-net: polling mode: RX line INTID {} masked for good",
+            self.vectors[RX].intid
+        );
     }
 
     /// Sleeps until a line of the NIC fires, a request arrives, or `deadline_ns`.
@@ -462,7 +509,14 @@ impl VirtioNic {
             return false;
         };
         match napi::take(rx) {
-            Ok(round) => self.rx_draining = Some(round),
+            Ok(round) => {
+                self.rx_draining = Some(round);
+                self.round_frames = 0;
+                crate::trace_limited!(
+                    "virtio-net: NAPI round opens (INTID {} fired)",
+                    self.vectors[RX].intid
+                );
+            }
             Err(rx) => {
                 self.rx = Some(rx);
                 return false;
@@ -492,7 +546,11 @@ impl VirtioNic {
     /// polling mode) and the ring has one. Give it back with [`VirtioNic::recycle_rx`].
     pub fn pop_rx(&mut self) -> Option<RxPacket<KernelDma>> {
         match (self.rx_draining.as_mut(), self.rx_polled.as_mut()) {
-            (Some(round), _) => self.net.pop_rx(round.ring_mut()),
+            (Some(round), _) => {
+                let p = self.net.pop_rx(round.ring_mut());
+                self.round_frames += usize::from(p.is_some());
+                p
+            }
             (None, Some(vq)) => self.net.pop_rx(vq),
             (None, None) => None,
         }
@@ -515,18 +573,32 @@ impl VirtioNic {
         let Some(round) = self.rx_draining.take() else {
             return false;
         };
+        let frames = self.round_frames;
         match self.net.rx_batch_done(round) {
             PollOutcome::BudgetSpent(round) => {
                 self.rx_draining = Some(round);
+                crate::trace_limited!(
+                    "virtio-net: budget spent ({frames} frame{} so far); the round stays open",
+                    plural(frames)
+                );
                 true
             }
             PollOutcome::Drained(quiesce) => match self.net.rx_enable_and_recheck(quiesce) {
                 Ok(rx) => {
                     self.rx = Some(rx);
+                    crate::trace_limited!(
+                        "virtio-net: NAPI round ends: {frames} frame{}, ring drained, line re-armed",
+                        plural(frames)
+                    );
                     false
                 }
                 Err(napi::Raced(round)) => {
                     self.rx_draining = Some(round);
+                    crate::trace_limited!(
+                        "virtio-net: a frame raced the re-enable ({frames} frame{} so far); \
+                         the round stays open",
+                        plural(frames)
+                    );
                     true
                 }
             },
@@ -594,7 +666,7 @@ impl VirtioNic {
             }
             Ok(_) => {}
             Err(e) => {
-                log::error!("virtio-net: device needs a reset ({e:?})");
+                log::error!("virtio-net: device needs a reset ({e})");
                 self.reset_needed = true;
             }
         }

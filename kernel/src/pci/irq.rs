@@ -100,6 +100,13 @@ pub fn setup_msix_lines(
         let bad = |_| PciError::Irq(abi::Error::EINVAL);
         table.program(entry, message).map_err(bad)?;
         table.unmask(entry).map_err(bad)?;
+        log::debug!(
+            "PCI: {} MSI-X entry {entry} -> INTID {} (write {:#x} to {:#x}), unmasked",
+            dev.bdf(),
+            line.intid(),
+            message.data,
+            message.address
+        );
         out.push(MsixLine {
             line,
             notify,
@@ -151,7 +158,14 @@ fn msi_line(
         .map_err(|(_, e)| e)
         .and_then(|line| route_lpi(dev, line));
     match line {
-        Ok(line) => Ok((line, notify, message)),
+        Ok(line) => {
+            log::debug!(
+                "PCI: {} ({name}) gets MSI vector INTID {}, line masked",
+                dev.bdf(),
+                line.intid()
+            );
+            Ok((line, notify, message))
+        }
         Err(e) => {
             if shared.is_none() {
                 sched::notify_destroy(notify);
@@ -175,7 +189,7 @@ fn route_lpi(
         Ok(()) => Ok(line),
         Err(e) => {
             log::warn!(
-                "ITS: cannot map LPI {} for {}: {e:?}",
+                "ITS: cannot map LPI {} for {}: {e}",
                 line.intid(),
                 dev.bdf()
             );
@@ -222,6 +236,12 @@ pub fn setup(dev: &Device, name: &'static str) -> Result<DeviceIrq, PciError> {
             let base = kirq::count(intid);
             cap.enable(&pci.ecam, dev.bdf(), message, 1)
                 .map_err(|_| PciError::Irq(abi::Error::EINVAL))?;
+            log::debug!(
+                "PCI: {} MSI on -> INTID {intid} (write {:#x} to {:#x}), line armed",
+                dev.bdf(),
+                message.data,
+                message.address
+            );
             let line = Some(AnyIrqLine::Armed(line.arm()));
             Ok(DeviceIrq::Msi {
                 line,
@@ -242,6 +262,10 @@ pub fn setup(dev: &Device, name: &'static str) -> Result<DeviceIrq, PciError> {
                 .route(root, pin)
                 .ok_or(PciError::Irq(abi::Error::ENOENT))?;
             enable_intx(&pci.ecam, dev.bdf());
+            log::debug!(
+                "PCI: {} ({name}) INTx -> INTID {intid} ({trigger}), a shared line",
+                dev.bdf()
+            );
             IntxShare::join(intid, trigger, name, dev.bdf()).map(DeviceIrq::Intx)
         }
         InterruptKind::MsiX(_) | InterruptKind::None => Err(PciError::Irq(abi::Error::ENOSYS)),
@@ -337,7 +361,11 @@ impl DeviceIrq {
 impl Drop for DeviceIrq {
     fn drop(&mut self) {
         if let DeviceIrq::Msi {
-            line, notify, msix, ..
+            line,
+            notify,
+            msix,
+            intid,
+            ..
         } = self
         {
             if let Some((table, entry)) = msix.take() {
@@ -345,6 +373,7 @@ impl Drop for DeviceIrq {
             }
             drop(line.take()); // masks and frees the vector
             sched::notify_destroy(*notify);
+            log::debug!("PCI: MSI vector INTID {intid} masked and released");
         }
     }
 }
@@ -461,6 +490,7 @@ fn shared_line(
     all.push(line.clone());
     drop(all);
     let worker = line.clone();
+    log::debug!("INTx {intid} ({trigger}): dispatcher started, line armed");
     sched::spawn("intx", move || dispatch(worker, irq_line.arm()))
         .map_err(|_| PciError::Irq(abi::Error::ENOMEM))?;
     Ok(line)
@@ -475,6 +505,10 @@ fn dispatch(shared: Arc<SharedLine>, mut line: IrqLine<Armed>) {
         };
         if bits & RETIRE != 0 && shared.sharers.lock().is_empty() {
             drop(line); // masks the INTID and frees it
+            log::debug!(
+                "INTx {}: last sharer left; line masked and released",
+                shared.intid
+            );
             sched::notify_destroy(shared.dispatcher);
             shared.gone.store(true, Ordering::Release);
             return;

@@ -80,16 +80,20 @@ pub fn init(dtb: &Dtb, no_msi: bool) {
     let host = match host_bridge(fdt) {
         Ok(h) => h,
         Err(DtError::NoHostBridge) => return log::info!("no PCI host bridge"),
-        Err(e) => return log::warn!("PCI host bridge unusable, no PCI devices: {e:?}"),
+        Err(e) => return log::warn!("PCI host bridge unusable, no PCI devices: {e}"),
     };
     if let Some(e) = &host.intx_error {
-        log::warn!("PCI interrupt-map unusable ({e:?}): no INTx, devices need MSI");
+        let why = match e {
+            DtError::Intx(e) => alloc::format!("{e}"),
+            e => alloc::format!("{e}"),
+        };
+        log::warn!("PCI interrupt-map unusable ({why}): no INTx, devices need MSI");
     }
     let ecam = match devices::ecam(host.ecam_base, host.bus_start, host.bus_end) {
         Ok(e) => e,
         Err(e) => {
             log::warn!(
-                "PCI ECAM at {:#x} unusable ({e:?}): no PCI devices",
+                "PCI ECAM at {:#x} unusable ({e}): no PCI devices",
                 host.ecam_base
             );
             return;
@@ -134,7 +138,7 @@ fn init_msi() {
                 "the firmware describes a v2m frame at {base:#x}, but it does not answer"
             );
         }
-        Err(e) => return log::warn!("cannot map the v2m frame: {e:?}"),
+        Err(e) => return log::warn!("cannot map the v2m frame: {e}"),
     };
     // The firmware's SPI range (ACPI MADT flag, DT arm,msi-base-spi) overrides MSI_TYPER.
     // The GIC's `IrqControl` carves the allocator from it (one per INTID range).
@@ -152,7 +156,7 @@ fn init_msi() {
             );
             MSI.call_once(|| alloc);
         }
-        Err(e) => log::warn!("GICv2m frame unusable: {e:?}"),
+        Err(e) => log::warn!("GICv2m frame unusable: {e}"),
     }
 }
 
@@ -192,6 +196,17 @@ fn log_assignment(functions: &[PciFunction], report: &AssignReport) {
             ),
         }
     }
+    for w in &report.windows {
+        log::debug!(
+            "PCI: bridge {} {} window at bus {:#x}..{:#x} (CPU {:#x}, {})",
+            w.bdf,
+            w.kind,
+            w.pci_base,
+            w.pci_base + w.size,
+            w.cpu_base,
+            Size(w.size)
+        );
+    }
     for f in functions {
         log_function(f);
         for (i, bar) in f
@@ -202,7 +217,7 @@ fn log_assignment(functions: &[PciFunction], report: &AssignReport) {
         {
             match bar.pci_addr {
                 Some(pci) => log::debug!(
-                    "PCI:     BAR {i}: {:?}{} {} at bus {pci:#x} (CPU {:#x})",
+                    "PCI:     BAR {i}: {}{} {} at bus {pci:#x} (CPU {:#x})",
                     bar.space.unwrap_or(drivers::pci::bar::Space::Mem32),
                     if bar.prefetchable {
                         " prefetchable"
@@ -313,6 +328,13 @@ fn claim_where(matches: impl Fn(&PciFunction) -> bool) -> Result<Device, PciErro
                 pci.claimed[index].store(false, Ordering::Release);
                 return Err(PciError::NoBar);
             }
+            log::debug!(
+                "PCI: {} claimed: decode and bus mastering on{}",
+                func.bdf,
+                func.parent
+                    .map(|p| alloc::format!(", bridges from {p} up opened"))
+                    .unwrap_or_default()
+            );
             return Ok(Device { index, func });
         }
     }
@@ -341,6 +363,10 @@ impl Drop for Device {
         if let Some(pci) = bus() {
             self.func.disable(&pci.ecam);
             pci.claimed[self.index].store(false, Ordering::Release);
+            log::debug!(
+                "PCI: {} released: decode and bus mastering off",
+                self.func.bdf
+            );
         }
     }
 }

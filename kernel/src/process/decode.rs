@@ -263,6 +263,16 @@ pub enum PowerAction {
     Reboot,
 }
 
+/// `power off` or `reboot`, as the log says it.
+impl core::fmt::Display for PowerAction {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            PowerAction::Off => "power off",
+            PowerAction::Reboot => "reboot",
+        })
+    }
+}
+
 fn u32_or(v: u64, e: Error) -> Result<u32, Error> {
     u32::try_from(v).map_err(|_| e)
 }
@@ -461,6 +471,12 @@ mod tests {
 
     fn call(num: Sysnum, a: [u64; 6]) -> Result<Call, Error> {
         decode(u64::from(num.as_u32()), a)
+    }
+
+    #[test]
+    fn power_actions_read_as_words() {
+        assert_eq!(alloc::format!("{}", PowerAction::Off), "power off");
+        assert_eq!(alloc::format!("{}", PowerAction::Reboot), "reboot");
     }
 
     #[test]

@@ -398,11 +398,11 @@ fn power(p: &Arc<Process>, h: Handle, action: PowerAction) -> Ret {
     table::with_caps(p, |caps| {
         caps.get(h, CapType::Power, Rights::empty()).map(|_| ())
     })?;
-    log::info!("pid {} ({}) asked to {action:?}", p.pid, p.name);
+    log::info!("pid {} ({}) asked to {action}", p.pid, p.name);
     let e = match action {
         PowerAction::Off => crate::arch::psci::system_off(),
         PowerAction::Reboot => crate::arch::psci::system_reset(),
     };
-    log::warn!("power {action:?} refused by the firmware: {e}");
+    log::warn!("{action} refused by the firmware: {e}");
     Err(Error::ENOSYS)
 }

@@ -20,6 +20,19 @@ pub enum DeviceError {
     Absent(usize),
 }
 
+impl core::fmt::Display for DeviceError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            DeviceError::Map(e) => write!(
+                f,
+                "its registers at {:#x}..{:#x} cannot be mapped",
+                e.start, e.end
+            ),
+            DeviceError::Absent(at) => write!(f, "nothing answers at {at:#x}"),
+        }
+    }
+}
+
 impl From<MapFailed> for DeviceError {
     fn from(e: MapFailed) -> Self {
         DeviceError::Map(e)

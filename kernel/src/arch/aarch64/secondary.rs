@@ -44,6 +44,18 @@ pub enum StartError {
     Psci(i64),
 }
 
+impl core::fmt::Display for StartError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match *self {
+            StartError::NoStack => write!(f, "no kernel stack free"),
+            StartError::NoMmu => write!(f, "the MMU is not on yet"),
+            StartError::Psci(code) => {
+                write!(f, "the firmware refused: {}", psci::PsciError(code))
+            }
+        }
+    }
+}
+
 /// Starts CPU `mpidr` as kernel CPU number `index`; it parks once online.
 pub fn start(mpidr: u64, index: u64) -> Result<(), StartError> {
     let regs = mmu::regs().ok_or(StartError::NoMmu)?;

@@ -20,6 +20,7 @@ use smoltcp::phy::{self, Checksum, DeviceCapabilities, Medium};
 use smoltcp::time::Instant;
 
 use crate::arch::dma::KernelDma;
+use crate::net::dhcp_log::dhcp_step;
 use crate::net::gate::{Admit, Gate};
 use crate::net::ingress::tcp_partial_checksum;
 use crate::net::virtio::VirtioNic;
@@ -72,10 +73,22 @@ impl<'a> Phy<'a> {
                 let _ = nic.send(&f); // ARP; a full ring is counted by the driver
             }
             match admit {
-                Admit::Deliver => return Some(RxFrame::Ring(p)),
+                Admit::Deliver => {
+                    log_dhcp("got", p.frame());
+                    return Some(RxFrame::Ring(p));
+                }
                 Admit::Consumed => nic.recycle_rx(p),
             }
         }
+    }
+}
+
+/// With `log=debug`, says which DHCP step `frame` is, if it is one.
+fn log_dhcp(verb: &str, frame: &[u8]) {
+    if log::log_enabled!(log::Level::Debug)
+        && let Some(step) = dhcp_step(frame)
+    {
+        log::debug!("net: {verb} {step}");
     }
 }
 
@@ -129,6 +142,7 @@ impl phy::TxToken for TxTok<'_, '_> {
         nic.reclaim();
         let sent = nic.net.transmit_offload(&mut nic.tx, len, |buf| {
             out = f.take().map(|f| f(buf));
+            log_dhcp("sent", buf);
             let csum = match ours.then(|| tcp_partial_checksum(buf, device)).flatten() {
                 Some((start, offset)) => TxCsum::Partial { start, offset },
                 None => TxCsum::None,

@@ -225,6 +225,7 @@ fn reinit_nic(nic: Box<VirtioNic>, mode: RxMode) -> Option<Box<VirtioNic>> {
     log::warn!("virtio-net: resetting the device and bringing it up again");
     let freed = nic.shut_down();
     log::info!("virtio-net: device reset; {freed} ring buffers freed");
+    log::debug!("virtio-net: the old device's lines are masked and released");
     match attach_on_a_fresh_stack() {
         Ok(mut nic) => {
             if let RxMode::Poll { .. } = mode {
@@ -236,7 +237,7 @@ fn reinit_nic(nic: Box<VirtioNic>, mode: RxMode) -> Option<Box<VirtioNic>> {
             Some(nic)
         }
         Err(e) => {
-            log::error!("virtio-net: could not bring the device back ({e:?}); the net task stops");
+            log::error!("virtio-net: could not bring the device back ({e}); the net task stops");
             None
         }
     }

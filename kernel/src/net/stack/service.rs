@@ -103,6 +103,19 @@ pub(super) fn dhcp_events(
                 Some(r) => log::info!("net: DHCP lease {} via {r}", cfg.address),
                 None => log::info!("net: DHCP lease {} (no router)", cfg.address),
             }
+            if log::log_enabled!(log::Level::Debug) {
+                let dns: alloc::vec::Vec<_> = cfg
+                    .dns_servers
+                    .iter()
+                    .map(alloc::string::ToString::to_string)
+                    .collect();
+                let dns = if dns.is_empty() {
+                    alloc::string::String::from("none")
+                } else {
+                    dns.join(" ")
+                };
+                log::debug!("net: DHCP name servers: {dns}");
+            }
         }
         Some(dhcpv4::Event::Deconfigured) => {
             if SHARED.lock().address.is_some() {
