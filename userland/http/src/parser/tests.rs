@@ -19,23 +19,11 @@ struct Outcome {
 }
 
 fn run(pieces: &[&[u8]]) -> Outcome {
-    let mut parser = ResponseParser::new();
-    let mut body = Vec::new();
-    let mut result = Ok(());
-    for piece in pieces {
-        if let Err(e) = parser.feed(piece, &mut |b| body.extend_from_slice(b)) {
-            result = Err(e);
-            break;
-        }
-    }
-    if result.is_ok() {
-        result = parser.finish();
-    }
-    assert_eq!(parser.body_len(), body.len() as u64);
+    let (head, body, result) = head_and_body(pieces);
     Outcome {
         result,
         body,
-        status: parser.head().map(Head::status),
+        status: head.as_ref().map(Head::status),
     }
 }
 
@@ -379,6 +367,7 @@ fn head_and_body(pieces: &[&[u8]]) -> (Option<Head>, Vec<u8>, Result<(), HttpErr
     if result.is_ok() {
         result = parser.finish();
     }
+    assert_eq!(parser.body_len(), body.len() as u64);
     (parser.head().cloned(), body, result)
 }
 
