@@ -265,29 +265,7 @@ pub fn spawn(
 ) -> Result<ThreadId, SchedError> {
     let stack = stack::alloc(stack::Class::Kernel).ok_or(SchedError::NoStack)?;
     let frame = stack::initial_frame(&stack, thread_entry as *const () as usize);
-    let mut guard = SCHED.lock();
-    let (slot, masked) = guard.parts();
-    let sched = slot.as_mut().ok_or(SchedError::NotReady)?;
-    let id = ThreadId(sched.next_id);
-    sched.next_id += 1;
-    sched.threads.push(Thread {
-        id,
-        name,
-        state: State::Ready,
-        frame,
-        stack: Some(stack),
-        entry: Some(Box::new(f)),
-        woken_with: None,
-        switches_in: 0,
-        user: None,
-        cpu: cpu_index(),
-        on_cpu: false,
-        run_ns: 0,
-        pin: None,
-    });
-    sched.make_ready(id, masked);
-    program_timer(sched, masked);
-    Ok(id)
+    add_ready(name, stack, frame, Some(Box::new(f)), None)
 }
 
 /// Starts the thread of user process `pid`: its first run returns to EL0 at `entry`
@@ -307,6 +285,17 @@ pub fn spawn_user(
         fp: fp::FpState::default(),
         killed: false,
     });
+    add_ready("user", stack, frame, None, Some(user))
+}
+
+/// Adds a new thread on `stack`, resuming at `frame`, and queues it to run.
+fn add_ready(
+    name: &'static str,
+    stack: KernelStack,
+    frame: usize,
+    entry: Option<Box<dyn FnOnce() + Send>>,
+    user: Option<Box<UserCtx>>,
+) -> Result<ThreadId, SchedError> {
     let mut guard = SCHED.lock();
     let (slot, masked) = guard.parts();
     let sched = slot.as_mut().ok_or(SchedError::NotReady)?;
@@ -314,14 +303,14 @@ pub fn spawn_user(
     sched.next_id += 1;
     sched.threads.push(Thread {
         id,
-        name: "user",
+        name,
         state: State::Ready,
         frame,
         stack: Some(stack),
-        entry: None,
+        entry,
         woken_with: None,
         switches_in: 0,
-        user: Some(user),
+        user,
         cpu: cpu_index(),
         on_cpu: false,
         run_ns: 0,
