@@ -14,6 +14,7 @@
 use core::ptr::NonNull;
 
 use crate::mmio::raw;
+use crate::reg::RawAccess;
 
 /// Register access to one virtio window (offsets are bytes from its start).
 pub trait RegWindow {
@@ -39,6 +40,37 @@ pub trait RegWindow {
     fn write64_split(&self, off: usize, v: u64) {
         self.write32(off, v as u32);
         self.write32(off + 4, (v >> 32) as u32);
+    }
+}
+
+/// The typed accessors (`crate::reg::Access`) on a window, for the register layouts of
+/// virtio structures (`pci::CommonCfg`). A 64-bit field is two 32-bit accesses, low half
+/// first, as virtio 1.2 §4.1.3.1 allows the driver.
+impl<W: RegWindow + ?Sized> RawAccess for W {
+    fn load8(&self, offset: usize) -> u8 {
+        self.read8(offset)
+    }
+    fn load16(&self, offset: usize) -> u16 {
+        self.read16(offset)
+    }
+    fn load32(&self, offset: usize) -> u32 {
+        self.read32(offset)
+    }
+    fn load64(&self, offset: usize) -> u64 {
+        let low = self.read32(offset);
+        u64::from(self.read32(offset + 4)) << 32 | u64::from(low)
+    }
+    fn store8(&self, offset: usize, value: u8) {
+        self.write8(offset, value)
+    }
+    fn store16(&self, offset: usize, value: u16) {
+        self.write16(offset, value)
+    }
+    fn store32(&self, offset: usize, value: u32) {
+        self.write32(offset, value)
+    }
+    fn store64(&self, offset: usize, value: u64) {
+        self.write64_split(offset, value)
     }
 }
 
