@@ -119,34 +119,9 @@ impl<T> Mmio<T> {
     }
 }
 
-/// The typed accessors (`reg::Access`) on a block: each load or store is one access of the
-/// field's width at its checked offset.
-impl<T> reg::RawAccess for Mmio<T> {
-    fn load8(&self, offset: usize) -> u8 {
-        self.read8(offset)
-    }
-    fn load16(&self, offset: usize) -> u16 {
-        self.read16(offset)
-    }
-    fn load32(&self, offset: usize) -> u32 {
-        self.read32(offset)
-    }
-    fn load64(&self, offset: usize) -> u64 {
-        self.read64(offset)
-    }
-    fn store8(&self, offset: usize, value: u8) {
-        self.write8(offset, value)
-    }
-    fn store16(&self, offset: usize, value: u16) {
-        self.write16(offset, value)
-    }
-    fn store32(&self, offset: usize, value: u32) {
-        self.write32(offset, value)
-    }
-    fn store64(&self, offset: usize, value: u64) {
-        self.write64(offset, value)
-    }
-}
+// The typed accessors (`reg::Access`) on a block: each load or store is one access of the
+// field's width at its checked offset.
+reg::forward_raw_access!([T] Mmio<T>, read64, write64);
 
 /// Register access by byte offset, 32 and 64 bits wide: what a device driver is written
 /// against (edu, the ITS), so its host tests plug in a model of the device. [`MmioRegs`] is

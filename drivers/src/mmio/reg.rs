@@ -48,6 +48,42 @@ pub trait RawAccess {
     fn store64(&self, offset: usize, value: u64);
 }
 
+/// Implements [`RawAccess`] for a block type with its own `read8`..`read32` and
+/// `write8`..`write32` (inherent or from another trait) and the named 64-bit pair:
+/// `forward_raw_access!([T] Mmio<T>, read64, write64)`.
+macro_rules! forward_raw_access {
+    ([$($generics:tt)*] $block:ty, $read64:ident, $write64:ident) => {
+        impl<$($generics)*> $crate::reg::RawAccess for $block {
+            fn load8(&self, offset: usize) -> u8 {
+                self.read8(offset)
+            }
+            fn load16(&self, offset: usize) -> u16 {
+                self.read16(offset)
+            }
+            fn load32(&self, offset: usize) -> u32 {
+                self.read32(offset)
+            }
+            fn load64(&self, offset: usize) -> u64 {
+                self.$read64(offset)
+            }
+            fn store8(&self, offset: usize, value: u8) {
+                self.write8(offset, value)
+            }
+            fn store16(&self, offset: usize, value: u16) {
+                self.write16(offset, value)
+            }
+            fn store32(&self, offset: usize, value: u32) {
+                self.write32(offset, value)
+            }
+            fn store64(&self, offset: usize, value: u64) {
+                self.$write64(offset, value)
+            }
+        }
+    };
+}
+
+pub(crate) use forward_raw_access;
+
 /// A register's width: `u8`, `u16`, `u32` or `u64`.
 pub trait Width: Copy + sealed::Sealed {
     /// Loads a value of this width (through the block's [`RawAccess`]).
