@@ -13,6 +13,7 @@ extern crate std;
 pub mod edu;
 pub mod irqchip;
 mod mmio;
+pub use mmio::reg;
 pub mod pci;
 pub mod uart;
 pub mod virtio;

@@ -11,6 +11,13 @@
 //! `read_volatile`. This is the same reasoning as Google's `safe-mmio`, which we do
 //! not use because its writes need `&mut` and our `InterruptController` is shared
 //! (`&self`, `Sync`) across CPUs.
+//!
+//! A layout whose fields are typed by access (`ReadOnly<u32>`, `W1c<u32>`, ...) is reached
+//! through [`reg`]: `reg!` names a field, and `reg::Access` reads, writes, read-modify-writes,
+//! sets or clears it only where the hardware allows (the GIC blocks, virtio's common
+//! configuration). The other blocks still use the offset accessors below.
+
+pub mod reg;
 
 use core::marker::PhantomData;
 use core::mem::{align_of, size_of};
@@ -69,6 +76,20 @@ impl<T> Mmio<T> {
         unsafe { raw::write8(p, value) }
     }
 
+    /// Reads the 16-bit register at `offset`.
+    pub(crate) fn read16(&self, offset: usize) -> u16 {
+        let p = self.ptr::<u16>(offset);
+        // SAFETY: `ptr` checked that `p` is aligned and inside the promised block.
+        unsafe { raw::read16(p) }
+    }
+
+    /// Writes the 16-bit register at `offset`.
+    pub(crate) fn write16(&self, offset: usize, value: u16) {
+        let p = self.ptr::<u16>(offset);
+        // SAFETY: `ptr` checked that `p` is aligned and inside the promised block.
+        unsafe { raw::write16(p, value) }
+    }
+
     /// Reads the 32-bit register at `offset`.
     pub(crate) fn read32(&self, offset: usize) -> u32 {
         let p = self.ptr::<u32>(offset);
@@ -96,22 +117,11 @@ impl<T> Mmio<T> {
         // SAFETY: `ptr` checked that `p` is aligned and inside the promised block.
         unsafe { raw::write64(p, value) }
     }
-
-    /// Reads element `index` of a `u32` register array starting at `offset`.
-    pub(crate) fn read32_at(&self, offset: usize, index: usize) -> u32 {
-        self.read32(offset + index * size_of::<u32>())
-    }
-
-    /// Writes element `index` of a `u32` register array starting at `offset`.
-    pub(crate) fn write32_at(&self, offset: usize, index: usize, value: u32) {
-        self.write32(offset + index * size_of::<u32>(), value)
-    }
-
-    /// Writes element `index` of a `u64` register array starting at `offset`.
-    pub(crate) fn write64_at(&self, offset: usize, index: usize, value: u64) {
-        self.write64(offset + index * size_of::<u64>(), value)
-    }
 }
+
+// The typed accessors (`reg::Access`) on a block: each load or store is one access of the
+// field's width at its checked offset.
+reg::forward_raw_access!([T] Mmio<T>, read64, write64);
 
 /// Register access by byte offset, 32 and 64 bits wide: what a device driver is written
 /// against (edu, the ITS), so its host tests plug in a model of the device. [`MmioRegs`] is

@@ -14,6 +14,12 @@
 //! kernel stack may still be in use by the CPU that just switched away from it, until
 //! that CPU's next exception entry: until then such a thread (`on_cpu`) is never
 //! picked by another CPU, and a dead thread's stack is freed only then (per-CPU reap).
+//!
+//! This file holds the threads and the switch; `runq.rs` the placement and picking,
+//! `notify.rs` the notifications.
+
+mod notify;
+mod runq;
 
 use alloc::boxed::Box;
 use alloc::collections::VecDeque;
@@ -25,6 +31,11 @@ use crate::arch::{cpu, fp, mmu};
 use crate::sync::IrqLock;
 use crate::time;
 use caps::lock::IrqsMasked;
+use notify::{Notify, wait_state};
+
+pub use notify::{
+    OwnedNotify, notify_create, notify_destroy, notify_post, notify_post_here, notify_wait,
+};
 
 /// Maximum CPUs the run-queue array is sized for.
 pub const MAX_CPUS: usize = 8;
@@ -91,13 +102,6 @@ struct UserCtx {
     killed: bool,
 }
 
-#[derive(Default)]
-struct Notify {
-    pending: u64,
-    waiter: Option<ThreadId>,
-    posts: u64,
-}
-
 struct Sched {
     threads: Vec<Thread>,
     runq: [VecDeque<ThreadId>; MAX_CPUS],
@@ -148,171 +152,6 @@ impl Sched {
 
     fn thread_ref(&self, id: ThreadId) -> Option<&Thread> {
         self.threads.iter().find(|t| t.id == id)
-    }
-
-    fn cpu_idle(&self, c: usize) -> bool {
-        self.online[c] && self.current[c] == self.idle[c] && self.runq[c].is_empty()
-    }
-
-    /// Where a thread made ready runs: its CPU while that CPU may still use its stack;
-    /// else an idle CPU (its last one first); else the least loaded.
-    fn place(&self, t: &Thread) -> usize {
-        if let Some(c) = t.pin {
-            return c;
-        }
-        if t.on_cpu {
-            return t.cpu;
-        }
-        if self.cpu_idle(t.cpu) {
-            return t.cpu;
-        }
-        let online = (0..MAX_CPUS).filter(|&c| self.online[c]);
-        if let Some(c) = online.clone().find(|&c| self.cpu_idle(c)) {
-            return c;
-        }
-        online
-            .min_by_key(|&c| (self.runq[c].len(), c != t.cpu))
-            .unwrap_or(0)
-    }
-
-    /// Queues `id` to run. Run-queue operations share the queues with the IRQ path, so
-    /// they run with IRQs masked (`_masked`, the `SCHED` guard's token).
-    fn make_ready(&mut self, id: ThreadId, _masked: &IrqsMasked) {
-        let Some(t) = self.thread_ref(id) else { return };
-        let target = self.place(t);
-        if let Some(t) = self.thread(id) {
-            t.state = State::Ready;
-        }
-        self.runq[target].push_back(id);
-        if target != cpu_index() {
-            self.kick(target);
-        }
-    }
-
-    /// `make_ready` on this CPU's queue (unless the thread is pinned elsewhere or still
-    /// on another CPU's stack).
-    fn make_ready_here(&mut self, id: ThreadId, masked: &IrqsMasked) {
-        let cpu = cpu_index();
-        let Some(t) = self.thread_ref(id) else { return };
-        if t.pin.is_some_and(|p| p != cpu) || (t.on_cpu && t.cpu != cpu) {
-            return self.make_ready(id, masked);
-        }
-        if let Some(t) = self.thread(id) {
-            t.state = State::Ready;
-        }
-        self.runq[cpu].push_back(id);
-    }
-
-    /// Asks CPU `c` to look at its run queue.
-    fn kick(&self, c: usize) {
-        if self.online[c]
-            && let Some(gic) = crate::irq::chip()
-        {
-            gic.send_sgi(RESCHEDULE_SGI, self.sgi_target[c]);
-        }
-    }
-
-    /// At every scheduler entry on `cpu`: the thread it switched away from last is no
-    /// longer on its stack, and stacks of threads that died here can go.
-    fn finish_switch(&mut self, cpu: usize) {
-        if let Some(p) = self.prev[cpu].take()
-            && let Some(t) = self.thread(p)
-        {
-            t.on_cpu = false;
-        }
-        self.reap[cpu].clear();
-    }
-
-    fn runnable_here(&self, id: ThreadId, cpu: usize) -> bool {
-        self.thread_ref(id).is_some_and(|t| {
-            t.state == State::Ready && (!t.on_cpu || t.cpu == cpu) && t.pin.is_none_or(|p| p == cpu)
-        })
-    }
-
-    /// A ready thread from the busiest other queue that `cpu` may run.
-    fn steal(&mut self, cpu: usize) -> Option<ThreadId> {
-        let victim = (0..MAX_CPUS)
-            .filter(|&c| c != cpu && self.online[c])
-            .max_by_key(|&c| self.runq[c].len())?;
-        let pos = (0..self.runq[victim].len())
-            .rev()
-            .find(|&i| self.runnable_here(self.runq[victim][i], cpu))?;
-        self.runq[victim].remove(pos)
-    }
-
-    /// Wakes sleepers and waiters whose deadline passed. Runs on every interrupt exit, so
-    /// it allocates nothing (the run queues have their capacity reserved at `init`).
-    fn expire(&mut self, now: u64, masked: &IrqsMasked) {
-        for i in 0..self.threads.len() {
-            let t = &mut self.threads[i];
-            let State::Waiting { notify, deadline } = t.state else {
-                continue;
-            };
-            if deadline > now {
-                continue;
-            }
-            let id = t.id;
-            if let Some(n) = notify {
-                t.woken_with = None;
-                if let Some(Some(waiting)) = self.notifies.get_mut(n.0 as usize) {
-                    waiting.waiter = None;
-                }
-            }
-            self.make_ready(id, masked);
-        }
-    }
-
-    fn earliest_deadline(&self) -> Option<u64> {
-        self.threads
-            .iter()
-            .filter_map(|t| match t.state {
-                State::Waiting { deadline, .. } if deadline != u64::MAX => Some(deadline),
-                _ => None,
-            })
-            .min()
-    }
-
-    /// Picks the next thread for this CPU; the current one must already be requeued,
-    /// blocked or dead.
-    fn pick(&mut self, _masked: &IrqsMasked) -> ThreadId {
-        let cpu = cpu_index();
-        let idle = self.idle[cpu];
-        let mut skipped: heapless::Vec<ThreadId, 8> = heapless::Vec::new();
-        let mut found = None;
-        while let Some(id) = self.runq[cpu].pop_front() {
-            if Some(id) == idle {
-                continue;
-            }
-            if self.runnable_here(id, cpu) {
-                found = Some(id);
-                break;
-            }
-            // Ready but another CPU is still leaving its stack: keep it queued.
-            if self.thread_ref(id).is_some_and(|t| t.state == State::Ready)
-                && skipped.push(id).is_err()
-            {
-                self.runq[cpu].push_back(id);
-                break;
-            }
-        }
-        for id in skipped.into_iter().rev() {
-            self.runq[cpu].push_front(id);
-        }
-        found
-            .or_else(|| self.steal(cpu))
-            .or(idle)
-            .unwrap_or(ThreadId(0))
-    }
-
-    /// Whether this CPU should switch at an interrupt exit: work is queued here, or it
-    /// idles while another queue has work it could take.
-    fn should_switch(&self, cpu: usize) -> bool {
-        if !self.runq[cpu].is_empty() {
-            return true;
-        }
-        self.current[cpu] == self.idle[cpu]
-            && (0..MAX_CPUS)
-                .any(|c| c != cpu && self.runq[c].iter().any(|&id| self.runnable_here(id, cpu)))
     }
 }
 
@@ -426,29 +265,7 @@ pub fn spawn(
 ) -> Result<ThreadId, SchedError> {
     let stack = stack::alloc(stack::Class::Kernel).ok_or(SchedError::NoStack)?;
     let frame = stack::initial_frame(&stack, thread_entry as *const () as usize);
-    let mut guard = SCHED.lock();
-    let (slot, masked) = guard.parts();
-    let sched = slot.as_mut().ok_or(SchedError::NotReady)?;
-    let id = ThreadId(sched.next_id);
-    sched.next_id += 1;
-    sched.threads.push(Thread {
-        id,
-        name,
-        state: State::Ready,
-        frame,
-        stack: Some(stack),
-        entry: Some(Box::new(f)),
-        woken_with: None,
-        switches_in: 0,
-        user: None,
-        cpu: cpu_index(),
-        on_cpu: false,
-        run_ns: 0,
-        pin: None,
-    });
-    sched.make_ready(id, masked);
-    program_timer(sched, masked);
-    Ok(id)
+    add_ready(name, stack, frame, Some(Box::new(f)), None)
 }
 
 /// Starts the thread of user process `pid`: its first run returns to EL0 at `entry`
@@ -468,6 +285,17 @@ pub fn spawn_user(
         fp: fp::FpState::default(),
         killed: false,
     });
+    add_ready("user", stack, frame, None, Some(user))
+}
+
+/// Adds a new thread on `stack`, resuming at `frame`, and queues it to run.
+fn add_ready(
+    name: &'static str,
+    stack: KernelStack,
+    frame: usize,
+    entry: Option<Box<dyn FnOnce() + Send>>,
+    user: Option<Box<UserCtx>>,
+) -> Result<ThreadId, SchedError> {
     let mut guard = SCHED.lock();
     let (slot, masked) = guard.parts();
     let sched = slot.as_mut().ok_or(SchedError::NotReady)?;
@@ -475,14 +303,14 @@ pub fn spawn_user(
     sched.next_id += 1;
     sched.threads.push(Thread {
         id,
-        name: "user",
+        name,
         state: State::Ready,
         frame,
         stack: Some(stack),
-        entry: None,
+        entry,
         woken_with: None,
         switches_in: 0,
-        user: Some(user),
+        user,
         cpu: cpu_index(),
         on_cpu: false,
         run_ns: 0,
@@ -609,114 +437,6 @@ pub fn sleep_ns(ns: u64) {
     sleep_until(time::now_ns().saturating_add(ns));
 }
 
-/// Creates a notification (a word of pending bits plus at most one waiter).
-pub fn notify_create() -> Result<NotifyId, SchedError> {
-    let mut guard = SCHED.lock();
-    let sched = guard.as_mut().ok_or(SchedError::NotReady)?;
-    let index = match sched.notifies.iter().position(Option::is_none) {
-        Some(i) => i,
-        None => {
-            sched.notifies.push(None);
-            sched.notifies.len() - 1
-        }
-    };
-    sched.notifies[index] = Some(Notify::default());
-    Ok(NotifyId(index as u32))
-}
-
-/// A notification that is destroyed when dropped, for a driver that owns one.
-#[derive(Debug)]
-pub struct OwnedNotify(NotifyId);
-
-impl OwnedNotify {
-    /// Creates the notification.
-    pub fn new() -> Result<Self, SchedError> {
-        notify_create().map(OwnedNotify)
-    }
-
-    /// Its identity, to post to or wait on.
-    pub fn id(&self) -> NotifyId {
-        self.0
-    }
-}
-
-impl Drop for OwnedNotify {
-    fn drop(&mut self) {
-        notify_destroy(self.0);
-    }
-}
-
-/// Destroys a notification; a thread waiting on it wakes with no bits.
-pub fn notify_destroy(id: NotifyId) {
-    let mut guard = SCHED.lock();
-    let (slot, masked) = guard.parts();
-    let Some(sched) = slot.as_mut() else {
-        return;
-    };
-    let waiter = sched.notifies.get_mut(id.0 as usize).and_then(Option::take);
-    if let Some(w) = waiter.and_then(|n| n.waiter) {
-        {
-            if let Some(t) = sched.thread(w) {
-                t.woken_with = Some(0);
-            }
-            sched.make_ready(w, masked);
-        }
-    }
-}
-
-/// Sets `bits` in the notification and wakes its waiter. Safe from interrupt context.
-pub fn notify_post(id: NotifyId, bits: u64) -> Result<(), SchedError> {
-    post(id, bits, false).map(|_| ())
-}
-
-/// `notify_post` from a thread that yields next (a synchronous, wake-affine wake-up):
-/// the waiter is queued on this CPU, so a consumer runs where its data is and its answer
-/// comes back without a cross-CPU wake-up either way. Returns whether a thread was woken.
-pub fn notify_post_here(id: NotifyId, bits: u64) -> Result<bool, SchedError> {
-    post(id, bits, true)
-}
-
-fn post(id: NotifyId, bits: u64, here: bool) -> Result<bool, SchedError> {
-    let mut guard = SCHED.lock();
-    let (slot, masked) = guard.parts();
-    let sched = slot.as_mut().ok_or(SchedError::NotReady)?;
-    let n = sched
-        .notifies
-        .get_mut(id.0 as usize)
-        .and_then(Option::as_mut);
-    let n = n.ok_or(SchedError::BadNotify)?;
-    n.pending |= bits;
-    n.posts += 1;
-    let Some(w) = n.waiter.take() else {
-        return Ok(false);
-    };
-    let bits = core::mem::take(&mut n.pending);
-    if let Some(t) = sched.thread(w) {
-        t.woken_with = Some(bits);
-    }
-    if here {
-        sched.make_ready_here(w, masked);
-    } else {
-        sched.make_ready(w, masked);
-    }
-    // From thread context nobody else reprograms the timer: give the woken thread
-    // a time slice (in IRQ context the exit path does this again, harmlessly).
-    program_timer(sched, masked);
-    Ok(true)
-}
-
-/// Blocks until the notification has bits (returned and cleared) or `deadline_ns` passes.
-pub fn notify_wait(id: NotifyId, deadline_ns: u64) -> Result<u64, TimedOut> {
-    cpu::kernel_call(op::WAIT, u64::from(id.0), deadline_ns);
-    let mut guard = SCHED.lock();
-    let sched = guard.as_mut().ok_or(TimedOut)?;
-    let me = sched.current[cpu_index()].ok_or(TimedOut)?;
-    sched
-        .thread(me)
-        .and_then(|t| t.woken_with.take())
-        .ok_or(TimedOut)
-}
-
 /// The kernel-call handler, run from the sync trap with IRQs masked. Returns the frame
 /// to resume.
 pub fn kernel_call(frame: &mut TrapFrame, masked: &IrqsMasked) -> *mut TrapFrame {
@@ -745,27 +465,6 @@ pub fn kernel_call(frame: &mut TrapFrame, masked: &IrqsMasked) -> *mut TrapFrame
         None => frame,
         Some(state) => switch_locked(sched, frame, state, masked),
     }
-}
-
-fn wait_state(sched: &mut Sched, me: ThreadId, id: u64, deadline: u64, now: u64) -> Option<State> {
-    let notify = NotifyId(id as u32);
-    let slot = sched.notifies.get_mut(id as usize).and_then(Option::as_mut);
-    let Some(n) = slot else {
-        return None; // bad id: return at once, woken_with stays None → timeout-like error
-    };
-    if n.pending != 0 {
-        let bits = core::mem::take(&mut n.pending);
-        sched.thread(me)?.woken_with = Some(bits);
-        return None;
-    }
-    if deadline <= now {
-        return None;
-    }
-    n.waiter = Some(me);
-    Some(State::Waiting {
-        notify: Some(notify),
-        deadline,
-    })
 }
 
 /// Called at the end of every IRQ (IRQs masked): expires timeouts and preempts if another

@@ -15,10 +15,11 @@ use core::sync::atomic::{AtomicU8, Ordering};
 
 use self::regs::*;
 use super::{
-    DEFAULT_PRIORITY, FIRST_SPI, InterruptController, Trigger, bit_reg, icfgr_reg, icfgr_update,
+    DEFAULT_PRIORITY, FIRST_SPI, InterruptController, Trigger, bit_of, icfgr_reg, icfgr_update,
     is_sgi, replicate_byte, typer_lines, typer_max_intid,
 };
 use crate::mmio::Mmio;
+use crate::reg::{Access, Readable, Reg};
 
 /// Most CPU interfaces a GICv2 supports (`CPUTargetList` is 8 bits).
 const MAX_CPUS: usize = 8;
@@ -54,7 +55,7 @@ impl GicV2 {
     }
 
     fn lines(&self) -> u32 {
-        typer_lines(self.gicd.read32(GICD_TYPER)).min(super::SPECIAL_START)
+        typer_lines(self.gicd.read(GICD_TYPER)).min(super::SPECIAL_START)
     }
 
     fn valid(&self, intid: u32) -> bool {
@@ -67,7 +68,7 @@ impl GicV2 {
     /// A uniprocessor implementation may read as zero; it is then CPU 0.
     fn cpu_mask(&self) -> u8 {
         for word in 0..8 {
-            let m = fold_cpu_mask(self.gicd.read32(GICD_ITARGETSR + 4 * word));
+            let m = fold_cpu_mask(self.gicd.read(GICD_ITARGETSR.word(word)));
             if m != 0 {
                 return m;
             }
@@ -79,73 +80,69 @@ impl GicV2 {
         self.cpu_mask().trailing_zeros() as usize
     }
 
-    /// Write one bit per INTID to a write-one bank (never read-modify-write).
-    fn write_bit(&self, bank: usize, intid: u32) {
-        let (n, bit) = bit_reg(intid);
-        self.gicd.write32_at(bank, n, bit);
-    }
-
-    fn read_bit(&self, bank: usize, intid: u32) -> bool {
-        let (n, bit) = bit_reg(intid);
-        self.gicd.read32_at(bank, n) & bit != 0
+    fn read_bit<F: Readable<Value = u32>>(&self, bank: Reg<[F; 32]>, intid: u32) -> bool {
+        let (reg, bit) = bit_of(bank, intid);
+        self.gicd.read(reg) & bit != 0
     }
 }
 
 impl InterruptController for GicV2 {
     fn init(&self) {
-        self.gicd.write32(GICD_CTLR, 0);
+        self.gicd.write(GICD_CTLR, 0);
         let lines = self.lines() as usize;
         for n in (FIRST_SPI as usize / 32)..lines.div_ceil(32) {
-            self.gicd.write32_at(GICD_ICENABLER, n, u32::MAX);
-            self.gicd.write32_at(GICD_ICPENDR, n, u32::MAX);
-            self.gicd.write32_at(GICD_ICACTIVER, n, u32::MAX);
+            self.gicd.clear(GICD_ICENABLER.at(n), u32::MAX);
+            self.gicd.clear(GICD_ICPENDR.at(n), u32::MAX);
+            self.gicd.clear(GICD_ICACTIVER.at(n), u32::MAX);
         }
         let targets = replicate_byte(self.cpu_mask());
         for n in (FIRST_SPI as usize / 4)..lines / 4 {
-            self.gicd
-                .write32_at(GICD_IPRIORITYR, n, replicate_byte(DEFAULT_PRIORITY));
-            self.gicd.write32_at(GICD_ITARGETSR, n, targets);
+            let prio = replicate_byte(DEFAULT_PRIORITY);
+            self.gicd.write(GICD_IPRIORITYR.word(n), prio);
+            self.gicd.write(GICD_ITARGETSR.word(n), targets);
         }
         // All SPIs level-sensitive until a driver says otherwise (Linux does the same).
         for n in (FIRST_SPI as usize / 16)..lines.div_ceil(16) {
-            self.gicd.write32_at(GICD_ICFGR, n, 0);
+            self.gicd.write(GICD_ICFGR.at(n), 0);
         }
-        self.gicd.write32(GICD_CTLR, GicdCtlr::ENABLE.bits());
+        self.gicd.write(GICD_CTLR, GicdCtlr::ENABLE.bits());
     }
 
     fn init_cpu(&self) {
         // Banked bank 0: PPIs off until registered, SGIs on (they may be RAO anyway).
-        self.gicd.write32_at(GICD_ICENABLER, 0, 0xffff_0000);
-        self.gicd.write32_at(GICD_ISENABLER, 0, 0x0000_ffff);
-        self.gicd.write32_at(GICD_ICACTIVER, 0, u32::MAX);
+        self.gicd.clear(GICD_ICENABLER.at(0), 0xffff_0000);
+        self.gicd.set(GICD_ISENABLER.at(0), 0x0000_ffff);
+        self.gicd.clear(GICD_ICACTIVER.at(0), u32::MAX);
         for n in 0..FIRST_SPI as usize / 4 {
-            self.gicd
-                .write32_at(GICD_IPRIORITYR, n, replicate_byte(DEFAULT_PRIORITY));
+            let prio = replicate_byte(DEFAULT_PRIORITY);
+            self.gicd.write(GICD_IPRIORITYR.word(n), prio);
         }
-        self.gicc.write32(GICC_PMR, 0xff);
-        self.gicc.write32(GICC_BPR, 0);
-        let bypass =
-            GiccCtlr::from_bits_retain(self.gicc.read32(GICC_CTLR)) & GiccCtlr::BYPASS_MASK;
-        self.gicc
-            .write32(GICC_CTLR, (bypass | GiccCtlr::ENABLE).bits());
+        self.gicc.write(GICC_PMR, 0xff);
+        self.gicc.write(GICC_BPR, 0);
+        self.gicc.modify(GICC_CTLR, |ctlr| {
+            let bypass = GiccCtlr::from_bits_retain(ctlr) & GiccCtlr::BYPASS_MASK;
+            (bypass | GiccCtlr::ENABLE).bits()
+        });
     }
 
     fn enable(&self, intid: u32) {
         if self.valid(intid) {
-            self.write_bit(GICD_ISENABLER, intid);
+            let (reg, bit) = bit_of(GICD_ISENABLER, intid);
+            self.gicd.set(reg, bit);
         }
     }
 
     fn disable(&self, intid: u32) {
         // GICv2 has no RWP: the write takes effect before later accesses complete.
         if self.valid(intid) {
-            self.write_bit(GICD_ICENABLER, intid);
+            let (reg, bit) = bit_of(GICD_ICENABLER, intid);
+            self.gicd.clear(reg, bit);
         }
     }
 
     fn set_priority(&self, intid: u32, prio: u8) {
         if self.valid(intid) {
-            self.gicd.write8(GICD_IPRIORITYR + intid as usize, prio);
+            self.gicd.write(GICD_IPRIORITYR.at(intid as usize), prio);
         }
     }
 
@@ -154,13 +151,12 @@ impl InterruptController for GicV2 {
             return;
         }
         let (n, _) = icfgr_reg(intid);
-        let old = self.gicd.read32_at(GICD_ICFGR, n);
         self.gicd
-            .write32_at(GICD_ICFGR, n, icfgr_update(old, intid, trigger));
+            .modify(GICD_ICFGR.at(n), |old| icfgr_update(old, intid, trigger));
     }
 
     fn ack(&self) -> u32 {
-        let iar = Iar::from_bits(self.gicc.read32(GICC_IAR));
+        let iar = Iar::from_bits(self.gicc.read(GICC_IAR));
         let intid = iar.intid();
         if is_sgi(intid) {
             self.sgi_source[self.cpu_index()][intid as usize].store(iar.cpuid(), Ordering::Relaxed);
@@ -174,12 +170,13 @@ impl InterruptController for GicV2 {
             let src = self.sgi_source[self.cpu_index()][intid as usize].load(Ordering::Relaxed);
             eoir.set_cpuid(src);
         }
-        self.gicc.write32(GICC_EOIR, eoir.into_bits());
+        self.gicc.write(GICC_EOIR, eoir.into_bits());
     }
 
     fn clear_pending(&self, intid: u32) {
         if self.valid(intid) && !is_sgi(intid) {
-            self.write_bit(GICD_ICPENDR, intid);
+            let (reg, bit) = bit_of(GICD_ICPENDR, intid);
+            self.gicd.clear(reg, bit);
         }
     }
 
@@ -191,10 +188,10 @@ impl InterruptController for GicV2 {
             // GICD_ISPENDR0 SGI bits are WI; SPENDSGIR sets one (SGI, source) pair.
             let shift = 8 * (intid % 4);
             let word = u32::from(self.cpu_mask()) << shift;
-            self.gicd
-                .write32_at(GICD_SPENDSGIR, (intid / 4) as usize, word);
+            self.gicd.set(GICD_SPENDSGIR.at((intid / 4) as usize), word);
         } else {
-            self.write_bit(GICD_ISPENDR, intid);
+            let (reg, bit) = bit_of(GICD_ISPENDR, intid);
+            self.gicd.set(reg, bit);
         }
     }
 
@@ -203,7 +200,9 @@ impl InterruptController for GicV2 {
             return false;
         }
         if is_sgi(intid) {
-            self.gicd.read8(GICD_SPENDSGIR + intid as usize) != 0
+            // One byte per SGI: the CPU interfaces it is pending from.
+            let word = self.gicd.read(GICD_SPENDSGIR.at((intid / 4) as usize));
+            (word >> (8 * (intid % 4))) & 0xff != 0
         } else {
             self.read_bit(GICD_ISPENDR, intid)
         }
@@ -218,7 +217,7 @@ impl InterruptController for GicV2 {
         let sgir = Sgir::new()
             .with_intid((sgi & 0xf) as u8)
             .with_filter(SgiFilter::SelfOnly);
-        self.gicd.write32(GICD_SGIR, sgir.into_bits());
+        self.gicd.write(GICD_SGIR, sgir.into_bits());
     }
 
     fn sgi_target(&self) -> u64 {
@@ -231,11 +230,11 @@ impl InterruptController for GicV2 {
             .with_intid((sgi & 0xf) as u8)
             .with_target_list(target as u8)
             .with_filter(SgiFilter::TargetList);
-        self.gicd.write32(GICD_SGIR, sgir.into_bits());
+        self.gicd.write(GICD_SGIR, sgir.into_bits());
     }
 
     fn max_intid(&self) -> u32 {
-        typer_max_intid(self.gicd.read32(GICD_TYPER))
+        typer_max_intid(self.gicd.read(GICD_TYPER))
     }
 
     fn version(&self) -> u8 {
@@ -250,8 +249,8 @@ mod tests {
 
     fn gic() -> (GicV2, std::boxed::Box<[fake::Frame]>) {
         let mut mem = fake::frames(2);
-        fake::w32(&mut mem, GICD_TYPER, 0x08); // 288 lines, like QEMU virt
-        fake::w32(&mut mem, GICD_ITARGETSR, 0x0202_0202); // we are CPU interface 1
+        fake::w32(&mut mem, GICD_TYPER.offset(), 0x08); // 288 lines, like QEMU virt
+        fake::w32(&mut mem, GICD_ITARGETSR.offset(), 0x0202_0202); // we are CPU interface 1
         let base = fake::base(&mut mem);
         // SAFETY: `mem` outlives the driver in every test and is touched only through it.
         let gic = unsafe { GicV2::new(base, base + 0x10000) };

@@ -21,10 +21,11 @@ use self::redist::*;
 use self::regs::*;
 use self::sysreg::*;
 use super::{
-    DEFAULT_PRIORITY, FIRST_SPI, InterruptController, Trigger, bit_reg, icfgr_reg, icfgr_update,
+    DEFAULT_PRIORITY, FIRST_SPI, InterruptController, Trigger, bit_of, icfgr_reg, icfgr_update,
     is_private, is_sgi, replicate_byte, typer_lines, typer_max_intid,
 };
 use crate::mmio::Mmio;
+use crate::reg::{Access, Readable, Reg};
 
 /// Polls of a "write pending" or "asleep" bit before giving up.
 const WAIT_LIMIT: u32 = 100_000;
@@ -120,7 +121,7 @@ impl GicV3 {
     /// Whether the GIC has a single security state (`GICD_CTLR.DS` = 1). When 0,
     /// Group 0 belongs to the Secure world and arrives as FIQ; we use Group 1 only.
     pub fn security_disabled(&self) -> bool {
-        GicdCtlr::from_bits_retain(self.gicd.read32(GICD_CTLR)).contains(GicdCtlr::DS)
+        GicdCtlr::from_bits_retain(self.gicd.read(GICD_CTLR)).contains(GicdCtlr::DS)
     }
 
     /// How many `init`/`init_cpu`/per-CPU operations failed since boot (the trait
@@ -144,7 +145,7 @@ impl GicV3 {
 
     fn wait_gicd_rwp(&self) -> Result<(), InitError> {
         for _ in 0..WAIT_LIMIT {
-            if !GicdCtlr::from_bits_retain(self.gicd.read32(GICD_CTLR)).contains(GicdCtlr::RWP) {
+            if !GicdCtlr::from_bits_retain(self.gicd.read(GICD_CTLR)).contains(GicdCtlr::RWP) {
                 return Ok(());
             }
             spin_loop();
@@ -162,33 +163,33 @@ impl GicV3 {
 
     /// Distributor initialisation (boot CPU, once), IHI 0069H §4.1 / §12.9.4.
     pub fn try_init(&self) -> Result<(), InitError> {
-        self.gicd.write32(GICD_CTLR, 0);
+        self.gicd.write(GICD_CTLR, 0);
         self.wait_gicd_rwp()?;
-        let lines = typer_lines(self.gicd.read32(GICD_TYPER)).min(super::SPECIAL_START) as usize;
+        let lines = typer_lines(self.gicd.read(GICD_TYPER)).min(super::SPECIAL_START) as usize;
         for n in (FIRST_SPI as usize / 32)..lines.div_ceil(32) {
-            self.gicd.write32_at(GICD_ICENABLER, n, u32::MAX);
-            self.gicd.write32_at(GICD_ICPENDR, n, u32::MAX);
-            self.gicd.write32_at(GICD_ICACTIVER, n, u32::MAX);
+            self.gicd.clear(GICD_ICENABLER.at(n), u32::MAX);
+            self.gicd.clear(GICD_ICPENDR.at(n), u32::MAX);
+            self.gicd.clear(GICD_ICACTIVER.at(n), u32::MAX);
             // Non-secure Group 1 (IGROUPR = 1, IGRPMODR = 0). Under DS = 0 these are
             // Secure-owned bits and our writes are ignored: firmware decides.
-            self.gicd.write32_at(GICD_IGROUPR, n, u32::MAX);
-            self.gicd.write32_at(GICD_IGRPMODR, n, 0);
+            self.gicd.write(GICD_IGROUPR.at(n), u32::MAX);
+            self.gicd.write(GICD_IGRPMODR.at(n), 0);
         }
         for n in (FIRST_SPI as usize / 4)..lines / 4 {
-            self.gicd
-                .write32_at(GICD_IPRIORITYR, n, replicate_byte(DEFAULT_PRIORITY));
+            let prio = replicate_byte(DEFAULT_PRIORITY);
+            self.gicd.write(GICD_IPRIORITYR.word(n), prio);
         }
         for n in (FIRST_SPI as usize / 16)..lines.div_ceil(16) {
-            self.gicd.write32_at(GICD_ICFGR, n, 0);
+            self.gicd.write(GICD_ICFGR.at(n), 0);
         }
         self.wait_gicd_rwp()?;
         let ctlr = GicdCtlr::ARE_NS | GicdCtlr::ENABLE_G1A | GicdCtlr::ENABLE_G1;
-        self.gicd.write32(GICD_CTLR, ctlr.bits());
+        self.gicd.write(GICD_CTLR, ctlr.bits());
         self.wait_gicd_rwp()?;
         // IROUTER is only meaningful once ARE is set (§12.9.23).
         let route = irouter_for_mpidr(mpidr_el1());
         for intid in FIRST_SPI as usize..lines {
-            self.gicd.write64_at(GICD_IROUTER, intid, route);
+            self.gicd.write(GICD_IROUTER.at(intid), route);
         }
         Ok(())
     }
@@ -197,23 +198,23 @@ impl GicV3 {
     /// on the system-register CPU interface (IHI 0069H §12.11.43, §12.2).
     pub fn try_init_cpu(&self) -> Result<(), InitError> {
         let rd = self.this_redist()?;
-        let waker = GicrWaker::from_bits_retain(rd.regs.read32(GICR_WAKER));
-        rd.regs
-            .write32(GICR_WAKER, (waker - GicrWaker::PROCESSOR_SLEEP).bits());
+        rd.regs.modify(GICR_WAKER, |waker| {
+            (GicrWaker::from_bits_retain(waker) - GicrWaker::PROCESSOR_SLEEP).bits()
+        });
         wait_clear(
-            || rd.regs.read32(GICR_WAKER),
+            || rd.regs.read(GICR_WAKER),
             GicrWaker::CHILDREN_ASLEEP.bits(),
         )
         .map_err(|()| InitError::RedistributorAsleep)?;
 
-        rd.regs.write32(GICR_IGROUPR0, u32::MAX);
-        rd.regs.write32(GICR_IGRPMODR0, 0);
-        rd.regs.write32(GICR_ICACTIVER0, u32::MAX);
-        rd.regs.write32(GICR_ICENABLER0, 0xffff_0000); // PPIs off until registered
-        rd.regs.write32(GICR_ISENABLER0, 0x0000_ffff); // SGIs on
+        rd.regs.write(GICR_IGROUPR0, u32::MAX);
+        rd.regs.write(GICR_IGRPMODR0, 0);
+        rd.regs.clear(GICR_ICACTIVER0, u32::MAX);
+        rd.regs.clear(GICR_ICENABLER0, 0xffff_0000); // PPIs off until registered
+        rd.regs.set(GICR_ISENABLER0, 0x0000_ffff); // SGIs on
         for n in 0..FIRST_SPI as usize / 4 {
-            rd.regs
-                .write32(GICR_IPRIORITYR + 4 * n, replicate_byte(DEFAULT_PRIORITY));
+            let prio = replicate_byte(DEFAULT_PRIORITY);
+            rd.regs.write(GICR_IPRIORITYR.word(n), prio);
         }
         wait_gicr_rwp(&rd)?;
 
@@ -248,7 +249,7 @@ impl GicV3 {
     /// INTID bits the distributor supports when it has LPIs (`GICD_TYPER.LPIS`,
     /// `IDbits` + 1, §12.9.38), else `None`.
     pub fn lpi_id_bits(&self) -> Option<u32> {
-        let typer = self.gicd.read32(GICD_TYPER);
+        let typer = self.gicd.read(GICD_TYPER);
         (typer & GICD_TYPER_LPIS != 0).then_some(((typer >> 19) & 0x1f) + 1)
     }
 
@@ -261,18 +262,18 @@ impl GicV3 {
             return Err(InitError::LpisUnsupported);
         }
         let rd = self.this_redist()?;
-        let typer = GicrTyper::from_bits(rd.regs.read64(GICR_TYPER));
+        let typer = GicrTyper::from_bits(rd.regs.read(GICR_TYPER));
         if !typer.plpis() {
             return Err(InitError::LpisUnsupported);
         }
-        let ctlr = GicrCtlr::from_bits_retain(rd.regs.read32(GICR_CTLR));
+        let ctlr = GicrCtlr::from_bits_retain(rd.regs.read(GICR_CTLR));
         if ctlr.contains(GicrCtlr::ENABLE_LPIS) {
             return Err(InitError::LpisAlreadyEnabled);
         }
-        rd.regs.write64(GICR_PROPBASER, propbaser);
-        rd.regs.write64(GICR_PENDBASER, pendbaser);
+        rd.regs.write(GICR_PROPBASER, propbaser);
+        rd.regs.write(GICR_PENDBASER, pendbaser);
         rd.regs
-            .write32(GICR_CTLR, (ctlr | GicrCtlr::ENABLE_LPIS).bits());
+            .write(GICR_CTLR, (ctlr | GicrCtlr::ENABLE_LPIS).bits());
         wait_gicr_rwp(&rd)?;
         Ok(typer.processor_number())
     }
@@ -289,7 +290,7 @@ fn wait_clear(read: impl Fn() -> u32, mask: u32) -> Result<(), ()> {
 }
 
 fn wait_gicr_rwp(rd: &Redist<'_>) -> Result<(), InitError> {
-    wait_clear(|| rd.regs.read32(GICR_CTLR), GicrCtlr::RWP.bits())
+    wait_clear(|| rd.regs.read(GICR_CTLR), GicrCtlr::RWP.bits())
         .map_err(|()| InitError::RegisterWritePending)
 }
 
@@ -306,13 +307,13 @@ impl InterruptController for GicV3 {
         if !self.valid(intid) {
             return;
         }
-        let (n, bit) = bit_reg(intid);
+        let (reg, bit) = bit_of(GICD_ISENABLER, intid);
         if is_private(intid) {
             if let Some(rd) = self.note(self.this_redist()) {
-                rd.regs.write32(GICR_ISENABLER0, bit);
+                rd.regs.set(GICR_ISENABLER0, bit);
             }
         } else {
-            self.gicd.write32_at(GICD_ISENABLER, n, bit);
+            self.gicd.set(reg, bit);
         }
     }
 
@@ -320,14 +321,14 @@ impl InterruptController for GicV3 {
         if !self.valid(intid) {
             return;
         }
-        let (n, bit) = bit_reg(intid);
+        let (reg, bit) = bit_of(GICD_ICENABLER, intid);
         if is_private(intid) {
             if let Some(rd) = self.note(self.this_redist()) {
-                rd.regs.write32(GICR_ICENABLER0, bit);
+                rd.regs.clear(GICR_ICENABLER0, bit);
                 self.note(wait_gicr_rwp(&rd));
             }
         } else {
-            self.gicd.write32_at(GICD_ICENABLER, n, bit);
+            self.gicd.clear(reg, bit);
             self.note(self.wait_gicd_rwp());
         }
     }
@@ -338,10 +339,10 @@ impl InterruptController for GicV3 {
         }
         if is_private(intid) {
             if let Some(rd) = self.note(self.this_redist()) {
-                rd.regs.write8(GICR_IPRIORITYR + intid as usize, prio);
+                rd.regs.write(GICR_IPRIORITYR.at(intid as usize), prio);
             }
         } else {
-            self.gicd.write8(GICD_IPRIORITYR + intid as usize, prio);
+            self.gicd.write(GICD_IPRIORITYR.at(intid as usize), prio);
         }
     }
 
@@ -352,14 +353,12 @@ impl InterruptController for GicV3 {
         let (n, _) = icfgr_reg(intid);
         if is_private(intid) {
             if let Some(rd) = self.note(self.this_redist()) {
-                let old = rd.regs.read32_at(GICR_ICFGR, n);
                 rd.regs
-                    .write32_at(GICR_ICFGR, n, icfgr_update(old, intid, trigger));
+                    .modify(GICR_ICFGR.at(n), |old| icfgr_update(old, intid, trigger));
             }
         } else {
-            let old = self.gicd.read32_at(GICD_ICFGR, n);
             self.gicd
-                .write32_at(GICD_ICFGR, n, icfgr_update(old, intid, trigger));
+                .modify(GICD_ICFGR.at(n), |old| icfgr_update(old, intid, trigger));
         }
     }
 
@@ -391,13 +390,13 @@ impl InterruptController for GicV3 {
         if !self.valid(intid) {
             return;
         }
-        let (n, bit) = bit_reg(intid);
+        let (reg, bit) = bit_of(GICD_ICPENDR, intid);
         if is_private(intid) {
             if let Some(rd) = self.note(self.this_redist()) {
-                rd.regs.write32(GICR_ICPENDR0, bit);
+                rd.regs.clear(GICR_ICPENDR0, bit);
             }
         } else {
-            self.gicd.write32_at(GICD_ICPENDR, n, bit);
+            self.gicd.clear(reg, bit);
         }
     }
 
@@ -405,13 +404,13 @@ impl InterruptController for GicV3 {
         if !self.valid(intid) {
             return;
         }
-        let (n, bit) = bit_reg(intid);
+        let (reg, bit) = bit_of(GICD_ISPENDR, intid);
         if is_private(intid) {
             if let Some(rd) = self.note(self.this_redist()) {
-                rd.regs.write32(GICR_ISPENDR0, bit);
+                rd.regs.set(GICR_ISPENDR0, bit);
             }
         } else {
-            self.gicd.write32_at(GICD_ISPENDR, n, bit);
+            self.gicd.set(reg, bit);
         }
     }
 
@@ -440,11 +439,11 @@ impl InterruptController for GicV3 {
     }
 
     fn max_intid(&self) -> u32 {
-        typer_max_intid(self.gicd.read32(GICD_TYPER))
+        typer_max_intid(self.gicd.read(GICD_TYPER))
     }
 
     fn version(&self) -> u8 {
-        match pidr2_arch_rev(self.gicd.read32(GICD_PIDR2)) {
+        match pidr2_arch_rev(self.gicd.read(GICD_PIDR2)) {
             4 => 4,
             _ => 3,
         }
@@ -452,16 +451,23 @@ impl InterruptController for GicV3 {
 }
 
 impl GicV3 {
-    fn read_bit(&self, gicd_bank: usize, gicr_reg: usize, intid: u32) -> bool {
+    /// `intid`'s bit: in the redistributor's `gicr_reg` for an SGI or PPI, else in the
+    /// distributor's `gicd_bank`.
+    fn read_bit<F: Readable<Value = u32>>(
+        &self,
+        gicd_bank: Reg<[F; 32]>,
+        gicr_reg: Reg<F>,
+        intid: u32,
+    ) -> bool {
         if !self.valid(intid) {
             return false;
         }
-        let (n, bit) = bit_reg(intid);
+        let (reg, bit) = bit_of(gicd_bank, intid);
         if is_private(intid) {
             self.note(self.this_redist())
-                .is_some_and(|rd| rd.regs.read32(gicr_reg) & bit != 0)
+                .is_some_and(|rd| rd.regs.read(gicr_reg) & bit != 0)
         } else {
-            self.gicd.read32_at(gicd_bank, n) & bit != 0
+            self.gicd.read(reg) & bit != 0
         }
     }
 }
@@ -474,13 +480,13 @@ mod tests {
     /// Distributor in frame 0, two redistributors (affinity 1, then 0) from frame 1.
     fn gic() -> (GicV3, std::boxed::Box<[fake::Frame]>) {
         let mut mem = fake::frames(5);
-        fake::w32(&mut mem, GICD_TYPER, 0x08);
-        fake::w32(&mut mem, GICD_PIDR2, 0x3b);
+        fake::w32(&mut mem, GICD_TYPER.offset(), 0x08);
+        fake::w32(&mut mem, GICD_PIDR2.offset(), 0x3b);
         for (i, aff) in [(0u64, 1u64), (1, 0)] {
             let f = 0x1_0000 + i as usize * 0x2_0000;
-            fake::w32(&mut mem, f + GICR_PIDR2, 0x3b);
-            fake::w64(&mut mem, f + GICR_TYPER, (aff << 32) | (i << 4));
-            fake::w32(&mut mem, f + GICR_WAKER, 0b110);
+            fake::w32(&mut mem, f + GICR_PIDR2.offset(), 0x3b);
+            fake::w64(&mut mem, f + GICR_TYPER.offset(), (aff << 32) | (i << 4));
+            fake::w32(&mut mem, f + GICR_WAKER.offset(), 0b110);
         }
         let base = fake::base(&mut mem);
         // SAFETY: `mem` outlives the driver in every test and is used only through it.
@@ -513,18 +519,21 @@ mod tests {
     fn private_ops_hit_own_redistributor() {
         let (gic, mem) = gic();
         gic.enable(27);
-        assert_eq!(fake::r32(&mem, RD + GICR_ISENABLER0), 1 << 27);
+        assert_eq!(fake::r32(&mem, RD + GICR_ISENABLER0.offset()), 1 << 27);
         assert_eq!(
-            fake::r32(&mem, 0x1_0000 + GICR_ISENABLER0),
+            fake::r32(&mem, 0x1_0000 + GICR_ISENABLER0.offset()),
             0,
             "other CPU's frame"
         );
         gic.set_pending(3);
-        assert_eq!(fake::r32(&mem, RD + GICR_ISPENDR0), 1 << 3);
+        assert_eq!(fake::r32(&mem, RD + GICR_ISPENDR0.offset()), 1 << 3);
         gic.set_trigger(30, Trigger::Edge);
-        assert_eq!(fake::r32(&mem, RD + GICR_ICFGR + 4), 1 << 29);
+        assert_eq!(fake::r32(&mem, RD + GICR_ICFGR.offset() + 4), 1 << 29);
         gic.set_priority(30, 0x10);
-        assert_eq!(fake::r32(&mem, RD + GICR_IPRIORITYR + 28), 0x0010_0000);
+        assert_eq!(
+            fake::r32(&mem, RD + GICR_IPRIORITYR.offset() + 28),
+            0x0010_0000
+        );
         assert!(gic.is_enabled(27));
         assert_eq!(gic.failures(), 0);
     }
@@ -538,7 +547,7 @@ mod tests {
         assert_eq!(fake::r32(&mem, 0x6100), 0); // IROUTER32 → affinity 0
         gic.init_cpu();
         // The fake never clears ChildrenAsleep: a bounded wait, then a recorded failure.
-        assert_eq!(fake::r32(&mem, RD + GICR_WAKER), 0b100);
+        assert_eq!(fake::r32(&mem, RD + GICR_WAKER.offset()), 0b100);
         assert_eq!(gic.try_init_cpu(), Err(InitError::RedistributorAsleep));
         assert_eq!(gic.failures(), 1);
     }
@@ -546,10 +555,10 @@ mod tests {
     #[test]
     fn init_cpu_completes_when_awake() {
         let (gic, mut mem) = gic();
-        fake::w32(&mut mem, RD + GICR_WAKER, 0);
+        fake::w32(&mut mem, RD + GICR_WAKER.offset(), 0);
         assert_eq!(gic.try_init_cpu(), Ok(()));
-        assert_eq!(fake::r32(&mem, RD + GICR_IGROUPR0), u32::MAX);
-        assert_eq!(fake::r32(&mem, RD + GICR_ICENABLER0), 0xffff_0000);
+        assert_eq!(fake::r32(&mem, RD + GICR_IGROUPR0.offset()), u32::MAX);
+        assert_eq!(fake::r32(&mem, RD + GICR_ICENABLER0.offset()), 0xffff_0000);
         assert!(!gic.security_disabled());
     }
 
@@ -559,11 +568,11 @@ mod tests {
     #[test]
     fn two_security_states_take_group0_as_fiq() {
         let (gic, mut mem) = gic();
-        fake::w32(&mut mem, RD + GICR_WAKER, 0);
+        fake::w32(&mut mem, RD + GICR_WAKER.offset(), 0);
         assert_eq!(gic.try_init_cpu(), Ok(()));
         assert!(gic.group0_in_use());
         let (gic1, mut mem1) = gic_ds1();
-        fake::w32(&mut mem1, RD + GICR_WAKER, 0);
+        fake::w32(&mut mem1, RD + GICR_WAKER.offset(), 0);
         assert_eq!(gic1.try_init_cpu(), Ok(()));
         assert!(!gic1.group0_in_use());
         // The EOI register follows the line's group as the Non-secure view reads it.
@@ -583,7 +592,7 @@ mod tests {
     /// The same GIC with `GICD_CTLR.DS` = 1 (QEMU).
     fn gic_ds1() -> (GicV3, std::boxed::Box<[fake::Frame]>) {
         let (_, mut mem) = gic();
-        fake::w32(&mut mem, GICD_CTLR, GicdCtlr::DS.bits());
+        fake::w32(&mut mem, GICD_CTLR.offset(), GicdCtlr::DS.bits());
         let base = fake::base(&mut mem);
         // SAFETY: `mem` outlives the driver in the test and is used only through it.
         let gic = unsafe { GicV3::new(base, base + 0x1_0000, 0x4_0000) };

@@ -16,6 +16,8 @@ pub mod v2m;
 pub use gicv2::GicV2;
 pub use gicv3::GicV3;
 
+use crate::reg::Reg;
+
 /// How a line signals (edge: `GICD_ICFGR` Int_config bit 1 = 1; level: 0). Shared with the
 /// capability layer so a minted line and the GIC agree.
 pub use caps::irq::Trigger;
@@ -98,6 +100,12 @@ pub const fn is_private(intid: u32) -> bool {
 /// (`IGROUPR`, `ISENABLER`, `ICENABLER`, `ISPENDR`, `ICPENDR`, ...).
 pub(crate) const fn bit_reg(intid: u32) -> (usize, u32) {
     ((intid / 32) as usize, 1 << (intid % 32))
+}
+
+/// The register of a one-bit-per-INTID `bank` holding `intid`'s bit, and that bit.
+pub(crate) const fn bit_of<F, const N: usize>(bank: Reg<[F; N]>, intid: u32) -> (Reg<F>, u32) {
+    let (n, bit) = bit_reg(intid);
+    (bank.at(n), bit)
 }
 
 /// Register index and shift of the 2-bit `Int_config` field of `intid` in `ICFGR`.

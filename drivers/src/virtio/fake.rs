@@ -21,8 +21,29 @@ use caps::irq::{IrqControl, IrqLine, Masked, Owner, Trigger};
 use caps::vring::VringLayout;
 
 use super::legacy::reg as lreg;
-use super::pci::common as c;
+use super::pci::common;
 use super::regs::RegWindow;
+
+/// The common configuration's offsets, as the device side sees them (it matches on them;
+/// the driver goes through the typed registers of `pci::common`).
+mod c {
+    use super::common;
+    pub const DFSELECT: usize = common::DFSELECT.offset();
+    pub const DF: usize = common::DF.offset();
+    pub const GFSELECT: usize = common::GFSELECT.offset();
+    pub const GF: usize = common::GF.offset();
+    pub const MSIX_CONFIG: usize = common::MSIX_CONFIG.offset();
+    pub const NUM_QUEUES: usize = common::NUM_QUEUES.offset();
+    pub const STATUS: usize = common::STATUS.offset();
+    pub const CFG_GENERATION: usize = common::CFG_GENERATION.offset();
+    pub const Q_SELECT: usize = common::Q_SELECT.offset();
+    pub const Q_SIZE: usize = common::Q_SIZE.offset();
+    pub const Q_MSIX: usize = common::Q_MSIX.offset();
+    pub const Q_ENABLE: usize = common::Q_ENABLE.offset();
+    pub const Q_NOFF: usize = common::Q_NOFF.offset();
+    pub const Q_DESC: usize = common::Q_DESC.offset();
+    pub const LEN: usize = common::LEN;
+}
 use super::{ModernTransport, NO_VECTOR};
 use crate::virtio::LegacyTransport;
 

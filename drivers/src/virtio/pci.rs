@@ -20,6 +20,7 @@ use super::{
 use crate::pci::bar::Bar;
 use crate::pci::caps::{self, CapListError, id};
 use crate::pci::config::{Bdf, ConfigAccess};
+use crate::reg::{Access, ReadOnly, ReadWrite};
 
 /// Queues a transport tracks notify addresses for (net: RX, TX, control, and spare pairs).
 pub const MAX_QUEUES: usize = 16;
@@ -38,25 +39,26 @@ pub mod cfg_type {
     pub const PCI: u8 = 5;
 }
 
-/// Common configuration structure (virtio 1.2 §4.1.4.3), used for offsets only.
+/// Common configuration structure (virtio 1.2 §4.1.4.3), a layout for offsets and access
+/// types only (`crate::reg`): what the device alone sets is read-only to the driver.
 #[repr(C)]
 pub struct CommonCfg {
-    device_feature_select: u32,
-    device_feature: u32,
-    driver_feature_select: u32,
-    driver_feature: u32,
-    config_msix_vector: u16,
-    num_queues: u16,
-    device_status: u8,
-    config_generation: u8,
-    queue_select: u16,
-    queue_size: u16,
-    queue_msix_vector: u16,
-    queue_enable: u16,
-    queue_notify_off: u16,
-    queue_desc: u64,
-    queue_driver: u64,
-    queue_device: u64,
+    device_feature_select: ReadWrite<u32>,
+    device_feature: ReadOnly<u32>,
+    driver_feature_select: ReadWrite<u32>,
+    driver_feature: ReadWrite<u32>,
+    config_msix_vector: ReadWrite<u16>,
+    num_queues: ReadOnly<u16>,
+    device_status: ReadWrite<u8>,
+    config_generation: ReadOnly<u8>,
+    queue_select: ReadWrite<u16>,
+    queue_size: ReadWrite<u16>,
+    queue_msix_vector: ReadWrite<u16>,
+    queue_enable: ReadWrite<u16>,
+    queue_notify_off: ReadOnly<u16>,
+    queue_desc: ReadWrite<u64>,
+    queue_driver: ReadWrite<u64>,
+    queue_device: ReadWrite<u64>,
 }
 
 const _: () = assert!(offset_of!(CommonCfg, config_msix_vector) == 0x10);
@@ -67,42 +69,43 @@ const _: () = assert!(offset_of!(CommonCfg, queue_desc) == 0x20);
 const _: () = assert!(offset_of!(CommonCfg, queue_device) == 0x30);
 const _: () = assert!(size_of::<CommonCfg>() == 0x38);
 
-/// Offsets in the common configuration structure.
+/// The registers of the common configuration structure, typed by access.
 pub mod common {
     use super::CommonCfg;
-    use core::mem::offset_of;
-    /// `device_feature_select` (RW, 32).
-    pub const DFSELECT: usize = offset_of!(CommonCfg, device_feature_select);
-    /// `device_feature` (RO, 32).
-    pub const DF: usize = offset_of!(CommonCfg, device_feature);
-    /// `driver_feature_select` (RW, 32).
-    pub const GFSELECT: usize = offset_of!(CommonCfg, driver_feature_select);
-    /// `driver_feature` (RW, 32).
-    pub const GF: usize = offset_of!(CommonCfg, driver_feature);
-    /// `config_msix_vector` (RW, 16).
-    pub const MSIX_CONFIG: usize = offset_of!(CommonCfg, config_msix_vector);
-    /// `num_queues` (RO, 16).
-    pub const NUM_QUEUES: usize = offset_of!(CommonCfg, num_queues);
-    /// `device_status` (RW, 8).
-    pub const STATUS: usize = offset_of!(CommonCfg, device_status);
-    /// `config_generation` (RO, 8).
-    pub const CFG_GENERATION: usize = offset_of!(CommonCfg, config_generation);
-    /// `queue_select` (RW, 16).
-    pub const Q_SELECT: usize = offset_of!(CommonCfg, queue_select);
-    /// `queue_size` (RW, 16).
-    pub const Q_SIZE: usize = offset_of!(CommonCfg, queue_size);
-    /// `queue_msix_vector` (RW, 16).
-    pub const Q_MSIX: usize = offset_of!(CommonCfg, queue_msix_vector);
-    /// `queue_enable` (RW, 16).
-    pub const Q_ENABLE: usize = offset_of!(CommonCfg, queue_enable);
-    /// `queue_notify_off` (RO, 16).
-    pub const Q_NOFF: usize = offset_of!(CommonCfg, queue_notify_off);
-    /// `queue_desc` (RW, 64).
-    pub const Q_DESC: usize = offset_of!(CommonCfg, queue_desc);
-    /// `queue_driver` (RW, 64).
-    pub const Q_DRIVER: usize = offset_of!(CommonCfg, queue_driver);
-    /// `queue_device` (RW, 64).
-    pub const Q_DEVICE: usize = offset_of!(CommonCfg, queue_device);
+    use crate::reg;
+    use crate::reg::{ReadOnly, ReadWrite, Reg};
+    /// `device_feature_select`.
+    pub const DFSELECT: Reg<ReadWrite<u32>> = reg!(CommonCfg, device_feature_select);
+    /// `device_feature`: the device's feature bits, 32 at a time.
+    pub const DF: Reg<ReadOnly<u32>> = reg!(CommonCfg, device_feature);
+    /// `driver_feature_select`.
+    pub const GFSELECT: Reg<ReadWrite<u32>> = reg!(CommonCfg, driver_feature_select);
+    /// `driver_feature`.
+    pub const GF: Reg<ReadWrite<u32>> = reg!(CommonCfg, driver_feature);
+    /// `config_msix_vector`.
+    pub const MSIX_CONFIG: Reg<ReadWrite<u16>> = reg!(CommonCfg, config_msix_vector);
+    /// `num_queues`.
+    pub const NUM_QUEUES: Reg<ReadOnly<u16>> = reg!(CommonCfg, num_queues);
+    /// `device_status`.
+    pub const STATUS: Reg<ReadWrite<u8>> = reg!(CommonCfg, device_status);
+    /// `config_generation`.
+    pub const CFG_GENERATION: Reg<ReadOnly<u8>> = reg!(CommonCfg, config_generation);
+    /// `queue_select`.
+    pub const Q_SELECT: Reg<ReadWrite<u16>> = reg!(CommonCfg, queue_select);
+    /// `queue_size`.
+    pub const Q_SIZE: Reg<ReadWrite<u16>> = reg!(CommonCfg, queue_size);
+    /// `queue_msix_vector`.
+    pub const Q_MSIX: Reg<ReadWrite<u16>> = reg!(CommonCfg, queue_msix_vector);
+    /// `queue_enable`.
+    pub const Q_ENABLE: Reg<ReadWrite<u16>> = reg!(CommonCfg, queue_enable);
+    /// `queue_notify_off`.
+    pub const Q_NOFF: Reg<ReadOnly<u16>> = reg!(CommonCfg, queue_notify_off);
+    /// `queue_desc`.
+    pub const Q_DESC: Reg<ReadWrite<u64>> = reg!(CommonCfg, queue_desc);
+    /// `queue_driver`.
+    pub const Q_DRIVER: Reg<ReadWrite<u64>> = reg!(CommonCfg, queue_driver);
+    /// `queue_device`.
+    pub const Q_DEVICE: Reg<ReadWrite<u64>> = reg!(CommonCfg, queue_device);
     /// Size of the structure.
     pub const LEN: usize = size_of::<CommonCfg>();
 }
@@ -325,7 +328,7 @@ impl<R: RegWindow> ModernTransport<R> {
 
     /// Number of queues the device implements (`num_queues`).
     pub fn num_queues(&self) -> u16 {
-        self.common.read16(common::NUM_QUEUES)
+        self.common.read(common::NUM_QUEUES)
     }
 
     /// The cached notify offset of `queue` (after setup).
@@ -339,16 +342,16 @@ impl<R: RegWindow> ModernTransport<R> {
         {
             return Err(TransportError::BadRingAddress { queue });
         }
-        self.common.write64_split(common::Q_DESC, s.desc);
-        self.common.write64_split(common::Q_DRIVER, s.driver);
-        self.common.write64_split(common::Q_DEVICE, s.device);
+        self.common.write(common::Q_DESC, s.desc);
+        self.common.write(common::Q_DRIVER, s.driver);
+        self.common.write(common::Q_DEVICE, s.device);
         Ok(())
     }
 
     fn queue_vector(&self, queue: u16, vector: Option<u16>) -> Result<(), TransportError> {
         let v = vector.unwrap_or(NO_VECTOR);
-        self.common.write16(common::Q_MSIX, v);
-        if vector.is_some() && self.common.read16(common::Q_MSIX) != v {
+        self.common.write(common::Q_MSIX, v);
+        if vector.is_some() && self.common.read(common::Q_MSIX) != v {
             return Err(TransportError::VectorRefused {
                 queue: Some(queue),
                 vector: v,
@@ -370,27 +373,27 @@ impl<R: RegWindow> Transport for ModernTransport<R> {
         TransportKind::Modern
     }
     fn status(&self) -> DeviceStatus {
-        DeviceStatus::from_bits_retain(self.common.read8(common::STATUS))
+        DeviceStatus::from_bits_retain(self.common.read(common::STATUS))
     }
     fn write_status(&mut self, status: DeviceStatus) {
-        self.common.write8(common::STATUS, status.bits());
+        self.common.write(common::STATUS, status.bits());
     }
     fn device_features(&mut self) -> u64 {
-        self.common.write32(common::DFSELECT, 0);
-        let lo = self.common.read32(common::DF);
-        self.common.write32(common::DFSELECT, 1);
-        let hi = self.common.read32(common::DF);
+        self.common.write(common::DFSELECT, 0);
+        let lo = self.common.read(common::DF);
+        self.common.write(common::DFSELECT, 1);
+        let hi = self.common.read(common::DF);
         u64::from(hi) << 32 | u64::from(lo)
     }
     fn write_driver_features(&mut self, features: u64) {
-        self.common.write32(common::GFSELECT, 0);
-        self.common.write32(common::GF, features as u32);
-        self.common.write32(common::GFSELECT, 1);
-        self.common.write32(common::GF, (features >> 32) as u32);
+        self.common.write(common::GFSELECT, 0);
+        self.common.write(common::GF, features as u32);
+        self.common.write(common::GFSELECT, 1);
+        self.common.write(common::GF, (features >> 32) as u32);
     }
     fn queue_max_size(&mut self, queue: u16) -> u16 {
-        self.common.write16(common::Q_SELECT, queue);
-        self.common.read16(common::Q_SIZE)
+        self.common.write(common::Q_SELECT, queue);
+        self.common.read(common::Q_SIZE)
     }
     fn used_align(&self) -> usize {
         4
@@ -407,22 +410,22 @@ impl<R: RegWindow> Transport for ModernTransport<R> {
             let wanted = s.size;
             return Err(TransportError::QueueSize { queue, max, wanted });
         }
-        self.common.write16(common::Q_SIZE, s.size);
+        self.common.write(common::Q_SIZE, s.size);
         self.queue_addresses(queue, s)?;
         self.queue_vector(queue, s.vector)?;
-        let off = usize::from(self.common.read16(common::Q_NOFF))
+        let off = usize::from(self.common.read(common::Q_NOFF))
             .checked_mul(self.multiplier as usize)
             .filter(|off| off.checked_add(2).is_some_and(|e| e <= self.notify.len()))
             .ok_or(TransportError::BadNotifyOffset { queue })?;
         self.notify_at[slot] = Some(off);
-        self.common.write16(common::Q_ENABLE, 1);
+        self.common.write(common::Q_ENABLE, 1);
         Ok(())
     }
 
     fn set_config_vector(&mut self, vector: Option<u16>) -> Result<(), TransportError> {
         let v = vector.unwrap_or(NO_VECTOR);
-        self.common.write16(common::MSIX_CONFIG, v);
-        if vector.is_some() && self.common.read16(common::MSIX_CONFIG) != v {
+        self.common.write(common::MSIX_CONFIG, v);
+        if vector.is_some() && self.common.read(common::MSIX_CONFIG) != v {
             return Err(TransportError::VectorRefused {
                 queue: None,
                 vector: v,
@@ -440,7 +443,7 @@ impl<R: RegWindow> Transport for ModernTransport<R> {
         IsrStatus(self.isr.read8(0))
     }
     fn config_generation(&self) -> u8 {
-        self.common.read8(common::CFG_GENERATION)
+        self.common.read(common::CFG_GENERATION)
     }
     fn config_read8(&self, off: usize) -> u8 {
         self.device_read(|d| d.read8(off), u8::MAX)

@@ -35,12 +35,21 @@ pub trait RegWindow {
     fn write16(&self, off: usize, v: u16);
     /// 32-bit little-endian write.
     fn write32(&self, off: usize, v: u32);
+    /// A 64-bit field as two 32-bit reads, low half first (virtio 1.2 §4.1.3.1).
+    fn read64_split(&self, off: usize) -> u64 {
+        let low = self.read32(off);
+        u64::from(self.read32(off + 4)) << 32 | u64::from(low)
+    }
     /// A 64-bit field as two 32-bit writes, low half first (virtio 1.2 §4.1.3.1).
     fn write64_split(&self, off: usize, v: u64) {
         self.write32(off, v as u32);
         self.write32(off + 4, (v >> 32) as u32);
     }
 }
+
+// The typed accessors (`crate::reg::Access`) on a window, for the register layouts of
+// virtio structures (`pci::CommonCfg`).
+crate::reg::forward_raw_access!([W: RegWindow + ?Sized] W, read64_split, write64_split);
 
 /// A memory-mapped window (a BAR region, or the CPU mapping of an I/O BAR).
 pub struct MmioWindow {
@@ -141,6 +150,7 @@ mod tests {
         w.write16(usize::MAX, 1);
         w.write64_split(16, 0x0102_0304_0506_0708);
         assert_eq!((w.read32(16), w.read32(20)), (0x0506_0708, 0x0102_0304));
+        assert_eq!(w.read64_split(16), 0x0102_0304_0506_0708);
         assert_eq!(mem[7], 0);
     }
 }

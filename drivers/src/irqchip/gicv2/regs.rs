@@ -1,9 +1,10 @@
 //! GICv2 register layouts: distributor (GICD) and CPU interface (GICC).
 //!
 //! The structs exist for their layout only: offsets are taken with `offset_of!`
-//! and checked against the spec tables at compile time, and all access goes
-//! through [`crate::mmio::Mmio`]. Spec: ARM IHI 0048B.b, §4.1.2 (register map),
-//! §4.3 (distributor), §4.4 (CPU interface).
+//! (through `reg!`) and checked against the spec tables at compile time, and all
+//! access goes through [`crate::mmio::Mmio`] with the typed accessors of
+//! `crate::reg`, each field typed by its access. Spec: ARM IHI 0048B.b, §4.1.2
+//! (register map), §4.3 (distributor), §4.4 (CPU interface).
 
 use core::mem::{offset_of, size_of};
 
@@ -11,17 +12,19 @@ use bitfield_struct::bitfield;
 use bitflags::bitflags;
 
 use crate::irqchip::gicd::{GicdBanks, GicdSgi};
+use crate::reg;
+use crate::reg::{ReadOnly, ReadWrite, Reg, WriteOnly};
 
 /// Distributor register block, IHI 0048B §4.3 (Table 4-1). 4 KiB. The banks shared with
 /// GICv3 are laid out once in `irqchip/gicd.rs`.
 #[repr(C)]
 pub(crate) struct Gicd {
     /// `GICD_CTLR`, §4.3.1.
-    pub ctlr: u32,
+    pub ctlr: ReadWrite<u32>,
     /// `GICD_TYPER`, §4.3.2 (ITLinesNumber in [4:0]).
-    pub typer: u32,
+    pub typer: ReadOnly<u32>,
     /// `GICD_IIDR`, §4.3.3.
-    pub iidr: u32,
+    pub iidr: ReadOnly<u32>,
     _reserved0: [u32; 29],
     /// `IGROUPR` .. `ICFGR`, §4.3.4–§4.3.13.
     pub banks: GicdBanks,
@@ -30,7 +33,7 @@ pub(crate) struct Gicd {
     pub sgi: GicdSgi,
     _reserved4: [u32; 40],
     /// Identification registers, §4.3.18 (`ICPIDR2` at 0xFE8).
-    pub id: [u32; 12],
+    pub id: [ReadOnly<u32>; 12],
 }
 
 /// CPU interface register block, IHI 0048B §4.4 (Table 4-2). `GICC_DIR` at
@@ -38,59 +41,68 @@ pub(crate) struct Gicd {
 #[repr(C)]
 pub(crate) struct Gicc {
     /// `GICC_CTLR`, §4.4.1.
-    pub ctlr: u32,
+    pub ctlr: ReadWrite<u32>,
     /// `GICC_PMR`, §4.4.2.
-    pub pmr: u32,
+    pub pmr: ReadWrite<u32>,
     /// `GICC_BPR`, §4.4.3.
-    pub bpr: u32,
+    pub bpr: ReadWrite<u32>,
     /// `GICC_IAR`, §4.4.4 (reading acknowledges).
-    pub iar: u32,
+    pub iar: ReadOnly<u32>,
     /// `GICC_EOIR`, §4.4.5 (write-only).
-    pub eoir: u32,
+    pub eoir: WriteOnly<u32>,
     /// `GICC_RPR`, §4.4.6.
-    pub rpr: u32,
+    pub rpr: ReadOnly<u32>,
     /// `GICC_HPPIR`, §4.4.7.
-    pub hppir: u32,
+    pub hppir: ReadOnly<u32>,
     /// `GICC_ABPR`, §4.4.8.
-    pub abpr: u32,
+    pub abpr: ReadWrite<u32>,
     /// `GICC_AIAR`, §4.4.9.
-    pub aiar: u32,
-    /// `GICC_AEOIR`, §4.4.10.
-    pub aeoir: u32,
+    pub aiar: ReadOnly<u32>,
+    /// `GICC_AEOIR`, §4.4.10 (write-only).
+    pub aeoir: WriteOnly<u32>,
     /// `GICC_AHPPIR`, §4.4.11.
-    pub ahppir: u32,
+    pub ahppir: ReadOnly<u32>,
     _reserved0: [u32; 41],
     /// `GICC_APRn`, §4.4.13.
-    pub apr: [u32; 4],
+    pub apr: [ReadWrite<u32>; 4],
     /// `GICC_NSAPRn`, §4.4.14.
-    pub nsapr: [u32; 4],
+    pub nsapr: [ReadWrite<u32>; 4],
     _reserved1: [u32; 3],
     /// `GICC_IIDR`, §4.4.15.
-    pub iidr: u32,
+    pub iidr: ReadOnly<u32>,
     _reserved2: [u32; 0x3c0],
 }
 
 pub(crate) use crate::irqchip::gicd::{
-    GICD_CTLR, GICD_ICACTIVER, GICD_ICENABLER, GICD_ICFGR, GICD_ICPENDR, GICD_IPRIORITYR,
-    GICD_ISENABLER, GICD_ISPENDR, GICD_ITARGETSR, GICD_SGIR, GICD_SPENDSGIR, GICD_TYPER,
+    GICD_ICACTIVER, GICD_ICENABLER, GICD_ICFGR, GICD_ICPENDR, GICD_IPRIORITYR, GICD_ISENABLER,
+    GICD_ISPENDR, GICD_ITARGETSR, GICD_SGIR, GICD_SPENDSGIR,
 };
-pub(crate) const GICC_CTLR: usize = offset_of!(Gicc, ctlr);
-pub(crate) const GICC_PMR: usize = offset_of!(Gicc, pmr);
-pub(crate) const GICC_BPR: usize = offset_of!(Gicc, bpr);
-pub(crate) const GICC_IAR: usize = offset_of!(Gicc, iar);
-pub(crate) const GICC_EOIR: usize = offset_of!(Gicc, eoir);
+/// `GICD_CTLR`.
+pub(crate) const GICD_CTLR: Reg<ReadWrite<u32>> = reg!(Gicd, ctlr);
+/// `GICD_TYPER`.
+pub(crate) const GICD_TYPER: Reg<ReadOnly<u32>> = reg!(Gicd, typer);
+/// `GICC_CTLR`.
+pub(crate) const GICC_CTLR: Reg<ReadWrite<u32>> = reg!(Gicc, ctlr);
+/// `GICC_PMR`.
+pub(crate) const GICC_PMR: Reg<ReadWrite<u32>> = reg!(Gicc, pmr);
+/// `GICC_BPR`.
+pub(crate) const GICC_BPR: Reg<ReadWrite<u32>> = reg!(Gicc, bpr);
+/// `GICC_IAR`.
+pub(crate) const GICC_IAR: Reg<ReadOnly<u32>> = reg!(Gicc, iar);
+/// `GICC_EOIR`.
+pub(crate) const GICC_EOIR: Reg<WriteOnly<u32>> = reg!(Gicc, eoir);
 
-const _: () = assert!(offset_of!(Gicd, ctlr) == GICD_CTLR);
-const _: () = assert!(offset_of!(Gicd, typer) == GICD_TYPER);
+const _: () = assert!(GICD_CTLR.offset() == 0x000);
+const _: () = assert!(GICD_TYPER.offset() == 0x004);
 const _: () = assert!(offset_of!(Gicd, banks) == crate::irqchip::gicd::BANKS);
 const _: () = assert!(offset_of!(Gicd, sgi) == crate::irqchip::gicd::SGI);
 const _: () = assert!(offset_of!(Gicd, id) == 0xfd0);
 const _: () = assert!(size_of::<Gicd>() == 0x1000);
-const _: () = assert!(GICC_CTLR == 0x00);
-const _: () = assert!(GICC_PMR == 0x04);
-const _: () = assert!(GICC_BPR == 0x08);
-const _: () = assert!(GICC_IAR == 0x0c);
-const _: () = assert!(GICC_EOIR == 0x10);
+const _: () = assert!(GICC_CTLR.offset() == 0x00);
+const _: () = assert!(GICC_PMR.offset() == 0x04);
+const _: () = assert!(GICC_BPR.offset() == 0x08);
+const _: () = assert!(GICC_IAR.offset() == 0x0c);
+const _: () = assert!(GICC_EOIR.offset() == 0x10);
 const _: () = assert!(offset_of!(Gicc, ahppir) == 0x28);
 const _: () = assert!(offset_of!(Gicc, apr) == 0xd0);
 const _: () = assert!(offset_of!(Gicc, nsapr) == 0xe0);

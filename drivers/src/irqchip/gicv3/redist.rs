@@ -18,46 +18,48 @@ use bitflags::bitflags;
 
 use super::regs::pidr2_arch_rev;
 use crate::mmio::Mmio;
+use crate::reg;
+use crate::reg::{Access, ReadOnly, ReadWrite, Reg, W1c, W1s, WriteOnly};
 
 /// RD_base frame, IHI 0069H §12.10 (Table 12-27). 64 KiB.
 #[repr(C)]
 pub(crate) struct GicrRd {
     /// `GICR_CTLR`, §12.11.2.
-    pub ctlr: u32,
+    pub ctlr: ReadWrite<u32>,
     /// `GICR_IIDR`, §12.11.16.
-    pub iidr: u32,
+    pub iidr: ReadOnly<u32>,
     /// `GICR_TYPER`, §12.11.37.
-    pub typer: u64,
+    pub typer: ReadOnly<u64>,
     /// `GICR_STATUSR`, §12.11.35.
-    pub statusr: u32,
+    pub statusr: ReadWrite<u32>,
     /// `GICR_WAKER`, §12.11.43.
-    pub waker: u32,
+    pub waker: ReadWrite<u32>,
     /// `GICR_MPAMIDR`.
-    pub mpamidr: u32,
+    pub mpamidr: ReadOnly<u32>,
     /// `GICR_PARTIDR`.
-    pub partidr: u32,
+    pub partidr: ReadWrite<u32>,
     _reserved0: [u32; 8],
-    /// `GICR_SETLPIR`, §12.11.34.
-    pub setlpir: u64,
-    /// `GICR_CLRLPIR`, §12.11.3.
-    pub clrlpir: u64,
+    /// `GICR_SETLPIR`, §12.11.34 (write-only).
+    pub setlpir: WriteOnly<u64>,
+    /// `GICR_CLRLPIR`, §12.11.3 (write-only).
+    pub clrlpir: WriteOnly<u64>,
     _reserved1: [u64; 4],
     /// `GICR_PROPBASER`, §12.11.32.
-    pub propbaser: u64,
+    pub propbaser: ReadWrite<u64>,
     /// `GICR_PENDBASER`, §12.11.30.
-    pub pendbaser: u64,
+    pub pendbaser: ReadWrite<u64>,
     _reserved2: [u64; 4],
-    /// `GICR_INVLPIR`, §12.11.19.
-    pub invlpir: u64,
+    /// `GICR_INVLPIR`, §12.11.19 (write-only).
+    pub invlpir: WriteOnly<u64>,
     _reserved3: u64,
-    /// `GICR_INVALLR`, §12.11.18.
-    pub invallr: u64,
+    /// `GICR_INVALLR`, §12.11.18 (write-only).
+    pub invallr: WriteOnly<u64>,
     _reserved4: u64,
     /// `GICR_SYNCR`, §12.11.36.
-    pub syncr: u32,
+    pub syncr: ReadOnly<u32>,
     _reserved5: [u32; 0x3fc3],
     /// Identification registers; `GICR_PIDR2` is `id[6]`.
-    pub id: [u32; 12],
+    pub id: [ReadOnly<u32>; 12],
 }
 
 /// SGI_base frame, IHI 0069H §12.10 (Table 12-28). 64 KiB.
@@ -65,37 +67,37 @@ pub(crate) struct GicrRd {
 pub(crate) struct GicrSgi {
     _reserved0: [u32; 32],
     /// `GICR_IGROUPR0`, §12.11.12.
-    pub igroupr0: u32,
+    pub igroupr0: ReadWrite<u32>,
     _reserved1: [u32; 31],
     /// `GICR_ISENABLER0`, §12.11.26 (write-one-to-set).
-    pub isenabler0: u32,
+    pub isenabler0: W1s<u32>,
     _reserved2: [u32; 31],
     /// `GICR_ICENABLER0`, §12.11.7 (write-one-to-clear; completion via `GICR_CTLR.RWP`).
-    pub icenabler0: u32,
+    pub icenabler0: W1c<u32>,
     _reserved3: [u32; 31],
     /// `GICR_ISPENDR0`, §12.11.30 (write-one-to-set).
-    pub ispendr0: u32,
+    pub ispendr0: W1s<u32>,
     _reserved4: [u32; 31],
     /// `GICR_ICPENDR0`, §12.11.9 (write-one-to-clear).
-    pub icpendr0: u32,
+    pub icpendr0: W1c<u32>,
     _reserved5: [u32; 31],
-    /// `GICR_ISACTIVER0`, §12.11.24.
-    pub isactiver0: u32,
+    /// `GICR_ISACTIVER0`, §12.11.24 (write-one-to-set).
+    pub isactiver0: W1s<u32>,
     _reserved6: [u32; 31],
-    /// `GICR_ICACTIVER0`, §12.11.5.
-    pub icactiver0: u32,
+    /// `GICR_ICACTIVER0`, §12.11.5 (write-one-to-clear).
+    pub icactiver0: W1c<u32>,
     _reserved7: [u32; 31],
     /// `GICR_IPRIORITYR<n>`, §12.11.21 (byte-accessible).
-    pub ipriorityr: [u8; 32],
+    pub ipriorityr: [ReadWrite<u8>; 32],
     _reserved8: [u32; 0x1f8],
-    /// `GICR_ICFGR0` (SGIs, read-only) and `GICR_ICFGR1` (PPIs), §12.11.8.
-    pub icfgr: [u32; 2],
+    /// `GICR_ICFGR0` (SGIs, read-only: writes ignored) and `GICR_ICFGR1` (PPIs), §12.11.8.
+    pub icfgr: [ReadWrite<u32>; 2],
     _reserved9: [u32; 62],
     /// `GICR_IGRPMODR0`, §12.11.15.
-    pub igrpmodr0: u32,
+    pub igrpmodr0: ReadWrite<u32>,
     _reserved10: [u32; 63],
     /// `GICR_NSACR`, §12.11.28.
-    pub nsacr: u32,
+    pub nsacr: ReadWrite<u32>,
     _reserved11: [u32; 0x3c7f],
 }
 
@@ -108,45 +110,45 @@ pub(crate) struct GicrFrames {
     pub sgi: GicrSgi,
 }
 
-pub(crate) const GICR_CTLR: usize = offset_of!(GicrFrames, rd.ctlr);
-pub(crate) const GICR_TYPER: usize = offset_of!(GicrFrames, rd.typer);
-pub(crate) const GICR_WAKER: usize = offset_of!(GicrFrames, rd.waker);
-pub(crate) const GICR_PROPBASER: usize = offset_of!(GicrFrames, rd.propbaser);
-pub(crate) const GICR_PENDBASER: usize = offset_of!(GicrFrames, rd.pendbaser);
-pub(crate) const GICR_PIDR2: usize = offset_of!(GicrFrames, rd.id) + 6 * 4;
-pub(crate) const GICR_IGROUPR0: usize = offset_of!(GicrFrames, sgi.igroupr0);
-pub(crate) const GICR_ISENABLER0: usize = offset_of!(GicrFrames, sgi.isenabler0);
-pub(crate) const GICR_ICENABLER0: usize = offset_of!(GicrFrames, sgi.icenabler0);
-pub(crate) const GICR_ISPENDR0: usize = offset_of!(GicrFrames, sgi.ispendr0);
-pub(crate) const GICR_ICPENDR0: usize = offset_of!(GicrFrames, sgi.icpendr0);
-pub(crate) const GICR_ICACTIVER0: usize = offset_of!(GicrFrames, sgi.icactiver0);
-pub(crate) const GICR_IPRIORITYR: usize = offset_of!(GicrFrames, sgi.ipriorityr);
-pub(crate) const GICR_ICFGR: usize = offset_of!(GicrFrames, sgi.icfgr);
-pub(crate) const GICR_IGRPMODR0: usize = offset_of!(GicrFrames, sgi.igrpmodr0);
+pub(crate) const GICR_CTLR: Reg<ReadWrite<u32>> = reg!(GicrFrames, rd.ctlr);
+pub(crate) const GICR_TYPER: Reg<ReadOnly<u64>> = reg!(GicrFrames, rd.typer);
+pub(crate) const GICR_WAKER: Reg<ReadWrite<u32>> = reg!(GicrFrames, rd.waker);
+pub(crate) const GICR_PROPBASER: Reg<ReadWrite<u64>> = reg!(GicrFrames, rd.propbaser);
+pub(crate) const GICR_PENDBASER: Reg<ReadWrite<u64>> = reg!(GicrFrames, rd.pendbaser);
+pub(crate) const GICR_PIDR2: Reg<ReadOnly<u32>> = reg!(GicrFrames, rd.id).at(6);
+pub(crate) const GICR_IGROUPR0: Reg<ReadWrite<u32>> = reg!(GicrFrames, sgi.igroupr0);
+pub(crate) const GICR_ISENABLER0: Reg<W1s<u32>> = reg!(GicrFrames, sgi.isenabler0);
+pub(crate) const GICR_ICENABLER0: Reg<W1c<u32>> = reg!(GicrFrames, sgi.icenabler0);
+pub(crate) const GICR_ISPENDR0: Reg<W1s<u32>> = reg!(GicrFrames, sgi.ispendr0);
+pub(crate) const GICR_ICPENDR0: Reg<W1c<u32>> = reg!(GicrFrames, sgi.icpendr0);
+pub(crate) const GICR_ICACTIVER0: Reg<W1c<u32>> = reg!(GicrFrames, sgi.icactiver0);
+pub(crate) const GICR_IPRIORITYR: Reg<[ReadWrite<u8>; 32]> = reg!(GicrFrames, sgi.ipriorityr);
+pub(crate) const GICR_ICFGR: Reg<[ReadWrite<u32>; 2]> = reg!(GicrFrames, sgi.icfgr);
+pub(crate) const GICR_IGRPMODR0: Reg<ReadWrite<u32>> = reg!(GicrFrames, sgi.igrpmodr0);
 
 const SGI_BASE: usize = 0x1_0000;
-const _: () = assert!(GICR_CTLR == 0x0000);
+const _: () = assert!(GICR_CTLR.offset() == 0x0000);
 const _: () = assert!(offset_of!(GicrRd, iidr) == 0x0004);
-const _: () = assert!(GICR_TYPER == 0x0008);
-const _: () = assert!(GICR_WAKER == 0x0014);
+const _: () = assert!(GICR_TYPER.offset() == 0x0008);
+const _: () = assert!(GICR_WAKER.offset() == 0x0014);
 const _: () = assert!(offset_of!(GicrRd, setlpir) == 0x0040);
 const _: () = assert!(offset_of!(GicrRd, propbaser) == 0x0070);
 const _: () = assert!(offset_of!(GicrRd, pendbaser) == 0x0078);
 const _: () = assert!(offset_of!(GicrRd, invlpir) == 0x00a0);
 const _: () = assert!(offset_of!(GicrRd, invallr) == 0x00b0);
 const _: () = assert!(offset_of!(GicrRd, syncr) == 0x00c0);
-const _: () = assert!(GICR_PIDR2 == 0xffe8);
+const _: () = assert!(GICR_PIDR2.offset() == 0xffe8);
 const _: () = assert!(size_of::<GicrRd>() == 0x10000);
-const _: () = assert!(GICR_IGROUPR0 == SGI_BASE + 0x0080);
-const _: () = assert!(GICR_ISENABLER0 == SGI_BASE + 0x0100);
-const _: () = assert!(GICR_ICENABLER0 == SGI_BASE + 0x0180);
-const _: () = assert!(GICR_ISPENDR0 == SGI_BASE + 0x0200);
-const _: () = assert!(GICR_ICPENDR0 == SGI_BASE + 0x0280);
+const _: () = assert!(GICR_IGROUPR0.offset() == SGI_BASE + 0x0080);
+const _: () = assert!(GICR_ISENABLER0.offset() == SGI_BASE + 0x0100);
+const _: () = assert!(GICR_ICENABLER0.offset() == SGI_BASE + 0x0180);
+const _: () = assert!(GICR_ISPENDR0.offset() == SGI_BASE + 0x0200);
+const _: () = assert!(GICR_ICPENDR0.offset() == SGI_BASE + 0x0280);
 const _: () = assert!(offset_of!(GicrSgi, isactiver0) == 0x0300);
-const _: () = assert!(GICR_ICACTIVER0 == SGI_BASE + 0x0380);
-const _: () = assert!(GICR_IPRIORITYR == SGI_BASE + 0x0400);
-const _: () = assert!(GICR_ICFGR == SGI_BASE + 0x0c00);
-const _: () = assert!(GICR_IGRPMODR0 == SGI_BASE + 0x0d00);
+const _: () = assert!(GICR_ICACTIVER0.offset() == SGI_BASE + 0x0380);
+const _: () = assert!(GICR_IPRIORITYR.offset() == SGI_BASE + 0x0400);
+const _: () = assert!(GICR_ICFGR.offset() == SGI_BASE + 0x0c00);
+const _: () = assert!(GICR_IGRPMODR0.offset() == SGI_BASE + 0x0d00);
 const _: () = assert!(offset_of!(GicrSgi, nsacr) == 0x0e00);
 const _: () = assert!(size_of::<GicrSgi>() == 0x10000);
 const _: () = assert!(size_of::<GicrFrames>() == 0x20000);
@@ -279,10 +281,10 @@ impl Redistributors {
         let mut offset = 0;
         for _ in 0..MAX_FRAMES {
             let rd = self.frame(offset)?;
-            if !matches!(pidr2_arch_rev(rd.regs.read32(GICR_PIDR2)), 3 | 4) {
+            if !matches!(pidr2_arch_rev(rd.regs.read(GICR_PIDR2)), 3 | 4) {
                 return None;
             }
-            let typer = GicrTyper::from_bits(rd.regs.read64(GICR_TYPER));
+            let typer = GicrTyper::from_bits(rd.regs.read(GICR_TYPER));
             if typer.affinity() == affinity {
                 return Some(rd);
             }
@@ -335,8 +337,8 @@ mod tests {
     }
 
     fn put(mem: &mut [fake::Frame], frame: usize, typer: GicrTyper) {
-        fake::w32(mem, frame + GICR_PIDR2, 0x3b);
-        fake::w64(mem, frame + GICR_TYPER, typer.into_bits());
+        fake::w32(mem, frame + GICR_PIDR2.offset(), 0x3b);
+        fake::w64(mem, frame + GICR_TYPER.offset(), typer.into_bits());
     }
 
     #[test]
@@ -372,13 +374,10 @@ mod tests {
         let base = fake::base(&mut mem);
         // SAFETY: `mem` outlives `rds` and is accessed only through it here.
         let rds = unsafe { Redistributors::new(base, 12 * 0x1_0000) };
-        let at = |aff| rds.find(aff).map(|r| r.regs.read64(GICR_TYPER) as u32);
+        let at = |aff| rds.find(aff).map(|r| r.regs.read(GICR_TYPER) as u32);
         assert!(at(0x0102).is_some());
         assert!(at(0x0000).is_some());
-        assert_eq!(
-            rds.find(1).map(|r| r.regs.read64(GICR_TYPER) >> 32),
-            Some(1)
-        );
+        assert_eq!(rds.find(1).map(|r| r.regs.read(GICR_TYPER) >> 32), Some(1));
         assert!(at(0x0100_0000).is_some());
         assert!(at(0x0000_0007).is_none());
         assert!(at(0x0000_0003).is_none());

@@ -1,7 +1,8 @@
 //! GICv3 distributor (GICD) register layout and field encodings.
 //!
 //! Layout-only struct checked against IHI 0069H Table 12-25 at compile time;
-//! all access goes through [`crate::mmio::Mmio`]. With affinity routing enabled
+//! all access goes through [`crate::mmio::Mmio`] with the typed accessors of
+//! `crate::reg`, each field typed by its access. With affinity routing enabled
 //! (`GICD_CTLR.ARE_NS` = 1) the SGI/PPI banks here are RES0 and the per-CPU copies
 //! live in each redistributor (`redist.rs`); SPIs are routed by `GICD_IROUTER`
 //! affinity rather than the GICv2 `ITARGETSR` bit masks.
@@ -11,74 +12,83 @@ use core::mem::{offset_of, size_of};
 use bitflags::bitflags;
 
 use crate::irqchip::gicd::{GicdBanks, GicdSgi};
+use crate::reg;
+use crate::reg::{ReadOnly, ReadWrite, Reg, WriteOnly};
 
 /// Distributor register block, IHI 0069H §12.8 (Table 12-25). 64 KiB.
 #[repr(C)]
 pub(crate) struct Gicd {
     /// `GICD_CTLR`, §12.9.4.
-    pub ctlr: u32,
+    pub ctlr: ReadWrite<u32>,
     /// `GICD_TYPER`, §12.9.38.
-    pub typer: u32,
+    pub typer: ReadOnly<u32>,
     /// `GICD_IIDR`, §12.9.22.
-    pub iidr: u32,
+    pub iidr: ReadOnly<u32>,
     /// `GICD_TYPER2`, §12.9.39.
-    pub typer2: u32,
+    pub typer2: ReadOnly<u32>,
     /// `GICD_STATUSR`, §12.9.37.
-    pub statusr: u32,
+    pub statusr: ReadWrite<u32>,
     _reserved0: [u32; 11],
-    /// `GICD_SETSPI_NSR`, §12.9.35.
-    pub setspi_nsr: u32,
+    /// `GICD_SETSPI_NSR`, §12.9.35 (write-only).
+    pub setspi_nsr: WriteOnly<u32>,
     _reserved1: u32,
-    /// `GICD_CLRSPI_NSR`, §12.9.2.
-    pub clrspi_nsr: u32,
+    /// `GICD_CLRSPI_NSR`, §12.9.2 (write-only).
+    pub clrspi_nsr: WriteOnly<u32>,
     _reserved2: u32,
-    /// `GICD_SETSPI_SR`, §12.9.36.
-    pub setspi_sr: u32,
+    /// `GICD_SETSPI_SR`, §12.9.36 (write-only).
+    pub setspi_sr: WriteOnly<u32>,
     _reserved3: u32,
-    /// `GICD_CLRSPI_SR`, §12.9.3.
-    pub clrspi_sr: u32,
+    /// `GICD_CLRSPI_SR`, §12.9.3 (write-only).
+    pub clrspi_sr: WriteOnly<u32>,
     _reserved4: [u32; 9],
     /// `IGROUPR` .. `ICFGR`, §12.9.10 and following (shared with GICv2: `irqchip/gicd.rs`).
     pub banks: GicdBanks,
     /// `GICD_IGRPMODR<n>`, §12.9.15.
-    pub igrpmodr: [u32; 32],
+    pub igrpmodr: [ReadWrite<u32>; 32],
     _reserved7: [u32; 32],
     /// `NSACR` .. `SPENDSGIR`, §12.9.18 and following.
     pub sgi: GicdSgi,
     _reserved9: [u32; 20],
     /// `GICD_INMIR<n>`, §12.9.17 (GICv3.3 NMIs).
-    pub inmir: [u32; 32],
+    pub inmir: [ReadWrite<u32>; 32],
     /// Extended SPI range registers (`*_E`), unused.
     _reserved10: [u32; 0x1400],
     /// `GICD_IROUTER<n>`, §12.9.23; entries 0..=31 are reserved.
-    pub irouter: [u64; 1020],
+    pub irouter: [ReadWrite<u64>; 1020],
     _reserved11: [u32; 0x1ffc],
     /// Identification registers; `GICD_PIDR2` (ArchRev in [7:4]) is `id[6]`, §12.1.13.
-    pub id: [u32; 12],
+    pub id: [ReadOnly<u32>; 12],
 }
 
 /// `GICD_TYPER.LPIS` (§12.9.38).
 pub(crate) const GICD_TYPER_LPIS: u32 = 1 << 17;
 
 pub(crate) use crate::irqchip::gicd::{
-    GICD_CTLR, GICD_ICACTIVER, GICD_ICENABLER, GICD_ICFGR, GICD_ICPENDR, GICD_IGROUPR,
-    GICD_IPRIORITYR, GICD_ISENABLER, GICD_ISPENDR, GICD_TYPER,
+    GICD_ICACTIVER, GICD_ICENABLER, GICD_ICFGR, GICD_ICPENDR, GICD_IGROUPR, GICD_IPRIORITYR,
+    GICD_ISENABLER, GICD_ISPENDR,
 };
-pub(crate) const GICD_IGRPMODR: usize = offset_of!(Gicd, igrpmodr);
-pub(crate) const GICD_IROUTER: usize = offset_of!(Gicd, irouter);
-pub(crate) const GICD_PIDR2: usize = offset_of!(Gicd, id) + 6 * 4;
+/// `GICD_CTLR`.
+pub(crate) const GICD_CTLR: Reg<ReadWrite<u32>> = reg!(Gicd, ctlr);
+/// `GICD_TYPER`.
+pub(crate) const GICD_TYPER: Reg<ReadOnly<u32>> = reg!(Gicd, typer);
+/// `GICD_IGRPMODR<n>`.
+pub(crate) const GICD_IGRPMODR: Reg<[ReadWrite<u32>; 32]> = reg!(Gicd, igrpmodr);
+/// `GICD_IROUTER<n>`, indexed by INTID.
+pub(crate) const GICD_IROUTER: Reg<[ReadWrite<u64>; 1020]> = reg!(Gicd, irouter);
+/// `GICD_PIDR2`.
+pub(crate) const GICD_PIDR2: Reg<ReadOnly<u32>> = reg!(Gicd, id).at(6);
 
-const _: () = assert!(offset_of!(Gicd, ctlr) == GICD_CTLR);
-const _: () = assert!(offset_of!(Gicd, typer) == GICD_TYPER);
+const _: () = assert!(GICD_CTLR.offset() == 0x0000);
+const _: () = assert!(GICD_TYPER.offset() == 0x0004);
 const _: () = assert!(offset_of!(Gicd, typer2) == 0x000c);
 const _: () = assert!(offset_of!(Gicd, setspi_nsr) == 0x0040);
 const _: () = assert!(offset_of!(Gicd, clrspi_sr) == 0x0058);
 const _: () = assert!(offset_of!(Gicd, banks) == crate::irqchip::gicd::BANKS);
-const _: () = assert!(GICD_IGRPMODR == 0x0d00);
+const _: () = assert!(GICD_IGRPMODR.offset() == 0x0d00);
 const _: () = assert!(offset_of!(Gicd, sgi) == crate::irqchip::gicd::SGI);
 const _: () = assert!(offset_of!(Gicd, inmir) == 0x0f80);
-const _: () = assert!(GICD_IROUTER == 0x6000);
-const _: () = assert!(GICD_PIDR2 == 0xffe8);
+const _: () = assert!(GICD_IROUTER.offset() == 0x6000);
+const _: () = assert!(GICD_PIDR2.offset() == 0xffe8);
 const _: () = assert!(size_of::<Gicd>() == 0x10000);
 
 bitflags! {
@@ -139,6 +149,6 @@ mod tests {
     #[test]
     fn irouter_index() {
         // IROUTER<32> (first SPI) sits at 0x6100.
-        assert_eq!(GICD_IROUTER + 32 * 8, 0x6100);
+        assert_eq!(GICD_IROUTER.at(32).offset(), 0x6100);
     }
 }
