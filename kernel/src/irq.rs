@@ -75,7 +75,6 @@ impl Kind {
     }
 }
 
-static GIC: spin::Once<&'static dyn InterruptController> = spin::Once::new();
 static CONTROL: spin::Once<IrqControl<LINES>> = spin::Once::new();
 static LPI_CONTROL: spin::Once<IrqControl<LPIS>> = spin::Once::new();
 static NAMES: IrqLock<heapless::Vec<(u32, &'static str), 128>> = IrqLock::new(heapless::Vec::new());
@@ -88,7 +87,7 @@ pub static IPIS: AtomicU64 = AtomicU64::new(0);
 pub fn init(gic: &'static dyn InterruptController, chip: &'static dyn IrqChip) {
     gic.init();
     gic.init_cpu();
-    GIC.call_once(|| gic);
+    crate::gic::set(gic);
     match ControlToken::take(chip) {
         Some(token) => {
             CONTROL.call_once(|| IrqControl::new(token, 0));
@@ -100,7 +99,7 @@ pub fn init(gic: &'static dyn InterruptController, chip: &'static dyn IrqChip) {
 /// A secondary CPU's interrupt setup: its CPU interface (GICv2) or redistributor and
 /// system registers (GICv3), and its own copy of the tick PPI enabled.
 pub fn init_secondary() {
-    let Some(gic) = GIC.get() else { return };
+    let Some(gic) = chip() else { return };
     gic.init_cpu();
     if let Some(tick) = crate::timer::intid() {
         gic.enable(tick);
@@ -130,11 +129,7 @@ pub fn msi_vectors(range: MsiRange) -> Result<VectorAllocator, abi::Error> {
     }
 }
 
-/// The interrupt controller, for operations outside the line protocol (tests raise
-/// interrupts with it).
-pub fn chip() -> Option<&'static dyn InterruptController> {
-    GIC.get().copied()
-}
+pub use crate::gic::chip;
 
 /// Why a line could not be minted.
 pub type MintError = abi::Error;
@@ -148,7 +143,7 @@ pub fn mint(
     name: &'static str,
 ) -> Result<IrqLine<Masked>, MintError> {
     let control = CONTROL.get().ok_or(abi::Error::EBUSY)?;
-    if GIC.get().is_none_or(|g| intid > g.max_intid()) {
+    if chip().is_none_or(|g| intid > g.max_intid()) {
         return Err(abi::Error::EINVAL);
     }
     let line = control.mint(intid, trigger, owner)?;
@@ -186,7 +181,7 @@ pub fn mint_msi(
     // MSI vectors are reused: an edge latched while the previous owner's line was masked
     // must not fire at the new owner, whose device has not even been given the message
     // yet. (Clearing an owner's *own* pending edge would lose it; this is not that.)
-    if let Some(gic) = GIC.get() {
+    if let Some(gic) = chip() {
         gic.clear_pending(intid);
     }
     record_name(intid, name);
@@ -196,7 +191,7 @@ pub fn mint_msi(
 /// The IRQ exception path, IRQs masked. Returns the frame to resume (the scheduler may
 /// switch).
 pub fn handle(frame: &mut TrapFrame, masked: &IrqsMasked) -> *mut TrapFrame {
-    let (Some(gic), Some(control)) = (GIC.get(), CONTROL.get()) else {
+    let (Some(gic), Some(control)) = (chip(), CONTROL.get()) else {
         return frame;
     };
     let intid = gic.ack();

@@ -29,6 +29,8 @@ mod boot;
 #[cfg(target_os = "none")]
 mod console;
 #[cfg(target_os = "none")]
+mod gic;
+#[cfg(target_os = "none")]
 mod halt;
 #[cfg(target_os = "none")]
 mod irq;

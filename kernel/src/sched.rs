@@ -201,7 +201,7 @@ pub fn init(slice_ns: u64) {
     sched.threads.push(boot_thread(ThreadId(0), "main", 0));
     sched.current[0] = Some(ThreadId(0));
     sched.online[0] = true;
-    sched.sgi_target[0] = crate::irq::chip().map_or(0, |g| g.sgi_target());
+    sched.sgi_target[0] = crate::gic::chip().map_or(0, |g| g.sgi_target());
     *SCHED.lock() = Some(sched);
     if let Ok(idle) = spawn("idle", idle_loop)
         && let Some(s) = SCHED.lock().as_mut()
@@ -221,7 +221,7 @@ pub fn init(slice_ns: u64) {
 /// the caller enables them and idles.
 pub fn join_cpu(cpu: usize) {
     cpu::set_index(cpu);
-    let target = crate::irq::chip().map_or(0, |g| g.sgi_target());
+    let target = crate::gic::chip().map_or(0, |g| g.sgi_target());
     let mut guard = SCHED.lock();
     let Some(sched) = guard.as_mut() else { return };
     let id = ThreadId(sched.next_id);

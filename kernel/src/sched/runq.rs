@@ -67,7 +67,7 @@ impl Sched {
     /// Asks CPU `c` to look at its run queue.
     pub(super) fn kick(&self, c: usize) {
         if self.online[c]
-            && let Some(gic) = crate::irq::chip()
+            && let Some(gic) = crate::gic::chip()
         {
             gic.send_sgi(RESCHEDULE_SGI, self.sgi_target[c]);
         }
