@@ -235,6 +235,17 @@ pub fn join_cpu(cpu: usize) {
 }
 
 /// Per-CPU time: (busy ns, idle ns) for each online CPU, index order.
+/// Threads waiting in this CPU's run queue (the idle thread not counted).
+pub fn queued_here() -> usize {
+    let cpu = cpu_index();
+    SCHED.lock().as_ref().map_or(0, |s| {
+        s.runq[cpu]
+            .iter()
+            .filter(|&&id| Some(id) != s.idle[cpu])
+            .count()
+    })
+}
+
 pub fn cpu_times() -> heapless::Vec<(u64, u64), MAX_CPUS> {
     let mut out = heapless::Vec::new();
     if let Some(s) = SCHED.lock().as_ref() {

@@ -37,6 +37,8 @@ pub(super) struct Stack {
     budget: usize,
     /// smoltcp leaves TCP checksums to the task (the device completes them).
     tcp_csum_ours: bool,
+    /// The task yielded to a process it woke in this turn (once a turn at most).
+    yielded: bool,
 }
 
 /// The task's body: runs until the NIC cannot be brought back after a reset.
@@ -55,6 +57,7 @@ pub(super) fn run(mut nic: Box<VirtioNic>, mode: RxMode) {
         services,
         budget: 0,
         tcp_csum_ours,
+        yielded: false,
     };
     loop {
         stack.gate.tick(time::now_ns());
@@ -94,6 +97,7 @@ impl Stack {
     /// whether the last poll still changed something (the turn was cut short: the caller
     /// must come back without sleeping).
     fn poll_stack(&mut self, nic: &mut VirtioNic) -> bool {
+        self.yielded = false;
         self.poll(nic);
         for _ in 0..POLLS_PER_TURN {
             self.services(nic);
@@ -112,10 +116,14 @@ impl Stack {
         udp_discard(&mut self.sockets, self.services.discard);
         // Whoever the news below wakes reads counters that include the frames it came in.
         publish_counters(nic, &self.gate);
-        if super::socket::serve(&mut self.iface, &mut self.sockets) {
-            // A process waiting for this news now runs on this CPU (a synchronous,
-            // wake-affine wake-up): let it take the data now, so that its answer leaves
-            // in this turn instead of after a cross-CPU wake-up and another turn.
+        let woke = super::socket::serve(&mut self.iface, &mut self.sockets);
+        // A process waiting for this news now waits on this CPU (a synchronous,
+        // wake-affine wake-up). If nothing else waits here, let it take the data now, so
+        // that its answer leaves in this turn instead of after a cross-CPU wake-up and
+        // another turn; once a turn at most, and never behind a queue of other work (a
+        // busy CPU would only delay the task).
+        if woke > 0 && !self.yielded && sched::queued_here() <= woke {
+            self.yielded = true;
             sched::yield_now();
             super::socket::serve(&mut self.iface, &mut self.sockets);
         }

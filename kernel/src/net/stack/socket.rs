@@ -192,12 +192,12 @@ impl SockState {
         }
     }
 
-    /// `post` from the net task: the owner is woken on this CPU, and the task yields to
-    /// it next (see `serve`). Whether anyone was woken.
-    fn post_here(&self) -> bool {
-        let mut woke = sched::notify_post_here(self.notify, 1).unwrap_or(false);
+    /// `post` from the net task: the owner is woken on this CPU, and the task may yield
+    /// to it next (see `poll::Stack::services`). How many threads were woken.
+    fn post_here(&self) -> usize {
+        let mut woke = usize::from(sched::notify_post_here(self.notify, 1).unwrap_or(false));
         if let Some((word, bits)) = self.events {
-            woke |= sched::notify_post_here(word, bits).unwrap_or(false);
+            woke += usize::from(sched::notify_post_here(word, bits).unwrap_or(false));
         }
         woke
     }

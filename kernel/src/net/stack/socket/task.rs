@@ -22,14 +22,14 @@ use crate::sched;
 use crate::time;
 
 /// The net task's part: creates smoltcp sockets for new user sockets, moves data both
-/// ways, hands out accepted connections, finishes closes; posts news. Returns whether
-/// the news woke a process (on this CPU: the caller yields to it).
+/// ways, hands out accepted connections, finishes closes; posts news. Returns how many
+/// threads the news woke (queued on this CPU: the caller may yield to them).
 pub(in crate::net::stack) fn serve(
     iface: &mut Interface,
     sockets: &mut SocketSet<'static>,
-) -> bool {
+) -> usize {
     let now = time::now_ns();
-    let mut woke = false;
+    let mut woke = 0;
     let mut s = SHARED.lock();
     let mut accepted = Vec::new();
     let mut next_id = s.next_session;
@@ -58,7 +58,7 @@ pub(in crate::net::stack) fn serve(
             st.out_stream.len(),
         );
         if after != before || (after.0 && !before.0) {
-            woke |= st.post_here();
+            woke += st.post_here();
         }
     }
     s.next_session = next_id;
@@ -333,7 +333,15 @@ fn serve_stream(
         match socket.state() {
             tcp::State::Closed if !st.established => st.ended = Some(Err(SockError::Refused)),
             tcp::State::Closed if !st.write_shut => st.ended = Some(Err(SockError::Reset)),
-            tcp::State::SynSent | tcp::State::Listen => {}
+            // A handshake the peer reset sends smoltcp's accepted socket back to `Listen`:
+            // it must not take the next connection on the port behind its owner's back.
+            tcp::State::Listen if st.from_listener => {
+                socket.abort();
+                st.ended = Some(Err(SockError::Reset));
+            }
+            // Not connected yet: an accepted socket leaves `Listen` at the peer's SYN and
+            // waits in `SynReceived` for the handshake's last ACK.
+            tcp::State::SynSent | tcp::State::SynReceived | tcp::State::Listen => {}
             _ => st.ended = Some(Ok(())),
         }
     }
