@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod cap;
+pub mod dev;
 pub mod error;
 pub mod handle;
 pub mod net;

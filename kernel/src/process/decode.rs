@@ -7,6 +7,7 @@
 //! every pointer stays a `UserSlice`/`UserPtr` allegation for the handler to check and
 //! copy. Pure, so the host tests drive it with every call and with random registers.
 
+use abi::dev::{DMA_BIDIRECTIONAL, DMA_FROM_DEVICE, DMA_TO_DEVICE, NOTIFY_BITS};
 use abi::net::{SHUT_WR, SOCK_ICMP, SOCK_TCP, SOCK_UDP};
 use abi::proc::{
     ANY_CHILD, GRANT_COPY, GRANT_MOVE, GrantSpec, NO_FOREGROUND, OPEN_FLAGS, POWER_OFF,
@@ -241,6 +242,82 @@ pub enum Call {
         /// What to do.
         action: PowerAction,
     },
+    /// `dev_info(dev, buf)`: a `DevInfo` record at `buf`.
+    DevInfo {
+        /// A `Device` capability.
+        handle: Handle,
+        /// Where the record goes (at least `size_of::<DevInfo>()` bytes).
+        buf: UserSlice,
+    },
+    /// `dev_irq(dev, index, bit)`: a `Masked` line for MSI-X entry (or MSI vector) `index`,
+    /// posting notification bit `bit`.
+    DevIrq {
+        /// A `Device` capability.
+        handle: Handle,
+        /// The MSI-X table entry, or 0 for the MSI vector.
+        index: u16,
+        /// The notification bit (< 64).
+        bit: u8,
+    },
+    /// `irq_arm`, `irq_rearm`, `irq_mask` on a line.
+    Irq {
+        /// An `IrqLine` capability.
+        handle: Handle,
+        /// Which call.
+        op: IrqOp,
+    },
+    /// `irq_wait(h, deadline)`.
+    IrqWait {
+        /// An `IrqLine` capability.
+        handle: Handle,
+        /// Absolute deadline (ns).
+        deadline: u64,
+    },
+    /// `mmio_map(dev, bar, offset, len)`.
+    MmioMap {
+        /// A `Device` capability.
+        handle: Handle,
+        /// BAR number (< 6).
+        bar: u8,
+        /// Page-aligned offset into the BAR.
+        offset: u64,
+        /// Page-aligned length.
+        len: u64,
+    },
+    /// `dma_alloc(dev, len, dir, mask_bits)`.
+    DmaAlloc {
+        /// A `Device` capability.
+        handle: Handle,
+        /// Bytes (rounded up to pages).
+        len: u64,
+        /// `DMA_TO_DEVICE`, `DMA_FROM_DEVICE` or `DMA_BIDIRECTIONAL`.
+        dir: u32,
+        /// The device's reach: addresses below `2^mask_bits` (1..=64).
+        mask_bits: u8,
+    },
+    /// `dev_bus_master(dev, on)`.
+    DevBusMaster {
+        /// A `Device` capability.
+        handle: Handle,
+        /// On or off.
+        on: bool,
+    },
+    /// `dev_reset(dev)`.
+    DevReset {
+        /// A `Device` capability.
+        handle: Handle,
+    },
+}
+
+/// The line calls without arguments beyond the handle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IrqOp {
+    /// `irq_arm`: Masked -> Armed.
+    Arm,
+    /// `irq_rearm`: Draining -> Armed, once the kernel read the device's MSI delivery on.
+    Rearm,
+    /// `irq_mask`: Armed -> Draining (masked), others unchanged.
+    Mask,
 }
 
 /// `sock_open`'s protocols.
@@ -283,6 +360,13 @@ fn port(v: u64) -> Result<u16, Error> {
 
 fn handle(v: u64) -> Result<Handle, Error> {
     u32_or(v, Error::EBADH).map(Handle)
+}
+
+fn irq(a: [u64; 6], op: IrqOp) -> Result<Call, Error> {
+    Ok(Call::Irq {
+        handle: handle(a[0])?,
+        op,
+    })
 }
 
 fn rights(v: u64) -> Result<Rights, Error> {
@@ -459,8 +543,57 @@ pub fn decode(num: u64, a: [u64; 6]) -> Result<Call, Error> {
                 _ => return Err(Error::EINVAL),
             },
         },
-        // The device group (0x60) arrives with user-mode drivers.
-        _ => return Err(Error::ENOSYS),
+        Sysnum::DevInfo => Call::DevInfo {
+            handle: handle(a[0])?,
+            buf: UserSlice::new(a[1], a[2]),
+        },
+        Sysnum::DevIrq => Call::DevIrq {
+            handle: handle(a[0])?,
+            index: u16::try_from(a[1]).map_err(|_| Error::EINVAL)?,
+            bit: match a[2] {
+                b if b < u64::from(NOTIFY_BITS) => b as u8,
+                _ => return Err(Error::EINVAL),
+            },
+        },
+        Sysnum::IrqArm => irq(a, IrqOp::Arm)?,
+        Sysnum::IrqRearm => irq(a, IrqOp::Rearm)?,
+        Sysnum::IrqMask => irq(a, IrqOp::Mask)?,
+        Sysnum::IrqWait => Call::IrqWait {
+            handle: handle(a[0])?,
+            deadline: a[1],
+        },
+        Sysnum::MmioMap => Call::MmioMap {
+            handle: handle(a[0])?,
+            bar: match a[1] {
+                b @ 0..6 => b as u8,
+                _ => return Err(Error::EINVAL),
+            },
+            offset: a[2],
+            len: a[3],
+        },
+        Sysnum::DmaAlloc => Call::DmaAlloc {
+            handle: handle(a[0])?,
+            len: a[1],
+            dir: match u32_or(a[2], Error::EINVAL)? {
+                d @ (DMA_TO_DEVICE | DMA_FROM_DEVICE | DMA_BIDIRECTIONAL) => d,
+                _ => return Err(Error::EINVAL),
+            },
+            mask_bits: match a[3] {
+                b @ 1..=64 => b as u8,
+                _ => return Err(Error::EINVAL),
+            },
+        },
+        Sysnum::DevBusMaster => Call::DevBusMaster {
+            handle: handle(a[0])?,
+            on: match a[1] {
+                0 => false,
+                1 => true,
+                _ => return Err(Error::EINVAL),
+            },
+        },
+        Sysnum::DevReset => Call::DevReset {
+            handle: handle(a[0])?,
+        },
     })
 }
 
@@ -481,7 +614,7 @@ mod tests {
 
     #[test]
     fn every_implemented_call_decodes_with_good_arguments() {
-        let good: [(Sysnum, [u64; 6]); 32] = [
+        let good: [(Sysnum, [u64; 6]); 42] = [
             (Sysnum::Exit, [7, 0, 0, 0, 0, 0]),
             (Sysnum::Spawn, [0x1000, 4, 0, 0, 0, 0]),
             (Sysnum::Wait, [ANY_CHILD, 1, 0, 0, 0, 0]),
@@ -514,6 +647,16 @@ mod tests {
             (Sysnum::SendTo, [0x8000_0000, 0x1000, 5, 0x0a00_0202, 53, 9]),
             (Sysnum::RecvFrom, [0x8000_0000, 0x1000, 5, 9, 0, 0]),
             (Sysnum::Shutdown, [0x8000_0000, 1, 0, 0, 0, 0]),
+            (Sysnum::DevInfo, [0x8000_0000, 0x1000, 120, 0, 0, 0]),
+            (Sysnum::DevIrq, [0x8000_0000, 2, 63, 0, 0, 0]),
+            (Sysnum::IrqArm, [0x8000_0000, 0, 0, 0, 0, 0]),
+            (Sysnum::IrqWait, [0x8000_0000, u64::MAX, 0, 0, 0, 0]),
+            (Sysnum::IrqRearm, [0x8000_0000, 0, 0, 0, 0, 0]),
+            (Sysnum::IrqMask, [0x8000_0000, 0, 0, 0, 0, 0]),
+            (Sysnum::MmioMap, [0x8000_0000, 5, 0x1000, 0x1000, 0, 0]),
+            (Sysnum::DmaAlloc, [0x8000_0000, 4096, 3, 64, 0, 0]),
+            (Sysnum::DevBusMaster, [0x8000_0000, 1, 0, 0, 0, 0]),
+            (Sysnum::DevReset, [0x8000_0000, 0, 0, 0, 0, 0]),
         ];
         for (num, a) in good {
             assert!(call(num, a).is_ok(), "{num:?}");
@@ -624,7 +767,23 @@ mod tests {
             call(Sysnum::Shutdown, [0x8000_0000, 2, 0, 0, 0, 0]),
             Err(Error::EINVAL)
         );
-        assert_eq!(call(Sysnum::DevInfo, [0; 6]), Err(Error::ENOSYS));
+        let dev = 0x8000_0000;
+        for bad in [
+            call(Sysnum::DevIrq, [dev, 1 << 16, 0, 0, 0, 0]),
+            call(Sysnum::DevIrq, [dev, 0, 64, 0, 0, 0]),
+            call(Sysnum::MmioMap, [dev, 6, 0, 4096, 0, 0]),
+            call(Sysnum::DmaAlloc, [dev, 4096, 0, 64, 0, 0]),
+            call(Sysnum::DmaAlloc, [dev, 4096, 4, 64, 0, 0]),
+            call(Sysnum::DmaAlloc, [dev, 4096, 1, 0, 0, 0]),
+            call(Sysnum::DmaAlloc, [dev, 4096, 1, 65, 0, 0]),
+            call(Sysnum::DevBusMaster, [dev, 2, 0, 0, 0, 0]),
+        ] {
+            assert_eq!(bad, Err(Error::EINVAL));
+        }
+        assert_eq!(
+            call(Sysnum::IrqArm, [1 << 32, 0, 0, 0, 0, 0]),
+            Err(Error::EBADH)
+        );
         assert_eq!(decode(0x06, [0; 6]), Err(Error::ENOSYS));
         assert_eq!(decode(u64::MAX, [0; 6]), Err(Error::ENOSYS));
     }
