@@ -344,8 +344,10 @@ impl<R: Registers> Edu<R> {
         self.regs.read32(regs::IRQ_STATUS)
     }
 
-    /// Validates a request: length non-zero, `offset + len` within the 4 KiB
-    /// buffer, the whole RAM range at or below the DMA mask and inside one RAM
+    /// Validates a request: length non-zero, `offset + len` strictly inside the
+    /// 4 KiB buffer (QEMU 7.2's edu requires the transfer's end to lie *below* the
+    /// buffer's end and aborts the VM otherwise, so the buffer's last byte is never
+    /// transferred), the whole RAM range at or below the DMA mask and inside one RAM
     /// range. Nothing is written to the device.
     pub fn check_dma(&self, req: DmaRequest) -> Result<CheckedDma, EduError> {
         self.dma_reachable()?;
@@ -353,7 +355,7 @@ impl<R: Registers> Edu<R> {
             return Err(EduError::ZeroLength);
         }
         let end = u64::from(req.offset) + u64::from(req.len);
-        if end > u64::from(BUFFER_SIZE) {
+        if end >= u64::from(BUFFER_SIZE) {
             return Err(EduError::OutsideBuffer {
                 offset: req.offset,
                 len: req.len,
@@ -590,17 +592,29 @@ mod tests {
     }
 
     #[test]
-    fn the_last_byte_of_the_buffer_is_fine() {
+    fn a_transfer_ending_at_the_buffers_end_is_refused() {
+        // QEMU 7.2's edu aborts the VM unless the end lies below the buffer's end (fixed
+        // upstream in 8.2.1, "edu: fix DMA range upper bound check"): the last byte is
+        // never transferred.
         let dev = setup(WIDE);
         let edu = Edu::new(&dev, WIDE, &RANGES).unwrap();
         let ok = edu
-            .check_dma(req(DmaDirection::ToDevice, RAM + 0xffff, 4095, 1))
+            .check_dma(req(DmaDirection::ToDevice, RAM + 0xffff, 4094, 1))
             .unwrap();
         edu.start_dma(ok).unwrap();
         dev.run_dma();
         assert_eq!(dev.st.borrow().aborted, None);
-        let whole = req(DmaDirection::FromDevice, RAM, 0, 4096);
-        assert!(edu.check_dma(whole).is_ok());
+        assert!(
+            edu.check_dma(req(DmaDirection::FromDevice, RAM, 0, 4095))
+                .is_ok()
+        );
+        for (offset, len) in [(4095, 1), (0, 4096)] {
+            assert_eq!(
+                edu.check_dma(req(DmaDirection::FromDevice, RAM, offset, len))
+                    .err(),
+                Some(EduError::OutsideBuffer { offset, len })
+            );
+        }
     }
 
     #[test]

@@ -148,9 +148,11 @@ fn run_init(path: &str, init_args: &str) -> ! {
         object: Object::Power,
         rights: abi::Rights::TRANSFER,
     };
-    let status = table::spawn(0, path, &args, argc, alloc::vec![power]).and_then(|pid| {
+    let mut grants = alloc::vec![power];
+    grants.extend(driver_devices(init_args));
+    let status = table::spawn(0, path, &args, argc, grants).and_then(|pid| {
         let kernel = table::get(0).ok_or(abi::Error::ESRCH)?;
-        table::wait(&kernel, Some(pid), false).map(|(_, s)| s)
+        table::wait(&kernel, Some(pid), false).map(|(_, s, _)| s)
     });
     match status {
         Ok(s) => log::info!("init ({path}) exited with status {s}; powering off"),
@@ -158,6 +160,39 @@ fn run_init(path: &str, init_args: &str) -> ! {
     }
     let _ = psci::system_off();
     crate::halt::halt()
+}
+
+/// The devices init's `driver=PROGRAM@BB:DD.F` options name, claimed for user-mode drivers
+/// and granted to init (which grants each to its driver, and again when one restarts).
+fn driver_devices(init_args: &str) -> alloc::vec::Vec<crate::process::table::Grant> {
+    use crate::process::device::UserDevice;
+    use crate::process::file::Object;
+    use abi::Rights;
+    let mut out = alloc::vec::Vec::new();
+    for spec in init_args
+        .split_whitespace()
+        .filter_map(|w| w.strip_prefix("driver="))
+    {
+        let Some(bdf) = spec
+            .rsplit_once('@')
+            .and_then(|(_, b)| drivers::pci::config::Bdf::parse(b))
+        else {
+            log::warn!("driver={spec}: expected PROGRAM@BB:DD.F");
+            continue;
+        };
+        match crate::pci::handoff::claim(bdf) {
+            Ok(h) => out.push(crate::process::table::Grant {
+                object: Object::Device(UserDevice::new(h)),
+                rights: Rights::INSPECT
+                    | Rights::IRQ
+                    | Rights::MAP
+                    | Rights::DMA
+                    | Rights::TRANSFER,
+            }),
+            Err(e) => log::warn!("driver={spec}: {bdf}: {e}"),
+        }
+    }
+    out
 }
 
 fn log_filter(level: LogLevel) -> log::LevelFilter {

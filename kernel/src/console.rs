@@ -52,13 +52,23 @@ pub fn with_uart<R>(f: impl FnOnce(&mut Uart) -> R) -> Option<R> {
 
 /// Prints formatted text (used by `print!`).
 pub fn print_fmt(args: fmt::Arguments<'_>) {
+    WRITES.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
     if let Some(uart) = CONSOLE.lock().as_mut() {
         let _ = uart.write_fmt(args);
     }
 }
 
+/// Console writes so far (the test runner notices output in the middle of a test line).
+static WRITES: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// Console writes so far.
+pub fn writes() -> u64 {
+    WRITES.load(core::sync::atomic::Ordering::Relaxed)
+}
+
 /// Writes raw bytes (a process's output), `\n` as `\r\n` for terminals.
 pub fn write_bytes(bytes: &[u8]) {
+    WRITES.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
     if let Some(uart) = CONSOLE.lock().as_mut() {
         for &b in bytes {
             if b == b'\n' {

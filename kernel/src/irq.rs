@@ -32,9 +32,24 @@ pub const LPIS: usize = 256;
 /// The owner token of the timer tick, the one handler run in IRQ context.
 pub const TICK_OWNER: Owner = Owner(u32::MAX);
 
-/// The owner token that makes the IRQ path post to notification `n`.
+/// The owner token that makes the IRQ path post bit 0 to notification `n`.
 pub fn owner_of(n: NotifyId) -> Owner {
-    Owner(n.0)
+    owner_bit(n, 0)
+}
+
+/// Bits of an owner token that name the notification; the 6 above name the bit posted.
+const NOTIFY_MASK: u32 = (1 << 24) - 1;
+
+/// The owner token that makes the IRQ path post bit `bit` (< 64) to notification `n`: a
+/// user driver's lines each set their own bit of the process's notification word.
+pub fn owner_bit(n: NotifyId, bit: u8) -> Owner {
+    debug_assert!(n.0 <= NOTIFY_MASK, "notification ids stay below 2^24");
+    Owner((n.0 & NOTIFY_MASK) | u32::from(bit & 63) << 24)
+}
+
+/// Where a line's interrupt is posted: the notification and the bits.
+fn post_target(owner: Owner) -> (NotifyId, u64) {
+    (NotifyId(owner.0 & NOTIFY_MASK), 1 << ((owner.0 >> 24) & 63))
 }
 
 /// The line's kind, for counters and reports.
@@ -225,7 +240,8 @@ pub fn handle(frame: &mut TrapFrame, masked: &IrqsMasked) -> *mut TrapFrame {
         Dispatch::Notify { owner, .. } if owner == TICK_OWNER => crate::timer::on_interrupt(masked),
         Dispatch::Notify { owner, .. } => {
             // A post to a destroyed notification is a stale wake-up: harmless.
-            let _ = sched::notify_post(NotifyId(owner.0), 1);
+            let (notify, bits) = post_target(owner);
+            let _ = sched::notify_post(notify, bits);
         }
         Dispatch::Unowned { .. } => {}
     }

@@ -127,10 +127,17 @@ pub fn run(filter: &str, crash: Option<Crash>) -> ! {
     {
         CURRENT.store(i, Ordering::SeqCst);
         crate::print!("test {} ... ", short(test.name));
+        let writes = crate::console::writes();
         if let Some(crash) = crash {
             crash.inject();
         }
-        match (test.run)() {
+        let result = (test.run)();
+        if crate::console::writes() != writes {
+            // Something printed in the middle of the line: the verdict gets a line of its
+            // own with the name again, so each test still has one "test NAME ... verdict".
+            crate::print!("\ntest {} ... ", short(test.name));
+        }
+        match result {
             Ok(()) => {
                 PASSED.fetch_add(1, Ordering::SeqCst);
                 crate::println!("ok");

@@ -443,6 +443,14 @@ pub fn sleep_until(deadline_ns: u64) {
     }
 }
 
+/// Sleeps until `deadline_ns` even if the thread was killed: for a dying process's own
+/// teardown, which must wait for its devices to stop before it frees their memory.
+pub fn sleep_until_uninterruptible(deadline_ns: u64) {
+    while time::now_ns() < deadline_ns {
+        cpu::kernel_call(op::SLEEP, deadline_ns, 0);
+    }
+}
+
 /// Sleeps for `ns` nanoseconds.
 pub fn sleep_ns(ns: u64) {
     sleep_until(time::now_ns().saturating_add(ns));

@@ -41,6 +41,23 @@ impl Bdf {
     }
 }
 
+impl Bdf {
+    /// Reads `BB:DD.F` in hex as `Display` writes it (`00:02.0`); `None` if malformed.
+    pub fn parse(s: &str) -> Option<Bdf> {
+        let (bus, rest) = s.split_once(':')?;
+        let (dev, func) = rest.split_once('.')?;
+        let hex = |t: &str| {
+            (!t.is_empty() && t.len() <= 2)
+                .then(|| u8::from_str_radix(t, 16).ok())
+                .flatten()
+        };
+        let func = (func.len() == 1)
+            .then(|| func.parse::<u8>().ok())
+            .flatten()?;
+        Bdf::new(hex(bus)?, hex(dev)?, func)
+    }
+}
+
 impl fmt::Display for Bdf {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{:02x}:{:02x}.{}", self.bus, self.dev, self.func)
@@ -284,6 +301,18 @@ unsafe impl<A: ConfigAccess> caps::quiet::QuietCheck for IntxStatus<'_, A> {
 mod tests {
     use super::*;
     use crate::pci::fake::FakeConfigSpace;
+
+    #[test]
+    fn bdf_parses_what_display_writes_and_nothing_else() {
+        let b = Bdf::new(0x1f, 0x1e, 7).unwrap();
+        assert_eq!(Bdf::parse(&std::format!("{b}")), Some(b));
+        assert_eq!(Bdf::parse("00:02.0"), Bdf::new(0, 2, 0));
+        for bad in [
+            "", "00:02", "0002.0", "00:20.0", "00:02.8", "100:02.0", "00:02.00", "zz:02.0", ":02.0",
+        ] {
+            assert_eq!(Bdf::parse(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn ecam_offsets() {

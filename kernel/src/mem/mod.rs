@@ -1,6 +1,7 @@
 //! Physical memory: the frame allocator and boot-time layout of RAM.
 
 pub mod frames;
+pub mod retired;
 
 /// Where the RAM went at boot, so `mem` can account for every byte of `-m`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

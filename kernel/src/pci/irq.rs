@@ -177,7 +177,7 @@ fn msi_line(
 
 /// An LPI (ITS) vector must be translated for `dev` before the device may use it; SPI
 /// vectors (GICv2m) need nothing. On failure the line drops, freeing the vector.
-fn route_lpi(
+pub(super) fn route_lpi(
     dev: &Device,
     line: IrqLine<caps::irq::Masked>,
 ) -> Result<IrqLine<caps::irq::Masked>, abi::Error> {

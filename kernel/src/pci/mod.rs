@@ -8,6 +8,7 @@
 //! capability list is logged and can never be claimed. See docs/pci.md.
 
 pub mod edu;
+pub mod handoff;
 pub mod irq;
 
 use core::sync::atomic::{AtomicBool, Ordering};
@@ -303,17 +304,21 @@ impl core::fmt::Display for PciError {
 
 /// Claims the first unclaimed function `vendor:device` whose capabilities parsed.
 pub fn claim(vendor: u16, device: u16) -> Result<Device, PciError> {
-    claim_where(|f| f.vendor == vendor && f.device == device)
+    claim_with(|f| f.vendor == vendor && f.device == device, true)
 }
 
 /// Claims the function at `bdf`, if it is unclaimed and its capabilities parsed.
 pub fn claim_at(bdf: Bdf) -> Result<Device, PciError> {
-    claim_where(|f| f.bdf == bdf)
+    claim_with(|f| f.bdf == bdf, true)
 }
 
 /// Claims the first unclaimed matching function: opens the bridges above it, then
-/// turns on its decode and bus mastering.
-fn claim_where(matches: impl Fn(&PciFunction) -> bool) -> Result<Device, PciError> {
+/// turns on its decode, and bus mastering if `bus_master` (a user driver's device starts
+/// without: it asks with `dev_bus_master`).
+fn claim_with(
+    matches: impl Fn(&PciFunction) -> bool,
+    bus_master: bool,
+) -> Result<Device, PciError> {
     let pci = bus().ok_or(PciError::NotFound)?;
     for (index, func) in pci.functions.iter().enumerate() {
         if !matches(func) || func.caps.is_err() {
@@ -324,13 +329,14 @@ fn claim_where(matches: impl Fn(&PciFunction) -> bool) -> Result<Device, PciErro
             .is_ok()
         {
             enable_path(&pci.functions, &pci.ecam, func.bdf);
-            if func.enable(&pci.ecam, true, true).is_err() {
+            if func.enable(&pci.ecam, true, bus_master).is_err() {
                 pci.claimed[index].store(false, Ordering::Release);
                 return Err(PciError::NoBar);
             }
             log::debug!(
-                "PCI: {} claimed: decode and bus mastering on{}",
+                "PCI: {} claimed: decode{} on{}",
                 func.bdf,
+                if bus_master { " and bus mastering" } else { "" },
                 func.parent
                     .map(|p| alloc::format!(", bridges from {p} up opened"))
                     .unwrap_or_default()

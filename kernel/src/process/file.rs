@@ -2,8 +2,8 @@
 //!
 //! Files are plain objects (copyable with `cap_grant` COPY): a read-only view of an
 //! initrd file, a snapshot of a procfs file taken at `open` (so a read never sees a
-//! torn line), or the console. Devices, lines and sockets join [`Object`] with the
-//! issues that bring them.
+//! torn line), or the console. Sockets, devices, their lines and DMA regions are linear
+//! objects (`process::net`, `process::device`).
 
 use alloc::sync::{Arc, Weak};
 
@@ -22,6 +22,12 @@ pub enum Object {
     Power,
     /// A network socket (linear: one holder; dropping the last handle closes it).
     Socket(Arc<crate::net::stack::Socket>),
+    /// A PCI function lent to a user-mode driver (linear).
+    Device(Arc<super::device::UserDevice>),
+    /// An interrupt line of a held device (linear, never moved).
+    IrqLine(Arc<super::device::UserLine>),
+    /// A DMA region of a held device, mapped in its holder (linear, never moved).
+    DmaRegion(Arc<super::device::UserDma>),
 }
 
 impl Object {
@@ -30,6 +36,17 @@ impl Object {
     pub fn moved_to(&self, pid: u32) {
         if let Object::Socket(s) = self {
             s.set_owner(pid);
+        }
+    }
+
+    /// Whether it may leave its table (`cap_grant` MOVE, `spawn` grants): a device only
+    /// while nothing hangs off it (`EBUSY`); lines and DMA regions never (they are bound
+    /// to their holder's notification word and address space, and carry no `TRANSFER`).
+    pub fn movable(&self) -> Result<(), Error> {
+        match self {
+            Object::Device(d) if !d.is_bare() => Err(Error::EBUSY),
+            Object::IrqLine(_) | Object::DmaRegion(_) => Err(Error::EPERM),
+            _ => Ok(()),
         }
     }
 }
@@ -41,6 +58,9 @@ impl Capability for Object {
             Object::Notification(_) => CapType::Notification,
             Object::Power => CapType::Power,
             Object::Socket(_) => CapType::Socket,
+            Object::Device(_) => CapType::Device,
+            Object::IrqLine(_) => CapType::IrqLine,
+            Object::DmaRegion(_) => CapType::DmaRegion,
         }
     }
 }

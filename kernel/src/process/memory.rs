@@ -43,6 +43,18 @@ pub enum RegionKind {
     Guard,
     /// `mem_map`.
     Anonymous,
+    /// A device's registers (`mmio_map`): not memory the region owns.
+    Mmio,
+    /// A DMA buffer (`dma_alloc`): its frames belong to the `DmaRegion` capability, which
+    /// frees or quarantines them only after the device stopped (docs/user-drivers.md).
+    Dma,
+}
+
+impl RegionKind {
+    /// Whether the region's frames are someone else's (it maps, never frees them).
+    fn is_foreign(self) -> bool {
+        matches!(self, RegionKind::Mmio | RegionKind::Dma)
+    }
 }
 
 /// A run of physically contiguous frames (a power of two, as the allocator hands out).
@@ -131,6 +143,19 @@ impl Memory {
         access: UserAccess,
         kind: RegionKind,
     ) -> Result<&Region, Error> {
+        self.add_backed(va, len, access, kind, None)
+    }
+
+    /// `add`, or with `foreign` (a physical address) maps those frames instead of fresh
+    /// ones: the region then never frees them. MMIO is not counted against the limit.
+    fn add_backed(
+        &mut self,
+        va: usize,
+        len: usize,
+        access: UserAccess,
+        kind: RegionKind,
+        foreign: Option<usize>,
+    ) -> Result<&Region, Error> {
         if len == 0
             || !va.is_multiple_of(FRAME)
             || !len.is_multiple_of(FRAME)
@@ -138,7 +163,8 @@ impl Memory {
         {
             return Err(Error::EINVAL);
         }
-        if self.mapped + len > MEMORY_LIMIT {
+        let counted = if kind == RegionKind::Mmio { 0 } else { len };
+        if self.mapped + counted > MEMORY_LIMIT {
             return Err(Error::ENOMEM);
         }
         let mut region = Region {
@@ -148,7 +174,16 @@ impl Memory {
             kind,
             runs: Vec::new(),
         };
-        if kind != RegionKind::Guard {
+        if let Some(pa) = foreign {
+            self.space.map(va, pa, len, access).map_err(|e| {
+                let _ = self.space.unmap(va, len);
+                match e {
+                    MapRefused::NoMemory => Error::ENOMEM,
+                    MapRefused::Range => Error::EINVAL,
+                }
+            })?;
+            self.mapped += counted;
+        } else if kind != RegionKind::Guard {
             let mut at = va;
             let mut left = len / FRAME;
             while left > 0 {
@@ -210,6 +245,48 @@ impl Memory {
             return Err(Error::EINVAL);
         }
         let len = len.next_multiple_of(FRAME);
+        let at = self.place(len)?;
+        self.add(at, len, access, RegionKind::Anonymous)
+            .map(|r| r.va)
+    }
+
+    /// Maps `len` bytes at physical `pa` that the caller owns (a device's registers, a
+    /// DMA buffer), placed first-fit in the mapping window; returns the address. The
+    /// region never frees them: `unmap_foreign` removes the mapping and the owner frees.
+    pub fn map_foreign(
+        &mut self,
+        pa: usize,
+        len: usize,
+        access: UserAccess,
+        kind: RegionKind,
+    ) -> Result<usize, Error> {
+        if !kind.is_foreign() || len == 0 || len > MAX_MAP || !pa.is_multiple_of(FRAME) {
+            return Err(Error::EINVAL);
+        }
+        let len = len.next_multiple_of(FRAME);
+        let at = self.place(len)?;
+        self.add_backed(at, len, access, kind, Some(pa))
+            .map(|r| r.va)
+    }
+
+    /// Removes the foreign mapping that starts at `va` (its TLB entries go with it).
+    pub fn unmap_foreign(&mut self, va: usize) -> Result<(), Error> {
+        let pos = self
+            .regions
+            .iter()
+            .position(|r| r.va == va && r.kind.is_foreign())
+            .ok_or(Error::EINVAL)?;
+        let r = &self.regions[pos];
+        self.space.unmap(va, r.len).map_err(|_| Error::EINVAL)?;
+        if r.kind != RegionKind::Mmio {
+            self.mapped -= r.len;
+        }
+        self.regions.remove(pos);
+        Ok(())
+    }
+
+    /// First-fit room for `len` bytes in the mapping window.
+    fn place(&self, len: usize) -> Result<usize, Error> {
         let mut at = MMAP_BASE;
         for r in self.regions.iter().filter(|r| r.va + r.len > MMAP_BASE) {
             if r.va >= at + len {
@@ -220,8 +297,7 @@ impl Memory {
         if at + len > MMAP_END {
             return Err(Error::ENOMEM);
         }
-        self.add(at, len, access, RegionKind::Anonymous)
-            .map(|r| r.va)
+        Ok(at)
     }
 
     /// `mem_unmap`: removes a whole `mem_map` region (`EINVAL` for anything else).

@@ -24,6 +24,7 @@ pub fn generate(rest: &str) -> Option<Vec<u8>> {
         "/interrupts" => interrupts(&mut out),
         "/meminfo" => meminfo(&mut out),
         "/dma" => dma_file(&mut out),
+        "/devices" => devices(&mut out),
         "/net" => net(&mut out),
         "/cpuinfo" => cpuinfo(&mut out),
         "/netif" => netif(&mut out),
@@ -49,6 +50,7 @@ fn listing(out: &mut String) {
         "interrupts",
         "meminfo",
         "dma",
+        "devices",
         "cmdline",
         "net",
         "netif",
@@ -149,11 +151,54 @@ fn meminfo(out: &mut String) {
 }
 
 fn dma_file(out: &mut String) {
+    use crate::process::file::Object;
+    mem::retired::sweep();
     let (count, bytes) = dma::live();
     let _ = writeln!(out, "kernel_buffers {count} bytes {bytes}");
     let _ = writeln!(out, "quarantined_bytes {}", dma::HAL.quarantined());
     for (pa, len) in dma::HAL.quarantined_regions() {
         let _ = writeln!(out, "region {pa:#x} {len} owner kernel state quarantined");
+    }
+    // User drivers' DMA: live regions, memory held for devices not read stopped, and the
+    // poison check of freed buffers (mem::retired).
+    for p in table::all() {
+        let _ = table::with_caps(&p, |caps| {
+            for (h, ty, _) in caps.iter() {
+                if let Ok(Object::DmaRegion(r)) = caps.get(h, ty, abi::Rights::empty()) {
+                    let (pa, len, dir) = r.describe();
+                    let _ = writeln!(
+                        out,
+                        "region {pa:#x} {len} owner {} state {}",
+                        p.pid,
+                        crate::process::device::dir_name(dir)
+                    );
+                }
+            }
+            Ok(())
+        });
+    }
+    for (bdf, n, bytes) in crate::pci::handoff::held_report() {
+        let _ = writeln!(
+            out,
+            "held {bdf} buffers {n} bytes {bytes} (device not read stopped)"
+        );
+    }
+    let (held, held_bytes) = mem::retired::held();
+    let (checked, violations) = mem::retired::counts();
+    let _ = writeln!(out, "user_freed {}", crate::pci::handoff::freed());
+    let _ = writeln!(out, "poisoned_waiting {held} bytes {held_bytes}");
+    let _ = writeln!(out, "poison_checked {checked}");
+    let _ = writeln!(out, "poison_violations {violations}");
+}
+
+fn devices(out: &mut String) {
+    for r in crate::pci::handoff::records() {
+        let Some(bdf) = r.bdf else { continue };
+        let _ = writeln!(
+            out,
+            "{bdf} grants {} interrupts {} stops_confirmed {} stops_waited {} stops_unconfirmed {}",
+            r.grants, r.interrupts, r.stops_confirmed, r.stops_waited, r.stops_unconfirmed
+        );
     }
 }
 
@@ -184,6 +229,7 @@ fn status(out: &mut String, p: &table::Process) {
                 uspace::UserAccess::Read => "r--",
                 uspace::UserAccess::ReadWrite => "rw-",
                 uspace::UserAccess::ReadExecute => "r-x",
+                uspace::UserAccess::Device => "rw- device",
             },
             r.kind
         );
@@ -198,10 +244,19 @@ fn caps(out: &mut String, p: &table::Process) {
     );
     let _ = table::with_caps(p, |caps| {
         for (h, ty, rights) in caps.iter() {
+            let state = match caps.get(h, ty, abi::Rights::empty()) {
+                Ok(crate::process::file::Object::IrqLine(l)) => match l.state() {
+                    abi::dev::LINE_MASKED => "masked",
+                    abi::dev::LINE_ARMED => "armed",
+                    abi::dev::LINE_FIRED => "fired",
+                    _ => "draining",
+                },
+                _ => "-",
+            };
             let ty = alloc::format!("{ty:?}");
             let _ = writeln!(
                 out,
-                "{:>4} {:#010x} {ty:<12} {:<28} -",
+                "{:>4} {:#010x} {ty:<12} {:<28} {state}",
                 h.index(),
                 h.raw(),
                 rights_names(rights)

@@ -18,6 +18,7 @@ use abi::{CapType, Error, Handle, Rights};
 
 use super::counters;
 use super::decode::{Call, GrantMode, MemAccess, PowerAction, decode};
+use super::device;
 use super::file::{File, Object};
 use super::table::{self, Grant, Process};
 use super::user::{UserPtr, UserRange, UserSlice};
@@ -87,7 +88,7 @@ fn dispatch(p: &Arc<Process>, call: Call) -> Result<[u64; 3], Stop> {
             grant_count,
         } => spawn(p, path, args, grants, grant_count),
         Call::Wait { pid, nohang } => table::wait(p, pid, nohang)
-            .map(|(pid, status)| [u64::from(pid), status as u32 as u64, 0]),
+            .map(|(pid, status, dev)| [u64::from(pid), status as u32 as u64, u64::from(dev)]),
         Call::Kill { pid } => table::kill(pid).map(|()| [0; 3]),
         Call::GetPid => Ok([u64::from(p.pid), 0, 0]),
         Call::Yield => {
@@ -96,7 +97,7 @@ fn dispatch(p: &Arc<Process>, call: Call) -> Result<[u64; 3], Stop> {
         }
         Call::MemMap { len, access } => mem_map(p, len, access),
         Call::MemUnmap { addr, len } => mem_unmap(p, addr, len),
-        Call::CapDrop { handle } => table::with_caps(p, |caps| caps.remove(handle)).map(|_| [0; 3]),
+        Call::CapDrop { handle } => super::device::drop_cap(p, handle),
         Call::CapGrant {
             pid,
             handle,
@@ -106,8 +107,11 @@ fn dispatch(p: &Arc<Process>, call: Call) -> Result<[u64; 3], Stop> {
         Call::CapReplace { handle, rights } => {
             table::with_caps(p, |caps| caps.restrict(handle, rights)).map(|()| [0; 3])
         }
-        Call::CapInfo { handle } => table::with_caps(p, |caps| caps.info(handle))
-            .map(|(ty, rights)| [ty as u64, u64::from(rights.bits()), 0]),
+        Call::CapInfo { handle } => table::with_caps(p, |caps| {
+            let (ty, rights) = caps.info(handle)?;
+            let state = super::device::state_of(caps.get(handle, ty, Rights::empty())?);
+            Ok([ty as u64, u64::from(rights.bits()), state])
+        }),
         Call::ClockNow => Ok([time::now_ns(), 0, 0]),
         Call::SleepUntil { deadline } => sleep_until(deadline),
         Call::NotifyWait { mask, deadline } => {
@@ -147,6 +151,24 @@ fn dispatch(p: &Arc<Process>, call: Call) -> Result<[u64; 3], Stop> {
             deadline,
         } => super::net::recv_from(p, handle, buf, deadline),
         Call::Shutdown { handle } => super::net::shutdown(p, handle),
+        Call::DevInfo { handle, buf } => device::info(p, handle, buf),
+        Call::DevIrq { handle, index, bit } => device::irq(p, handle, index, bit),
+        Call::Irq { handle, op } => device::irq_op(p, handle, op),
+        Call::IrqWait { handle, deadline } => device::irq_wait(p, handle, deadline),
+        Call::MmioMap {
+            handle,
+            bar,
+            offset,
+            len,
+        } => device::mmio_map(p, handle, bar, offset, len),
+        Call::DmaAlloc {
+            handle,
+            len,
+            dir,
+            mask_bits,
+        } => device::dma_alloc(p, handle, len, dir, mask_bits),
+        Call::DevBusMaster { handle, on } => device::bus_master(p, handle, on),
+        Call::DevReset { handle } => device::reset(p, handle),
     };
     r.map_err(Stop::Fail)
 }
@@ -219,6 +241,9 @@ fn take_grants(p: &Process, specs: &[GrantSpec]) -> Result<Vec<Grant>, Error> {
             }
             if mode == GrantMode::Copy && caps::cspace::is_linear(ty) {
                 return Err(Error::EPERM);
+            }
+            if mode == GrantMode::Move {
+                caps.get(h, ty, Rights::empty())?.movable()?;
             }
         }
         let mut out = Vec::new();

@@ -67,6 +67,8 @@ struct Inner {
     /// Handed to the kernel (pid 0) when its parent ended and there was no init: nobody
     /// will `wait` for it, so its exit reaps it at once.
     adopted_by_kernel: bool,
+    /// The parent's handle of the first device this process gave back when it ended.
+    returned_device: Option<u32>,
 }
 
 static TABLE: IrqLock<BTreeMap<u32, Arc<Process>>> = IrqLock::new(BTreeMap::new());
@@ -120,6 +122,7 @@ fn new_process(pid: u32, parent: u32, name: &str) -> Result<Process, Error> {
             caps: None,
             killed: None,
             adopted_by_kernel: false,
+            returned_device: None,
         }),
         children_event: OwnedNotify::new().map_err(|_| Error::ENOMEM)?,
         events: OwnedNotify::new().map_err(|_| Error::ENOMEM)?,
@@ -343,12 +346,15 @@ fn teardown(p: &Arc<Process>, status: i32) {
             inner.parent,
         )
     };
-    drop(memory);
-    if let Some(mut caps) = caps {
-        for obj in caps.revoke_all() {
-            drop(obj);
-        }
-    }
+    // Capabilities and memory go together, in the device teardown order (lines masked,
+    // devices stopped, then the address space, then DMA memory, vectors and devices).
+    // Devices go back to the parent, which granted them (init restarts a driver so).
+    let (objects, device_rights) = caps.map_or_else(Default::default, |mut caps| {
+        let rights = super::device::device_rights(&caps);
+        (caps.revoke_all().collect(), rights)
+    });
+    let returned = super::device::teardown(objects, memory, &device_rights);
+    return_devices(p, parent, returned);
     let heir = if get(1).is_some_and(|init| init.pid != p.pid && !init.is_zombie()) {
         1
     } else {
@@ -391,6 +397,35 @@ fn teardown(p: &Arc<Process>, status: i32) {
         }
     }
     log::debug!("pid {} ({}) exited with {status}", p.pid, p.name);
+}
+
+/// Puts the devices a dying process held back into its parent's table (not the kernel's:
+/// with no parent to take them they are released); the first one's handle is what the
+/// parent's `wait` reports for this child.
+fn return_devices(p: &Process, parent: u32, devices: Vec<(Object, Rights)>) {
+    let parent = get(parent).filter(|pp| pp.pid != 0 && !pp.is_zombie());
+    for (obj, rights) in devices {
+        let Some(pp) = parent.as_ref() else {
+            drop(obj);
+            continue;
+        };
+        obj.moved_to(pp.pid);
+        let mut back = None;
+        let inserted = with_caps(pp, |caps| {
+            caps.insert(obj, rights).map_err(|(obj, e)| {
+                back = Some(obj);
+                e
+            })
+        });
+        match inserted {
+            Ok(h) => {
+                let mut inner = p.inner.lock();
+                inner.returned_device.get_or_insert(h.raw());
+            }
+            Err(e) => log::warn!("pid {}: device not returned to its parent: {e}", p.pid),
+        }
+        drop(back); // released to the kernel
+    }
 }
 
 impl Process {
@@ -442,10 +477,15 @@ impl Process {
     }
 }
 
-/// `wait`: reaps an exited child of `caller` (`want` = its pid, or `None` for any).
+/// `wait`: reaps an exited child of `caller` (`want` = its pid, or `None` for any); also
+/// returns the handle of a device the child gave back (0: none).
 /// Blocks unless `nohang`; `ECHILD` without a matching child, `EAGAIN` with `nohang`
 /// while they all run, `ECANCELED` if the caller is killed meanwhile.
-pub fn wait(caller: &Arc<Process>, want: Option<u32>, nohang: bool) -> Result<(u32, i32), Error> {
+pub fn wait(
+    caller: &Arc<Process>,
+    want: Option<u32>,
+    nohang: bool,
+) -> Result<(u32, i32, u32), Error> {
     loop {
         let children = caller.children();
         let matching: Vec<u32> = children
@@ -457,11 +497,14 @@ pub fn wait(caller: &Arc<Process>, want: Option<u32>, nohang: bool) -> Result<(u
         }
         for pid in matching {
             let Some(child) = get(pid) else { continue };
-            let status = child.inner.lock().exit_status;
+            let (status, device) = {
+                let inner = child.inner.lock();
+                (inner.exit_status, inner.returned_device)
+            };
             if let Some(status) = status {
                 caller.inner.lock().children.retain(|&c| c != pid);
                 TABLE.lock().remove(&pid);
-                return Ok((pid, status));
+                return Ok((pid, status, device.unwrap_or(0)));
             }
         }
         if nohang {

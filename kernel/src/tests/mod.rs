@@ -7,3 +7,4 @@ mod net;
 mod netlab;
 mod pci;
 mod process;
+mod udriver;

@@ -18,7 +18,7 @@ pub fn run(path: &str, argv: &[&str]) -> Result<i32, abi::Error> {
     let (bytes, argc) = args(argv);
     let pid = table::spawn(0, path, &bytes, argc, alloc::vec::Vec::new())?;
     let kernel = table::get(0).ok_or(abi::Error::ESRCH)?;
-    let (reaped, status) = table::wait(&kernel, Some(pid), false)?;
+    let (reaped, status, _) = table::wait(&kernel, Some(pid), false)?;
     if reaped != pid {
         return Err(abi::Error::ECHILD);
     }

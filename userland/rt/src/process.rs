@@ -13,6 +13,9 @@ pub struct Exited {
     /// Its exit status (`abi::proc::STATUS_KILLED` / `STATUS_FAULTED` if the kernel
     /// ended it).
     pub status: i32,
+    /// A device it held, given back to this process when it ended (a user-mode driver's
+    /// device returns to the process that granted it, which can grant it again).
+    pub returned_device: Option<abi::Handle>,
 }
 
 /// Ends the process with `code`.
@@ -49,6 +52,7 @@ fn wait_raw(pid: u64, flags: u32) -> crate::Result<Exited> {
     Ok(Exited {
         pid: r[0] as u32,
         status: r[1] as u32 as i32,
+        returned_device: (r[2] != 0).then_some(abi::Handle(r[2] as u32)),
     })
 }
 

@@ -27,18 +27,17 @@ pub enum UserAccess {
     ReadWrite,
     /// Code: read and execute, never writable.
     ReadExecute,
+    /// A device's registers (a user driver's `mmio_map`): read-write, device memory
+    /// (nGnRE, uncached, never speculated), never executable.
+    Device,
 }
 
 impl UserAccess {
     fn attributes(self) -> Attr {
-        let base = Attr::VALID
-            | Attr::ACCESSED
-            | Attr::INNER_SHAREABLE
-            | Attr::ATTRIBUTE_INDEX_1
-            | Attr::USER
-            | Attr::NON_GLOBAL
-            | Attr::PXN;
+        let user = Attr::VALID | Attr::ACCESSED | Attr::USER | Attr::NON_GLOBAL | Attr::PXN;
+        let base = user | Attr::INNER_SHAREABLE | Attr::ATTRIBUTE_INDEX_1;
         match self {
+            UserAccess::Device => user | Attr::ATTRIBUTE_INDEX_0 | Attr::UXN,
             UserAccess::Read => base | Attr::READ_ONLY | Attr::UXN,
             UserAccess::ReadWrite => base | Attr::UXN,
             UserAccess::ReadExecute => base | Attr::READ_ONLY,

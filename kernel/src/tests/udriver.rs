@@ -1,0 +1,220 @@
+//! User-mode drivers end to end: `/bin/edu` drives an edu device it was granted, and the
+//! teardown of a driver killed in the middle of DMA never lets the device write freed
+//! memory (docs/user-drivers.md).
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use abi::Rights;
+use drivers::edu::{DEVICE_ID, DmaDirection, DmaRequest, Edu, RamRange, VENDOR_ID};
+use drivers::pci::config::Bdf;
+
+use crate::arch::dma::HAL;
+use crate::mem::retired;
+use crate::pci::handoff::{self, Handoff};
+use crate::process::device::UserDevice;
+use crate::process::file::Object;
+use crate::process::table::{self, Grant};
+use crate::{boot, ensure, ensure_eq, kernel_test, machine, sched, skip, time};
+
+/// The edu devices of `edu=msi` have a 40-bit DMA mask (scripts/lib.sh `pci_devices`).
+const EDU_DMA_BITS: u32 = 40;
+/// Kills in the teardown test (issue 17 asks for 1 000).
+const KILLS: u32 = 1000;
+
+fn edu_msi() -> bool {
+    boot::args().and_then(|a| a.edu) == Some("msi")
+}
+
+fn has_driver() -> bool {
+    table::initrd().is_some_and(|rd| rd.find("/bin/edu").is_some())
+}
+
+/// The first edu on the bus.
+fn edu_bdf() -> Option<Bdf> {
+    crate::pci::bus()?
+        .functions
+        .iter()
+        .find(|f| f.vendor == VENDOR_ID && f.device == DEVICE_ID)
+        .map(|f| f.bdf)
+}
+
+/// Spawns `/bin/edu` with `args` (after its name), granted the device at `bdf`.
+fn spawn_driver(bdf: Bdf, args: &[&str]) -> Result<u32, String> {
+    let h = handoff::claim(bdf).map_err(|e| alloc::format!("claim {bdf}: {e}"))?;
+    let mut bytes = Vec::new();
+    for a in core::iter::once("edu").chain(args.iter().copied()) {
+        bytes.extend_from_slice(a.as_bytes());
+        bytes.push(0);
+    }
+    let grant = Grant {
+        object: Object::Device(UserDevice::new(h)),
+        rights: Rights::INSPECT | Rights::IRQ | Rights::MAP | Rights::DMA,
+    };
+    table::spawn(0, "/bin/edu", &bytes, args.len() + 1, alloc::vec![grant])
+        .map_err(|e| alloc::format!("spawn /bin/edu: {e}"))
+}
+
+fn reap(pid: u32) -> Result<i32, String> {
+    let kernel = table::get(0).ok_or("no kernel process")?;
+    let (reaped, status, _) =
+        table::wait(&kernel, Some(pid), false).map_err(|e| alloc::format!("wait: {e}"))?;
+    ensure_eq!(reaped, pid);
+    Ok(status)
+}
+
+kernel_test! {
+    fn user_edu_driver_completes_by_interrupt_with_17_interrupts() {
+        if !edu_msi() {
+            skip!("needs edu=msi (user lines are MSI vectors)");
+        }
+        if !has_driver() {
+            skip!("no /bin/edu in the initrd");
+        }
+        let bdf = edu_bdf().ok_or("no edu")?;
+        let before = handoff::report(bdf);
+        let (_, violations0) = retired::counts();
+        let bits = alloc::format!("{EDU_DMA_BITS}");
+        let pid = spawn_driver(bdf, &["--dma-bits", &bits])?;
+        ensure_eq!(reap(pid)?, 0);
+        let after = handoff::report(bdf);
+        ensure_eq!(after.grants - before.grants, 1);
+        ensure_eq!(after.interrupts - before.interrupts, 17);
+        ensure_eq!(after.stops_confirmed - before.stops_confirmed, 1);
+        ensure_eq!(after.stops_unconfirmed, before.stops_unconfirmed);
+        ensure!(
+            handoff::held_report().is_empty(),
+            "DMA memory still held for a stopped device"
+        );
+        let (_, violations) = retired::flush();
+        ensure_eq!(violations, violations0);
+        crate::ktest::report(alloc::format!(
+            "user edu driver: 17 interrupts, stop confirmed, {} poisoned buffers checked",
+            retired::counts().0
+        ));
+        Ok(())
+    }
+}
+
+/// RAM as edu sees it (bus address = CPU physical on `virt`).
+fn ram() -> Vec<RamRange> {
+    machine::platform()
+        .map(|p| {
+            p.ram
+                .iter()
+                .map(|r| RamRange {
+                    start: r.start as u64,
+                    len: r.len() as u64,
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+kernel_test! {
+    fn poison_check_catches_a_device_writing_freed_memory() {
+        // The must-fail twin of the teardown test: free a buffer while edu still writes it
+        // (what a teardown that skipped the stop would do) and the poison check must see it.
+        if !edu_msi() {
+            skip!("needs edu=msi (an edu that reaches RAM)");
+        }
+        let bdf = edu_bdf().ok_or("no edu")?;
+        let h = Handoff::claim(bdf).map_err(|e| alloc::format!("{e}"))?;
+        let regs = crate::arch::devices::edu(h.bar(0).map_err(|e| alloc::format!("{e}"))?)
+            .map_err(|_| "map BAR0")?;
+        let edu = Edu::new(regs, (1 << EDU_DMA_BITS) - 1, &ram()).map_err(|e| alloc::format!("{e:?}"))?;
+        let buf = caps::dma::DmaHal::allocate(&HAL, 4096, 4096, (1 << EDU_DMA_BITS) - 1)
+            .map_err(|e| alloc::format!("{e}"))?;
+        let req = DmaRequest {
+            direction: DmaDirection::FromDevice,
+            ram_addr: caps::dma::DmaBuffer::paddr(&buf),
+            offset: 0,
+            len: 4000,
+            interrupt: false,
+        };
+        let checked = edu.check_dma(req).map_err(|e| alloc::format!("{e:?}"))?;
+        h.set_bus_master(true).map_err(|e| alloc::format!("{e}"))?;
+        let (_, violations0) = retired::flush();
+        edu.start_dma(checked).map_err(|e| alloc::format!("{e:?}"))?;
+        retired::retire(buf); // freed too early, on purpose
+        let deadline = time::now_ns() + 2_000_000_000;
+        while edu.dma_busy() && time::now_ns() < deadline {
+            sched::sleep_ns(5_000_000);
+        }
+        ensure!(!edu.dma_busy(), "edu's DMA did not finish in 2 s");
+        let (_, violations) = retired::flush();
+        ensure_eq!(violations - violations0, 1);
+        ensure!(h.stop(), "edu not read stopped after its DMA finished");
+        Ok(())
+    }
+}
+
+/// A small xorshift for kill delays (seeded from the clock: each run differs, and the
+/// delays it drew are in the report).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+kernel_test! {
+    fn killing_the_edu_driver_mid_dma_never_lets_the_device_write_freed_memory() {
+        if !edu_msi() {
+            skip!("needs edu=msi");
+        }
+        if !has_driver() {
+            skip!("no /bin/edu in the initrd");
+        }
+        let bdf = edu_bdf().ok_or("no edu")?;
+        let before = handoff::report(bdf);
+        let (_, violations0) = retired::flush();
+        let (live0, _) = crate::arch::dma::live();
+        let mut rng = Rng(time::now_ns() | 1);
+        let bits = alloc::format!("{EDU_DMA_BITS}");
+        let started = time::now_ns();
+        let mut exits = [0u32; 3]; // killed, exited 0, other
+        for i in 0..KILLS {
+            // The driver is granted the device afresh every time (the last one returned it).
+            let pid = spawn_driver(bdf, &["--dma-bits", &bits, "--loop"])
+                .map_err(|e| alloc::format!("iteration {i}: {e}"))?;
+            sched::sleep_ns(2_000_000 + rng.next() % 40_000_000);
+            let _ = table::kill(pid);
+            match reap(pid)? {
+                abi::proc::STATUS_KILLED => exits[0] += 1,
+                0 => exits[1] += 1,
+                _ => exits[2] += 1,
+            }
+        }
+        let elapsed_ms = (time::now_ns() - started) / 1_000_000;
+        let after = handoff::report(bdf);
+        let (checked, violations) = retired::flush();
+        let (live, _) = crate::arch::dma::live();
+        crate::ktest::report(alloc::format!(
+            "{KILLS} kills in {elapsed_ms} ms: {} mid-DMA (teardown waited for the engine), \
+             {} confirmed stops, {} poisoned buffers checked, {} violations; exits {exits:?}",
+            after.stops_waited - before.stops_waited,
+            after.stops_confirmed - before.stops_confirmed,
+            checked,
+            violations - violations0
+        ));
+        ensure_eq!(violations, violations0);
+        ensure_eq!(exits[2], 0);
+        ensure_eq!(after.grants - before.grants, u64::from(KILLS));
+        ensure_eq!(after.stops_confirmed - before.stops_confirmed, u64::from(KILLS));
+        ensure!(
+            after.stops_waited - before.stops_waited >= u64::from(KILLS / 4),
+            "too few kills landed mid-DMA to mean anything"
+        );
+        ensure!(handoff::held_report().is_empty(), "DMA memory held after the loop");
+        ensure_eq!(live, live0);
+        // And once more, to show the device works after all that.
+        let pid = spawn_driver(bdf, &["--dma-bits", &bits])?;
+        ensure_eq!(reap(pid)?, 0);
+        Ok(())
+    }
+}
