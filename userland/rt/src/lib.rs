@@ -12,6 +12,7 @@ extern crate alloc;
 
 pub mod cap;
 pub mod console;
+pub mod dev;
 pub mod fs;
 pub mod heap;
 pub mod mem;
