@@ -337,7 +337,6 @@ fn teardown(p: &Arc<Process>, status: i32) {
     crate::console::input::clear_foreground(p.pid);
     let (memory, caps, children, parent) = {
         let mut inner = p.inner.lock();
-        inner.exit_status = Some(status);
         inner.thread = None;
         (
             inner.memory.take(),
@@ -355,6 +354,9 @@ fn teardown(p: &Arc<Process>, status: i32) {
     });
     let returned = super::device::teardown(objects, memory, &device_rights);
     return_devices(p, parent, returned);
+    // Only now is it a zombie a `wait` can reap: whoever waits for it (init restarting a
+    // driver, a test granting the device again) finds its devices stopped and returned.
+    p.inner.lock().exit_status = Some(status);
     let heir = if get(1).is_some_and(|init| init.pid != p.pid && !init.is_zombie()) {
         1
     } else {
