@@ -39,6 +39,10 @@ const STOP_WAIT_NS: u64 = 250_000_000;
 enum Engine {
     /// QEMU's edu: DMA command bit 0 reads 1 while a transfer runs.
     Edu(Edu<EduMmio>),
+    /// An xHCI controller (class 0c.03.30): it does no DMA once halted (USBSTS.HCH, xHCI
+    /// 1.2 §5.4.2); the stop clears USBCMD.R/S. The value is the operational registers'
+    /// virtual address.
+    Xhci(usize),
     /// Nothing known: only bus mastering off is confirmed, which a later owner can undo.
     Unknown,
 }
@@ -151,6 +155,16 @@ impl Handoff {
         {
             let regs = devices::edu(dev.bar(0)?).map_err(|_| PciError::Map)?;
             Engine::Edu(Edu::new(regs, u64::MAX, &[]).map_err(|_| PciError::Map)?)
+        } else if (dev.func.class, dev.func.subclass, dev.func.prog_if) == (0x0c, 0x03, 0x30) {
+            let bar0 = dev.bar(0)?;
+            let va = devices::map_mmio(bar0).map_err(|_| PciError::Map)?;
+            // SAFETY: BAR0 of a claimed function, mapped as device memory at `va` for good;
+            // CAPLENGTH is its first byte.
+            let caplength = unsafe { core::ptr::with_exposed_provenance::<u8>(va).read_volatile() };
+            if usize::from(caplength) + 8 > bar0.len {
+                return Err(PciError::NoBar);
+            }
+            Engine::Xhci(va + usize::from(caplength))
         } else {
             Engine::Unknown
         };
@@ -451,6 +465,7 @@ impl Handoff {
         }
         match &self.engine {
             Engine::Edu(edu) => !edu.dma_busy(),
+            Engine::Xhci(op) => xhci_status(*op) & (1 | 1 << 31) == 1,
             Engine::Unknown => false,
         }
     }
@@ -460,6 +475,14 @@ impl Handoff {
     /// the DMA memory held for this function is freed. Returns whether it was.
     pub fn stop(&self) -> bool {
         let _ = self.set_bus_master(false);
+        if let Engine::Xhci(op) = self.engine {
+            // USBCMD.R/S = 0: the controller halts once its current work is done.
+            // SAFETY: `op` is the operational register block inside the mapped BAR0.
+            unsafe {
+                let cmd = core::ptr::with_exposed_provenance_mut::<u32>(op);
+                cmd.write_volatile(cmd.read_volatile() & !1);
+            }
+        }
         let deadline = crate::time::now_ns() + STOP_WAIT_NS;
         let mut stopped = self.reads_stopped();
         let waited = !stopped && !self.engine_unknown();
@@ -502,6 +525,13 @@ impl Handoff {
             with_record(self.bdf(), |r| r.held.push(buf));
         }
     }
+}
+
+/// USBSTS of the xHCI whose operational registers are at `op` (bit 0: HCHalted; all-ones
+/// from a device that does not answer, which never counts as halted).
+fn xhci_status(op: usize) -> u32 {
+    // SAFETY: `op + 4` is USBSTS inside the mapped BAR0 (checked against its size at claim).
+    unsafe { core::ptr::with_exposed_provenance::<u32>(op + 4).read_volatile() }
 }
 
 impl Drop for Handoff {

@@ -294,6 +294,35 @@ pub fn mmio_map(p: &Arc<Process>, h: Handle, bar: u8, offset: u64, len: u64) -> 
     Ok([va as u64, 0, 0])
 }
 
+/// `mem_unmap` of an `mmio_map` window (the whole window): unmapped and forgotten by its
+/// device, which may then move again. `EINVAL` if `addr` starts no window.
+pub fn unmap_window(p: &Arc<Process>, addr: usize, len: usize) -> Result<(), Error> {
+    let dev = table::with_caps(p, |caps| {
+        for (h, ty, _) in caps.iter() {
+            if let Ok(Object::Device(d)) = caps.get(h, ty, Rights::empty())
+                && d.windows.lock().contains(&addr)
+            {
+                return Ok(d.clone());
+            }
+        }
+        Err(Error::EINVAL)
+    })?;
+    let mapped = table::with_memory(p, |m| {
+        let r = m
+            .regions()
+            .iter()
+            .find(|r| r.va == addr && r.kind == RegionKind::Mmio)
+            .ok_or(Error::EINVAL)?;
+        if r.len != len.next_multiple_of(FRAME) {
+            return Err(Error::EINVAL);
+        }
+        m.unmap_foreign(addr)
+    });
+    mapped?;
+    dev.windows.lock().retain(|&va| va != addr);
+    Ok(())
+}
+
 /// `dma_alloc(dev, len, dir, mask_bits)`: zeroed memory below `2^mask_bits`, mapped
 /// read-write; returns the region's handle, its address and its bus address.
 pub fn dma_alloc(p: &Arc<Process>, h: Handle, len: u64, dir: u32, mask_bits: u8) -> Ret {

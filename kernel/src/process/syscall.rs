@@ -276,7 +276,10 @@ fn mem_unmap(p: &Arc<Process>, addr: u64, len: u64) -> Ret {
     let (Ok(addr), Ok(len)) = (usize::try_from(addr), usize::try_from(len)) else {
         return Err(Error::EINVAL);
     };
-    table::with_memory(p, |m| m.unmap_anonymous(addr, len)).map(|()| [0; 3])
+    match table::with_memory(p, |m| m.unmap_anonymous(addr, len)) {
+        Err(Error::EINVAL) => device::unmap_window(p, addr, len).map(|()| [0; 3]),
+        r => r.map(|()| [0; 3]),
+    }
 }
 
 fn cap_grant(p: &Arc<Process>, pid: u32, h: Handle, rights: Rights, mode: GrantMode) -> Ret {
