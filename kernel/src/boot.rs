@@ -150,7 +150,7 @@ fn run_init(path: &str, init_args: &str) -> ! {
     };
     let mut grants = alloc::vec![power];
     grants.extend(driver_devices(init_args));
-    let status = table::spawn(0, path, &args, argc, grants).and_then(|pid| {
+    let status = table::spawn_init(path, &args, argc, grants).and_then(|pid| {
         let kernel = table::get(0).ok_or(abi::Error::ESRCH)?;
         table::wait(&kernel, Some(pid), false).map(|(_, s, _)| s)
     });
@@ -164,7 +164,7 @@ fn run_init(path: &str, init_args: &str) -> ! {
 
 /// The devices init's `driver=PROGRAM@BB:DD.F` options name, claimed for user-mode drivers
 /// and granted to init (which grants each to its driver, and again when one restarts).
-fn driver_devices(init_args: &str) -> alloc::vec::Vec<crate::process::table::Grant> {
+pub fn driver_devices(init_args: &str) -> alloc::vec::Vec<crate::process::table::Grant> {
     use crate::process::device::UserDevice;
     use crate::process::file::Object;
     use abi::Rights;
@@ -174,10 +174,11 @@ fn driver_devices(init_args: &str) -> alloc::vec::Vec<crate::process::table::Gra
         .filter_map(|w| w.strip_prefix("driver="))
     {
         let Some(bdf) = spec
-            .rsplit_once('@')
-            .and_then(|(_, b)| drivers::pci::config::Bdf::parse(b))
+            .split_once('@')
+            .and_then(|(_, rest)| rest.split(',').next())
+            .and_then(drivers::pci::config::Bdf::parse)
         else {
-            log::warn!("driver={spec}: expected PROGRAM@BB:DD.F");
+            log::warn!("driver={spec}: expected PROGRAM@BB:DD.F[,ARG...]");
             continue;
         };
         match crate::pci::handoff::claim(bdf) {

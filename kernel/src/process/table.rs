@@ -72,7 +72,11 @@ struct Inner {
 }
 
 static TABLE: IrqLock<BTreeMap<u32, Arc<Process>>> = IrqLock::new(BTreeMap::new());
-static NEXT_PID: AtomicU32 = AtomicU32::new(1);
+/// Pid 1 is init's alone (`spawn_init`): every other process counts from 2, so a test
+/// that runs without init never has a process `kill` treats as init.
+static NEXT_PID: AtomicU32 = AtomicU32::new(2);
+/// Init's pid.
+pub const INIT_PID: u32 = 1;
 static INITRD: spin::Once<super::initrd::Initrd> = spin::Once::new();
 
 /// Counters for `/proc/stat`.
@@ -149,7 +153,7 @@ pub fn all() -> Vec<Arc<Process>> {
 fn alloc_pid() -> u32 {
     loop {
         let pid = NEXT_PID.fetch_add(1, Ordering::Relaxed);
-        if pid != 0 && !TABLE.lock().contains_key(&pid) {
+        if pid > INIT_PID && !TABLE.lock().contains_key(&pid) {
             return pid;
         }
     }
@@ -174,6 +178,25 @@ pub fn spawn(
     argc: usize,
     grants: Vec<Grant>,
 ) -> Result<u32, Error> {
+    spawn_as(alloc_pid, parent, path, args, argc, grants)
+}
+
+/// Starts init: `spawn` as pid 1, a child of the kernel (`EBUSY` if pid 1 exists).
+pub fn spawn_init(path: &str, args: &[u8], argc: usize, grants: Vec<Grant>) -> Result<u32, Error> {
+    if get(INIT_PID).is_some() {
+        return Err(Error::EBUSY);
+    }
+    spawn_as(|| INIT_PID, 0, path, args, argc, grants)
+}
+
+fn spawn_as(
+    pid: impl FnOnce() -> u32,
+    parent: u32,
+    path: &str,
+    args: &[u8],
+    argc: usize,
+    grants: Vec<Grant>,
+) -> Result<u32, Error> {
     let file = INITRD
         .get()
         .and_then(|rd| rd.find(path))
@@ -188,7 +211,7 @@ pub fn spawn(
     let mut memory = Memory::new()?;
     memory.load(file, &plan)?;
     memory.add_stack()?;
-    let pid = alloc_pid();
+    let pid = pid();
     let mut caps = Box::new(Caps::new());
     let mut console = |rights| {
         caps_insert(
@@ -237,7 +260,18 @@ pub fn spawn(
     TABLE.lock().insert(pid, process.clone());
     parent_proc.inner.lock().children.push(pid);
     match sched::spawn_user(pid, ttbr0, plan.entry, sp as u64, sp as u64) {
-        Ok(thread) => process.inner.lock().thread = Some(thread),
+        Ok(thread) => {
+            // A kill that came between the table insert and here found no thread to wake:
+            // it must still end the process before it runs (kill looks for the thread).
+            let killed = {
+                let mut inner = process.inner.lock();
+                inner.thread = Some(thread);
+                inner.killed.is_some()
+            };
+            if killed {
+                sched::kill_thread(thread);
+            }
+        }
         Err(_) => {
             parent_proc.inner.lock().children.retain(|&c| c != pid);
             TABLE.lock().remove(&pid);
@@ -357,8 +391,8 @@ fn teardown(p: &Arc<Process>, status: i32) {
     // Only now is it a zombie a `wait` can reap: whoever waits for it (init restarting a
     // driver, a test granting the device again) finds its devices stopped and returned.
     p.inner.lock().exit_status = Some(status);
-    let heir = if get(1).is_some_and(|init| init.pid != p.pid && !init.is_zombie()) {
-        1
+    let heir = if get(INIT_PID).is_some_and(|init| init.pid != p.pid && !init.is_zombie()) {
+        INIT_PID
     } else {
         0
     };
@@ -575,7 +609,7 @@ pub fn current_kill_status() -> i32 {
 }
 
 fn kill_with(pid: u32, status: i32) -> Result<(), Error> {
-    if pid == 0 || pid == 1 {
+    if pid == 0 || pid == INIT_PID {
         return Err(Error::EPERM);
     }
     let p = get(pid).ok_or(Error::ESRCH)?;

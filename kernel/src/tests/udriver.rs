@@ -224,7 +224,7 @@ kernel_test! {
             let pid = spawn_driver(bdf, &["--dma-bits", &bits, "--loop"])
                 .map_err(|e| alloc::format!("iteration {i}: {e}"))?;
             sched::sleep_ns(2_000_000 + rng.next() % 40_000_000);
-            let _ = table::kill(pid);
+            table::kill(pid).map_err(|e| alloc::format!("iteration {i}: kill {pid}: {e}"))?;
             match reap(pid)? {
                 abi::proc::STATUS_KILLED => exits[0] += 1,
                 0 => exits[1] += 1,
@@ -259,6 +259,48 @@ kernel_test! {
         // And once more, to show the device works after all that.
         let pid = spawn_driver(bdf, &["--dma-bits", &bits])?;
         ensure_eq!(reap(pid)?, 0);
+        Ok(())
+    }
+}
+
+kernel_test! {
+    fn init_restarts_a_killed_driver_with_the_device_it_gave_back() {
+        if !edu_msi() {
+            skip!("needs edu=msi");
+        }
+        if !has_driver() || table::initrd().is_none_or(|rd| rd.find("/bin/init").is_none()) {
+            skip!("no /bin/init or /bin/edu in the initrd");
+        }
+        let bdf = edu_bdf().ok_or("no edu")?;
+        // init as the kernel would start it, with a driver= option (and no Power
+        // capability: its run= program ends the run without powering off).
+        let options = alloc::format!(
+            "driver=/bin/edu@{bdf},--dma-bits,{EDU_DMA_BITS},--loop run=/bin/utest,drv"
+        );
+        let before = handoff::report(bdf);
+        let grants = boot::driver_devices(&options);
+        ensure_eq!(grants.len(), 1);
+        let mut bytes = Vec::new();
+        for w in core::iter::once("init").chain(options.split_whitespace()) {
+            bytes.extend_from_slice(w.as_bytes());
+            bytes.push(0);
+        }
+        let pid = table::spawn(0, "/bin/init", &bytes, 3, grants)
+            .map_err(|e| alloc::format!("spawn /bin/init: {e}"))?;
+        ensure_eq!(reap(pid)?, 0); // the drv suite's failures
+        let after = handoff::report(bdf);
+        // One grant at boot; each of the suite's three restarts is a new driver with the
+        // device returned to init, not claimed again. Stops: three kills, init stopping its
+        // driver when its run= program ended, and init's own end (it held the device then).
+        ensure_eq!(after.grants - before.grants, 1);
+        ensure_eq!(after.stops_confirmed - before.stops_confirmed, 5);
+        ensure_eq!(after.stops_unconfirmed, before.stops_unconfirmed);
+        ensure!(
+            table::all().iter().all(|p| p.name.as_str() != "/bin/edu" || p.is_zombie()),
+            "a driver outlived init"
+        );
+        // init stopped its driver before it ended and the device came back to the kernel.
+        drop(handoff::claim(bdf).map_err(|e| alloc::format!("reclaim {bdf}: {e}"))?);
         Ok(())
     }
 }

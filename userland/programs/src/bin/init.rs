@@ -137,6 +137,7 @@ fn run_once(
         "init: {} exited with status {status}; powering off",
         argv[0]
     );
+    stop_drivers(drivers);
     if let Some(h) = power {
         let e = system::power_off(h);
         println!("init: power off refused: {e}");
@@ -205,6 +206,14 @@ fn start_drivers(startup: &Startup, opts: &Options) -> Vec<Driver> {
     running
 }
 
+/// Ends every driver and reaps it (their devices come back, stopped), before power off.
+fn stop_drivers(drivers: &mut Vec<Driver>) {
+    for d in drivers.drain(..) {
+        let _ = process::kill(d.pid);
+        let _ = process::wait(d.pid);
+    }
+}
+
 /// A child ended: if it was a driver, start it again with the device it gave back.
 /// Returns whether it was one.
 fn driver_ended(opts: &Options, drivers: &mut Vec<Driver>, e: &process::Exited) -> bool {
@@ -220,7 +229,10 @@ fn driver_ended(opts: &Options, drivers: &mut Vec<Driver>, e: &process::Exited) 
         );
         return true;
     };
-    let quick = time::now().saturating_sub(old.started) < QUICK_FAILURE_NS && e.status != 0;
+    // A driver someone killed did not fail; one that exits or faults at once did.
+    let quick = time::now().saturating_sub(old.started) < QUICK_FAILURE_NS
+        && e.status != 0
+        && e.status != abi::proc::STATUS_KILLED;
     let quick_failures = if quick { old.quick_failures + 1 } else { 0 };
     println!(
         "init: driver {path} (pid {}) ended with status {}; restarting it",

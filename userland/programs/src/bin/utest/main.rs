@@ -12,6 +12,7 @@
 extern crate alloc;
 
 mod dev;
+mod drv;
 mod net;
 mod proc;
 
@@ -35,8 +36,9 @@ fn main(s: &Startup) -> i32 {
             "proc" => run_counted("proc", filter, proc::TESTS),
             "net" => run_counted("net", filter, net::TESTS),
             "dev" => run_counted("dev", filter, dev::TESTS),
+            "drv" => run_counted("drv", filter, drv::TESTS),
             other => {
-                println!("utest: no suite '{other}' (proc, net, dev)");
+                println!("utest: no suite '{other}' (proc, net, dev, drv)");
                 return 2;
             }
         };
