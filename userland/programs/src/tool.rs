@@ -70,6 +70,32 @@ pub fn read_text(path: &str) -> capstan_rt::Result<String> {
     String::from_utf8(bytes).map_err(|_| abi::Error::EINVAL)
 }
 
+/// Live processes running `program` (from `/proc`; a process may end meanwhile).
+pub fn pids_running(program: &str) -> alloc::vec::Vec<u32> {
+    let Ok(listing) = read_text("/proc") else {
+        return alloc::vec::Vec::new();
+    };
+    let name = alloc::format!("name {program}");
+    listing
+        .lines()
+        .filter_map(|l| l.strip_suffix("/status")?.parse::<u32>().ok())
+        .filter(|pid| {
+            read_text(&alloc::format!("/proc/{pid}/status")).is_ok_and(|st| {
+                st.lines().any(|l| l == name) && st.lines().any(|l| l == "state running")
+            })
+        })
+        .collect()
+}
+
+/// Whether process `pid` holds an interrupt line that is armed (`/proc/PID/caps`): a user
+/// driver ready for its device's interrupts.
+pub fn has_armed_line(pid: u32) -> bool {
+    read_text(&alloc::format!("/proc/{pid}/caps")).is_ok_and(|c| {
+        c.lines()
+            .any(|l| l.contains(" IrqLine ") && (l.ends_with(" armed") || l.ends_with(" fired")))
+    })
+}
+
 /// `ns` as `1h02m03s`, `2m03.4s` or `3.456s`.
 pub fn duration(ns: u64) -> String {
     let ms = ns / 1_000_000;

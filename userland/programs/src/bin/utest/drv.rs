@@ -4,7 +4,6 @@
 //! init so, with this suite as its `run=` program.
 
 use alloc::string::String;
-use alloc::vec::Vec;
 
 use capstan_programs::{Failure, Outcome, Test, check, tool};
 use capstan_rt::{process, time};
@@ -15,23 +14,6 @@ const EDU_BDF: &str = "00:02.0";
 
 /// The suite.
 pub const TESTS: &[Test] = &[("a_killed_driver_is_restarted_with_its_device", restart)];
-
-/// Live processes running `program`.
-fn running(program: &str) -> Vec<u32> {
-    let Ok(listing) = tool::read_text("/proc") else {
-        return Vec::new();
-    };
-    listing
-        .lines()
-        .filter_map(|l| l.strip_suffix("/status")?.parse::<u32>().ok())
-        .filter(|pid| {
-            tool::read_text(&alloc::format!("/proc/{pid}/status")).is_ok_and(|st| {
-                st.lines().any(|l| l == alloc::format!("name {program}"))
-                    && st.lines().any(|l| l == "state running")
-            })
-        })
-        .collect()
-}
 
 /// How many times the kernel read the device at `bdf` stopped after a driver ended
 /// (`/proc/devices`).
@@ -47,7 +29,7 @@ fn stops(bdf: &str) -> Option<u64> {
 fn successor(program: &str, old: u32) -> Result<u32, Failure> {
     let deadline = time::now() + 3_000_000_000;
     while time::now() < deadline {
-        if let Some(&pid) = running(program).iter().find(|&&p| p != old) {
+        if let Some(&pid) = tool::pids_running(program).iter().find(|&&p| p != old) {
             return Ok(pid);
         }
         time::sleep_ns(10_000_000);
@@ -56,9 +38,11 @@ fn successor(program: &str, old: u32) -> Result<u32, Failure> {
 }
 
 fn restart() -> Outcome {
-    let first = *running("/bin/edu").first().ok_or(Failure::Skipped(
-        "no /bin/edu driver running (init driver= option)",
-    ))?;
+    let first = *tool::pids_running("/bin/edu")
+        .first()
+        .ok_or(Failure::Skipped(
+            "no /bin/edu driver running (init driver= option)",
+        ))?;
     let bdf = EDU_BDF;
     let before = stops(bdf).ok_or_else(|| String::from("00:02.0 not in /proc/devices"))?;
     let mut pid = first;
