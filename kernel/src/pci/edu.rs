@@ -45,6 +45,21 @@ impl From<TimedOut> for OpError {
     }
 }
 
+/// The machine's RAM as edu sees it (bus address = CPU physical on `virt`).
+pub fn ram() -> Vec<RamRange> {
+    crate::machine::platform()
+        .map(|p| {
+            p.ram
+                .iter()
+                .map(|r| RamRange {
+                    start: r.start as u64,
+                    len: r.len() as u64,
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// A claimed edu with its interrupt and DMA pool.
 pub struct EduDevice {
     edu: Arc<Edu<EduMmio>>,
@@ -61,18 +76,7 @@ impl EduDevice {
         let dev = claim(VENDOR_ID, DEVICE_ID).map_err(OpError::Pci)?;
         let bar0 = dev.bar(0).map_err(OpError::Pci)?;
         let regs = devices::edu(bar0).map_err(|_| OpError::Pci(PciError::Map))?;
-        let ram: Vec<RamRange> = crate::machine::platform()
-            .map(|p| {
-                p.ram
-                    .iter()
-                    .map(|r| RamRange {
-                        start: r.start as u64,
-                        len: r.len() as u64,
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        let edu = Arc::new(Edu::new(regs, dma_mask, &ram).map_err(OpError::Edu)?);
+        let edu = Arc::new(Edu::new(regs, dma_mask, &ram()).map_err(OpError::Edu)?);
         let irq = setup(&dev, "edu").map_err(OpError::Pci)?;
         Ok(EduDevice {
             edu,

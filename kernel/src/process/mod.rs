@@ -11,6 +11,8 @@ pub mod user;
 #[cfg(target_os = "none")]
 pub mod counters;
 #[cfg(target_os = "none")]
+pub mod devcalls;
+#[cfg(target_os = "none")]
 pub mod device;
 #[cfg(target_os = "none")]
 pub mod file;

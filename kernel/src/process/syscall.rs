@@ -18,7 +18,7 @@ use abi::{CapType, Error, Handle, Rights};
 
 use super::counters;
 use super::decode::{Call, GrantMode, MemAccess, PowerAction, decode};
-use super::device;
+use super::devcalls as device;
 use super::file::{File, Object};
 use super::table::{self, Grant, Process};
 use super::user::{UserPtr, UserRange, UserSlice};
@@ -97,7 +97,7 @@ fn dispatch(p: &Arc<Process>, call: Call) -> Result<[u64; 3], Stop> {
         }
         Call::MemMap { len, access } => mem_map(p, len, access),
         Call::MemUnmap { addr, len } => mem_unmap(p, addr, len),
-        Call::CapDrop { handle } => super::device::drop_cap(p, handle),
+        Call::CapDrop { handle } => device::drop_cap(p, handle),
         Call::CapGrant {
             pid,
             handle,
@@ -109,7 +109,7 @@ fn dispatch(p: &Arc<Process>, call: Call) -> Result<[u64; 3], Stop> {
         }
         Call::CapInfo { handle } => table::with_caps(p, |caps| {
             let (ty, rights) = caps.info(handle)?;
-            let state = super::device::state_of(caps.get(handle, ty, Rights::empty())?);
+            let state = device::state_of(caps.get(handle, ty, Rights::empty())?);
             Ok([ty as u64, u64::from(rights.bits()), state])
         }),
         Call::ClockNow => Ok([time::now_ns(), 0, 0]),

@@ -382,11 +382,27 @@ fn teardown(p: &Arc<Process>, status: i32) {
     // Capabilities and memory go together, in the device teardown order (lines masked,
     // devices stopped, then the address space, then DMA memory, vectors and devices).
     // Devices go back to the parent, which granted them (init restarts a driver so).
-    let (objects, device_rights) = caps.map_or_else(Default::default, |mut caps| {
-        let rights = super::device::device_rights(&caps);
-        (caps.revoke_all().collect(), rights)
-    });
-    let returned = super::device::teardown(objects, memory, &device_rights);
+    let (mut lines, mut regions, mut devices, mut rest) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    if let Some(mut caps) = caps {
+        let rights = device_rights(&caps);
+        for o in caps.revoke_all() {
+            match o {
+                Object::IrqLine(l) => lines.push(l),
+                Object::DmaRegion(r) => regions.push(r),
+                Object::Device(d) => {
+                    let held = rights
+                        .iter()
+                        .find(|(ptr, _)| *ptr == Arc::as_ptr(&d) as usize)
+                        .map_or(Rights::empty(), |&(_, r)| r);
+                    devices.push((d, held));
+                }
+                other => rest.push(other),
+            }
+        }
+    }
+    let returned = super::device::teardown(lines, regions, devices, memory);
+    drop(rest);
     return_devices(p, parent, returned);
     // Only now is it a zombie a `wait` can reap: whoever waits for it (init restarting a
     // driver, a test granting the device again) finds its devices stopped and returned.
@@ -435,12 +451,32 @@ fn teardown(p: &Arc<Process>, status: i32) {
     log::debug!("pid {} ({}) exited with {status}", p.pid, p.name);
 }
 
+/// The rights each device object in `caps` is held with (so a returned device keeps them),
+/// by the object's address.
+fn device_rights(caps: &Caps) -> Vec<(usize, Rights)> {
+    caps.iter()
+        .filter(|&(_, ty, _)| ty == abi::CapType::Device)
+        .filter_map(|(h, ty, rights)| match caps.get(h, ty, Rights::empty()) {
+            Ok(Object::Device(d)) => Some((Arc::as_ptr(d) as usize, rights)),
+            _ => None,
+        })
+        .collect()
+}
+
 /// Puts the devices a dying process held back into its parent's table (not the kernel's:
 /// with no parent to take them they are released); the first one's handle is what the
-/// parent's `wait` reports for this child.
-fn return_devices(p: &Process, parent: u32, devices: Vec<(Object, Rights)>) {
+/// parent's `wait` reports for this child. A device something still hangs off is released.
+fn return_devices(
+    p: &Process,
+    parent: u32,
+    devices: Vec<(Arc<super::device::UserDevice>, Rights)>,
+) {
     let parent = get(parent).filter(|pp| pp.pid != 0 && !pp.is_zombie());
-    for (obj, rights) in devices {
+    for (dev, rights) in devices {
+        if !dev.is_bare() {
+            continue;
+        }
+        let obj = Object::Device(dev);
         let Some(pp) = parent.as_ref() else {
             drop(obj);
             continue;

@@ -6,7 +6,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use abi::Rights;
-use drivers::edu::{DEVICE_ID, DmaDirection, DmaRequest, Edu, RamRange, VENDOR_ID};
+use drivers::edu::{DEVICE_ID, DmaDirection, DmaRequest, Edu, VENDOR_ID};
 use drivers::pci::config::Bdf;
 
 use crate::arch::dma::HAL;
@@ -15,7 +15,7 @@ use crate::pci::handoff::{self, Handoff};
 use crate::process::device::UserDevice;
 use crate::process::file::Object;
 use crate::process::table::{self, Grant};
-use crate::{boot, ensure, ensure_eq, kernel_test, machine, sched, skip, time};
+use crate::{boot, ensure, ensure_eq, kernel_test, sched, skip, time};
 
 /// The edu devices of `edu=msi` have a 40-bit DMA mask (scripts/lib.sh `pci_devices`).
 const EDU_DMA_BITS: u32 = 40;
@@ -137,21 +137,6 @@ kernel_test! {
     }
 }
 
-/// RAM as edu sees it (bus address = CPU physical on `virt`).
-fn ram() -> Vec<RamRange> {
-    machine::platform()
-        .map(|p| {
-            p.ram
-                .iter()
-                .map(|r| RamRange {
-                    start: r.start as u64,
-                    len: r.len() as u64,
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 kernel_test! {
     fn poison_check_catches_a_device_writing_freed_memory() {
         // The must-fail twin of the teardown test: free a buffer while edu still writes it
@@ -163,7 +148,7 @@ kernel_test! {
         let h = Handoff::claim(bdf).map_err(|e| alloc::format!("{e}"))?;
         let regs = crate::arch::devices::edu(h.bar(0).map_err(|e| alloc::format!("{e}"))?)
             .map_err(|_| "map BAR0")?;
-        let edu = Edu::new(regs, (1 << EDU_DMA_BITS) - 1, &ram()).map_err(|e| alloc::format!("{e:?}"))?;
+        let edu = Edu::new(regs, (1 << EDU_DMA_BITS) - 1, &crate::pci::edu::ram()).map_err(|e| alloc::format!("{e:?}"))?;
         let buf = caps::dma::DmaHal::allocate(&HAL, 4096, 4096, (1 << EDU_DMA_BITS) - 1)
             .map_err(|e| alloc::format!("{e}"))?;
         let req = DmaRequest {
