@@ -43,6 +43,10 @@ enum Engine {
     /// 1.2 §5.4.2); the stop clears USBCMD.R/S. The value is the operational registers'
     /// virtual address.
     Xhci(usize),
+    /// A modern virtio device: after `device_status` is written 0 and reads back 0 the
+    /// device has reset and does no DMA (virtio 1.2 §2.4, §4.1.4.3.1). The value is the
+    /// `device_status` byte's virtual address in the common configuration.
+    Virtio(usize),
     /// Nothing known: only bus mastering off is confirmed, which a later owner can undo.
     Unknown,
 }
@@ -165,6 +169,8 @@ impl Handoff {
                 return Err(PciError::NoBar);
             }
             Engine::Xhci(va + usize::from(caplength))
+        } else if let Some(status) = virtio_status(&pci.ecam, dev.func) {
+            Engine::Virtio(status)
         } else {
             Engine::Unknown
         };
@@ -466,6 +472,10 @@ impl Handoff {
         match &self.engine {
             Engine::Edu(edu) => !edu.dma_busy(),
             Engine::Xhci(op) => xhci_status(*op) & (1 | 1 << 31) == 1,
+            // SAFETY: `status` is `device_status` inside the mapped common configuration.
+            Engine::Virtio(status) => unsafe {
+                core::ptr::with_exposed_provenance::<u8>(*status).read_volatile() == 0
+            },
             Engine::Unknown => false,
         }
     }
@@ -475,13 +485,19 @@ impl Handoff {
     /// the DMA memory held for this function is freed. Returns whether it was.
     pub fn stop(&self) -> bool {
         let _ = self.set_bus_master(false);
-        if let Engine::Xhci(op) = self.engine {
+        match self.engine {
             // USBCMD.R/S = 0: the controller halts once its current work is done.
             // SAFETY: `op` is the operational register block inside the mapped BAR0.
-            unsafe {
+            Engine::Xhci(op) => unsafe {
                 let cmd = core::ptr::with_exposed_provenance_mut::<u32>(op);
                 cmd.write_volatile(cmd.read_volatile() & !1);
-            }
+            },
+            // A virtio reset: `device_status` = 0; the stop waits for it to read back 0.
+            // SAFETY: `status` is `device_status` inside the mapped common configuration.
+            Engine::Virtio(status) => unsafe {
+                core::ptr::with_exposed_provenance_mut::<u8>(status).write_volatile(0);
+            },
+            Engine::Edu(_) | Engine::Unknown => {}
         }
         let deadline = crate::time::now_ns() + STOP_WAIT_NS;
         let mut stopped = self.reads_stopped();
@@ -526,6 +542,29 @@ impl Handoff {
         }
     }
 }
+
+/// The virtual address of a modern virtio function's `device_status` (its common
+/// configuration mapped), or `None` for anything else.
+fn virtio_status(
+    ecam: &drivers::pci::config::Ecam,
+    f: &drivers::pci::scan::PciFunction,
+) -> Option<usize> {
+    use drivers::virtio::pci::{VirtioPciCaps, find_caps};
+    if f.vendor != 0x1af4 {
+        return None;
+    }
+    let caps: VirtioPciCaps = find_caps(ecam, f.bdf).ok()?;
+    let common = caps.locate(&f.bars).ok()?.common;
+    let window = crate::platform::Mmio {
+        base: usize::try_from(common.cpu_addr).ok()?,
+        len: common.len,
+    };
+    let va = devices::map_mmio(window).ok()?;
+    Some(va + DEVICE_STATUS)
+}
+
+/// `device_status` in virtio's common configuration (virtio 1.2 §4.1.4.3).
+const DEVICE_STATUS: usize = 0x14;
 
 /// USBSTS of the xHCI whose operational registers are at `op` (bit 0: HCHalted; all-ones
 /// from a device that does not answer, which never counts as halted).

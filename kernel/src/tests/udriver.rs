@@ -289,3 +289,32 @@ kernel_test! {
         Ok(())
     }
 }
+
+kernel_test! {
+    fn a_virtio_device_is_read_stopped_by_its_reset() {
+        // virtio-gpu-pci (00:07.0 on every test machine) has no kernel driver. DMA memory
+        // let go while its bus mastering is on stays held; a stop resets it (device_status
+        // written 0, read back 0) and only then frees that memory.
+        let Some(bdf) = crate::pci::bus().and_then(|b| {
+            b.functions
+                .iter()
+                .find(|f| (f.vendor, f.device) == (0x1af4, 0x1050))
+                .map(|f| f.bdf)
+        }) else {
+            skip!("no virtio-gpu-pci on this machine");
+        };
+        let held = |bdf| handoff::held_report().iter().any(|&(b, _, _)| b == bdf);
+        let h = Handoff::claim(bdf).map_err(|e| alloc::format!("{e}"))?;
+        let before = handoff::report(bdf);
+        h.set_bus_master(true).map_err(|e| alloc::format!("{e}"))?;
+        let buf = caps::dma::DmaHal::allocate(&HAL, 4096, 4096, u64::MAX)
+            .map_err(|e| alloc::format!("{e}"))?;
+        h.retire_dma(buf);
+        ensure!(held(bdf), "freed while the device could still write it");
+        ensure!(h.stop(), "the reset did not read back 0");
+        ensure!(!held(bdf), "still held after a confirmed stop");
+        let after = handoff::report(bdf);
+        ensure_eq!(after.stops_confirmed - before.stops_confirmed, 1);
+        Ok(())
+    }
+}
