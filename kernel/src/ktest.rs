@@ -161,6 +161,10 @@ pub fn run(filter: &str, crash: Option<Crash>) -> ! {
     for (intid, count) in crate::irq::edge_spi_totals() {
         crate::println!("report: irq-total intid={intid} count={count}");
     }
+    // What user-mode drivers' lines delivered, per device and INTID (the ITS cross-check).
+    for (bdf, intid, count) in crate::pci::handoff::line_counts() {
+        crate::println!("report: irq-user {bdf} intid={intid} count={count}");
+    }
     let skipped = SKIPPED.load(Ordering::SeqCst);
     crate::println!("{passed} passed, {failed} failed, {skipped} skipped");
     exit(if failed == 0 && passed > 0 { 0 } else { 1 })

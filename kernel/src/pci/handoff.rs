@@ -97,6 +97,15 @@ pub struct DeviceReport {
     pub stops_unconfirmed: u64,
 }
 
+/// Interrupts user lines of one function delivered, per INTID (scripts/test holds them
+/// against QEMU's ITS trace).
+static LINE_COUNTS: IrqLock<Vec<(Bdf, u32, u64)>> = IrqLock::new(Vec::new());
+
+/// Every (function, INTID, interrupts) a user line delivered, since boot.
+pub fn line_counts() -> Vec<(Bdf, u32, u64)> {
+    LINE_COUNTS.lock().clone()
+}
+
 static RECORDS: IrqLock<Vec<Record>> = IrqLock::new(Vec::new());
 /// DMA buffers freed after a confirmed stop, since boot.
 static FREED: AtomicU64 = AtomicU64::new(0);
@@ -200,9 +209,15 @@ impl Handoff {
         self.dev.bar(i)
     }
 
-    /// A user line's interrupts, counted when the line goes.
-    pub fn note_interrupts(&self, n: u64) {
+    /// A user line's interrupts on `intid`, counted when the line goes.
+    pub fn note_interrupts(&self, intid: u32, n: u64) {
         with_record(self.bdf(), |r| r.report.interrupts += n);
+        let bdf = self.bdf();
+        let mut counts = LINE_COUNTS.lock();
+        match counts.iter_mut().find(|(b, i, _)| *b == bdf && *i == intid) {
+            Some((_, _, c)) => *c += n,
+            None => counts.push((bdf, intid, n)),
+        }
     }
 
     /// `dev_info`'s record.

@@ -172,7 +172,7 @@ impl UserLine {
 impl Drop for UserLine {
     fn drop(&mut self) {
         let line = self.line.get_mut().take().map(AnyIrqLine::mask);
-        self.dev.handoff.note_interrupts(self.fires());
+        self.dev.handoff.note_interrupts(self.intid, self.fires());
         self.dev.handoff.release_source(self.source);
         drop(line); // the vector returns after the device can no longer signal it
     }
