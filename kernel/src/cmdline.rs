@@ -159,9 +159,16 @@ pub struct ParsedArgs<'a> {
 const HZ_RANGE: &str = "0 (tickless) or 1..=10000 ticks per second";
 const POLL_RANGE: &str = "dhcp, off, poll or poll:<1..=10000 polls per second>";
 
-/// Keys tests read themselves from the raw command line (`tests::bridges`, `tests::process`;
-/// the user suite reads the lab's file digests from `/proc/cmdline`).
-const TEST_KEYS: [&str; 5] = ["sha1m", "sha16m", "bridges", "stress_ms", "fuzz_calls"];
+/// Keys tests read themselves from the raw command line (`tests::bridges`, `tests::process`,
+/// `tests::udriver`; the user suite reads the lab's file digests from `/proc/cmdline`).
+const TEST_KEYS: [&str; 6] = [
+    "sha1m",
+    "sha16m",
+    "bridges",
+    "stress_ms",
+    "fuzz_calls",
+    "kills",
+];
 
 impl<'a> BootArgs<'a> {
     /// Parses space-separated options. Never fails: see the module note.

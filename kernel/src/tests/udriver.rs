@@ -19,8 +19,16 @@ use crate::{boot, ensure, ensure_eq, kernel_test, sched, skip, time};
 
 /// The edu devices of `edu=msi` have a 40-bit DMA mask (scripts/lib.sh `pci_devices`).
 const EDU_DMA_BITS: u32 = 40;
-/// Kills in the teardown test (issue 17 asks for 1 000).
-const KILLS: u32 = 1000;
+/// Kills in the teardown test: the boot option `kills=N` (scripts/test gives 1 000 to one
+/// boot per GIC version; the loop takes about 105 s, so the other boots skip it).
+fn kills() -> Option<u32> {
+    crate::machine::platform().and_then(|p| {
+        p.bootargs
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("kills="))
+            .and_then(|v| v.parse().ok())
+    })
+}
 
 fn edu_msi() -> bool {
     boot::args().and_then(|a| a.edu) == Some("msi")
@@ -198,6 +206,9 @@ kernel_test! {
         if !has_driver() {
             skip!("no /bin/edu in the initrd");
         }
+        let Some(kills) = kills() else {
+            skip!("no kills=N option (scripts/test runs it in one boot per GIC version)");
+        };
         let bdf = edu_bdf().ok_or("no edu")?;
         let before = handoff::report(bdf);
         let (_, violations0) = retired::flush();
@@ -206,7 +217,7 @@ kernel_test! {
         let bits = alloc::format!("{EDU_DMA_BITS}");
         let started = time::now_ns();
         let mut exits = [0u32; 3]; // killed, exited 0, other
-        for i in 0..KILLS {
+        for i in 0..kills {
             // The driver is granted the device afresh every time (the last one returned it).
             let pid = spawn_driver(bdf, &["--dma-bits", &bits, "--loop"])
                 .map_err(|e| alloc::format!("iteration {i}: {e}"))?;
@@ -223,7 +234,7 @@ kernel_test! {
         let (checked, violations) = retired::flush();
         let (live, _) = crate::arch::dma::live();
         crate::ktest::report(alloc::format!(
-            "{KILLS} kills in {elapsed_ms} ms: {} mid-DMA (teardown waited for the engine), \
+            "{kills} kills in {elapsed_ms} ms: {} mid-DMA (teardown waited for the engine), \
              {} confirmed stops, {} poisoned buffers checked, {} violations; exits {exits:?}",
             after.stops_waited - before.stops_waited,
             after.stops_confirmed - before.stops_confirmed,
@@ -232,10 +243,10 @@ kernel_test! {
         ));
         ensure_eq!(violations, violations0);
         ensure_eq!(exits[2], 0);
-        ensure_eq!(after.grants - before.grants, u64::from(KILLS));
-        ensure_eq!(after.stops_confirmed - before.stops_confirmed, u64::from(KILLS));
+        ensure_eq!(after.grants - before.grants, u64::from(kills));
+        ensure_eq!(after.stops_confirmed - before.stops_confirmed, u64::from(kills));
         ensure!(
-            after.stops_waited - before.stops_waited >= u64::from(KILLS / 4),
+            after.stops_waited - before.stops_waited >= u64::from(kills / 4),
             "too few kills landed mid-DMA to mean anything"
         );
         ensure!(
