@@ -594,29 +594,37 @@ pub fn prop_irqsafe_masks_while_held(ops: &[LockOp]) {
     assert!(ops.len() <= MAX_OPS);
     ModelCpu::set_irqs_on(true);
     let (a, b): (IrqSafe<u8, ModelCpu>, IrqSafe<u8, ModelCpu>) = (IrqSafe::new(0), IrqSafe::new(0));
-    // Held guards, innermost last: (which lock, guard).
-    let mut held: [Option<(bool, caps::lock::IrqSafeGuard<'_, u8, ModelCpu>)>; 2] = [None, None];
+    // Held guards, one slot per lock (so each slot's guard always points at the same lock,
+    // which keeps a model checker's pointer analysis exact), and the nesting order: `a_first`
+    // is whether A is the outer one, `depth` how many are held.
+    let (mut held_a, mut held_b) = (None, None);
+    let mut a_first = false;
     let mut depth = 0;
     for &op in ops {
-        let holds = |held: &[Option<(bool, _)>; 2], which: bool| {
-            held.iter().flatten().any(|(w, _)| *w == which)
-        };
         match op {
             LockOp::LockA | LockOp::LockB => {
                 let which = matches!(op, LockOp::LockA);
-                if depth < 2 && !holds(&held, which) {
+                let slot = if which { &mut held_a } else { &mut held_b };
+                if slot.is_none() {
                     let mut g = if which { a.lock() } else { b.lock() };
                     assert!(!ModelCpu::irqs_on(), "a guard with IRQs unmasked");
                     *g.parts().0 += 1;
-                    held[depth] = Some((which, g));
+                    *slot = Some(g);
+                    if depth == 0 {
+                        a_first = which;
+                    }
                     depth += 1;
                     reach!(depth == 2, "two locks nested");
                 }
             }
             LockOp::Release => {
                 if depth > 0 {
+                    // The innermost guard: the one taken second, or the only one.
+                    let a_inner = if depth == 2 { !a_first } else { a_first };
+                    let slot = if a_inner { &mut held_a } else { &mut held_b };
+                    assert!(slot.is_some(), "the innermost guard is held");
+                    *slot = None;
                     depth -= 1;
-                    held[depth] = None;
                     reach!(depth == 0, "the last guard released");
                 }
             }
@@ -629,6 +637,11 @@ pub fn prop_irqsafe_masks_while_held(ops: &[LockOp]) {
                 }
             }
         }
+        assert_eq!(
+            usize::from(held_a.is_some()) + usize::from(held_b.is_some()),
+            depth,
+            "a guard per nesting level"
+        );
         assert_eq!(
             ModelCpu::irqs_on(),
             depth == 0,
