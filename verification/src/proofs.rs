@@ -89,8 +89,10 @@ fn in_flight_never_exceeds_queue() {
     prop_in_flight_never_exceeds_queue(&ops);
 }
 
-/// Insert, drop, insert again (slot reuse, from arbitrary starting generations, so
-/// retirement at `GENERATION_MAX` is included), grant either handle, probe a forged one.
+/// Insert, drop, insert again (the slot reused one generation on, or, if the drop retired
+/// it at `GENERATION_MAX`, the other slot), insert once more (the table then full or its
+/// other slot retired: refused), probe a forged handle. Both tables' slots start at
+/// arbitrary generations.
 #[kani::proof]
 #[kani::unwind(6)]
 fn cspace_stale_handle_never_resolves() {
@@ -99,32 +101,55 @@ fn cspace_stale_handle_never_resolves() {
         Insert(kani::any()),
         Remove(kani::any()),
         Insert(kani::any()),
-        Grant(kani::any()),
+        Insert(kani::any()),
         Probe(kani::any(), kani::any()),
     ];
-    prop_cspace_stale_handle_never_resolves(kani::any(), &ops);
+    let seen = prop_cspace_stale_handle_never_resolves(kani::any(), &ops);
+    kani::cover!(seen.retired, "a slot at the last generation is retired");
+    kani::cover!(seen.insert_refused, "a full (or retired) table refuses an insert");
 }
 
-/// Allocate, allocate, drop any, allocate, on a range of 0..=4 vectors.
+/// Insert, grant to the other table, drop either handle (the granted-away one is stale),
+/// insert again (reusing the slot the grant emptied, or the other one if it retired), probe
+/// a forged handle in either table; arbitrary starting generations.
+#[kani::proof]
+#[kani::unwind(6)]
+fn cspace_granted_handle_goes_stale() {
+    use CsOp::*;
+    let ops = [
+        Insert(kani::any()),
+        Grant(kani::any()),
+        Remove(kani::any()),
+        Insert(kani::any()),
+        Probe(kani::any(), kani::any()),
+    ];
+    let seen = prop_cspace_stale_handle_never_resolves(kani::any(), &ops);
+    kani::cover!(seen.granted, "a capability is granted to the other table");
+    kani::cover!(seen.stale_refused, "a stale handle is refused");
+}
+
+/// Allocate, allocate, drop any, allocate, on a range of 0..=4 vectors carved from a
+/// 4-INTID control.
 #[kani::proof]
 #[kani::unwind(6)]
 fn vector_allocator_no_double_alloc() {
     use VecOp::*;
     let ops = [Alloc, Alloc, Free(kani::any()), Alloc];
-    let count: u32 = kani::any();
-    let highest = prop_vector_allocator_no_double_alloc(count % 5, 0, &ops);
+    let count: u32 = kani::any_where(|&c| c <= 4);
+    let highest = prop_vector_allocator_no_double_alloc::<4>(count, 0, &ops);
     kani::cover!(highest == 3, "three vectors handed out");
 }
 
-/// The same across a bitmap word: 66 vectors, the first 62 held elsewhere, so two
-/// allocations empty the first 64-bit word and the next ones come from the second; a free
-/// of any held vector in between.
+/// The same across a bitmap word: 66 vectors, the first 63 held elsewhere, so the first
+/// allocation takes the last vector of the first 64-bit word and the second one the first
+/// of the second word; then a free of any held vector (or none), and two more allocations:
+/// back into the first word, on into the second, or `ENOSPC` once all three are held.
 #[kani::proof]
 #[kani::unwind(68)]
 fn vector_allocator_crosses_a_word() {
     use VecOp::*;
     let ops = [Alloc, Alloc, Free(kani::any()), Alloc, Alloc];
-    let highest = prop_vector_allocator_no_double_alloc(66, u64::MAX >> 2, &ops);
+    let highest = prop_vector_allocator_no_double_alloc::<66>(66, u64::MAX >> 1, &ops);
     kani::cover!(highest > 64, "a vector from the second bitmap word");
 }
 
