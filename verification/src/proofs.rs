@@ -106,7 +106,10 @@ fn cspace_stale_handle_never_resolves() {
     ];
     let seen = prop_cspace_stale_handle_never_resolves(kani::any(), &ops);
     kani::cover!(seen.retired, "a slot at the last generation is retired");
-    kani::cover!(seen.insert_refused, "a full (or retired) table refuses an insert");
+    kani::cover!(
+        seen.insert_refused,
+        "a full (or retired) table refuses an insert"
+    );
 }
 
 /// Insert, grant to the other table, drop either handle (the granted-away one is stale),
@@ -296,4 +299,3 @@ fn protocol_broken_no_recheck() {
         "the lost-notification check fails"
     );
 }
-
