@@ -7,13 +7,19 @@
 //! they are about and no other (`check::expect_failure`: they verify, and their cover of
 //! `check::intended_failed()` must be satisfied), which shows the properties are strong enough to
 //! catch the bugs they are about. Every harness has `kani::cover`s (`reach!`) for its
-//! interesting branches; `scripts/kani` fails if one is not satisfied. The operation-sequence properties are proved over fixed skeletons with
-//! symbolic payloads (or a few symbolic choices per step): fully symbolic sequences of
-//! several operations did not finish within minutes on a 2-core machine, and proptest covers
-//! longer arbitrary sequences. The protocol harnesses run the small model of `protocol.rs`
-//! (a 2-entry ring, one INTID) over six ops, four of them fully symbolic, and take about
-//! three to five minutes each. Run with `verification/run-kani` (or `scripts/kani`, which
-//! verifies harnesses in parallel).
+//! interesting branches; `scripts/kani` fails if one is not satisfied. A cover is compiled
+//! into every harness that calls the function holding it, reached or not, so a property
+//! whose harnesses reach different branches returns what it went through (`CsSeen`, `Seen`)
+//! and each harness covers the branches its bounds reach.
+//!
+//! Most operation-sequence properties are proved over fixed skeletons with symbolic payloads
+//! (or a few symbolic choices per step): fully symbolic sequences of several operations did
+//! not finish within minutes on a 2-core machine, and proptest covers longer arbitrary
+//! sequences. `IrqSafe` is proved over every sequence of 8 steps. The protocol harnesses run
+//! the small model of `protocol.rs` (a 2-entry ring, one INTID) over six ops, four of them
+//! fully symbolic, and take 7-8 CPU-minutes and about 5 GB each, so only a full
+//! `scripts/kani` runs them (docs/verification.md has every harness's cost). Run with
+//! `verification/run-kani` (or `scripts/kani`, which verifies harnesses in parallel).
 
 use crate::props::*;
 use crate::protocol::*;
