@@ -17,7 +17,8 @@
 //! not finish within minutes on a 2-core machine, and proptest covers longer arbitrary
 //! sequences. `IrqSafe` is proved over every sequence of 8 steps. The protocol harnesses run
 //! the small model of `protocol.rs` (a 2-entry ring, one INTID) over six ops, four of them
-//! fully symbolic, and take 7-8 CPU-minutes and about 5 GB each, so only a full
+//! fully symbolic (five and three after two completions with event index), and take 5-12
+//! minutes and about 5 GB each, so only a full
 //! `scripts/kani` runs them (docs/verification.md has every harness's cost). Run with
 //! `verification/run-kani` (or `scripts/kani`, which verifies harnesses in parallel).
 
