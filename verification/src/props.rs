@@ -372,18 +372,34 @@ pub enum CsOp {
 
 const TABLE: usize = 2;
 
+/// The branches a CSpace run took (covers live in the harnesses, each of which reaches the
+/// ones its skeleton allows).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CsSeen {
+    /// An insert was refused (table 0 full, or its free slots retired).
+    pub insert_refused: bool,
+    /// A slot at `GENERATION_MAX` was retired by a remove.
+    pub retired: bool,
+    /// A stale handle was refused by a remove.
+    pub stale_refused: bool,
+    /// A capability moved to the other table.
+    pub granted: bool,
+}
+
 /// Over any sequence of inserts, removes and grants between two tables whose slots start at
 /// arbitrary generations (so slot retirement at `GENERATION_MAX` is reached): a handle is
 /// never issued twice by a table; a live handle resolves to its own object and type; a
 /// removed or granted-away handle never resolves again (`EBADH`); a forged handle resolves
-/// only if it equals a live one.
-pub fn prop_cspace_stale_handle_never_resolves(gens: [u32; TABLE], ops: &[CsOp]) {
+/// only if it equals a live one. Returns which branches the run took, for a harness to
+/// cover.
+pub fn prop_cspace_stale_handle_never_resolves(gens: [u32; TABLE], ops: &[CsOp]) -> CsSeen {
     assert!(ops.len() <= MAX_OPS);
     let mut t: [CSpace<Obj, TABLE>; 2] = [CSpace::with_generations(gens), CSpace::new()];
     // Every handle ever issued: (handle, table, object serial, type, live).
     let mut issued: [(Handle, usize, u8, CapType, bool); MAX_OPS] =
         [(Handle(0), 0, 0, CapType::File, false); MAX_OPS];
     let mut n = 0;
+    let mut seen = CsSeen::default();
     let fresh = |issued: &[(Handle, usize, u8, CapType, bool)], h: Handle, tab: usize| {
         assert!(
             !issued.iter().any(|&(o, ot, ..)| o == h && ot == tab),
@@ -402,32 +418,29 @@ pub fn prop_cspace_stale_handle_never_resolves(gens: [u32; TABLE], ops: &[CsOp])
                         n += 1;
                     }
                     Err((obj, e)) => {
-                        reach!(true, "a full (or retired) table refuses an insert");
+                        seen.insert_refused = true;
                         assert!(e == Error::ENOSPC && obj.1 == serial, "object handed back");
                         assert!(t[0].len() < TABLE || t[0].len() == TABLE);
                     }
                 }
             }
             CsOp::Remove(w) if n > 0 => {
-                let i = usize::from(w) % n;
+                let i = usize::from(w % n as u8); // an 8-bit remainder: n <= MAX_OPS
                 let (h, tab, s, _, live) = issued[i];
                 match t[tab].remove(h) {
                     Ok(obj) => {
-                        reach!(
-                            h.generation() == abi::handle::GENERATION_MAX,
-                            "a slot at the last generation is retired"
-                        );
+                        seen.retired |= h.generation() == abi::handle::GENERATION_MAX;
                         assert!(live && obj.1 == s, "removed the wrong object");
                         issued[i].4 = false;
                     }
                     Err(e) => {
-                        reach!(true, "a stale handle is refused");
+                        seen.stale_refused = true;
                         assert!(!live && e == Error::EBADH, "live handle refused")
                     }
                 }
             }
             CsOp::Grant(w) if n > 0 && n < MAX_OPS => {
-                let i = usize::from(w) % n;
+                let i = usize::from(w % n as u8); // an 8-bit remainder: n <= MAX_OPS
                 let (h, tab, s, ty, live) = issued[i];
                 let (a, b) = t.split_at_mut(1);
                 let (from, to) = if tab == 0 {
@@ -437,7 +450,7 @@ pub fn prop_cspace_stale_handle_never_resolves(gens: [u32; TABLE], ops: &[CsOp])
                 };
                 match from.grant(h, to, Rights::all()) {
                     Ok(nh) => {
-                        reach!(true, "a capability is granted to the other table");
+                        seen.granted = true;
                         assert!(live, "a stale handle was granted");
                         fresh(&issued[..n], nh, 1 - tab);
                         issued[i].4 = false;
@@ -470,6 +483,7 @@ pub fn prop_cspace_stale_handle_never_resolves(gens: [u32; TABLE], ops: &[CsOp])
             }
         }
     }
+    seen
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -488,20 +502,26 @@ pub enum VecOp {
 /// Vectors the allocator property can hold at once.
 const HELD: usize = 4;
 
-/// INTIDs the allocator property's control covers (its range has at most this many).
+/// INTIDs the widest allocator property's control covers (its range has at most this many;
+/// the proptest twin's control).
 pub const VEC_SPAN: usize = 68;
 
-/// Over any sequence of allocations and drops on an allocator of `count` vectors
-/// (`count <= VEC_SPAN`) whose first bitmap word starts as `taken` (vectors held elsewhere,
+/// Over any sequence of allocations and drops on an allocator of `count` vectors, carved
+/// from a control of `N` INTIDs (`count <= N`; a harness keeps `N` as small as its ranges,
+/// since every line slot is state the model checker carries), whose first bitmap word starts as `taken` (vectors held elsewhere,
 /// never to be handed out): no vector is handed out while another holder has it; every
 /// vector is in range and marked allocated while held and unmarked once dropped; `alloc`
 /// fails (`ENOSPC`) exactly when every vector is held. With `taken` nearly full, the
 /// allocations cross from the first 64-bit word into the second. Returns the highest index
 /// handed out (plus one; 0 if none), for a harness to cover the word crossing.
-pub fn prop_vector_allocator_no_double_alloc(count: u32, taken: u64, ops: &[VecOp]) -> u32 {
-    assert!(ops.len() <= MAX_OPS && count as usize <= VEC_SPAN);
+pub fn prop_vector_allocator_no_double_alloc<const N: usize>(
+    count: u32,
+    taken: u64,
+    ops: &[VecOp],
+) -> u32 {
+    assert!(ops.len() <= MAX_OPS && count as usize <= N);
     const BASE: u32 = 64;
-    let ctl: &'static IrqControl<VEC_SPAN> = control(leak(ModelGic::new()), BASE);
+    let ctl: &'static IrqControl<N> = control(leak(ModelGic::new()), BASE);
     let range = MsiRange {
         base: BASE,
         count,
@@ -518,11 +538,17 @@ pub fn prop_vector_allocator_no_double_alloc(count: u32, taken: u64, ops: &[VecO
     a.preset_for_model(0, taken);
     let elsewhere = taken.count_ones();
     let mut highest = 0;
+    // Plain loops over `held` rather than iterator adapters (`flatten`, `find`): each adapter
+    // is a state machine Kani unrolls at every use. (The harnesses' measured times in
+    // docs/verification.md are with these loops.)
     let mut held: [Option<MsiVector>; HELD] = Default::default();
     for &op in ops {
         match op {
             VecOp::Alloc => {
-                let live = held.iter().flatten().count() as u32 + elsewhere;
+                let mut live = elsewhere;
+                for h in &held {
+                    live += u32::from(h.is_some());
+                }
                 match a.alloc() {
                     Ok(v) => {
                         let intid = v.intid();
@@ -534,12 +560,17 @@ pub fn prop_vector_allocator_no_double_alloc(count: u32, taken: u64, ops: &[VecO
                             index >= 64 || taken >> index & 1 == 0,
                             "handed out a vector held elsewhere"
                         );
-                        assert!(
-                            held.iter().flatten().all(|h| h.intid() != intid),
-                            "vector handed out twice"
-                        );
-                        match held.iter_mut().find(|s| s.is_none()) {
-                            Some(slot) => *slot = Some(v),
+                        let mut free_slot = None;
+                        for (i, h) in held.iter().enumerate() {
+                            match h {
+                                Some(h) => assert!(h.intid() != intid, "vector handed out twice"),
+                                None => {
+                                    free_slot.get_or_insert(i);
+                                }
+                            }
+                        }
+                        match free_slot {
+                            Some(i) => held[i] = Some(v),
                             // More than HELD at once: give it back (checked above already).
                             None => drop(v),
                         }
@@ -558,8 +589,14 @@ pub fn prop_vector_allocator_no_double_alloc(count: u32, taken: u64, ops: &[VecO
                 }
             }
         }
-        for v in held.iter().flatten() {
-            assert!(a.is_allocated(v.intid() - BASE), "held vector not marked");
+        #[allow(
+            clippy::manual_flatten,
+            reason = "a plain loop, like the others over `held` here (see above)"
+        )]
+        for v in &held {
+            if let Some(v) = v {
+                assert!(a.is_allocated(v.intid() - BASE), "held vector not marked");
+            }
         }
     }
     highest
@@ -594,29 +631,37 @@ pub fn prop_irqsafe_masks_while_held(ops: &[LockOp]) {
     assert!(ops.len() <= MAX_OPS);
     ModelCpu::set_irqs_on(true);
     let (a, b): (IrqSafe<u8, ModelCpu>, IrqSafe<u8, ModelCpu>) = (IrqSafe::new(0), IrqSafe::new(0));
-    // Held guards, innermost last: (which lock, guard).
-    let mut held: [Option<(bool, caps::lock::IrqSafeGuard<'_, u8, ModelCpu>)>; 2] = [None, None];
+    // Held guards, one slot per lock (so each slot's guard always points at the same lock,
+    // which keeps a model checker's pointer analysis exact), and the nesting order: `a_first`
+    // is whether A is the outer one, `depth` how many are held.
+    let (mut held_a, mut held_b) = (None, None);
+    let mut a_first = false;
     let mut depth = 0;
     for &op in ops {
-        let holds = |held: &[Option<(bool, _)>; 2], which: bool| {
-            held.iter().flatten().any(|(w, _)| *w == which)
-        };
         match op {
             LockOp::LockA | LockOp::LockB => {
                 let which = matches!(op, LockOp::LockA);
-                if depth < 2 && !holds(&held, which) {
+                let slot = if which { &mut held_a } else { &mut held_b };
+                if slot.is_none() {
                     let mut g = if which { a.lock() } else { b.lock() };
                     assert!(!ModelCpu::irqs_on(), "a guard with IRQs unmasked");
                     *g.parts().0 += 1;
-                    held[depth] = Some((which, g));
+                    *slot = Some(g);
+                    if depth == 0 {
+                        a_first = which;
+                    }
                     depth += 1;
                     reach!(depth == 2, "two locks nested");
                 }
             }
             LockOp::Release => {
                 if depth > 0 {
+                    // The innermost guard: the one taken second, or the only one.
+                    let a_inner = if depth == 2 { !a_first } else { a_first };
+                    let slot = if a_inner { &mut held_a } else { &mut held_b };
+                    assert!(slot.is_some(), "the innermost guard is held");
+                    *slot = None;
                     depth -= 1;
-                    held[depth] = None;
                     reach!(depth == 0, "the last guard released");
                 }
             }
@@ -629,6 +674,11 @@ pub fn prop_irqsafe_masks_while_held(ops: &[LockOp]) {
                 }
             }
         }
+        assert_eq!(
+            usize::from(held_a.is_some()) + usize::from(held_b.is_some()),
+            depth,
+            "a guard per nesting level"
+        );
         assert_eq!(
             ModelCpu::irqs_on(),
             depth == 0,

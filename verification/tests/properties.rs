@@ -131,7 +131,7 @@ proptest! {
         taken in prop_oneof![Just(0u64), (0u32..8).prop_map(|k| u64::MAX >> k), any::<u64>()],
         ops in proptest::collection::vec(vec_op(), 0..=MAX_OPS),
     ) {
-        let _ = prop_vector_allocator_no_double_alloc(count, taken, &ops);
+        let _ = prop_vector_allocator_no_double_alloc::<VEC_SPAN>(count, taken, &ops);
     }
 
     #[test]
