@@ -26,7 +26,7 @@ use drivers::pci::config::{Bdf, Command, ConfigAccess};
 use drivers::pci::msi::{MsiCap, MsixCap, MsixTable};
 
 use super::{Device, PciError, bus, claim_with, msi_vectors};
-use crate::arch::devices;
+use crate::arch::devices::{self, Register};
 use crate::arch::dma::FrameBuffer;
 use crate::irq as kirq;
 use crate::mem::frames::FRAME;
@@ -40,13 +40,17 @@ enum Engine {
     /// QEMU's edu: DMA command bit 0 reads 1 while a transfer runs.
     Edu(Edu<EduMmio>),
     /// An xHCI controller (class 0c.03.30): it does no DMA once halted (USBSTS.HCH, xHCI
-    /// 1.2 §5.4.2); the stop clears USBCMD.R/S. The value is the operational registers'
-    /// virtual address.
-    Xhci(usize),
+    /// 1.2 §5.4.2); the stop clears USBCMD.R/S.
+    Xhci {
+        /// USBCMD.
+        usbcmd: Register,
+        /// USBSTS.
+        usbsts: Register,
+    },
     /// A modern virtio device: after `device_status` is written 0 and reads back 0 the
-    /// device has reset and does no DMA (virtio 1.2 §2.4, §4.1.4.3.1). The value is the
-    /// `device_status` byte's virtual address in the common configuration.
-    Virtio(usize),
+    /// device has reset and does no DMA (virtio 1.2 §2.4, §4.1.4.3.1). The value is its
+    /// common configuration's `device_status`.
+    Virtio(Register),
     /// Nothing known: only bus mastering off is confirmed, which a later owner can undo.
     Unknown,
 }
@@ -169,15 +173,14 @@ impl Handoff {
             let regs = devices::edu(dev.bar(0)?).map_err(|_| PciError::Map)?;
             Engine::Edu(Edu::new(regs, u64::MAX, &[]).map_err(|_| PciError::Map)?)
         } else if (dev.func.class, dev.func.subclass, dev.func.prog_if) == (0x0c, 0x03, 0x30) {
+            // The operational registers start CAPLENGTH (BAR0's first byte) into BAR0.
             let bar0 = dev.bar(0)?;
-            let va = devices::map_mmio(bar0).map_err(|_| PciError::Map)?;
-            // SAFETY: BAR0 of a claimed function, mapped as device memory at `va` for good;
-            // CAPLENGTH is its first byte.
-            let caplength = unsafe { core::ptr::with_exposed_provenance::<u8>(va).read_volatile() };
-            if usize::from(caplength) + 8 > bar0.len {
-                return Err(PciError::NoBar);
+            let reg = |offset, width| devices::register(bar0, offset, width);
+            let op = usize::from(reg(0, 1).map_err(|_| PciError::Map)?.read8());
+            Engine::Xhci {
+                usbcmd: reg(op, 4).map_err(|_| PciError::NoBar)?,
+                usbsts: reg(op + 4, 4).map_err(|_| PciError::NoBar)?,
             }
-            Engine::Xhci(va + usize::from(caplength))
         } else if let Some(status) = virtio_status(&pci.ecam, dev.func) {
             Engine::Virtio(status)
         } else {
@@ -486,11 +489,9 @@ impl Handoff {
         }
         match &self.engine {
             Engine::Edu(edu) => !edu.dma_busy(),
-            Engine::Xhci(op) => xhci_status(*op) & (1 | 1 << 31) == 1,
-            // SAFETY: `status` is `device_status` inside the mapped common configuration.
-            Engine::Virtio(status) => unsafe {
-                core::ptr::with_exposed_provenance::<u8>(*status).read_volatile() == 0
-            },
+            // HCHalted set; all-ones (a device that does not answer) never counts.
+            Engine::Xhci { usbsts, .. } => usbsts.read32() & (1 | 1 << 31) == 1,
+            Engine::Virtio(status) => status.read8() == 0,
             Engine::Unknown => false,
         }
     }
@@ -500,18 +501,11 @@ impl Handoff {
     /// the DMA memory held for this function is freed. Returns whether it was.
     pub fn stop(&self) -> bool {
         let _ = self.set_bus_master(false);
-        match self.engine {
+        match &self.engine {
             // USBCMD.R/S = 0: the controller halts once its current work is done.
-            // SAFETY: `op` is the operational register block inside the mapped BAR0.
-            Engine::Xhci(op) => unsafe {
-                let cmd = core::ptr::with_exposed_provenance_mut::<u32>(op);
-                cmd.write_volatile(cmd.read_volatile() & !1);
-            },
+            Engine::Xhci { usbcmd, .. } => usbcmd.write32(usbcmd.read32() & !1),
             // A virtio reset: `device_status` = 0; the stop waits for it to read back 0.
-            // SAFETY: `status` is `device_status` inside the mapped common configuration.
-            Engine::Virtio(status) => unsafe {
-                core::ptr::with_exposed_provenance_mut::<u8>(status).write_volatile(0);
-            },
+            Engine::Virtio(status) => status.write8(0),
             Engine::Edu(_) | Engine::Unknown => {}
         }
         let deadline = crate::time::now_ns() + STOP_WAIT_NS;
@@ -558,12 +552,12 @@ impl Handoff {
     }
 }
 
-/// The virtual address of a modern virtio function's `device_status` (its common
-/// configuration mapped), or `None` for anything else.
+/// A modern virtio function's `device_status` (its common configuration mapped), or `None`
+/// for anything else.
 fn virtio_status(
     ecam: &drivers::pci::config::Ecam,
     f: &drivers::pci::scan::PciFunction,
-) -> Option<usize> {
+) -> Option<Register> {
     use drivers::virtio::pci::{VirtioPciCaps, find_caps};
     if f.vendor != 0x1af4 {
         return None;
@@ -574,19 +568,11 @@ fn virtio_status(
         base: usize::try_from(common.cpu_addr).ok()?,
         len: common.len,
     };
-    let va = devices::map_mmio(window).ok()?;
-    Some(va + DEVICE_STATUS)
+    devices::register(window, DEVICE_STATUS, 1).ok()
 }
 
 /// `device_status` in virtio's common configuration (virtio 1.2 §4.1.4.3).
 const DEVICE_STATUS: usize = 0x14;
-
-/// USBSTS of the xHCI whose operational registers are at `op` (bit 0: HCHalted; all-ones
-/// from a device that does not answer, which never counts as halted).
-fn xhci_status(op: usize) -> u32 {
-    // SAFETY: `op + 4` is USBSTS inside the mapped BAR0 (checked against its size at claim).
-    unsafe { core::ptr::with_exposed_provenance::<u32>(op + 4).read_volatile() }
-}
 
 impl Drop for Handoff {
     fn drop(&mut self) {

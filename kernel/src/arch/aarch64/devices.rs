@@ -223,3 +223,54 @@ pub fn virtio_window(region: Mmio) -> Result<drivers::virtio::regs::MmioWindow, 
     // only this function's driver uses it.
     Ok(unsafe { drivers::virtio::regs::MmioWindow::new(va, region.len) })
 }
+
+/// One device register outside any driver's register block, mapped as device memory for
+/// good: what `pci::handoff` reads (and writes) to stop a device and learn that it stopped
+/// (xHCI's CAPLENGTH, USBCMD and USBSTS; virtio's `device_status`). Made only by
+/// [`register`], which checked it lies inside its window.
+#[derive(Debug, Clone, Copy)]
+pub struct Register {
+    va: usize,
+}
+
+/// The register of `width` bytes (1 or 4) at `offset` in `window`; `MapFailed` if it does
+/// not fit the window or the window cannot be mapped.
+pub fn register(window: Mmio, offset: usize, width: usize) -> Result<Register, MapFailed> {
+    let aligned = matches!(width, 1 | 4) && offset.is_multiple_of(width);
+    if !aligned || offset.checked_add(width).is_none_or(|end| end > window.len) {
+        return Err(MapFailed {
+            start: window.base,
+            end: window.base + window.len,
+        });
+    }
+    Ok(Register {
+        va: map_mmio(window)? + offset,
+    })
+}
+
+impl Register {
+    /// Reads it as a byte.
+    pub fn read8(self) -> u8 {
+        // SAFETY: `register` checked the byte lies inside a window it mapped as device
+        // memory for good; volatile, as a device register.
+        unsafe { core::ptr::with_exposed_provenance::<u8>(self.va).read_volatile() }
+    }
+
+    /// Writes it as a byte.
+    pub fn write8(self, v: u8) {
+        // SAFETY: as in `read8`.
+        unsafe { core::ptr::with_exposed_provenance_mut::<u8>(self.va).write_volatile(v) }
+    }
+
+    /// Reads it as a 32-bit word (made with width 4: aligned and inside the window).
+    pub fn read32(self) -> u32 {
+        // SAFETY: as in `read8`; `register` checked 4-byte alignment and extent for width 4.
+        unsafe { core::ptr::with_exposed_provenance::<u32>(self.va).read_volatile() }
+    }
+
+    /// Writes it as a 32-bit word.
+    pub fn write32(self, v: u32) {
+        // SAFETY: as in `read32`.
+        unsafe { core::ptr::with_exposed_provenance_mut::<u32>(self.va).write_volatile(v) }
+    }
+}
