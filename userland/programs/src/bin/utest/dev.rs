@@ -11,14 +11,17 @@ use abi::dev::{
 };
 use abi::proc::{GRANT_MOVE, GrantSpec};
 use abi::{CapType, Error, Handle, Rights};
-use capstan_programs::{Failure, Outcome, Test, check, check_eq};
+use capstan_programs::{Failure, Outcome, Test, check, check_eq, tool};
 use capstan_rt::{cap, dev, mem, process};
 
 /// The suite.
 pub const TESTS: &[Test] = &[
     ("dev_info_describes_the_function", info),
     ("mmio_map_refuses_the_msix_pages_and_bad_ranges", mmio),
-    ("dma_alloc_honours_the_reach_and_the_limits", dma),
+    (
+        "dma_alloc_honours_the_reach_and_the_limits_and_reset_frees_nothing_held",
+        dma,
+    ),
     ("lines_follow_the_state_machine", lines),
     ("rights_are_checked_on_every_call", rights),
     ("a_device_with_lines_or_regions_cannot_move_or_drop", linear),
@@ -128,6 +131,13 @@ fn dma() -> Outcome {
     }
     cap::drop(r.handle)?;
     check_eq!(cap::drop(r.handle), Err(Error::EBADH));
+    // dev_reset: bus mastering off and the controller read halted (it never ran).
+    dev::bus_master(d, true)?;
+    check!(dev::reset(d)?);
+    check_eq!(
+        tool::read_text("/proc/dma").map(|t| t.contains("held ")),
+        Ok(false)
+    );
     Ok(())
 }
 
