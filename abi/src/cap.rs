@@ -30,11 +30,14 @@ pub enum CapType {
     Notification = 9,
     /// The right to power the machine off or reboot it (init holds it from boot).
     Power = 10,
+    /// A network interface of the kernel's stack, fed by a user-mode NIC driver
+    /// (`abi::netif`). Linear: stays with the driver that opened it.
+    NetIf = 11,
 }
 
 impl CapType {
     /// Every type, in discriminant order.
-    pub const ALL: [CapType; 10] = [
+    pub const ALL: [CapType; 11] = [
         CapType::IrqLine,
         CapType::MsiVector,
         CapType::Device,
@@ -45,6 +48,7 @@ impl CapType {
         CapType::Socket,
         CapType::Notification,
         CapType::Power,
+        CapType::NetIf,
     ];
 }
 
@@ -64,6 +68,7 @@ impl TryFrom<u32> for CapType {
             8 => CapType::Socket,
             9 => CapType::Notification,
             10 => CapType::Power,
+            11 => CapType::NetIf,
             other => return Err(other),
         })
     }
@@ -162,7 +167,7 @@ mod tests {
         for t in CapType::ALL {
             assert_eq!(CapType::try_from(t as u32), Ok(t));
         }
-        for v in [0, 11, 100, u32::MAX] {
+        for v in [0, 12, 100, u32::MAX] {
             assert_eq!(CapType::try_from(v), Err(v));
         }
     }

@@ -11,6 +11,7 @@ pub mod dev;
 pub mod error;
 pub mod handle;
 pub mod net;
+pub mod netif;
 pub mod proc;
 pub mod sysnum;
 

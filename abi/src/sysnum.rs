@@ -94,6 +94,12 @@ pub enum Sysnum {
     DevBusMaster = 0x68,
     /// `dev_reset(dev)`.
     DevReset = 0x69,
+    /// `dev_cfg_read(dev, offset)`: a 32-bit read of the device's configuration space.
+    DevCfgRead = 0x6A,
+    /// `netif_open(dev, bit, mac)`: the kernel's interface for a NIC, its frame area mapped.
+    NetifOpen = 0x6B,
+    /// `netif_kick(h)`: frames were put in the interface's RX ring.
+    NetifKick = 0x6C,
     // 0x70 system
     /// `power(h, action)`: power off or reboot, through a `Power` capability.
     Power = 0x70,
@@ -101,7 +107,7 @@ pub enum Sysnum {
 
 impl Sysnum {
     /// Every call, in numeric order.
-    pub const ALL: [Sysnum; 40] = [
+    pub const ALL: [Sysnum; 43] = [
         Sysnum::Exit,
         Sysnum::Spawn,
         Sysnum::Wait,
@@ -141,6 +147,9 @@ impl Sysnum {
         Sysnum::DmaAlloc,
         Sysnum::DevBusMaster,
         Sysnum::DevReset,
+        Sysnum::DevCfgRead,
+        Sysnum::NetifOpen,
+        Sysnum::NetifKick,
         Sysnum::Power,
     ];
 
@@ -195,6 +204,9 @@ impl TryFrom<u32> for Sysnum {
             0x67 => Sysnum::DmaAlloc,
             0x68 => Sysnum::DevBusMaster,
             0x69 => Sysnum::DevReset,
+            0x6A => Sysnum::DevCfgRead,
+            0x6B => Sysnum::NetifOpen,
+            0x6C => Sysnum::NetifKick,
             0x70 => Sysnum::Power,
             other => return Err(other),
         })

@@ -58,7 +58,11 @@ pub const fn teardown_rank(t: CapType) -> u8 {
         CapType::MmioWindow => 2,
         CapType::Vring | CapType::DmaRegion => 3,
         CapType::MsiVector => 4,
-        CapType::File | CapType::Socket | CapType::Notification | CapType::Power => 5,
+        CapType::File
+        | CapType::Socket
+        | CapType::Notification
+        | CapType::Power
+        | CapType::NetIf => 5,
     }
 }
 

@@ -462,6 +462,17 @@ impl Handoff {
         }
     }
 
+    /// `dev_cfg_read`: the dword at `offset` (4-aligned, below 4096) of the function's
+    /// configuration space. Reads have no side effects on PCI configuration registers, so
+    /// every offset is allowed; writes stay the kernel's (MSI, MSI-X, the command register).
+    pub fn cfg_read(&self, offset: u64) -> Result<u32, Error> {
+        let pci = bus().ok_or(Error::ENOENT)?;
+        match u16::try_from(offset) {
+            Ok(o) if o % 4 == 0 && o < 4096 => Ok(pci.ecam.read32(self.bdf(), o)),
+            _ => Err(Error::EINVAL),
+        }
+    }
+
     /// `dev_bus_master`: switches bus mastering and reads it back.
     pub fn set_bus_master(&self, on: bool) -> Result<(), Error> {
         let pci = bus().ok_or(Error::ENOENT)?;

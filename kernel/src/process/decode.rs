@@ -307,6 +307,27 @@ pub enum Call {
         /// A `Device` capability.
         handle: Handle,
     },
+    /// `dev_cfg_read(dev, offset)`.
+    DevCfgRead {
+        /// A `Device` capability.
+        handle: Handle,
+        /// Byte offset in configuration space (checked by the device).
+        offset: u64,
+    },
+    /// `netif_open(dev, bit, mac)`.
+    NetifOpen {
+        /// A NIC's `Device` capability.
+        handle: Handle,
+        /// The notification bit the kernel posts for TX frames.
+        bit: u8,
+        /// The interface's MAC.
+        mac: [u8; 6],
+    },
+    /// `netif_kick(h)`.
+    NetifKick {
+        /// A `NetIf` capability.
+        handle: Handle,
+    },
 }
 
 /// The line calls without arguments beyond the handle.
@@ -592,6 +613,24 @@ pub fn decode(num: u64, a: [u64; 6]) -> Result<Call, Error> {
             },
         },
         Sysnum::DevReset => Call::DevReset {
+            handle: handle(a[0])?,
+        },
+        Sysnum::DevCfgRead => Call::DevCfgRead {
+            handle: handle(a[0])?,
+            offset: a[1],
+        },
+        Sysnum::NetifOpen => Call::NetifOpen {
+            handle: handle(a[0])?,
+            bit: match a[1] {
+                b if b < u64::from(NOTIFY_BITS) => b as u8,
+                _ => return Err(Error::EINVAL),
+            },
+            mac: match a[2] {
+                m if m >> 48 == 0 => abi::netif::mac_from_u64(m),
+                _ => return Err(Error::EINVAL),
+            },
+        },
+        Sysnum::NetifKick => Call::NetifKick {
             handle: handle(a[0])?,
         },
     })

@@ -190,6 +190,12 @@ pub fn reset(p: &Arc<Process>, h: Handle) -> Ret {
     Ok([u64::from(dev.handoff.stop()), 0, 0])
 }
 
+/// `dev_cfg_read(dev, offset)`: one configuration-space dword.
+pub fn cfg_read(p: &Arc<Process>, h: Handle, offset: u64) -> Ret {
+    let dev = device(p, h, Rights::INSPECT)?;
+    Ok([u64::from(dev.handoff.cfg_read(offset)?), 0, 0])
+}
+
 /// `cap_info`'s state word for an object (lines: `LINE_*`; others 0).
 pub fn state_of(obj: &Object) -> u64 {
     match obj {

@@ -169,6 +169,8 @@ fn dispatch(p: &Arc<Process>, call: Call) -> Result<[u64; 3], Stop> {
         } => device::dma_alloc(p, handle, len, dir, mask_bits),
         Call::DevBusMaster { handle, on } => device::bus_master(p, handle, on),
         Call::DevReset { handle } => device::reset(p, handle),
+        Call::DevCfgRead { handle, offset } => device::cfg_read(p, handle, offset),
+        Call::NetifOpen { .. } | Call::NetifKick { .. } => Err(Error::ENOSYS),
     };
     r.map_err(Stop::Fail)
 }

@@ -35,6 +35,31 @@ pub fn irq(dev: Handle, index: u16, bit: u8) -> crate::Result<Handle> {
     Ok(Handle(r[0] as u32))
 }
 
+/// `dev_cfg_read(dev, offset)`: the 32-bit word at `offset` (4-aligned, below 4096) of
+/// the device's PCI configuration space, for walking its capability list.
+pub fn cfg_read(dev: Handle, offset: u16) -> crate::Result<u32> {
+    let r = sys::call2(Sysnum::DevCfgRead, u64::from(dev.raw()), u64::from(offset))?;
+    Ok(r[0] as u32)
+}
+
+/// `netif_open(dev, bit, mac)`: the kernel's network interface for NIC `dev`, its frame
+/// area (`abi::netif`, `AREA_LEN` bytes) mapped; returns the `NetIf` handle and the
+/// area's address. The kernel posts `1 << bit` when it put frames in the TX ring.
+pub fn netif_open(dev: Handle, bit: u8, mac: [u8; 6]) -> crate::Result<(Handle, usize)> {
+    let r = sys::call3(
+        Sysnum::NetifOpen,
+        u64::from(dev.raw()),
+        u64::from(bit),
+        abi::netif::mac_to_u64(mac),
+    )?;
+    Ok((Handle(r[0] as u32), r[1] as usize))
+}
+
+/// `netif_kick(h)`: frames were put in the RX ring (wakes the kernel's interface).
+pub fn netif_kick(netif: Handle) -> crate::Result<()> {
+    sys::call1(Sysnum::NetifKick, u64::from(netif.raw())).map(|_| ())
+}
+
 /// `irq_arm(line)`: Masked -> Armed.
 pub fn irq_arm(line: Handle) -> crate::Result<()> {
     sys::call1(Sysnum::IrqArm, u64::from(line.raw())).map(|_| ())

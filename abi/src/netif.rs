@@ -1,0 +1,112 @@
+//! The network-interface capability (`CapType::NetIf`): frames between a user-mode NIC
+//! driver and the kernel's network stack.
+//!
+//! A driver that holds a NIC's `Device` capability opens the kernel's interface for that
+//! device with `netif_open(dev, bit, mac)`. The kernel maps an area of [`AREA_LEN`] bytes
+//! into the driver (read/write, never executable) and returns its address. The area holds
+//! two single-producer rings of [`SLOTS`] frame slots each:
+//!
+//! - **RX** (driver → kernel): the driver copies a received frame into slot
+//!   `RX_HEAD % SLOTS` of the RX ring, then advances `RX_HEAD` (a release store); the
+//!   kernel takes frames up to `RX_HEAD` and advances `RX_TAIL`. After a batch the driver
+//!   calls `netif_kick(h)`, which wakes the kernel's interface.
+//! - **TX** (kernel → driver): the kernel puts a frame in slot `TX_HEAD % SLOTS` of the TX
+//!   ring, advances `TX_HEAD`, and sets `1 << bit` in the driver's notification word; the
+//!   driver sends frames up to `TX_HEAD` and advances `TX_TAIL`. A full TX ring drops the
+//!   frame (counted; TCP retransmits).
+//!
+//! The four indices are free-running `u32`s, each on its own cache line of the header page;
+//! each side writes only its own two. Everything the driver writes is untrusted: an index
+//! more than [`SLOTS`] ahead, or a length over [`MAX_FRAME`], is counted and the frame (or
+//! the batch) dropped, never a panic.
+//!
+//! The interface, its address and its sockets belong to the kernel and outlive the driver:
+//! when the driver dies its area is unmapped and the interface is down (frames to send are
+//! dropped and counted) until a new driver opens the same device's interface again. One
+//! driver at a time (`EBUSY`).
+
+/// The header page: the four ring indices.
+pub const HEADER_LEN: usize = 4096;
+/// Frame slots per ring.
+pub const SLOTS: usize = 128;
+/// Bytes per slot: a [`SLOT_HEADER`]-byte header (`len: u16`, then zero) and the frame.
+pub const SLOT_LEN: usize = 2048;
+/// Where the frame starts in its slot; the slot's first two bytes are its length.
+pub const SLOT_HEADER: usize = 16;
+/// Largest frame a slot carries: an Ethernet frame without its FCS (1514 bytes) fits; the
+/// rest of the slot is spare.
+pub const MAX_FRAME: usize = SLOT_LEN - SLOT_HEADER;
+/// Bytes of the area `netif_open` maps.
+pub const AREA_LEN: usize = HEADER_LEN + 2 * SLOTS * SLOT_LEN;
+
+/// Header offset of `RX_HEAD` (written by the driver).
+pub const RX_HEAD: usize = 0;
+/// Header offset of `RX_TAIL` (written by the kernel).
+pub const RX_TAIL: usize = 64;
+/// Header offset of `TX_HEAD` (written by the kernel).
+pub const TX_HEAD: usize = 128;
+/// Header offset of `TX_TAIL` (written by the driver).
+pub const TX_TAIL: usize = 192;
+
+/// Area offset of the RX ring's first slot.
+pub const RX_RING: usize = HEADER_LEN;
+/// Area offset of the TX ring's first slot.
+pub const TX_RING: usize = HEADER_LEN + SLOTS * SLOT_LEN;
+
+/// Area offset of the slot a free-running index names in the ring at `ring`.
+pub const fn slot(ring: usize, idx: u32) -> usize {
+    ring + (idx as usize % SLOTS) * SLOT_LEN
+}
+
+/// Frames between two free-running indices, or `None` if `head` is more than [`SLOTS`]
+/// ahead of `tail` (a driver's bad index).
+pub const fn pending(head: u32, tail: u32) -> Option<u32> {
+    let n = head.wrapping_sub(tail);
+    if n as usize > SLOTS { None } else { Some(n) }
+}
+
+/// `netif_open`'s MAC argument: the six bytes, the first in bits 47..40.
+pub const fn mac_to_u64(mac: [u8; 6]) -> u64 {
+    let mut v = 0u64;
+    let mut i = 0;
+    while i < 6 {
+        v = v << 8 | mac[i] as u64;
+        i += 1;
+    }
+    v
+}
+
+/// The six bytes of an encoded MAC (bits above 47 ignored).
+pub const fn mac_from_u64(v: u64) -> [u8; 6] {
+    let b = v.to_be_bytes();
+    [b[2], b[3], b[4], b[5], b[6], b[7]]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rings_fit_the_area_and_do_not_overlap() {
+        assert_eq!(slot(RX_RING, SLOTS as u32 - 1) + SLOT_LEN, TX_RING);
+        assert_eq!(slot(TX_RING, u32::MAX) + SLOT_LEN, AREA_LEN);
+        assert_eq!(slot(RX_RING, SLOTS as u32), RX_RING);
+        assert!(MAX_FRAME >= 1514);
+        assert!(TX_TAIL + 4 <= HEADER_LEN);
+    }
+
+    #[test]
+    fn pending_counts_across_the_wrap_and_refuses_overruns() {
+        assert_eq!(pending(5, u32::MAX - 2), Some(8));
+        assert_eq!(pending(SLOTS as u32, 0), Some(SLOTS as u32));
+        assert_eq!(pending(SLOTS as u32 + 1, 0), None);
+        assert_eq!(pending(0, 1), None);
+    }
+
+    #[test]
+    fn macs_round_trip_first_byte_high() {
+        let mac = [0x52, 0x54, 0, 0xbb, 0, 0x0b];
+        assert_eq!(mac_to_u64(mac), 0x5254_00bb_000b);
+        assert_eq!(mac_from_u64(mac_to_u64(mac) | 0xffff << 48), mac);
+    }
+}
