@@ -152,8 +152,9 @@ pub struct Kernel;
 // SAFETY: each method is the system call itself. The kernel maps `mmio_map`'s window
 // as device memory for `len` bytes and `dma_alloc`'s region read-write for at least
 // `len` bytes, both at page-aligned addresses no other mapping of this process uses,
-// until the process exits (windows) or the region's handle is dropped (`cap_drop`),
-// which is what `DevSys` requires; `fence` is `dsb sy`.
+// until the process exits (windows) or the region's handle is dropped (`cap_drop`), and
+// `netif_open`'s frame area (`abi::netif::AREA_LEN` bytes, read-write) likewise until its
+// `NetIf` handle is dropped, which is what `DevSys` requires; `fence` is `dsb sy`.
 unsafe impl udrv::DevSys for Kernel {
     fn dev_info(&self, dev: Handle) -> crate::Result<DevInfo> {
         info(dev)
@@ -190,6 +191,15 @@ unsafe impl udrv::DevSys for Kernel {
     }
     fn reset(&self, dev: Handle) -> crate::Result<bool> {
         reset(dev)
+    }
+    fn cfg_read(&self, dev: Handle, offset: u16) -> crate::Result<u32> {
+        cfg_read(dev, offset)
+    }
+    fn netif_open(&self, dev: Handle, bit: u8, mac: [u8; 6]) -> crate::Result<(Handle, usize)> {
+        netif_open(dev, bit, mac)
+    }
+    fn netif_kick(&self, netif: Handle) -> crate::Result<()> {
+        netif_kick(netif)
     }
     fn cap_drop(&self, h: Handle) {
         let _ = crate::cap::drop(h);

@@ -186,6 +186,21 @@ impl<B: DevSys> DmaRegion<Device, B> {
     }
 }
 
+impl<B: DevSys> DmaRegion<Device, B> {
+    /// Back to the CPU without reading the device: only for a buffer the device handed
+    /// back through a virtqueue's used ring, after the ring validated the element and
+    /// ordered the read of the used index before this (`udrv::vring`).
+    pub(crate) fn completed(self) -> DmaRegion<Cpu, B> {
+        self.retype()
+    }
+
+    /// Memory shared with the device from here on (a virtqueue's rings): volatile access
+    /// only, for as long as this region lives.
+    pub(crate) fn shared(&self) -> crate::mmio::SharedMem {
+        crate::mmio::SharedMem::mapped(self.addr, self.len)
+    }
+}
+
 impl<S: DmaState, B: DevSys> DmaRegion<S, B> {
     /// The bus address of byte 0 (what the device is programmed with, once lent).
     pub fn bus_addr(&self) -> u64 {
@@ -215,6 +230,11 @@ impl<S: DmaState, B: DevSys> DmaRegion<S, B> {
     /// The capability's handle.
     pub fn handle(&self) -> Handle {
         self.handle
+    }
+
+    /// The backend (for the fences of a ring built on the region).
+    pub(crate) fn sys(&self) -> B {
+        self.sys
     }
 
     fn retype<T: DmaState>(self) -> DmaRegion<T, B> {

@@ -53,6 +53,13 @@ struct State {
     last_map: (u8, u64, u64),
     last_dir: u32,
     last_handle: u32,
+    /// (bus, addr, len) of every region.
+    bus: Vec<(u64, usize, usize)>,
+    cfg: BTreeMap<u16, u32>,
+    netif: BTreeMap<u32, usize>,
+    netif_opened: Option<(u8, [u8; 6])>,
+    netif_start: u32,
+    kicks: u64,
 }
 
 /// The fake kernel. Leaked by [`FakeKernel::with_device`], so `&'static FakeKernel` is the
@@ -150,6 +157,67 @@ impl FakeKernel {
         unsafe {
             core::slice::from_raw_parts(addr as *const u8, len).to_vec()
         }
+    }
+
+    /// Configuration-space dword `offset` reads `v` (others read 0).
+    pub fn set_cfg(&self, offset: u16, v: u32) {
+        self.st.borrow_mut().cfg.insert(offset, v);
+    }
+
+    /// Copies `bytes` into DMA memory at bus address `bus`, as the device would.
+    ///
+    /// # Panics
+    /// If the range is not inside one region (a test bug).
+    pub fn bus_write(&self, bus: u64, bytes: &[u8]) {
+        let p = self.bus_ptr(bus, bytes.len());
+        // SAFETY: `bus_ptr` found `bytes.len()` bytes of a leaked region at `p`.
+        #[allow(unsafe_code, reason = "the fake device writes leaked memory")]
+        unsafe {
+            core::ptr::copy_nonoverlapping(bytes.as_ptr(), p, bytes.len())
+        }
+    }
+
+    /// `len` bytes of DMA memory at bus address `bus`, as the device reads them.
+    ///
+    /// # Panics
+    /// As [`FakeKernel::bus_write`].
+    pub fn bus_read(&self, bus: u64, len: usize) -> Vec<u8> {
+        let p = self.bus_ptr(bus, len);
+        // SAFETY: as for `bus_write`.
+        #[allow(unsafe_code, reason = "the fake device reads leaked memory")]
+        unsafe {
+            core::slice::from_raw_parts(p, len).to_vec()
+        }
+    }
+
+    fn bus_ptr(&self, bus: u64, len: usize) -> *mut u8 {
+        let st = self.st.borrow();
+        let &(b, addr, _) = st
+            .bus
+            .iter()
+            .find(|&&(b, _, l)| bus >= b && bus + len as u64 <= b + l as u64)
+            .expect("a bus range inside one region");
+        (addr + (bus - b) as usize) as *mut u8
+    }
+
+    /// The frame area of `NetIf` handle `h`.
+    pub fn netif_area(&self, h: Handle) -> usize {
+        self.st.borrow().netif[&h.raw()]
+    }
+
+    /// The last `netif_open`'s (bit, MAC).
+    pub fn netif_opened(&self) -> Option<(u8, [u8; 6])> {
+        self.st.borrow().netif_opened
+    }
+
+    /// `netif_kick` calls so far.
+    pub fn kicks(&self) -> u64 {
+        self.st.borrow().kicks
+    }
+
+    /// The next area starts with all four indices at `v` (a kernel that kept frames).
+    pub fn netif_start_at(&self, v: u32) {
+        self.st.borrow_mut().netif_start = v;
     }
 
     fn enter(&self, name: &'static str) -> Result<()> {
@@ -276,7 +344,9 @@ unsafe impl DevSys for &'static FakeKernel {
         drop(st);
         let h = self.handle();
         let addr = vec_of_words(len) as usize;
-        self.st.borrow_mut().dma.insert(h.raw(), (addr, len));
+        let mut st = self.st.borrow_mut();
+        st.dma.insert(h.raw(), (addr, len));
+        st.bus.push((bus, addr, len));
         Ok((h, addr, bus))
     }
 
@@ -286,6 +356,47 @@ unsafe impl DevSys for &'static FakeKernel {
 
     fn reset(&self, _dev: Handle) -> Result<bool> {
         self.enter("reset").map(|()| true)
+    }
+
+    fn cfg_read(&self, _dev: Handle, offset: u16) -> Result<u32> {
+        self.enter("cfg_read")?;
+        if !offset.is_multiple_of(4) || offset >= 4096 {
+            return Err(Error::EINVAL);
+        }
+        Ok(self.st.borrow().cfg.get(&offset).copied().unwrap_or(0))
+    }
+
+    fn netif_open(&self, _dev: Handle, bit: u8, mac: [u8; 6]) -> Result<(Handle, usize)> {
+        self.enter("netif_open")?;
+        let h = self.handle();
+        let area = vec_of_words(abi::netif::AREA_LEN) as usize;
+        let mut st = self.st.borrow_mut();
+        let v = st.netif_start;
+        for off in [
+            abi::netif::RX_HEAD,
+            abi::netif::RX_TAIL,
+            abi::netif::TX_HEAD,
+            abi::netif::TX_TAIL,
+        ] {
+            // SAFETY: `area` is a fresh leaked allocation of AREA_LEN bytes, 8-aligned.
+            #[allow(unsafe_code, reason = "the fake kernel initialises its leaked area")]
+            unsafe {
+                ((area + off) as *mut u32).write(v)
+            }
+        }
+        st.netif.insert(h.raw(), area);
+        st.netif_opened = Some((bit, mac));
+        Ok((h, area))
+    }
+
+    fn netif_kick(&self, netif: Handle) -> Result<()> {
+        self.enter("netif_kick")?;
+        let mut st = self.st.borrow_mut();
+        if !st.netif.contains_key(&netif.raw()) {
+            return Err(Error::EBADH);
+        }
+        st.kicks += 1;
+        Ok(())
     }
 
     fn cap_drop(&self, h: Handle) {

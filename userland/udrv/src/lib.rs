@@ -29,6 +29,8 @@ extern crate std;
 pub mod dma;
 pub mod irq;
 pub mod mmio;
+pub mod netif;
+pub mod vring;
 
 #[cfg(test)]
 mod fake;
@@ -42,7 +44,7 @@ use dma::Cpu;
 
 pub use dma::{DmaDir, DmaIdle, DmaRegion};
 pub use irq::{Armed, Draining, Fired, IrqLine, LineState, Masked, Quiesced, QuietCheck, quiesce};
-pub use mmio::Mmio;
+pub use mmio::{Mmio, Registers, SharedMem};
 
 /// The result of every call.
 pub type Result<T> = core::result::Result<T, Error>;
@@ -68,7 +70,9 @@ pub struct Seal(());
 /// `dma_alloc` must return `(handle, addr, bus)` where `addr` maps at least `len`
 /// read-write bytes, aligned to 8 bytes, used by nothing else in this process and mapped
 /// until `cap_drop(handle)`, and `bus` is the address at which the device reaches the same
-/// bytes. `fence` must order every earlier memory access (normal and device memory) before
+/// bytes; `netif_open` must return `(handle, addr)` where `addr` maps
+/// `abi::netif::AREA_LEN` read-write bytes, page-aligned, used by nothing else in this
+/// process and mapped until `cap_drop(handle)`. `fence` must order every earlier memory access (normal and device memory) before
 /// every later one for all observers, the device included (`dsb sy` on aarch64).
 #[allow(
     unsafe_code,
@@ -101,6 +105,12 @@ pub unsafe trait DevSys: Copy {
     fn bus_master(&self, dev: Handle, on: bool) -> Result<()>;
     /// `dev_reset(dev)` -> whether the kernel confirmed the device stopped DMA.
     fn reset(&self, dev: Handle) -> Result<bool>;
+    /// `dev_cfg_read(dev, offset)` -> the configuration-space dword at `offset`.
+    fn cfg_read(&self, dev: Handle, offset: u16) -> Result<u32>;
+    /// `netif_open(dev, bit, mac)` -> (the `NetIf` handle, its frame area's address).
+    fn netif_open(&self, dev: Handle, bit: u8, mac: [u8; 6]) -> Result<(Handle, usize)>;
+    /// `netif_kick(netif)`.
+    fn netif_kick(&self, netif: Handle) -> Result<()>;
     /// `cap_drop(h)`; a failure is ignored (the handle is gone either way).
     fn cap_drop(&self, h: Handle);
     /// A full barrier for every observer, the device included.
@@ -195,6 +205,17 @@ impl<B: DevSys> Device<B> {
     /// Resets the function; `true` if the kernel confirmed the device stopped DMA.
     pub fn reset(&self) -> Result<bool> {
         self.sys.reset(self.handle)
+    }
+
+    /// The configuration-space dword at `offset` (4-aligned, below 4096), for walking the
+    /// function's capability list.
+    pub fn cfg_read(&self, offset: u16) -> Result<u32> {
+        self.sys.cfg_read(self.handle, offset)
+    }
+
+    /// The backend.
+    pub(crate) fn sys(&self) -> B {
+        self.sys
     }
 }
 

@@ -49,6 +49,58 @@ impl Mmio {
         self.base + offset
     }
 
+    /// Reads the 8-bit register at `offset`.
+    ///
+    /// # Panics
+    /// If the register is not inside the window.
+    pub fn read8(&self, offset: usize) -> u8 {
+        let p = self.at(offset, 1) as *const u8;
+        // SAFETY: as for `read32`, with 1 byte checked.
+        #[allow(unsafe_code, reason = "a register inside the mapped window")]
+        unsafe {
+            p.read_volatile()
+        }
+    }
+
+    /// Writes the 8-bit register at `offset`.
+    ///
+    /// # Panics
+    /// As [`Mmio::read8`].
+    pub fn write8(&self, offset: usize, value: u8) {
+        let p = self.at(offset, 1) as *mut u8;
+        // SAFETY: as for `read32`, with 1 byte checked.
+        #[allow(unsafe_code, reason = "a register inside the mapped window")]
+        unsafe {
+            p.write_volatile(value)
+        }
+    }
+
+    /// Reads the 16-bit register at `offset`.
+    ///
+    /// # Panics
+    /// If `offset` is not 2-byte aligned or the register is not inside the window.
+    pub fn read16(&self, offset: usize) -> u16 {
+        let p = self.at(offset, 2) as *const u16;
+        // SAFETY: as for `read32`, with 2 bytes checked.
+        #[allow(unsafe_code, reason = "a register inside the mapped window")]
+        unsafe {
+            p.read_volatile()
+        }
+    }
+
+    /// Writes the 16-bit register at `offset`.
+    ///
+    /// # Panics
+    /// As [`Mmio::read16`].
+    pub fn write16(&self, offset: usize, value: u16) {
+        let p = self.at(offset, 2) as *mut u16;
+        // SAFETY: as for `read32`, with 2 bytes checked.
+        #[allow(unsafe_code, reason = "a register inside the mapped window")]
+        unsafe {
+            p.write_volatile(value)
+        }
+    }
+
     /// Reads the 32-bit register at `offset`.
     ///
     /// # Panics
@@ -101,6 +153,221 @@ impl Mmio {
         unsafe {
             p.write_volatile(value)
         }
+    }
+}
+
+/// Register access at byte offsets, as a driver's register map names them: what a transport
+/// (`udrv::virtio`) is written against, so that the host tests can put a behavioural model
+/// of the device behind it. [`Mmio`] is the real one. Implementations access exactly the
+/// width asked for.
+pub trait Registers {
+    /// Reads 8 bits at `offset`.
+    fn read8(&self, offset: usize) -> u8;
+    /// Writes 8 bits at `offset`.
+    fn write8(&self, offset: usize, value: u8);
+    /// Reads 16 bits at `offset`.
+    fn read16(&self, offset: usize) -> u16;
+    /// Writes 16 bits at `offset`.
+    fn write16(&self, offset: usize, value: u16);
+    /// Reads 32 bits at `offset`.
+    fn read32(&self, offset: usize) -> u32;
+    /// Writes 32 bits at `offset`.
+    fn write32(&self, offset: usize, value: u32);
+    /// The window's length in bytes.
+    fn window_len(&self) -> usize;
+}
+
+impl Registers for Mmio {
+    fn read8(&self, offset: usize) -> u8 {
+        Mmio::read8(self, offset)
+    }
+    fn write8(&self, offset: usize, value: u8) {
+        Mmio::write8(self, offset, value)
+    }
+    fn read16(&self, offset: usize) -> u16 {
+        Mmio::read16(self, offset)
+    }
+    fn write16(&self, offset: usize, value: u16) {
+        Mmio::write16(self, offset, value)
+    }
+    fn read32(&self, offset: usize) -> u32 {
+        Mmio::read32(self, offset)
+    }
+    fn write32(&self, offset: usize, value: u32) {
+        Mmio::write32(self, offset, value)
+    }
+    fn window_len(&self) -> usize {
+        self.len
+    }
+}
+
+/// Normal memory this process shares with another party that reads and writes it at the
+/// same time: a virtqueue's rings (the device) or a network interface's frame area (the
+/// kernel, on another CPU). Every access is volatile and bounds- and alignment-checked
+/// (offsets come from a layout, so a bad one is a driver bug and panics, as in [`Mmio`]);
+/// no reference to the memory is ever made. The indices the two sides hand each other go
+/// through [`SharedMem::load_acquire32`] and [`SharedMem::store_release32`].
+pub struct SharedMem {
+    base: usize,
+    len: usize,
+}
+
+impl SharedMem {
+    /// Memory a `DevSys` call mapped: `len` read-write bytes at `base`, 8-byte aligned,
+    /// mapped for as long as this value's owner keeps the capability it came with.
+    pub(crate) fn mapped(base: usize, len: usize) -> Self {
+        SharedMem { base, len }
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether it is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The address of `size` bytes at `offset`, checked (`align` bytes alignment).
+    fn at(&self, offset: usize, size: usize, align: usize) -> usize {
+        assert!(
+            offset.is_multiple_of(align)
+                && offset.checked_add(size).is_some_and(|end| end <= self.len),
+            "SharedMem: {size} bytes at {offset:#x} outside the {:#x}-byte area or misaligned",
+            self.len
+        );
+        self.base + offset
+    }
+
+    /// Little-endian 16 bits at `offset`.
+    pub fn read16(&self, offset: usize) -> u16 {
+        let p = self.at(offset, 2, 2) as *const u16;
+        #[allow(
+            unsafe_code,
+            reason = "memory the kernel mapped, shared with a device or the kernel"
+        )]
+        // SAFETY: `mapped`'s caller vouched for `len` mapped bytes at `base` (8-byte
+        // aligned) while the owner lives; `at` checked the range and alignment. Volatile:
+        // the other side writes it concurrently.
+        let v = unsafe { p.read_volatile() };
+        u16::from_le(v)
+    }
+
+    /// Little-endian 32 bits at `offset`.
+    pub fn read32(&self, offset: usize) -> u32 {
+        let p = self.at(offset, 4, 4) as *const u32;
+        #[allow(
+            unsafe_code,
+            reason = "memory the kernel mapped, shared with a device or the kernel"
+        )]
+        // SAFETY: as for `read16`, 4 bytes checked.
+        let v = unsafe { p.read_volatile() };
+        u32::from_le(v)
+    }
+
+    /// Writes little-endian 16 bits at `offset`.
+    pub fn write16(&self, offset: usize, v: u16) {
+        let p = self.at(offset, 2, 2) as *mut u16;
+        #[allow(
+            unsafe_code,
+            reason = "memory the kernel mapped, shared with a device or the kernel"
+        )]
+        // SAFETY: as for `read16`.
+        unsafe {
+            p.write_volatile(v.to_le())
+        }
+    }
+
+    /// Writes little-endian 32 bits at `offset`.
+    pub fn write32(&self, offset: usize, v: u32) {
+        let p = self.at(offset, 4, 4) as *mut u32;
+        #[allow(
+            unsafe_code,
+            reason = "memory the kernel mapped, shared with a device or the kernel"
+        )]
+        // SAFETY: as for `read16`, 4 bytes checked.
+        unsafe {
+            p.write_volatile(v.to_le())
+        }
+    }
+
+    /// Writes little-endian 64 bits at `offset`.
+    pub fn write64(&self, offset: usize, v: u64) {
+        let p = self.at(offset, 8, 8) as *mut u64;
+        #[allow(
+            unsafe_code,
+            reason = "memory the kernel mapped, shared with a device or the kernel"
+        )]
+        // SAFETY: as for `read16`, 8 bytes checked.
+        unsafe {
+            p.write_volatile(v.to_le())
+        }
+    }
+
+    /// An index the other side published: 32 bits at `offset`, an acquire load (what it
+    /// wrote before publishing is visible after this).
+    pub fn load_acquire32(&self, offset: usize) -> u32 {
+        let p = self.at(offset, 4, 4) as *mut u32;
+        #[allow(
+            unsafe_code,
+            reason = "memory the kernel mapped, shared with the kernel"
+        )]
+        // SAFETY: as for `read16`, 4 bytes checked and 4-aligned; every access this process
+        // makes to an index word goes through these two atomic accessors.
+        let a = unsafe { core::sync::atomic::AtomicU32::from_ptr(p) };
+        a.load(core::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Publishes an index: 32 bits at `offset`, a release store (everything written before
+    /// is visible to the other side once it reads this).
+    pub fn store_release32(&self, offset: usize, v: u32) {
+        let p = self.at(offset, 4, 4) as *mut u32;
+        #[allow(
+            unsafe_code,
+            reason = "memory the kernel mapped, shared with the kernel"
+        )]
+        // SAFETY: as for `load_acquire32`.
+        let a = unsafe { core::sync::atomic::AtomicU32::from_ptr(p) };
+        a.store(v, core::sync::atomic::Ordering::Release)
+    }
+
+    /// Copies `dst.len()` bytes from `offset` out (volatile byte loads).
+    pub fn copy_out(&self, offset: usize, dst: &mut [u8]) {
+        let p = self.at(offset, dst.len(), 1) as *const u8;
+        for (i, b) in dst.iter_mut().enumerate() {
+            #[allow(
+                unsafe_code,
+                reason = "memory the kernel mapped, shared with a device or the kernel"
+            )]
+            // SAFETY: as for `read16`; `at` checked all `dst.len()` bytes.
+            let v = unsafe { p.add(i).read_volatile() };
+            *b = v;
+        }
+    }
+
+    /// Copies `src` in at `offset` (volatile byte stores).
+    pub fn copy_in(&self, offset: usize, src: &[u8]) {
+        let p = self.at(offset, src.len(), 1) as *mut u8;
+        for (i, &b) in src.iter().enumerate() {
+            #[allow(
+                unsafe_code,
+                reason = "memory the kernel mapped, shared with a device or the kernel"
+            )]
+            // SAFETY: as for `copy_out`.
+            unsafe {
+                p.add(i).write_volatile(b)
+            }
+        }
+    }
+}
+
+impl fmt::Debug for SharedMem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SharedMem")
+            .field("base", &format_args!("{:#x}", self.base))
+            .field("len", &format_args!("{:#x}", self.len))
+            .finish()
     }
 }
 

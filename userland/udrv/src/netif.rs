@@ -1,0 +1,328 @@
+//! `NetIf`: the frame area a NIC driver shares with the kernel's network stack.
+//!
+//! `netif_open` maps an area of two single-producer frame rings (`abi::netif`, the
+//! contract): RX carries frames the driver received to the kernel, TX frames the kernel
+//! wants sent to the driver. Each side writes only its own two indices; the driver keeps
+//! its own (RX head, TX tail) here and never reads them back. What the kernel writes — its
+//! RX tail, its TX head, each TX slot's length — is untrusted like anything a device
+//! writes: a tail or head more than [`SLOTS`] away from ours, or a length over
+//! [`MAX_FRAME`], is counted and refused (the frame skipped, or nothing taken), never
+//! indexed or panicked on.
+
+use abi::netif::{
+    AREA_LEN, MAX_FRAME, RX_HEAD, RX_RING, RX_TAIL, SLOT_HEADER, SLOTS, TX_HEAD, TX_RING, TX_TAIL,
+    pending, slot,
+};
+use abi::{Error, Handle};
+
+use crate::mmio::SharedMem;
+use crate::{DevSys, Device, Result};
+
+/// What the area's two rings carried and refused so far.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NetifStats {
+    /// Frames put in the RX ring.
+    pub rx_frames: u64,
+    /// Received frames dropped: the RX ring was full.
+    pub rx_full: u64,
+    /// Received frames dropped: longer than a slot carries.
+    pub rx_too_long: u64,
+    /// Readings of an RX tail the kernel ran past our head or more than a ring behind.
+    pub bad_rx_tail: u64,
+    /// Frames taken from the TX ring.
+    pub tx_frames: u64,
+    /// Readings of a TX head more than a ring ahead of our tail (or behind it).
+    pub bad_tx_head: u64,
+    /// TX slots skipped: a length of 0, over [`MAX_FRAME`], or over the caller's buffer.
+    pub tx_bad_len: u64,
+}
+
+/// Why [`NetIf::rx_push`] did not take a frame (counted in [`NetifStats`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RxRefused {
+    /// Longer than [`MAX_FRAME`] (or empty).
+    TooLong,
+    /// Every slot holds a frame the kernel has not taken.
+    Full,
+    /// The kernel's RX tail is not within a ring of our head.
+    BadTail,
+}
+
+/// A frame [`NetIf::tx_take`] skipped: its slot's length (counted in [`NetifStats`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BadTxLen(pub u16);
+
+/// An open network interface: the `NetIf` capability and its frame area. Not `Clone`;
+/// dropping it drops the capability (the kernel unmaps the area; the interface waits for
+/// the next driver).
+#[must_use = "dropping it closes the interface"]
+pub struct NetIf<B: DevSys> {
+    sys: B,
+    handle: Handle,
+    area: SharedMem,
+    /// Our RX head: frames written (`rx_head - published` of them not yet published).
+    rx_head: u32,
+    /// The RX head the kernel was last shown.
+    published: u32,
+    /// Our TX tail.
+    tx_tail: u32,
+    stats: NetifStats,
+}
+
+impl<B: DevSys> NetIf<B> {
+    /// `netif_open(dev, bit, mac)`: the kernel's interface for NIC `device`, which sets
+    /// `1 << bit` in this process's notification word when it queued frames to send.
+    pub fn open(device: &Device<B>, bit: u8, mac: [u8; 6]) -> Result<Self> {
+        let sys = device.sys();
+        let (handle, addr) = sys.netif_open(device.handle(), bit, mac)?;
+        if addr == 0 || !addr.is_multiple_of(8) {
+            sys.cap_drop(handle);
+            return Err(Error::EFAULT);
+        }
+        let area = SharedMem::mapped(addr, AREA_LEN);
+        // Our indices start where the kernel's do: a fresh area is all zero, and a kernel
+        // that kept frames across drivers tells us by its own indices.
+        let rx_head = area.load_acquire32(RX_TAIL);
+        let tx_tail = area.load_acquire32(TX_TAIL);
+        Ok(NetIf {
+            sys,
+            handle,
+            area,
+            rx_head,
+            published: rx_head,
+            tx_tail,
+            stats: NetifStats::default(),
+        })
+    }
+
+    /// The capability's handle.
+    pub fn handle(&self) -> Handle {
+        self.handle
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> NetifStats {
+        self.stats
+    }
+
+    /// Copies a received frame into the next RX slot; it reaches the kernel at the next
+    /// [`NetIf::rx_publish`].
+    pub fn rx_push(&mut self, frame: &[u8]) -> core::result::Result<(), RxRefused> {
+        if frame.is_empty() || frame.len() > MAX_FRAME {
+            self.stats.rx_too_long += 1;
+            return Err(RxRefused::TooLong);
+        }
+        let tail = self.area.load_acquire32(RX_TAIL);
+        match pending(self.rx_head, tail) {
+            None => {
+                self.stats.bad_rx_tail += 1;
+                return Err(RxRefused::BadTail);
+            }
+            Some(n) if n as usize >= SLOTS => {
+                self.stats.rx_full += 1;
+                return Err(RxRefused::Full);
+            }
+            Some(_) => {}
+        }
+        let at = slot(RX_RING, self.rx_head);
+        self.area.write16(at, frame.len() as u16);
+        self.area.copy_in(at + 2, &[0; SLOT_HEADER - 2]);
+        self.area.copy_in(at + SLOT_HEADER, frame);
+        self.rx_head = self.rx_head.wrapping_add(1);
+        self.stats.rx_frames += 1;
+        Ok(())
+    }
+
+    /// Publishes the frames pushed since the last call (a release store of RX head);
+    /// whether there were any (then [`NetIf::kick`] the kernel).
+    pub fn rx_publish(&mut self) -> bool {
+        if self.rx_head == self.published {
+            return false;
+        }
+        self.area.store_release32(RX_HEAD, self.rx_head);
+        self.published = self.rx_head;
+        true
+    }
+
+    /// `netif_kick`: wakes the kernel's interface for the frames published.
+    pub fn kick(&self) -> Result<()> {
+        self.sys.netif_kick(self.handle)
+    }
+
+    /// Frames the kernel queued for sending and we have not taken (0 for a bad head,
+    /// counted).
+    pub fn tx_pending(&mut self) -> u32 {
+        let head = self.area.load_acquire32(TX_HEAD);
+        match pending(head, self.tx_tail) {
+            Some(n) => n,
+            None => {
+                self.stats.bad_tx_head += 1;
+                0
+            }
+        }
+    }
+
+    /// Takes the next frame to send: copies it into `dst` and frees its slot. `None` if
+    /// there is none; `Err` for a slot whose length is 0, over [`MAX_FRAME`] or over
+    /// `dst.len()` (skipped and freed all the same, counted).
+    pub fn tx_take(&mut self, dst: &mut [u8]) -> Option<core::result::Result<usize, BadTxLen>> {
+        if self.tx_pending() == 0 {
+            return None;
+        }
+        let at = slot(TX_RING, self.tx_tail);
+        let len = self.area.read16(at);
+        let n = usize::from(len);
+        let result = if n == 0 || n > MAX_FRAME || n > dst.len() {
+            self.stats.tx_bad_len += 1;
+            Err(BadTxLen(len))
+        } else {
+            self.area.copy_out(at + SLOT_HEADER, &mut dst[..n]);
+            self.stats.tx_frames += 1;
+            Ok(n)
+        };
+        self.tx_tail = self.tx_tail.wrapping_add(1);
+        self.area.store_release32(TX_TAIL, self.tx_tail);
+        Some(result)
+    }
+}
+
+impl<B: DevSys> Drop for NetIf<B> {
+    fn drop(&mut self) {
+        self.sys.cap_drop(self.handle);
+    }
+}
+
+impl<B: DevSys> core::fmt::Debug for NetIf<B> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("NetIf")
+            .field("handle", &self.handle)
+            .field("rx_head", &self.rx_head)
+            .field("tx_tail", &self.tx_tail)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fake::FakeKernel;
+
+    const MAC: [u8; 6] = [0x52, 0x54, 0, 0x12, 0x34, 0x56];
+
+    /// The kernel's side of the area, as a test plays it.
+    fn kernel_view(k: &FakeKernel, n: &NetIf<&'static FakeKernel>) -> SharedMem {
+        SharedMem::mapped(k.netif_area(n.handle()), AREA_LEN)
+    }
+
+    #[test]
+    fn received_frames_reach_the_kernel_only_when_published() {
+        let (k, device) = FakeKernel::with_device();
+        let mut n = NetIf::open(&device, 5, MAC).unwrap();
+        assert_eq!(k.netif_opened(), Some((5, MAC)));
+        let kv = kernel_view(k, &n);
+        n.rx_push(&[0xaa; 60]).unwrap();
+        n.rx_push(&[0xbb; 1514]).unwrap();
+        assert_eq!(kv.load_acquire32(RX_HEAD), 0, "not published yet");
+        assert!(n.rx_publish());
+        assert!(!n.rx_publish(), "nothing new");
+        assert_eq!(kv.load_acquire32(RX_HEAD), 2);
+        assert_eq!(kv.read16(slot(RX_RING, 0)), 60);
+        assert_eq!(kv.read16(slot(RX_RING, 1)), 1514);
+        let mut f = [0u8; 1514];
+        kv.copy_out(slot(RX_RING, 1) + SLOT_HEADER, &mut f);
+        assert_eq!(f, [0xbb; 1514]);
+        n.kick().unwrap();
+        assert_eq!(k.kicks(), 1);
+        assert_eq!(n.rx_push(&[0; MAX_FRAME + 1]), Err(RxRefused::TooLong));
+        assert_eq!(n.rx_push(&[]), Err(RxRefused::TooLong));
+        assert_eq!(n.stats().rx_too_long, 2);
+    }
+
+    #[test]
+    fn a_full_rx_ring_drops_and_a_bad_tail_is_refused() {
+        let (k, device) = FakeKernel::with_device();
+        let mut n = NetIf::open(&device, 0, MAC).unwrap();
+        let kv = kernel_view(k, &n);
+        for i in 0..SLOTS {
+            n.rx_push(&[i as u8; 64]).unwrap();
+        }
+        assert_eq!(n.rx_push(&[1; 64]), Err(RxRefused::Full));
+        n.rx_publish();
+        kv.store_release32(RX_TAIL, 3);
+        n.rx_push(&[2; 64]).expect("three slots free again");
+        // A tail past our head, and one a full ring and more behind it.
+        kv.store_release32(RX_TAIL, SLOTS as u32 + 2);
+        assert_eq!(n.rx_push(&[3; 64]), Err(RxRefused::BadTail));
+        kv.store_release32(RX_TAIL, 0u32.wrapping_sub(1000));
+        assert_eq!(n.rx_push(&[3; 64]), Err(RxRefused::BadTail));
+        let s = n.stats();
+        assert_eq!(
+            (s.rx_frames, s.rx_full, s.bad_rx_tail),
+            (SLOTS as u64 + 1, 1, 2)
+        );
+    }
+
+    #[test]
+    fn frames_to_send_are_taken_in_order_and_hostile_lengths_skipped() {
+        let (k, device) = FakeKernel::with_device();
+        let mut n = NetIf::open(&device, 0, MAC).unwrap();
+        let kv = kernel_view(k, &n);
+        let put = |i: u32, len: u16, fill: u8| {
+            let at = slot(TX_RING, i);
+            kv.write16(at, len);
+            kv.copy_in(at + SLOT_HEADER, &[fill; 100]);
+        };
+        put(0, 42, 1);
+        put(1, 0xffff, 2);
+        put(2, 0, 3);
+        put(3, 100, 4);
+        put(4, 60, 5);
+        kv.store_release32(TX_HEAD, 5);
+        assert_eq!(n.tx_pending(), 5);
+        let mut buf = [0u8; 64];
+        assert_eq!(n.tx_take(&mut buf), Some(Ok(42)));
+        assert_eq!(buf[..42], [1; 42]);
+        assert_eq!(n.tx_take(&mut buf), Some(Err(BadTxLen(0xffff))));
+        assert_eq!(n.tx_take(&mut buf), Some(Err(BadTxLen(0))));
+        assert_eq!(
+            n.tx_take(&mut buf),
+            Some(Err(BadTxLen(100))),
+            "longer than the caller's buffer"
+        );
+        assert_eq!(n.tx_take(&mut buf), Some(Ok(60)));
+        assert_eq!(n.tx_take(&mut buf), None);
+        assert_eq!(kv.load_acquire32(TX_TAIL), 5, "every slot freed");
+        // A head more than a ring ahead: nothing is taken, it is counted.
+        kv.store_release32(TX_HEAD, 5 + SLOTS as u32 + 1);
+        assert_eq!(n.tx_take(&mut buf), None);
+        kv.store_release32(TX_HEAD, 4);
+        assert_eq!(n.tx_pending(), 0);
+        let s = n.stats();
+        assert_eq!((s.tx_frames, s.tx_bad_len, s.bad_tx_head), (2, 3, 2));
+    }
+
+    #[test]
+    fn indices_wrap_and_a_refused_open_is_an_error() {
+        let (k, device) = FakeKernel::with_device();
+        k.fail_next(Error::EBUSY);
+        assert_eq!(NetIf::open(&device, 0, MAC).err(), Some(Error::EBUSY));
+        k.netif_start_at(u32::MAX - 1);
+        let mut n = NetIf::open(&device, 0, MAC).unwrap();
+        let kv = kernel_view(k, &n);
+        for i in 0..4u8 {
+            n.rx_push(&[i; 10]).unwrap();
+        }
+        n.rx_publish();
+        assert_eq!(kv.load_acquire32(RX_HEAD), 2, "wrapped");
+        assert_eq!(kv.read16(slot(RX_RING, 1)), 10);
+        kv.write16(slot(TX_RING, u32::MAX - 1), 7);
+        kv.write16(slot(TX_RING, u32::MAX), 7);
+        kv.store_release32(TX_HEAD, 0);
+        let mut buf = [0u8; 16];
+        assert_eq!(n.tx_take(&mut buf), Some(Ok(7)), "slot of u32::MAX - 1");
+        assert_eq!(n.tx_take(&mut buf), Some(Ok(7)), "slot of u32::MAX");
+        assert_eq!(n.tx_take(&mut buf), None);
+        drop(n);
+        assert!(k.dropped(k.last_handle()));
+    }
+}
