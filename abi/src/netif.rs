@@ -39,6 +39,9 @@ pub const MAX_FRAME: usize = SLOT_LEN - SLOT_HEADER;
 /// Bytes of the area `netif_open` maps.
 pub const AREA_LEN: usize = HEADER_LEN + 2 * SLOTS * SLOT_LEN;
 
+const _: () = assert!(MAX_FRAME >= 1514, "an Ethernet frame fits a slot");
+const _: () = assert!(TX_TAIL + 4 <= HEADER_LEN, "the indices fit the header page");
+
 /// Header offset of `RX_HEAD` (written by the driver).
 pub const RX_HEAD: usize = 0;
 /// Header offset of `RX_TAIL` (written by the kernel).
@@ -91,8 +94,6 @@ mod tests {
         assert_eq!(slot(RX_RING, SLOTS as u32 - 1) + SLOT_LEN, TX_RING);
         assert_eq!(slot(TX_RING, u32::MAX) + SLOT_LEN, AREA_LEN);
         assert_eq!(slot(RX_RING, SLOTS as u32), RX_RING);
-        assert!(MAX_FRAME >= 1514);
-        assert!(TX_TAIL + 4 <= HEADER_LEN);
     }
 
     #[test]

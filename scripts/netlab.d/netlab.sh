@@ -6,6 +6,7 @@
 #   netlab_qemu_args GIC MEM SMP [EDU]
 #                             lib.sh's qemu_args with the virtio-net NIC on slot 3
 #                             attached to tap0 (everything else identical)
+#   netlab_unet_args          QEMU args for a second virtio-net NIC (slot 11, 00:0b.0) on tap1
 #   netlab_exec CMD...        runs CMD inside the namespace (QEMU must run this way)
 #   netlab_selfcheck          checks the lab's servers from inside the namespace
 #   netlab_down               ends everything netlab_up started, deletes the namespace
@@ -31,6 +32,11 @@ NETLAB_ODD_DNS=192.0.2.4     # dnsd.py: SERVFAIL, TC, dropped queries, hostile r
 NETLAB_PEER=192.0.2.5        # answers ARP and ping only: a neighbour no other test has met
 NETLAB_NEW_PEERS="192.0.2.6 192.0.2.7 192.0.2.8"  # ARP and ping only: first contact, three at once
 NETLAB_GUEST_MAC=52:54:00:12:34:56
+# The second link (tap1, TEST-NET-2): for a NIC a user-mode driver feeds (`vnet`); DHCP
+# .50-.99, DNS and HTTP (nginx) on its gateway too.
+NETLAB_GW2=198.51.100.1
+NETLAB_GUEST2_MAC=52:54:00:12:34:57
+NETLAB_UNET_SLOT=11          # PCI slot of that NIC (00:0b.0)
 NETLAB_NS=${NETLAB_NS:-}
 NETLAB_STATE=${NETLAB_STATE:-}
 NETLAB_KEEP=${NETLAB_KEEP:-0}
@@ -177,6 +183,9 @@ netlab_up() {
         netlab_exec ip -6 addr add 2001:db8::1/64 dev tap0 nodad 2>/dev/null;
     netlab_exec ip link set tap0 up || return 1
     for a in $NETLAB_NEW_PEERS; do netlab_exec ip addr add "$a/24" dev tap0 || return 1; done
+    netlab_exec ip tuntap add dev tap1 mode tap user "$(id -u)" &&
+        netlab_exec ip addr add "$NETLAB_GW2/24" dev tap1 &&
+        netlab_exec ip link set tap1 up || { netlab_log "tap1 setup failed"; return 1; }
     [[ "$(netlab_exec ip -4 addr show dev tap0)" == *"inet $NETLAB_GW/24 "* ]] || { netlab_log "tap0 setup failed"; return 1; }
     # No routes leave the namespace: it has no other interface; forwarding is off anyway.
     netlab_exec sysctl -qw net.ipv4.ip_forward=0 >/dev/null 2>&1
@@ -206,7 +215,7 @@ s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('$NETLAB_SILENT', 
         --user=root --group=root \
         --pid-file="$NETLAB_STATE/dnsmasq.pid" \
         --log-facility="$NETLAB_STATE/dnsmasq.log" --log-queries=extra --log-dhcp \
-        --bind-interfaces --listen-address="$NETLAB_GW" --port=53 \
+        --bind-interfaces --listen-address="$NETLAB_GW" --listen-address="$NETLAB_GW2" --port=53 \
         --no-resolv --no-hosts --no-poll --local=/capstan.test/ --domain=capstan.test \
         --host-record=lab.capstan.test,"$NETLAB_GW",2001:db8::1 \
         --host-record=dual.capstan.test,192.0.2.10,2001:db8::10 \
@@ -216,8 +225,10 @@ s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('$NETLAB_SILENT', 
         --cname=alias.capstan.test,lab.capstan.test \
         --cname=www.capstan.test,alias.capstan.test \
         --txt-record=big.capstan.test,"$txt250","$txt250","$txt250" \
-        --dhcp-range=192.0.2.50,192.0.2.99,255.255.255.0,2m \
-        --dhcp-option=option:router,"$NETLAB_GW" --dhcp-option=option:dns-server,"$NETLAB_GW" \
+        --dhcp-range=set:lab1,192.0.2.50,192.0.2.99,255.255.255.0,2m \
+        --dhcp-option=tag:lab1,option:router,"$NETLAB_GW" --dhcp-option=tag:lab1,option:dns-server,"$NETLAB_GW" \
+        --dhcp-range=set:lab2,198.51.100.50,198.51.100.99,255.255.255.0,2m \
+        --dhcp-option=tag:lab2,option:router,"$NETLAB_GW2" --dhcp-option=tag:lab2,option:dns-server,"$NETLAB_GW2" \
         --dhcp-option=option:domain-name,capstan.test \
         --dhcp-authoritative --no-ping --dhcp-leasefile="$NETLAB_STATE/dnsmasq.leases"
 
@@ -246,6 +257,13 @@ netlab_qemu_args() {
         *) netlab_log "qemu_args has no '$nic' any more: update scripts/netlab.d/netlab.sh"; return 1 ;;
     esac
     echo "${args/$nic /-netdev tap,id=n0,ifname=tap0,script=no,downscript=no -device virtio-net-pci,netdev=n0,addr=3,mac=$NETLAB_GUEST_MAC${NETLAB_NIC_OPTS:-} }"
+}
+
+# netlab_unet_args : a second virtio-net NIC (modern only, slot $NETLAB_UNET_SLOT) on tap1,
+# for a user-mode driver (`driver=vnet@00:0b.0`).
+netlab_unet_args() {
+    echo -netdev tap,id=n1,ifname=tap1,script=no,downscript=no \
+        -device virtio-net-pci,netdev=n1,addr=$NETLAB_UNET_SLOT,mac=$NETLAB_GUEST2_MAC,disable-legacy=on
 }
 
 # Bounded: the checks themselves time out after 1-10 s each; the whole run after 120 s.

@@ -26,6 +26,7 @@ use crate::sync::IrqLock;
 use crate::time;
 
 mod iface;
+pub mod netif;
 mod phy;
 mod poll;
 mod service;
@@ -293,6 +294,30 @@ pub fn wait_configured(deadline_ns: u64) -> Option<Ipv4Cidr> {
         sched::sleep_ns(10_000_000);
     }
     address()
+}
+
+/// Which interface of the stack: [`PRIMARY`] (the kernel's own NIC) or a `NetIf` interface
+/// (`netif`, fed by a user-mode driver).
+pub type IfaceId = u8;
+/// The interface of the kernel's own NIC.
+pub const PRIMARY: IfaceId = 0;
+
+/// Wakes the task that runs interface `id`.
+fn wake_iface(id: IfaceId) {
+    if id == PRIMARY {
+        wake_task();
+    } else {
+        netif::wake(id);
+    }
+}
+
+/// Interface `id`'s address, once DHCP configured one.
+pub fn iface_address(id: IfaceId) -> Option<Ipv4Cidr> {
+    if id == PRIMARY {
+        address()
+    } else {
+        netif::address(id)
+    }
 }
 
 fn wake_task() {

@@ -9,7 +9,7 @@ use abi::{CapType, Error, Handle, Rights};
 use caps::dma::{DmaBuffer, DmaHal};
 
 use super::decode::IrqOp;
-use super::device::{UserDevice, UserDma, UserLine};
+use super::device::{UserDevice, UserDma, UserLine, UserNetif};
 use super::file::Object;
 use super::memory::RegionKind;
 use super::table::{self, Process};
@@ -19,6 +19,10 @@ use crate::arch::usercopy::copy_to_user;
 use crate::arch::uspace::UserAccess;
 use crate::irq as kirq;
 use crate::mem::frames::FRAME;
+use crate::net::stack::netif;
+
+/// PCI base class of network controllers.
+const PCI_CLASS_NETWORK: u8 = 0x02;
 
 /// Results of a handler: `x1`-`x3`.
 type Ret = Result<[u64; 3], Error>;
@@ -170,8 +174,12 @@ pub fn dma_alloc(p: &Arc<Process>, h: Handle, len: u64, dir: u32, mask_bits: u8)
 
 /// A region that never reached the table: unmapped, then let go.
 fn drop_mapped(p: &Process, obj: Object) {
-    if let Object::DmaRegion(r) = &obj {
-        let va = r.va;
+    let va = match &obj {
+        Object::DmaRegion(r) => Some(r.va),
+        Object::NetIf(n) => Some(n.va),
+        _ => None,
+    };
+    if let Some(va) = va {
         let _ = table::with_memory(p, |m| m.unmap_foreign(va));
     }
     drop(obj);
@@ -194,6 +202,55 @@ pub fn reset(p: &Arc<Process>, h: Handle) -> Ret {
 pub fn cfg_read(p: &Arc<Process>, h: Handle, offset: u64) -> Ret {
     let dev = device(p, h, Rights::INSPECT)?;
     Ok([u64::from(dev.handoff.cfg_read(offset)?), 0, 0])
+}
+
+/// `netif_open(dev, bit, mac)`: the kernel's network interface for the NIC `dev` names,
+/// its frame area mapped read-write in the caller; returns the `NetIf` handle and the
+/// area's address.
+pub fn netif_open(p: &Arc<Process>, h: Handle, bit: u8, mac: [u8; 6]) -> Ret {
+    let dev = device(p, h, Rights::DMA)?;
+    let info = dev.handoff.info();
+    if info.class != PCI_CLASS_NETWORK || mac[0] & 1 != 0 {
+        return Err(Error::EINVAL); // not a NIC, or a multicast MAC
+    }
+    let signal = (table::events_word(p), 1u64 << bit);
+    let attachment = netif::open(info.bdf, mac, signal)?;
+    let pa = attachment.area_paddr();
+    let va = table::with_memory(p, |m| {
+        m.map_foreign(
+            pa,
+            abi::netif::AREA_LEN,
+            UserAccess::ReadWrite,
+            RegionKind::NetIf,
+        )
+    })?;
+    let object = Object::NetIf(Arc::new(UserNetif { attachment, va }));
+    let mut back = None;
+    let inserted = table::with_caps(p, |caps| {
+        caps.insert(object, Rights::WRITE | Rights::INSPECT)
+            .map_err(|(obj, e)| {
+                back = Some(obj);
+                e
+            })
+    });
+    if let Some(obj) = back {
+        drop_mapped(p, obj);
+    }
+    let h = inserted?;
+    Ok([u64::from(h.raw()), va as u64, 0])
+}
+
+/// `netif_kick(h)`: wakes the interface for the frames in its RX ring.
+pub fn netif_kick(p: &Arc<Process>, h: Handle) -> Ret {
+    table::with_caps(p, |caps| {
+        match caps.get(h, CapType::NetIf, Rights::WRITE)? {
+            Object::NetIf(n) => {
+                n.attachment.kick();
+                Ok([0; 3])
+            }
+            _ => Err(Error::EWRONGTYPE),
+        }
+    })
 }
 
 /// `cap_info`'s state word for an object (lines: `LINE_*`; others 0).
@@ -221,6 +278,10 @@ pub fn drop_cap(p: &Arc<Process>, h: Handle) -> Ret {
     match &obj {
         Object::DmaRegion(r) => {
             let va = r.va;
+            table::with_memory(p, |m| m.unmap_foreign(va))?;
+        }
+        Object::NetIf(n) => {
+            let va = n.va;
             table::with_memory(p, |m| m.unmap_foreign(va))?;
         }
         Object::Device(d) => {

@@ -300,3 +300,15 @@ pub fn dir_name(dir: u32) -> &'static str {
         _ => "from-device",
     }
 }
+
+/// A `NetIf` capability's object: a driver's attachment to a kernel network interface and
+/// where its frame area is mapped in the driver. Dropped only after that mapping is gone
+/// (`cap_drop` unmaps first; a dying process's address space goes before its capabilities),
+/// so the area's frames are never freed while the driver can reach them.
+#[derive(Debug)]
+pub struct UserNetif {
+    /// The interface and the area.
+    pub attachment: crate::net::stack::netif::Attachment,
+    /// The area's address in the holder.
+    pub va: usize,
+}

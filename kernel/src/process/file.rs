@@ -28,6 +28,9 @@ pub enum Object {
     IrqLine(Arc<super::device::UserLine>),
     /// A DMA region of a held device, mapped in its holder (linear, never moved).
     DmaRegion(Arc<super::device::UserDma>),
+    /// A driver's hold on a kernel network interface, its frame area mapped in the holder
+    /// (linear, never moved).
+    NetIf(Arc<super::device::UserNetif>),
 }
 
 impl Object {
@@ -41,11 +44,12 @@ impl Object {
 
     /// Whether it may leave its table (`cap_grant` MOVE, `spawn` grants): a device only
     /// while nothing hangs off it (`EBUSY`); lines and DMA regions never (they are bound
-    /// to their holder's notification word and address space, and carry no `TRANSFER`).
+    /// to their holder's notification word and address space, and carry no `TRANSFER`);
+    /// nor a `NetIf` (its area is mapped in the holder, its signal goes to the holder).
     pub fn movable(&self) -> Result<(), Error> {
         match self {
             Object::Device(d) if !d.is_bare() => Err(Error::EBUSY),
-            Object::IrqLine(_) | Object::DmaRegion(_) => Err(Error::EPERM),
+            Object::IrqLine(_) | Object::DmaRegion(_) | Object::NetIf(_) => Err(Error::EPERM),
             _ => Ok(()),
         }
     }
@@ -61,6 +65,7 @@ impl Capability for Object {
             Object::Device(_) => CapType::Device,
             Object::IrqLine(_) => CapType::IrqLine,
             Object::DmaRegion(_) => CapType::DmaRegion,
+            Object::NetIf(_) => CapType::NetIf,
         }
     }
 }

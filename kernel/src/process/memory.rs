@@ -48,12 +48,15 @@ pub enum RegionKind {
     /// A DMA buffer (`dma_alloc`): its frames belong to the `DmaRegion` capability, which
     /// frees or quarantines them only after the device stopped (docs/user-drivers.md).
     Dma,
+    /// A network interface's frame area (`netif_open`): its frames belong to the `NetIf`
+    /// capability, which drops them only after this mapping is gone.
+    NetIf,
 }
 
 impl RegionKind {
     /// Whether the region's frames are someone else's (it maps, never frees them).
     fn is_foreign(self) -> bool {
-        matches!(self, RegionKind::Mmio | RegionKind::Dma)
+        matches!(self, RegionKind::Mmio | RegionKind::Dma | RegionKind::NetIf)
     }
 }
 

@@ -97,13 +97,16 @@ pub fn open(p: &Arc<Process>, proto: SockProto, events: u64) -> Ret {
     Ok([u64::from(h.raw()), 0, 0])
 }
 
-/// `bind(h, addr, port)`: `addr` is 0 or the interface's own address.
+/// `bind(h, addr, port)`: `addr` is 0 or an interface's own address (which picks it).
 pub fn bind(p: &Arc<Process>, h: Handle, addr: u32, port: u16) -> Ret {
     let sock = socket(p, h, Rights::READ)?;
-    if addr != 0 && stack::address().is_none_or(|a| a.address() != ipv4(addr)) {
-        return Err(Error::EINVAL);
-    }
-    let port = sock.bind(port).map_err(error)?;
+    // The address picks the interface: the kernel NIC's, or a `NetIf` interface's.
+    let iface = match addr {
+        0 => None,
+        a if stack::address().is_some_and(|own| own.address() == ipv4(a)) => Some(stack::PRIMARY),
+        a => Some(stack::netif::by_address(ipv4(a)).ok_or(Error::EINVAL)?),
+    };
+    let port = sock.bind(port, iface).map_err(error)?;
     Ok([u64::from(port), 0, 0])
 }
 

@@ -297,8 +297,8 @@ fn net(out: &mut String) {
         "{:<5} {:<21} {:<21} {:<12} {:>5} {:>12} {:>12} {:>8}",
         "proto", "local", "remote", "state", "owner", "rx_bytes", "tx_bytes", "tx_drop"
     );
-    let here = stack::address().map(|a| a.address());
     for s in stack::sockets() {
+        let here = stack::iface_address(s.iface).map(|a| a.address());
         let proto = match s.proto {
             Proto::Udp => "udp",
             Proto::Tcp => "tcp",
@@ -325,6 +325,7 @@ fn netif(out: &mut String) {
     use crate::net::stack;
     let Some(st) = stack::status() else {
         let _ = writeln!(out, "state down");
+        netifs(out);
         return;
     };
     let _ = writeln!(out, "state up");
@@ -355,6 +356,52 @@ fn netif(out: &mut String) {
     }
     let _ = writeln!(out, "delivered {}", st.delivered);
     let _ = writeln!(out, "reassembled {}", st.reassembled);
+    netifs(out);
+}
+
+/// One line per interface a user-mode driver feeds (`NetIf`).
+fn netifs(out: &mut String) {
+    for n in crate::net::stack::netif::list() {
+        let m = n.mac;
+        let c = n.counters;
+        let _ = write!(
+            out,
+            "netif{} device {:02x}:{:02x}.{} mac {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x} driver {}",
+            n.id,
+            n.bdf >> 8,
+            (n.bdf >> 3) & 31,
+            n.bdf & 7,
+            m[0],
+            m[1],
+            m[2],
+            m[3],
+            m[4],
+            m[5],
+            if n.attached { "attached" } else { "none" },
+        );
+        match n.address {
+            Some(a) => {
+                let _ = write!(out, " address {a}");
+            }
+            None => out.push_str(" address none"),
+        }
+        if let Some(g) = n.gateway {
+            let _ = write!(out, " gateway {g}");
+        }
+        let _ = writeln!(
+            out,
+            " rx_frames {} tx_frames {} rx_bad_index {} rx_bad_len {} tx_bad_index {} tx_full {} tx_no_driver {} attaches {} kicks {}",
+            c.rx_frames,
+            c.tx_frames,
+            c.rx_bad_index,
+            c.rx_bad_len,
+            c.tx_bad_index,
+            c.tx_full,
+            c.tx_no_driver,
+            c.attaches,
+            c.kicks
+        );
+    }
 }
 
 fn cpuinfo(out: &mut String) {

@@ -170,7 +170,8 @@ fn dispatch(p: &Arc<Process>, call: Call) -> Result<[u64; 3], Stop> {
         Call::DevBusMaster { handle, on } => device::bus_master(p, handle, on),
         Call::DevReset { handle } => device::reset(p, handle),
         Call::DevCfgRead { handle, offset } => device::cfg_read(p, handle, offset),
-        Call::NetifOpen { .. } | Call::NetifKick { .. } => Err(Error::ENOSYS),
+        Call::NetifOpen { handle, bit, mac } => device::netif_open(p, handle, bit, mac),
+        Call::NetifKick { handle } => device::netif_kick(p, handle),
     };
     r.map_err(Stop::Fail)
 }

@@ -4,6 +4,7 @@ mod basics;
 mod bridges;
 mod dma;
 mod net;
+mod netif;
 mod netlab;
 mod pci;
 mod process;

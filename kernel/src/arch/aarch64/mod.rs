@@ -16,6 +16,7 @@ pub mod psci;
 pub mod secondary;
 pub mod sections;
 pub mod semihosting;
+pub mod shared;
 pub mod stack;
 pub mod usercopy;
 pub mod uspace;

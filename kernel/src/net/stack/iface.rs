@@ -44,14 +44,7 @@ pub(super) struct Services {
 pub(super) fn interface(nic: &mut VirtioNic, gate: &mut Gate, tcp_csum_ours: bool) -> Interface {
     let mac = nic.net.mac();
     let mut config = Config::new(HardwareAddress::Ethernet(EthernetAddress(mac)));
-    // A fixed seed gives every boot the same TCP initial sequence numbers and ports: a new
-    // connection then collides with the previous boot's in the server's TIME_WAIT and
-    // stalls until its SYN is retransmitted (RFC 6528, 6056). No RNG on cortex-a72 or
-    // virt: the boot-relative counter at this point varies with the host's timing.
-    let seed = splitmix64(
-        crate::arch::cpu::counter()
-            ^ u64::from_le_bytes([mac[0], mac[1], mac[2], mac[3], mac[4], mac[5], 0, 0]),
-    );
+    let seed = seed(mac);
     config.random_seed = seed;
     PORT_SEED.store(seed as u32, core::sync::atomic::Ordering::Relaxed);
     let mut budget = 0;
@@ -83,6 +76,18 @@ pub(super) fn services(sockets: &mut SocketSet<'_>) -> Services {
         echo,
         discard,
     }
+}
+
+/// A per-boot random seed for an interface with `mac`. A fixed seed would give every boot
+/// the same TCP initial sequence numbers and ports: a new connection then collides with the
+/// previous boot's in the server's TIME_WAIT and stalls until its SYN is retransmitted
+/// (RFC 6528, 6056). No RNG on cortex-a72 or virt: the boot-relative counter varies with
+/// the host's timing.
+pub(super) fn seed(mac: [u8; 6]) -> u64 {
+    splitmix64(
+        crate::arch::cpu::counter()
+            ^ u64::from_le_bytes([mac[0], mac[1], mac[2], mac[3], mac[4], mac[5], 0, 0]),
+    )
 }
 
 fn splitmix64(mut x: u64) -> u64 {

@@ -116,7 +116,7 @@ impl Stack {
         udp_discard(&mut self.sockets, self.services.discard);
         // Whoever the news below wakes reads counters that include the frames it came in.
         publish_counters(nic, &self.gate);
-        let woke = super::socket::serve(&mut self.iface, &mut self.sockets);
+        let woke = super::socket::serve(super::PRIMARY, &mut self.iface, &mut self.sockets);
         // A process waiting for this news now waits on this CPU (a synchronous,
         // wake-affine wake-up). If nothing else waits here, let it take the data now, so
         // that its answer leaves in this turn instead of after a cross-CPU wake-up and
@@ -125,7 +125,7 @@ impl Stack {
         if woke > 0 && !self.yielded && sched::queued_here() <= woke {
             self.yielded = true;
             sched::yield_now();
-            super::socket::serve(&mut self.iface, &mut self.sockets);
+            super::socket::serve(super::PRIMARY, &mut self.iface, &mut self.sockets);
         }
         self.solicit_new_remotes(nic);
     }

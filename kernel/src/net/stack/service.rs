@@ -9,7 +9,7 @@ use alloc::vec;
 use smoltcp::iface::{Interface, SocketHandle, SocketSet};
 use smoltcp::phy::DeviceCapabilities;
 use smoltcp::socket::{dhcpv4, icmp, udp};
-use smoltcp::wire::{Icmpv4Packet, Icmpv4Repr, IpAddress, IpCidr, Ipv4Address};
+use smoltcp::wire::{Icmpv4Packet, Icmpv4Repr, IpAddress, IpCidr, Ipv4Address, Ipv4Cidr};
 
 use super::{NetError, SHARED};
 use crate::net::gate::Gate;
@@ -67,15 +67,31 @@ pub fn ping(target: Ipv4Address, seq: u16, timeout_ns: u64) -> Result<u64, NetEr
     result.unwrap_or(Err(NetError::Timeout))
 }
 
-pub(super) fn dhcp_events(
+/// What a DHCP poll changed.
+pub(super) enum Lease {
+    /// An address (and perhaps a router and name servers), now on the interface.
+    Got {
+        /// The address and prefix.
+        address: Ipv4Cidr,
+        /// The default router.
+        router: Option<Ipv4Address>,
+        /// Up to three name servers.
+        dns: heapless::Vec<Ipv4Address, 3>,
+    },
+    /// The lease is gone; the interface has no address.
+    Lost,
+}
+
+/// Polls the DHCP client and applies what it says to the interface (address, default
+/// route) and the gate; returns the change for the caller to publish.
+pub(super) fn dhcp_poll(
     iface: &mut Interface,
     sockets: &mut SocketSet<'_>,
     dhcp: SocketHandle,
     gate: &mut Gate,
-) {
-    let event = sockets.get_mut::<dhcpv4::Socket>(dhcp).poll();
-    match event {
-        Some(dhcpv4::Event::Configured(cfg)) => {
+) -> Option<Lease> {
+    match sockets.get_mut::<dhcpv4::Socket>(dhcp).poll()? {
+        dhcpv4::Event::Configured(cfg) => {
             iface.update_ip_addrs(|addrs| {
                 addrs.clear();
                 let _ = addrs.push(IpCidr::Ipv4(cfg.address));
@@ -92,23 +108,48 @@ pub(super) fn dhcp_events(
                 Some((cfg.address.address().octets(), cfg.address.prefix_len())),
                 cfg.router.map(|r| r.octets()),
             );
+            Some(Lease::Got {
+                address: cfg.address,
+                router: cfg.router,
+                dns: cfg.dns_servers.iter().copied().take(3).collect(),
+            })
+        }
+        dhcpv4::Event::Deconfigured => {
+            iface.update_ip_addrs(|addrs| addrs.clear());
+            iface.routes_mut().remove_default_ipv4_route();
+            gate.set_address(None, None);
+            Some(Lease::Lost)
+        }
+    }
+}
+
+/// The primary interface's DHCP: `dhcp_poll`, published in `SHARED` and logged.
+pub(super) fn dhcp_events(
+    iface: &mut Interface,
+    sockets: &mut SocketSet<'_>,
+    dhcp: SocketHandle,
+    gate: &mut Gate,
+) {
+    match dhcp_poll(iface, sockets, dhcp, gate) {
+        Some(Lease::Got {
+            address,
+            router,
+            dns,
+        }) => {
             let mut s = SHARED.lock();
-            s.address = Some(cfg.address);
-            s.gateway = cfg.router;
-            s.dns_servers = cfg.dns_servers.iter().copied().take(3).collect();
+            s.address = Some(address);
+            s.gateway = router;
+            s.dns_servers = dns.clone();
             drop(s);
             // Logged once the interface and the gate use the address: scripts/test pings us
             // the moment it reads this line.
-            match cfg.router {
-                Some(r) => log::info!("net: DHCP lease {} via {r}", cfg.address),
-                None => log::info!("net: DHCP lease {} (no router)", cfg.address),
+            match router {
+                Some(r) => log::info!("net: DHCP lease {address} via {r}"),
+                None => log::info!("net: DHCP lease {address} (no router)"),
             }
             if log::log_enabled!(log::Level::Debug) {
-                let dns: alloc::vec::Vec<_> = cfg
-                    .dns_servers
-                    .iter()
-                    .map(alloc::string::ToString::to_string)
-                    .collect();
+                let dns: alloc::vec::Vec<_> =
+                    dns.iter().map(alloc::string::ToString::to_string).collect();
                 let dns = if dns.is_empty() {
                     alloc::string::String::from("none")
                 } else {
@@ -117,14 +158,11 @@ pub(super) fn dhcp_events(
                 log::debug!("net: DHCP name servers: {dns}");
             }
         }
-        Some(dhcpv4::Event::Deconfigured) => {
-            if SHARED.lock().address.is_some() {
+        Some(Lease::Lost) => {
+            let mut s = SHARED.lock();
+            if s.address.is_some() {
                 log::info!("net: DHCP lease lost");
             }
-            iface.update_ip_addrs(|addrs| addrs.clear());
-            iface.routes_mut().remove_default_ipv4_route();
-            gate.set_address(None, None);
-            let mut s = SHARED.lock();
             s.address = None;
             s.gateway = None;
             s.dns_servers.clear();

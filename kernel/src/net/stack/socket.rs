@@ -26,7 +26,7 @@ use alloc::vec::Vec;
 use smoltcp::iface::SocketHandle;
 use smoltcp::wire::Ipv4Address;
 
-use super::SHARED;
+use super::{IfaceId, PRIMARY, SHARED};
 use crate::sched::{self, NotifyId};
 
 pub(super) use task::serve;
@@ -118,6 +118,11 @@ struct Datagram {
 pub(super) struct SockState {
     id: u64,
     owner: u32,
+    /// The interface it uses (`IfaceId`): chosen by `bind` with an address, or by the
+    /// first remote it talks to (the interface whose subnet holds it, else the primary).
+    iface: IfaceId,
+    /// `iface` is decided.
+    pinned: bool,
     proto: Proto,
     role: Role,
     /// Bound local port (UDP/TCP), or the ICMP identifier.
@@ -159,6 +164,8 @@ impl SockState {
         SockState {
             id,
             owner,
+            iface: PRIMARY,
+            pinned: false,
             proto,
             role: Role::Fresh,
             local: None,
@@ -238,6 +245,8 @@ pub struct SocketInfo {
     pub tx_bytes: u64,
     /// Datagrams dropped because their next hop never answered.
     pub tx_dropped: u64,
+    /// The interface (0: the kernel's NIC; others: `NetIf` interfaces).
+    pub iface: IfaceId,
 }
 
 /// Every socket, for `/proc/net`.
@@ -256,6 +265,7 @@ pub fn list() -> Vec<SocketInfo> {
             rx_bytes: s.rx_bytes,
             tx_bytes: s.tx_bytes,
             tx_dropped: s.tx_dropped,
+            iface: s.iface,
         })
         .collect()
 }

@@ -9,7 +9,7 @@ use alloc::vec::Vec;
 
 use smoltcp::wire::Ipv4Address;
 
-use super::super::{SHARED, Shared, service, wake_task};
+use super::super::{IfaceId, SHARED, Shared, iface_address, netif, service, wake_iface};
 use super::{
     DATAGRAMS_QUEUED, Datagram, EPHEMERAL_FIRST, MAX_BACKLOG, MAX_DATAGRAM, MAX_SOCKETS, PORT_SEED,
     Proto, Role, SockError, SockState, Socket, TCP_TX,
@@ -111,8 +111,9 @@ impl Socket {
         self.with(|st, _| st.events).ok().flatten()
     }
 
-    /// Binds UDP or TCP to `port` (0: a free ephemeral port); returns the port.
-    pub fn bind(&self, port: u16) -> Result<u16, SockError> {
+    /// Binds UDP or TCP to `port` (0: a free ephemeral port) on interface `iface` (`None`:
+    /// decided by the first remote, else the primary); returns the port.
+    pub fn bind(&self, port: u16, iface: Option<IfaceId>) -> Result<u16, SockError> {
         let mut s = SHARED.lock();
         let port = if port == 0 {
             ephemeral(&s, self.proto).ok_or(SockError::AddrInUse)?
@@ -130,13 +131,45 @@ impl Socket {
             return Err(SockError::BadState);
         }
         st.local = Some(port);
+        if let Some(id) = iface {
+            st.iface = id;
+            st.pinned = true;
+        }
         Ok(port)
+    }
+
+    /// Decides the interface by `remote` unless it is decided: the `NetIf` interface
+    /// whose subnet holds it, else the primary.
+    fn route(&self, remote: Ipv4Address) -> Result<(), SockError> {
+        self.with(|st, _| {
+            if !st.pinned {
+                st.iface = netif::route(remote).unwrap_or(super::PRIMARY);
+                st.pinned = true;
+            }
+        })
+    }
+
+    fn iface(&self) -> IfaceId {
+        self.with(|st, _| st.iface).unwrap_or(super::PRIMARY)
+    }
+
+    /// Wakes the task of the socket's interface.
+    fn wake(&self) {
+        wake_iface(self.iface());
+    }
+
+    /// `NotConfigured` until the socket's interface has an address.
+    fn configured(&self) -> Result<(), SockError> {
+        match iface_address(self.iface()) {
+            Some(_) => Ok(()),
+            None => Err(SockError::NotConfigured),
+        }
     }
 
     fn ensure_local(&self) -> Result<(), SockError> {
         let bound = self.with(|st, _| st.local.is_some())?;
         if !bound {
-            self.bind(0)?;
+            self.bind(0, None)?;
         }
         Ok(())
     }
@@ -145,7 +178,10 @@ impl Socket {
     /// datagrams from `remote` are received from now on, and `send` without an address
     /// goes there.
     pub fn connect(&self, remote: (Ipv4Address, u16)) -> Result<(), SockError> {
-        configured()?;
+        if self.proto != Proto::Icmp {
+            self.route(remote.0)?;
+        }
+        self.configured()?;
         if remote.1 == 0 || remote.0.is_unspecified() {
             return Err(SockError::Invalid);
         }
@@ -162,7 +198,9 @@ impl Socket {
                 st.role = Role::Stream;
             }
             st.remote = Some(remote);
-            fresh.push(remote.0);
+            if st.iface == super::PRIMARY {
+                fresh.push(remote.0);
+            }
             Ok(())
         })??;
         if self.proto == Proto::Tcp {
@@ -175,7 +213,7 @@ impl Socket {
                 st.local = Some(port);
             }
         }
-        wake_task();
+        self.wake();
         Ok(())
     }
 
@@ -210,7 +248,7 @@ impl Socket {
             };
             Ok(())
         })??;
-        wake_task();
+        self.wake();
         Ok(())
     }
 
@@ -237,7 +275,7 @@ impl Socket {
                         proto: Proto::Tcp,
                     };
                     drop(s);
-                    wake_task(); // a listening slot is free again
+                    self.wake(); // a listening slot is free again
                     return Ok((sock, remote));
                 }
                 Some(Err(e)) => return Err(e),
@@ -255,7 +293,10 @@ impl Socket {
         to: Option<(Ipv4Address, u16)>,
         deadline: u64,
     ) -> Result<usize, SockError> {
-        configured()?;
+        if let Some((addr, _)) = to {
+            self.route(addr)?;
+        }
+        self.configured()?;
         match self.proto {
             Proto::Udp | Proto::Icmp => self.send_datagram(data, to, deadline),
             Proto::Tcp => self.send_stream(data, deadline),
@@ -289,7 +330,9 @@ impl Socket {
                 if st.out_datagrams.len() >= DATAGRAMS_QUEUED {
                     return Ok(false);
                 }
-                fresh.push(remote.0);
+                if st.iface == super::PRIMARY {
+                    fresh.push(remote.0);
+                }
                 st.out_datagrams.push_back(Datagram {
                     data: data.to_vec(),
                     remote,
@@ -297,7 +340,7 @@ impl Socket {
                 Ok(true)
             })??;
             if queued {
-                wake_task();
+                self.wake();
                 return Ok(data.len());
             }
             self.wait(deadline)?;
@@ -319,7 +362,7 @@ impl Socket {
                 Ok(n)
             })??;
             if taken > 0 || data.is_empty() {
-                wake_task();
+                self.wake();
                 return Ok(taken);
             }
             self.wait(deadline)?;
@@ -366,7 +409,7 @@ impl Socket {
             match got {
                 Some(r) => {
                     if self.proto == Proto::Tcp {
-                        wake_task(); // room freed: the task may read more
+                        self.wake(); // room freed: the task may read more
                     }
                     return r;
                 }
@@ -384,7 +427,7 @@ impl Socket {
             st.write_shut = true;
             Ok(())
         })??;
-        wake_task();
+        self.wake();
         Ok(())
     }
 
@@ -410,19 +453,13 @@ impl Socket {
 impl Drop for Socket {
     fn drop(&mut self) {
         let mut s = SHARED.lock();
+        let mut iface = super::PRIMARY;
         if let Some(st) = s.socks.iter_mut().find(|x| x.id == self.id) {
             st.closed = true;
             st.events = None;
+            iface = st.iface;
         }
         drop(s);
-        wake_task();
-    }
-}
-
-fn configured() -> Result<(), SockError> {
-    if SHARED.lock().address.is_some() {
-        Ok(())
-    } else {
-        Err(SockError::NotConfigured)
+        wake_iface(iface);
     }
 }

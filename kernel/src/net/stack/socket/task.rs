@@ -13,7 +13,7 @@ use smoltcp::iface::{Interface, SocketSet};
 use smoltcp::socket::{icmp, tcp, udp};
 use smoltcp::wire::{IpAddress, IpEndpoint, IpListenEndpoint};
 
-use super::super::SHARED;
+use super::super::{IfaceId, SHARED};
 use super::{
     DATAGRAMS_QUEUED, Datagram, LINGER_NS, MAX_DATAGRAM, Proto, Role, STUCK_TX_NS, SockError,
     SockState, TCP_RX, TCP_TX, UDP_BUFFER,
@@ -25,6 +25,7 @@ use crate::time;
 /// ways, hands out accepted connections, finishes closes; posts news. Returns how many
 /// threads the news woke (queued on this CPU: the caller may yield to them).
 pub(in crate::net::stack) fn serve(
+    id: IfaceId,
     iface: &mut Interface,
     sockets: &mut SocketSet<'static>,
 ) -> usize {
@@ -33,7 +34,7 @@ pub(in crate::net::stack) fn serve(
     let mut s = SHARED.lock();
     let mut accepted = Vec::new();
     let mut next_id = s.next_session;
-    for st in s.socks.iter_mut() {
+    for st in s.socks.iter_mut().filter(|st| st.iface == id) {
         let before = (
             st.readable(),
             st.established,
@@ -68,10 +69,10 @@ pub(in crate::net::stack) fn serve(
     let closed_listeners: Vec<u64> = s
         .socks
         .iter()
-        .filter(|x| x.closed && matches!(x.role, Role::Listener { .. }))
+        .filter(|x| x.iface == id && x.closed && matches!(x.role, Role::Listener { .. }))
         .map(|x| x.id)
         .collect();
-    for st in s.socks.iter_mut() {
+    for st in s.socks.iter_mut().filter(|st| st.iface == id) {
         if st
             .accepted_by
             .is_some_and(|l| closed_listeners.contains(&l))
@@ -81,7 +82,8 @@ pub(in crate::net::stack) fn serve(
     }
     let mut i = 0;
     while i < s.socks.len() {
-        if s.socks[i].closed && finish_close(&mut s.socks[i], sockets, now) {
+        let st = &mut s.socks[i];
+        if st.iface == id && st.closed && finish_close(st, sockets, now) {
             let st = s.socks.swap_remove(i);
             sched::notify_destroy(st.notify);
         } else {
@@ -402,6 +404,7 @@ fn serve_listener(
         *next_id += 1;
         let mut c = SockState::new(id, st.owner, Proto::Tcp, notify);
         c.role = Role::Stream;
+        (c.iface, c.pinned) = (st.iface, true);
         c.local = Some(port);
         c.remote = remote;
         c.handles.push(h);
