@@ -30,6 +30,7 @@ pub mod dma;
 pub mod irq;
 pub mod mmio;
 pub mod netif;
+pub mod virtio;
 pub mod vring;
 
 #[cfg(test)]
@@ -44,7 +45,7 @@ use dma::Cpu;
 
 pub use dma::{DmaDir, DmaIdle, DmaRegion};
 pub use irq::{Armed, Draining, Fired, IrqLine, LineState, Masked, Quiesced, QuietCheck, quiesce};
-pub use mmio::{Mmio, Registers, SharedMem};
+pub use mmio::{Mmio, SharedMem};
 
 /// The result of every call.
 pub type Result<T> = core::result::Result<T, Error>;

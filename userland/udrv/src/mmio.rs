@@ -156,51 +156,6 @@ impl Mmio {
     }
 }
 
-/// Register access at byte offsets, as a driver's register map names them: what a transport
-/// (`udrv::virtio`) is written against, so that the host tests can put a behavioural model
-/// of the device behind it. [`Mmio`] is the real one. Implementations access exactly the
-/// width asked for.
-pub trait Registers {
-    /// Reads 8 bits at `offset`.
-    fn read8(&self, offset: usize) -> u8;
-    /// Writes 8 bits at `offset`.
-    fn write8(&self, offset: usize, value: u8);
-    /// Reads 16 bits at `offset`.
-    fn read16(&self, offset: usize) -> u16;
-    /// Writes 16 bits at `offset`.
-    fn write16(&self, offset: usize, value: u16);
-    /// Reads 32 bits at `offset`.
-    fn read32(&self, offset: usize) -> u32;
-    /// Writes 32 bits at `offset`.
-    fn write32(&self, offset: usize, value: u32);
-    /// The window's length in bytes.
-    fn window_len(&self) -> usize;
-}
-
-impl Registers for Mmio {
-    fn read8(&self, offset: usize) -> u8 {
-        Mmio::read8(self, offset)
-    }
-    fn write8(&self, offset: usize, value: u8) {
-        Mmio::write8(self, offset, value)
-    }
-    fn read16(&self, offset: usize) -> u16 {
-        Mmio::read16(self, offset)
-    }
-    fn write16(&self, offset: usize, value: u16) {
-        Mmio::write16(self, offset, value)
-    }
-    fn read32(&self, offset: usize) -> u32 {
-        Mmio::read32(self, offset)
-    }
-    fn write32(&self, offset: usize, value: u32) {
-        Mmio::write32(self, offset, value)
-    }
-    fn window_len(&self) -> usize {
-        self.len
-    }
-}
-
 /// Normal memory this process shares with another party that reads and writes it at the
 /// same time: a virtqueue's rings (the device) or a network interface's frame area (the
 /// kernel, on another CPU). Every access is volatile and bounds- and alignment-checked
