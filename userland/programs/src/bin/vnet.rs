@@ -1,0 +1,535 @@
+//! `vnet [--probe] [--no-event-idx]`: a virtio-net NIC driven from user space.
+//!
+//! The second NIC of issue 17: the process holds a modern virtio-net function as
+//! capabilities (docs/user-drivers.md "The virtio-net driver") — its virtio structures
+//! mapped with `mmio_map`, found through `dev_cfg_read`; its rings and buffers DMA regions
+//! (`udrv::vring`); the receive queue's MSI-X entry an interrupt line bound to the receive
+//! ring in a `udrv::vring::Napi`, so a round is suppress, drain with a budget, re-enable,
+//! recheck, re-arm, and nothing else re-arms it. The transmit ring raises no interrupt: its
+//! completions are reclaimed before each send. Every value the device writes (used ring)
+//! and the kernel writes (frame area) is checked before it is used.
+//!
+//! - `--probe`: bring the device up, print its MAC and link, send one ARP request for
+//!   10.0.2.2 from 10.0.2.15 and wait, by interrupt and with a deadline, for the reply
+//!   (QEMU's user-network gateway answers); `vnet probe: ok tx=N rx=N irqs=N`, exit 0.
+//! - default: open the kernel's interface for the NIC (`netif_open`) and move frames both
+//!   ways between the device's queues and the interface's frame rings until killed.
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use abi::CapType;
+use abi::dev::IRQ_MSIX;
+use capstan_programs::tool::Tool;
+use capstan_rt::dev::{Device, DmaRegion, Kernel};
+use capstan_rt::{Startup, entry, println, time};
+use udrv::DmaDir;
+use udrv::dma::Cpu;
+use udrv::netif::NetIf;
+use udrv::virtio::{self, ModernTransport, QueueSetup, StructWindow, Transport, feature};
+use udrv::vring::{BufDir, Completion, Napi, NotFinished, Polled, Rejected, Round, Vring};
+
+entry!(main);
+
+const TOOL: Tool = Tool {
+    name: "vnet",
+    usage: "usage: vnet [--probe] [--no-event-idx]\n  Drives the virtio-net function granted to this process from user space.\n  --probe         bring it up, ARP for 10.0.2.2 from 10.0.2.15, print what came back\n  --no-event-idx  do not negotiate VIRTIO_F_EVENT_IDX (flag-based suppression)\n  Without --probe: open the kernel's interface for the NIC and move its frames.",
+};
+
+/// virtio-net feature bits (virtio 1.2 §5.1.3): the device has a MAC / a link status.
+const NET_F_MAC: u64 = 1 << 5;
+const NET_F_STATUS: u64 = 1 << 16;
+/// `struct virtio_net_hdr` with VERSION_1 (12 bytes, `num_buffers` included; §5.1.6).
+const NET_HDR: usize = 12;
+/// Link up in the configuration's `status` (§5.1.4).
+const NET_S_LINK_UP: u16 = 1;
+
+/// Queue sizes (the device's are 256; a driver may shrink them, §4.1.4.3.2).
+const RXQ: usize = 16;
+const TXQ: usize = 16;
+/// Buffers: one DMA region each, within the kernel's 32 regions per device with the two
+/// rings (2 + 16 + 8).
+const RX_BUFS: usize = 16;
+const TX_BUFS: usize = 8;
+/// One buffer: the header and a 1514-byte frame fit.
+const BUF: usize = 2048;
+/// Ring memory (one page holds a 16-entry split ring).
+const RING_MEM: usize = 4096;
+/// The receive queue's MSI-X table entry, and its notification bit.
+const RX_VECTOR: u16 = 1;
+const RX_BIT: u8 = 0;
+/// The interface's notification bit (frames to send).
+const NETIF_BIT: u8 = 1;
+/// virtio-net queue numbers (§5.1.2).
+const RX_QUEUE: u16 = 0;
+const TX_QUEUE: u16 = 1;
+/// Used elements handled per NAPI poll before other work gets a turn.
+const BUDGET: usize = 32;
+/// `--probe`'s wait for the gateway's reply.
+const PROBE_NS: u64 = 5_000_000_000;
+/// How long frames to send wait for a free transmit buffer before the next look.
+const TX_RETRY_NS: u64 = 1_000_000;
+
+const OUR_IP: [u8; 4] = [10, 0, 2, 15];
+const GATEWAY_IP: [u8; 4] = [10, 0, 2, 2];
+
+type Fail = String;
+type Rx = Napi<Kernel, RXQ>;
+type RxRound = Round<Kernel, RXQ>;
+
+fn main(startup: &Startup) -> i32 {
+    let args = match TOOL.args(startup) {
+        Ok(a) => a,
+        Err(status) => return status,
+    };
+    let (mut probe, mut event_idx) = (false, true);
+    for arg in args {
+        match arg {
+            "--probe" => probe = true,
+            "--no-event-idx" => event_idx = false,
+            other => return TOOL.bad_usage(&format!("unknown argument {other}")),
+        }
+    }
+    let result = run(startup, probe, event_idx);
+    match result {
+        Ok(()) => 0,
+        Err(why) if probe => {
+            println!("vnet probe: FAILED: {why}");
+            1
+        }
+        Err(why) => {
+            println!("vnet: {why}");
+            1
+        }
+    }
+}
+
+fn run(startup: &Startup, probe: bool, event_idx: bool) -> Result<(), Fail> {
+    let grant = startup
+        .grants()
+        .find(|g| g.cap_type == Some(CapType::Device))
+        .ok_or("no Device capability was granted (init grants one by driver=vnet@BDF)")?;
+    let device = Device::new(Kernel, grant.handle);
+    let (mut nic, rx) = Nic::bring_up(&device, event_idx)?;
+    let link = match nic.link_up() {
+        Some(true) => "up",
+        Some(false) => "down",
+        None => "unknown",
+    };
+    if probe {
+        println!(
+            "vnet probe: mac {} link {link} event_idx {}",
+            mac_str(nic.mac),
+            nic.event_idx
+        );
+        let r = nic.probe(rx);
+        // Stop the device before exiting either way (the kernel's teardown would too).
+        let _ = nic.transport.reset();
+        return r;
+    }
+    let mut netif = NetIf::open(&device, NETIF_BIT, nic.mac)
+        .map_err(|e| format!("netif_open: {e} (is the kernel's interface there?)"))?;
+    println!(
+        "vnet: up mac={} link={link} queues={RXQ}/{TXQ} event_idx={}",
+        mac_str(nic.mac),
+        nic.event_idx
+    );
+    nic.forward(rx, &mut netif)
+}
+
+/// The device and everything but the receive pair (which moves through rounds).
+struct Nic {
+    transport: ModernTransport<StructWindow>,
+    tx: Vring<Polled, Kernel, TXQ>,
+    tx_free: Vec<DmaRegion<Cpu>>,
+    mac: [u8; 6],
+    features: u64,
+    event_idx: bool,
+    stats: Stats,
+}
+
+/// What went through, and what was refused.
+#[derive(Default, Debug)]
+struct Stats {
+    /// Frames handed to the device to send.
+    tx: u64,
+    /// Frames the device received.
+    rx: u64,
+    /// Rounds started by an interrupt.
+    irqs: u64,
+    /// Received buffers shorter than the header.
+    runts: u64,
+    /// Frames to send with a length the kernel should not have written (skipped).
+    tx_bad: u64,
+}
+
+impl Nic {
+    /// virtio 1.2 §3.1.1 for a network device: transport, features, rings, buffers, line.
+    fn bring_up(device: &Device, event_idx: bool) -> Result<(Nic, Rx), Fail> {
+        let info = device.info().map_err(|e| format!("dev_info: {e}"))?;
+        if info.vendor != virtio::VENDOR_ID || !matches!(info.device, 0x1041 | 0x1000) {
+            return Err(format!(
+                "the device is {:04x}:{:04x}, not virtio-net (1af4:1041)",
+                info.vendor, info.device
+            ));
+        }
+        if info.irq_modes & IRQ_MSIX == 0 || info.msix_entries <= RX_VECTOR {
+            return Err("the function offers no MSI-X entry 1 here (no MSI controller?)".into());
+        }
+        let mut transport =
+            virtio::probe_mapped(device).map_err(|e| format!("virtio transport: {e}"))?;
+        let mut wanted = NET_F_MAC | NET_F_STATUS;
+        if event_idx {
+            wanted |= feature::EVENT_IDX;
+        }
+        let features = transport
+            .negotiate(wanted)
+            .map_err(|e| format!("features: {e}"))?;
+        if features & NET_F_MAC == 0 {
+            let _ = transport.fail(virtio::TransportError::FeaturesRejected);
+            return Err("the device has no MAC address (VIRTIO_NET_F_MAC)".into());
+        }
+        let event_idx = features & feature::EVENT_IDX != 0;
+        let mac = transport
+            .read_config_stable(|t| core::array::from_fn(|i| t.config_read8(i)))
+            .map_err(|e| format!("MAC: {e}"))?;
+        let rx_ring = ring::<RXQ>(device, event_idx)?;
+        let tx_ring = ring::<TXQ>(device, event_idx)?;
+        let line = device
+            .irq(RX_VECTOR, RX_BIT)
+            .map_err(|e| format!("dev_irq (MSI-X entry {RX_VECTOR}): {e}"))?;
+        let setup = |ring: (u64, u64, u64), size: usize, vector| QueueSetup {
+            size: size as u16,
+            desc: ring.0,
+            driver: ring.1,
+            device: ring.2,
+            vector,
+        };
+        let queues = [
+            (RX_QUEUE, setup(rx_ring.addresses(), RXQ, Some(RX_VECTOR))),
+            (TX_QUEUE, setup(tx_ring.addresses(), TXQ, None)),
+        ];
+        for (q, s) in queues {
+            transport
+                .setup_queue(q, &s)
+                .map_err(|e| format!("queue {q}: {e}"))?;
+        }
+        transport
+            .set_config_vector(None)
+            .map_err(|e| format!("config vector: {e}"))?;
+        let mut rx = Napi::new(line, rx_ring).map_err(|(_, _, e)| format!("irq_arm: {e}"))?;
+        for _ in 0..RX_BUFS {
+            let buf = device
+                .dma_alloc(BUF, DmaDir::FromDevice, 64)
+                .map_err(|e| format!("dma_alloc (RX buffer): {e}"))?;
+            rx.post(buf, BUF, BufDir::DeviceWrites)
+                .map_err(|(_, e)| format!("posting an RX buffer: {e}"))?;
+        }
+        let mut tx_free = Vec::with_capacity(TX_BUFS);
+        for _ in 0..TX_BUFS {
+            let buf = device
+                .dma_alloc(BUF, DmaDir::ToDevice, 64)
+                .map_err(|e| format!("dma_alloc (TX buffer): {e}"))?;
+            tx_free.push(buf);
+        }
+        device
+            .bus_master(true)
+            .map_err(|e| format!("bus mastering on: {e}"))?;
+        transport
+            .driver_ok()
+            .map_err(|e| format!("DRIVER_OK: {e}"))?;
+        if rx.kick_needed() {
+            transport.notify(RX_QUEUE);
+        }
+        let nic = Nic {
+            transport,
+            tx: tx_ring.into_polled(),
+            tx_free,
+            mac,
+            features,
+            event_idx,
+            stats: Stats::default(),
+        };
+        Ok((nic, rx))
+    }
+
+    /// The link, if the device reports it (`VIRTIO_NET_F_STATUS`).
+    fn link_up(&self) -> Option<bool> {
+        (self.features & NET_F_STATUS != 0)
+            .then(|| self.transport.config_read16(6) & NET_S_LINK_UP != 0)
+    }
+
+    /// Reclaims the transmit buffers the device finished with.
+    fn reclaim_tx(&mut self) {
+        while let Some(done) = self.tx.pop_used() {
+            match done {
+                Ok(c) => self.tx_free.push(c.region),
+                Err(Rejected {
+                    reclaimed: Some(region),
+                    ..
+                }) => self.tx_free.push(region),
+                Err(_) => {}
+            }
+        }
+    }
+
+    /// Sends one frame that `fill` writes after the header (`fill` returns its length, or
+    /// `None` to send nothing). `Ok(false)`: no free buffer.
+    fn send(&mut self, fill: impl FnOnce(&mut [u8]) -> Option<usize>) -> Result<bool, Fail> {
+        self.reclaim_tx();
+        let Some(mut buf) = self.tx_free.pop() else {
+            return Ok(false);
+        };
+        let bytes = buf.bytes_mut();
+        bytes[..NET_HDR].fill(0);
+        let Some(len) = fill(&mut bytes[NET_HDR..]) else {
+            self.tx_free.push(buf);
+            self.stats.tx_bad += 1;
+            return Ok(true);
+        };
+        match self.tx.post(buf, NET_HDR + len, BufDir::DeviceReads) {
+            Ok(_) => {
+                self.stats.tx += 1;
+                Ok(true)
+            }
+            Err((buf, e)) => {
+                self.tx_free.push(buf);
+                Err(format!("posting a TX buffer: {e}"))
+            }
+        }
+    }
+
+    fn kick_tx(&mut self) {
+        if self.tx.kick_needed() {
+            self.transport.notify(TX_QUEUE);
+        }
+    }
+
+    /// Drains at most [`BUDGET`] received buffers into `deliver`, reposting each; returns
+    /// how many were popped (fewer than the budget: the ring read empty).
+    fn poll_rx(&mut self, round: &mut RxRound, mut deliver: impl FnMut(&[u8])) -> usize {
+        let mut n = 0;
+        while n < BUDGET {
+            let Some(done) = round.pop_used() else {
+                break;
+            };
+            n += 1;
+            let region = match done {
+                Ok(c) => {
+                    self.stats.rx += 1;
+                    match frame_of(&c) {
+                        Some(frame) => deliver(frame),
+                        None => self.stats.runts += 1,
+                    }
+                    c.region
+                }
+                Err(Rejected {
+                    reclaimed: Some(region),
+                    ..
+                }) => region,
+                Err(_) => continue,
+            };
+            // The buffer came back from this ring, so it fits again; a refusal (a broken
+            // ring) drops it, and the broken ring is noticed by the caller.
+            let _ = round.post(region, BUF, BufDir::DeviceWrites);
+        }
+        if round.kick_needed() {
+            self.transport.notify(RX_QUEUE);
+        }
+        n
+    }
+
+    /// `--probe`: one ARP request, and the gateway's reply, by interrupt.
+    fn probe(&mut self, mut rx: Rx) -> Result<(), Fail> {
+        let request = arp_request(self.mac, OUR_IP, GATEWAY_IP);
+        if !self.send(|b| copy_frame(b, &request))? {
+            return Err("no free transmit buffer".into());
+        }
+        self.kick_tx();
+        let deadline = time::now().saturating_add(PROBE_NS);
+        let mut gateway = None;
+        while gateway.is_none() {
+            let (mut round, _) = match rx.wait(deadline) {
+                Ok(r) => r,
+                Err((_, abi::Error::ETIMEDOUT)) => {
+                    return Err(format!(
+                        "no ARP reply from 10.0.2.2 within 5 s (tx={} rx={} irqs={})",
+                        self.stats.tx, self.stats.rx, self.stats.irqs
+                    ));
+                }
+                Err((_, e)) => return Err(format!("irq_wait: {e}")),
+            };
+            self.stats.irqs += 1;
+            rx = loop {
+                let mac = self.mac;
+                if self.poll_rx(&mut round, |f| {
+                    gateway = gateway.or_else(|| arp_reply_from(f, mac, GATEWAY_IP, OUR_IP));
+                }) == BUDGET
+                {
+                    continue;
+                }
+                match round.finish() {
+                    Ok(rx) => break rx,
+                    Err((r, NotFinished::Raced)) => round = r,
+                    Err((_, NotFinished::Refused(e))) => return Err(format!("irq_rearm: {e}")),
+                }
+            };
+            check_ring(rx.ring().is_broken(), rx.ring().rejected())?;
+        }
+        self.reclaim_tx();
+        let gw = gateway.unwrap_or_default();
+        println!("vnet probe: 10.0.2.2 is at {}", mac_str(gw));
+        println!(
+            "vnet probe: ok tx={} rx={} irqs={} rejected={}",
+            self.stats.tx,
+            self.stats.rx,
+            self.stats.irqs,
+            rx.ring().rejected() + self.tx.rejected()
+        );
+        Ok(())
+    }
+
+    /// Default mode: frames between the device and the kernel's interface, until killed.
+    fn forward(&mut self, rx: Rx, netif: &mut NetIf<Kernel>) -> Result<(), Fail> {
+        let mask = 1u64 << RX_BIT | 1u64 << NETIF_BIT;
+        let mut state = RxState::Armed(rx);
+        let mut tx_backlog = false;
+        loop {
+            let deadline = match (&state, tx_backlog) {
+                (RxState::Polling(_), _) => 0,
+                (_, true) => time::now().saturating_add(TX_RETRY_NS),
+                _ => u64::MAX,
+            };
+            let bits = match time::notify_wait(mask, deadline) {
+                Ok(b) => b,
+                Err(abi::Error::ETIMEDOUT) => 0,
+                Err(e) => return Err(format!("notify_wait: {e}")),
+            };
+            state = match state {
+                RxState::Armed(rx) if bits & 1 << RX_BIT != 0 => match rx.wait(0) {
+                    Ok((round, _)) => {
+                        self.stats.irqs += 1;
+                        RxState::Polling(round)
+                    }
+                    Err((rx, _)) => RxState::Armed(rx),
+                },
+                other => other,
+            };
+            if let RxState::Polling(mut round) = state {
+                let n = self.poll_rx(&mut round, |f| {
+                    let _ = netif.rx_push(f);
+                });
+                if netif.rx_publish() {
+                    netif.kick().map_err(|e| format!("netif_kick: {e}"))?;
+                }
+                check_ring(round.ring().is_broken(), round.ring().rejected())?;
+                state = if n == BUDGET {
+                    RxState::Polling(round)
+                } else {
+                    match round.finish() {
+                        Ok(rx) => RxState::Armed(rx),
+                        Err((round, NotFinished::Raced)) => RxState::Polling(round),
+                        Err((_, NotFinished::Refused(e))) => {
+                            return Err(format!("irq_rearm: {e}"));
+                        }
+                    }
+                };
+            }
+            tx_backlog = self.forward_tx(netif)?;
+        }
+    }
+
+    /// Frames the kernel queued, into free transmit buffers; whether some still wait.
+    fn forward_tx(&mut self, netif: &mut NetIf<Kernel>) -> Result<bool, Fail> {
+        let mut sent = false;
+        while netif.tx_pending() > 0 {
+            let more = self.send(|b| match netif.tx_take(b) {
+                Some(Ok(n)) => Some(n),
+                _ => None,
+            })?;
+            if !more {
+                break;
+            }
+            sent = true;
+        }
+        if sent {
+            self.kick_tx();
+        }
+        Ok(netif.tx_pending() > 0)
+    }
+}
+
+/// The receive pair between rounds, or in one.
+enum RxState {
+    Armed(Rx),
+    Polling(RxRound),
+}
+
+/// A fresh ring of `Q` entries in its own DMA region.
+fn ring<const Q: usize>(
+    device: &Device,
+    event_idx: bool,
+) -> Result<Vring<udrv::Armed, Kernel, Q>, Fail> {
+    let mem = device
+        .dma_alloc(RING_MEM, DmaDir::Bidirectional, 64)
+        .map_err(|e| format!("dma_alloc (ring): {e}"))?;
+    Vring::new(mem, event_idx).map_err(|(_, e)| format!("ring: {e}"))
+}
+
+/// A device that ran its used index too far ahead is broken: give up (init restarts the
+/// driver, whose bring-up resets the device).
+fn check_ring(broken: bool, rejected: u64) -> Result<(), Fail> {
+    if broken {
+        return Err(format!(
+            "the device broke its receive ring ({rejected} used elements refused)"
+        ));
+    }
+    Ok(())
+}
+
+/// The frame in a received buffer: after the header, up to the length the device wrote.
+fn frame_of(c: &Completion<Kernel>) -> Option<&[u8]> {
+    c.data().get(NET_HDR..).filter(|f| !f.is_empty())
+}
+
+fn copy_frame(dst: &mut [u8], frame: &[u8]) -> Option<usize> {
+    dst.get_mut(..frame.len())?.copy_from_slice(frame);
+    Some(frame.len())
+}
+
+/// A broadcast ARP request (RFC 826) from `mac`/`ip` for `target`, padded to 60 bytes.
+fn arp_request(mac: [u8; 6], ip: [u8; 4], target: [u8; 4]) -> [u8; 60] {
+    let mut f = [0u8; 60];
+    f[0..6].fill(0xff);
+    f[6..12].copy_from_slice(&mac);
+    f[12..14].copy_from_slice(&[0x08, 0x06]);
+    // Ethernet, IPv4, 6-byte and 4-byte addresses, request.
+    f[14..22].copy_from_slice(&[0, 1, 0x08, 0, 6, 4, 0, 1]);
+    f[22..28].copy_from_slice(&mac);
+    f[28..32].copy_from_slice(&ip);
+    f[38..42].copy_from_slice(&target);
+    f
+}
+
+/// The sender's MAC if `f` is an ARP reply from `from` to `mac`/`to`.
+fn arp_reply_from(f: &[u8], mac: [u8; 6], from: [u8; 4], to: [u8; 4]) -> Option<[u8; 6]> {
+    let f = f.get(..42)?;
+    let ok = f[12..14] == [0x08, 0x06]
+        && f[14..22] == [0, 1, 0x08, 0, 6, 4, 0, 2]
+        && f[28..32] == from
+        && f[32..38] == mac
+        && f[38..42] == to;
+    ok.then(|| core::array::from_fn(|i| f[22 + i]))
+}
+
+fn mac_str(m: [u8; 6]) -> String {
+    format!(
+        "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+        m[0], m[1], m[2], m[3], m[4], m[5]
+    )
+}
