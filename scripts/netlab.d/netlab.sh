@@ -237,11 +237,23 @@ s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('$NETLAB_SILENT', 
     netlab_bg nginx nginx -p "$NETLAB_STATE" -c "$NETLAB_STATE/nginx.conf" -e "$NETLAB_STATE/nginx-error.log"
     netlab_bg httpd python3 "$NETLAB_DIR/httpd.py" "$NETLAB_GW" 8080 "$NETLAB_WWW"
     netlab_bg dnsd python3 -u "$NETLAB_DIR/dnsd.py" "$NETLAB_ODD_DNS" 53
+    # TCP echo (RFC 862) on the second link: the user NIC's restart test keeps a session open.
+    netlab_bg techo python3 -c "import socketserver as s
+class Echo(s.BaseRequestHandler):
+    def handle(self):
+        while True:
+            d = self.request.recv(65536)
+            if not d:
+                return
+            self.request.sendall(d)
+s.ThreadingTCPServer.allow_reuse_address = True
+s.ThreadingTCPServer(('$NETLAB_GW2', 7), Echo).serve_forever()"
 
     netlab_wait_for 10 "dnsmasq on $NETLAB_GW:53" netlab_listening udp "$NETLAB_GW" 53 &&
         netlab_wait_for 10 "nginx on $NETLAB_GW:80" netlab_listening tcp "$NETLAB_GW" 80 &&
         netlab_wait_for 10 "httpd.py on $NETLAB_GW:8080" netlab_listening tcp "$NETLAB_GW" 8080 &&
-        netlab_wait_for 10 "dnsd.py on $NETLAB_ODD_DNS:53" netlab_listening udp "$NETLAB_ODD_DNS" 53 ||
+        netlab_wait_for 10 "dnsd.py on $NETLAB_ODD_DNS:53" netlab_listening udp "$NETLAB_ODD_DNS" 53 &&
+        netlab_wait_for 10 "TCP echo on $NETLAB_GW2:7" netlab_listening tcp "$NETLAB_GW2" 7 ||
         { netlab_fail_logs; return 1; }
     ln -sfn "$NETLAB_NS" "$NETLAB_BASE/latest"
     netlab_log "up: $NETLAB_GW = DNS 53, DHCP .50-.99, HTTP 80 (nginx), 8080 (httpd.py); $NETLAB_SILENT = silent DNS; $NETLAB_ODD_DNS = odd DNS (dnsd.py)"

@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """The host side of the user network suite's server tests (run inside the lab namespace).
 
-    peer.py CONSOLE_LOG GUEST_ADDR [LIMIT_S]
+    peer.py CONSOLE_LOG GUEST_ADDR [LIMIT_S] [MARKER]
 
-Follows the guest's console log. When the suite prints
+Follows the guest's console log. MARKER (default "nettest") starts the lines it acts on;
+GUEST_ADDR "-" means the address the guest prints as "MARKER: address A.B.C.D" (the user
+NIC suite's interface gets its address by DHCP). When the suite prints
   "nettest: udp echo on PORT"  it sends three datagrams and a last one ("capstan udp
                                done") to GUEST_ADDR:PORT and checks each comes back
                                unchanged (resending what does not);
@@ -62,13 +64,20 @@ def tcp(addr, port):
 def main():
     log, addr = sys.argv[1], sys.argv[2]
     limit = time.monotonic() + float(sys.argv[3] if len(sys.argv) > 3 else 600)
+    marker = re.escape(sys.argv[4] if len(sys.argv) > 4 else "nettest")
     done = set()
     while len(done) < 2 and time.monotonic() < limit:
         try:
             text = open(log, errors="replace").read()
         except OSError:
             text = ""
-        for kind, port in re.findall(r"nettest: (udp|tcp) echo on (\d+)", text):
+        if addr == "-":
+            found = re.search(r"\b%s: address (\d+\.\d+\.\d+\.\d+)" % marker, text)
+            if not found:
+                time.sleep(0.2)
+                continue
+            addr = found.group(1)
+        for kind, port in re.findall(r"\b%s: (udp|tcp) echo on (\d+)" % marker, text):
             if kind in done:
                 continue
             done.add(kind)

@@ -3,8 +3,8 @@
 
 Run by `scripts/netlab --selfcheck` as `ip netns exec capstan-lab-PID selfcheck.py WWW SUMS`.
 Every network operation has a timeout (0.4-30 s); the caller bounds the whole run.
-Traffic goes only to 192.0.2.1 / 192.0.2.2 / 192.0.2.4 inside the namespace, plus raw Ethernet frames
-written to tap0, which is where the guest would sit (the DHCP/ARP/ICMP checks play the
+Traffic goes only to 192.0.2.1 / 192.0.2.2 / 192.0.2.4 / 198.51.100.1 inside the namespace, plus raw
+Ethernet frames written to tap0 and tap1, which is where the guest's NICs would sit (the DHCP/ARP/ICMP checks play the
 guest's part on the tap's file descriptor, exactly as QEMU would).
 Prints one line per check and ends with "N passed, N failed"; exits 1 on any failure.
 """
@@ -23,6 +23,7 @@ import time
 
 GW = "192.0.2.1"
 SILENT = "192.0.2.2"
+GW2 = "198.51.100.1"  # the second link (tap1): DHCP, DNS, HTTP
 WWW, SUMS = sys.argv[1], sys.argv[2]
 SILENT_MODE = os.environ.get("NETLAB_SILENT_MODE", "nft")
 
@@ -429,7 +430,7 @@ def http_refused():
 def only_lab_routes():
     links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True, timeout=5).stdout
     names = sorted(line.split(":")[1].strip().split("@")[0] for line in links.splitlines())
-    expect(names == ["lo", "tap0"], "interfaces %r" % names)
+    expect(names == ["lo", "tap0", "tap1"], "interfaces %r" % names)
     routes = subprocess.run(["ip", "-4", "route", "show", "table", "all"], capture_output=True, text=True,
                             timeout=5).stdout
     for line in routes.splitlines():
@@ -438,9 +439,10 @@ def only_lab_routes():
             dst = line.split()[1]
         expect(dst != "default", "default route: %s" % line)
         net = ipaddress.ip_network(dst, strict=False)
-        expect(net.subnet_of(ipaddress.ip_network("192.0.2.0/24")) or net.subnet_of(ipaddress.ip_network("127.0.0.0/8")),
-               "route outside the lab: %s" % line)
-    return "interfaces lo, tap0; IPv4 routes only 192.0.2.0/24 and loopback, no default route"
+        lab = [ipaddress.ip_network(n) for n in ("192.0.2.0/24", "198.51.100.0/24", "127.0.0.0/8")]
+        expect(any(net.subnet_of(n) for n in lab), "route outside the lab: %s" % line)
+    return ("interfaces lo, tap0, tap1; IPv4 routes only 192.0.2.0/24, 198.51.100.0/24 and "
+            "loopback, no default route")
 
 
 # ---------------------------------------------------------------- DHCP, ARP, ICMP on tap0
@@ -470,16 +472,16 @@ def eth(dst, src, etype, payload):
 
 
 class Tap:
-    def __init__(self):
+    def __init__(self, name="tap0"):
         self.fd = os.open("/dev/net/tun", os.O_RDWR)
-        fcntl.ioctl(self.fd, TUNSETIFF, struct.pack("16sH", b"tap0", IFF_TAP | IFF_NO_PI))
-        with open("/sys/class/net/tap0/address") as f:
+        fcntl.ioctl(self.fd, TUNSETIFF, struct.pack("16sH", name.encode(), IFF_TAP | IFF_NO_PI))
+        with open("/sys/class/net/%s/address" % name) as f:
             self.gw_mac = bytes.fromhex(f.read().strip().replace(":", ""))
         # Opening the tap raises its carrier, but the kernel activates the queue only when
         # the (rate-limited, up to 1 s) link watch runs: frames sent before are dropped.
         deadline = time.monotonic() + 3
         while time.monotonic() < deadline:
-            with open("/sys/class/net/tap0/operstate") as f:
+            with open("/sys/class/net/%s/operstate" % name) as f:
                 if f.read().strip() == "up":
                     break
             time.sleep(0.05)
@@ -536,11 +538,11 @@ def dhcp_reply(xid):
     return pred
 
 
-def dhcp_and_ping():
+def dhcp_and_ping(name="tap0", gw=GW):
     try:
-        tap = Tap()
+        tap = Tap(name)
     except OSError as e:
-        return "SKIP cannot open tap0 (%s): DHCP needs a client on the tap" % e
+        return "SKIP cannot open %s (%s): DHCP needs a client on the tap" % (name, e)
     try:
         xid = random.randrange(1 << 32)
         for attempt in range(4):  # a client retransmits; 4 x 1.5 s at most
@@ -558,10 +560,11 @@ def dhcp_and_ping():
         expect(opts.get(53) == b"\x05", "not an ACK: %r" % opts.get(53))
         expect(ack == offer, "ACK %s != OFFER %s" % (ack, offer))
         n = int(ack.split(".")[3])
-        expect(ack.startswith("192.0.2.") and 50 <= n <= 99, "lease %s outside .50-.99" % ack)
-        expect(socket.inet_ntoa(opts[3]) == GW, "router %r" % opts.get(3))
-        expect(socket.inet_ntoa(opts[6]) == GW, "dns %r" % opts.get(6))
-        expect(socket.inet_ntoa(opts[54]) == GW, "server id %r" % opts.get(54))
+        subnet = gw.rsplit(".", 1)[0] + "."
+        expect(ack.startswith(subnet) and 50 <= n <= 99, "lease %s outside .50-.99" % ack)
+        expect(socket.inet_ntoa(opts[3]) == gw, "router %r" % opts.get(3))
+        expect(socket.inet_ntoa(opts[6]) == gw, "dns %r" % opts.get(6))
+        expect(socket.inet_ntoa(opts[54]) == gw, "server id %r" % opts.get(54))
         lease = struct.unpack("!I", opts[51])[0]
         expect(lease <= 300, "lease %d s" % lease)
 
@@ -569,7 +572,7 @@ def dhcp_and_ping():
         ident, seq = random.randrange(65536), 1
         icmp = struct.pack("!BBHHH", 8, 0, 0, ident, seq) + b"capstan-lab"
         icmp = icmp[:2] + struct.pack("!H", csum(icmp)) + icmp[4:]
-        tap.send(eth(tap.gw_mac, CLIENT_MAC, 0x0800, ipv4(ack, GW, 1, icmp)))
+        tap.send(eth(tap.gw_mac, CLIENT_MAC, 0x0800, ipv4(ack, gw, 1, icmp)))
         mine = socket.inet_aton(ack)
 
         def pred(frame):
@@ -586,7 +589,7 @@ def dhcp_and_ping():
             return None
 
         tap.recv_until(pred, 5)
-        return "OFFER/ACK %s (router, DNS %s, lease %d s); ping %s from it answered" % (ack, GW, lease, GW)
+        return "OFFER/ACK %s (router, DNS %s, lease %d s); ping %s from it answered" % (ack, gw, lease, gw)
     finally:
         tap.close()
 
@@ -631,6 +634,7 @@ def main():
     check("http: /truncated (port 8080)", http_truncated)
     check("http: closed port 81", http_refused)
     check("dhcp + icmp on tap0 (plays the guest)", dhcp_and_ping)
+    check("dhcp + icmp on tap1 (plays a user-driven NIC)", lambda: dhcp_and_ping("tap1", GW2))
     if results["skipped"]:
         print("%d skipped" % results["skipped"])
     print("%d passed, %d failed" % (results["passed"], results["failed"]), flush=True)

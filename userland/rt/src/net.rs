@@ -84,6 +84,13 @@ impl Socket {
         Ok(r[0] as u16)
     }
 
+    /// Binds to `port` on the interface whose address is `addr` (the kernel NIC's, or one a
+    /// user-mode driver feeds); returns the port.
+    pub fn bind_at(&self, addr: Ipv4Addr, port: u16) -> crate::Result<u16> {
+        let r = sys::call3(Sysnum::Bind, self.h(), encode(addr), u64::from(port))?;
+        Ok(r[0] as u16)
+    }
+
     /// TCP: connects (waits until `deadline`). UDP: fixes the remote.
     pub fn connect(&self, addr: Ipv4Addr, port: u16, deadline: u64) -> crate::Result<()> {
         sys::call4(

@@ -15,6 +15,7 @@ mod dev;
 mod drv;
 mod net;
 mod proc;
+mod unet;
 
 use capstan_programs::{Counts, run_counted};
 use capstan_rt::{Startup, entry, println};
@@ -37,8 +38,9 @@ fn main(s: &Startup) -> i32 {
             "net" => run_counted("net", filter, net::TESTS),
             "dev" => run_counted("dev", filter, dev::TESTS),
             "drv" => run_counted("drv", filter, drv::TESTS),
+            "unet" => run_counted("unet", filter, unet::TESTS),
             other => {
-                println!("utest: no suite '{other}' (proc, net, dev, drv)");
+                println!("utest: no suite '{other}' (proc, net, dev, drv, unet)");
                 return 2;
             }
         };
