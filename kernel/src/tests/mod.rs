@@ -9,3 +9,4 @@ mod netlab;
 mod pci;
 mod process;
 mod udriver;
+mod vnet_probe;
