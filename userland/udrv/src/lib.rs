@@ -14,6 +14,12 @@
 //!   state shows its bytes; a lent region comes back through [`DmaRegion::reclaim`], which
 //!   reads the device's own DMA-idle register ([`DmaIdle`]).
 //! - [`Mmio`]: a mapped register window with bounds- and alignment-checked volatile access.
+//! - [`vring`]: a split virtqueue over `caps`' ring format, its buffers `DmaRegion`s that
+//!   come back only through validated completions, and [`vring::Napi`], a ring bound to
+//!   its line so that a round is suppress → drain → re-enable, recheck → rearm.
+//! - [`virtio`]: a granted function's modern virtio-pci transport (`drivers::virtio` over
+//!   `dev_cfg_read` and `mmio_map`).
+//! - [`netif`]: the frame area a NIC driver shares with the kernel's stack.
 //!
 //! Everything is minted from a [`Device`]: the capability a driver was granted, paired with
 //! a [`DevSys`] backend that performs the calls. The runtime's backend
