@@ -175,6 +175,13 @@ bridged_nics() {
         -device virtio-net-pci,bus=rp0,disable-legacy=on,netdev=hb3,mac=52:54:00:bb:00:03
 }
 
+# vnet_probe_nic -> a modern-only virtio-net at 00:11.0 on QEMU user networking with
+# restrict=on (no frame leaves QEMU): the kernel test user_vnet_driver_probe_... grants it to
+# `/bin/vnet --probe`, which ARPs for QEMU's own gateway and waits for the reply's interrupt.
+vnet_probe_nic() {
+    echo -netdev user,id=u9,restrict=on -device virtio-net-pci,netdev=u9,addr=0x11,disable-legacy=on
+}
+
 # qemu_args GIC MEM SMP [EDU] -> the common QEMU command line for the virt board.
 # QEMU_MACHINE_OPTS, if set, is appended to the -M options (comma-separated), e.g.
 # `its=off` for a GICv3 without an ITS (no MSI controller: PCI devices use INTx).

@@ -275,7 +275,7 @@ netlab_qemu_args() {
 # for a user-mode driver (`driver=vnet@00:0b.0`).
 netlab_unet_args() {
     echo -netdev tap,id=n1,ifname=tap1,script=no,downscript=no \
-        -device virtio-net-pci,netdev=n1,addr=$NETLAB_UNET_SLOT,mac=$NETLAB_GUEST2_MAC,disable-legacy=on
+        -device virtio-net-pci,netdev=n1,addr=$(printf 0x%x $NETLAB_UNET_SLOT),mac=$NETLAB_GUEST2_MAC,disable-legacy=on
 }
 
 # Bounded: the checks themselves time out after 1-10 s each; the whole run after 120 s.

@@ -5,7 +5,8 @@ use abi::Error;
 use abi::netif::{RX_HEAD, RX_RING, RX_TAIL, SLOT_HEADER, SLOTS, TX_HEAD, TX_RING, slot};
 
 use crate::net::stack::netif::{self, Counters};
-use crate::{ensure, ensure_eq, kernel_test, sched, time};
+use crate::process::table;
+use crate::{ensure, ensure_eq, kernel_test, sched, skip, time};
 
 /// A device address no PCI function has (bus 255, device 31): the interface is this test's.
 const FAKE_BDF: u32 = 0xfff8;
@@ -106,6 +107,34 @@ kernel_test! {
             Some(Error::EINVAL)
         );
         sched::notify_destroy(notify);
+        Ok(())
+    }
+}
+
+kernel_test! {
+    fn user_nic_suite_started_by_init_with_its_driver() {
+        let Some(options) = crate::boot::args()
+            .map(|a| a.init_args)
+            .filter(|a| a.contains("driver=/bin/vnet@"))
+        else {
+            skip!("no driver=/bin/vnet@... init option (scripts/test's unet suite gives one)");
+        };
+        let grants = crate::boot::driver_devices(options);
+        ensure_eq!(grants.len(), 1);
+        let mut argv = alloc::vec::Vec::new();
+        for w in core::iter::once("init").chain(options.split_whitespace()) {
+            argv.extend_from_slice(w.as_bytes());
+            argv.push(0);
+        }
+        // init as the kernel would start it, minus the Power capability: its `run=` program
+        // (the unet suite) ends the run with its failures as init's status.
+        let argc = options.split_whitespace().count() + 1;
+        let pid = table::spawn(0, "/bin/init", &argv, argc, grants)
+            .map_err(|e| alloc::format!("spawn /bin/init: {e}"))?;
+        let kernel = table::get(0).ok_or("no kernel process")?;
+        let (reaped, status, _) =
+            table::wait(&kernel, Some(pid), false).map_err(|e| alloc::format!("wait: {e}"))?;
+        ensure_eq!((reaped, status), (pid, 0));
         Ok(())
     }
 }
