@@ -43,6 +43,11 @@ class Guest:
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT)
         self.buf = b""
+        self.all = b""
+
+    def proc_output(self):
+        """Everything the guest printed so far (`command` clears `buf`)."""
+        return self.all + self.buf
 
     def read_until(self, pattern, timeout):
         rx = re.compile(pattern)
@@ -62,6 +67,7 @@ class Guest:
     shell = False  # this build: init's shell (`capstan$ `), else the kernel monitor
 
     def command(self, line, done_pattern, timeout=120):
+        self.all += self.buf
         self.buf = b""
         self.proc.stdin.write(line.encode() + b"\r")
         self.proc.stdin.flush()
@@ -150,6 +156,8 @@ def run(cmd, mode, out):
     guest = Guest(cmd)
     try:
         lease = guest.read_until(rb"net: DHCP lease (192\.0\.2\.\d+)/", 60).group(1).decode()
+        if mode == "unet":
+            guest.read_until(rb"netif1: DHCP lease 198\.51\.100\.\d+/", 60)
         guest.shell = guest.read_until(rb"capstan[$>] ", 30).group(0) == b"capstan$ "
         p0, i0, _ = guest.net_counters()
         rtts, lost = udp_echo(lease, mode)
@@ -163,6 +171,7 @@ def run(cmd, mode, out):
             guest.command("netbench", rb"netbench done", 600)
             text += guest.buf.decode(errors="replace")
         p2, i2, counters = guest.net_counters()
+        unet = user_nic(guest, mode) if mode == "unet" else None
         guest.command("poweroff", rb"powering off|asked to power off", 10)
     finally:
         guest.stop()
@@ -194,10 +203,80 @@ def run(cmd, mode, out):
         "rx_drops": drops_of(counters),
         "sha256_MiB_per_s": {impl: statistics.median(v) for impl, v in sha.items()},
     }
+    if unet:
+        report["user_nic"] = unet
     with open(out, "w") as f:
         json.dump(report, f, indent=2)
     print_report(report)
     print(f"wrote {out}")
+
+
+GW2 = "198.51.100.1"  # the lab's second link: reached through the user-mode NIC driver
+
+
+def unet_counters(guest):
+    """The user NIC's interface: frames the driver handed the kernel, and its interrupts."""
+    guest.command("cat /proc/netif", rb"reassembled \d+\r?\n(?:netif.*\r?\n)*", 10)
+    line = re.search(rb"netif\d+ device (\S+) .* rx_frames (\d+) tx_frames (\d+)", guest.buf)
+    guest.command("cat /proc/devices", rb"capstan\$ ", 10)
+    irqs = re.search(rb"^" + re.escape(line.group(1)) + rb" grants \d+ interrupts (\d+)", guest.buf, re.M)
+    return int(line.group(2)), int(line.group(3)), int(irqs.group(1)) if irqs else 0
+
+
+def user_nic(guest, mode):
+    """Issue 17's figures for the user-mode NIC, in the same boot as the kernel NIC's."""
+    lease = re.search(rb"netif1: DHCP lease (198\.51\.100\.\d+)/", guest.proc_output()).group(1).decode()
+    r0, _, q0 = unet_counters(guest)
+    rtts, lost = udp_echo(lease, mode + " user NIC")
+    r1, _, q1 = unet_counters(guest)
+    text = ""
+    for _ in range(NETBENCH_RUNS):
+        guest.command(f"netbench --via {GW2}", rb"netbench done", 600)
+        text += guest.buf.decode(errors="replace")
+    r2, _, q2 = unet_counters(guest)
+    dns, http, _ = parse_netbench(text)
+    guest.command("utest unet a_download", rb"user unet: \d+ passed, \d+ failed, \d+ skipped", 300)
+    gap = re.search(rb"report: unet-restart download_ms=(\d+) longest_gap_ms=(\d+)", guest.buf)
+    return {
+        "lease": lease,
+        "udp_echo": {
+            "count": ECHO_COUNT, "lost": lost,
+            "median_us": statistics.median(rtts) if rtts else None,
+            "p99_us": rtts[int(len(rtts) * 0.99) - 1] if rtts else None,
+            "rx_frames": r1 - r0, "interrupts": q1 - q0,
+            "interrupts_per_packet": (q1 - q0) / (r1 - r0) if r1 > r0 else None,
+        },
+        "dns": {
+            "queries": sum(d[0] for d in dns), "errors": sum(d[1] for d in dns),
+            "median_us": statistics.median(d[2] for d in dns) if dns else None,
+        },
+        "http": {key: http_figures(runs, SIZES[key.split()[0]]) for key, runs in sorted(http.items())},
+        "netbench_interrupts_per_packet": (q2 - q1) / (r2 - r1) if r2 > r1 else None,
+        "restart": {"download_ms": int(gap.group(1)), "longest_gap_ms": int(gap.group(2))} if gap else None,
+    }
+
+
+def print_user_nic(r):
+    mode, u = r["mode"], r.get("user_nic")
+    if not u:
+        return
+    ue, ke = u["udp_echo"], r["udp_echo"]
+    print(f"[{mode}] user NIC UDP echo x{ue['count']}: median {ue['median_us']:.0f} us, p99 {ue['p99_us']:.0f} us, "
+          f"lost {ue['lost']}, {ue['interrupts_per_packet']} interrupts/packet")
+    print(f"[{mode}] user NIC DNS x{u['dns']['queries']}: median {u['dns']['median_us']} us")
+    for key, h in u["http"].items():
+        print(f"[{mode}] user NIC HTTP GET {key}: {h['ms']} ms, {h['MiB_per_s']:.1f} MiB/s (runs {h['runs_ms']}), "
+              f"{h.get('interrupts_per_MiB', 0):.2f} interrupts/MiB")
+    print(f"[{mode}] user NIC during DNS+HTTP: {u['netbench_interrupts_per_packet']} interrupts/frame")
+    if u["restart"]:
+        print(f"[{mode}] user NIC driver restart under a 16 MiB download: longest gap "
+              f"{u['restart']['longest_gap_ms']} ms (goal < 200), download {u['restart']['download_ms']} ms")
+    ratio = lambda a, b: f"x{a / b:.2f}" if a and b else "n/a"  # noqa: E731
+    k16 = r["http"].get("/16m.bin none", {}).get("MiB_per_s")
+    u16 = u["http"].get("/16m.bin none", {}).get("MiB_per_s")
+    print(f"[{mode}] user NIC vs kernel NIC, same boot: UDP RTT {ratio(ue['median_us'], ke['median_us'])} "
+          f"(goal <= 1.3), HTTP 16 MiB {ratio(u16, k16)} (goal >= 0.8), DNS "
+          f"{ratio(u['dns']['median_us'], r['dns']['median_us'])}")
 
 
 def print_report(r):
@@ -219,6 +298,7 @@ def print_report(r):
     for impl, v in r["sha256_MiB_per_s"].items():
         print(f"[{mode}] SHA-256 in memory ({impl}): {v:.1f} MiB/s")
     print(f"[{mode}] frames dropped in the guest: {r['rx_drops']}")
+    print_user_nic(r)
 
 
 def summary(directory, baseline_commit):

@@ -278,6 +278,13 @@ netlab_unet_args() {
         -device virtio-net-pci,netdev=n1,addr=$(printf 0x%x $NETLAB_UNET_SLOT),mac=$NETLAB_GUEST2_MAC,disable-legacy=on
 }
 
+# lab_digests : the lab's file digests as boot arguments (sha1m=, sha16m=), so the guest
+# can check its downloads.
+lab_digests() {
+    awk '$2 == "1m.bin" {printf "sha1m=%s ", $1} $2 == "16m.bin" {printf "sha16m=%s", $1}' \
+        "$NETLAB_SUMS"
+}
+
 # Bounded: the checks themselves time out after 1-10 s each; the whole run after 120 s.
 netlab_selfcheck() {
     NETLAB_SILENT_MODE=$(cat "$NETLAB_STATE/silent-mode" 2>/dev/null) \

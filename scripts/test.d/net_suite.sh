@@ -22,12 +22,6 @@ its_total_matches() {
     [ "$checked" -gt 0 ] && pass "kernel[$name]: $checked LPI counts match QEMU's ITS translation trace"
 }
 
-# The lab's file digests as boot arguments, so the kernel can check its downloads.
-lab_digests() {
-    awk '$2 == "1m.bin" {printf "sha1m=%s ", $1} $2 == "16m.bin" {printf "sha16m=%s", $1}' \
-        "$NETLAB_SUMS"
-}
-
 # monitor_cmd SOCKET CMD : one command to a QEMU human monitor on a unix socket.
 monitor_cmd() {
     python3 - "$1" "$2" <<'PY'

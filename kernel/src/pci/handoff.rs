@@ -81,7 +81,24 @@ struct Record {
     bdf: Bdf,
     /// DMA buffers of earlier owners, freed once the device is read stopped.
     held: Vec<FrameBuffer>,
+    /// Its user lines alive now: INTID and the INTID's count when the line was made.
+    live: Vec<(u32, u64)>,
     report: DeviceReport,
+}
+
+impl Record {
+    /// The report with the interrupts of the lines alive now added.
+    fn now(&self) -> DeviceReport {
+        let live: u64 = self
+            .live
+            .iter()
+            .map(|&(intid, base)| crate::irq::count(intid) - base)
+            .sum();
+        DeviceReport {
+            interrupts: self.report.interrupts + live,
+            ..self.report
+        }
+    }
 }
 
 /// What `/proc/devices` shows for a function handed to user space, since boot.
@@ -91,7 +108,7 @@ pub struct DeviceReport {
     pub bdf: Option<Bdf>,
     /// Times it was claimed for a user driver.
     pub grants: u64,
-    /// Interrupts its user lines delivered (counted when a line goes).
+    /// Interrupts its user lines delivered (those gone and those alive).
     pub interrupts: u64,
     /// Stops that read the device stopped.
     pub stops_confirmed: u64,
@@ -122,6 +139,7 @@ fn with_record<R>(bdf: Bdf, f: impl FnOnce(&mut Record) -> R) -> R {
             records.push(Record {
                 bdf,
                 held: Vec::new(),
+                live: Vec::new(),
                 report: DeviceReport {
                     bdf: Some(bdf),
                     ..DeviceReport::default()
@@ -149,12 +167,12 @@ pub fn held_report() -> Vec<(Bdf, usize, usize)> {
 
 /// Every function ever handed to user space.
 pub fn records() -> Vec<DeviceReport> {
-    RECORDS.lock().iter().map(|r| r.report).collect()
+    RECORDS.lock().iter().map(Record::now).collect()
 }
 
 /// The report for `bdf` (all zero if it was never handed out).
 pub fn report(bdf: Bdf) -> DeviceReport {
-    with_record(bdf, |r| r.report)
+    with_record(bdf, |r| r.now())
 }
 
 /// User DMA buffers freed after their device was read stopped, since boot.
@@ -212,9 +230,17 @@ impl Handoff {
         self.dev.bar(i)
     }
 
+    /// A user line on `intid` was made; the INTID had delivered `base` interrupts then.
+    pub fn note_line(&self, intid: u32, base: u64) {
+        with_record(self.bdf(), |r| r.live.push((intid, base)));
+    }
+
     /// A user line's interrupts on `intid`, counted when the line goes.
     pub fn note_interrupts(&self, intid: u32, n: u64) {
-        with_record(self.bdf(), |r| r.report.interrupts += n);
+        with_record(self.bdf(), |r| {
+            r.live.retain(|&(i, _)| i != intid);
+            r.report.interrupts += n;
+        });
         let bdf = self.bdf();
         let mut counts = LINE_COUNTS.lock();
         match counts.iter_mut().find(|(b, i, _)| *b == bdf && *i == intid) {

@@ -84,12 +84,14 @@ impl UserLine {
         bit: u8,
     ) -> UserLine {
         let intid = line.intid();
+        let base = kirq::count(intid);
+        dev.handoff.note_line(intid, base);
         UserLine {
             dev,
             source,
             line: IrqLock::new(Some(AnyIrqLine::Masked(line))),
             intid,
-            base: kirq::count(intid),
+            base,
             bit,
         }
     }

@@ -7,6 +7,11 @@
 //! irqs=I` for /1m.bin and /16m.bin with and without the SHA-256 check (busy: CPU time
 //! of all CPUs from /proc/stat; irqs: the NIC's RX interrupts from /proc/netif),
 //! `netbench sha256 impl=I bytes=B ms=T` for 4 MiB in memory, then `netbench done`.
+//!
+//! With `--via ADDR` the DNS queries go to ADDR and the downloads come from `http://ADDR`
+//! (the lab's second link, 198.51.100.1, is reached through the user-mode NIC driver's
+//! interface), and `irqs` counts that NIC's interrupts (the interface's device in
+//! `/proc/netif`, its user lines' interrupts in `/proc/devices`).
 #![no_std]
 #![no_main]
 
@@ -25,7 +30,7 @@ entry!(main);
 
 const TOOL: Tool = Tool {
     name: "netbench",
-    usage: "usage: netbench [DNS_QUERIES]\n  In the network lab: DNS latency (1000 queries by default), HTTP GET of /1m.bin and\n  /16m.bin with and without SHA-256, SHA-256 in memory; one line per figure.",
+    usage: "usage: netbench [DNS_QUERIES] [--via ADDR]\n  In the network lab: DNS latency (1000 queries by default), HTTP GET of /1m.bin and\n  /16m.bin with and without SHA-256, SHA-256 in memory; one line per figure. --via: DNS\n  and HTTP from ADDR (the lab's 198.51.100.1 goes through a user-mode NIC driver).",
 };
 
 const GATEWAY: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
@@ -38,10 +43,22 @@ fn busy_ns() -> u64 {
         .sum()
 }
 
-fn rx_irqs() -> u64 {
-    tool::read_text("/proc/netif")
-        .ok()
-        .and_then(|t| tool::record_u64(&t, "rx_interrupts"))
+/// The RX interrupts of the NIC that reaches `via` (the kernel's, without `--via`).
+fn rx_irqs(via: Option<Ipv4Addr>) -> u64 {
+    let netif = tool::read_text("/proc/netif").unwrap_or_default();
+    let Some(via) = via else {
+        return tool::record_u64(&netif, "rx_interrupts").unwrap_or(0);
+    };
+    let gateway = alloc::format!(" gateway {via} ");
+    let device = netif
+        .lines()
+        .find(|l| l.starts_with("netif") && l.contains(&gateway))
+        .and_then(|l| l.split_whitespace().skip_while(|w| *w != "device").nth(1));
+    let devices = tool::read_text("/proc/devices").unwrap_or_default();
+    device
+        .and_then(|d| devices.lines().find(|l| l.starts_with(d)))
+        .and_then(|l| l.split_whitespace().skip_while(|w| *w != "interrupts").nth(1))
+        .and_then(|n| n.parse().ok())
         .unwrap_or(0)
 }
 
@@ -50,12 +67,20 @@ fn main(startup: &Startup) -> i32 {
         Ok(a) => a,
         Err(status) => return status,
     };
-    let queries = match args.first().map(|a| a.parse::<usize>()) {
-        None => 1000,
-        Some(Ok(n)) if n > 0 => n,
-        _ => return TOOL.bad_usage("the number of DNS queries"),
-    };
-    let mut dns = match DnsServer::new(GATEWAY) {
+    let (mut queries, mut via) = (1000, None);
+    let mut words = args.iter();
+    while let Some(w) = words.next() {
+        match (w.as_ref(), w.parse::<usize>()) {
+            ("--via", _) => match words.next().and_then(|a| a.parse::<Ipv4Addr>().ok()) {
+                Some(a) => via = Some(a),
+                None => return TOOL.bad_usage("--via takes an IPv4 address"),
+            },
+            (_, Ok(n)) if n > 0 => queries = n,
+            _ => return TOOL.bad_usage("the number of DNS queries"),
+        }
+    }
+    let server = via.unwrap_or(GATEWAY);
+    let mut dns = match DnsServer::new(server) {
         Ok(d) => d,
         Err(e) => return TOOL.fail("socket", e),
     };
@@ -86,10 +111,13 @@ fn main(startup: &Startup) -> i32 {
             ("sha256", Check::Sha256(netutil::sha256_blocks())),
             ("none", Check::LengthOnly),
         ] {
-            let url = alloc::format!("http://lab.capstan.test{path}");
-            let (t0, busy0, irq0) = (time::now(), busy_ns(), rx_irqs());
+            let url = match via {
+                Some(a) => alloc::format!("http://{a}{path}"),
+                None => alloc::format!("http://lab.capstan.test{path}"),
+            };
+            let (t0, busy0, irq0) = (time::now(), busy_ns(), rx_irqs(via));
             let r = client::get(
-                &mut Tcp { dns: Some(GATEWAY) },
+                &mut Tcp { dns: Some(server) },
                 &url,
                 check,
                 Limits::default(),
@@ -101,7 +129,7 @@ fn main(startup: &Startup) -> i32 {
                     f.len,
                     (time::now() - t0) / 1_000_000,
                     (busy_ns() - busy0) / 1_000_000,
-                    rx_irqs() - irq0
+                    rx_irqs(via) - irq0
                 ),
                 Err(e) => println!("netbench http path={path} check={name} error={e}"),
             }

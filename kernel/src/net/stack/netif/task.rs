@@ -1,0 +1,344 @@
+//! The interface's task: smoltcp over the driver's frame area, the gate, DHCP and the
+//! services, and the user sockets on this interface. One per `NetIf` interface, for the
+//! rest of the boot, across drivers.
+
+use alloc::sync::Arc;
+use alloc::vec;
+use alloc::vec::Vec;
+use core::cell::RefCell;
+
+use abi::netif::{
+    RX_HEAD, RX_RING, RX_TAIL, SLOT_HEADER, SLOTS, TX_HEAD, TX_RING, TX_TAIL, pending, slot,
+};
+use drivers::virtio::net::RxMeta;
+use smoltcp::iface::{Config, Interface, PollResult, SocketSet};
+use smoltcp::phy::{self, Checksum, DeviceCapabilities, Medium};
+use smoltcp::time::Instant;
+use smoltcp::wire::{EthernetAddress, HardwareAddress};
+
+use super::super::iface::{self, Services, now};
+use super::super::service::{Lease, dhcp_poll, udp_discard, udp_echo};
+use super::super::{IfaceId, socket};
+use super::{Counters, Link, with};
+use crate::net::gate::{Admit, Gate};
+use crate::sched::{self, NotifyId};
+use crate::time;
+
+/// Largest frame taken from or put in a slot: Ethernet without FCS.
+const MAX_ETH_FRAME: usize = 1514;
+/// Shortest frame taken: an Ethernet header.
+const MIN_ETH_FRAME: usize = 14;
+/// Frames taken from the RX ring per turn before the task lets others run.
+const BUDGET: usize = crate::net::virtio::BUDGET;
+/// smoltcp polls per turn (as the kernel NIC's task: replies leave in the same turn).
+const POLLS_PER_TURN: usize = 4;
+
+/// The task's view of the current driver's area: its own copies of the indices it owns.
+struct Ring {
+    link: Option<Arc<Link>>,
+    rx_tail: u32,
+    tx_head: u32,
+    /// Frames were put in the TX ring this turn (the driver is signalled).
+    tx_added: bool,
+    /// Counted since the last publish.
+    counted: Counters,
+}
+
+impl Ring {
+    /// Follows the interface's driver: a new one starts with fresh (zeroed) indices.
+    fn follow(&mut self, id: IfaceId) {
+        let now = with(id, |i| i.link.clone()).flatten();
+        let same = match (&now, &self.link) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (None, None) => true,
+            _ => false,
+        };
+        if !same {
+            self.link = now;
+            self.rx_tail = 0;
+            self.tx_head = 0;
+        }
+    }
+
+    /// Frames waiting in the RX ring (0 for a bad index: the next `pop_rx` deals with it).
+    fn rx_waiting(&self) -> bool {
+        self.link
+            .as_ref()
+            .is_some_and(|l| pending(l.area.load(RX_HEAD), self.rx_tail).is_some_and(|n| n > 0))
+    }
+
+    /// The next well-formed frame of the RX ring.
+    fn pop_rx(&mut self) -> Option<Vec<u8>> {
+        let link = self.link.clone()?;
+        let area = &link.area;
+        loop {
+            let head = area.load(RX_HEAD);
+            match pending(head, self.rx_tail) {
+                Some(0) => return None,
+                Some(_) => {}
+                None => {
+                    self.counted.rx_bad_index += 1;
+                    self.rx_tail = head;
+                    area.store(RX_TAIL, head);
+                    return None;
+                }
+            }
+            let off = slot(RX_RING, self.rx_tail);
+            let mut len = [0u8; 2];
+            area.read(off, &mut len);
+            let len = usize::from(u16::from_le_bytes(len));
+            let frame = (MIN_ETH_FRAME..=MAX_ETH_FRAME).contains(&len).then(|| {
+                let mut f = vec![0u8; len];
+                area.read(off + SLOT_HEADER, &mut f);
+                f
+            });
+            self.rx_tail = self.rx_tail.wrapping_add(1);
+            area.store(RX_TAIL, self.rx_tail);
+            match frame {
+                Some(f) => {
+                    self.counted.rx_frames += 1;
+                    return Some(f);
+                }
+                None => self.counted.rx_bad_len += 1,
+            }
+        }
+    }
+
+    /// Puts `frame` in the TX ring; dropped (and counted) without a driver, with a full
+    /// ring or a bad `TX_TAIL`.
+    fn push_tx(&mut self, frame: &[u8]) {
+        let Some(link) = &self.link else {
+            self.counted.tx_no_driver += 1;
+            return;
+        };
+        if !(MIN_ETH_FRAME..=MAX_ETH_FRAME).contains(&frame.len()) {
+            return; // smoltcp never builds one; nothing to send
+        }
+        let area = &link.area;
+        match pending(self.tx_head, area.load(TX_TAIL)) {
+            None => self.counted.tx_bad_index += 1,
+            Some(n) if n as usize >= SLOTS => self.counted.tx_full += 1,
+            Some(_) => {
+                let off = slot(TX_RING, self.tx_head);
+                area.write(off, &(frame.len() as u16).to_le_bytes());
+                area.write(off + SLOT_HEADER, frame);
+                self.tx_head = self.tx_head.wrapping_add(1);
+                area.store(TX_HEAD, self.tx_head);
+                self.tx_added = true;
+                self.counted.tx_frames += 1;
+            }
+        }
+    }
+
+    /// Signals the driver if frames were put in its TX ring since the last call.
+    fn signal(&mut self) {
+        if core::mem::take(&mut self.tx_added)
+            && let Some(link) = &self.link
+        {
+            let _ = sched::notify_post(link.signal.0, link.signal.1);
+        }
+    }
+}
+
+/// smoltcp's device over the ring: frames taken through the gate, at most `budget` per
+/// turn; frames sent are copied into TX slots.
+struct Phy<'a> {
+    ring: RefCell<&'a mut Ring>,
+    gate: &'a mut Gate,
+    budget: &'a mut usize,
+}
+
+impl Phy<'_> {
+    fn next_frame(&mut self) -> Option<Vec<u8>> {
+        loop {
+            if let Some(f) = self.gate.next_ready() {
+                return Some(f);
+            }
+            if *self.budget == 0 {
+                return None;
+            }
+            let ring = self.ring.get_mut();
+            let f = ring.pop_rx()?;
+            *self.budget -= 1;
+            let admit = self
+                .gate
+                .admit(&f, RxMeta::PLAIN, MAX_ETH_FRAME, time::now_ns());
+            for out in self.gate.take_outgoing() {
+                ring.push_tx(&out); // ARP
+            }
+            if admit == Admit::Deliver {
+                return Some(f);
+            }
+        }
+    }
+}
+
+/// A received frame (a copy out of its slot).
+struct RxTok(Vec<u8>);
+
+/// A transmit slot: the frame is built, then copied into the TX ring.
+struct TxTok<'b, 'a>(&'b RefCell<&'a mut Ring>);
+
+impl phy::RxToken for RxTok {
+    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
+        f(&self.0)
+    }
+}
+
+impl phy::TxToken for TxTok<'_, '_> {
+    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
+        let mut frame = vec![0u8; len];
+        let r = f(&mut frame);
+        self.0.borrow_mut().push_tx(&frame);
+        r
+    }
+}
+
+impl<'a> phy::Device for Phy<'a> {
+    type RxToken<'b>
+        = RxTok
+    where
+        Self: 'b;
+    type TxToken<'b>
+        = TxTok<'b, 'a>
+    where
+        Self: 'b;
+
+    fn receive(&mut self, _t: Instant) -> Option<(RxTok, TxTok<'_, 'a>)> {
+        let f = self.next_frame()?;
+        Some((RxTok(f), TxTok(&self.ring)))
+    }
+
+    fn transmit(&mut self, _t: Instant) -> Option<TxTok<'_, 'a>> {
+        Some(TxTok(&self.ring))
+    }
+
+    fn capabilities(&self) -> DeviceCapabilities {
+        let mut caps = DeviceCapabilities::default();
+        caps.medium = Medium::Ethernet;
+        caps.max_transmission_unit = MAX_ETH_FRAME;
+        caps.max_burst_size = Some(SLOTS / 2);
+        // The gate verified every received checksum (nothing vouches for them here).
+        caps.checksum.ipv4 = Checksum::Tx;
+        caps.checksum.udp = Checksum::Tx;
+        caps.checksum.icmpv4 = Checksum::Tx;
+        caps.checksum.tcp = Checksum::Tx;
+        caps
+    }
+}
+
+/// What the interface's task owns.
+struct Task {
+    id: IfaceId,
+    iface: Interface,
+    sockets: SocketSet<'static>,
+    services: Services,
+    gate: Gate,
+    ring: Ring,
+    /// Frames smoltcp may still take this turn.
+    budget: usize,
+}
+
+/// The interface's task: runs for the rest of the boot, across drivers.
+pub(super) fn run(id: IfaceId, mac: [u8; 6], wake: NotifyId) {
+    let mut gate = Gate::new(mac);
+    let mut ring = Ring {
+        link: None,
+        rx_tail: 0,
+        tx_head: 0,
+        tx_added: false,
+        counted: Counters::default(),
+    };
+    let mut config = Config::new(HardwareAddress::Ethernet(EthernetAddress(mac)));
+    config.random_seed = iface::seed(mac);
+    let iface = {
+        let mut budget = 0;
+        let mut phy = Phy {
+            ring: RefCell::new(&mut ring),
+            gate: &mut gate,
+            budget: &mut budget,
+        };
+        Interface::new(config, &mut phy, now())
+    };
+    let mut sockets = SocketSet::new(Vec::new());
+    let services = iface::services(&mut sockets);
+    let mut t = Task {
+        id,
+        iface,
+        sockets,
+        services,
+        gate,
+        ring,
+        budget: 0,
+    };
+    loop {
+        t.gate.tick(time::now_ns());
+        t.ring.follow(id);
+        t.budget = BUDGET;
+        t.poll();
+        for _ in 0..POLLS_PER_TURN {
+            serve(&mut t);
+            if !t.poll() {
+                break;
+            }
+        }
+        t.ring.signal();
+        let counted = core::mem::take(&mut t.ring.counted);
+        with(id, |i| i.counters.add(&counted));
+        if t.budget == 0 && t.ring.rx_waiting() {
+            sched::yield_now(); // a flood never starves other threads
+            continue;
+        }
+        let delay_ns = t
+            .iface
+            .poll_delay(now(), &t.sockets)
+            .map_or(1_000_000_000, |d| d.total_micros().saturating_mul(1000))
+            .min(1_000_000_000);
+        let mut deadline = time::now_ns().saturating_add(delay_ns);
+        if let Some(at) = t.gate.next_timeout() {
+            deadline = deadline.min(at);
+        }
+        let _ = sched::notify_wait(wake, deadline);
+    }
+}
+
+impl Task {
+    /// One smoltcp poll; whether it changed any socket.
+    fn poll(&mut self) -> bool {
+        let mut phy = Phy {
+            ring: RefCell::new(&mut self.ring),
+            gate: &mut self.gate,
+            budget: &mut self.budget,
+        };
+        self.iface.poll(now(), &mut phy, &mut self.sockets) != PollResult::None
+    }
+}
+
+/// The interface's own services, then the user sockets that use it.
+fn serve(t: &mut Task) {
+    let (id, iface, sockets) = (t.id, &mut t.iface, &mut t.sockets);
+    match dhcp_poll(iface, sockets, t.services.dhcp, &mut t.gate) {
+        Some(Lease::Got {
+            address, router, ..
+        }) => {
+            with(id, |i| (i.address, i.gateway) = (Some(address), router));
+            match router {
+                Some(r) => log::info!("netif{id}: DHCP lease {address} via {r}"),
+                None => log::info!("netif{id}: DHCP lease {address} (no router)"),
+            }
+        }
+        Some(Lease::Lost) => {
+            let had = with(id, |i| {
+                i.gateway = None;
+                i.address.take()
+            });
+            if had.flatten().is_some() {
+                log::info!("netif{id}: DHCP lease lost");
+            }
+        }
+        None => {}
+    }
+    udp_echo(sockets, t.services.echo);
+    udp_discard(sockets, t.services.discard);
+    socket::serve(id, iface, sockets);
+}
