@@ -199,6 +199,12 @@ impl<B: DevSys> DmaRegion<Device, B> {
     pub(crate) fn shared(&self) -> crate::mmio::SharedMem {
         crate::mmio::SharedMem::mapped(self.addr, self.len)
     }
+
+    /// Where the region is mapped in this process, for a buffer pool that hands its
+    /// slices to the CPU one at a time (`udrv::pool`); mapped until the region drops.
+    pub(crate) fn mapped_at(&self) -> usize {
+        self.addr
+    }
 }
 
 impl<S: DmaState, B: DevSys> DmaRegion<S, B> {

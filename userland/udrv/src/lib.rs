@@ -29,6 +29,7 @@
 #![no_std]
 #![deny(unsafe_code)]
 
+extern crate alloc;
 #[cfg(test)]
 extern crate std;
 
@@ -36,6 +37,7 @@ pub mod dma;
 pub mod irq;
 pub mod mmio;
 pub mod netif;
+pub mod pool;
 pub mod virtio;
 pub mod vring;
 

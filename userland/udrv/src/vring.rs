@@ -23,6 +23,8 @@
 //!   proof that read minted. The line and ring never come apart, so no ring is drained under
 //!   another line and no proof from elsewhere re-arms this one.
 
+use alloc::boxed::Box;
+use alloc::vec::Vec;
 use core::marker::PhantomData;
 
 use abi::Error;
@@ -35,6 +37,7 @@ use caps::vring::{
 use crate::dma::{Cpu, Device as Lent, DmaDir, DmaRegion};
 use crate::irq::{Armed, Draining, Fired, IrqLine, Masked};
 use crate::mmio::SharedMem;
+use crate::pool::{LentSlice, Slice};
 use crate::sealed::Sealed;
 use crate::{DevSys, DeviceId, QuietCheck, Seal, quiesce};
 
@@ -106,24 +109,107 @@ impl<B: DevSys> RingMemory for RingMem<B> {
     }
 }
 
-struct InFlight<B: DevSys> {
+/// What a ring posts: a whole [`DmaRegion`] in CPU hands, or a pool [`Slice`]. Sealed:
+/// the ring's side of the handover (lend, give back) is private to this crate.
+pub trait Buffer: lend::Lendable {
+    /// The buffer's bytes (it is in CPU hands).
+    fn bytes(&self) -> &[u8];
+}
+
+mod lend {
+    use crate::{DeviceId, DmaDir};
+
+    /// A buffer's handover to a ring: what the descriptor needs, the byteless handle the
+    /// ring keeps while the device owns it, and the way back, which only the ring takes
+    /// (after a validated used element).
+    pub trait Lendable: Sized {
+        /// The buffer while the device holds it: no bytes.
+        type Lent;
+        fn bus_addr(&self) -> u64;
+        fn buf_len(&self) -> usize;
+        fn buf_dir(&self) -> DmaDir;
+        fn buf_device(&self) -> DeviceId;
+        fn lend_to_ring(self) -> Self::Lent;
+        fn completed(lent: Self::Lent) -> Self;
+    }
+}
+
+impl<B: DevSys> lend::Lendable for DmaRegion<Cpu, B> {
+    type Lent = DmaRegion<Lent, B>;
+    fn bus_addr(&self) -> u64 {
+        DmaRegion::bus_addr(self)
+    }
+    fn buf_len(&self) -> usize {
+        self.len()
+    }
+    fn buf_dir(&self) -> DmaDir {
+        self.dir()
+    }
+    fn buf_device(&self) -> DeviceId {
+        self.device()
+    }
+    /// `lend` fences: the buffer's bytes are in memory before the descriptor is published.
+    fn lend_to_ring(self) -> Self::Lent {
+        self.lend()
+    }
+    fn completed(lent: Self::Lent) -> Self {
+        lent.completed()
+    }
+}
+
+impl<B: DevSys> Buffer for DmaRegion<Cpu, B> {
+    fn bytes(&self) -> &[u8] {
+        DmaRegion::bytes(self)
+    }
+}
+
+impl<B: DevSys> lend::Lendable for Slice<B> {
+    type Lent = LentSlice<B>;
+    fn bus_addr(&self) -> u64 {
+        Slice::bus_addr(self)
+    }
+    fn buf_len(&self) -> usize {
+        self.len()
+    }
+    fn buf_dir(&self) -> DmaDir {
+        self.dir()
+    }
+    fn buf_device(&self) -> DeviceId {
+        self.device()
+    }
+    /// No fence: `post` fences before it publishes the available index.
+    fn lend_to_ring(self) -> Self::Lent {
+        self.lend()
+    }
+    fn completed(lent: Self::Lent) -> Self {
+        lent.completed()
+    }
+}
+
+impl<B: DevSys> Buffer for Slice<B> {
+    fn bytes(&self) -> &[u8] {
+        Slice::bytes(self)
+    }
+}
+
+struct InFlight<L> {
     len: u32,
-    region: DmaRegion<Lent, B>,
+    buf: L,
 }
 
 /// A buffer the device returned, validated: `len` is at most what was posted.
 #[derive(Debug)]
-pub struct Completion<B: DevSys> {
+pub struct Completion<T> {
     /// The buffer, back in CPU hands.
-    pub region: DmaRegion<Cpu, B>,
+    pub buf: T,
     /// Bytes the device wrote (what it reported; 0 is usual for device-read buffers).
     pub len: u32,
 }
 
-impl<B: DevSys> Completion<B> {
+impl<T: Buffer> Completion<T> {
     /// The bytes the device wrote.
     pub fn data(&self) -> &[u8] {
-        let b = self.region.bytes();
+        let b = self.buf.bytes();
         &b[..(self.len as usize).min(b.len())]
     }
 }
@@ -131,24 +217,34 @@ impl<B: DevSys> Completion<B> {
 /// A used element that failed validation (already counted by the ring). If only its `len`
 /// was wrong, the buffer is back, unread, in `reclaimed`.
 #[derive(Debug)]
-pub struct Rejected<B: DevSys> {
+pub struct Rejected<T> {
     /// What was wrong.
     pub error: UsedError,
     /// The buffer, if the id named one in flight.
-    pub reclaimed: Option<DmaRegion<Cpu, B>>,
+    pub reclaimed: Option<T>,
 }
 
-/// One split virtqueue of `Q` entries in interrupt state `S`, over backend `B`.
+/// What [`Vring::pop_used`] hands back.
+pub type Used<T> = Result<Completion<T>, Rejected<T>>;
+
+/// The bytes a ring of `size` entries needs (descriptor table, avail and used rings with
+/// their event words), or `None` if `size` is not a queue size.
+pub fn ring_bytes(size: usize) -> Option<usize> {
+    VringLayout::new(size).ok().map(|l| l.total)
+}
+
+/// One split virtqueue of at most `Q` entries in interrupt state `S`, over backend `B`,
+/// whose buffers are `T`: whole regions (the default) or pool [`Slice`]s.
 ///
 /// Single-descriptor buffers. Not `Clone`. Dropping it drops the ring memory and every
 /// in-flight buffer (their capabilities: the kernel decides when the memory is free).
 #[must_use = "dropping a ring drops its memory and in-flight buffers"]
-pub struct Vring<S: RingState, B: DevSys, const Q: usize> {
-    core: Core<B, Q>,
+pub struct Vring<S: RingState, B: DevSys, const Q: usize, T: Buffer = DmaRegion<Cpu, B>> {
+    core: Core<B, Q, T>,
     _state: PhantomData<S>,
 }
 
-struct Core<B: DevSys, const Q: usize> {
+struct Core<B: DevSys, const Q: usize, T: Buffer> {
     mem: RingMem<B>,
     layout: VringLayout,
     event_idx: bool,
@@ -158,22 +254,35 @@ struct Core<B: DevSys, const Q: usize> {
     broken: bool,
     device: DeviceId,
     rejected: u64,
-    in_flight: [Option<InFlight<B>>; Q],
-    free: [u16; Q],
+    in_flight: Box<[Option<InFlight<T::Lent>>]>,
+    free: Box<[u16]>,
     nfree: usize,
 }
 
-impl<B: DevSys, const Q: usize> Vring<Armed, B, Q> {
-    /// An empty queue in `mem` (a bidirectional region of at least the layout's size,
-    /// 16-byte aligned on the bus), device interrupts on. `event_idx`: whether
-    /// `VIRTIO_F_EVENT_IDX` was negotiated. `EINVAL` (and the region back) if `Q` is not
-    /// a queue size or the region does not fit.
+impl<B: DevSys, const Q: usize, T: Buffer> Vring<Armed, B, Q, T> {
+    /// An empty queue of `Q` entries in `mem` (a bidirectional region of at least the
+    /// layout's size, 16-byte aligned on the bus), device interrupts on. `event_idx`:
+    /// whether `VIRTIO_F_EVENT_IDX` was negotiated. `EINVAL` (and the region back) if `Q`
+    /// is not a queue size or the region does not fit.
     pub fn new(
-        mut mem: DmaRegion<Cpu, B>,
+        mem: DmaRegion<Cpu, B>,
         event_idx: bool,
     ) -> Result<Self, (DmaRegion<Cpu, B>, Error)> {
-        let Ok(layout) = VringLayout::new(Q) else {
-            return Err((mem, Error::EINVAL));
+        Self::with_size(mem, event_idx, Q)
+    }
+
+    /// As [`Vring::new`], for a queue of `size` entries, at most `Q` (a device whose queue
+    /// is smaller than the driver's most). `EINVAL` if `size` is not a queue size or is
+    /// over `Q`. The in-flight table is on the heap: moving the ring between states copies
+    /// a few words, whatever its size.
+    pub fn with_size(
+        mut mem: DmaRegion<Cpu, B>,
+        event_idx: bool,
+        size: usize,
+    ) -> Result<Self, (DmaRegion<Cpu, B>, Error)> {
+        let layout = match VringLayout::new(size) {
+            Ok(l) if size <= Q => l,
+            _ => return Err((mem, Error::EINVAL)),
         };
         if mem.len() < layout.total
             || !mem.bus_addr().is_multiple_of(16)
@@ -195,9 +304,12 @@ impl<B: DevSys, const Q: usize> Vring<Armed, B, Q> {
             broken: false,
             device,
             rejected: 0,
-            in_flight: core::array::from_fn(|_| None),
-            free: core::array::from_fn(|i| (Q - 1 - i) as u16),
-            nfree: Q,
+            in_flight: (0..size)
+                .map(|_| None)
+                .collect::<Vec<_>>()
+                .into_boxed_slice(),
+            free: (0..size).rev().map(|i| i as u16).collect(),
+            nfree: size,
         };
         Ok(Vring {
             core,
@@ -207,46 +319,41 @@ impl<B: DevSys, const Q: usize> Vring<Armed, B, Q> {
 
     /// Device interrupts off for good: drained by polling only (`pop_used` on
     /// `Vring<Polled>`). For a ring no line waits on.
-    pub fn into_polled(self) -> Vring<Polled, B, Q> {
+    pub fn into_polled(self) -> Vring<Polled, B, Q, T> {
         self.suppress().retype()
     }
 
     /// `Armed` -> `Suppressed`: `VRING_AVAIL_F_NO_INTERRUPT`, or with event index simply
     /// no further `used_event` (virtio 1.2 §2.7.10).
-    pub(crate) fn suppress(self) -> Vring<Suppressed, B, Q> {
+    pub(crate) fn suppress(self) -> Vring<Suppressed, B, Q, T> {
         self.core.suppress();
         self.retype()
     }
 }
 
-impl<S: Drainable, B: DevSys, const Q: usize> Vring<S, B, Q> {
+impl<S: Drainable, B: DevSys, const Q: usize, T: Buffer> Vring<S, B, Q, T> {
     /// Pops one used element: `None` when nothing is pending (or the ring is broken),
     /// otherwise a validated completion or a rejection (counted in [`Vring::rejected`]).
-    pub fn pop_used(&mut self) -> Option<Result<Completion<B>, Rejected<B>>> {
+    pub fn pop_used(&mut self) -> Option<Used<T>> {
         self.core.pop_used()
     }
 }
 
-impl<S: RingState, B: DevSys, const Q: usize> Vring<S, B, Q> {
-    fn retype<T: RingState>(self) -> Vring<T, B, Q> {
+impl<S: RingState, B: DevSys, const Q: usize, T: Buffer> Vring<S, B, Q, T> {
+    fn retype<N: RingState>(self) -> Vring<N, B, Q, T> {
         Vring {
             core: self.core,
             _state: PhantomData,
         }
     }
 
-    /// Posts the first `len` bytes of `region` (the whole of an RX buffer, a frame's length
-    /// of a TX one); the region goes to the device. Returns the descriptor id. Refused, with
-    /// the region back untouched: `ENOSPC` queue full, `EBADSTATE` ring broken, `EINVAL`
-    /// `len` 0 or past the region, a region of another device, or one whose direction does
+    /// Posts the first `len` bytes of `buf` (the whole of an RX buffer, a frame's length
+    /// of a TX one); the buffer goes to the device. Returns the descriptor id. Refused, with
+    /// the buffer back untouched: `ENOSPC` queue full, `EBADSTATE` ring broken, `EINVAL`
+    /// `len` 0 or past the buffer, a buffer of another device, or one whose direction does
     /// not allow `dir`.
-    pub fn post(
-        &mut self,
-        region: DmaRegion<Cpu, B>,
-        len: usize,
-        dir: BufDir,
-    ) -> Result<u16, (DmaRegion<Cpu, B>, Error)> {
-        self.core.post(region, len, dir)
+    pub fn post(&mut self, buf: T, len: usize, dir: BufDir) -> Result<u16, (T, Error)> {
+        self.core.post(buf, len, dir)
     }
 
     /// Linux `virtqueue_kick_prepare`: whether the device must be notified of the buffers
@@ -262,7 +369,7 @@ impl<S: RingState, B: DevSys, const Q: usize> Vring<S, B, Q> {
 
     /// Descriptors posted and not yet completed.
     pub fn in_flight(&self) -> usize {
-        Q - self.core.nfree
+        usize::from(self.core.layout.size) - self.core.nfree
     }
 
     /// Used elements refused so far (hostile or broken device values).
@@ -296,7 +403,7 @@ impl<S: RingState, B: DevSys, const Q: usize> Vring<S, B, Q> {
     }
 }
 
-impl<B: DevSys, const Q: usize> Core<B, Q> {
+impl<B: DevSys, const Q: usize, T: Buffer> Core<B, Q, T> {
     fn suppress(&self) {
         if !self.event_idx {
             self.mem
@@ -314,27 +421,22 @@ impl<B: DevSys, const Q: usize> Core<B, Q> {
         }
     }
 
-    fn post(
-        &mut self,
-        region: DmaRegion<Cpu, B>,
-        len: usize,
-        dir: BufDir,
-    ) -> Result<u16, (DmaRegion<Cpu, B>, Error)> {
+    fn post(&mut self, buf: T, len: usize, dir: BufDir) -> Result<u16, (T, Error)> {
         if self.broken {
-            return Err((region, Error::EBADSTATE));
+            return Err((buf, Error::EBADSTATE));
         }
         let allowed = match dir {
-            BufDir::DeviceReads => region.dir().device_reads(),
-            BufDir::DeviceWrites => region.dir().device_writes(),
+            BufDir::DeviceReads => buf.buf_dir().device_reads(),
+            BufDir::DeviceWrites => buf.buf_dir().device_writes(),
         };
-        if len == 0 || len > region.len() || region.device() != self.device || !allowed {
-            return Err((region, Error::EINVAL));
+        if len == 0 || len > buf.buf_len() || buf.buf_device() != self.device || !allowed {
+            return Err((buf, Error::EINVAL));
         }
         let Ok(len32) = u32::try_from(len) else {
-            return Err((region, Error::EINVAL));
+            return Err((buf, Error::EINVAL));
         };
         if self.nfree == 0 {
-            return Err((region, Error::ENOSPC));
+            return Err((buf, Error::ENOSPC));
         }
         self.nfree -= 1;
         let id = self.free[self.nfree];
@@ -344,16 +446,16 @@ impl<B: DevSys, const Q: usize> Core<B, Q> {
             BufDir::DeviceReads => 0,
         };
         let d = l.desc + 16 * usize::from(id);
-        self.mem.write_u64(d, region.bus_addr());
+        self.mem.write_u64(d, buf.bus_addr());
         self.mem.write_u32(d + 8, len32);
         self.mem.write_u16(d + 12, flags);
         self.mem.write_u16(d + 14, 0);
-        // `lend` fences: the buffer's bytes are in memory before the descriptor is published.
-        let region = region.lend();
-        self.in_flight[usize::from(id)] = Some(InFlight { len: len32, region });
+        let buf = buf.lend_to_ring();
+        self.in_flight[usize::from(id)] = Some(InFlight { len: len32, buf });
         self.mem
             .write_u16(l.avail_ring(ring_slot(self.avail_idx, l.size)), id);
-        // virtio 1.2 §2.7.13.3: the ring entry is visible before the index.
+        // virtio 1.2 §2.7.13.3: the ring entry (and the buffer's bytes, and its
+        // descriptor) are visible before the index.
         self.mem.fence(Fence::Write);
         self.avail_idx = self.avail_idx.wrapping_add(1);
         self.mem.write_u16(l.avail + 2, self.avail_idx);
@@ -379,7 +481,7 @@ impl<B: DevSys, const Q: usize> Core<B, Q> {
         !self.broken && self.mem.read_u16(self.layout.used + 2) != self.last_used
     }
 
-    fn pop_used(&mut self) -> Option<Result<Completion<B>, Rejected<B>>> {
+    fn pop_used(&mut self) -> Option<Used<T>> {
         if self.broken {
             return None;
         }
@@ -413,7 +515,7 @@ impl<B: DevSys, const Q: usize> Core<B, Q> {
         });
         Some(match checked {
             Ok(id) => match self.take(id) {
-                Some(region) => Ok(Completion { region, len }),
+                Some(buf) => Ok(Completion { buf, len }),
                 None => self.reject(UsedError::NotInFlight { id: u32::from(id) }, None),
             },
             Err(error @ UsedError::LenTooLong { id, .. }) => {
@@ -424,27 +526,23 @@ impl<B: DevSys, const Q: usize> Core<B, Q> {
         })
     }
 
-    fn reject(
-        &mut self,
-        error: UsedError,
-        reclaimed: Option<DmaRegion<Cpu, B>>,
-    ) -> Result<Completion<B>, Rejected<B>> {
+    fn reject(&mut self, error: UsedError, reclaimed: Option<T>) -> Used<T> {
         self.rejected += 1;
         Err(Rejected { error, reclaimed })
     }
 
     /// Removes an in-flight id (returning it to the free stack) and its buffer.
-    fn take(&mut self, id: u16) -> Option<DmaRegion<Cpu, B>> {
+    fn take(&mut self, id: u16) -> Option<T> {
         let f = self.in_flight.get_mut(usize::from(id))?.take()?;
         self.free[self.nfree] = id;
         self.nfree += 1;
-        Some(f.region.completed())
+        Some(T::completed(f.buf))
     }
 }
 
 /// The quiet check of a suppressed ring: re-enable its interrupts, then (after the full
 /// fence `quiesce` issues) read the used index. Private: only [`Round::finish`] runs it.
-struct RingQuiet<'a, B: DevSys, const Q: usize>(&'a Core<B, Q>);
+struct RingQuiet<'a, B: DevSys, const Q: usize, T: Buffer>(&'a Core<B, Q, T>);
 
 #[allow(
     unsafe_code,
@@ -455,7 +553,7 @@ struct RingQuiet<'a, B: DevSys, const Q: usize>(&'a Core<B, Q>);
 // is that final re-enable; `is_quiet` reads the device-written used index after the
 // fence and answers quiet only if it equals the last one consumed, so every later
 // completion is published after the re-enable and raises a fresh interrupt.
-unsafe impl<B: DevSys, const Q: usize> QuietCheck for RingQuiet<'_, B, Q> {
+unsafe impl<B: DevSys, const Q: usize, T: Buffer> QuietCheck for RingQuiet<'_, B, Q, T> {
     fn enable(&self, _: &Seal) {
         self.0.enable();
     }
@@ -468,17 +566,17 @@ unsafe impl<B: DevSys, const Q: usize> QuietCheck for RingQuiet<'_, B, Q> {
 /// the ring's interrupts on. The driver programmed the ring's MSI-X vector to the line's
 /// entry at bring-up; from here they move as one.
 #[must_use = "dropping it drops the line and the ring"]
-pub struct Napi<B: DevSys, const Q: usize> {
+pub struct Napi<B: DevSys, const Q: usize, T: Buffer = DmaRegion<Cpu, B>> {
     line: IrqLine<Armed, B>,
-    ring: Vring<Armed, B, Q>,
+    ring: Vring<Armed, B, Q, T>,
 }
 
 /// A NAPI round: the line `Draining` (masked in the kernel), the ring suppressed. Drain
 /// it with [`Round::pop_used`], refill it, then [`Round::finish`].
 #[must_use = "dropping it drops the line and the ring"]
-pub struct Round<B: DevSys, const Q: usize> {
+pub struct Round<B: DevSys, const Q: usize, T: Buffer = DmaRegion<Cpu, B>> {
     line: IrqLine<Draining, B>,
-    ring: Vring<Suppressed, B, Q>,
+    ring: Vring<Suppressed, B, Q, T>,
 }
 
 /// Why [`Round::finish`] did not re-arm.
@@ -491,7 +589,7 @@ pub enum NotFinished {
     Refused(Error),
 }
 
-impl<B: DevSys, const Q: usize> Napi<B, Q> {
+impl<B: DevSys, const Q: usize, T: Buffer> Napi<B, Q, T> {
     /// Binds a fresh line to the fresh ring that signals on it and arms the line. A failed
     /// `irq_arm` hands both back with the error.
     #[allow(
@@ -501,8 +599,8 @@ impl<B: DevSys, const Q: usize> Napi<B, Q> {
     )]
     pub fn new(
         line: IrqLine<Masked, B>,
-        ring: Vring<Armed, B, Q>,
-    ) -> Result<Self, (IrqLine<Masked, B>, Vring<Armed, B, Q>, Error)> {
+        ring: Vring<Armed, B, Q, T>,
+    ) -> Result<Self, (IrqLine<Masked, B>, Vring<Armed, B, Q, T>, Error)> {
         match line.arm() {
             Ok(line) => Ok(Napi { line, ring }),
             Err((line, e)) => Err((line, ring, e)),
@@ -516,7 +614,7 @@ impl<B: DevSys, const Q: usize> Napi<B, Q> {
         clippy::result_large_err,
         reason = "the pair comes back unchanged, by value (no heap here)"
     )]
-    pub fn wait(self, deadline: u64) -> Result<(Round<B, Q>, Fired), (Self, Error)> {
+    pub fn wait(self, deadline: u64) -> Result<(Round<B, Q, T>, Fired), (Self, Error)> {
         let Napi { line, ring } = self;
         match line.wait(deadline) {
             Ok((line, fired)) => Ok((
@@ -531,13 +629,8 @@ impl<B: DevSys, const Q: usize> Napi<B, Q> {
     }
 
     /// Posts a buffer between rounds (see [`Vring::post`]).
-    pub fn post(
-        &mut self,
-        region: DmaRegion<Cpu, B>,
-        len: usize,
-        dir: BufDir,
-    ) -> Result<u16, (DmaRegion<Cpu, B>, Error)> {
-        self.ring.post(region, len, dir)
+    pub fn post(&mut self, buf: T, len: usize, dir: BufDir) -> Result<u16, (T, Error)> {
+        self.ring.post(buf, len, dir)
     }
 
     /// Whether the device must be notified (see [`Vring::kick_needed`]).
@@ -546,7 +639,7 @@ impl<B: DevSys, const Q: usize> Napi<B, Q> {
     }
 
     /// The ring, to read its counters and addresses.
-    pub fn ring(&self) -> &Vring<Armed, B, Q> {
+    pub fn ring(&self) -> &Vring<Armed, B, Q, T> {
         &self.ring
     }
 
@@ -556,20 +649,15 @@ impl<B: DevSys, const Q: usize> Napi<B, Q> {
     }
 }
 
-impl<B: DevSys, const Q: usize> Round<B, Q> {
+impl<B: DevSys, const Q: usize, T: Buffer> Round<B, Q, T> {
     /// Pops one used element (see [`Vring::pop_used`]).
-    pub fn pop_used(&mut self) -> Option<Result<Completion<B>, Rejected<B>>> {
+    pub fn pop_used(&mut self) -> Option<Used<T>> {
         self.ring.pop_used()
     }
 
     /// Posts a buffer (a refill) during the round.
-    pub fn post(
-        &mut self,
-        region: DmaRegion<Cpu, B>,
-        len: usize,
-        dir: BufDir,
-    ) -> Result<u16, (DmaRegion<Cpu, B>, Error)> {
-        self.ring.post(region, len, dir)
+    pub fn post(&mut self, buf: T, len: usize, dir: BufDir) -> Result<u16, (T, Error)> {
+        self.ring.post(buf, len, dir)
     }
 
     /// Whether the device must be notified (see [`Vring::kick_needed`]).
@@ -578,7 +666,7 @@ impl<B: DevSys, const Q: usize> Round<B, Q> {
     }
 
     /// The ring, to read its counters.
-    pub fn ring(&self) -> &Vring<Suppressed, B, Q> {
+    pub fn ring(&self) -> &Vring<Suppressed, B, Q, T> {
         &self.ring
     }
 
@@ -595,7 +683,7 @@ impl<B: DevSys, const Q: usize> Round<B, Q> {
         clippy::result_large_err,
         reason = "the round comes back unchanged, by value (no heap here)"
     )]
-    pub fn finish(self) -> Result<Napi<B, Q>, (Self, NotFinished)> {
+    pub fn finish(self) -> Result<Napi<B, Q, T>, (Self, NotFinished)> {
         let Round { line, ring } = self;
         let quiet = quiesce(line, &RingQuiet(&ring.core));
         match quiet {
@@ -617,7 +705,7 @@ impl<B: DevSys, const Q: usize> Round<B, Q> {
     }
 }
 
-impl<S: RingState, B: DevSys, const Q: usize> core::fmt::Debug for Vring<S, B, Q> {
+impl<S: RingState, B: DevSys, const Q: usize, T: Buffer> core::fmt::Debug for Vring<S, B, Q, T> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Vring")
             .field("size", &Q)
@@ -630,7 +718,7 @@ impl<S: RingState, B: DevSys, const Q: usize> core::fmt::Debug for Vring<S, B, Q
     }
 }
 
-impl<B: DevSys, const Q: usize> core::fmt::Debug for Napi<B, Q> {
+impl<B: DevSys, const Q: usize, T: Buffer> core::fmt::Debug for Napi<B, Q, T> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Napi")
             .field("line", &self.line)
@@ -639,7 +727,7 @@ impl<B: DevSys, const Q: usize> core::fmt::Debug for Napi<B, Q> {
     }
 }
 
-impl<B: DevSys, const Q: usize> core::fmt::Debug for Round<B, Q> {
+impl<B: DevSys, const Q: usize, T: Buffer> core::fmt::Debug for Round<B, Q, T> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Round")
             .field("line", &self.line)
@@ -668,11 +756,11 @@ mod tests {
     }
 
     impl FakeQueue {
-        fn new<S: RingState>(k: K, ring: &Vring<S, K, 8>) -> Self {
+        fn new<S: RingState, T: Buffer>(k: K, ring: &Vring<S, K, 8, T>) -> Self {
             let (desc, _, _) = ring.addresses();
             FakeQueue {
                 k,
-                layout: VringLayout::new(8).unwrap(),
+                layout: VringLayout::new(usize::from(ring.size())).unwrap(),
                 base: desc,
                 next_avail: 0,
                 used_idx: 0,
@@ -696,7 +784,7 @@ mod tests {
             if self.r16(self.layout.avail + 2) == self.next_avail {
                 return None;
             }
-            let slot = ring_slot(self.next_avail, 8);
+            let slot = ring_slot(self.next_avail, self.layout.size);
             let id = self.r16(self.layout.avail_ring(slot));
             self.next_avail = self.next_avail.wrapping_add(1);
             let d = self.k.bus_read(self.base + 16 * u64::from(id), 16);
@@ -707,7 +795,9 @@ mod tests {
         }
         /// Publishes a used element, hostile or not.
         fn complete(&mut self, id: u32, len: u32) {
-            let e = self.layout.used_ring(ring_slot(self.used_idx, 8));
+            let e = self
+                .layout
+                .used_ring(ring_slot(self.used_idx, self.layout.size));
             let mut b = [0u8; 8];
             b[..4].copy_from_slice(&id.to_le_bytes());
             b[4..].copy_from_slice(&len.to_le_bytes());
@@ -732,7 +822,9 @@ mod tests {
             .collect()
     }
 
-    fn completion(r: Option<Result<Completion<K>, Rejected<K>>>) -> Completion<K> {
+    type Region = DmaRegion<Cpu, K>;
+
+    fn completion<T>(r: Option<Used<T>>) -> Completion<T> {
         match r {
             Some(Ok(c)) => c,
             Some(Err(rej)) => panic!("rejected: {:?}", rej.error),
@@ -740,7 +832,7 @@ mod tests {
         }
     }
 
-    fn rejection(r: Option<Result<Completion<K>, Rejected<K>>>) -> Rejected<K> {
+    fn rejection<T>(r: Option<Used<T>>) -> Rejected<T> {
         match r {
             Some(Err(rej)) => rej,
             Some(Ok(c)) => panic!("accepted: len {}", c.len),
@@ -767,7 +859,7 @@ mod tests {
         dev.complete(u32::from(id), 9);
         assert!(ring.has_pending());
         let c = completion(ring.pop_used());
-        assert_eq!((c.data(), c.region.bus_addr()), (&b"frame one"[..], bus[0]));
+        assert_eq!((c.data(), c.buf.bus_addr()), (&b"frame one"[..], bus[0]));
         assert!(ring.pop_used().is_none());
         // Out of order: the third before the second.
         let (id2, ..) = dev.take().unwrap();
@@ -779,7 +871,7 @@ mod tests {
         assert_eq!(completion(ring.pop_used()).len, 0);
         assert_eq!((ring.in_flight(), ring.rejected()), (0, 0));
         // A reposted buffer gets a descriptor again.
-        ring.post(c.region, 100, BufDir::DeviceWrites).unwrap();
+        ring.post(c.buf, 100, BufDir::DeviceWrites).unwrap();
         assert_eq!(dev.take().map(|t| (t.1, t.2)), Some((bus[0], 100)));
     }
 
@@ -800,7 +892,7 @@ mod tests {
         dev.complete(u32::from(a), 1001);
         dev.complete(u32::from(a), 10);
         dev.complete(u32::from(b), 1000);
-        let e = |r: Rejected<K>| (r.error, r.reclaimed.is_some());
+        let e = |r: Rejected<Region>| (r.error, r.reclaimed.is_some());
         assert_eq!(
             e(rejection(ring.pop_used())),
             (UsedError::IdOutOfRange { id: 8 }, false)
@@ -891,7 +983,7 @@ mod tests {
         let (_, stranger) = FakeKernel::with_device();
         let mut ring = ring(&device, false);
         let mut bufs = buffers(&device, 9, DmaDir::ToDevice);
-        let refused = |r: Result<u16, (DmaRegion<Cpu, K>, Error)>| r.unwrap_err().1;
+        let refused = |r: Result<u16, (Region, Error)>| r.unwrap_err().1;
         let b = bufs.pop().unwrap();
         let (b, e) = ring.post(b, 0, BufDir::DeviceReads).unwrap_err();
         assert_eq!(e, Error::EINVAL, "empty");
@@ -959,7 +1051,7 @@ mod tests {
         assert_eq!(k.line(h), LineModel::Draining);
         assert_eq!(dev.avail_flags(), VRING_AVAIL_F_NO_INTERRUPT, "suppressed");
         let c = completion(round.pop_used());
-        round.post(c.region, 2048, BufDir::DeviceWrites).unwrap();
+        round.post(c.buf, 2048, BufDir::DeviceWrites).unwrap();
         assert!(round.pop_used().is_none());
         k.clear_log();
         let pair = round.finish().unwrap();
@@ -1030,7 +1122,7 @@ mod tests {
         assert_eq!(dev.avail_flags(), 0, "event index: no flag");
         let mut back = Vec::new();
         while let Some(r) = round.pop_used() {
-            back.push(completion(Some(r)).region);
+            back.push(completion(Some(r)).buf);
         }
         assert_eq!(back.len(), 3);
         let mut pair = round.finish().unwrap();
@@ -1056,5 +1148,122 @@ mod tests {
         ring.post(b.pop().unwrap(), 64, BufDir::DeviceWrites)
             .unwrap();
         assert!(!ring.kick_needed());
+    }
+
+    fn slice_ring(device: &Device<K>, size: usize) -> Vring<Polled, K, 8, Slice<K>> {
+        let mem = device.dma_alloc(4096, DmaDir::Bidirectional, 64).unwrap();
+        Vring::with_size(mem, false, size).unwrap().into_polled()
+    }
+
+    #[test]
+    fn pool_slices_come_back_only_through_validated_completions() {
+        let (k, device) = FakeKernel::with_device();
+        let mut ring = slice_ring(&device, 8);
+        let mut dev = FakeQueue::new(k, &ring);
+        let pool = device.dma_alloc(8 * 256, DmaDir::FromDevice, 64).unwrap();
+        let base = pool.bus_addr();
+        let mut slices = crate::pool::split(pool, 256).unwrap();
+        slices.truncate(3);
+        for s in slices {
+            ring.post(s, 256, BufDir::DeviceWrites).unwrap();
+        }
+        let (a, addr_a, len_a, _) = dev.take().unwrap();
+        let (b, addr_b, ..) = dev.take().unwrap();
+        let (c, ..) = dev.take().unwrap();
+        assert_eq!(
+            (addr_a, addr_b, len_a),
+            (base, base + 256, 256),
+            "each slice its own"
+        );
+        k.bus_write(addr_b, b"into b");
+        let free_id = (0..8u16).find(|&i| ![a, b, c].contains(&i)).unwrap();
+        dev.complete(8, 6);
+        dev.complete(u32::from(free_id), 6);
+        dev.complete(u32::from(a), 257);
+        dev.complete(u32::from(b), 6);
+        dev.complete(u32::from(b), 6);
+        let r = rejection(ring.pop_used());
+        assert_eq!(
+            (r.error, r.reclaimed.is_none()),
+            (UsedError::IdOutOfRange { id: 8 }, true)
+        );
+        let r = rejection(ring.pop_used());
+        assert!(
+            r.reclaimed.is_none(),
+            "an id not in flight hands nothing out"
+        );
+        let r = rejection(ring.pop_used());
+        let back_a = r
+            .reclaimed
+            .expect("a length too long: the slice back, unread");
+        assert_eq!((back_a.index(), back_a.bus_addr()), (0, base));
+        let got = completion(ring.pop_used());
+        assert_eq!((got.data(), got.buf.index()), (&b"into b"[..], 1));
+        let r = rejection(ring.pop_used());
+        assert_eq!(
+            (r.error, r.reclaimed.is_none()),
+            (UsedError::NotInFlight { id: u32::from(b) }, true),
+            "a second completion of a slice already handed back"
+        );
+        assert_eq!((ring.in_flight(), ring.rejected()), (1, 4));
+        // Back in CPU hands: writable, and postable again.
+        let mut again = got.buf;
+        again.bytes_mut()[..3].copy_from_slice(b"new");
+        ring.post(again, 3, BufDir::DeviceWrites).unwrap();
+        assert_eq!(dev.take().map(|t| (t.1, t.2)), Some((base + 256, 3)));
+    }
+
+    #[test]
+    fn a_slice_is_posted_only_where_its_pool_may_go() {
+        let (_, device) = FakeKernel::with_device();
+        let (_, stranger) = FakeKernel::with_device();
+        let mut ring = slice_ring(&device, 4);
+        assert_eq!(ring.size(), 4);
+        let theirs = stranger.dma_alloc(1024, DmaDir::FromDevice, 64).unwrap();
+        let theirs = crate::pool::split(theirs, 512).unwrap().pop().unwrap();
+        let (_, e) = ring.post(theirs, 512, BufDir::DeviceWrites).unwrap_err();
+        assert_eq!(e, Error::EINVAL, "another device's pool");
+        let tx = device.dma_alloc(1024, DmaDir::ToDevice, 64).unwrap();
+        let tx = crate::pool::split(tx, 512).unwrap().pop().unwrap();
+        let (tx, e) = ring.post(tx, 64, BufDir::DeviceWrites).unwrap_err();
+        assert_eq!(e, Error::EINVAL, "a to-device pool the device would write");
+        let (_, e) = ring.post(tx, 513, BufDir::DeviceReads).unwrap_err();
+        assert_eq!(e, Error::EINVAL, "past the slice, into its neighbour");
+        // A ring of 4 in a table of 8: four posts, then full; ids stop at 3.
+        let pool = device.dma_alloc(5 * 64, DmaDir::ToDevice, 64).unwrap();
+        let mut slices = crate::pool::split(pool, 64).unwrap();
+        let last = slices.pop().unwrap();
+        let ids: Vec<u16> = slices
+            .into_iter()
+            .map(|s| ring.post(s, 64, BufDir::DeviceReads).unwrap())
+            .collect();
+        assert!(ids.iter().all(|&i| i < 4));
+        let (_, e) = ring.post(last, 64, BufDir::DeviceReads).unwrap_err();
+        assert_eq!((e, ring.in_flight()), (Error::ENOSPC, 4));
+        let mem = device.dma_alloc(4096, DmaDir::Bidirectional, 64).unwrap();
+        let (mem, e) = Vring::<Armed, K, 8, Slice<K>>::with_size(mem, false, 16).unwrap_err();
+        assert_eq!(e, Error::EINVAL, "more than the table holds");
+        assert!(Vring::<Armed, K, 8, Slice<K>>::with_size(mem, false, 3).is_err());
+    }
+
+    #[test]
+    fn an_id_past_a_smaller_queue_is_out_of_range() {
+        let (k, device) = FakeKernel::with_device();
+        let mut ring = slice_ring(&device, 4);
+        let mut dev = FakeQueue::new(k, &ring);
+        let pool = device.dma_alloc(4 * 64, DmaDir::FromDevice, 64).unwrap();
+        for s in crate::pool::split(pool, 64).unwrap() {
+            ring.post(s, 64, BufDir::DeviceWrites).unwrap();
+        }
+        dev.complete(4, 1);
+        dev.complete(7, 1);
+        for id in [4, 7] {
+            let r = rejection(ring.pop_used());
+            assert_eq!(
+                (r.error, r.reclaimed.is_none()),
+                (UsedError::IdOutOfRange { id }, true)
+            );
+        }
+        assert_eq!((ring.in_flight(), ring.rejected()), (4, 2));
     }
 }

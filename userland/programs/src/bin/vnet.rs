@@ -26,13 +26,15 @@ use alloc::vec::Vec;
 use abi::CapType;
 use abi::dev::IRQ_MSIX;
 use capstan_programs::tool::Tool;
-use capstan_rt::dev::{Device, DmaRegion, Kernel};
+use capstan_rt::dev::{Device, Kernel};
 use capstan_rt::{Startup, entry, println, time};
 use udrv::DmaDir;
-use udrv::dma::Cpu;
 use udrv::netif::NetIf;
+use udrv::pool::{self, Slice};
 use udrv::virtio::{self, ModernTransport, QueueSetup, StructWindow, Transport, feature};
-use udrv::vring::{BufDir, Completion, Napi, NotFinished, Polled, Rejected, Round, Vring};
+use udrv::vring::{
+    BufDir, Completion, Napi, NotFinished, Polled, Rejected, Round, Vring, ring_bytes,
+};
 
 entry!(main);
 
@@ -49,17 +51,14 @@ const NET_HDR: usize = 12;
 /// Link up in the configuration's `status` (§5.1.4).
 const NET_S_LINK_UP: u16 = 1;
 
-/// Queue sizes (the device's are 256; a driver may shrink them, §4.1.4.3.2).
-const RXQ: usize = 16;
-const TXQ: usize = 16;
-/// Buffers: one DMA region each, within the kernel's 32 regions per device with the two
-/// rings (2 + 16 + 8).
-const RX_BUFS: usize = 16;
-const TX_BUFS: usize = 8;
-/// One buffer: the header and a 1514-byte frame fit.
+/// Most entries per queue: 256 (QEMU's size), or the device's largest if smaller (a
+/// driver may shrink a queue, §4.1.4.3.2). Every entry has a buffer: RX all posted.
+const RXQ: usize = 256;
+const TXQ: usize = 256;
+/// One buffer: the header and a 1514-byte frame fit. Each direction's buffers are slices
+/// of one DMA region (`udrv::pool`): 4 regions in all with the two rings, of the 32 a
+/// device may have, and 512 KiB per pool (`dma_alloc` allows 1 MiB).
 const BUF: usize = 2048;
-/// Ring memory (one page holds a 16-entry split ring).
-const RING_MEM: usize = 4096;
 /// The receive queue's MSI-X table entry, and its notification bit.
 const RX_VECTOR: u16 = 1;
 const RX_BIT: u8 = 0;
@@ -79,8 +78,9 @@ const OUR_IP: [u8; 4] = [10, 0, 2, 15];
 const GATEWAY_IP: [u8; 4] = [10, 0, 2, 2];
 
 type Fail = String;
-type Rx = Napi<Kernel, RXQ>;
-type RxRound = Round<Kernel, RXQ>;
+type Buf = Slice<Kernel>;
+type Rx = Napi<Kernel, RXQ, Buf>;
+type RxRound = Round<Kernel, RXQ, Buf>;
 
 fn main(startup: &Startup) -> i32 {
     let args = match TOOL.args(startup) {
@@ -135,8 +135,10 @@ fn run(startup: &Startup, probe: bool, event_idx: bool) -> Result<(), Fail> {
     let mut netif = NetIf::open(&device, NETIF_BIT, nic.mac)
         .map_err(|e| format!("netif_open: {e} (is the kernel's interface there?)"))?;
     println!(
-        "vnet: up mac={} link={link} queues={RXQ}/{TXQ} event_idx={}",
+        "vnet: up mac={} link={link} queues={}/{} event_idx={}",
         mac_str(nic.mac),
+        rx.ring().size(),
+        nic.tx.size(),
         nic.event_idx
     );
     nic.forward(rx, &mut netif)
@@ -145,8 +147,8 @@ fn run(startup: &Startup, probe: bool, event_idx: bool) -> Result<(), Fail> {
 /// The device and everything but the receive pair (which moves through rounds).
 struct Nic {
     transport: ModernTransport<StructWindow>,
-    tx: Vring<Polled, Kernel, TXQ>,
-    tx_free: Vec<DmaRegion<Cpu>>,
+    tx: Vring<Polled, Kernel, TXQ, Buf>,
+    tx_free: Vec<Buf>,
     mac: [u8; 6],
     features: u64,
     event_idx: bool,
@@ -198,8 +200,10 @@ impl Nic {
         let mac = transport
             .read_config_stable(|t| core::array::from_fn(|i| t.config_read8(i)))
             .map_err(|e| format!("MAC: {e}"))?;
-        let rx_ring = ring::<RXQ>(device, event_idx)?;
-        let tx_ring = ring::<TXQ>(device, event_idx)?;
+        let rx_size = queue_size(&mut transport, RX_QUEUE, RXQ)?;
+        let tx_size = queue_size(&mut transport, TX_QUEUE, TXQ)?;
+        let rx_ring = ring::<RXQ>(device, event_idx, rx_size)?;
+        let tx_ring = ring::<TXQ>(device, event_idx, tx_size)?;
         let line = device
             .irq(RX_VECTOR, RX_BIT)
             .map_err(|e| format!("dev_irq (MSI-X entry {RX_VECTOR}): {e}"))?;
@@ -211,8 +215,11 @@ impl Nic {
             vector,
         };
         let queues = [
-            (RX_QUEUE, setup(rx_ring.addresses(), RXQ, Some(RX_VECTOR))),
-            (TX_QUEUE, setup(tx_ring.addresses(), TXQ, None)),
+            (
+                RX_QUEUE,
+                setup(rx_ring.addresses(), rx_size, Some(RX_VECTOR)),
+            ),
+            (TX_QUEUE, setup(tx_ring.addresses(), tx_size, None)),
         ];
         for (q, s) in queues {
             transport
@@ -223,20 +230,11 @@ impl Nic {
             .set_config_vector(None)
             .map_err(|e| format!("config vector: {e}"))?;
         let mut rx = Napi::new(line, rx_ring).map_err(|(_, _, e)| format!("irq_arm: {e}"))?;
-        for _ in 0..RX_BUFS {
-            let buf = device
-                .dma_alloc(BUF, DmaDir::FromDevice, 64)
-                .map_err(|e| format!("dma_alloc (RX buffer): {e}"))?;
+        for buf in buffers(device, rx_size, DmaDir::FromDevice)? {
             rx.post(buf, BUF, BufDir::DeviceWrites)
                 .map_err(|(_, e)| format!("posting an RX buffer: {e}"))?;
         }
-        let mut tx_free = Vec::with_capacity(TX_BUFS);
-        for _ in 0..TX_BUFS {
-            let buf = device
-                .dma_alloc(BUF, DmaDir::ToDevice, 64)
-                .map_err(|e| format!("dma_alloc (TX buffer): {e}"))?;
-            tx_free.push(buf);
-        }
+        let tx_free = buffers(device, tx_size, DmaDir::ToDevice)?;
         device
             .bus_master(true)
             .map_err(|e| format!("bus mastering on: {e}"))?;
@@ -268,7 +266,7 @@ impl Nic {
     fn reclaim_tx(&mut self) {
         while let Some(done) = self.tx.pop_used() {
             match done {
-                Ok(c) => self.tx_free.push(c.region),
+                Ok(c) => self.tx_free.push(c.buf),
                 Err(Rejected {
                     reclaimed: Some(region),
                     ..
@@ -326,7 +324,7 @@ impl Nic {
                         Some(frame) => deliver(frame),
                         None => self.stats.runts += 1,
                     }
-                    c.region
+                    c.buf
                 }
                 Err(Rejected {
                     reclaimed: Some(region),
@@ -470,15 +468,38 @@ enum RxState {
     Polling(RxRound),
 }
 
-/// A fresh ring of `Q` entries in its own DMA region.
+/// The size of queue `q`: `most`, or the device's largest power of two if smaller.
+fn queue_size(
+    transport: &mut ModernTransport<StructWindow>,
+    q: u16,
+    most: usize,
+) -> Result<usize, Fail> {
+    let max = usize::from(transport.queue_max_size(q));
+    if max == 0 {
+        return Err(format!("the device has no queue {q}"));
+    }
+    Ok(most.min(1 << max.ilog2()))
+}
+
+/// A fresh ring of `size` entries (at most `Q`) in its own DMA region.
 fn ring<const Q: usize>(
     device: &Device,
     event_idx: bool,
-) -> Result<Vring<udrv::Armed, Kernel, Q>, Fail> {
+    size: usize,
+) -> Result<Vring<udrv::Armed, Kernel, Q, Buf>, Fail> {
+    let len = ring_bytes(size).ok_or_else(|| format!("ring: no queue of {size}"))?;
     let mem = device
-        .dma_alloc(RING_MEM, DmaDir::Bidirectional, 64)
+        .dma_alloc(len, DmaDir::Bidirectional, 64)
         .map_err(|e| format!("dma_alloc (ring): {e}"))?;
-    Vring::new(mem, event_idx).map_err(|(_, e)| format!("ring: {e}"))
+    Vring::with_size(mem, event_idx, size).map_err(|(_, e)| format!("ring: {e}"))
+}
+
+/// `n` buffers of [`BUF`] bytes: slices of one DMA region.
+fn buffers(device: &Device, n: usize, dir: DmaDir) -> Result<Vec<Buf>, Fail> {
+    let region = device
+        .dma_alloc(n * BUF, dir, 64)
+        .map_err(|e| format!("dma_alloc ({n} buffers): {e}"))?;
+    pool::split(region, BUF).map_err(|(_, e)| format!("buffer pool: {e}"))
 }
 
 /// A device that ran its used index too far ahead is broken: give up (init restarts the
@@ -493,7 +514,7 @@ fn check_ring(broken: bool, rejected: u64) -> Result<(), Fail> {
 }
 
 /// The frame in a received buffer: after the header, up to the length the device wrote.
-fn frame_of(c: &Completion<Kernel>) -> Option<&[u8]> {
+fn frame_of(c: &Completion<Buf>) -> Option<&[u8]> {
     c.data().get(NET_HDR..).filter(|f| !f.is_empty())
 }
 
