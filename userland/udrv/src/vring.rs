@@ -647,6 +647,27 @@ impl<B: DevSys, const Q: usize, T: Buffer> Napi<B, Q, T> {
     pub fn line(&self) -> &IrqLine<Armed, B> {
         &self.line
     }
+
+    /// A round without an interrupt: masks the line (`irq_mask`, `Armed` -> `Draining`)
+    /// and suppresses the ring. For a ring that wants interrupts only now and then (a TX
+    /// ring: while the driver waits for room), which lives as a `Round`, drained when the
+    /// driver likes, and is finished — re-enabled, rechecked, re-armed — only to wait. An
+    /// interrupt already pending is swallowed with the mask (the drain that follows sees
+    /// its completions). A refused mask hands the pair back unchanged.
+    #[allow(
+        clippy::result_large_err,
+        reason = "the pair comes back unchanged, by value (no heap here)"
+    )]
+    pub fn mask(self) -> Result<Round<B, Q, T>, (Self, Error)> {
+        let Napi { line, ring } = self;
+        match line.mask() {
+            Ok(line) => Ok(Round {
+                line,
+                ring: ring.suppress(),
+            }),
+            Err((line, e)) => Err((Napi { line, ring }, e)),
+        }
+    }
 }
 
 impl<B: DevSys, const Q: usize, T: Buffer> Round<B, Q, T> {
@@ -1265,5 +1286,30 @@ mod tests {
             );
         }
         assert_eq!((ring.in_flight(), ring.rejected()), (4, 2));
+    }
+
+    #[test]
+    fn a_masked_pair_is_a_round_that_interrupts_only_once_finished() {
+        let (k, device) = FakeKernel::with_device();
+        let (pair, mut dev) = napi(k, &device, true);
+        let h = pair.line().handle();
+        let mut round = pair.mask().unwrap();
+        assert_eq!(k.line(h), LineModel::Draining, "masked without a wait");
+        // Completions while masked are drained at leisure; nothing fires.
+        let (id, ..) = dev.take().unwrap();
+        dev.complete(u32::from(id), 0);
+        k.fire(h, 1);
+        assert_eq!(k.line(h), LineModel::Draining);
+        assert_eq!(completion(round.pop_used()).len, 0);
+        assert!(round.pop_used().is_none());
+        // To wait for the next completion: finish (used_event = what was consumed).
+        let pair = round.finish().unwrap();
+        assert_eq!((k.line(h), dev.used_event()), (LineModel::Armed, 1));
+        let (id, ..) = dev.take().unwrap();
+        dev.complete(u32::from(id), 0);
+        k.fire(h, 2);
+        let (mut round, fired) = pair.wait(0).unwrap();
+        assert_eq!(fired.fires, 1);
+        assert_eq!(completion(round.pop_used()).len, 0);
     }
 }

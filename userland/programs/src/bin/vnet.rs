@@ -5,8 +5,10 @@
 //! mapped with `mmio_map`, found through `dev_cfg_read`; its rings and buffers DMA regions
 //! (`udrv::vring`); the receive queue's MSI-X entry an interrupt line bound to the receive
 //! ring in a `udrv::vring::Napi`, so a round is suppress, drain with a budget, re-enable,
-//! recheck, re-arm, and nothing else re-arms it. The transmit ring raises no interrupt: its
-//! completions are reclaimed before each send. Every value the device writes (used ring)
+//! recheck, re-arm, and nothing else re-arms it. The transmit ring is bound to a second
+//! MSI-X line the same way, but kept masked (a `Round`) and reclaimed before each send; it
+//! is finished — its interrupt armed — only while every transmit buffer is in flight and
+//! frames wait, so room comes back by interrupt, never by a timed re-check. Every value the device writes (used ring)
 //! and the kernel writes (frame area) is checked before it is used.
 //!
 //! - `--probe`: bring the device up, print its MAC and link, send one ARP request for
@@ -32,9 +34,7 @@ use udrv::DmaDir;
 use udrv::netif::NetIf;
 use udrv::pool::{self, Slice};
 use udrv::virtio::{self, ModernTransport, QueueSetup, StructWindow, Transport, feature};
-use udrv::vring::{
-    BufDir, Completion, Napi, NotFinished, Polled, Rejected, Round, Vring, ring_bytes,
-};
+use udrv::vring::{BufDir, Completion, Napi, NotFinished, Rejected, Round, Vring, ring_bytes};
 
 entry!(main);
 
@@ -62,6 +62,9 @@ const BUF: usize = 2048;
 /// The receive queue's MSI-X table entry, and its notification bit.
 const RX_VECTOR: u16 = 1;
 const RX_BIT: u8 = 0;
+/// The transmit queue's MSI-X table entry, and its notification bit.
+const TX_VECTOR: u16 = 2;
+const TX_BIT: u8 = 2;
 /// The interface's notification bit (frames to send).
 const NETIF_BIT: u8 = 1;
 /// virtio-net queue numbers (§5.1.2).
@@ -71,8 +74,6 @@ const TX_QUEUE: u16 = 1;
 const BUDGET: usize = 32;
 /// `--probe`'s wait for the gateway's reply.
 const PROBE_NS: u64 = 5_000_000_000;
-/// How long frames to send wait for a free transmit buffer before the next look.
-const TX_RETRY_NS: u64 = 1_000_000;
 
 const OUR_IP: [u8; 4] = [10, 0, 2, 15];
 const GATEWAY_IP: [u8; 4] = [10, 0, 2, 2];
@@ -81,6 +82,8 @@ type Fail = String;
 type Buf = Slice<Kernel>;
 type Rx = Napi<Kernel, RXQ, Buf>;
 type RxRound = Round<Kernel, RXQ, Buf>;
+type Tx = Napi<Kernel, TXQ, Buf>;
+type TxRound = Round<Kernel, TXQ, Buf>;
 
 fn main(startup: &Startup) -> i32 {
     let args = match TOOL.args(startup) {
@@ -138,7 +141,7 @@ fn run(startup: &Startup, probe: bool, event_idx: bool) -> Result<(), Fail> {
         "vnet: up mac={} link={link} queues={}/{} event_idx={}",
         mac_str(nic.mac),
         rx.ring().size(),
-        nic.tx.size(),
+        nic.tx_size,
         nic.event_idx
     );
     nic.forward(rx, &mut netif)
@@ -147,7 +150,8 @@ fn run(startup: &Startup, probe: bool, event_idx: bool) -> Result<(), Fail> {
 /// The device and everything but the receive pair (which moves through rounds).
 struct Nic {
     transport: ModernTransport<StructWindow>,
-    tx: Vring<Polled, Kernel, TXQ, Buf>,
+    tx: Option<TxState>,
+    tx_size: usize,
     tx_free: Vec<Buf>,
     mac: [u8; 6],
     features: u64,
@@ -164,6 +168,10 @@ struct Stats {
     rx: u64,
     /// Rounds started by an interrupt.
     irqs: u64,
+    /// Transmit interrupts (each after a wait for room).
+    tx_irqs: u64,
+    /// Times every transmit buffer was in flight with frames waiting.
+    tx_full: u64,
     /// Received buffers shorter than the header.
     runts: u64,
     /// Frames to send with a length the kernel should not have written (skipped).
@@ -180,8 +188,11 @@ impl Nic {
                 info.vendor, info.device
             ));
         }
-        if info.irq_modes & IRQ_MSIX == 0 || info.msix_entries <= RX_VECTOR {
-            return Err("the function offers no MSI-X entry 1 here (no MSI controller?)".into());
+        if info.irq_modes & IRQ_MSIX == 0 || info.msix_entries <= TX_VECTOR {
+            return Err(format!(
+                "the function offers no MSI-X entries {RX_VECTOR} and {TX_VECTOR} here (no MSI \
+                 controller?)"
+            ));
         }
         let mut transport =
             virtio::probe_mapped(device).map_err(|e| format!("virtio transport: {e}"))?;
@@ -207,6 +218,9 @@ impl Nic {
         let line = device
             .irq(RX_VECTOR, RX_BIT)
             .map_err(|e| format!("dev_irq (MSI-X entry {RX_VECTOR}): {e}"))?;
+        let tx_line = device
+            .irq(TX_VECTOR, TX_BIT)
+            .map_err(|e| format!("dev_irq (MSI-X entry {TX_VECTOR}): {e}"))?;
         let setup = |ring: (u64, u64, u64), size: usize, vector| QueueSetup {
             size: size as u16,
             desc: ring.0,
@@ -219,7 +233,10 @@ impl Nic {
                 RX_QUEUE,
                 setup(rx_ring.addresses(), rx_size, Some(RX_VECTOR)),
             ),
-            (TX_QUEUE, setup(tx_ring.addresses(), tx_size, None)),
+            (
+                TX_QUEUE,
+                setup(tx_ring.addresses(), tx_size, Some(TX_VECTOR)),
+            ),
         ];
         for (q, s) in queues {
             transport
@@ -230,6 +247,10 @@ impl Nic {
             .set_config_vector(None)
             .map_err(|e| format!("config vector: {e}"))?;
         let mut rx = Napi::new(line, rx_ring).map_err(|(_, _, e)| format!("irq_arm: {e}"))?;
+        let tx = Napi::new(tx_line, tx_ring)
+            .map_err(|(_, _, e)| format!("irq_arm (TX): {e}"))?
+            .mask()
+            .map_err(|(_, e)| format!("irq_mask (TX): {e}"))?;
         for buf in buffers(device, rx_size, DmaDir::FromDevice)? {
             rx.post(buf, BUF, BufDir::DeviceWrites)
                 .map_err(|(_, e)| format!("posting an RX buffer: {e}"))?;
@@ -246,7 +267,8 @@ impl Nic {
         }
         let nic = Nic {
             transport,
-            tx: tx_ring.into_polled(),
+            tx: Some(TxState::Reaping(tx)),
+            tx_size,
             tx_free,
             mac,
             features,
@@ -262,25 +284,74 @@ impl Nic {
             .then(|| self.transport.config_read16(6) & NET_S_LINK_UP != 0)
     }
 
-    /// Reclaims the transmit buffers the device finished with.
+    /// Reclaims the transmit buffers the device finished with (none while waiting for
+    /// the transmit interrupt: that ring is armed, and only its round drains).
     fn reclaim_tx(&mut self) {
-        while let Some(done) = self.tx.pop_used() {
+        let Some(TxState::Reaping(round)) = &mut self.tx else {
+            return;
+        };
+        while let Some(done) = round.pop_used() {
             match done {
                 Ok(c) => self.tx_free.push(c.buf),
                 Err(Rejected {
-                    reclaimed: Some(region),
+                    reclaimed: Some(buf),
                     ..
-                }) => self.tx_free.push(region),
+                }) => self.tx_free.push(buf),
                 Err(_) => {}
             }
         }
     }
 
+    /// A free transmit buffer, reclaiming first. With none, the transmit ring's interrupt
+    /// is armed (the round finished: re-enable, recheck, re-arm) and `None` says "wait for
+    /// [`TX_BIT`]"; completions that raced the recheck are reclaimed instead.
+    fn tx_buffer(&mut self) -> Result<Option<Buf>, Fail> {
+        loop {
+            self.reclaim_tx();
+            if let Some(buf) = self.tx_free.pop() {
+                return Ok(Some(buf));
+            }
+            match self.tx.take() {
+                Some(TxState::Reaping(round)) => match round.finish() {
+                    Ok(tx) => {
+                        self.stats.tx_full += 1;
+                        self.tx = Some(TxState::Waiting(tx));
+                        return Ok(None);
+                    }
+                    Err((round, NotFinished::Raced)) => {
+                        self.tx = Some(TxState::Reaping(round));
+                    }
+                    Err((_, NotFinished::Refused(e))) => {
+                        return Err(format!("irq_rearm (TX): {e}"));
+                    }
+                },
+                waiting => {
+                    self.tx = waiting;
+                    return Ok(None);
+                }
+            }
+        }
+    }
+
+    /// The transmit line's bit came: if its interrupt was armed, take the round (masked
+    /// again, ring suppressed) so the next send reclaims.
+    fn tx_interrupt(&mut self) {
+        if let Some(TxState::Waiting(tx)) = self.tx.take() {
+            self.tx = Some(match tx.wait(0) {
+                Ok((round, _)) => {
+                    self.stats.tx_irqs += 1;
+                    TxState::Reaping(round)
+                }
+                Err((tx, _)) => TxState::Waiting(tx),
+            });
+        }
+    }
+
     /// Sends one frame that `fill` writes after the header (`fill` returns its length, or
-    /// `None` to send nothing). `Ok(false)`: no free buffer.
+    /// `None` to send nothing). `Ok(false)`: no free buffer (the transmit interrupt is
+    /// armed; [`TX_BIT`] comes when there is room).
     fn send(&mut self, fill: impl FnOnce(&mut [u8]) -> Option<usize>) -> Result<bool, Fail> {
-        self.reclaim_tx();
-        let Some(mut buf) = self.tx_free.pop() else {
+        let Some(mut buf) = self.tx_buffer()? else {
             return Ok(false);
         };
         let bytes = buf.bytes_mut();
@@ -290,7 +361,11 @@ impl Nic {
             self.stats.tx_bad += 1;
             return Ok(true);
         };
-        match self.tx.post(buf, NET_HDR + len, BufDir::DeviceReads) {
+        let Some(TxState::Reaping(round)) = &mut self.tx else {
+            self.tx_free.push(buf);
+            return Ok(false);
+        };
+        match round.post(buf, NET_HDR + len, BufDir::DeviceReads) {
             Ok(_) => {
                 self.stats.tx += 1;
                 Ok(true)
@@ -303,7 +378,12 @@ impl Nic {
     }
 
     fn kick_tx(&mut self) {
-        if self.tx.kick_needed() {
+        let needed = match &mut self.tx {
+            Some(TxState::Reaping(round)) => round.kick_needed(),
+            Some(TxState::Waiting(tx)) => tx.kick_needed(),
+            None => false,
+        };
+        if needed {
             self.transport.notify(TX_QUEUE);
         }
     }
@@ -387,27 +467,30 @@ impl Nic {
             self.stats.tx,
             self.stats.rx,
             self.stats.irqs,
-            rx.ring().rejected() + self.tx.rejected()
+            rx.ring().rejected() + self.tx_rejected()
         );
         Ok(())
     }
 
     /// Default mode: frames between the device and the kernel's interface, until killed.
     fn forward(&mut self, rx: Rx, netif: &mut NetIf<Kernel>) -> Result<(), Fail> {
-        let mask = 1u64 << RX_BIT | 1u64 << NETIF_BIT;
+        let mask = 1u64 << RX_BIT | 1u64 << NETIF_BIT | 1u64 << TX_BIT;
         let mut state = RxState::Armed(rx);
-        let mut tx_backlog = false;
         loop {
-            let deadline = match (&state, tx_backlog) {
-                (RxState::Polling(_), _) => 0,
-                (_, true) => time::now().saturating_add(TX_RETRY_NS),
-                _ => u64::MAX,
+            // Blocks until an interrupt or the kernel's bit; a round still polling (budget
+            // spent) only looks at the bits in passing.
+            let deadline = match &state {
+                RxState::Polling(_) => 0,
+                RxState::Armed(_) => u64::MAX,
             };
             let bits = match time::notify_wait(mask, deadline) {
                 Ok(b) => b,
                 Err(abi::Error::ETIMEDOUT) => 0,
                 Err(e) => return Err(format!("notify_wait: {e}")),
             };
+            if bits & 1 << TX_BIT != 0 {
+                self.tx_interrupt();
+            }
             state = match state {
                 RxState::Armed(rx) if bits & 1 << RX_BIT != 0 => match rx.wait(0) {
                     Ok((round, _)) => {
@@ -438,12 +521,13 @@ impl Nic {
                     }
                 };
             }
-            tx_backlog = self.forward_tx(netif)?;
+            self.forward_tx(netif)?;
         }
     }
 
-    /// Frames the kernel queued, into free transmit buffers; whether some still wait.
-    fn forward_tx(&mut self, netif: &mut NetIf<Kernel>) -> Result<bool, Fail> {
+    /// Frames the kernel queued, into free transmit buffers. Frames left (no room) wait for
+    /// the transmit interrupt, which `send` armed.
+    fn forward_tx(&mut self, netif: &mut NetIf<Kernel>) -> Result<(), Fail> {
         let mut sent = false;
         while netif.tx_pending() > 0 {
             let more = self.send(|b| match netif.tx_take(b) {
@@ -458,8 +542,23 @@ impl Nic {
         if sent {
             self.kick_tx();
         }
-        Ok(netif.tx_pending() > 0)
+        Ok(())
     }
+
+    fn tx_rejected(&self) -> u64 {
+        match &self.tx {
+            Some(TxState::Reaping(round)) => round.ring().rejected(),
+            Some(TxState::Waiting(tx)) => tx.ring().rejected(),
+            None => 0,
+        }
+    }
+}
+
+/// The transmit pair: masked and reclaimed before each send, or armed while every buffer
+/// is in flight and frames wait.
+enum TxState {
+    Reaping(TxRound),
+    Waiting(Tx),
 }
 
 /// The receive pair between rounds, or in one.
