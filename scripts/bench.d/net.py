@@ -216,7 +216,7 @@ GW2 = "198.51.100.1"  # the lab's second link: reached through the user-mode NIC
 
 def unet_counters(guest):
     """The user NIC's interface: frames the driver handed the kernel, and its interrupts."""
-    guest.command("cat /proc/netif", rb"reassembled \d+\r?\n(?:netif.*\r?\n)*", 10)
+    guest.command("cat /proc/netif", rb"netif\d+ device .* kicks \d+\r?\n", 10)
     line = re.search(rb"netif\d+ device (\S+) .* rx_frames (\d+) tx_frames (\d+)", guest.buf)
     guest.command("cat /proc/devices", rb"capstan\$ ", 10)
     irqs = re.search(rb"^" + re.escape(line.group(1)) + rb" grants \d+ interrupts (\d+)", guest.buf, re.M)

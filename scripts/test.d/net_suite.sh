@@ -44,6 +44,33 @@ PY
 # ARP probes; docs/net.md "Hostile peers"), whose own checks count here.
 #   net_suite NAME GIC NIC_OPTS EXPECT DESCRIPTION [MACHINE_OPTS] [HOSTILE]
 # MACHINE_OPTS go to QEMU's -M (QEMU_MACHINE_OPTS in lib.sh), e.g. its=off.
+# lab_kernel_verdict NAME LOG RC DESC : the kernel tests' counts of a lab boot, added up.
+lab_kernel_verdict() {
+    local name=$1 logf=$2 rc=$3 desc=$4 p f sk
+    read -r p f sk < <(kernel_counts "$logf")
+    PASSED=$((PASSED + p)); FAILED=$((FAILED + f)); SKIPPED=$((SKIPPED + sk))
+    if [ "$rc" -ne 0 ] || [ "$f" -ne 0 ]; then
+        [ "$f" -eq 0 ] && fail "kernel[$name]: exit $rc (log: $logf)"
+        FAILURES+=("kernel[$name]"); grep -E 'FAILED|panic|unexpected exception' "$logf" | head
+    fi
+    printf '  %-7s kernel[%s] (%s): %d passed, %d failed, %d skipped\n' \
+        "$([ "$f" -eq 0 ] && [ "$rc" -eq 0 ] && echo ok || echo FAILED)" "$name" "$desc" "$p" "$f" "$sk"
+}
+
+# peer_verdict NAME WHAT : the host's side of a suite's echo servers (scripts/netlab.d/peer.py,
+# its log $LOGDIR/NAME-peer.log): two exchanges (UDP and TCP echo); anything less is a crash
+# or a hang of peer.py.
+peer_verdict() {
+    local name=$1 what=$2 line results=0
+    while read -r line; do
+        case "$line" in
+            ok*) pass "kernel[$name]: host <-> $what: ${line#ok }"; results=$((results + 1)) ;;
+            FAILED*|peer.py:*) fail "kernel[$name]: host <-> $what: $line"; results=$((results + 1)) ;;
+        esac
+    done < <(cat "$LOGDIR/$name-peer.log" 2>/dev/null)
+    [ "$results" -ge 2 ] || fail "kernel[$name]: host <-> $what: $results of 2 results (log: $LOGDIR/$name-peer.log)"
+}
+
 net_suite() {
     local name=$1 gic=$2 nic=$3 expect=$4 desc=$5 hostile=${7:-}
     local QEMU_MACHINE_OPTS=${6:-}
@@ -126,25 +153,8 @@ net_suite() {
         PASSED=$((PASSED + ${sp:-0})); FAILED=$((FAILED + ${sf:-0}))
         printf '  %-7s netlab self-check: %d passed, %d failed\n' ok "${sp:-0}" "${sf:-0}"
     fi
-    local p f sk
-    read -r p f sk < <(kernel_counts "$logf")
-    PASSED=$((PASSED + p)); FAILED=$((FAILED + f)); SKIPPED=$((SKIPPED + sk))
-    if [ "$rc" -ne 0 ] || [ "$f" -ne 0 ]; then
-        [ "$f" -eq 0 ] && fail "kernel[$name]: exit $rc (log: $logf)"
-        FAILURES+=("kernel[$name]"); grep -E 'FAILED|panic|unexpected exception' "$logf" | head
-    fi
-    printf '  %-7s kernel[%s] (%s): %d passed, %d failed, %d skipped\n' \
-        "$([ "$f" -eq 0 ] && [ "$rc" -eq 0 ] && echo ok || echo FAILED)" "$name" "$desc" "$p" "$f" "$sk"
-    # The host's side of the user suite's echo servers (scripts/netlab.d/peer.py).
-    local line results=0
-    while read -r line; do
-        case "$line" in
-            ok*) pass "kernel[$name]: host <-> user suite: ${line#ok }"; results=$((results + 1)) ;;
-            FAILED*|peer.py:*) fail "kernel[$name]: host <-> user suite: $line"; results=$((results + 1)) ;;
-        esac
-    done < <(cat "$LOGDIR/$name-peer.log" 2>/dev/null)
-    # Two exchanges (UDP and TCP echo); anything less is a crash or a hang of peer.py.
-    [ "$results" -ge 2 ] || fail "kernel[$name]: host <-> user suite: $results of 2 results (log: $LOGDIR/$name-peer.log)"
+    lab_kernel_verdict "$name" "$logf" "$rc" "$desc"
+    peer_verdict "$name" "user suite"
     if grep -q "^report: virtio-net $expect " "$logf"; then
         pass "kernel[$name]: virtio-net came up with $expect"
     else

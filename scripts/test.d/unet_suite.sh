@@ -34,28 +34,13 @@ unet_suite() {
     )
     rc=$?
     [ $rc = 90 ] && { fail "$name: the lab did not come up (log: $LOGDIR/$name-up.log)"; return; }
-    local p f sk
-    read -r p f sk < <(kernel_counts "$logf")
-    PASSED=$((PASSED + p)); FAILED=$((FAILED + f)); SKIPPED=$((SKIPPED + sk))
-    if [ "$rc" -ne 0 ] || [ "$f" -ne 0 ]; then
-        [ "$f" -eq 0 ] && fail "kernel[$name]: exit $rc (log: $logf)"
-        FAILURES+=("kernel[$name]"); grep -E 'FAILED|panic|unexpected exception' "$logf" | head
-    fi
-    printf '  %-7s kernel[%s] (%s): %d passed, %d failed, %d skipped\n' \
-        "$([ "$f" -eq 0 ] && [ "$rc" -eq 0 ] && echo ok || echo FAILED)" "$name" "$desc" "$p" "$f" "$sk"
+    lab_kernel_verdict "$name" "$logf" "$rc" "$desc"
     if grep -q '3 packets transmitted, 3 received' "$LOGDIR/$name-ping.log" 2>/dev/null; then
         pass "kernel[$name]: the host's pings to the user NIC's address are answered"
     else
         fail "kernel[$name]: pings to the user NIC were not all answered (log: $LOGDIR/$name-ping.log)"
     fi
-    local line results=0
-    while read -r line; do
-        case "$line" in
-            ok*) pass "kernel[$name]: host <-> user NIC: ${line#ok }"; results=$((results + 1)) ;;
-            FAILED*|peer.py:*) fail "kernel[$name]: host <-> user NIC: $line"; results=$((results + 1)) ;;
-        esac
-    done < <(cat "$LOGDIR/$name-peer.log" 2>/dev/null)
-    [ "$results" -ge 2 ] || fail "kernel[$name]: host <-> user NIC: $results of 2 results (log: $LOGDIR/$name-peer.log)"
+    peer_verdict "$name" "user NIC"
     # Every unet test must run: a skip here means the driver or the lab was missing.
     if grep -qE '^user unet: [0-9]+ passed, 0 failed, 0 skipped' "$logf"; then
         pass "kernel[$name]: the unet suite ran every test"

@@ -5,7 +5,6 @@ use abi::Error;
 use abi::netif::{RX_HEAD, RX_RING, RX_TAIL, SLOT_HEADER, SLOTS, TX_HEAD, TX_RING, slot};
 
 use crate::net::stack::netif::{self, Counters};
-use crate::process::table;
 use crate::{ensure, ensure_eq, kernel_test, sched, skip, time};
 
 /// A device address no PCI function has (bus 255, device 31): the interface is this test's.
@@ -119,22 +118,7 @@ kernel_test! {
         else {
             skip!("no driver=/bin/vnet@... init option (scripts/test's unet suite gives one)");
         };
-        let grants = crate::boot::driver_devices(options);
-        ensure_eq!(grants.len(), 1);
-        let mut argv = alloc::vec::Vec::new();
-        for w in core::iter::once("init").chain(options.split_whitespace()) {
-            argv.extend_from_slice(w.as_bytes());
-            argv.push(0);
-        }
-        // init as the kernel would start it, minus the Power capability: its `run=` program
-        // (the unet suite) ends the run with its failures as init's status.
-        let argc = options.split_whitespace().count() + 1;
-        let pid = table::spawn(0, "/bin/init", &argv, argc, grants)
-            .map_err(|e| alloc::format!("spawn /bin/init: {e}"))?;
-        let kernel = table::get(0).ok_or("no kernel process")?;
-        let (reaped, status, _) =
-            table::wait(&kernel, Some(pid), false).map_err(|e| alloc::format!("wait: {e}"))?;
-        ensure_eq!((reaped, status), (pid, 0));
+        ensure_eq!(super::udriver::run_init(options)?, 0); // the unet suite's failures
         Ok(())
     }
 }

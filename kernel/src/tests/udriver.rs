@@ -63,7 +63,8 @@ fn spawn_driver(bdf: Bdf, args: &[&str]) -> Result<u32, String> {
         .map_err(|e| alloc::format!("spawn /bin/edu: {e}"))
 }
 
-fn reap(pid: u32) -> Result<i32, String> {
+/// Waits for the kernel's child `pid` to end; its status.
+pub(super) fn reap(pid: u32) -> Result<i32, String> {
     let kernel = table::get(0).ok_or("no kernel process")?;
     let (reaped, status, _) =
         table::wait(&kernel, Some(pid), false).map_err(|e| alloc::format!("wait: {e}"))?;
@@ -261,6 +262,23 @@ kernel_test! {
     }
 }
 
+/// Starts init with `options` (its `driver=` devices granted, as at boot, but no Power
+/// capability: its `run=` program ends the run with its status instead of switching the
+/// machine off) and waits for it; its status.
+pub(super) fn run_init(options: &str) -> Result<i32, String> {
+    let grants = boot::driver_devices(options);
+    ensure_eq!(grants.len(), 1);
+    let mut argv = Vec::new();
+    for w in core::iter::once("init").chain(options.split_whitespace()) {
+        argv.extend_from_slice(w.as_bytes());
+        argv.push(0);
+    }
+    let argc = options.split_whitespace().count() + 1;
+    let pid = table::spawn(0, "/bin/init", &argv, argc, grants)
+        .map_err(|e| alloc::format!("spawn /bin/init: {e}"))?;
+    reap(pid)
+}
+
 kernel_test! {
     fn init_restarts_a_killed_driver_with_the_device_it_gave_back() {
         if !edu_msi() {
@@ -276,16 +294,7 @@ kernel_test! {
             "driver=/bin/edu@{bdf},--dma-bits,{EDU_DMA_BITS},--loop run=/bin/utest,drv"
         );
         let before = handoff::report(bdf);
-        let grants = boot::driver_devices(&options);
-        ensure_eq!(grants.len(), 1);
-        let mut bytes = Vec::new();
-        for w in core::iter::once("init").chain(options.split_whitespace()) {
-            bytes.extend_from_slice(w.as_bytes());
-            bytes.push(0);
-        }
-        let pid = table::spawn(0, "/bin/init", &bytes, 3, grants)
-            .map_err(|e| alloc::format!("spawn /bin/init: {e}"))?;
-        ensure_eq!(reap(pid)?, 0); // the drv suite's failures
+        ensure_eq!(run_init(&options)?, 0); // the drv suite's failures
         let after = handoff::report(bdf);
         // One grant at boot; each of the suite's three restarts is a new driver with the
         // device returned to init, not claimed again. Stops: three kills, init stopping its

@@ -44,11 +44,7 @@ fn run_probe(bdf: Bdf) -> Result<i32, alloc::string::String> {
     let args: Vec<u8> = b"vnet\0--probe\0".to_vec();
     let pid = table::spawn(0, "/bin/vnet", &args, 2, alloc::vec![grant])
         .map_err(|e| alloc::format!("spawn /bin/vnet: {e}"))?;
-    let kernel = table::get(0).ok_or("no kernel process")?;
-    let (reaped, status, _) =
-        table::wait(&kernel, Some(pid), false).map_err(|e| alloc::format!("wait: {e}"))?;
-    ensure_eq!(reaped, pid);
-    Ok(status)
+    super::udriver::reap(pid)
 }
 
 kernel_test! {
