@@ -218,9 +218,10 @@ def unet_counters(guest):
     """The user NIC's interface: frames the driver handed the kernel, and its interrupts."""
     guest.command("cat /proc/netif", rb"netif\d+ device .* kicks \d+\r?\n", 10)
     line = re.search(rb"netif\d+ device (\S+) .* rx_frames (\d+) tx_frames (\d+)", guest.buf)
-    guest.command("cat /proc/devices", rb"capstan\$ ", 10)
-    irqs = re.search(rb"^" + re.escape(line.group(1)) + rb" grants \d+ interrupts (\d+)", guest.buf, re.M)
-    return int(line.group(2)), int(line.group(3)), int(irqs.group(1)) if irqs else 0
+    # The shell redraws its prompt while the line is typed: wait for the device's own line.
+    irqs = guest.command("cat /proc/devices", rb"(?m)^" + re.escape(line.group(1)) +
+                         rb" grants \d+ interrupts (\d+) stops_confirmed", 10)
+    return int(line.group(2)), int(line.group(3)), int(irqs.group(1))
 
 
 def user_nic(guest, mode):
