@@ -153,6 +153,8 @@ struct Nic {
     tx: Option<TxState>,
     tx_size: usize,
     tx_free: Vec<Buf>,
+    /// Received buffers between the drain and the refill of one poll.
+    rx_refill: Vec<Buf>,
     mac: [u8; 6],
     features: u64,
     event_idx: bool,
@@ -270,6 +272,7 @@ impl Nic {
             tx: Some(TxState::Reaping(tx)),
             tx_size,
             tx_free,
+            rx_refill: Vec::with_capacity(BUDGET),
             mac,
             features,
             event_idx,
@@ -307,6 +310,9 @@ impl Nic {
     /// [`TX_BIT`]"; completions that raced the recheck are reclaimed instead.
     fn tx_buffer(&mut self) -> Result<Option<Buf>, Fail> {
         loop {
+            if let Some(buf) = self.tx_free.pop() {
+                return Ok(Some(buf));
+            }
             self.reclaim_tx();
             if let Some(buf) = self.tx_free.pop() {
                 return Ok(Some(buf));
@@ -388,16 +394,17 @@ impl Nic {
         }
     }
 
-    /// Drains at most [`BUDGET`] received buffers into `deliver`, reposting each; returns
+    /// Drains at most [`BUDGET`] received buffers into `deliver`, then reposts them; returns
     /// how many were popped (fewer than the budget: the ring read empty).
     fn poll_rx(&mut self, round: &mut RxRound, mut deliver: impl FnMut(&[u8])) -> usize {
         let mut n = 0;
+        let mut refill = core::mem::take(&mut self.rx_refill);
         while n < BUDGET {
             let Some(done) = round.pop_used() else {
                 break;
             };
             n += 1;
-            let region = match done {
+            let buf = match done {
                 Ok(c) => {
                     self.stats.rx += 1;
                     match frame_of(&c) {
@@ -407,15 +414,20 @@ impl Nic {
                     c.buf
                 }
                 Err(Rejected {
-                    reclaimed: Some(region),
+                    reclaimed: Some(buf),
                     ..
-                }) => region,
+                }) => buf,
                 Err(_) => continue,
             };
-            // The buffer came back from this ring, so it fits again; a refusal (a broken
-            // ring) drops it, and the broken ring is noticed by the caller.
-            let _ = round.post(region, BUF, BufDir::DeviceWrites);
+            refill.push(buf);
         }
+        // The refill, as a batch after the drain, and one doorbell for it (if the device
+        // asked: event index). Each buffer came back from this ring, so it fits again; a
+        // refusal (a broken ring) drops it, and the broken ring is noticed by the caller.
+        for buf in refill.drain(..) {
+            let _ = round.post(buf, BUF, BufDir::DeviceWrites);
+        }
+        self.rx_refill = refill;
         if round.kick_needed() {
             self.transport.notify(RX_QUEUE);
         }
@@ -529,6 +541,10 @@ impl Nic {
     /// the transmit interrupt, which `send` armed.
     fn forward_tx(&mut self, netif: &mut NetIf<Kernel>) -> Result<(), Fail> {
         let mut sent = false;
+        if netif.tx_pending() > 0 {
+            // Reclaim once per batch (and again only if the free list runs dry).
+            self.reclaim_tx();
+        }
         while netif.tx_pending() > 0 {
             let more = self.send(|b| match netif.tx_take(b) {
                 Some(Ok(n)) => Some(n),
