@@ -115,8 +115,14 @@ impl Attachment {
 
     /// `netif_kick`: frames are waiting in the RX ring.
     pub fn kick(&self) {
-        with(self.id, |i| i.counters.kicks += 1);
-        wake(self.id);
+        // Woken on the driver's CPU: the driver waits for its next interrupt right after,
+        // and the interface's task takes the frames there.
+        if let Some(w) = with(self.id, |i| {
+            i.counters.kicks += 1;
+            i.wake
+        }) {
+            let _ = sched::notify_post_here(w, 1);
+        }
     }
 }
 

@@ -130,12 +130,14 @@ impl Ring {
         }
     }
 
-    /// Signals the driver if frames were put in its TX ring since the last call.
+    /// Signals the driver if frames were put in its TX ring since the last call: woken on
+    /// this CPU (the task sleeps or yields next), so the frames leave without a cross-CPU
+    /// wake-up.
     fn signal(&mut self) {
         if core::mem::take(&mut self.tx_added)
             && let Some(link) = &self.link
         {
-            let _ = sched::notify_post(link.signal.0, link.signal.1);
+            let _ = sched::notify_post_here(link.signal.0, link.signal.1);
         }
     }
 }
@@ -237,6 +239,8 @@ struct Task {
     ring: Ring,
     /// Frames smoltcp may still take this turn.
     budget: usize,
+    /// The task yielded to a process it woke in this turn (once a turn at most).
+    yielded: bool,
 }
 
 /// The interface's task: runs for the rest of the boot, across drivers.
@@ -270,11 +274,13 @@ pub(super) fn run(id: IfaceId, mac: [u8; 6], wake: NotifyId) {
         gate,
         ring,
         budget: 0,
+        yielded: false,
     };
     loop {
         t.gate.tick(time::now_ns());
         t.ring.follow(id);
         t.budget = BUDGET;
+        t.yielded = false;
         t.poll();
         for _ in 0..POLLS_PER_TURN {
             serve(&mut t);
@@ -340,5 +346,12 @@ fn serve(t: &mut Task) {
     }
     udp_echo(sockets, t.services.echo);
     udp_discard(sockets, t.services.discard);
-    socket::serve(id, iface, sockets);
+    // As on the kernel NIC (poll.rs): a process this news woke waits on this CPU; if nothing
+    // else does, let it take the data now so its answer leaves in this turn.
+    let woke = socket::serve(id, iface, sockets);
+    if woke > 0 && !t.yielded && sched::queued_here() <= woke {
+        t.yielded = true;
+        sched::yield_now();
+        socket::serve(id, iface, sockets);
+    }
 }
