@@ -15,6 +15,11 @@
 //!   driver sends frames up to `TX_HEAD` and advances `TX_TAIL`. A full TX ring drops the
 //!   frame (counted; TCP retransmits).
 //!
+//! A received frame may carry the device's word on its transport checksum (the slot's
+//! flags): the kernel then checks the claim's shape (offsets inside the frame) but not the
+//! sum, as for its own NIC. That trusts the driver with nothing new: it could as well hand
+//! over any frame with a correct checksum.
+//!
 //! The four indices are free-running `u32`s, each on its own cache line of the header page;
 //! each side writes only its own two. Everything the driver writes is untrusted: an index
 //! more than [`SLOTS`] ahead, or a length over [`MAX_FRAME`], is counted and the frame (or
@@ -29,10 +34,26 @@
 pub const HEADER_LEN: usize = 4096;
 /// Frame slots per ring.
 pub const SLOTS: usize = 128;
-/// Bytes per slot: a [`SLOT_HEADER`]-byte header (`len: u16`, then zero) and the frame.
+/// Bytes per slot: a [`SLOT_HEADER`]-byte header and the frame.
 pub const SLOT_LEN: usize = 2048;
-/// Where the frame starts in its slot; the slot's first two bytes are its length.
+/// Where the frame starts in its slot. The header: `len: u16` (the frame's bytes) at
+/// [`SLOT_LEN_AT`], `flags: u16` ([`CSUM_VALID`], [`CSUM_PARTIAL`]) at [`SLOT_FLAGS_AT`],
+/// `csum_start: u16` and `csum_offset: u16` at [`SLOT_CSUM_AT`] (for `CSUM_PARTIAL`), then
+/// zeros. All little-endian.
 pub const SLOT_HEADER: usize = 16;
+/// Slot header offset of the frame length.
+pub const SLOT_LEN_AT: usize = 0;
+/// Slot header offset of the flags.
+pub const SLOT_FLAGS_AT: usize = 2;
+/// Slot header offset of `csum_start`, followed by `csum_offset`.
+pub const SLOT_CSUM_AT: usize = 4;
+/// RX flag: the device verified the frame's transport checksum (virtio `DATA_VALID`).
+pub const CSUM_VALID: u16 = 1 << 0;
+/// RX flag: the transport checksum field at `csum_start + csum_offset` holds only the
+/// pseudo-header sum (virtio `NEEDS_CSUM`: the host's own stack sent it, no wire crossed).
+pub const CSUM_PARTIAL: u16 = 1 << 1;
+/// Every flag defined: a slot with another bit set, or both checksum flags, is refused.
+pub const SLOT_FLAGS: u16 = CSUM_VALID | CSUM_PARTIAL;
 /// Largest frame a slot carries: an Ethernet frame without its FCS (1514 bytes) fits; the
 /// rest of the slot is spare.
 pub const MAX_FRAME: usize = SLOT_LEN - SLOT_HEADER;
@@ -55,6 +76,42 @@ pub const TX_TAIL: usize = 192;
 pub const RX_RING: usize = HEADER_LEN;
 /// Area offset of the TX ring's first slot.
 pub const TX_RING: usize = HEADER_LEN + SLOTS * SLOT_LEN;
+
+/// A slot's header, decoded (no check: the receiver checks what it reads).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SlotHeader {
+    /// The frame's bytes.
+    pub len: u16,
+    /// `CSUM_*` flags.
+    pub flags: u16,
+    /// With `CSUM_PARTIAL`: where the checksummed bytes start, from the frame's start.
+    pub csum_start: u16,
+    /// With `CSUM_PARTIAL`: where the checksum field is, from `csum_start`.
+    pub csum_offset: u16,
+}
+
+impl SlotHeader {
+    /// Reads a header.
+    pub fn decode(b: &[u8; SLOT_HEADER]) -> SlotHeader {
+        let le = |at: usize| u16::from_le_bytes([b[at], b[at + 1]]);
+        SlotHeader {
+            len: le(SLOT_LEN_AT),
+            flags: le(SLOT_FLAGS_AT),
+            csum_start: le(SLOT_CSUM_AT),
+            csum_offset: le(SLOT_CSUM_AT + 2),
+        }
+    }
+
+    /// Writes a header (the reserved bytes zero).
+    pub fn encode(&self) -> [u8; SLOT_HEADER] {
+        let mut b = [0u8; SLOT_HEADER];
+        b[SLOT_LEN_AT..SLOT_LEN_AT + 2].copy_from_slice(&self.len.to_le_bytes());
+        b[SLOT_FLAGS_AT..SLOT_FLAGS_AT + 2].copy_from_slice(&self.flags.to_le_bytes());
+        b[SLOT_CSUM_AT..SLOT_CSUM_AT + 2].copy_from_slice(&self.csum_start.to_le_bytes());
+        b[SLOT_CSUM_AT + 2..SLOT_CSUM_AT + 4].copy_from_slice(&self.csum_offset.to_le_bytes());
+        b
+    }
+}
 
 /// Area offset of the slot a free-running index names in the ring at `ring`.
 pub const fn slot(ring: usize, idx: u32) -> usize {
@@ -102,6 +159,20 @@ mod tests {
         assert_eq!(pending(SLOTS as u32, 0), Some(SLOTS as u32));
         assert_eq!(pending(SLOTS as u32 + 1, 0), None);
         assert_eq!(pending(0, 1), None);
+    }
+
+    #[test]
+    fn slot_headers_round_trip_little_endian() {
+        let h = SlotHeader {
+            len: 1514,
+            flags: CSUM_PARTIAL,
+            csum_start: 34,
+            csum_offset: 16,
+        };
+        let b = h.encode();
+        assert_eq!(&b[..8], &[0xea, 0x05, 2, 0, 34, 0, 16, 0]);
+        assert_eq!(b[8..], [0; 8]);
+        assert_eq!(SlotHeader::decode(&b), h);
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod gate;
 pub mod ingress;
 pub mod mode;
 pub mod neigh;
+pub mod netif_slot;
 pub mod reasm;
 #[cfg(target_os = "none")]
 pub mod stack;

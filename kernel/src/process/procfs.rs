@@ -390,11 +390,12 @@ fn netifs(out: &mut String) {
         }
         let _ = writeln!(
             out,
-            " rx_frames {} tx_frames {} rx_bad_index {} rx_bad_len {} tx_bad_index {} tx_full {} tx_no_driver {} attaches {} kicks {}",
+            " rx_frames {} tx_frames {} rx_bad_index {} rx_bad_len {} rx_bad_flags {} tx_bad_index {} tx_full {} tx_no_driver {} attaches {} kicks {}",
             c.rx_frames,
             c.tx_frames,
             c.rx_bad_index,
             c.rx_bad_len,
+            c.rx_bad_flags,
             c.tx_bad_index,
             c.tx_full,
             c.tx_no_driver,

@@ -2,7 +2,10 @@
 //! through the frame area (the real driver, `/bin/vnet`, is tested in the lab).
 
 use abi::Error;
-use abi::netif::{RX_HEAD, RX_RING, RX_TAIL, SLOT_HEADER, SLOTS, TX_HEAD, TX_RING, slot};
+use abi::netif::{
+    CSUM_PARTIAL, CSUM_VALID, RX_HEAD, RX_RING, RX_TAIL, SLOT_HEADER, SLOTS, SlotHeader, TX_HEAD,
+    TX_RING, slot,
+};
 
 use crate::net::stack::netif::{self, Counters};
 use crate::{ensure, ensure_eq, kernel_test, sched, skip, time};
@@ -89,6 +92,18 @@ kernel_test! {
         wait_for("the bad index counted", || counters().rx_bad_index > before.rx_bad_index)?;
         ensure_eq!(area.load(RX_TAIL), hostile);
         ensure_eq!(counters().rx_bad_index, before.rx_bad_index + 1);
+        ensure_eq!(counters().rx_frames, after.rx_frames);
+        // Checksum flags that contradict each other: refused, counted.
+        let bad = SlotHeader {
+            len: arp.len() as u16,
+            flags: CSUM_VALID | CSUM_PARTIAL,
+            ..SlotHeader::default()
+        };
+        area.write(slot(RX_RING, hostile), &bad.encode());
+        area.write(slot(RX_RING, hostile) + SLOT_HEADER, &arp);
+        area.store(RX_HEAD, hostile + 1);
+        att.kick();
+        wait_for("the bad flags counted", || counters().rx_bad_flags > before.rx_bad_flags)?;
         ensure_eq!(counters().rx_frames, after.rx_frames);
         // The driver goes: the interface stays, and the next driver gets a fresh area.
         drop(att);

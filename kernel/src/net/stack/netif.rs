@@ -46,6 +46,8 @@ pub struct Counters {
     pub rx_bad_index: u64,
     /// Slots whose length was no Ethernet frame (dropped).
     pub rx_bad_len: u64,
+    /// Slots with undefined or contradicting checksum flags (dropped).
+    pub rx_bad_flags: u64,
     /// Times `TX_TAIL` was not between the ring's start and `TX_HEAD` (frame dropped).
     pub tx_bad_index: u64,
     /// Frames dropped because the TX ring was full.
@@ -64,6 +66,7 @@ impl Counters {
         self.tx_frames += d.tx_frames;
         self.rx_bad_index += d.rx_bad_index;
         self.rx_bad_len += d.rx_bad_len;
+        self.rx_bad_flags += d.rx_bad_flags;
         self.tx_bad_index += d.tx_bad_index;
         self.tx_full += d.tx_full;
         self.tx_no_driver += d.tx_no_driver;

@@ -8,9 +8,12 @@ use alloc::vec::Vec;
 use core::cell::RefCell;
 
 use abi::netif::{
-    RX_HEAD, RX_RING, RX_TAIL, SLOT_HEADER, SLOTS, TX_HEAD, TX_RING, TX_TAIL, pending, slot,
+    RX_HEAD, RX_RING, RX_TAIL, SLOT_HEADER, SLOTS, SlotHeader, TX_HEAD, TX_RING, TX_TAIL, pending,
+    slot,
 };
 use drivers::virtio::net::RxMeta;
+
+use crate::net::netif_slot::{SlotRefused, rx_meta};
 use smoltcp::iface::{Config, Interface, PollResult, SocketSet};
 use smoltcp::phy::{self, Checksum, DeviceCapabilities, Medium};
 use smoltcp::time::Instant;
@@ -24,10 +27,7 @@ use crate::net::gate::{Admit, Gate};
 use crate::sched::{self, NotifyId};
 use crate::time;
 
-/// Largest frame taken from or put in a slot: Ethernet without FCS.
-const MAX_ETH_FRAME: usize = 1514;
-/// Shortest frame taken: an Ethernet header.
-const MIN_ETH_FRAME: usize = 14;
+use crate::net::netif_slot::{MAX_ETH_FRAME, MIN_ETH_FRAME};
 /// Frames taken from the RX ring per turn before the task lets others run.
 const BUDGET: usize = crate::net::virtio::BUDGET;
 /// smoltcp polls per turn (as the kernel NIC's task: replies leave in the same turn).
@@ -67,8 +67,8 @@ impl Ring {
             .is_some_and(|l| pending(l.area.load(RX_HEAD), self.rx_tail).is_some_and(|n| n > 0))
     }
 
-    /// The next well-formed frame of the RX ring.
-    fn pop_rx(&mut self) -> Option<Vec<u8>> {
+    /// The next well-formed frame of the RX ring, and what the driver said of its checksum.
+    fn pop_rx(&mut self) -> Option<(Vec<u8>, RxMeta)> {
         let link = self.link.clone()?;
         let area = &link.area;
         loop {
@@ -84,22 +84,28 @@ impl Ring {
                 }
             }
             let off = slot(RX_RING, self.rx_tail);
-            let mut len = [0u8; 2];
-            area.read(off, &mut len);
-            let len = usize::from(u16::from_le_bytes(len));
-            let frame = (MIN_ETH_FRAME..=MAX_ETH_FRAME).contains(&len).then(|| {
-                let mut f = vec![0u8; len];
-                area.read(off + SLOT_HEADER, &mut f);
-                f
-            });
+            let mut raw = [0u8; SLOT_HEADER];
+            area.read(off, &mut raw);
+            let taken = match rx_meta(&SlotHeader::decode(&raw)) {
+                Ok((len, meta)) => {
+                    let mut f = vec![0u8; len];
+                    area.read(off + SLOT_HEADER, &mut f);
+                    Some((f, meta))
+                }
+                Err(SlotRefused::Len) => {
+                    self.counted.rx_bad_len += 1;
+                    None
+                }
+                Err(SlotRefused::Flags) => {
+                    self.counted.rx_bad_flags += 1;
+                    None
+                }
+            };
             self.rx_tail = self.rx_tail.wrapping_add(1);
             area.store(RX_TAIL, self.rx_tail);
-            match frame {
-                Some(f) => {
-                    self.counted.rx_frames += 1;
-                    return Some(f);
-                }
-                None => self.counted.rx_bad_len += 1,
+            if taken.is_some() {
+                self.counted.rx_frames += 1;
+                return taken;
             }
         }
     }
@@ -120,7 +126,11 @@ impl Ring {
             Some(n) if n as usize >= SLOTS => self.counted.tx_full += 1,
             Some(_) => {
                 let off = slot(TX_RING, self.tx_head);
-                area.write(off, &(frame.len() as u16).to_le_bytes());
+                let header = SlotHeader {
+                    len: frame.len() as u16,
+                    ..SlotHeader::default()
+                };
+                area.write(off, &header.encode());
                 area.write(off + SLOT_HEADER, frame);
                 self.tx_head = self.tx_head.wrapping_add(1);
                 area.store(TX_HEAD, self.tx_head);
@@ -160,11 +170,9 @@ impl Phy<'_> {
                 return None;
             }
             let ring = self.ring.get_mut();
-            let f = ring.pop_rx()?;
+            let (f, meta) = ring.pop_rx()?;
             *self.budget -= 1;
-            let admit = self
-                .gate
-                .admit(&f, RxMeta::PLAIN, MAX_ETH_FRAME, time::now_ns());
+            let admit = self.gate.admit(&f, meta, MAX_ETH_FRAME, time::now_ns());
             for out in self.gate.take_outgoing() {
                 ring.push_tx(&out); // ARP
             }
@@ -220,7 +228,8 @@ impl<'a> phy::Device for Phy<'a> {
         caps.medium = Medium::Ethernet;
         caps.max_transmission_unit = MAX_ETH_FRAME;
         caps.max_burst_size = Some(SLOTS / 2);
-        // The gate verified every received checksum (nothing vouches for them here).
+        // The gate verified every received checksum, or the driver's device did (a slot's
+        // checksum flags).
         caps.checksum.ipv4 = Checksum::Tx;
         caps.checksum.udp = Checksum::Tx;
         caps.checksum.icmpv4 = Checksum::Tx;
