@@ -293,6 +293,15 @@ mod tests {
         assert_eq!(a.in_use(), 70);
     }
 
+    /// An allocator reports the range it was carved with, and a vector shows its INTID.
+    #[test]
+    fn range_and_vectors_show_their_intids() {
+        let a = v2m(70);
+        assert_eq!((a.base(), a.count()), (80, 70));
+        let v = a.alloc().unwrap();
+        assert_eq!(std::format!("{v:?}"), "MsiVector { intid: 80 }");
+    }
+
     #[test]
     fn drop_returns_the_vector() {
         let a = v2m(2);
