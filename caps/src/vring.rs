@@ -805,6 +805,22 @@ mod tests {
         assert_eq!(dev.consume(), None);
     }
 
+    /// A ring reports the device it was made for and the bus addresses of its three parts
+    /// (what the transport programs into the device).
+    #[test]
+    fn a_ring_reports_its_device_and_bus_addresses() {
+        let (base, l) = (0x9000_0000, VringLayout::new(8).unwrap());
+        let devs = [DmaDevice::new(), DmaDevice::new()];
+        let rings = devs.each_ref().map(|d| -> Ring<Armed> {
+            Vring::new(FakeRingMem::new(l.total, base), false, d).unwrap()
+        });
+        assert_eq!(
+            rings.each_ref().map(Vring::device),
+            devs.each_ref().map(DmaDevice::id)
+        );
+        assert_eq!(rings[0].addresses(), (base, base + 128, base + 152));
+    }
+
     /// `RingMemory::is_empty` (the default method) is `len() == 0`.
     #[test]
     fn ring_memory_is_empty_only_without_bytes() {
