@@ -567,6 +567,26 @@ mod tests {
         assert!(hs.iter().all(|&h| cs.info(h).is_err()));
     }
 
+    /// `iter` lists every held capability (handle, type, rights) in slot order, and only
+    /// those: the kernel's /proc listing and teardown walk it.
+    #[test]
+    fn iter_lists_what_is_held_in_slot_order() {
+        let mut cs: CSpace<Obj, 4> = CSpace::new();
+        let a = cs.insert(Obj(CapType::File, 1), ALL).unwrap();
+        let b = cs.insert(Obj(CapType::IrqLine, 2), Rights::IRQ).unwrap();
+        let c = cs.insert(Obj(CapType::DmaRegion, 3), Rights::DMA).unwrap();
+        cs.remove(b).unwrap();
+        let listed: Vec<_> = cs.iter().collect();
+        assert_eq!(
+            listed,
+            [
+                (a, CapType::File, ALL),
+                (c, CapType::DmaRegion, Rights::DMA)
+            ]
+        );
+        assert_eq!(CSpace::<Obj, 4>::new().iter().count(), 0);
+    }
+
     #[test]
     fn is_empty_and_get_mut() {
         let mut cs: CSpace<Obj, 2> = CSpace::new();

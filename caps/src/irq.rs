@@ -257,6 +257,7 @@ mod tests {
         let armed = ctl.mint(33, Trigger::Edge, Owner(3)).unwrap().arm();
         assert!(!gic.is_masked(33));
         let armed = armed.try_take().expect_err("not fired yet");
+        assert!(!armed.has_fired());
         gic.raise(33);
         let d = gic.deliver(ctl, 1, 1234);
         assert_eq!(
@@ -391,6 +392,48 @@ mod tests {
         let isr = with_irqs_masked::<FakeCpu, _>(|m| ctl.handle_irq(45, 0, 9999, m));
         assert_eq!(isr, Dispatch::Unowned { intid: 45 });
         assert_eq!(d.fired_at(), 1234, "the first fire's time stays");
+    }
+
+    /// What the kernel's logs, `/proc` and teardown read off a line: its INTID in any state
+    /// (`AnyIrqLine`), its MSI message (none for a wired line), its `Debug` form, and the
+    /// trigger as the reports print it.
+    #[test]
+    fn a_line_reports_its_intid_message_and_trigger() {
+        let (_, ctl) = setup();
+        let masked = AnyIrqLine::Masked(ctl.mint(40, Trigger::Edge, Owner(1)).unwrap());
+        let armed = ctl.mint(41, Trigger::Level, Owner(1)).unwrap().arm();
+        let draining = ctl.mint(42, Trigger::Edge, Owner(1)).unwrap().arm().mask();
+        assert_eq!(armed.msi_message(), None, "a wired line has no message");
+        let shown = std::format!("{draining:?}");
+        assert!(
+            shown.starts_with("IrqLine { intid: 42, state: ") && shown.contains("Draining"),
+            "{shown}"
+        );
+        let any = [
+            masked,
+            AnyIrqLine::Armed(armed),
+            AnyIrqLine::Draining(draining),
+        ];
+        assert_eq!(any.each_ref().map(AnyIrqLine::intid), [40, 41, 42]);
+        let range = crate::msi::MsiRange {
+            base: 60,
+            count: 4,
+            doorbell: 0x0802_0040,
+            data: crate::msi::MsiData::Intid,
+        };
+        let vectors = leak(ctl.msi_vectors(range).unwrap());
+        let v = vectors.alloc().unwrap();
+        let message = v.message();
+        let line = ctl.mint_msi(v, Owner(1)).unwrap();
+        assert_eq!(line.msi_message(), Some(message));
+        assert_eq!(message.data, 60);
+        assert_eq!(
+            (
+                std::format!("{}", Trigger::Edge),
+                std::format!("{}", Trigger::Level)
+            ),
+            ("edge".into(), "level".into())
+        );
     }
 
     #[test]

@@ -293,6 +293,15 @@ mod tests {
         assert_eq!(a.in_use(), 70);
     }
 
+    /// An allocator reports the range it was carved with, and a vector shows its INTID.
+    #[test]
+    fn range_and_vectors_show_their_intids() {
+        let a = v2m(70);
+        assert_eq!((a.base(), a.count()), (80, 70));
+        let v = a.alloc().unwrap();
+        assert_eq!(std::format!("{v:?}"), "MsiVector { intid: 80 }");
+    }
+
     #[test]
     fn drop_returns_the_vector() {
         let a = v2m(2);
@@ -325,6 +334,24 @@ mod tests {
         let _first = its.alloc().unwrap();
         let l = its.alloc().unwrap();
         assert_eq!((l.intid(), l.message().data), (8193, 1));
+    }
+
+    /// `is_allocated` answers for any index, held or not: past the range it is false, also
+    /// for a range of `MAX_VECTORS` whose bitmap has no word for index `count`.
+    #[test]
+    fn is_allocated_is_false_past_the_range() {
+        let lpis = control::<8192>(8192);
+        let r = range(8192, MAX_VECTORS as u32, 0x0808_0040, MsiData::Index);
+        let full = leak(lpis.msi_vectors(r).unwrap());
+        let v = full.alloc().unwrap();
+        assert!(full.is_allocated(0) && !full.is_allocated(1));
+        for past in [MAX_VECTORS as u32, MAX_VECTORS as u32 + 64, u32::MAX] {
+            assert!(!full.is_allocated(past), "index {past}");
+        }
+        let small = v2m(3);
+        let held: Vec<_> = (0..3).map(|_| small.alloc().unwrap()).collect();
+        assert!((0..3).all(|i| small.is_allocated(i)) && !small.is_allocated(3));
+        drop((v, held));
     }
 
     #[test]

@@ -445,6 +445,43 @@ mod tests {
         assert_eq!(ring.release(&nic).ok(), Some(4));
     }
 
+    /// A pair torn down between rounds: refused (ring handed back) while its device still
+    /// reads busy, the line freed either way; once idle, every buffer still in flight is
+    /// freed and counted.
+    #[test]
+    fn a_pair_torn_down_between_rounds_frees_its_buffers_once_its_device_reads_idle() {
+        let (gic, ctl) = crate::fakes::fake_control::<8>(40);
+        let layout = VringLayout::new(16).unwrap();
+        let nic = crate::fakes::FakeDmaEngine::new();
+        let hal = leak(FakeDmaHal::new(0x4000_0000));
+        let pool = DmaPool::new(hal, u64::MAX);
+        let pair = |intid| {
+            let mem = FakeRingMem::new(layout.total, 0x9000_0000);
+            let mut vq = Vring::new(mem, false, nic.device()).unwrap();
+            for i in 0..5 {
+                vq.post(pool.alloc(64, 8).unwrap(), BufDir::DeviceWrites, i)
+                    .unwrap();
+            }
+            let line = ctl.mint(intid, Trigger::Edge, Owner(1)).unwrap();
+            let pair: Pair = NapiLine::new(line, vq).ok().unwrap();
+            pair
+        };
+        nic.set_busy(true);
+        let ring = pair(42).release(&nic).expect_err("still doing DMA");
+        assert_eq!(hal.from_device_count(), 0);
+        assert_eq!(ctl.stats(42).unwrap().status, LineStatus::Free);
+        assert!(gic.is_masked(42), "the freed line is masked");
+        nic.set_busy(false);
+        assert_eq!(pair(43).release(&nic).ok(), Some(5));
+        assert_eq!(hal.from_device_count(), 5);
+        assert_eq!(ctl.stats(43).unwrap().status, LineStatus::Free);
+        assert_eq!(
+            ring.in_flight(),
+            5,
+            "the refused ring still holds its buffers"
+        );
+    }
+
     #[test]
     fn polling_mode_masks_the_line_and_suppresses_for_good() {
         let (mut w, pair) = setup();

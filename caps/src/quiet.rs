@@ -188,4 +188,18 @@ mod tests {
             "no member: nothing was read"
         );
     }
+
+    /// Sharers held by reference (`[&T]`, through the forwarding impl for `&T`) are
+    /// re-enabled and read like owned ones: each reference reaches its device.
+    #[test]
+    fn a_shared_line_of_borrowed_members_reaches_every_device() {
+        let (_, line) = fired(63);
+        let (a, b) = (Level::new(1), Level::new(2));
+        let members = [&a, &b];
+        let line = quiesce(line, &members[..]).unwrap_err();
+        assert_eq!(a.log.take(), ["enable", "read"]);
+        assert!(peek(&members[0]) && !peek(&members[1]));
+        let (_quiet, _line) = quiesce(line, &members[..]).expect("both acknowledged");
+        assert_eq!(b.pending.get(), 0);
+    }
 }

@@ -747,6 +747,87 @@ mod tests {
         assert_eq!(rej.reclaimed.unwrap().0.len(), 64);
     }
 
+    /// A prefix as long as the whole region is a valid prefix (only past the end is refused).
+    #[test]
+    fn post_prefix_may_cover_the_whole_region() {
+        let (mut ring, mut dev, pool) = setup(false);
+        let id = ring
+            .post_prefix(pool.alloc(64, 8).unwrap(), 64, BufDir::DeviceWrites, 0)
+            .unwrap();
+        let (got, _, len, _) = dev.consume().unwrap();
+        assert_eq!((got, len), (id, 64));
+    }
+
+    /// Several buffers in flight at once each get their own descriptor: the device reads back
+    /// every one's address, length and direction under the id it was posted with.
+    #[test]
+    fn each_buffer_is_described_in_its_own_descriptor() {
+        let (mut ring, mut dev, pool) = setup(false);
+        let mut posted = Vec::new();
+        for i in 0..8usize {
+            let r = pool.alloc(8 * (i + 1), 8).unwrap();
+            let (paddr, len) = (r.paddr(), r.len() as u32);
+            let dir = [BufDir::DeviceReads, BufDir::DeviceWrites][i % 2];
+            let flags = [0, VIRTQ_DESC_F_WRITE][i % 2];
+            let id = ring.post(r, dir, 0).unwrap();
+            posted.push((id, paddr, len, flags));
+        }
+        let ids: Vec<_> = posted.iter().map(|p| p.0).collect();
+        assert!((0..8).all(|id| ids.contains(&id)), "ids {ids:?}");
+        for p in posted {
+            assert_eq!(dev.consume(), Some(p));
+        }
+    }
+
+    /// Ring memory that held another ring (or garbage) starts with its indices and flags
+    /// zeroed: nothing available to the device, nothing pending for the driver, interrupts
+    /// and notifications wanted.
+    #[test]
+    fn a_ring_over_dirty_memory_starts_empty() {
+        let layout = VringLayout::new(8).unwrap();
+        let mem = FakeRingMem::new(layout.total, 0x9000_0000);
+        for off in (0..layout.total - 1).step_by(2) {
+            mem.write_u16(off, 0xffff);
+        }
+        let mut dev = FakeVirtqueueDevice::new(mem.clone(), layout, true);
+        let mut ring: Ring<Armed> = Vring::new(mem.clone(), true, &DmaDevice::new()).unwrap();
+        let l = layout;
+        for off in [l.avail, l.avail + 2, l.used, l.used + 2, l.used_event()] {
+            assert_eq!(mem.read_u16(off), 0, "offset {off}");
+        }
+        assert!(!ring.has_pending(), "used idx zeroed");
+        assert_eq!(dev.consume(), None, "avail idx zeroed");
+        assert_eq!(dev.used_event(), 0, "used_event zeroed");
+        let pool = DmaPool::new(leak(FakeDmaHal::new(0x4000_0000)), u64::MAX);
+        ring.post(pool.alloc(8, 8).unwrap(), BufDir::DeviceReads, 0)
+            .unwrap();
+        assert!(dev.consume().is_some(), "exactly the one posted");
+        assert_eq!(dev.consume(), None);
+    }
+
+    /// A ring reports the device it was made for and the bus addresses of its three parts
+    /// (what the transport programs into the device).
+    #[test]
+    fn a_ring_reports_its_device_and_bus_addresses() {
+        let (base, l) = (0x9000_0000, VringLayout::new(8).unwrap());
+        let devs = [DmaDevice::new(), DmaDevice::new()];
+        let rings = devs.each_ref().map(|d| -> Ring<Armed> {
+            Vring::new(FakeRingMem::new(l.total, base), false, d).unwrap()
+        });
+        assert_eq!(
+            rings.each_ref().map(Vring::device),
+            devs.each_ref().map(DmaDevice::id)
+        );
+        assert_eq!(rings[0].addresses(), (base, base + 128, base + 152));
+    }
+
+    /// `RingMemory::is_empty` (the default method) is `len() == 0`.
+    #[test]
+    fn ring_memory_is_empty_only_without_bytes() {
+        assert!(FakeRingMem::new(0, 0).is_empty());
+        assert!(!FakeRingMem::new(1, 0).is_empty());
+    }
+
     #[test]
     fn new_rejects_small_memory() {
         let mem = FakeRingMem::new(16, 0);

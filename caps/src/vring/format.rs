@@ -221,6 +221,19 @@ mod tests {
         assert!(!vring_need_event(3, 2, 0xfffe));
     }
 
+    /// An `event` the index already passed before `old` (at `old - 1`) was announced by an
+    /// earlier notification: moving on from `old` must not notify again (the window is
+    /// `[old, new)`, open at `new`, closed at `old`).
+    #[test]
+    fn need_event_excludes_an_event_passed_before_old() {
+        assert!(!vring_need_event(4, 10, 5));
+        assert!(vring_need_event(5, 10, 5));
+        assert!(!vring_need_event(6, 7, 7), "nothing moved");
+        // Across wrap-around.
+        assert!(!vring_need_event(0xfffd, 2, 0xfffe));
+        assert!(!vring_need_event(0xffff, 3, 0));
+    }
+
     #[test]
     fn index_arithmetic_wraps() {
         assert_eq!(used_pending(2, 0xfffe), 4);
@@ -245,5 +258,20 @@ mod tests {
             assert!(VringLayout::new(bad).is_err());
         }
         assert!(VringLayout::new(MAX_QUEUE_SIZE).is_ok());
+    }
+
+    /// The fields inside the avail and used rings sit where virtio 1.2 §2.7.6 and §2.7.8 put
+    /// them (`flags`, `idx`, `ring[size]`, then the event field), numbers worked out by hand
+    /// for 256 entries: the host fake device finds them through these same functions, so a
+    /// wrong offset would go unnoticed by every round trip.
+    #[test]
+    fn ring_fields_sit_where_the_spec_puts_them() {
+        let l = VringLayout::new(256).unwrap();
+        assert_eq!((l.avail, l.used), (4096, 4616));
+        assert_eq!((l.avail_ring(0), l.avail_ring(255)), (4100, 4610));
+        assert_eq!(l.used_event(), 4612, "after avail.ring[255]");
+        assert_eq!((l.used_ring(0), l.used_ring(255)), (4620, 6660));
+        assert_eq!(l.avail_event(), 6668, "after used.ring[255]");
+        assert_eq!(l.total, 6670, "avail_event is the last field");
     }
 }
