@@ -133,6 +133,13 @@ impl<B: DevSys> NetIf<B> {
         Ok(())
     }
 
+    /// Free RX slots: how many frames [`NetIf::rx_push`] takes before the ring is full
+    /// (0 for a kernel tail not within a ring of our head: pushes are refused then).
+    pub fn rx_room(&self) -> usize {
+        let tail = self.area.load_acquire32(RX_TAIL);
+        pending(self.rx_head, tail).map_or(0, |n| SLOTS.saturating_sub(n as usize))
+    }
+
     /// Publishes the frames pushed since the last call (a release store of RX head);
     /// whether there were any (then [`NetIf::kick`] the kernel).
     pub fn rx_publish(&mut self) -> bool {
@@ -247,12 +254,16 @@ mod tests {
             n.rx_push(&[i as u8; 64]).unwrap();
         }
         assert_eq!(n.rx_push(&[1; 64]), Err(RxRefused::Full));
+        assert_eq!(n.rx_room(), 0);
         n.rx_publish();
         kv.store_release32(RX_TAIL, 3);
+        assert_eq!(n.rx_room(), 3);
         n.rx_push(&[2; 64]).expect("three slots free again");
+        assert_eq!(n.rx_room(), 2);
         // A tail past our head, and one a full ring and more behind it.
         kv.store_release32(RX_TAIL, SLOTS as u32 + 2);
         assert_eq!(n.rx_push(&[3; 64]), Err(RxRefused::BadTail));
+        assert_eq!(n.rx_room(), 0, "a bad tail leaves no room");
         kv.store_release32(RX_TAIL, 0u32.wrapping_sub(1000));
         assert_eq!(n.rx_push(&[3; 64]), Err(RxRefused::BadTail));
         let s = n.stats();
