@@ -29,7 +29,7 @@ use abi::CapType;
 use abi::dev::IRQ_MSIX;
 use capstan_programs::tool::Tool;
 use capstan_rt::dev::{Device, Kernel};
-use capstan_rt::{Startup, entry, println, time};
+use capstan_rt::{Startup, entry, println, process, time};
 use udrv::DmaDir;
 use udrv::netif::NetIf;
 use udrv::pool::{self, Slice};
@@ -72,6 +72,9 @@ const RX_QUEUE: u16 = 0;
 const TX_QUEUE: u16 = 1;
 /// Used elements handled per NAPI poll before other work gets a turn.
 const BUDGET: usize = 32;
+/// The counters are printed at most this often (at the start of an interrupt's round,
+/// if anything moved; the first round prints), and when the driver gives up.
+const REPORT_NS: u64 = 1_000_000_000;
 /// `--probe`'s wait for the gateway's reply.
 const PROBE_NS: u64 = 5_000_000_000;
 
@@ -178,6 +181,9 @@ struct Stats {
     runts: u64,
     /// Frames to send with a length the kernel should not have written (skipped).
     tx_bad: u64,
+    /// When the counters were last printed, and the frame count then.
+    reported_at: u64,
+    reported_frames: u64,
 }
 
 impl Nic {
@@ -394,13 +400,20 @@ impl Nic {
         }
     }
 
-    /// Drains at most [`BUDGET`] received buffers into `deliver`, then reposts them; returns
-    /// how many were popped (fewer than the budget: the ring read empty).
-    fn poll_rx(&mut self, round: &mut RxRound, mut deliver: impl FnMut(&[u8])) -> usize {
+    /// Drains at most `budget` received buffers into `deliver`, then reposts them; whether
+    /// the used ring read empty or the budget ran out first.
+    fn poll_rx(
+        &mut self,
+        round: &mut RxRound,
+        budget: usize,
+        mut deliver: impl FnMut(&[u8]),
+    ) -> Polled {
         let mut n = 0;
+        let mut drained = false;
         let mut refill = core::mem::take(&mut self.rx_refill);
-        while n < BUDGET {
+        while n < budget {
             let Some(done) = round.pop_used() else {
+                drained = true;
                 break;
             };
             n += 1;
@@ -431,7 +444,11 @@ impl Nic {
         if round.kick_needed() {
             self.transport.notify(RX_QUEUE);
         }
-        n
+        if drained {
+            Polled::Drained
+        } else {
+            Polled::More
+        }
     }
 
     /// `--probe`: one ARP request, and the gateway's reply, by interrupt.
@@ -457,9 +474,9 @@ impl Nic {
             self.stats.irqs += 1;
             rx = loop {
                 let mac = self.mac;
-                if self.poll_rx(&mut round, |f| {
+                if self.poll_rx(&mut round, BUDGET, |f| {
                     gateway = gateway.or_else(|| arp_reply_from(f, mac, GATEWAY_IP, OUR_IP));
-                }) == BUDGET
+                }) == Polled::More
                 {
                     continue;
                 }
@@ -485,14 +502,36 @@ impl Nic {
     }
 
     /// Default mode: frames between the device and the kernel's interface, until killed.
+    /// If it gives up (a broken ring, a refused call), the counters are printed first.
     fn forward(&mut self, rx: Rx, netif: &mut NetIf<Kernel>) -> Result<(), Fail> {
+        let mut rx_rejected = 0;
+        let r = self.forward_until_error(rx, netif, &mut rx_rejected);
+        self.report(rx_rejected, netif, 0);
+        r
+    }
+
+    fn forward_until_error(
+        &mut self,
+        rx: Rx,
+        netif: &mut NetIf<Kernel>,
+        rx_rejected: &mut u64,
+    ) -> Result<(), Fail> {
         let mask = 1u64 << RX_BIT | 1u64 << NETIF_BIT | 1u64 << TX_BIT;
         let mut state = RxState::Armed(rx);
+        let mut kicked = false;
         loop {
             // Blocks until an interrupt or the kernel's bit; a round still polling (budget
-            // spent) only looks at the bits in passing.
+            // spent) only looks at the bits in passing, after giving the CPU to the
+            // interface's task if it was just kicked: the kernel wakes that task on this
+            // CPU ("the driver waits for its next interrupt right after"), so a round that
+            // kept going would keep the frames it published from being taken.
             let deadline = match &state {
-                RxState::Polling(_) => 0,
+                RxState::Polling(_) => {
+                    if core::mem::take(&mut kicked) {
+                        process::yield_now();
+                    }
+                    0
+                }
                 RxState::Armed(_) => u64::MAX,
             };
             let bits = match time::notify_wait(mask, deadline) {
@@ -505,8 +544,9 @@ impl Nic {
             }
             state = match state {
                 RxState::Armed(rx) if bits & 1 << RX_BIT != 0 => match rx.wait(0) {
-                    Ok((round, _)) => {
+                    Ok((round, fired)) => {
                         self.stats.irqs += 1;
+                        self.report_now_and_then(*rx_rejected, netif, fired.at_ns);
                         RxState::Polling(round)
                     }
                     Err((rx, _)) => RxState::Armed(rx),
@@ -514,14 +554,22 @@ impl Nic {
                 other => other,
             };
             if let RxState::Polling(mut round) = state {
-                let n = self.poll_rx(&mut round, |f| {
+                // No more than the interface's RX ring has room for: a frame left in the
+                // device's ring waits, one popped without room would be dropped. With no
+                // room at all (the kernel not yet at it after a yield), the round drops
+                // like a NIC whose host is behind rather than wait for it.
+                let room = netif.rx_room();
+                let budget = if room == 0 { BUDGET } else { room.min(BUDGET) };
+                let polled = self.poll_rx(&mut round, budget, |f| {
                     let _ = netif.rx_push(f);
                 });
                 if netif.rx_publish() {
                     netif.kick().map_err(|e| format!("netif_kick: {e}"))?;
+                    kicked = true;
                 }
+                *rx_rejected = round.ring().rejected();
                 check_ring(round.ring().is_broken(), round.ring().rejected())?;
-                state = if n == BUDGET {
+                state = if polled == Polled::More {
                     RxState::Polling(round)
                 } else {
                     match round.finish() {
@@ -561,6 +609,40 @@ impl Nic {
         Ok(())
     }
 
+    /// `vnet: rx=.. tx=.. irqs=.. ...`: frames each way, interrupts (RX rounds and TX
+    /// waits), used elements refused (both rings), frames dropped on the way to the kernel
+    /// (its RX ring full or refused) and frames from it skipped.
+    fn report(&mut self, rx_rejected: u64, netif: &NetIf<Kernel>, now: u64) {
+        let n = netif.stats();
+        let st = &self.stats;
+        println!(
+            "vnet: rx={} tx={} irqs={} tx_irqs={} tx_full={} rejected={} runts={} \
+             rx_dropped={} tx_skipped={}",
+            st.rx,
+            st.tx,
+            st.irqs,
+            st.tx_irqs,
+            st.tx_full,
+            rx_rejected + self.tx_rejected(),
+            st.runts,
+            n.rx_full + n.rx_too_long + n.bad_rx_tail,
+            st.tx_bad + n.tx_bad_len + n.bad_tx_head,
+        );
+        self.stats.reported_at = now;
+        self.stats.reported_frames = self.stats.rx + self.stats.tx;
+    }
+
+    /// [`Nic::report`] if frames moved and the last one is [`REPORT_NS`] old (`now`: the
+    /// interrupt's time, so no clock read).
+    fn report_now_and_then(&mut self, rx_rejected: u64, netif: &NetIf<Kernel>, now: u64) {
+        let moved = self.stats.rx + self.stats.tx != self.stats.reported_frames;
+        let due =
+            self.stats.reported_at == 0 || now.saturating_sub(self.stats.reported_at) >= REPORT_NS;
+        if moved && due {
+            self.report(rx_rejected, netif, now);
+        }
+    }
+
     fn tx_rejected(&self) -> u64 {
         match &self.tx {
             Some(TxState::Reaping(round)) => round.ring().rejected(),
@@ -575,6 +657,13 @@ impl Nic {
 enum TxState {
     Reaping(TxRound),
     Waiting(Tx),
+}
+
+/// Whether an RX poll emptied the used ring, or stopped at its budget.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Polled {
+    Drained,
+    More,
 }
 
 /// The receive pair between rounds, or in one.
