@@ -57,7 +57,11 @@ fn rx_irqs(via: Option<Ipv4Addr>) -> u64 {
     let devices = tool::read_text("/proc/devices").unwrap_or_default();
     device
         .and_then(|d| devices.lines().find(|l| l.starts_with(d)))
-        .and_then(|l| l.split_whitespace().skip_while(|w| *w != "interrupts").nth(1))
+        .and_then(|l| {
+            l.split_whitespace()
+                .skip_while(|w| *w != "interrupts")
+                .nth(1)
+        })
         .and_then(|n| n.parse().ok())
         .unwrap_or(0)
 }
