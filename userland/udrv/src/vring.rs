@@ -412,10 +412,12 @@ impl<B: DevSys, const Q: usize, T: Buffer> Core<B, Q, T> {
         self.mem.fence(Fence::Write);
     }
 
-    /// Linux `virtqueue_enable_cb` without its recheck (the quiet check does that).
-    fn enable(&self) {
+    /// Linux `virtqueue_enable_cb` without its recheck (the quiet check does that): an
+    /// interrupt for the used element at index `mark` (the first not yet accounted for)
+    /// and later ones.
+    fn enable(&self, mark: u16) {
         if self.event_idx {
-            self.mem.write_u16(self.layout.used_event(), self.last_used);
+            self.mem.write_u16(self.layout.used_event(), mark);
         } else {
             self.mem.write_u16(self.layout.avail, 0);
         }
@@ -481,6 +483,16 @@ impl<B: DevSys, const Q: usize, T: Buffer> Core<B, Q, T> {
         !self.broken && self.mem.read_u16(self.layout.used + 2) != self.last_used
     }
 
+    /// The device's used index if it is within a queue of what was consumed, else what
+    /// was consumed (a bad index is for `pop_used` to find and refuse).
+    fn used_mark(&self) -> u16 {
+        let idx = self.mem.read_u16(self.layout.used + 2);
+        match check_used_idx(idx, self.last_used, self.layout.size) {
+            Ok(_) => idx,
+            Err(_) => self.last_used,
+        }
+    }
+
     fn pop_used(&mut self) -> Option<Used<T>> {
         if self.broken {
             return None;
@@ -540,9 +552,14 @@ impl<B: DevSys, const Q: usize, T: Buffer> Core<B, Q, T> {
     }
 }
 
-/// The quiet check of a suppressed ring: re-enable its interrupts, then (after the full
-/// fence `quiesce` issues) read the used index. Private: only [`Round::finish`] runs it.
-struct RingQuiet<'a, B: DevSys, const Q: usize, T: Buffer>(&'a Core<B, Q, T>);
+/// The quiet check of a suppressed ring: re-enable its interrupts from used index `mark`
+/// on, then (after the full fence `quiesce` issues) read the used index. `mark` is what
+/// was consumed ([`Round::finish`]) or what the device had published when the driver chose
+/// to leave it there ([`Round::defer`]). Private: only those two run it.
+struct RingQuiet<'a, B: DevSys, const Q: usize, T: Buffer> {
+    core: &'a Core<B, Q, T>,
+    mark: u16,
+}
 
 #[allow(
     unsafe_code,
@@ -550,15 +567,17 @@ struct RingQuiet<'a, B: DevSys, const Q: usize, T: Buffer>(&'a Core<B, Q, T>);
 )]
 // SAFETY: a virtio device interrupts for a used-ring update only while the ring's
 // interrupts are enabled (flags 0, or `used_event` passed: virtio 1.2 §2.7.10). `enable`
-// is that final re-enable; `is_quiet` reads the device-written used index after the
-// fence and answers quiet only if it equals the last one consumed, so every later
-// completion is published after the re-enable and raises a fresh interrupt.
+// is that final re-enable, for every element from `mark` on; `is_quiet` reads the
+// device-written used index after the fence and answers quiet only if it still equals
+// `mark`, so every completion after it is published after the re-enable and raises a
+// fresh interrupt. (Elements before `mark` that were not consumed are the driver's to
+// drain at its next round: it chose to leave them, knowing they are there.)
 unsafe impl<B: DevSys, const Q: usize, T: Buffer> QuietCheck for RingQuiet<'_, B, Q, T> {
     fn enable(&self, _: &Seal) {
-        self.0.enable();
+        self.core.enable(self.mark);
     }
     fn is_quiet(&self, _: &Seal) -> bool {
-        !self.0.has_pending()
+        !self.core.broken && self.core.mem.read_u16(self.core.layout.used + 2) == self.mark
     }
 }
 
@@ -705,8 +724,39 @@ impl<B: DevSys, const Q: usize, T: Buffer> Round<B, Q, T> {
         reason = "the round comes back unchanged, by value (no heap here)"
     )]
     pub fn finish(self) -> Result<Napi<B, Q, T>, (Self, NotFinished)> {
+        let mark = self.ring.core.last_used;
+        self.end(mark)
+    }
+
+    /// Ends the round *leaving* the completions the device already published (the driver
+    /// has nowhere to put them yet: its consumer is full): as [`Round::finish`], but the
+    /// ring's interrupts are re-enabled for the first completion after those, and the
+    /// recheck passes if no new one came. The next interrupt — a new completion — starts a
+    /// round that drains them all; so can [`Napi::mask`], when the driver has room again
+    /// and learns it otherwise. The device's ring fills meanwhile, and a NIC stops
+    /// receiving (flow control) rather than dropping.
+    #[allow(
+        clippy::result_large_err,
+        reason = "the round comes back unchanged, by value (no heap here)"
+    )]
+    pub fn defer(self) -> Result<Napi<B, Q, T>, (Self, NotFinished)> {
+        let mark = self.ring.core.used_mark();
+        self.end(mark)
+    }
+
+    #[allow(
+        clippy::result_large_err,
+        reason = "the round comes back unchanged, by value (no heap here)"
+    )]
+    fn end(self, mark: u16) -> Result<Napi<B, Q, T>, (Self, NotFinished)> {
         let Round { line, ring } = self;
-        let quiet = quiesce(line, &RingQuiet(&ring.core));
+        let quiet = quiesce(
+            line,
+            &RingQuiet {
+                core: &ring.core,
+                mark,
+            },
+        );
         match quiet {
             Ok((proof, line)) => match line.rearm(proof) {
                 Ok(line) => Ok(Napi {
@@ -1311,5 +1361,42 @@ mod tests {
         let (mut round, fired) = pair.wait(0).unwrap();
         assert_eq!(fired.fires, 1);
         assert_eq!(completion(round.pop_used()).len, 0);
+    }
+
+    #[test]
+    fn a_deferred_round_leaves_its_completions_and_wakes_on_the_next() {
+        for event_idx in [false, true] {
+            let (k, device) = FakeKernel::with_device();
+            let (pair, mut dev) = napi(k, &device, event_idx);
+            let h = pair.line().handle();
+            let (a, ..) = dev.take().unwrap();
+            let (b, ..) = dev.take().unwrap();
+            dev.complete(u32::from(a), 10);
+            dev.complete(u32::from(b), 20);
+            k.fire(h, 1);
+            let (round, _) = pair.wait(0).unwrap();
+            // No room for them: leave both, re-armed for the next one.
+            k.clear_log();
+            let pair = round.defer().unwrap();
+            assert_eq!(k.log(), ["fence", "irq_rearm"], "event_idx {event_idx}");
+            assert_eq!(k.line(h), LineModel::Armed);
+            if event_idx {
+                assert_eq!(dev.used_event(), 2, "the first after the two left");
+            } else {
+                assert_eq!(dev.avail_flags(), 0);
+            }
+            assert!(pair.ring().has_pending(), "still there");
+            let (pair, e) = pair.wait(0).unwrap_err();
+            assert_eq!(e, Error::ETIMEDOUT, "what was left raises nothing");
+            let (c, ..) = dev.take().unwrap();
+            dev.complete(u32::from(c), 30);
+            k.fire(h, 2);
+            let (mut round, _) = pair.wait(0).unwrap();
+            let lens: Vec<u32> = core::iter::from_fn(|| round.pop_used())
+                .map(|r| completion(Some(r)).len)
+                .collect();
+            assert_eq!(lens, [10, 20, 30], "drained in order at the next round");
+            let _pair = round.finish().unwrap();
+        }
     }
 }
