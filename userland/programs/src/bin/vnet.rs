@@ -177,6 +177,8 @@ struct Stats {
     tx_irqs: u64,
     /// Times every transmit buffer was in flight with frames waiting.
     tx_full: u64,
+    /// Rounds deferred: the interface's RX ring was full.
+    rx_deferred: u64,
     /// Received buffers shorter than the header.
     runts: u64,
     /// Frames to send with a length the kernel should not have written (skipped).
@@ -532,7 +534,7 @@ impl Nic {
                     }
                     0
                 }
-                RxState::Armed(_) => u64::MAX,
+                RxState::Armed(_) | RxState::Deferred(_) => u64::MAX,
             };
             let bits = match time::notify_wait(mask, deadline) {
                 Ok(b) => b,
@@ -551,16 +553,42 @@ impl Nic {
                     }
                     Err((rx, _)) => RxState::Armed(rx),
                 },
+                // Frames were left in the device's ring for want of room: an interrupt (a
+                // new frame) or room again (the kernel took frames: it signals us when it
+                // queues the replies and ACKs they cause) resumes the round.
+                RxState::Deferred(rx) if bits & 1 << RX_BIT != 0 => match rx.wait(0) {
+                    Ok((round, _)) => {
+                        self.stats.irqs += 1;
+                        RxState::Polling(round)
+                    }
+                    Err((rx, _)) => RxState::Deferred(rx),
+                },
+                RxState::Deferred(rx) if netif.rx_room() > 0 => match rx.mask() {
+                    Ok(round) => RxState::Polling(round),
+                    Err((_, e)) => return Err(format!("irq_mask: {e}")),
+                },
                 other => other,
             };
             if let RxState::Polling(mut round) = state {
                 // No more than the interface's RX ring has room for: a frame left in the
                 // device's ring waits, one popped without room would be dropped. With no
-                // room at all (the kernel not yet at it after a yield), the round drops
-                // like a NIC whose host is behind rather than wait for it.
+                // room at all (the kernel not yet at it, after the yield above), the round
+                // is deferred: the frames stay in the device's ring, which stops taking
+                // more when it fills (flow control instead of loss).
                 let room = netif.rx_room();
-                let budget = if room == 0 { BUDGET } else { room.min(BUDGET) };
-                let polled = self.poll_rx(&mut round, budget, |f| {
+                if room == 0 {
+                    self.stats.rx_deferred += 1;
+                    state = match round.defer() {
+                        Ok(rx) => RxState::Deferred(rx),
+                        Err((round, NotFinished::Raced)) => RxState::Polling(round),
+                        Err((_, NotFinished::Refused(e))) => {
+                            return Err(format!("irq_rearm: {e}"));
+                        }
+                    };
+                    self.forward_tx(netif)?;
+                    continue;
+                }
+                let polled = self.poll_rx(&mut round, room.min(BUDGET), |f| {
                     let _ = netif.rx_push(f);
                 });
                 if netif.rx_publish() {
@@ -616,13 +644,14 @@ impl Nic {
         let n = netif.stats();
         let st = &self.stats;
         println!(
-            "vnet: rx={} tx={} irqs={} tx_irqs={} tx_full={} rejected={} runts={} \
-             rx_dropped={} tx_skipped={}",
+            "vnet: rx={} tx={} irqs={} tx_irqs={} tx_full={} rx_deferred={} rejected={} \
+             runts={} rx_dropped={} tx_skipped={}",
             st.rx,
             st.tx,
             st.irqs,
             st.tx_irqs,
             st.tx_full,
+            st.rx_deferred,
             rx_rejected + self.tx_rejected(),
             st.runts,
             n.rx_full + n.rx_too_long + n.bad_rx_tail,
@@ -669,6 +698,8 @@ enum Polled {
 /// The receive pair between rounds, or in one.
 enum RxState {
     Armed(Rx),
+    /// Armed, with frames left in the device's ring (the interface had no room).
+    Deferred(Rx),
     Polling(RxRound),
 }
 
