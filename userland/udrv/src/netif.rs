@@ -10,10 +10,11 @@
 //! indexed or panicked on.
 
 use abi::netif::{
-    AREA_LEN, MAX_FRAME, RX_HEAD, RX_RING, RX_TAIL, SLOT_HEADER, SLOTS, TX_HEAD, TX_RING, TX_TAIL,
-    pending, slot,
+    AREA_LEN, CSUM_PARTIAL, CSUM_VALID, MAX_FRAME, RX_HEAD, RX_RING, RX_TAIL, SLOT_HEADER, SLOTS,
+    SlotHeader, TX_HEAD, TX_RING, TX_TAIL, pending, slot,
 };
 use abi::{Error, Handle};
+pub use drivers::virtio::net::RxCsum;
 
 use crate::mmio::SharedMem;
 use crate::{DevSys, Device, Result};
@@ -108,6 +109,17 @@ impl<B: DevSys> NetIf<B> {
     /// Copies a received frame into the next RX slot; it reaches the kernel at the next
     /// [`NetIf::rx_publish`].
     pub fn rx_push(&mut self, frame: &[u8]) -> core::result::Result<(), RxRefused> {
+        self.rx_push_csum(frame, RxCsum::Unchecked)
+    }
+
+    /// [`NetIf::rx_push`] with what the device said of the frame's transport checksum
+    /// (the slot's `CSUM_*` word: verified, or a partial sum the kernel completes). The
+    /// kernel checks the word's shape itself; a device's word is passed as it came.
+    pub fn rx_push_csum(
+        &mut self,
+        frame: &[u8],
+        csum: RxCsum,
+    ) -> core::result::Result<(), RxRefused> {
         if frame.is_empty() || frame.len() > MAX_FRAME {
             self.stats.rx_too_long += 1;
             return Err(RxRefused::TooLong);
@@ -124,9 +136,19 @@ impl<B: DevSys> NetIf<B> {
             }
             Some(_) => {}
         }
+        let (flags, csum_start, csum_offset) = match csum {
+            RxCsum::Unchecked => (0, 0, 0),
+            RxCsum::Valid => (CSUM_VALID, 0, 0),
+            RxCsum::Partial { start, offset } => (CSUM_PARTIAL, start, offset),
+        };
+        let header = SlotHeader {
+            len: frame.len() as u16,
+            flags,
+            csum_start,
+            csum_offset,
+        };
         let at = slot(RX_RING, self.rx_head);
-        self.area.write16(at, frame.len() as u16);
-        self.area.copy_in(at + 2, &[0; SLOT_HEADER - 2]);
+        self.area.copy_in(at, &header.encode());
         self.area.copy_in(at + SLOT_HEADER, frame);
         self.rx_head = self.rx_head.wrapping_add(1);
         self.stats.rx_frames += 1;
@@ -240,6 +262,30 @@ mod tests {
         assert_eq!(f, [0xbb; 1514]);
         n.kick().unwrap();
         assert_eq!(k.kicks(), 1);
+        let header = |i: u32| {
+            let mut b = [0u8; SLOT_HEADER];
+            kv.copy_out(slot(RX_RING, i), &mut b);
+            SlotHeader::decode(&b)
+        };
+        assert_eq!(header(0).flags, 0, "no word from the device: unchecked");
+        n.rx_push_csum(&[0xcc; 80], RxCsum::Valid).unwrap();
+        n.rx_push_csum(
+            &[0xdd; 80],
+            RxCsum::Partial {
+                start: 34,
+                offset: 16,
+            },
+        )
+        .unwrap();
+        n.rx_publish();
+        let h = |len, flags, csum_start, csum_offset| SlotHeader {
+            len,
+            flags,
+            csum_start,
+            csum_offset,
+        };
+        assert_eq!(header(2), h(80, CSUM_VALID, 0, 0));
+        assert_eq!(header(3), h(80, CSUM_PARTIAL, 34, 16));
         assert_eq!(n.rx_push(&[0; MAX_FRAME + 1]), Err(RxRefused::TooLong));
         assert_eq!(n.rx_push(&[]), Err(RxRefused::TooLong));
         assert_eq!(n.stats().rx_too_long, 2);

@@ -25,6 +25,9 @@ use drivers::pci::caps::CapListError;
 use drivers::pci::config::{Bdf, ConfigAccess};
 use drivers::virtio::pci::{CapLocation, cfg_type, find_caps};
 
+/// The kernel's virtio-net header code (`parse_rx`: the header a device writes, checked
+/// against the offloads negotiated) and its feature bits.
+pub use drivers::virtio::net;
 pub use drivers::virtio::{
     DEVICE_TYPE_NET, DeviceStatus, ModernTransport, NO_VECTOR, QueueSetup, RegWindow, Transport,
     TransportError, VENDOR_ID, feature,
