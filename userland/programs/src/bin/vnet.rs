@@ -31,8 +31,9 @@ use capstan_programs::tool::Tool;
 use capstan_rt::dev::{Device, Kernel};
 use capstan_rt::{Startup, entry, println, process, time};
 use udrv::DmaDir;
-use udrv::netif::NetIf;
+use udrv::netif::{NetIf, RxCsum};
 use udrv::pool::{self, Slice};
+use udrv::virtio::net::{self as vnet_hdr, RxOffloads};
 use udrv::virtio::{self, ModernTransport, QueueSetup, StructWindow, Transport, feature};
 use udrv::vring::{BufDir, Completion, Napi, NotFinished, Rejected, Round, Vring, ring_bytes};
 
@@ -179,7 +180,9 @@ struct Stats {
     tx_full: u64,
     /// Rounds deferred: the interface's RX ring was full.
     rx_deferred: u64,
-    /// Received buffers shorter than the header.
+    /// Received frames whose checksum the device vouched for (verified or partial).
+    rx_csum: u64,
+    /// Received buffers refused: a header the features do not allow, or no Ethernet header.
     runts: u64,
     /// Frames to send with a length the kernel should not have written (skipped).
     tx_bad: u64,
@@ -206,7 +209,10 @@ impl Nic {
         }
         let mut transport =
             virtio::probe_mapped(device).map_err(|e| format!("virtio transport: {e}"))?;
-        let mut wanted = NET_F_MAC | NET_F_STATUS;
+        // GUEST_CSUM: the device may say a received frame's checksum was verified
+        // (DATA_VALID) or is a partial sum (NEEDS_CSUM, from the host's own stack), which
+        // the slot's checksum word passes on: the kernel need not verify (or completes) it.
+        let mut wanted = NET_F_MAC | NET_F_STATUS | vnet_hdr::feature::GUEST_CSUM;
         if event_idx {
             wanted |= feature::EVENT_IDX;
         }
@@ -287,6 +293,15 @@ impl Nic {
             stats: Stats::default(),
         };
         Ok((nic, rx))
+    }
+
+    /// What a received header may say: checksums only (no TSO, no mergeable buffers).
+    fn rx_offloads(&self) -> RxOffloads {
+        RxOffloads {
+            csum: self.features & vnet_hdr::feature::GUEST_CSUM != 0,
+            tso4: false,
+            mergeable: false,
+        }
     }
 
     /// The link, if the device reports it (`VIRTIO_NET_F_STATUS`).
@@ -408,7 +423,7 @@ impl Nic {
         &mut self,
         round: &mut RxRound,
         budget: usize,
-        mut deliver: impl FnMut(&[u8]),
+        mut deliver: impl FnMut(&[u8], RxCsum),
     ) -> Polled {
         let mut n = 0;
         let mut drained = false;
@@ -422,8 +437,13 @@ impl Nic {
             let buf = match done {
                 Ok(c) => {
                     self.stats.rx += 1;
-                    match frame_of(&c) {
-                        Some(frame) => deliver(frame),
+                    match frame_of(&c, self.rx_offloads()) {
+                        Some((frame, csum)) => {
+                            if csum != RxCsum::Unchecked {
+                                self.stats.rx_csum += 1;
+                            }
+                            deliver(frame, csum)
+                        }
                         None => self.stats.runts += 1,
                     }
                     c.buf
@@ -476,7 +496,7 @@ impl Nic {
             self.stats.irqs += 1;
             rx = loop {
                 let mac = self.mac;
-                if self.poll_rx(&mut round, BUDGET, |f| {
+                if self.poll_rx(&mut round, BUDGET, |f, _| {
                     gateway = gateway.or_else(|| arp_reply_from(f, mac, GATEWAY_IP, OUR_IP));
                 }) == Polled::More
                 {
@@ -588,8 +608,8 @@ impl Nic {
                     self.forward_tx(netif)?;
                     continue;
                 }
-                let polled = self.poll_rx(&mut round, room.min(BUDGET), |f| {
-                    let _ = netif.rx_push(f);
+                let polled = self.poll_rx(&mut round, room.min(BUDGET), |f, csum| {
+                    let _ = netif.rx_push_csum(f, csum);
                 });
                 if netif.rx_publish() {
                     netif.kick().map_err(|e| format!("netif_kick: {e}"))?;
@@ -644,14 +664,15 @@ impl Nic {
         let n = netif.stats();
         let st = &self.stats;
         println!(
-            "vnet: rx={} tx={} irqs={} tx_irqs={} tx_full={} rx_deferred={} rejected={} \
-             runts={} rx_dropped={} tx_skipped={}",
+            "vnet: rx={} tx={} irqs={} tx_irqs={} tx_full={} rx_deferred={} rx_csum={} \
+             rejected={} runts={} rx_dropped={} tx_skipped={}",
             st.rx,
             st.tx,
             st.irqs,
             st.tx_irqs,
             st.tx_full,
             st.rx_deferred,
+            st.rx_csum,
             rx_rejected + self.tx_rejected(),
             st.runts,
             n.rx_full + n.rx_too_long + n.bad_rx_tail,
@@ -748,9 +769,12 @@ fn check_ring(broken: bool, rejected: u64) -> Result<(), Fail> {
     Ok(())
 }
 
-/// The frame in a received buffer: after the header, up to the length the device wrote.
-fn frame_of(c: &Completion<Buf>) -> Option<&[u8]> {
-    c.data().get(NET_HDR..).filter(|f| !f.is_empty())
+/// The frame in a received buffer (after the header, up to the length the device wrote)
+/// and its checksum's state, if the header is one the negotiated features allow and the
+/// frame holds an Ethernet header (`drivers::virtio::net::parse_rx`, the kernel driver's).
+fn frame_of(c: &Completion<Buf>, offloads: RxOffloads) -> Option<(&[u8], RxCsum)> {
+    let (meta, _, frame) = vnet_hdr::parse_rx(c.data(), NET_HDR, offloads, 1).ok()?;
+    Some((frame, meta.csum))
 }
 
 fn copy_frame(dst: &mut [u8], frame: &[u8]) -> Option<usize> {
