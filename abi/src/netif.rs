@@ -11,7 +11,8 @@
 //!   kernel takes frames up to `RX_HEAD` and advances `RX_TAIL`. After a batch the driver
 //!   calls `netif_kick(h)`, which wakes the kernel's interface.
 //! - **TX** (kernel → driver): the kernel puts a frame in slot `TX_HEAD % SLOTS` of the TX
-//!   ring, advances `TX_HEAD`, and sets `1 << bit` in the driver's notification word; the
+//!   ring, advances `TX_HEAD`, and sets `1 << bit` in the driver's notification word (also
+//!   when it took a slot from a full RX ring: there is room again); the
 //!   driver sends frames up to `TX_HEAD` and advances `TX_TAIL`. A full TX ring drops the
 //!   frame (counted; TCP retransmits).
 //!

@@ -162,8 +162,9 @@ pub fn run(filter: &str, crash: Option<Crash>) -> ! {
         crate::println!("report: irq-total intid={intid} count={count}");
     }
     // What user-mode drivers' lines delivered, per device and INTID (the ITS cross-check).
-    for (bdf, intid, count) in crate::pci::handoff::line_counts() {
-        crate::println!("report: irq-user {bdf} intid={intid} count={count}");
+    for c in crate::pci::handoff::line_counts() {
+        let (bdf, intid, count, ends) = (c.bdf, c.intid, c.count, c.ends);
+        crate::println!("report: irq-user {bdf} intid={intid} count={count} ends={ends}");
     }
     let skipped = SKIPPED.load(Ordering::SeqCst);
     crate::println!("{passed} passed, {failed} failed, {skipped} skipped");

@@ -74,7 +74,7 @@ fn main(startup: &Startup) -> i32 {
     let (mut queries, mut via) = (1000, None);
     let mut words = args.iter();
     while let Some(w) = words.next() {
-        match (w.as_ref(), w.parse::<usize>()) {
+        match (*w, w.parse::<usize>()) {
             ("--via", _) => match words.next().and_then(|a| a.parse::<Ipv4Addr>().ok()) {
                 Some(a) => via = Some(a),
                 None => return TOOL.bad_usage("--via takes an IPv4 address"),

@@ -40,6 +40,9 @@ struct Ring {
     tx_head: u32,
     /// Frames were put in the TX ring this turn (the driver is signalled).
     tx_added: bool,
+    /// A slot was taken from a full RX ring this turn: the driver, which keeps frames in
+    /// its device while the ring is full, is signalled that there is room again.
+    room_freed: bool,
     /// Counted since the last publish.
     counted: Counters,
 }
@@ -75,7 +78,7 @@ impl Ring {
             let head = area.load(RX_HEAD);
             match pending(head, self.rx_tail) {
                 Some(0) => return None,
-                Some(_) => {}
+                Some(n) => self.room_freed |= n as usize == SLOTS,
                 None => {
                     self.counted.rx_bad_index += 1;
                     self.rx_tail = head;
@@ -140,13 +143,12 @@ impl Ring {
         }
     }
 
-    /// Signals the driver if frames were put in its TX ring since the last call: woken on
-    /// this CPU (the task sleeps or yields next), so the frames leave without a cross-CPU
-    /// wake-up.
+    /// Signals the driver if frames were put in its TX ring, or room made in a full RX
+    /// ring, since the last call: woken on this CPU (the task sleeps or yields next), so the
+    /// frames leave without a cross-CPU wake-up.
     fn signal(&mut self) {
-        if core::mem::take(&mut self.tx_added)
-            && let Some(link) = &self.link
-        {
+        let news = core::mem::take(&mut self.tx_added) | core::mem::take(&mut self.room_freed);
+        if news && let Some(link) = &self.link {
             let _ = sched::notify_post_here(link.signal.0, link.signal.1);
         }
     }
@@ -260,6 +262,7 @@ pub(super) fn run(id: IfaceId, mac: [u8; 6], wake: NotifyId) {
         rx_tail: 0,
         tx_head: 0,
         tx_added: false,
+        room_freed: false,
         counted: Counters::default(),
     };
     let mut config = Config::new(HardwareAddress::Ethernet(EthernetAddress(mac)));
