@@ -171,7 +171,8 @@ pub fn open(bdf: u32, mac: [u8; 6], signal: (NotifyId, u64)) -> Result<Attachmen
         let mut l = NETIFS.lock();
         if let Some(i) = l.iter_mut().find(|i| i.bdf == bdf) {
             let a = attach(i)?;
-            let _ = sched::notify_post(i.wake, 1);
+            drop(l);
+            wake(a.id); // the task follows the new driver (not under the table's lock)
             return Ok(a);
         }
         if l.len() >= MAX_NETIFS {

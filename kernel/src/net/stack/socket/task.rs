@@ -238,7 +238,7 @@ fn serve_icmp(st: &mut SockState, sockets: &mut SocketSet<'static>, now: u64) {
         buf.copy_from_slice(&d.data);
         buf[4..6].copy_from_slice(&ident.to_be_bytes());
         buf[2..4].copy_from_slice(&[0, 0]);
-        let sum = internet_checksum(buf);
+        let sum = !crate::net::ingress::fold(crate::net::ingress::sum(0, buf));
         buf[2..4].copy_from_slice(&sum.to_be_bytes());
         st.tx_bytes += d.data.len() as u64;
         st.out_datagrams.pop_front();
@@ -264,22 +264,6 @@ fn serve_icmp(st: &mut SockState, sockets: &mut SocketSet<'static>, now: u64) {
         sockets.remove(h);
         st.handles.clear();
     }
-}
-
-/// RFC 1071 checksum.
-fn internet_checksum(data: &[u8]) -> u16 {
-    let mut sum = 0u32;
-    let mut chunks = data.chunks_exact(2);
-    for c in &mut chunks {
-        sum += u32::from(u16::from_be_bytes([c[0], c[1]]));
-    }
-    if let [last] = chunks.remainder() {
-        sum += u32::from(*last) << 8;
-    }
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
 }
 
 fn tcp_socket() -> tcp::Socket<'static> {
@@ -424,20 +408,5 @@ fn serve_listener(
             return;
         }
         st.handles.push(sockets.add(socket));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::internet_checksum;
-
-    #[test]
-    fn checksum_of_an_echo_request() {
-        // type 8, code 0, csum 0, id 0x1234, seq 1, "hi"
-        let msg = [8u8, 0, 0, 0, 0x12, 0x34, 0, 1, b'h', b'i'];
-        let sum = internet_checksum(&msg);
-        let mut with = msg;
-        with[2..4].copy_from_slice(&sum.to_be_bytes());
-        assert_eq!(internet_checksum(&with), 0);
     }
 }
