@@ -192,21 +192,22 @@ impl<'a> phy::Device for Phy<'a> {
     }
 
     fn capabilities(&self) -> DeviceCapabilities {
-        let mut caps = DeviceCapabilities::default();
-        caps.medium = Medium::Ethernet;
-        caps.max_transmission_unit = 1514;
-        caps.max_burst_size = Some(64);
-        // The gate verified every received checksum already (or the device vouched for
-        // it): smoltcp only computes them for transmission, and not TCP's when the
-        // device completes them (`CSUM`).
-        caps.checksum.ipv4 = Checksum::Tx;
-        caps.checksum.udp = Checksum::Tx;
-        caps.checksum.icmpv4 = Checksum::Tx;
-        caps.checksum.tcp = if self.tcp_csum_ours {
-            Checksum::None
-        } else {
-            Checksum::Tx
-        };
-        caps
+        // smoltcp leaves TCP checksums alone when the device completes them (`CSUM`).
+        gated_capabilities(64, !self.tcp_csum_ours)
     }
+}
+
+/// smoltcp's view of an Ethernet device behind the gate, which verified every received
+/// checksum already (or the device vouched for it): smoltcp only computes checksums for
+/// transmission, TCP's only if `tcp_tx` (not when the device completes them).
+pub(super) fn gated_capabilities(max_burst: usize, tcp_tx: bool) -> DeviceCapabilities {
+    let mut caps = DeviceCapabilities::default();
+    caps.medium = Medium::Ethernet;
+    caps.max_transmission_unit = 1514;
+    caps.max_burst_size = Some(max_burst);
+    caps.checksum.ipv4 = Checksum::Tx;
+    caps.checksum.udp = Checksum::Tx;
+    caps.checksum.icmpv4 = Checksum::Tx;
+    caps.checksum.tcp = if tcp_tx { Checksum::Tx } else { Checksum::None };
+    caps
 }

@@ -15,11 +15,12 @@ use drivers::virtio::net::RxMeta;
 
 use crate::net::netif_slot::{SlotRefused, rx_meta};
 use smoltcp::iface::{Config, Interface, PollResult, SocketSet};
-use smoltcp::phy::{self, Checksum, DeviceCapabilities, Medium};
+use smoltcp::phy::{self, DeviceCapabilities};
 use smoltcp::time::Instant;
 use smoltcp::wire::{EthernetAddress, HardwareAddress};
 
 use super::super::iface::{self, Services, now};
+use super::super::phy::gated_capabilities;
 use super::super::service::{Lease, dhcp_poll, udp_discard, udp_echo};
 use super::super::{IfaceId, socket};
 use super::{Counters, Link, with};
@@ -226,17 +227,9 @@ impl<'a> phy::Device for Phy<'a> {
     }
 
     fn capabilities(&self) -> DeviceCapabilities {
-        let mut caps = DeviceCapabilities::default();
-        caps.medium = Medium::Ethernet;
-        caps.max_transmission_unit = MAX_ETH_FRAME;
-        caps.max_burst_size = Some(SLOTS / 2);
-        // The gate verified every received checksum, or the driver's device did (a slot's
-        // checksum flags).
-        caps.checksum.ipv4 = Checksum::Tx;
-        caps.checksum.udp = Checksum::Tx;
-        caps.checksum.icmpv4 = Checksum::Tx;
-        caps.checksum.tcp = Checksum::Tx;
-        caps
+        // Received checksums: the gate verified them, or the driver's device did (a slot's
+        // checksum word). Frames are at most MAX_ETH_FRAME.
+        gated_capabilities(SLOTS / 2, true)
     }
 }
 
