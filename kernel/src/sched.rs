@@ -556,7 +556,7 @@ fn switch_locked(
                     cpu::set_ttbr0(u.ttbr0);
                     fp::restore(&u.fp);
                 }
-                None => cpu::set_ttbr0(mmu::empty_ttbr0()),
+                None => cpu::set_ttbr0_kernel(mmu::empty_ttbr0()),
             }
             t.frame
         }

@@ -106,6 +106,30 @@ pub fn set_ttbr0(value: u64) {
     unsafe { asm!("msr ttbr0_el1, {0}", "isb", in(reg) value, options(nostack)) }
 }
 
+/// The TTBR0_EL1 value this CPU runs on.
+pub fn ttbr0() -> u64 {
+    let value: u64;
+    // SAFETY: reads a system register.
+    unsafe { asm!("mrs {0}, ttbr0_el1", out(reg) value, options(nomem, nostack)) };
+    value
+}
+
+/// Loads the empty lower half for a kernel thread, keeping the ASID this CPU holds.
+///
+/// A kernel thread never touches the lower half, so which ASID tags the (empty) table
+/// does not matter to it; keeping the last process's ASID means a switch back to that
+/// process changes only the table, not the ASID. TLB entries of the ASID stay valid for
+/// that process's own table, and the empty table adds none (it has no valid entries), so
+/// nothing conflicts; an ASID is invalidated everywhere before it is reused
+/// (`AddressSpace`'s drop), as before. The gain: a TLB that is not tagged by ASID (QEMU's
+/// software TLB flushes on every ASID change) keeps its entries across a process → kernel
+/// thread → same process round trip, the one every system call that wakes a kernel task
+/// and waits for its answer makes.
+pub fn set_ttbr0_kernel(empty: u64) {
+    const ASID: u64 = 0xFFFF << 48;
+    set_ttbr0(empty | (ttbr0() & ASID));
+}
+
 /// This CPU's kernel index (0 = the boot CPU), kept in TPIDR_EL1.
 #[inline(always)]
 pub fn index() -> usize {
