@@ -11,6 +11,9 @@
 // listed in docs/caps.md "The unsafe items").
 #![deny(unsafe_code)]
 
+// The rings' per-descriptor bookkeeping lives on the heap (see `vring`).
+extern crate alloc;
+
 #[cfg(any(test, feature = "fakes"))]
 extern crate std;
 

@@ -9,6 +9,8 @@
 //! whose interrupts are off is drained (see `napi.rs`), and buffers move between
 //! `DmaRegion<Cpu>` and `DmaRegion<Device>` only through it.
 
+use alloc::boxed::Box;
+use alloc::vec::Vec;
 use core::marker::PhantomData;
 
 use abi::Error;
@@ -111,8 +113,11 @@ struct Core<M: RingMemory, H: DmaHal + 'static, const Q: usize> {
     line: Option<u32>,
     /// The device the ring belongs to (`DmaDevice::id`).
     device: u64,
-    in_flight: [Option<InFlight<H>>; Q],
-    free: [u16; Q],
+    /// What each descriptor carries while the device has it. On the heap, as is `free`:
+    /// every type-state transition moves the ring by value, and a few words move much
+    /// faster than `Q` slots (16 KiB at `Q` = 256).
+    in_flight: Box<[Option<InFlight<H>>]>,
+    free: Box<[u16]>,
     nfree: usize,
 }
 
@@ -145,6 +150,8 @@ impl<M: RingMemory, H: DmaHal + 'static, const Q: usize> Vring<Armed, M, H, Q> {
         }
         mem.write_u16(layout.used_event(), 0);
         mem.fence(Fence::Write);
+        let in_flight = boxed_slice(Q, |_| None)?;
+        let free = boxed_slice(Q, |i| (Q - 1 - i) as u16)?;
         let core = Core {
             mem,
             layout,
@@ -155,8 +162,8 @@ impl<M: RingMemory, H: DmaHal + 'static, const Q: usize> Vring<Armed, M, H, Q> {
             broken: false,
             line: None,
             device: device.id(),
-            in_flight: core::array::from_fn(|_| None),
-            free: core::array::from_fn(|i| (Q - 1 - i) as u16),
+            in_flight,
+            free,
             nfree: Q,
         };
         Ok(Vring {
@@ -212,6 +219,14 @@ impl<M: RingMemory, H: DmaHal + 'static, const Q: usize> Vring<Suppressed, M, H,
         }
         Ok(self.retype())
     }
+}
+
+/// `n` values `f(0)`, … on the heap; `ENOMEM` if the allocation fails.
+fn boxed_slice<T>(n: usize, f: impl FnMut(usize) -> T) -> Result<Box<[T]>, Error> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(n).map_err(|_| Error::ENOMEM)?;
+    v.extend((0..n).map(f));
+    Ok(v.into_boxed_slice())
 }
 
 impl<S: RingState, M: RingMemory, H: DmaHal + 'static, const Q: usize> Vring<S, M, H, Q> {
@@ -281,7 +296,7 @@ impl<S: RingState, M: RingMemory, H: DmaHal + 'static, const Q: usize> Vring<S, 
         };
         self.core.mem.device_stopped(&done);
         let mut freed = 0;
-        for slot in &mut self.core.in_flight {
+        for slot in self.core.in_flight.iter_mut() {
             if let Some(f) = slot.take() {
                 drop(f.region.into_cpu());
                 freed += 1;
