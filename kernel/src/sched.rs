@@ -264,7 +264,19 @@ pub fn cpu_times() -> heapless::Vec<(u64, u64), MAX_CPUS> {
 }
 
 fn idle_loop() {
+    idle()
+}
+
+/// A CPU's idle thread: waits for interrupts (the boot CPU's spawned idle thread, and
+/// each secondary CPU's boot context once it joined).
+pub fn idle() -> ! {
     loop {
+        // The thread this CPU left is off its stack now: let other CPUs run it at once
+        // (otherwise it stays `on_cpu` until this CPU's next interrupt, and an interrupt
+        // elsewhere that wakes it must send it back here with an IPI).
+        if let Some(sched) = SCHED.lock().as_mut() {
+            sched.finish_switch(cpu_index());
+        }
         cpu::wait_for_interrupt();
     }
 }

@@ -1,7 +1,8 @@
 //! Run queues: where a thread made ready runs, and what a CPU picks next.
 //!
-//! One queue per CPU under the scheduler lock. A thread made ready goes to an idle CPU
-//! (its last one first), else to the least loaded queue, and that CPU gets a reschedule
+//! One queue per CPU under the scheduler lock. A thread made ready goes to the waking CPU
+//! if that CPU is idle (an interrupt handler woke it), else to an idle CPU (its last one
+//! first), else to the least loaded queue, and that CPU gets a reschedule
 //! IPI; a CPU with nothing to run steals from the busiest queue. A thread whose stack
 //! another CPU may still be leaving (`on_cpu`) stays where it is until that CPU's next
 //! exception entry.
@@ -16,13 +17,21 @@ impl Sched {
     }
 
     /// Where a thread made ready runs: its CPU while that CPU may still use its stack;
-    /// else an idle CPU (its last one first); else the least loaded.
+    /// else this CPU if it is idle (an interrupt woke it: the thread runs as soon as the
+    /// handler returns, with no IPI); else an idle CPU (its last one first); else the
+    /// least loaded.
     fn place(&self, t: &Thread) -> usize {
         if let Some(c) = t.pin {
             return c;
         }
         if t.on_cpu {
             return t.cpu;
+        }
+        // A reschedule IPI to wake a sleeping CPU costs far more than the woken thread's
+        // cache footprint is worth: a driver task follows the CPU its interrupts arrive on.
+        let here = cpu_index();
+        if self.cpu_idle(here) {
+            return here;
         }
         if self.cpu_idle(t.cpu) {
             return t.cpu;

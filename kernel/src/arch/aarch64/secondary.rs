@@ -97,7 +97,5 @@ extern "C" fn secondary_main(record: *const StartRecord) -> ! {
     ONLINE.fetch_add(1, Ordering::AcqRel);
     cpu::send_event();
     cpu::enable_irqs();
-    loop {
-        cpu::wait_for_interrupt();
-    }
+    crate::sched::idle()
 }
