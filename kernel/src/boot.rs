@@ -88,7 +88,11 @@ pub fn start(dtb: usize) -> ! {
     init_psci(platform);
     init_interrupts(platform);
     crate::pci::init(&tree, args.pci_no_msi);
-    timer::set_periodic_hz(args.hz);
+    // The profiler samples on the tick: at least its rate (docs/profiling.md).
+    timer::set_periodic_hz(args.hz.max(args.profile));
+    if args.profile > 0 {
+        sched::profile::start(args.profile);
+    }
     sched::init(10_000_000);
     crate::process::table::init(
         platform

@@ -77,6 +77,9 @@ pub struct BootArgs<'a> {
     pub net: NetOption,
     /// `probe`: print every platform fact found (docs/parallels-vmware.md).
     pub probe: bool,
+    /// `profile=<n>`: sample the interrupted PC `n` times a second on every CPU,
+    /// 1..=`MAX_HZ` (docs/profiling.md); 0 (the default) is off.
+    pub profile: u64,
     /// `init=/bin/PROGRAM`: process 1 (default `/bin/init`).
     pub init: &'a str,
     /// `monitor`: the kernel monitor on the console instead of process 1 (debugging).
@@ -99,6 +102,7 @@ impl Default for BootArgs<'_> {
             edu: None,
             net: NetOption::Off,
             probe: false,
+            profile: 0,
             init: DEFAULT_INIT,
             monitor: false,
             init_args: "",
@@ -198,6 +202,12 @@ impl<'a> BootArgs<'a> {
         match (key, value) {
             ("test", filter) => self.test = Some(filter.unwrap_or("")),
             ("probe", None) => self.probe = true,
+            ("profile", Some(v)) => {
+                self.profile = parse_hz(v, false).ok_or(Problem::BadValue {
+                    accepted: "1..=10000 samples per second",
+                    using: "no profiling",
+                })?;
+            }
             ("hz", Some(v)) => {
                 self.hz = parse_hz(v, true).ok_or(Problem::BadValue {
                     accepted: HZ_RANGE,
@@ -258,7 +268,7 @@ impl<'a> BootArgs<'a> {
                 })?;
             }
             (k, Some(_)) if TEST_KEYS.contains(&k) => {}
-            ("hz" | "log" | "crash" | "net", None) => {
+            ("hz" | "log" | "crash" | "net" | "profile", None) => {
                 return Err(Problem::BadValue {
                     accepted: "a value after '='",
                     using: "the default",
@@ -333,7 +343,9 @@ mod tests {
 
     #[test]
     fn good_options_are_taken_without_warnings() {
-        let p = parse("test=ping hz=100 log=debug crash=hang pci=nomsi edu=intx net=poll:250");
+        let p = parse(
+            "test=ping hz=100 log=debug crash=hang pci=nomsi edu=intx net=poll:250 profile=4000",
+        );
         assert!(p.warnings.is_empty(), "{:?}", p.warnings);
         let a = p.args;
         assert_eq!(a.test, Some("ping"));
@@ -343,6 +355,7 @@ mod tests {
         assert!(a.pci_no_msi);
         assert_eq!(a.edu, Some("intx"));
         assert_eq!(a.net, NetOption::Poll { hz: 250 });
+        assert_eq!(a.profile, 4000);
         assert_eq!(parse("test").args.test, Some(""));
         assert_eq!(parse("net=poll").args.net, NetOption::Poll { hz: 100 });
         assert_eq!(parse("sha1m=ab sha16m=cd").warnings.len(), 0);
@@ -385,6 +398,9 @@ mod tests {
             ("pci=msi", |a| !a.pci_no_msi),
             ("edu=lots", |a| a.edu.is_none()),
             ("hz", |a| a.hz == 0),
+            ("profile=0", |a| a.profile == 0),
+            ("profile=20000", |a| a.profile == 0),
+            ("profile", |a| a.profile == 0),
         ] {
             let p = parse(line);
             assert_eq!(p.warnings.len(), 1, "{line}");

@@ -21,6 +21,7 @@ mod net;
 mod platform;
 mod process;
 mod ratelimit;
+mod tally;
 mod timescale;
 
 #[cfg(target_os = "none")]

@@ -19,6 +19,7 @@
 //! `notify.rs` the notifications.
 
 mod notify;
+pub mod profile;
 mod runq;
 
 use alloc::boxed::Box;
@@ -501,6 +502,7 @@ pub fn kernel_call(frame: &mut TrapFrame, masked: &IrqsMasked) -> *mut TrapFrame
 /// Called at the end of every IRQ (IRQs masked): expires timeouts and preempts if another
 /// thread is ready. Returns the frame to resume.
 pub fn on_interrupt_exit(frame: &mut TrapFrame, masked: &IrqsMasked) -> *mut TrapFrame {
+    profile::record(frame);
     let mut guard = SCHED.lock();
     let Some(sched) = guard.as_mut() else {
         return frame;

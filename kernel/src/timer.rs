@@ -51,6 +51,16 @@ pub fn on_secondary_interrupt(_masked: &IrqsMasked) {
 static TICKS: AtomicU64 = AtomicU64::new(0);
 static PERIOD_NS: AtomicU64 = AtomicU64::new(0);
 
+/// The periodic tick's period in ns (0: tickless).
+pub fn period_ns() -> u64 {
+    PERIOD_NS.load(Ordering::Relaxed)
+}
+
+/// Sets the periodic tick's period in ns as `period_ns` read it (0: tickless).
+pub fn set_period_ns(period: u64) {
+    PERIOD_NS.store(period, Ordering::Relaxed);
+}
+
 /// Turns on a periodic tick at `hz` (0 = off; tickless). Rates above
 /// `cmdline::MAX_HZ` are clamped there, so a tick never rounds to "off".
 pub fn set_periodic_hz(hz: u64) {

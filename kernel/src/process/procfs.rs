@@ -28,6 +28,7 @@ pub fn generate(rest: &str) -> Option<Vec<u8>> {
         "/net" => net(&mut out),
         "/cpuinfo" => cpuinfo(&mut out),
         "/netif" => netif(&mut out),
+        "/profile" => profile(&mut out),
         "/cmdline" => {
             let _ = writeln!(out, "{}", crate::machine::command_line());
         }
@@ -54,11 +55,44 @@ fn listing(out: &mut String) {
         "cmdline",
         "net",
         "netif",
+        "profile",
     ] {
         let _ = writeln!(out, "{name}");
     }
     for p in table::all().iter().filter(|p| p.pid != 0) {
         let _ = writeln!(out, "{}/status\n{}/caps", p.pid, p.pid);
+    }
+}
+
+/// PCs listed by `/proc/profile` at most (the rest are summed on one line).
+const PROFILE_LINES: usize = 2000;
+
+/// The profiler's samples since the last read: `sample PC COUNT` lines, most frequent
+/// first, and the programs behind the ASIDs user samples carry (docs/profiling.md).
+fn profile(out: &mut String) {
+    let Some(hz) = sched::profile::rate() else {
+        let _ = writeln!(out, "profiling is off (boot with profile=HZ)");
+        return;
+    };
+    let (mut samples, dropped) = sched::profile::take();
+    let _ = writeln!(out, "hz {hz}\nsamples {}\ndropped {dropped}", samples.len());
+    for p in table::all().iter().filter(|p| p.pid != 0) {
+        let asid = p.asid();
+        if asid != 0 {
+            let _ = writeln!(out, "asid {asid} pid {} {}", p.pid, p.name);
+        }
+    }
+    let counts = crate::tally::tally(&mut samples);
+    for &(pc, n) in counts.iter().take(PROFILE_LINES) {
+        let _ = writeln!(out, "sample {pc:#x} {n}");
+    }
+    let rest: u64 = counts
+        .iter()
+        .skip(PROFILE_LINES)
+        .map(|&(_, n)| u64::from(n))
+        .sum();
+    if rest > 0 {
+        let _ = writeln!(out, "other {rest}");
     }
 }
 

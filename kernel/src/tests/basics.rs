@@ -367,3 +367,38 @@ kernel_test! {
         Ok(())
     }
 }
+
+kernel_test! {
+    fn profiler_samples_where_the_cpu_runs() {
+        if sched::profile::rate().is_some() {
+            return Ok(()); // booted with profile=: the samples are the person's
+        }
+        let period = timer::period_ns();
+        timer::set_periodic_hz(5000);
+        sched::profile::start(5000);
+        let _ = sched::profile::take();
+        // 40 ms of kernel code on this CPU: about 200 ticks.
+        let end = time::now_ns() + 40_000_000;
+        let mut x = 0u64;
+        while time::now_ns() < end {
+            x = core::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+        }
+        sched::profile::stop();
+        timer::set_period_ns(period);
+        let (samples, dropped) = sched::profile::take();
+        ensure_eq!(dropped, 0);
+        ensure!(samples.len() >= 20, "{} samples in 40 ms at 5 kHz", samples.len());
+        let img = sections::image();
+        let in_text = samples
+            .iter()
+            .filter(|&&pc| (img.start..img.text_end).contains(&(pc as usize)))
+            .count();
+        ensure!(
+            in_text * 10 >= samples.len() * 9,
+            "{in_text} of {} samples in the kernel's text",
+            samples.len()
+        );
+        ensure!(sched::profile::rate().is_none(), "still sampling");
+        Ok(())
+    }
+}
