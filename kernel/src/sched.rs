@@ -39,7 +39,7 @@ pub use notify::{
 };
 
 /// Maximum CPUs the run-queue array is sized for.
-pub const MAX_CPUS: usize = 8;
+pub const MAX_CPUS: usize = cpu::MAX_CPUS;
 
 /// The SGI that asks a CPU to look at its run queue.
 pub const RESCHEDULE_SGI: u32 = 0;

@@ -22,8 +22,7 @@ static NOT_QUIET: AtomicU64 = AtomicU64::new(0);
 
 /// The compare value each CPU's timer holds, or `UNSET` (off, or not known: the next
 /// `program` writes). Only that CPU touches its entry, with IRQs masked.
-static ARMED: [AtomicU64; crate::sched::MAX_CPUS] =
-    [const { AtomicU64::new(UNSET) }; crate::sched::MAX_CPUS];
+static ARMED: [AtomicU64; cpu::MAX_CPUS] = [const { AtomicU64::new(UNSET) }; cpu::MAX_CPUS];
 const UNSET: u64 = u64::MAX;
 
 /// The timer's PPI (u32::MAX before `init`).

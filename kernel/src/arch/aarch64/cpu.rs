@@ -106,6 +106,9 @@ pub fn set_ttbr0(value: u64) {
     unsafe { asm!("msr ttbr0_el1, {0}", "isb", in(reg) value, options(nostack)) }
 }
 
+/// Most CPUs the kernel runs on (per-CPU tables are sized by it).
+pub const MAX_CPUS: usize = 8;
+
 /// The TTBR0_EL1 value this CPU runs on.
 pub fn ttbr0() -> u64 {
     let value: u64;
