@@ -30,6 +30,7 @@ Runs with Debian's python3 (/usr/bin/python3), which has scapy (python3-scapy).
 import socket
 import struct
 import sys
+import threading
 import time
 
 from scapy.all import ARP, ICMP, IP, UDP, AsyncSniffer, Ether, Raw, defragment  # noqa: E402
@@ -100,9 +101,15 @@ class Capture:
     """Everything the guest sends while a group of cases runs."""
 
     def __enter__(self):
-        self.sniffer = AsyncSniffer(iface=IFACE, lfilter=from_guest, store=True)
+        # `start` returns before the capture socket is open; on a loaded host that took
+        # over the 0.3 s this used to sleep, and the first case's reply went unseen. Wait
+        # for scapy's own "started" (bounded), then a little for the socket to settle.
+        started = threading.Event()
+        self.sniffer = AsyncSniffer(iface=IFACE, lfilter=from_guest, store=True,
+                                    started_callback=started.set)
         self.sniffer.start()
-        time.sleep(0.3)
+        started.wait(5.0)
+        time.sleep(0.2)
         return self
 
     def __exit__(self, *exc):
