@@ -96,3 +96,25 @@ fn splitmix64(mut x: u64) -> u64 {
     x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     x ^ (x >> 31)
 }
+
+/// IPv4 fragments one datagram can take (64 KiB in 1480-byte pieces).
+const MAX_FRAGMENTS: usize = 45;
+
+/// Sends now what smoltcp wants sent now, above all the rest of a fragmented datagram.
+///
+/// smoltcp puts out one IPv4 fragment per egress pass and starts a new fragmented datagram
+/// over one still in progress: a 3000-byte echo reply whose last fragment waited for the
+/// task's next turn was cut short by the next big reply (its last fragment never left).
+/// Called after every poll, so a datagram's fragments leave together. Bounded.
+pub(super) fn flush_egress<D: smoltcp::phy::Device + ?Sized>(
+    iface: &mut Interface,
+    device: &mut D,
+    sockets: &mut SocketSet<'static>,
+) {
+    for _ in 0..MAX_FRAGMENTS {
+        if iface.poll_delay(now(), sockets) != Some(smoltcp::time::Duration::ZERO) {
+            break;
+        }
+        iface.poll_egress(now(), device, sockets);
+    }
+}

@@ -89,7 +89,9 @@ impl Stack {
     /// One smoltcp poll; whether it changed any socket.
     fn poll(&mut self, nic: &mut VirtioNic) -> bool {
         let mut phy = Phy::new(nic, &mut self.gate, &mut self.budget, self.tcp_csum_ours);
-        self.iface.poll(now(), &mut phy, &mut self.sockets) != PollResult::None
+        let changed = self.iface.poll(now(), &mut phy, &mut self.sockets) != PollResult::None;
+        iface::flush_egress(&mut self.iface, &mut phy, &mut self.sockets);
+        changed
     }
 
     /// smoltcp in, the services and sessions, smoltcp out; again while a poll changed

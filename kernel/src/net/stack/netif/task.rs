@@ -321,7 +321,9 @@ impl Task {
             gate: &mut self.gate,
             budget: &mut self.budget,
         };
-        self.iface.poll(now(), &mut phy, &mut self.sockets) != PollResult::None
+        let changed = self.iface.poll(now(), &mut phy, &mut self.sockets) != PollResult::None;
+        iface::flush_egress(&mut self.iface, &mut phy, &mut self.sockets);
+        changed
     }
 }
 
