@@ -24,7 +24,7 @@ pub use format::*;
 
 /// Ring interrupt state. Sealed.
 pub trait RingState: Sealed {}
-/// Device interrupts suppressed (`VRING_AVAIL_F_NO_INTERRUPT`, or `used_event` not advanced)
+/// Device interrupts suppressed (`VRING_AVAIL_F_NO_INTERRUPT`, or `used_event` kept behind)
 /// for one NAPI round. A `Vring<Suppressed>` exists only inside a `napi::Round` or
 /// `napi::Quiesce`, beside the masked line it signals on.
 #[derive(Debug)]
@@ -180,13 +180,17 @@ impl<M: RingMemory, H: DmaHal + 'static, const Q: usize> Vring<Armed, M, H, Q> {
     }
 
     /// `Armed` -> `Suppressed`: set `VRING_AVAIL_F_NO_INTERRUPT` (without event index);
-    /// with event index, simply stop advancing `used_event`.
+    /// with event index, park `used_event` one behind what the driver consumed
+    /// ([`Core::park_used_event`]).
     pub(crate) fn suppress(self) -> Vring<Suppressed, M, H, Q> {
-        if !self.core.event_idx {
-            let c = &self.core;
+        let mut ring = self;
+        if ring.core.event_idx {
+            ring.core.park_used_event();
+        } else {
+            let c = &ring.core;
             c.mem.write_u16(c.layout.avail, VRING_AVAIL_F_NO_INTERRUPT);
         }
-        self.retype()
+        ring.retype()
     }
 }
 
@@ -194,7 +198,11 @@ impl<S: Drainable, M: RingMemory, H: DmaHal + 'static, const Q: usize> Vring<S, 
     /// Pops one used element: `None` when nothing is pending (or the ring is broken),
     /// otherwise a validated completion or a rejection to count.
     pub fn pop_used(&mut self) -> Option<Result<Completion<H>, Rejected<H>>> {
-        self.core.pop_used()
+        let popped = self.core.pop_used();
+        if popped.is_some() && self.core.event_idx {
+            self.core.park_used_event();
+        }
+        popped
     }
 }
 
@@ -405,6 +413,17 @@ impl<M: RingMemory, H: DmaHal + 'static, const Q: usize> Core<M, H, Q> {
         } else {
             self.mem.read_u16(self.layout.used) & VRING_USED_F_NO_NOTIFY == 0
         }
+    }
+
+    /// With event index, interrupts stay off only while `used_event` is outside the range
+    /// of indices the device's next write covers (virtio 1.2 §2.7.10). A `used_event` left
+    /// where it was would be crossed again 65 536 completions later (or at once, on a ring
+    /// never armed: it starts at 0), one stray interrupt each time, on a line shared with
+    /// other queues. One behind `last_used` it never is: the device's index is at least
+    /// `last_used` and at most a queue ahead. Kept there after every pop.
+    fn park_used_event(&mut self) {
+        self.mem
+            .write_u16(self.layout.used_event(), self.last_used.wrapping_sub(1));
     }
 
     fn has_pending(&self) -> bool {
@@ -665,6 +684,34 @@ mod tests {
         let _ = ring.pop_used().unwrap().unwrap();
         let _armed = ring.enable_and_check().ok().expect("drained");
         assert_eq!(dev.used_event(), 2, "used_event advanced to last_used");
+    }
+
+    #[test]
+    fn a_polled_ring_with_event_index_never_asks_for_an_interrupt() {
+        let (ring, mut dev, pool) = setup(true);
+        let mut ring = ring.into_polled();
+        // Past a wrap of the 16-bit indices, in batches of up to the queue size: the device's
+        // write never covers `used_event` (virtio 1.2 §2.7.10).
+        let mut used = 0u16;
+        for round in 0..20_000u32 {
+            let batch = 1 + round % 8;
+            for _ in 0..batch {
+                ring.post(pool.alloc(8, 8).unwrap(), BufDir::DeviceReads, 0)
+                    .unwrap();
+            }
+            let old = used;
+            dev.service_all(0);
+            used = used.wrapping_add(batch as u16);
+            assert!(
+                !vring_need_event(dev.used_event(), used, old),
+                "round {round}: the device would interrupt (used_event {}, {old} -> {used})",
+                dev.used_event()
+            );
+            while let Some(c) = ring.pop_used() {
+                drop(c.unwrap());
+            }
+        }
+        assert_eq!(dev.used_event(), used.wrapping_sub(1));
     }
 
     #[test]

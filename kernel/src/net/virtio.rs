@@ -526,11 +526,7 @@ impl VirtioNic {
             // Reading the ISR deasserts INTx. It happens here, with the ring suppressed and
             // before the drain, never after the recheck: a completion landing after the
             // recheck must find the line asserted when it is unmasked.
-            IrqMode::Intx => {
-                if self.net.transport().read_isr().config() {
-                    self.config_changed();
-                }
-            }
+            IrqMode::Intx => self.deassert_intx(),
             IrqMode::MsixShared => {
                 if self.net.link_up().is_ok_and(|up| up != self.link_up) {
                     self.config_changed();
@@ -594,6 +590,11 @@ impl VirtioNic {
                 }
                 Err(napi::Raced(round)) => {
                     self.rx_draining = Some(round);
+                    // The racing frame may have asserted INTx after the round's ISR read;
+                    // left asserted, it would fire at the re-arm for a ring already drained.
+                    if self.mode == IrqMode::Intx {
+                        self.deassert_intx();
+                    }
                     crate::trace_limited!(
                         "virtio-net: a frame raced the re-enable ({frames} frame{} so far); \
                          the round stays open",
@@ -654,6 +655,14 @@ impl VirtioNic {
         }
         log::warn!("virtio-net: configuration keeps changing; its vector stays masked");
         self.vectors[CONFIG].line = Some(AnyIrqLine::Draining(draining));
+    }
+
+    /// INTx: reads (and so clears) the ISR, which deasserts the line; called only with the
+    /// RX ring suppressed and before a drain, so any completion it clears is still drained.
+    fn deassert_intx(&mut self) {
+        if self.net.transport().read_isr().config() {
+            self.config_changed();
+        }
     }
 
     fn config_changed(&mut self) {
