@@ -9,10 +9,14 @@
 //! - **RX** (driver → kernel): the driver copies a received frame into slot
 //!   `RX_HEAD % SLOTS` of the RX ring, then advances `RX_HEAD` (a release store); the
 //!   kernel takes frames up to `RX_HEAD` and advances `RX_TAIL`. After a batch the driver
-//!   calls `netif_kick(h)`, which wakes the kernel's interface.
+//!   calls `netif_kick(h)`, which wakes the kernel's interface. A frame longer than a slot
+//!   (a TCP segment the device coalesced, up to [`MAX_PACKET`]) spans up to [`MAX_CHAIN`]
+//!   consecutive slots, each but the last flagged [`MORE`]; `RX_HEAD` only ever moves past
+//!   whole frames.
 //! - **TX** (kernel → driver): the kernel puts a frame in slot `TX_HEAD % SLOTS` of the TX
 //!   ring, advances `TX_HEAD`, and sets `1 << bit` in the driver's notification word (also
-//!   when it took a slot from a full RX ring: there is room again); the
+//!   when it took a slot from an RX ring with fewer than [`MAX_CHAIN`] free: there is room
+//!   for a frame of any length again); the
 //!   driver sends frames up to `TX_HEAD` and advances `TX_TAIL`. A full TX ring drops the
 //!   frame (counted; TCP retransmits).
 //!
@@ -37,10 +41,12 @@ pub const HEADER_LEN: usize = 4096;
 pub const SLOTS: usize = 128;
 /// Bytes per slot: a [`SLOT_HEADER`]-byte header and the frame.
 pub const SLOT_LEN: usize = 2048;
-/// Where the frame starts in its slot. The header: `len: u16` (the frame's bytes) at
-/// [`SLOT_LEN_AT`], `flags: u16` ([`CSUM_VALID`], [`CSUM_PARTIAL`]) at [`SLOT_FLAGS_AT`],
-/// `csum_start: u16` and `csum_offset: u16` at [`SLOT_CSUM_AT`] (for `CSUM_PARTIAL`), then
-/// zeros. All little-endian.
+/// Where the frame starts in its slot. The header: `len: u16` (the frame's bytes in this
+/// slot) at [`SLOT_LEN_AT`], `flags: u16` ([`CSUM_VALID`], [`CSUM_PARTIAL`], [`MORE`],
+/// [`GSO_TCPV4`]) at [`SLOT_FLAGS_AT`], `csum_start: u16` and `csum_offset: u16` at
+/// [`SLOT_CSUM_AT`] (for `CSUM_PARTIAL`), `gso_size: u16` at [`SLOT_GSO_AT`] (for
+/// `GSO_TCPV4`), then zeros. All little-endian. In a frame spanning slots the first slot's
+/// header describes the frame; a continuation slot's has its `len` and at most `MORE`.
 pub const SLOT_HEADER: usize = 16;
 /// Slot header offset of the frame length.
 pub const SLOT_LEN_AT: usize = 0;
@@ -48,20 +54,37 @@ pub const SLOT_LEN_AT: usize = 0;
 pub const SLOT_FLAGS_AT: usize = 2;
 /// Slot header offset of `csum_start`, followed by `csum_offset`.
 pub const SLOT_CSUM_AT: usize = 4;
+/// Slot header offset of `gso_size`.
+pub const SLOT_GSO_AT: usize = 8;
 /// RX flag: the device verified the frame's transport checksum (virtio `DATA_VALID`).
 pub const CSUM_VALID: u16 = 1 << 0;
 /// RX flag: the transport checksum field at `csum_start + csum_offset` holds only the
 /// pseudo-header sum (virtio `NEEDS_CSUM`: the host's own stack sent it, no wire crossed).
 pub const CSUM_PARTIAL: u16 = 1 << 1;
+/// RX flag: the frame goes on in the next slot.
+pub const MORE: u16 = 1 << 2;
+/// RX flag: a TCP/IPv4 segment longer than the MTU that the device coalesced (virtio
+/// `GSO_TCPV4` on receive), with the segments' size in `gso_size` (non-zero). Only with
+/// `CSUM_PARTIAL`, as virtio has it: the frame is the host's, its checksum a partial sum.
+pub const GSO_TCPV4: u16 = 1 << 3;
 /// Every flag defined: a slot with another bit set, or both checksum flags, is refused.
-pub const SLOT_FLAGS: u16 = CSUM_VALID | CSUM_PARTIAL;
+pub const SLOT_FLAGS: u16 = CSUM_VALID | CSUM_PARTIAL | MORE | GSO_TCPV4;
 /// Largest frame a slot carries: an Ethernet frame without its FCS (1514 bytes) fits; the
 /// rest of the slot is spare.
 pub const MAX_FRAME: usize = SLOT_LEN - SLOT_HEADER;
+/// Longest frame: a 64 KiB IPv4 datagram behind an Ethernet header with one VLAN tag
+/// (a `GSO_TCPV4` segment; any other frame fits one slot and is at most 1514 bytes).
+pub const MAX_PACKET: usize = 65_535 + 18;
+/// Most slots one frame spans.
+pub const MAX_CHAIN: usize = MAX_PACKET.div_ceil(MAX_FRAME);
 /// Bytes of the area `netif_open` maps.
 pub const AREA_LEN: usize = HEADER_LEN + 2 * SLOTS * SLOT_LEN;
 
 const _: () = assert!(MAX_FRAME >= 1514, "an Ethernet frame fits a slot");
+const _: () = assert!(
+    MAX_CHAIN < SLOTS / 2,
+    "a ring holds two frames of any length"
+);
 const _: () = assert!(TX_TAIL + 4 <= HEADER_LEN, "the indices fit the header page");
 
 /// Header offset of `RX_HEAD` (written by the driver).
@@ -89,6 +112,8 @@ pub struct SlotHeader {
     pub csum_start: u16,
     /// With `CSUM_PARTIAL`: where the checksum field is, from `csum_start`.
     pub csum_offset: u16,
+    /// With `GSO_TCPV4`: the size of the segments the device coalesced.
+    pub gso_size: u16,
 }
 
 impl SlotHeader {
@@ -100,6 +125,7 @@ impl SlotHeader {
             flags: le(SLOT_FLAGS_AT),
             csum_start: le(SLOT_CSUM_AT),
             csum_offset: le(SLOT_CSUM_AT + 2),
+            gso_size: le(SLOT_GSO_AT),
         }
     }
 
@@ -110,6 +136,7 @@ impl SlotHeader {
         b[SLOT_FLAGS_AT..SLOT_FLAGS_AT + 2].copy_from_slice(&self.flags.to_le_bytes());
         b[SLOT_CSUM_AT..SLOT_CSUM_AT + 2].copy_from_slice(&self.csum_start.to_le_bytes());
         b[SLOT_CSUM_AT + 2..SLOT_CSUM_AT + 4].copy_from_slice(&self.csum_offset.to_le_bytes());
+        b[SLOT_GSO_AT..SLOT_GSO_AT + 2].copy_from_slice(&self.gso_size.to_le_bytes());
         b
     }
 }
@@ -166,13 +193,14 @@ mod tests {
     fn slot_headers_round_trip_little_endian() {
         let h = SlotHeader {
             len: 1514,
-            flags: CSUM_PARTIAL,
+            flags: CSUM_PARTIAL | GSO_TCPV4 | MORE,
             csum_start: 34,
             csum_offset: 16,
+            gso_size: 1448,
         };
         let b = h.encode();
-        assert_eq!(&b[..8], &[0xea, 0x05, 2, 0, 34, 0, 16, 0]);
-        assert_eq!(b[8..], [0; 8]);
+        assert_eq!(&b[..10], &[0xea, 0x05, 14, 0, 34, 0, 16, 0, 0xa8, 0x05]);
+        assert_eq!(b[10..], [0; 6]);
         assert_eq!(SlotHeader::decode(&b), h);
     }
 

@@ -217,7 +217,7 @@ GW2 = "198.51.100.1"  # the lab's second link: reached through the user-mode NIC
 def unet_counters(guest):
     """The user NIC's interface: frames the driver handed the kernel, and its interrupts."""
     guest.command("cat /proc/netif", rb"netif\d+ device .* kicks \d+\r?\n", 10)
-    line = re.search(rb"netif\d+ device (\S+) .* rx_frames (\d+) tx_frames (\d+)", guest.buf)
+    line = re.search(rb"netif\d+ device (\S+) .* rx_frames (\d+) rx_chained \d+ tx_frames (\d+)", guest.buf)
     # The shell redraws its prompt while the line is typed: wait for the device's own line.
     irqs = guest.command("cat /proc/devices", rb"(?m)^" + re.escape(line.group(1)) +
                          rb" grants \d+ interrupts (\d+) stops_confirmed", 10)

@@ -424,8 +424,9 @@ fn netifs(out: &mut String) {
         }
         let _ = writeln!(
             out,
-            " rx_frames {} tx_frames {} rx_bad_index {} rx_bad_len {} rx_bad_flags {} tx_bad_index {} tx_full {} tx_no_driver {} attaches {} kicks {}",
+            " rx_frames {} rx_chained {} tx_frames {} rx_bad_index {} rx_bad_len {} rx_bad_flags {} tx_bad_index {} tx_full {} tx_no_driver {} tx_parked {} echo_requests {} attaches {} kicks {}",
             c.rx_frames,
+            c.rx_chained,
             c.tx_frames,
             c.rx_bad_index,
             c.rx_bad_len,
@@ -433,6 +434,8 @@ fn netifs(out: &mut String) {
             c.tx_bad_index,
             c.tx_full,
             c.tx_no_driver,
+            c.tx_parked,
+            c.echo_requests,
             c.attaches,
             c.kicks
         );

@@ -3,8 +3,8 @@
 
 use abi::Error;
 use abi::netif::{
-    CSUM_PARTIAL, CSUM_VALID, RX_HEAD, RX_RING, RX_TAIL, SLOT_HEADER, SLOTS, SlotHeader, TX_HEAD,
-    TX_RING, slot,
+    CSUM_PARTIAL, CSUM_VALID, MORE, RX_HEAD, RX_RING, RX_TAIL, SLOT_HEADER, SLOTS, SlotHeader,
+    TX_HEAD, TX_RING, slot,
 };
 
 use crate::net::stack::netif::{self, Counters};
@@ -105,6 +105,40 @@ kernel_test! {
         att.kick();
         wait_for("the bad flags counted", || counters().rx_bad_flags > before.rx_bad_flags)?;
         ensure_eq!(counters().rx_frames, after.rx_frames);
+        // Frames across slots: the ARP request in two (one frame); a frame whose slots run
+        // past RX_HEAD (refused whole); a continuation slot with a checksum flag (refused).
+        let base = hostile + 1;
+        let chained = counters();
+        let put = |i: u32, len: usize, flags: u16, bytes: &[u8]| {
+            let h = SlotHeader {
+                len: len as u16,
+                flags,
+                ..SlotHeader::default()
+            };
+            area.write(slot(RX_RING, i), &h.encode());
+            area.write(slot(RX_RING, i) + SLOT_HEADER, bytes);
+        };
+        put(base, 30, MORE, &arp[..30]);
+        put(base + 1, 12, 0, &arp[30..]);
+        put(base + 2, 30, MORE, &arp[..30]);
+        area.store(RX_HEAD, base + 3);
+        att.kick();
+        wait_for("the chained frame and the unfinished one counted", || {
+            let c = counters();
+            c.rx_frames > chained.rx_frames && c.rx_bad_len > chained.rx_bad_len
+        })?;
+        let c = counters();
+        ensure_eq!(c.rx_frames, chained.rx_frames + 1);
+        ensure_eq!(c.rx_chained, chained.rx_chained + 1);
+        ensure_eq!(c.rx_bad_len, chained.rx_bad_len + 1);
+        ensure_eq!(area.load(RX_TAIL), base + 3);
+        put(base + 3, 30, MORE, &arp[..30]);
+        put(base + 4, 12, CSUM_VALID, &arp[30..]);
+        area.store(RX_HEAD, base + 5);
+        att.kick();
+        wait_for("the bad continuation counted", || counters().rx_bad_flags > c.rx_bad_flags)?;
+        ensure_eq!(area.load(RX_TAIL), base + 5);
+        ensure_eq!(counters().rx_frames, c.rx_frames);
         // The driver goes: the interface stays, and the next driver gets a fresh area.
         drop(att);
         ensure!(netif::list().iter().any(|n| n.bdf == FAKE_BDF && !n.attached), "still attached");

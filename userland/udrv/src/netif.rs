@@ -10,23 +10,32 @@
 //! indexed or panicked on.
 
 use abi::netif::{
-    AREA_LEN, CSUM_PARTIAL, CSUM_VALID, MAX_FRAME, RX_HEAD, RX_RING, RX_TAIL, SLOT_HEADER, SLOTS,
-    SlotHeader, TX_HEAD, TX_RING, TX_TAIL, pending, slot,
+    AREA_LEN, CSUM_PARTIAL, CSUM_VALID, GSO_TCPV4, MAX_FRAME, MORE, RX_HEAD, RX_RING, RX_TAIL,
+    SLOT_HEADER, SLOTS, SlotHeader, TX_HEAD, TX_RING, TX_TAIL, pending, slot,
 };
+pub use abi::netif::{MAX_CHAIN, MAX_PACKET};
 use abi::{Error, Handle};
-pub use drivers::virtio::net::RxCsum;
+pub use drivers::virtio::net::{RxCsum, RxMeta};
 
 use crate::mmio::SharedMem;
 use crate::{DevSys, Device, Result};
+
+/// The RX slots a frame of `len` bytes fills.
+pub const fn slots_for(len: usize) -> usize {
+    if len == 0 { 1 } else { len.div_ceil(MAX_FRAME) }
+}
 
 /// What the area's two rings carried and refused so far.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct NetifStats {
     /// Frames put in the RX ring.
     pub rx_frames: u64,
+    /// Of those, frames that spanned slots (segments the device coalesced).
+    pub rx_chained: u64,
     /// Received frames dropped: the RX ring was full.
     pub rx_full: u64,
-    /// Received frames dropped: longer than a slot carries.
+    /// Received frames dropped: empty, longer than a slot carries, or (a segment) than
+    /// [`MAX_PACKET`].
     pub rx_too_long: u64,
     /// Readings of an RX tail the kernel ran past our head or more than a ring behind.
     pub bad_rx_tail: u64,
@@ -41,9 +50,9 @@ pub struct NetifStats {
 /// Why [`NetIf::rx_push`] did not take a frame (counted in [`NetifStats`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RxRefused {
-    /// Longer than [`MAX_FRAME`] (or empty).
+    /// Longer than [`MAX_FRAME`] (a `GSO_TCPV4` segment: than [`MAX_PACKET`]), or empty.
     TooLong,
-    /// Every slot holds a frame the kernel has not taken.
+    /// Too few slots are free for the frame.
     Full,
     /// The kernel's RX tail is not within a ring of our head.
     BadTail,
@@ -120,43 +129,96 @@ impl<B: DevSys> NetIf<B> {
         frame: &[u8],
         csum: RxCsum,
     ) -> core::result::Result<(), RxRefused> {
-        if frame.is_empty() || frame.len() > MAX_FRAME {
+        self.rx_push_frame(
+            &[frame],
+            RxMeta {
+                csum,
+                ..RxMeta::PLAIN
+            },
+        )
+    }
+
+    /// Copies a received frame given in pieces (a device's buffers, in order) into the next
+    /// RX slots, with what the device said of its checksum and, for a TCP segment it
+    /// coalesced (`meta.gso_size`), the segments' size. A frame longer than a slot fills
+    /// as many as it needs (at most [`MAX_CHAIN`]), each but the last flagged `MORE`.
+    pub fn rx_push_frame(
+        &mut self,
+        pieces: &[&[u8]],
+        meta: RxMeta,
+    ) -> core::result::Result<(), RxRefused> {
+        let total: usize = pieces.iter().map(|p| p.len()).sum();
+        let most = if meta.gso_size.is_some() {
+            MAX_PACKET
+        } else {
+            MAX_FRAME
+        };
+        if total == 0 || total > most {
             self.stats.rx_too_long += 1;
             return Err(RxRefused::TooLong);
         }
+        let slots = slots_for(total);
         let tail = self.area.load_acquire32(RX_TAIL);
         match pending(self.rx_head, tail) {
             None => {
                 self.stats.bad_rx_tail += 1;
                 return Err(RxRefused::BadTail);
             }
-            Some(n) if n as usize >= SLOTS => {
+            Some(n) if n as usize + slots > SLOTS => {
                 self.stats.rx_full += 1;
                 return Err(RxRefused::Full);
             }
             Some(_) => {}
         }
-        let (flags, csum_start, csum_offset) = match csum {
+        let (mut flags, csum_start, csum_offset) = match meta.csum {
             RxCsum::Unchecked => (0, 0, 0),
             RxCsum::Valid => (CSUM_VALID, 0, 0),
             RxCsum::Partial { start, offset } => (CSUM_PARTIAL, start, offset),
         };
-        let header = SlotHeader {
-            len: frame.len() as u16,
+        if meta.gso_size.is_some() {
+            flags |= GSO_TCPV4;
+        }
+        let mut first = SlotHeader {
             flags,
             csum_start,
             csum_offset,
+            gso_size: meta.gso_size.unwrap_or(0),
+            ..SlotHeader::default()
         };
-        let at = slot(RX_RING, self.rx_head);
-        self.area.copy_in(at, &header.encode());
-        self.area.copy_in(at + SLOT_HEADER, frame);
-        self.rx_head = self.rx_head.wrapping_add(1);
+        // The bytes, slot by slot: a piece may straddle slots, a slot may hold several.
+        let mut bytes = pieces.iter().copied();
+        let mut carry: &[u8] = &[];
+        for i in 0..slots {
+            let at = slot(RX_RING, self.rx_head.wrapping_add(i as u32));
+            let mut filled = 0;
+            while filled < MAX_FRAME {
+                if carry.is_empty() {
+                    match bytes.next() {
+                        Some(c) => carry = c,
+                        None => break,
+                    }
+                }
+                let n = carry.len().min(MAX_FRAME - filled);
+                self.area.copy_in(at + SLOT_HEADER + filled, &carry[..n]);
+                carry = &carry[n..];
+                filled += n;
+            }
+            let mut header = core::mem::take(&mut first);
+            header.len = filled as u16;
+            if i + 1 < slots {
+                header.flags |= MORE;
+            }
+            self.area.copy_in(at, &header.encode());
+        }
+        self.rx_head = self.rx_head.wrapping_add(slots as u32);
         self.stats.rx_frames += 1;
+        self.stats.rx_chained += u64::from(slots > 1);
         Ok(())
     }
 
-    /// Free RX slots: how many frames [`NetIf::rx_push`] takes before the ring is full
-    /// (0 for a kernel tail not within a ring of our head: pushes are refused then).
+    /// Free RX slots: how many one-slot frames [`NetIf::rx_push`] takes before the ring is
+    /// full; a frame of any length fits when there are [`MAX_CHAIN`] (0 for a kernel tail
+    /// not within a ring of our head: pushes are refused then).
     pub fn rx_room(&self) -> usize {
         let tail = self.area.load_acquire32(RX_TAIL);
         pending(self.rx_head, tail).map_or(0, |n| SLOTS.saturating_sub(n as usize))
@@ -235,6 +297,8 @@ impl<B: DevSys> core::fmt::Debug for NetIf<B> {
 mod tests {
     use super::*;
     use crate::fake::FakeKernel;
+    use std::vec;
+    use std::vec::Vec;
 
     const MAC: [u8; 6] = [0x52, 0x54, 0, 0x12, 0x34, 0x56];
 
@@ -283,12 +347,96 @@ mod tests {
             flags,
             csum_start,
             csum_offset,
+            gso_size: 0,
         };
         assert_eq!(header(2), h(80, CSUM_VALID, 0, 0));
         assert_eq!(header(3), h(80, CSUM_PARTIAL, 34, 16));
         assert_eq!(n.rx_push(&[0; MAX_FRAME + 1]), Err(RxRefused::TooLong));
         assert_eq!(n.rx_push(&[]), Err(RxRefused::TooLong));
         assert_eq!(n.stats().rx_too_long, 2);
+    }
+
+    #[test]
+    fn a_segment_spans_slots_in_order_and_waits_for_room_for_all_of_them() {
+        let (k, device) = FakeKernel::with_device();
+        let mut n = NetIf::open(&device, 0, MAC).unwrap();
+        let kv = kernel_view(k, &n);
+        let header = |i: u32| {
+            let mut b = [0u8; SLOT_HEADER];
+            kv.copy_out(slot(RX_RING, i), &mut b);
+            SlotHeader::decode(&b)
+        };
+        // 5 000 bytes as a device hands them over: pieces of 12, 2 000, 2 988 bytes.
+        let bytes: Vec<u8> = (0..5000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let pieces = [&bytes[..12], &bytes[12..2012], &bytes[2012..]];
+        let segment = RxMeta {
+            csum: RxCsum::Partial {
+                start: 34,
+                offset: 16,
+            },
+            gso_size: Some(1448),
+            ..RxMeta::PLAIN
+        };
+        n.rx_push(&[0xaa; 60]).unwrap();
+        n.rx_push_frame(&pieces, segment).unwrap();
+        assert!(n.rx_publish());
+        assert_eq!(kv.load_acquire32(RX_HEAD), 4, "one slot, then three");
+        let first = header(1);
+        assert_eq!(
+            first,
+            SlotHeader {
+                len: MAX_FRAME as u16,
+                flags: CSUM_PARTIAL | GSO_TCPV4 | MORE,
+                csum_start: 34,
+                csum_offset: 16,
+                gso_size: 1448,
+            }
+        );
+        let rest = MAX_FRAME as u16;
+        assert_eq!(
+            header(2),
+            SlotHeader {
+                len: rest,
+                flags: MORE,
+                ..SlotHeader::default()
+            }
+        );
+        let last = (5000 - 2 * MAX_FRAME) as u16;
+        assert_eq!(
+            header(3),
+            SlotHeader {
+                len: last,
+                ..SlotHeader::default()
+            }
+        );
+        let mut got = vec![0u8; 5000];
+        for (i, piece) in got.chunks_mut(MAX_FRAME).enumerate() {
+            kv.copy_out(slot(RX_RING, 1 + i as u32) + SLOT_HEADER, piece);
+        }
+        assert_eq!(got, bytes);
+        // Too long: over a slot without GSO, over MAX_PACKET with it.
+        let big = vec![0u8; MAX_PACKET + 1];
+        assert_eq!(
+            n.rx_push_frame(&[&big[..2100]], RxMeta::PLAIN),
+            Err(RxRefused::TooLong)
+        );
+        assert_eq!(n.rx_push_frame(&[&big], segment), Err(RxRefused::TooLong));
+        n.rx_push_frame(&[&big[..MAX_PACKET]], segment)
+            .expect("the longest frame");
+        assert_eq!(
+            header(4 + MAX_CHAIN as u32 - 1).flags,
+            0,
+            "the chain ends in slot 4 + 32"
+        );
+        // Room for part of a frame is no room: the frame is refused whole.
+        while n.rx_room() >= 3 {
+            n.rx_push(&[1; 60]).unwrap();
+        }
+        let room = n.rx_room();
+        assert_eq!(n.rx_push_frame(&pieces, segment), Err(RxRefused::Full));
+        assert_eq!(n.rx_room(), room, "nothing written");
+        let s = n.stats();
+        assert_eq!((s.rx_chained, s.rx_too_long, s.rx_full), (2, 2, 1));
     }
 
     #[test]

@@ -40,20 +40,28 @@ const MAX_NETIFS: usize = 4;
 pub struct Counters {
     /// Frames taken from the RX ring.
     pub rx_frames: u64,
+    /// Of those, frames that spanned slots (segments the device coalesced).
+    pub rx_chained: u64,
     /// Frames put in the TX ring.
     pub tx_frames: u64,
     /// Times `RX_HEAD` ran more than a ring ahead (the batch was dropped).
     pub rx_bad_index: u64,
-    /// Slots whose length was no Ethernet frame (dropped).
+    /// Frames whose length was no Ethernet frame, or whose slots ran past `RX_HEAD`
+    /// (dropped).
     pub rx_bad_len: u64,
-    /// Slots with undefined or contradicting checksum flags (dropped).
+    /// Frames with undefined or contradicting flags (dropped).
     pub rx_bad_flags: u64,
     /// Times `TX_TAIL` was not between the ring's start and `TX_HEAD` (frame dropped).
     pub tx_bad_index: u64,
     /// Frames dropped because the TX ring was full.
     pub tx_full: u64,
-    /// Frames dropped because no driver was attached.
+    /// Frames dropped because no driver was attached (more than the task keeps for the
+    /// next one).
     pub tx_no_driver: u64,
+    /// Frames sent while no driver was attached and handed to the next one.
+    pub tx_parked: u64,
+    /// ICMP echo requests to the interface that passed the gate (each is answered).
+    pub echo_requests: u64,
     /// Drivers that opened the interface.
     pub attaches: u64,
     /// `netif_kick` calls.
@@ -63,6 +71,7 @@ pub struct Counters {
 impl Counters {
     fn add(&mut self, d: &Counters) {
         self.rx_frames += d.rx_frames;
+        self.rx_chained += d.rx_chained;
         self.tx_frames += d.tx_frames;
         self.rx_bad_index += d.rx_bad_index;
         self.rx_bad_len += d.rx_bad_len;
@@ -70,6 +79,8 @@ impl Counters {
         self.tx_bad_index += d.tx_bad_index;
         self.tx_full += d.tx_full;
         self.tx_no_driver += d.tx_no_driver;
+        self.tx_parked += d.tx_parked;
+        self.echo_requests += d.echo_requests;
     }
 }
 

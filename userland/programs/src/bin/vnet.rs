@@ -31,7 +31,7 @@ use capstan_programs::tool::Tool;
 use capstan_rt::dev::{Device, Kernel};
 use capstan_rt::{Startup, entry, println, process, time};
 use udrv::DmaDir;
-use udrv::netif::{NetIf, RxCsum};
+use udrv::netif::{self, NetIf, RxCsum, RxMeta};
 use udrv::pool::{self, Slice};
 use udrv::virtio::net::{self as vnet_hdr, RxOffloads};
 use udrv::virtio::{self, ModernTransport, QueueSetup, StructWindow, Transport, feature};
@@ -41,7 +41,7 @@ entry!(main);
 
 const TOOL: Tool = Tool {
     name: "vnet",
-    usage: "usage: vnet [--probe] [--no-event-idx]\n  Drives the virtio-net function granted to this process from user space.\n  --probe         bring it up, ARP for 10.0.2.2 from 10.0.2.15, print what came back\n  --no-event-idx  do not negotiate VIRTIO_F_EVENT_IDX (flag-based suppression)\n  Without --probe: open the kernel's interface for the NIC and move its frames.",
+    usage: "usage: vnet [--probe] [--no-event-idx] [--no-large-receive]\n  Drives the virtio-net function granted to this process from user space.\n  --probe         bring it up, ARP for 10.0.2.2 from 10.0.2.15, print what came back\n  --no-event-idx  do not negotiate VIRTIO_F_EVENT_IDX (flag-based suppression)\n  --no-large-receive  do not negotiate MRG_RXBUF and GUEST_TSO4 (frames of 1514 bytes at most)\n  Without --probe: open the kernel's interface for the NIC and move its frames.",
 };
 
 /// virtio-net feature bits (virtio 1.2 §5.1.3): the device has a MAC / a link status.
@@ -58,8 +58,12 @@ const RXQ: usize = 256;
 const TXQ: usize = 256;
 /// One buffer: the header and a 1514-byte frame fit. Each direction's buffers are slices
 /// of one DMA region (`udrv::pool`): 4 regions in all with the two rings, of the 32 a
-/// device may have, and 512 KiB per pool (`dma_alloc` allows 1 MiB).
+/// device may have, and 512 KiB per pool (`dma_alloc` allows 1 MiB). With mergeable
+/// buffers a TCP segment the device coalesced (up to 64 KiB) spans up to
+/// [`MAX_BUFFERS`] of them.
 const BUF: usize = 2048;
+/// Most buffers one received packet spans: its header and the longest packet.
+const MAX_BUFFERS: usize = (NET_HDR + netif::MAX_PACKET).div_ceil(BUF);
 /// The receive queue's MSI-X table entry, and its notification bit.
 const RX_VECTOR: u16 = 1;
 const RX_BIT: u8 = 0;
@@ -94,15 +98,16 @@ fn main(startup: &Startup) -> i32 {
         Ok(a) => a,
         Err(status) => return status,
     };
-    let (mut probe, mut event_idx) = (false, true);
+    let (mut probe, mut event_idx, mut large) = (false, true, true);
     for arg in args {
         match arg {
             "--probe" => probe = true,
             "--no-event-idx" => event_idx = false,
+            "--no-large-receive" => large = false,
             other => return TOOL.bad_usage(&format!("unknown argument {other}")),
         }
     }
-    let result = run(startup, probe, event_idx);
+    let result = run(startup, probe, event_idx, large);
     match result {
         Ok(()) => 0,
         Err(why) if probe => {
@@ -116,13 +121,13 @@ fn main(startup: &Startup) -> i32 {
     }
 }
 
-fn run(startup: &Startup, probe: bool, event_idx: bool) -> Result<(), Fail> {
+fn run(startup: &Startup, probe: bool, event_idx: bool, large: bool) -> Result<(), Fail> {
     let grant = startup
         .grants()
         .find(|g| g.cap_type == Some(CapType::Device))
         .ok_or("no Device capability was granted (init grants one by driver=vnet@BDF)")?;
     let device = Device::new(Kernel, grant.handle);
-    let (mut nic, rx) = Nic::bring_up(&device, event_idx)?;
+    let (mut nic, rx) = Nic::bring_up(&device, event_idx, large)?;
     let link = match nic.link_up() {
         Some(true) => "up",
         Some(false) => "down",
@@ -142,11 +147,12 @@ fn run(startup: &Startup, probe: bool, event_idx: bool) -> Result<(), Fail> {
     let mut netif = NetIf::open(&device, NETIF_BIT, nic.mac)
         .map_err(|e| format!("netif_open: {e} (is the kernel's interface there?)"))?;
     println!(
-        "vnet: up mac={} link={link} queues={}/{} event_idx={}",
+        "vnet: up mac={} link={link} queues={}/{} event_idx={} large_receive={}",
         mac_str(nic.mac),
         rx.ring().size(),
         nic.tx_size,
-        nic.event_idx
+        nic.event_idx,
+        nic.rx_offloads().tso4
     );
     nic.forward(rx, &mut netif)
 }
@@ -157,8 +163,14 @@ struct Nic {
     tx: Option<TxState>,
     tx_size: usize,
     tx_free: Vec<Buf>,
+    /// Entries in the receive queue (a packet spans at most as many buffers).
+    rx_size: usize,
     /// Received buffers between the drain and the refill of one poll.
     rx_refill: Vec<Buf>,
+    /// The packet being gathered from mergeable buffers: its header's metadata and
+    /// `num_buffers`, and the buffers in so far (the first with the header).
+    gathering: Option<(RxMeta, usize)>,
+    gathered: Vec<Completion<Buf>>,
     mac: [u8; 6],
     features: u64,
     event_idx: bool,
@@ -172,6 +184,8 @@ struct Stats {
     tx: u64,
     /// Frames the device received.
     rx: u64,
+    /// Of those, packets that spanned several buffers (mergeable buffers).
+    rx_merged: u64,
     /// Rounds started by an interrupt.
     irqs: u64,
     /// Transmit interrupts (each after a wait for room).
@@ -182,7 +196,8 @@ struct Stats {
     rx_deferred: u64,
     /// Received frames whose checksum the device vouched for (verified or partial).
     rx_csum: u64,
-    /// Received buffers refused: a header the features do not allow, or no Ethernet header.
+    /// Received packets refused: a header the features do not allow, no Ethernet header,
+    /// a merged packet too long or with a buffer the ring refused.
     runts: u64,
     /// Frames to send with a length the kernel should not have written (skipped).
     tx_bad: u64,
@@ -191,9 +206,19 @@ struct Stats {
     reported_frames: u64,
 }
 
+impl Stats {
+    /// Counts a packet taken from the device.
+    fn note_frame(&mut self, meta: RxMeta) {
+        self.rx += 1;
+        if meta.csum != RxCsum::Unchecked {
+            self.rx_csum += 1;
+        }
+    }
+}
+
 impl Nic {
     /// virtio 1.2 §3.1.1 for a network device: transport, features, rings, buffers, line.
-    fn bring_up(device: &Device, event_idx: bool) -> Result<(Nic, Rx), Fail> {
+    fn bring_up(device: &Device, event_idx: bool, large: bool) -> Result<(Nic, Rx), Fail> {
         let info = device.info().map_err(|e| format!("dev_info: {e}"))?;
         if info.vendor != virtio::VENDOR_ID || !matches!(info.device, 0x1041 | 0x1000) {
             return Err(format!(
@@ -212,12 +237,19 @@ impl Nic {
         // GUEST_CSUM: the device may say a received frame's checksum was verified
         // (DATA_VALID) or is a partial sum (NEEDS_CSUM, from the host's own stack), which
         // the slot's checksum word passes on: the kernel need not verify (or completes) it.
+        // MRG_RXBUF and GUEST_TSO4 (large receive): the device may coalesce a TCP stream's
+        // segments into one of up to 64 KiB over several buffers, which crosses to the
+        // kernel in several slots (`NetIf::rx_push_frame`): one frame for the stack where
+        // there were up to 44.
         let mut wanted = NET_F_MAC | NET_F_STATUS | vnet_hdr::feature::GUEST_CSUM;
         if event_idx {
             wanted |= feature::EVENT_IDX;
         }
+        if large {
+            wanted |= vnet_hdr::feature::MRG_RXBUF | vnet_hdr::feature::GUEST_TSO4;
+        }
         let features = transport
-            .negotiate(wanted)
+            .negotiate_with(|offered| vnet_hdr::choose_features(offered, wanted))
             .map_err(|e| format!("features: {e}"))?;
         if features & NET_F_MAC == 0 {
             let _ = transport.fail(virtio::TransportError::FeaturesRejected);
@@ -286,7 +318,10 @@ impl Nic {
             tx: Some(TxState::Reaping(tx)),
             tx_size,
             tx_free,
+            rx_size,
             rx_refill: Vec::with_capacity(BUDGET),
+            gathering: None,
+            gathered: Vec::with_capacity(MAX_BUFFERS),
             mac,
             features,
             event_idx,
@@ -295,12 +330,22 @@ impl Nic {
         Ok((nic, rx))
     }
 
-    /// What a received header may say: checksums only (no TSO, no mergeable buffers).
+    /// What a received header may say: what was negotiated.
     fn rx_offloads(&self) -> RxOffloads {
         RxOffloads {
             csum: self.features & vnet_hdr::feature::GUEST_CSUM != 0,
-            tso4: false,
-            mergeable: false,
+            tso4: self.features & vnet_hdr::feature::GUEST_TSO4 != 0,
+            mergeable: self.features & vnet_hdr::feature::MRG_RXBUF != 0,
+        }
+    }
+
+    /// The interface's free slots a round needs before it takes a packet from the device:
+    /// room for the longest it may be.
+    fn rx_room_needed(&self) -> usize {
+        if self.rx_offloads().mergeable {
+            netif::MAX_CHAIN
+        } else {
+            1
         }
     }
 
@@ -417,44 +462,93 @@ impl Nic {
         }
     }
 
-    /// Drains at most `budget` received buffers into `deliver`, then reposts them; whether
-    /// the used ring read empty or the budget ran out first.
+    /// Drains at most `budget` received buffers, then reposts them; whether the used ring
+    /// read empty or the budget (or `room`, the interface's free slots) ran out first. Each
+    /// packet goes to `deliver` as the pieces of its frame (one per buffer) and what the
+    /// header said of it; a packet is started only with room for the longest it may be,
+    /// and one spanning buffers is gathered across calls.
     fn poll_rx(
         &mut self,
         round: &mut RxRound,
         budget: usize,
-        mut deliver: impl FnMut(&[u8], RxCsum),
+        mut room: usize,
+        mut deliver: impl FnMut(&[&[u8]], RxMeta),
     ) -> Polled {
         let mut n = 0;
         let mut drained = false;
         let mut refill = core::mem::take(&mut self.rx_refill);
-        while n < budget {
+        let offloads = self.rx_offloads();
+        let needed = self.rx_room_needed();
+        while n < budget && (self.gathering.is_some() || room >= needed) {
             let Some(done) = round.pop_used() else {
                 drained = true;
                 break;
             };
             n += 1;
-            let buf = match done {
-                Ok(c) => {
-                    self.stats.rx += 1;
-                    match frame_of(&c, self.rx_offloads()) {
-                        Some((frame, csum)) => {
-                            if csum != RxCsum::Unchecked {
-                                self.stats.rx_csum += 1;
-                            }
-                            deliver(frame, csum)
-                        }
-                        None => self.stats.runts += 1,
-                    }
-                    c.buf
-                }
+            let c = match done {
+                Ok(c) => c,
                 Err(Rejected {
                     reclaimed: Some(buf),
                     ..
-                }) => buf,
-                Err(_) => continue,
+                }) => {
+                    // A buffer of the packet being gathered is lost: so is the packet.
+                    self.drop_gathered(&mut refill);
+                    refill.push(buf);
+                    continue;
+                }
+                Err(_) => {
+                    self.drop_gathered(&mut refill);
+                    continue;
+                }
             };
-            refill.push(buf);
+            if let Some((meta, want)) = self.gathering {
+                self.gathered.push(c);
+                if self.gathered.len() == want {
+                    self.gathering = None;
+                    let pieces: Vec<&[u8]> = self
+                        .gathered
+                        .iter()
+                        .enumerate()
+                        .map(|(i, c)| {
+                            if i == 0 {
+                                c.data().get(NET_HDR..).unwrap_or_default()
+                            } else {
+                                c.data()
+                            }
+                        })
+                        .collect();
+                    let len: usize = pieces.iter().map(|p| p.len()).sum();
+                    if (vnet_hdr::MIN_FRAME..=netif::MAX_PACKET).contains(&len)
+                        && meta.check_len(len).is_ok()
+                    {
+                        self.stats.note_frame(meta);
+                        self.stats.rx_merged += 1;
+                        room = room.saturating_sub(netif::slots_for(len));
+                        deliver(&pieces, meta);
+                    } else {
+                        self.stats.runts += 1;
+                    }
+                    drop(pieces);
+                    refill.extend(self.gathered.drain(..).map(|c| c.buf));
+                }
+                continue;
+            }
+            match vnet_hdr::parse_rx(c.data(), NET_HDR, offloads, self.rx_size) {
+                Ok((meta, 1, frame)) => {
+                    self.stats.note_frame(meta);
+                    room = room.saturating_sub(netif::slots_for(frame.len()));
+                    deliver(&[frame], meta);
+                    refill.push(c.buf);
+                }
+                Ok((meta, want, _)) if usize::from(want) <= MAX_BUFFERS => {
+                    self.gathering = Some((meta, usize::from(want)));
+                    self.gathered.push(c);
+                }
+                Ok(_) | Err(_) => {
+                    self.stats.runts += 1;
+                    refill.push(c.buf);
+                }
+            }
         }
         // The refill, as a batch after the drain, and one doorbell for it (if the device
         // asked: event index). Each buffer came back from this ring, so it fits again; a
@@ -466,10 +560,18 @@ impl Nic {
         if round.kick_needed() {
             self.transport.notify(RX_QUEUE);
         }
-        if drained {
+        if drained && self.gathering.is_none() {
             Polled::Drained
         } else {
             Polled::More
+        }
+    }
+
+    /// Gives up the packet being gathered (counted), its buffers back to `refill`.
+    fn drop_gathered(&mut self, refill: &mut Vec<Buf>) {
+        if self.gathering.take().is_some() {
+            self.stats.runts += 1;
+            refill.extend(self.gathered.drain(..).map(|c| c.buf));
         }
     }
 
@@ -496,7 +598,8 @@ impl Nic {
             self.stats.irqs += 1;
             rx = loop {
                 let mac = self.mac;
-                if self.poll_rx(&mut round, BUDGET, |f, _| {
+                if self.poll_rx(&mut round, BUDGET, usize::MAX, |f, _| {
+                    let f = f.first().copied().unwrap_or_default();
                     gateway = gateway.or_else(|| arp_reply_from(f, mac, GATEWAY_IP, OUR_IP));
                 }) == Polled::More
                 {
@@ -583,10 +686,12 @@ impl Nic {
                     }
                     Err((rx, _)) => RxState::Deferred(rx),
                 },
-                RxState::Deferred(rx) if netif.rx_room() > 0 => match rx.mask() {
-                    Ok(round) => RxState::Polling(round),
-                    Err((_, e)) => return Err(format!("irq_mask: {e}")),
-                },
+                RxState::Deferred(rx) if netif.rx_room() >= self.rx_room_needed() => {
+                    match rx.mask() {
+                        Ok(round) => RxState::Polling(round),
+                        Err((_, e)) => return Err(format!("irq_mask: {e}")),
+                    }
+                }
                 other => other,
             };
             if let RxState::Polling(mut round) = state {
@@ -596,7 +701,7 @@ impl Nic {
                 // is deferred: the frames stay in the device's ring, which stops taking
                 // more when it fills (flow control instead of loss).
                 let room = netif.rx_room();
-                if room == 0 {
+                if room < self.rx_room_needed() {
                     self.stats.rx_deferred += 1;
                     state = match round.defer() {
                         Ok(rx) => RxState::Deferred(rx),
@@ -608,8 +713,8 @@ impl Nic {
                     self.forward_tx(netif)?;
                     continue;
                 }
-                let polled = self.poll_rx(&mut round, room.min(BUDGET), |f, csum| {
-                    let _ = netif.rx_push_csum(f, csum);
+                let polled = self.poll_rx(&mut round, BUDGET, room, |pieces, meta| {
+                    let _ = netif.rx_push_frame(pieces, meta);
                 });
                 if netif.rx_publish() {
                     netif.kick().map_err(|e| format!("netif_kick: {e}"))?;
@@ -665,7 +770,7 @@ impl Nic {
         let st = &self.stats;
         println!(
             "vnet: rx={} tx={} irqs={} tx_irqs={} tx_full={} rx_deferred={} rx_csum={} \
-             rejected={} runts={} rx_dropped={} tx_skipped={}",
+             rejected={} runts={} rx_dropped={} tx_skipped={} rx_merged={}",
             st.rx,
             st.tx,
             st.irqs,
@@ -677,6 +782,7 @@ impl Nic {
             st.runts,
             n.rx_full + n.rx_too_long + n.bad_rx_tail,
             st.tx_bad + n.tx_bad_len + n.bad_tx_head,
+            st.rx_merged,
         );
         self.stats.reported_at = now;
         self.stats.reported_frames = self.stats.rx + self.stats.tx;
@@ -767,14 +873,6 @@ fn check_ring(broken: bool, rejected: u64) -> Result<(), Fail> {
         ));
     }
     Ok(())
-}
-
-/// The frame in a received buffer (after the header, up to the length the device wrote)
-/// and its checksum's state, if the header is one the negotiated features allow and the
-/// frame holds an Ethernet header (`drivers::virtio::net::parse_rx`, the kernel driver's).
-fn frame_of(c: &Completion<Buf>, offloads: RxOffloads) -> Option<(&[u8], RxCsum)> {
-    let (meta, _, frame) = vnet_hdr::parse_rx(c.data(), NET_HDR, offloads, 1).ok()?;
-    Some((frame, meta.csum))
 }
 
 fn copy_frame(dst: &mut [u8], frame: &[u8]) -> Option<usize> {

@@ -2,18 +2,20 @@
 //! services, and the user sockets on this interface. One per `NetIf` interface, for the
 //! rest of the boot, across drivers.
 
+use alloc::collections::VecDeque;
 use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::cell::RefCell;
 
 use abi::netif::{
-    RX_HEAD, RX_RING, RX_TAIL, SLOT_HEADER, SLOTS, SlotHeader, TX_HEAD, TX_RING, TX_TAIL, pending,
-    slot,
+    MAX_CHAIN, MAX_PACKET, RX_HEAD, RX_RING, RX_TAIL, SLOT_HEADER, SLOTS, SlotHeader, TX_HEAD,
+    TX_RING, TX_TAIL, pending, slot,
 };
 use drivers::virtio::net::RxMeta;
 
-use crate::net::netif_slot::{SlotRefused, rx_meta};
+use crate::arch::shared::SharedArea;
+use crate::net::netif_slot::{Chain, SlotRefused};
 use smoltcp::iface::{Config, Interface, PollResult, SocketSet};
 use smoltcp::phy::{self, DeviceCapabilities};
 use smoltcp::time::Instant;
@@ -29,6 +31,12 @@ use crate::sched::{self, NotifyId};
 use crate::time;
 
 use crate::net::netif_slot::{MAX_ETH_FRAME, MIN_ETH_FRAME};
+/// Frames sent while no driver is attached that are kept for the next one. What smoltcp
+/// sends then is mostly TCP acknowledgements and window updates; one that never arrives
+/// leaves a sender whose whole window was lost with the driver waiting for its
+/// retransmission timeout (200 ms and more) instead of sending on. Enough for a few per
+/// socket; older ones are dropped.
+const PARKED: usize = 64;
 /// Frames taken from the RX ring per turn before the task lets others run.
 const BUDGET: usize = crate::net::virtio::BUDGET;
 /// smoltcp polls per turn (as the kernel NIC's task: replies leave in the same turn).
@@ -37,6 +45,10 @@ const POLLS_PER_TURN: usize = 4;
 /// The task's view of the current driver's area: its own copies of the indices it owns.
 struct Ring {
     link: Option<Arc<Link>>,
+    /// `link`'s driver is gone; the frames it published are still being taken.
+    detached: bool,
+    /// Frames sent while no driver was attached, for the next one.
+    parked: VecDeque<Vec<u8>>,
     rx_tail: u32,
     tx_head: u32,
     /// Frames were put in the TX ring this turn (the driver is signalled).
@@ -57,10 +69,61 @@ impl Ring {
             (None, None) => true,
             _ => false,
         };
-        if !same {
-            self.link = now;
-            self.rx_tail = 0;
-            self.tx_head = 0;
+        if same {
+            return;
+        }
+        // A driver that went leaves the frames it published, whole: they are taken first
+        // (its mapping of the area is gone, so they no longer change) unless a new driver
+        // is already there. Every one taken is one the sender need not retransmit.
+        if now.is_none() && self.rx_waiting() {
+            self.detached = true;
+            return;
+        }
+        if let Some(old) = core::mem::replace(&mut self.link, now) {
+            self.reclaim_tx(&old);
+        }
+        self.detached = false;
+        self.rx_tail = 0;
+        self.tx_head = 0;
+        if self.link.is_some() && !self.parked.is_empty() {
+            log::info!(
+                "netif{id}: {} frame(s) the last driver did not send go to the new one",
+                self.parked.len()
+            );
+            for frame in core::mem::take(&mut self.parked) {
+                self.counted.tx_parked += 1;
+                self.push_tx(&frame);
+            }
+        }
+    }
+
+    /// The frames a driver that went left in its TX ring (put there as it died, or before),
+    /// parked ahead of those sent since: a window update among them is what a sender that
+    /// saw our window close waits for. The lengths are read back and checked like any slot
+    /// (the driver could have rewritten them); the bytes are the driver's to send anyway.
+    fn reclaim_tx(&mut self, old: &Link) {
+        let tail = old.area.load(TX_TAIL);
+        let Some(n) = pending(self.tx_head, tail) else {
+            return;
+        };
+        let mut left = Vec::new();
+        for i in 0..n {
+            let off = slot(TX_RING, tail.wrapping_add(i));
+            let mut len = [0u8; 2];
+            old.area.read(off, &mut len);
+            let len = usize::from(u16::from_le_bytes(len));
+            if (MIN_ETH_FRAME..=MAX_ETH_FRAME).contains(&len) {
+                let mut frame = vec![0u8; len];
+                old.area.read(off + SLOT_HEADER, &mut frame);
+                left.push(frame);
+            }
+        }
+        for frame in left.into_iter().rev() {
+            self.parked.push_front(frame);
+        }
+        while self.parked.len() > PARKED {
+            self.parked.pop_front();
+            self.counted.tx_no_driver += 1;
         }
     }
 
@@ -71,54 +134,50 @@ impl Ring {
             .is_some_and(|l| pending(l.area.load(RX_HEAD), self.rx_tail).is_some_and(|n| n > 0))
     }
 
-    /// The next well-formed frame of the RX ring, and what the driver said of its checksum.
+    /// The next well-formed frame of the RX ring (gathered from its slots), and what the
+    /// driver said of its checksum and segmentation.
     fn pop_rx(&mut self) -> Option<(Vec<u8>, RxMeta)> {
         let link = self.link.clone()?;
         let area = &link.area;
         loop {
             let head = area.load(RX_HEAD);
-            match pending(head, self.rx_tail) {
+            let waiting = match pending(head, self.rx_tail) {
                 Some(0) => return None,
-                Some(n) => self.room_freed |= n as usize == SLOTS,
+                Some(n) => n,
                 None => {
                     self.counted.rx_bad_index += 1;
                     self.rx_tail = head;
                     area.store(RX_TAIL, head);
                     return None;
                 }
-            }
-            let off = slot(RX_RING, self.rx_tail);
-            let mut raw = [0u8; SLOT_HEADER];
-            area.read(off, &mut raw);
-            let taken = match rx_meta(&SlotHeader::decode(&raw)) {
-                Ok((len, meta)) => {
-                    let mut f = vec![0u8; len];
-                    area.read(off + SLOT_HEADER, &mut f);
-                    Some((f, meta))
-                }
-                Err(SlotRefused::Len) => {
-                    self.counted.rx_bad_len += 1;
-                    None
-                }
-                Err(SlotRefused::Flags) => {
-                    self.counted.rx_bad_flags += 1;
-                    None
-                }
             };
-            self.rx_tail = self.rx_tail.wrapping_add(1);
+            // With fewer than a longest frame's slots free the driver may be waiting.
+            self.room_freed |= waiting as usize > SLOTS - MAX_CHAIN;
+            let (taken, used) = read_frame(area, self.rx_tail, waiting);
+            self.rx_tail = self.rx_tail.wrapping_add(used);
             area.store(RX_TAIL, self.rx_tail);
-            if taken.is_some() {
-                self.counted.rx_frames += 1;
-                return taken;
+            match taken {
+                Ok(frame) => {
+                    self.counted.rx_frames += 1;
+                    self.counted.rx_chained += u64::from(used > 1);
+                    return Some(frame);
+                }
+                Err(SlotRefused::Len) => self.counted.rx_bad_len += 1,
+                Err(SlotRefused::Flags) => self.counted.rx_bad_flags += 1,
             }
         }
     }
 
-    /// Puts `frame` in the TX ring; dropped (and counted) without a driver, with a full
-    /// ring or a bad `TX_TAIL`.
+    /// Puts `frame` in the TX ring; dropped (and counted) with a full ring or a bad
+    /// `TX_TAIL`. Without a driver it is parked for the next one ([`PARKED`] at most, the
+    /// oldest dropped and counted).
     fn push_tx(&mut self, frame: &[u8]) {
-        let Some(link) = &self.link else {
-            self.counted.tx_no_driver += 1;
+        let Some(link) = self.link.as_ref().filter(|_| !self.detached) else {
+            if self.parked.len() == PARKED {
+                self.parked.pop_front();
+                self.counted.tx_no_driver += 1;
+            }
+            self.parked.push_back(frame.to_vec());
             return;
         };
         if !(MIN_ETH_FRAME..=MAX_ETH_FRAME).contains(&frame.len()) {
@@ -149,10 +208,58 @@ impl Ring {
     /// frames leave without a cross-CPU wake-up.
     fn signal(&mut self) {
         let news = core::mem::take(&mut self.tx_added) | core::mem::take(&mut self.room_freed);
-        if news && let Some(link) = &self.link {
+        if news
+            && !self.detached
+            && let Some(link) = &self.link
+        {
             let _ = sched::notify_post_here(link.signal.0, link.signal.1);
         }
     }
+}
+
+/// Reads the frame whose first slot is RX slot `tail`, `waiting` slots being published:
+/// the frame or why it was refused, and the slots it used up (each header is read once; a
+/// frame running past the published slots is refused, as the driver publishes whole
+/// frames).
+fn read_frame(
+    area: &SharedArea,
+    tail: u32,
+    waiting: u32,
+) -> (Result<(Vec<u8>, RxMeta), SlotRefused>, u32) {
+    let at = |i: u32| slot(RX_RING, tail.wrapping_add(i));
+    let header = |i: u32| {
+        let mut raw = [0u8; SLOT_HEADER];
+        area.read(at(i), &mut raw);
+        SlotHeader::decode(&raw)
+    };
+    let (mut chain, first) = match Chain::first(&header(0)) {
+        Ok(c) => c,
+        Err(e) => return (Err(e), 1),
+    };
+    let mut pieces = [0usize; MAX_CHAIN];
+    pieces[0] = first;
+    let mut n = 1;
+    while chain.more() {
+        if n == waiting {
+            return (Err(SlotRefused::Len), waiting);
+        }
+        match chain.next(&header(n)) {
+            Ok(len) => pieces[n as usize] = len, // `next` refuses a slot past MAX_CHAIN
+            Err(e) => return (Err(e), n + 1),
+        }
+        n += 1;
+    }
+    let (len, meta) = match chain.finish() {
+        Ok(f) => f,
+        Err(e) => return (Err(e), n),
+    };
+    let mut frame = vec![0u8; len];
+    let mut from = 0;
+    for (i, &piece) in pieces[..n as usize].iter().enumerate() {
+        area.read(at(i as u32) + SLOT_HEADER, &mut frame[from..from + piece]);
+        from += piece;
+    }
+    (Ok((frame, meta)), n)
 }
 
 /// smoltcp's device over the ring: frames taken through the gate, at most `budget` per
@@ -175,7 +282,12 @@ impl Phy<'_> {
             let ring = self.ring.get_mut();
             let (f, meta) = ring.pop_rx()?;
             *self.budget -= 1;
-            let admit = self.gate.admit(&f, meta, MAX_ETH_FRAME, time::now_ns());
+            let most = if meta.gso_size.is_some() {
+                MAX_PACKET
+            } else {
+                MAX_ETH_FRAME
+            };
+            let admit = self.gate.admit(&f, meta, most, time::now_ns());
             for out in self.gate.take_outgoing() {
                 ring.push_tx(&out); // ARP
             }
@@ -252,6 +364,8 @@ pub(super) fn run(id: IfaceId, mac: [u8; 6], wake: NotifyId) {
     let mut gate = Gate::new(mac);
     let mut ring = Ring {
         link: None,
+        detached: false,
+        parked: VecDeque::new(),
         rx_tail: 0,
         tx_head: 0,
         tx_added: false,
@@ -281,6 +395,7 @@ pub(super) fn run(id: IfaceId, mac: [u8; 6], wake: NotifyId) {
         budget: 0,
         yielded: false,
     };
+    let mut echo_requests = 0;
     loop {
         t.gate.tick(time::now_ns());
         t.ring.follow(id);
@@ -294,7 +409,9 @@ pub(super) fn run(id: IfaceId, mac: [u8; 6], wake: NotifyId) {
             }
         }
         t.ring.signal();
-        let counted = core::mem::take(&mut t.ring.counted);
+        let mut counted = core::mem::take(&mut t.ring.counted);
+        counted.echo_requests = t.gate.echo_requests - echo_requests;
+        echo_requests = t.gate.echo_requests;
         with(id, |i| i.counters.add(&counted));
         if t.budget == 0 && t.ring.rx_waiting() {
             sched::yield_now(); // a flood never starves other threads

@@ -87,7 +87,8 @@ fn address() -> Outcome {
 }
 
 /// The host pings the address and echoes through the kernel's UDP service (port 7) and a
-/// TCP server bound to the user NIC's address.
+/// TCP server bound to the user NIC's address; the test waits for the pings, counted in
+/// `/proc/netif`.
 fn echo_for_host() -> Outcome {
     let addr = ready(5_000)?;
     let listener = Socket::open(Proto::Tcp, 0)?;
@@ -115,7 +116,22 @@ fn echo_for_host() -> Outcome {
     );
     conn.send_all(&line, after_ms(2000))?;
     conn.shutdown_write()?;
-    Ok(())
+    // The host's three pings (scripts/test sends them once it sees the address) are
+    // answered before the suite goes on to restart the driver under them.
+    let deadline = time::now() + 10_000_000_000;
+    loop {
+        let seen = netif_line()
+            .and_then(|l| field(&l, "echo_requests").and_then(|n| n.parse::<u64>().ok()))
+            .unwrap_or(0);
+        if seen >= 3 {
+            return Ok(());
+        }
+        check!(
+            time::now() < deadline,
+            "{seen} of the host's 3 pings arrived in 10 s"
+        );
+        time::sleep_ns(20_000_000);
+    }
 }
 
 /// The digest scripts/test put on the command line as `sha16m=HEX`.
