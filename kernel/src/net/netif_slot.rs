@@ -24,6 +24,8 @@ pub enum SlotRefused {
     /// segment without a partial checksum or a size, or a continuation slot with more than
     /// `MORE`.
     Flags,
+    /// The kernel had no memory for the frame just then (not the driver's doing).
+    NoMemory,
 }
 
 /// A frame being read slot by slot: [`Chain::first`], then [`Chain::next`] while

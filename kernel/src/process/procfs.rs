@@ -424,13 +424,14 @@ fn netifs(out: &mut String) {
         }
         let _ = writeln!(
             out,
-            " rx_frames {} rx_chained {} tx_frames {} rx_bad_index {} rx_bad_len {} rx_bad_flags {} tx_bad_index {} tx_full {} tx_no_driver {} tx_parked {} echo_requests {} attaches {} kicks {}",
+            " rx_frames {} rx_chained {} tx_frames {} rx_bad_index {} rx_bad_len {} rx_bad_flags {} rx_no_memory {} tx_bad_index {} tx_full {} tx_no_driver {} tx_parked {} echo_requests {} attaches {} kicks {}",
             c.rx_frames,
             c.rx_chained,
             c.tx_frames,
             c.rx_bad_index,
             c.rx_bad_len,
             c.rx_bad_flags,
+            c.rx_no_memory,
             c.tx_bad_index,
             c.tx_full,
             c.tx_no_driver,

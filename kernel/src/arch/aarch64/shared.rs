@@ -80,6 +80,23 @@ impl SharedArea {
         true
     }
 
+    /// Appends `len` bytes from `off` to `out` (no zero-filling first); `false` (nothing
+    /// appended) if the range is not inside the area or `out` cannot grow by `len`.
+    pub fn read_append(&self, off: usize, len: usize, out: &mut alloc::vec::Vec<u8>) -> bool {
+        if off.checked_add(len).is_none_or(|end| end > self.len) || out.try_reserve(len).is_err() {
+            return false;
+        }
+        // SAFETY: the source range is inside the area (the process may write it concurrently,
+        // which only changes the bytes copied); `out` has room for `len` more bytes, which
+        // are initialised by the copy before the length covers them.
+        unsafe {
+            let end = out.as_mut_ptr().add(out.len());
+            core::ptr::copy_nonoverlapping(self.ptr(off), end, len);
+            out.set_len(out.len() + len);
+        }
+        true
+    }
+
     /// Copies `data` into the area at `off`; `false` (nothing written) if the range is not
     /// inside it.
     pub fn write(&self, off: usize, data: &[u8]) -> bool {

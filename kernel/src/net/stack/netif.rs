@@ -51,6 +51,8 @@ pub struct Counters {
     pub rx_bad_len: u64,
     /// Frames with undefined or contradicting flags (dropped).
     pub rx_bad_flags: u64,
+    /// Frames dropped because the kernel had no memory for them just then.
+    pub rx_no_memory: u64,
     /// Times `TX_TAIL` was not between the ring's start and `TX_HEAD` (frame dropped).
     pub tx_bad_index: u64,
     /// Frames dropped because the TX ring was full.
@@ -76,6 +78,7 @@ impl Counters {
         self.rx_bad_index += d.rx_bad_index;
         self.rx_bad_len += d.rx_bad_len;
         self.rx_bad_flags += d.rx_bad_flags;
+        self.rx_no_memory += d.rx_no_memory;
         self.tx_bad_index += d.tx_bad_index;
         self.tx_full += d.tx_full;
         self.tx_no_driver += d.tx_no_driver;

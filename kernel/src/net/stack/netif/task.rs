@@ -31,12 +31,18 @@ use crate::sched::{self, NotifyId};
 use crate::time;
 
 use crate::net::netif_slot::{MAX_ETH_FRAME, MIN_ETH_FRAME};
-/// Frames sent while no driver is attached that are kept for the next one. What smoltcp
-/// sends then is mostly TCP acknowledgements and window updates; one that never arrives
-/// leaves a sender whose whole window was lost with the driver waiting for its
-/// retransmission timeout (200 ms and more) instead of sending on. Enough for a few per
-/// socket; older ones are dropped.
+/// TCP segments sent while no driver is attached that are kept for the next one: mostly
+/// acknowledgements and window updates; one that never arrives can leave a sender waiting
+/// for its persist or retransmission timer (200 ms and more) instead of sending on. Enough
+/// for a few per socket; older ones are dropped. Other protocols retry on their own (DHCP)
+/// or promise nothing (UDP, ICMP), and an interface without a driver and without TCP holds
+/// no memory for them.
 const PARKED: usize = 64;
+
+/// Whether an Ethernet frame carries a TCP/IPv4 segment (the kernel built it).
+fn is_tcp(frame: &[u8]) -> bool {
+    frame.len() >= 34 && frame[12..14] == [0x08, 0x00] && frame[23] == 6
+}
 /// Frames taken from the RX ring per turn before the task lets others run.
 const BUDGET: usize = crate::net::virtio::BUDGET;
 /// smoltcp polls per turn (as the kernel NIC's task: replies leave in the same turn).
@@ -115,7 +121,9 @@ impl Ring {
             if (MIN_ETH_FRAME..=MAX_ETH_FRAME).contains(&len) {
                 let mut frame = vec![0u8; len];
                 old.area.read(off + SLOT_HEADER, &mut frame);
-                left.push(frame);
+                if is_tcp(&frame) {
+                    left.push(frame);
+                }
             }
         }
         for frame in left.into_iter().rev() {
@@ -164,15 +172,20 @@ impl Ring {
                 }
                 Err(SlotRefused::Len) => self.counted.rx_bad_len += 1,
                 Err(SlotRefused::Flags) => self.counted.rx_bad_flags += 1,
+                Err(SlotRefused::NoMemory) => self.counted.rx_no_memory += 1,
             }
         }
     }
 
     /// Puts `frame` in the TX ring; dropped (and counted) with a full ring or a bad
-    /// `TX_TAIL`. Without a driver it is parked for the next one ([`PARKED`] at most, the
-    /// oldest dropped and counted).
+    /// `TX_TAIL`. Without a driver a TCP segment is parked for the next one ([`PARKED`] at
+    /// most, the oldest dropped and counted); anything else is dropped and counted.
     fn push_tx(&mut self, frame: &[u8]) {
         let Some(link) = self.link.as_ref().filter(|_| !self.detached) else {
+            if !is_tcp(frame) {
+                self.counted.tx_no_driver += 1;
+                return;
+            }
             if self.parked.len() == PARKED {
                 self.parked.pop_front();
                 self.counted.tx_no_driver += 1;
@@ -253,11 +266,12 @@ fn read_frame(
         Ok(f) => f,
         Err(e) => return (Err(e), n),
     };
-    let mut frame = vec![0u8; len];
-    let mut from = 0;
+    let mut frame = Vec::new();
+    if frame.try_reserve_exact(len).is_err() {
+        return (Err(SlotRefused::NoMemory), n);
+    }
     for (i, &piece) in pieces[..n as usize].iter().enumerate() {
-        area.read(at(i as u32) + SLOT_HEADER, &mut frame[from..from + piece]);
-        from += piece;
+        area.read_append(at(i as u32) + SLOT_HEADER, piece, &mut frame);
     }
     (Ok((frame, meta)), n)
 }
