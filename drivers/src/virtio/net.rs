@@ -302,12 +302,23 @@ pub fn parse_rx(
     let (meta, n) = hdr::parse_rx_header(data, hdr_len, offloads, qsize)?;
     let frame = &data[hdr_len..];
     if n == 1 {
-        if frame.len() < MIN_FRAME {
-            return Err(HdrError::Short);
-        }
-        meta.check_len(frame.len())?;
+        check_packet(&meta, frame.len())?;
     }
     Ok((meta, n, frame))
+}
+
+/// Checks a whole packet's length against its header: at least an Ethernet header, at
+/// most [`MAX_PACKET`], and the checksum and segment fields inside it
+/// ([`RxMeta::check_len`]). For a packet in one buffer at once, for a merged one when its
+/// last buffer is in.
+pub fn check_packet(meta: &RxMeta, len: usize) -> Result<(), HdrError> {
+    if len < MIN_FRAME {
+        return Err(HdrError::Short);
+    }
+    if len > MAX_PACKET {
+        return Err(HdrError::Long);
+    }
+    meta.check_len(len)
 }
 
 /// A device just brought up: the driver and its two armed rings.
@@ -648,6 +659,17 @@ pub(crate) mod tests {
         assert_eq!(
             frame_len(parse_rx(&b, 12, mrg, 256)),
             Err(HdrError::NumBuffers(257))
+        );
+        // A whole packet: an Ethernet header to the largest IPv4 datagram.
+        assert_eq!(check_packet(&RxMeta::PLAIN, MIN_FRAME), Ok(()));
+        assert_eq!(
+            check_packet(&RxMeta::PLAIN, MIN_FRAME - 1),
+            Err(HdrError::Short)
+        );
+        assert_eq!(check_packet(&RxMeta::PLAIN, MAX_PACKET), Ok(()));
+        assert_eq!(
+            check_packet(&RxMeta::PLAIN, MAX_PACKET + 1),
+            Err(HdrError::Long)
         );
         // The first of two buffers may hold less than an Ethernet header.
         b[10..12].copy_from_slice(&2u16.to_le_bytes());

@@ -28,6 +28,16 @@ pub enum SlotRefused {
     NoMemory,
 }
 
+/// The longest frame a slot chain with `meta` may carry: a segment up to the largest IPv4
+/// datagram, anything else an Ethernet frame.
+pub fn longest(meta: &RxMeta) -> usize {
+    if meta.gso_size.is_some() {
+        MAX_PACKET
+    } else {
+        MAX_ETH_FRAME
+    }
+}
+
 /// A frame being read slot by slot: [`Chain::first`], then [`Chain::next`] while
 /// [`Chain::more`], then [`Chain::finish`].
 #[derive(Debug)]
@@ -103,12 +113,7 @@ impl Chain {
 
     /// The whole frame's length and metadata, if they make sense together.
     pub fn finish(self) -> Result<(usize, RxMeta), SlotRefused> {
-        let most = if self.meta.gso_size.is_some() {
-            MAX_PACKET
-        } else {
-            MAX_ETH_FRAME
-        };
-        if self.more || !(MIN_ETH_FRAME..=most).contains(&self.total) {
+        if self.more || !(MIN_ETH_FRAME..=longest(&self.meta)).contains(&self.total) {
             return Err(SlotRefused::Len);
         }
         if let RxCsum::Partial { start, offset } = self.meta.csum

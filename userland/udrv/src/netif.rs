@@ -20,6 +20,11 @@ pub use drivers::virtio::net::{RxCsum, RxMeta};
 use crate::mmio::SharedMem;
 use crate::{DevSys, Device, Result};
 
+const _: () = assert!(
+    MAX_PACKET == drivers::virtio::net::MAX_PACKET,
+    "a slot chain carries the longest packet a virtio-net device delivers"
+);
+
 /// The RX slots a frame of `len` bytes fills.
 pub const fn slots_for(len: usize) -> usize {
     if len == 0 { 1 } else { len.div_ceil(MAX_FRAME) }

@@ -81,8 +81,10 @@ impl RxMeta {
 /// A header field the device had no business writing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HdrError {
-    /// Shorter than the negotiated header.
+    /// Shorter than the negotiated header (or a packet shorter than an Ethernet header).
     Short,
+    /// A packet gathered from several buffers longer than the largest one.
+    Long,
     /// Unknown flags, flags without `GUEST_CSUM`, or both checksum flags at once.
     Flags(u8),
     /// A segmentation type that was not negotiated (or the ECN bit, never negotiated).

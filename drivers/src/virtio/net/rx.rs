@@ -196,7 +196,7 @@ impl<T: Transport, H: DmaHal + 'static, const Q: usize> VirtioNet<T, H, Q> {
             self.rx_merge = Some(m);
             return None;
         }
-        if m.len < super::MIN_FRAME || m.meta.check_len(m.len).is_err() {
+        if super::check_packet(&m.meta, m.len).is_err() {
             self.rx.malformed += 1;
             return None;
         }

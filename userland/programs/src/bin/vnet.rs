@@ -518,9 +518,7 @@ impl Nic {
                         })
                         .collect();
                     let len: usize = pieces.iter().map(|p| p.len()).sum();
-                    if (vnet_hdr::MIN_FRAME..=netif::MAX_PACKET).contains(&len)
-                        && meta.check_len(len).is_ok()
-                    {
+                    if vnet_hdr::check_packet(&meta, len).is_ok() {
                         self.stats.note_frame(meta);
                         self.stats.rx_merged += 1;
                         room = room.saturating_sub(netif::slots_for(len));

@@ -9,13 +9,14 @@ use alloc::vec::Vec;
 use core::cell::RefCell;
 
 use abi::netif::{
-    MAX_CHAIN, MAX_PACKET, RX_HEAD, RX_RING, RX_TAIL, SLOT_HEADER, SLOTS, SlotHeader, TX_HEAD,
-    TX_RING, TX_TAIL, pending, slot,
+    MAX_CHAIN, RX_HEAD, RX_RING, RX_TAIL, SLOT_HEADER, SLOTS, SlotHeader, TX_HEAD, TX_RING,
+    TX_TAIL, pending, slot,
 };
 use drivers::virtio::net::RxMeta;
 
 use crate::arch::shared::SharedArea;
-use crate::net::netif_slot::{Chain, SlotRefused};
+use crate::net::ingress::{ETH_HEADER, ETHERTYPE_IPV4, PROTO_TCP};
+use crate::net::netif_slot::{Chain, SlotRefused, longest};
 use smoltcp::iface::{Config, Interface, PollResult, SocketSet};
 use smoltcp::phy::{self, DeviceCapabilities};
 use smoltcp::time::Instant;
@@ -39,9 +40,12 @@ use crate::net::netif_slot::{MAX_ETH_FRAME, MIN_ETH_FRAME};
 /// no memory for them.
 const PARKED: usize = 64;
 
-/// Whether an Ethernet frame carries a TCP/IPv4 segment (the kernel built it).
+/// Whether an Ethernet frame carries a TCP/IPv4 segment (the kernel built it: the
+/// protocol byte of its IPv4 header is enough).
 fn is_tcp(frame: &[u8]) -> bool {
-    frame.len() >= 34 && frame[12..14] == [0x08, 0x00] && frame[23] == 6
+    frame.len() > ETH_HEADER + 9
+        && frame[12..14] == ETHERTYPE_IPV4.to_be_bytes()
+        && frame[ETH_HEADER + 9] == PROTO_TCP
 }
 /// Frames taken from the RX ring per turn before the task lets others run.
 const BUDGET: usize = crate::net::virtio::BUDGET;
@@ -129,6 +133,11 @@ impl Ring {
         for frame in left.into_iter().rev() {
             self.parked.push_front(frame);
         }
+        self.trim_parked();
+    }
+
+    /// Drops (and counts) the oldest parked frames past [`PARKED`].
+    fn trim_parked(&mut self) {
         while self.parked.len() > PARKED {
             self.parked.pop_front();
             self.counted.tx_no_driver += 1;
@@ -182,15 +191,12 @@ impl Ring {
     /// most, the oldest dropped and counted); anything else is dropped and counted.
     fn push_tx(&mut self, frame: &[u8]) {
         let Some(link) = self.link.as_ref().filter(|_| !self.detached) else {
-            if !is_tcp(frame) {
-                self.counted.tx_no_driver += 1;
-                return;
-            }
-            if self.parked.len() == PARKED {
-                self.parked.pop_front();
+            if is_tcp(frame) {
+                self.parked.push_back(frame.to_vec());
+                self.trim_parked();
+            } else {
                 self.counted.tx_no_driver += 1;
             }
-            self.parked.push_back(frame.to_vec());
             return;
         };
         if !(MIN_ETH_FRAME..=MAX_ETH_FRAME).contains(&frame.len()) {
@@ -296,12 +302,7 @@ impl Phy<'_> {
             let ring = self.ring.get_mut();
             let (f, meta) = ring.pop_rx()?;
             *self.budget -= 1;
-            let most = if meta.gso_size.is_some() {
-                MAX_PACKET
-            } else {
-                MAX_ETH_FRAME
-            };
-            let admit = self.gate.admit(&f, meta, most, time::now_ns());
+            let admit = self.gate.admit(&f, meta, longest(&meta), time::now_ns());
             for out in self.gate.take_outgoing() {
                 ring.push_tx(&out); // ARP
             }
