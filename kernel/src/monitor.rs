@@ -70,12 +70,14 @@ pub fn execute(cmd: &str) {
                 sched::switches()
             );
         }
-        "threads" => sched::for_each_thread(|id, name, state, runs| {
+        "threads" => sched::for_each_thread(|t| {
             crate::println!(
-                "{:>4} {:<12} {:<8} scheduled {runs} times",
-                id.0,
-                name,
-                state
+                "{:>4} {:<12} {:<8} scheduled {} times, ran {} us",
+                t.id.0,
+                t.name,
+                t.state,
+                t.switches_in,
+                t.run_ns / 1000
             );
         }),
         "cpus" => crate::println!("{} CPUs online", secondary::online()),

@@ -597,8 +597,8 @@ fn program_timer(sched: &Sched, _masked: &IrqsMasked) {
     crate::timer::program(deadline);
 }
 
-/// One line per thread, for the monitor: (id, name, state, times scheduled).
-pub fn for_each_thread(mut f: impl FnMut(ThreadId, &'static str, &'static str, u64)) {
+/// Calls `f` with each thread (the monitor's `threads`, `/proc/threads`).
+pub fn for_each_thread(mut f: impl FnMut(&ThreadView)) {
     if let Some(sched) = SCHED.lock().as_ref() {
         for t in &sched.threads {
             let state = match t.state {
@@ -607,9 +607,29 @@ pub fn for_each_thread(mut f: impl FnMut(ThreadId, &'static str, &'static str, u
                 State::Waiting { .. } => "waiting",
                 State::Dead => "dead",
             };
-            f(t.id, t.name, state, t.switches_in);
+            f(&ThreadView {
+                id: t.id,
+                name: t.name,
+                state,
+                switches_in: t.switches_in,
+                run_ns: t.run_ns,
+                pid: t.user.as_ref().map(|u| u.pid),
+            });
         }
     }
+}
+
+/// One thread as `for_each_thread` shows it (`/proc/threads`, the monitor's `threads`).
+pub struct ThreadView {
+    pub id: ThreadId,
+    pub name: &'static str,
+    pub state: &'static str,
+    /// Times it was switched to.
+    pub switches_in: u64,
+    /// CPU time it ran, up to its last switch out.
+    pub run_ns: u64,
+    /// The process a user thread runs.
+    pub pid: Option<u32>,
 }
 
 /// Total context switches so far.

@@ -3,8 +3,8 @@
 //! Each file is rendered into a buffer at `open`, so a reader never sees a line torn
 //! by a concurrent update and reads need no locks. The formats are line-oriented
 //! `key value` pairs or aligned tables, one record per line (docs/process.md lists
-//! them): `stat`, `interrupts`, `meminfo`, `dma`, `cmdline`, `cpuinfo`, `net` (sockets),
-//! `netif` (the interface), and `<pid>/status`, `<pid>/caps`.
+//! them): `stat`, `threads`, `interrupts`, `meminfo`, `dma`, `cmdline`, `cpuinfo`, `net`
+//! (sockets), `netif` (the interface), and `<pid>/status`, `<pid>/caps`.
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -21,6 +21,7 @@ pub fn generate(rest: &str) -> Option<Vec<u8>> {
     match rest.trim_end_matches('/') {
         "" => listing(&mut out),
         "/stat" => stat(&mut out),
+        "/threads" => threads(&mut out),
         "/interrupts" => interrupts(&mut out),
         "/meminfo" => meminfo(&mut out),
         "/dma" => dma_file(&mut out),
@@ -48,6 +49,7 @@ pub fn generate(rest: &str) -> Option<Vec<u8>> {
 fn listing(out: &mut String) {
     for name in [
         "stat",
+        "threads",
         "interrupts",
         "meminfo",
         "dma",
@@ -93,6 +95,21 @@ fn profile(out: &mut String) {
         .sum();
     if rest > 0 {
         let _ = writeln!(out, "other {rest}");
+    }
+}
+
+/// Every thread: id, name (a user thread's: its pid and program), state, times switched
+/// to and CPU time run, so the busy stage of a pipeline shows.
+fn threads(out: &mut String) {
+    let mut all = Vec::new();
+    // Named after the scheduler's lock is dropped: the process table has its own.
+    sched::for_each_thread(|t| all.push((t.id.0, t.name, t.state, t.switches_in, t.run_ns, t.pid)));
+    for (id, name, state, switches, run_ns, pid) in all {
+        let _ = match pid.and_then(|pid| table::get(pid).map(|p| (pid, p))) {
+            Some((pid, p)) => write!(out, "{id} pid {pid} {}", p.name),
+            None => write!(out, "{id} {name}"),
+        };
+        let _ = writeln!(out, " {state} switches {switches} run_ns {run_ns}");
     }
 }
 

@@ -505,7 +505,7 @@ fn text(path: &str) -> Result<alloc::string::String, Failure> {
 
 fn procfs_files() -> Outcome {
     let list = text("/proc")?;
-    for name in ["stat", "interrupts", "meminfo", "dma"] {
+    for name in ["stat", "threads", "interrupts", "meminfo", "dma"] {
         check!(list.lines().any(|l| l == name), "/proc lacks {name}");
     }
     let me = process::getpid();
@@ -547,6 +547,21 @@ fn procfs_files() -> Outcome {
     );
     let dma = text("/proc/dma")?;
     check!(dma.starts_with("kernel_buffers "), "{dma}");
+    // One line per thread, each ending in its CPU time; this one is running.
+    let threads = text("/proc/threads")?;
+    let tag = alloc::format!(" pid {me} ");
+    let mine = threads.lines().find(|l| l.contains(&tag)).unwrap_or("");
+    check!(mine.contains(" running switches "), "{threads}");
+    check!(
+        threads.lines().any(|l| l.split(' ').nth(1) == Some("idle")),
+        "no idle thread:\n{threads}"
+    );
+    check!(
+        threads.lines().all(|l| l
+            .rsplit_once(" run_ns ")
+            .is_some_and(|(_, ns)| ns.parse::<u64>().is_ok())),
+        "{threads}"
+    );
     check_eq!(File::open("/proc/99999/status").err(), Some(Error::ENOENT));
     check_eq!(File::open("/proc/nope").err(), Some(Error::ENOENT));
     Ok(())
