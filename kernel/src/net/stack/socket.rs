@@ -134,7 +134,9 @@ pub(super) struct SockState {
     out_datagrams: VecDeque<Datagram>,
     in_datagrams: VecDeque<Datagram>,
     out_stream: VecDeque<u8>,
-    in_stream: Vec<u8>,
+    /// Received stream bytes for the owner (a ring: a read takes from the front
+    /// without moving what stays).
+    in_stream: VecDeque<u8>,
     /// Accepted connections waiting for `accept` (their ids).
     ready: VecDeque<u64>,
     /// A listener's connection not yet handed out: which listener it came from.
@@ -174,7 +176,7 @@ impl SockState {
             out_datagrams: VecDeque::new(),
             in_datagrams: VecDeque::new(),
             out_stream: VecDeque::new(),
-            in_stream: Vec::new(),
+            in_stream: VecDeque::new(),
             ready: VecDeque::new(),
             accepted_by: None,
             from_listener: false,

@@ -5,6 +5,7 @@
 //! a call that must wait sleeps on the socket's notification until the task posts news
 //! or the caller's deadline passes.
 
+use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 
 use smoltcp::wire::Ipv4Address;
@@ -391,13 +392,7 @@ impl Socket {
                 }
                 let remote = st.remote.unwrap_or((Ipv4Address::UNSPECIFIED, 0));
                 if !st.in_stream.is_empty() {
-                    let out = if st.in_stream.len() <= max {
-                        core::mem::take(&mut st.in_stream)
-                    } else {
-                        let rest = st.in_stream.split_off(max);
-                        core::mem::replace(&mut st.in_stream, rest)
-                    };
-                    return Some(Ok((out, remote)));
+                    return Some(Ok((take_front(&mut st.in_stream, max), remote)));
                 }
                 match st.ended {
                     Some(Ok(())) => Some(Ok((Vec::new(), remote))),
@@ -462,4 +457,19 @@ impl Drop for Socket {
         drop(s);
         wake_iface(iface);
     }
+}
+
+/// Up to `max` bytes from the front of `stream`, in one copy (all of it, when it fits, with
+/// no copy: the ring's buffer becomes the result).
+fn take_front(stream: &mut VecDeque<u8>, max: usize) -> Vec<u8> {
+    if stream.len() <= max {
+        return Vec::from(core::mem::take(stream));
+    }
+    let (front, back) = stream.as_slices();
+    let first = front.len().min(max);
+    let mut out = Vec::with_capacity(max);
+    out.extend_from_slice(&front[..first]);
+    out.extend_from_slice(&back[..max - first]);
+    stream.drain(..max);
+    out
 }

@@ -307,7 +307,7 @@ fn serve_stream(
         let room = TCP_RX - st.in_stream.len();
         let moved = socket.recv(|data| {
             let n = data.len().min(room);
-            st.in_stream.extend_from_slice(&data[..n]);
+            st.in_stream.extend(&data[..n]);
             (n, n)
         });
         match moved {
