@@ -9,7 +9,8 @@
 //! - **RX** (driver → kernel): the driver copies a received frame into slot
 //!   `RX_HEAD % SLOTS` of the RX ring, then advances `RX_HEAD` (a release store); the
 //!   kernel takes frames up to `RX_HEAD` and advances `RX_TAIL`. After a batch the driver
-//!   calls `netif_kick(h)`, which wakes the kernel's interface. A frame longer than a slot
+//!   calls `netif_kick(h, flags)`, which wakes the kernel's interface ([`KICK_POLLING`]
+//!   if it goes on polling). A frame longer than a slot
 //!   (a TCP segment the device coalesced, up to [`MAX_PACKET`]) spans up to [`MAX_CHAIN`]
 //!   consecutive slots, each but the last flagged [`MORE`]; `RX_HEAD` only ever moves past
 //!   whole frames.
@@ -140,6 +141,15 @@ impl SlotHeader {
         b
     }
 }
+
+/// `netif_kick` flag: the driver goes on polling its device after this kick, so the
+/// kernel wakes the interface on an idle CPU (where there is one) and the two work in
+/// parallel. Without it the interface is woken on the driver's CPU, which the driver is
+/// about to give up (it waits for its next interrupt): no cross-CPU wake-up, the shortest
+/// round trip for a lone frame.
+pub const KICK_POLLING: u64 = 1 << 0;
+/// Every `netif_kick` flag (others are `EINVAL`).
+pub const KICK_FLAGS: u64 = KICK_POLLING;
 
 /// Area offset of the slot a free-running index names in the ring at `ring`.
 pub const fn slot(ring: usize, idx: u32) -> usize {

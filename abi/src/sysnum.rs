@@ -98,7 +98,7 @@ pub enum Sysnum {
     DevCfgRead = 0x6A,
     /// `netif_open(dev, bit, mac)`: the kernel's interface for a NIC, its frame area mapped.
     NetifOpen = 0x6B,
-    /// `netif_kick(h)`: frames were put in the interface's RX ring.
+    /// `netif_kick(h, flags)`: frames were put in the interface's RX ring.
     NetifKick = 0x6C,
     // 0x70 system
     /// `power(h, action)`: power off or reboot, through a `Power` capability.

@@ -323,10 +323,12 @@ pub enum Call {
         /// The interface's MAC.
         mac: [u8; 6],
     },
-    /// `netif_kick(h)`.
+    /// `netif_kick(h, flags)`.
     NetifKick {
         /// A `NetIf` capability.
         handle: Handle,
+        /// `abi::netif::KICK_POLLING`: the driver goes on polling.
+        polling: bool,
     },
 }
 
@@ -630,9 +632,15 @@ pub fn decode(num: u64, a: [u64; 6]) -> Result<Call, Error> {
                 _ => return Err(Error::EINVAL),
             },
         },
-        Sysnum::NetifKick => Call::NetifKick {
-            handle: handle(a[0])?,
-        },
+        Sysnum::NetifKick => {
+            if a[1] & !abi::netif::KICK_FLAGS != 0 {
+                return Err(Error::EINVAL);
+            }
+            Call::NetifKick {
+                handle: handle(a[0])?,
+                polling: a[1] & abi::netif::KICK_POLLING != 0,
+            }
+        }
     })
 }
 
@@ -653,7 +661,7 @@ mod tests {
 
     #[test]
     fn every_implemented_call_decodes_with_good_arguments() {
-        let good: [(Sysnum, [u64; 6]); 42] = [
+        let good: [(Sysnum, [u64; 6]); 44] = [
             (Sysnum::Exit, [7, 0, 0, 0, 0, 0]),
             (Sysnum::Spawn, [0x1000, 4, 0, 0, 0, 0]),
             (Sysnum::Wait, [ANY_CHILD, 1, 0, 0, 0, 0]),
@@ -696,6 +704,8 @@ mod tests {
             (Sysnum::DmaAlloc, [0x8000_0000, 4096, 3, 64, 0, 0]),
             (Sysnum::DevBusMaster, [0x8000_0000, 1, 0, 0, 0, 0]),
             (Sysnum::DevReset, [0x8000_0000, 0, 0, 0, 0, 0]),
+            (Sysnum::NetifKick, [0x8000_0000, 0, 0, 0, 0, 0]),
+            (Sysnum::NetifKick, [0x8000_0000, 1, 0, 0, 0, 0]),
         ];
         for (num, a) in good {
             assert!(call(num, a).is_ok(), "{num:?}");
@@ -711,10 +721,22 @@ mod tests {
             call(Sysnum::Exit, [u64::MAX, 0, 0, 0, 0, 0]),
             Ok(Call::Exit { status: -1 })
         );
+        assert_eq!(
+            call(Sysnum::NetifKick, [0x8000_0000, 1, 0, 0, 0, 0]),
+            Ok(Call::NetifKick {
+                handle: Handle(0x8000_0000),
+                polling: true
+            })
+        );
     }
 
     #[test]
     fn malformed_arguments_have_their_error() {
+        assert_eq!(
+            call(Sysnum::NetifKick, [0x8000_0000, 2, 0, 0, 0, 0]),
+            Err(Error::EINVAL),
+            "a kick flag that does not exist"
+        );
         assert_eq!(
             call(Sysnum::Wait, [ANY_CHILD, 2, 0, 0, 0, 0]),
             Err(Error::EINVAL)

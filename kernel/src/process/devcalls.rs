@@ -19,7 +19,7 @@ use crate::arch::usercopy::copy_to_user;
 use crate::arch::uspace::UserAccess;
 use crate::irq as kirq;
 use crate::mem::frames::FRAME;
-use crate::net::stack::netif;
+use crate::net::stack::netif::{self, DriverNext};
 
 /// PCI base class of network controllers.
 const PCI_CLASS_NETWORK: u8 = 0x02;
@@ -240,12 +240,16 @@ pub fn netif_open(p: &Arc<Process>, h: Handle, bit: u8, mac: [u8; 6]) -> Ret {
     Ok([u64::from(h.raw()), va as u64, 0])
 }
 
-/// `netif_kick(h)`: wakes the interface for the frames in its RX ring.
-pub fn netif_kick(p: &Arc<Process>, h: Handle) -> Ret {
+/// `netif_kick(h, flags)`: wakes the interface for the frames in its RX ring.
+pub fn netif_kick(p: &Arc<Process>, h: Handle, polling: bool) -> Ret {
     table::with_caps(p, |caps| {
         match caps.get(h, CapType::NetIf, Rights::WRITE)? {
             Object::NetIf(n) => {
-                n.attachment.kick();
+                n.attachment.kick(if polling {
+                    DriverNext::Polls
+                } else {
+                    DriverNext::Waits
+                });
                 Ok([0; 3])
             }
             _ => Err(Error::EWRONGTYPE),

@@ -171,7 +171,7 @@ fn dispatch(p: &Arc<Process>, call: Call) -> Result<[u64; 3], Stop> {
         Call::DevReset { handle } => device::reset(p, handle),
         Call::DevCfgRead { handle, offset } => device::cfg_read(p, handle, offset),
         Call::NetifOpen { handle, bit, mac } => device::netif_open(p, handle, bit, mac),
-        Call::NetifKick { handle } => device::netif_kick(p, handle),
+        Call::NetifKick { handle, polling } => device::netif_kick(p, handle, polling),
     };
     r.map_err(Stop::Fail)
 }

@@ -55,9 +55,10 @@ pub fn netif_open(dev: Handle, bit: u8, mac: [u8; 6]) -> crate::Result<(Handle, 
     Ok((Handle(r[0] as u32), r[1] as usize))
 }
 
-/// `netif_kick(h)`: frames were put in the RX ring (wakes the kernel's interface).
-pub fn netif_kick(netif: Handle) -> crate::Result<()> {
-    sys::call1(Sysnum::NetifKick, u64::from(netif.raw())).map(|_| ())
+/// `netif_kick(h, flags)`: frames were put in the RX ring (wakes the kernel's interface;
+/// `abi::netif::KICK_POLLING` if the driver goes on polling).
+pub fn netif_kick(netif: Handle, flags: u64) -> crate::Result<()> {
+    sys::call2(Sysnum::NetifKick, u64::from(netif.raw()), flags).map(|_| ())
 }
 
 /// `irq_arm(line)`: Masked -> Armed.
@@ -198,8 +199,8 @@ unsafe impl udrv::DevSys for Kernel {
     fn netif_open(&self, dev: Handle, bit: u8, mac: [u8; 6]) -> crate::Result<(Handle, usize)> {
         netif_open(dev, bit, mac)
     }
-    fn netif_kick(&self, netif: Handle) -> crate::Result<()> {
-        netif_kick(netif)
+    fn netif_kick(&self, netif: Handle, flags: u64) -> crate::Result<()> {
+        netif_kick(netif, flags)
     }
     fn cap_drop(&self, h: Handle) {
         let _ = crate::cap::drop(h);

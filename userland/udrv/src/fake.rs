@@ -60,6 +60,7 @@ struct State {
     netif_opened: Option<(u8, [u8; 6])>,
     netif_start: u32,
     kicks: u64,
+    polling_kicks: u64,
 }
 
 /// The fake kernel. Leaked by [`FakeKernel::with_device`], so `&'static FakeKernel` is the
@@ -213,6 +214,11 @@ impl FakeKernel {
     /// `netif_kick` calls so far.
     pub fn kicks(&self) -> u64 {
         self.st.borrow().kicks
+    }
+
+    /// Of those, kicks flagged `KICK_POLLING`.
+    pub fn polling_kicks(&self) -> u64 {
+        self.st.borrow().polling_kicks
     }
 
     /// The next area starts with all four indices at `v` (a kernel that kept frames).
@@ -389,13 +395,17 @@ unsafe impl DevSys for &'static FakeKernel {
         Ok((h, area))
     }
 
-    fn netif_kick(&self, netif: Handle) -> Result<()> {
+    fn netif_kick(&self, netif: Handle, flags: u64) -> Result<()> {
         self.enter("netif_kick")?;
         let mut st = self.st.borrow_mut();
         if !st.netif.contains_key(&netif.raw()) {
             return Err(Error::EBADH);
         }
+        if flags & !abi::netif::KICK_FLAGS != 0 {
+            return Err(Error::EINVAL);
+        }
         st.kicks += 1;
+        st.polling_kicks += u64::from(flags & abi::netif::KICK_POLLING != 0);
         Ok(())
     }
 

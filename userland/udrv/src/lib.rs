@@ -118,8 +118,8 @@ pub unsafe trait DevSys: Copy {
     fn cfg_read(&self, dev: Handle, offset: u16) -> Result<u32>;
     /// `netif_open(dev, bit, mac)` -> (the `NetIf` handle, its frame area's address).
     fn netif_open(&self, dev: Handle, bit: u8, mac: [u8; 6]) -> Result<(Handle, usize)>;
-    /// `netif_kick(netif)`.
-    fn netif_kick(&self, netif: Handle) -> Result<()>;
+    /// `netif_kick(netif, flags)` (`abi::netif::KICK_*`).
+    fn netif_kick(&self, netif: Handle, flags: u64) -> Result<()>;
     /// `cap_drop(h)`; a failure is ignored (the handle is gone either way).
     fn cap_drop(&self, h: Handle);
     /// A full barrier for every observer, the device included.

@@ -17,6 +17,16 @@ pub use abi::netif::{MAX_CHAIN, MAX_PACKET};
 use abi::{Error, Handle};
 pub use drivers::virtio::net::{RxCsum, RxMeta};
 
+/// What a driver does after `NetIf::kick`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AfterKick {
+    /// Waits for its next interrupt: the kernel's interface takes the frames on this CPU.
+    Waits,
+    /// Goes on polling (its budget ran out with work left): the interface takes the
+    /// frames on another CPU meanwhile, if one is idle.
+    Polls,
+}
+
 use crate::mmio::SharedMem;
 use crate::{DevSys, Device, Result};
 
@@ -240,9 +250,15 @@ impl<B: DevSys> NetIf<B> {
         true
     }
 
-    /// `netif_kick`: wakes the kernel's interface for the frames published.
-    pub fn kick(&self) -> Result<()> {
-        self.sys.netif_kick(self.handle)
+    /// `netif_kick`: wakes the kernel's interface for the frames published; `next`, what
+    /// this driver does now (the kernel wakes the interface beside a driver that polls on,
+    /// on the CPU of one that waits).
+    pub fn kick(&self, next: AfterKick) -> Result<()> {
+        let flags = match next {
+            AfterKick::Waits => 0,
+            AfterKick::Polls => abi::netif::KICK_POLLING,
+        };
+        self.sys.netif_kick(self.handle, flags)
     }
 
     /// Frames the kernel queued for sending and we have not taken (0 for a bad head,
@@ -329,8 +345,14 @@ mod tests {
         let mut f = [0u8; 1514];
         kv.copy_out(slot(RX_RING, 1) + SLOT_HEADER, &mut f);
         assert_eq!(f, [0xbb; 1514]);
-        n.kick().unwrap();
-        assert_eq!(k.kicks(), 1);
+        n.kick(AfterKick::Waits).unwrap();
+        assert_eq!((k.kicks(), k.polling_kicks()), (1, 0));
+        n.kick(AfterKick::Polls).unwrap();
+        assert_eq!(
+            (k.kicks(), k.polling_kicks()),
+            (2, 1),
+            "the driver polls on: flagged"
+        );
         let header = |i: u32| {
             let mut b = [0u8; SLOT_HEADER];
             kv.copy_out(slot(RX_RING, i), &mut b);

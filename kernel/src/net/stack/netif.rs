@@ -110,6 +110,15 @@ struct IfShared {
 
 static NETIFS: IrqLock<Vec<IfShared>> = IrqLock::new(Vec::new());
 
+/// What a driver does after `netif_kick` (`abi::netif::KICK_POLLING`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DriverNext {
+    /// Waits for its next interrupt.
+    Waits,
+    /// Goes on polling its device.
+    Polls,
+}
+
 /// A driver's hold on an interface: the object behind a `NetIf` capability. Dropping it
 /// (after the driver's mapping of the area is gone) detaches the driver; the interface
 /// stays.
@@ -130,15 +139,20 @@ impl Attachment {
         &self.link.area
     }
 
-    /// `netif_kick`: frames are waiting in the RX ring.
-    pub fn kick(&self) {
-        // Woken on the driver's CPU: the driver waits for its next interrupt right after,
-        // and the interface's task takes the frames there.
+    /// `netif_kick`: frames are waiting in the RX ring; `next`, what the driver does now.
+    pub fn kick(&self, next: DriverNext) {
         if let Some(w) = with(self.id, |i| {
             i.counters.kicks += 1;
             i.wake
         }) {
-            let _ = sched::notify_post_here(w, 1);
+            let _ = match next {
+                // The driver waits for its next interrupt right after: the interface's
+                // task takes the frames on the CPU it leaves, with no cross-CPU wake-up.
+                DriverNext::Waits => sched::notify_post_here(w, 1).map(|_| ()),
+                // The driver keeps its CPU: the task runs on an idle one beside it (a
+                // download's frames then cost the driver's copies or the task's, not both).
+                DriverNext::Polls => sched::notify_post(w, 1),
+            };
         }
     }
 }

@@ -31,7 +31,7 @@ use capstan_programs::tool::Tool;
 use capstan_rt::dev::{Device, Kernel};
 use capstan_rt::{Startup, entry, println, process, time};
 use udrv::DmaDir;
-use udrv::netif::{self, NetIf, RxCsum, RxMeta};
+use udrv::netif::{self, AfterKick, NetIf, RxCsum, RxMeta};
 use udrv::pool::{self, Slice};
 use udrv::virtio::net::{self as vnet_hdr, RxOffloads};
 use udrv::virtio::{self, ModernTransport, QueueSetup, StructWindow, Transport, feature};
@@ -644,10 +644,11 @@ impl Nic {
         let mut kicked = false;
         loop {
             // Blocks until an interrupt or the kernel's bit; a round still polling (budget
-            // spent) only looks at the bits in passing, after giving the CPU to the
-            // interface's task if it was just kicked: the kernel wakes that task on this
-            // CPU ("the driver waits for its next interrupt right after"), so a round that
-            // kept going would keep the frames it published from being taken.
+            // spent) only looks at the bits in passing. A kick says what comes next: with
+            // work left the round polls on and the kernel runs the interface's task on
+            // another CPU meanwhile; a round that ends kicks it onto this CPU, which it
+            // gives up to wait, unless a re-arm race keeps it polling: then it yields
+            // first, or the frames it published would wait for it.
             let deadline = match &state {
                 RxState::Polling(_) => {
                     if core::mem::take(&mut kicked) {
@@ -714,9 +715,13 @@ impl Nic {
                 let polled = self.poll_rx(&mut round, BUDGET, room, |pieces, meta| {
                     let _ = netif.rx_push_frame(pieces, meta);
                 });
+                let next = match polled {
+                    Polled::More => AfterKick::Polls,
+                    Polled::Drained => AfterKick::Waits,
+                };
                 if netif.rx_publish() {
-                    netif.kick().map_err(|e| format!("netif_kick: {e}"))?;
-                    kicked = true;
+                    netif.kick(next).map_err(|e| format!("netif_kick: {e}"))?;
+                    kicked = next == AfterKick::Waits;
                 }
                 *rx_rejected = round.ring().rejected();
                 check_ring(round.ring().is_broken(), round.ring().rejected())?;
