@@ -14,6 +14,9 @@
 )]
 
 extern crate alloc;
+// memcpy and memmove (faster than the toolchain's for differently aligned buffers).
+#[cfg(target_os = "none")]
+extern crate memcopy;
 
 mod cmdline;
 mod memrange;

@@ -112,7 +112,8 @@ def udp_echo(lease, mode, port=7):
 
 
 def parse_netbench(text):
-    """DNS, HTTP (per path and check: lists of runs) and SHA-256 lines of one or more runs."""
+    """DNS, HTTP (per path and check: lists of runs), SHA-256 and memcpy lines of one or more
+    runs (SHA-256 and memcpy in MiB/s, per implementation or alignment)."""
     dns = [tuple(map(int, m)) for m in re.findall(
         r"netbench dns n=(\d+) errors=(\d+) median_us=(\d+) p99_us=(\d+)", text)]
     http = {}
@@ -127,6 +128,9 @@ def parse_netbench(text):
     for m in re.finditer(r"netbench sha256(?: impl=(\S+))? bytes=(\d+) ms=(\d+)", text):
         impl = m.group(1) or "soft"
         sha.setdefault(impl, []).append((int(m.group(2)) / MiB) / (max(int(m.group(3)), 1) / 1000))
+    for m in re.finditer(r"netbench memcpy (\S+) bytes=(\d+) us=(\d+)", text):
+        sha.setdefault(f"memcpy {m.group(1)}", []).append(
+            (int(m.group(2)) / MiB) / (max(int(m.group(3)), 1) / 1e6))
     return dns, http, sha
 
 
@@ -297,7 +301,8 @@ def print_report(r):
         print(f"[{mode}] HTTP GET {key}: {h['ms']} ms, {h['MiB_per_s']:.1f} MiB/s (runs {h['runs_ms']}){extra}")
     print(f"[{mode}] during DNS+HTTP: {r['netbench_interrupts_per_packet']} interrupts/packet")
     for impl, v in r["sha256_MiB_per_s"].items():
-        print(f"[{mode}] SHA-256 in memory ({impl}): {v:.1f} MiB/s")
+        what = impl if impl.startswith("memcpy") else f"SHA-256 ({impl})"
+        print(f"[{mode}] {what} in memory: {v:.1f} MiB/s")
     print(f"[{mode}] frames dropped in the guest: {r['rx_drops']}")
     print_user_nic(r)
 

@@ -9,6 +9,9 @@
 #![no_std]
 
 extern crate alloc;
+// memcpy and memmove for every program (faster than the toolchain's for differently
+// aligned buffers).
+extern crate memcopy;
 
 pub mod cap;
 pub mod console;

@@ -6,7 +6,9 @@
 //! lab.capstan.test at 192.0.2.1, `netbench http path=P check=C bytes=B ms=T busy_ms=U
 //! irqs=I` for /1m.bin and /16m.bin with and without the SHA-256 check (busy: CPU time
 //! of all CPUs from /proc/stat; irqs: the NIC's RX interrupts from /proc/netif),
-//! `netbench sha256 impl=I bytes=B ms=T` for 4 MiB in memory, then `netbench done`.
+//! `netbench sha256 impl=I bytes=B ms=T` for 4 MiB in memory, `netbench memcpy A bytes=B
+//! us=T` for copies between equally aligned buffers and ones 4 bytes apart (what a copy
+//! costs), then `netbench done`.
 //!
 //! With `--via ADDR` the DNS queries go to ADDR and the downloads come from `http://ADDR`
 //! (the lab's second link, 198.51.100.1, is reached through the user-mode NIC driver's
@@ -157,6 +159,20 @@ fn main(startup: &Startup) -> i32 {
             block.len(),
             (time::now() - t0) / 1_000_000,
             digest.0[0]
+        );
+    }
+    let mut to = alloc::vec![0u8; block.len()];
+    for (name, skew) in [("aligned", 0), ("skewed", 4)] {
+        let t0 = time::now();
+        for _ in 0..8 {
+            let n = block.len() - 16;
+            to[16..][..n].copy_from_slice(core::hint::black_box(&block[16 - skew..][..n]));
+            core::hint::black_box(&mut to);
+        }
+        println!(
+            "netbench memcpy {name} bytes={} us={}",
+            8 * (block.len() - 16),
+            (time::now() - t0) / 1_000
         );
     }
     println!("netbench done");
