@@ -16,7 +16,7 @@ use smoltcp::wire::{IpAddress, IpEndpoint, IpListenEndpoint};
 use super::super::{IfaceId, SHARED};
 use super::{
     DATAGRAMS_QUEUED, Datagram, LINGER_NS, MAX_DATAGRAM, Proto, Role, STUCK_TX_NS, SockError,
-    SockState, TCP_RX, TCP_TX, UDP_BUFFER,
+    SockState, TCP_RX, TCP_RX_ACCEPTED, TCP_RX_QUEUED, TCP_TX, UDP_BUFFER,
 };
 use crate::sched;
 use crate::time;
@@ -266,11 +266,20 @@ fn serve_icmp(st: &mut SockState, sockets: &mut SocketSet<'static>, now: u64) {
     }
 }
 
-fn tcp_socket() -> tcp::Socket<'static> {
-    tcp::Socket::new(
-        tcp::SocketBuffer::new(vec![0; TCP_RX]),
-        tcp::SocketBuffer::new(vec![0; TCP_TX]),
-    )
+/// A smoltcp TCP socket with a `window`-byte receive buffer; `None` if the heap has no
+/// room for its buffers (the connection fails with `NoMemory`, nothing panics).
+fn tcp_socket(window: usize) -> Option<tcp::Socket<'static>> {
+    Some(tcp::Socket::new(
+        tcp::SocketBuffer::new(zeroed(window)?),
+        tcp::SocketBuffer::new(zeroed(TCP_TX)?),
+    ))
+}
+
+fn zeroed(len: usize) -> Option<Vec<u8>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(len).ok()?;
+    v.resize(len, 0);
+    Some(v)
 }
 
 fn serve_stream(
@@ -293,7 +302,10 @@ fn serve_stream(
         let (Some(remote), Some(local)) = (st.remote, st.local) else {
             return;
         };
-        let mut socket = tcp_socket();
+        let Some(mut socket) = tcp_socket(TCP_RX) else {
+            st.ended = Some(Err(SockError::NoMemory));
+            return;
+        };
         let ep = IpEndpoint::new(IpAddress::Ipv4(remote.0), remote.1);
         match socket.connect(iface.context(), ep, local) {
             Ok(()) => st.handles.push(sockets.add(socket)),
@@ -303,8 +315,8 @@ fn serve_stream(
     }
     let socket = sockets.get_mut::<tcp::Socket>(st.handles[0]);
     send_queued(st, socket);
-    while st.in_stream.len() < TCP_RX && socket.can_recv() {
-        let room = TCP_RX - st.in_stream.len();
+    while st.in_stream.len() < TCP_RX_QUEUED && socket.can_recv() {
+        let room = TCP_RX_QUEUED - st.in_stream.len();
         let moved = socket.recv(|data| {
             let n = data.len().min(room);
             st.in_stream.extend(&data[..n]);
@@ -399,7 +411,10 @@ fn serve_listener(
     }
     // Keep `backlog` sockets listening, counting connections not yet accepted.
     while st.handles.len() + st.ready.len() < backlog {
-        let mut socket = tcp_socket();
+        // No memory for another: the listener goes on with the sockets it has.
+        let Some(mut socket) = tcp_socket(TCP_RX_ACCEPTED) else {
+            return;
+        };
         if socket
             .listen(IpListenEndpoint { addr: None, port })
             .is_err()
