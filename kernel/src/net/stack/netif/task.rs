@@ -223,15 +223,21 @@ impl Ring {
     }
 
     /// Signals the driver if frames were put in its TX ring, or room made in a full RX
-    /// ring, since the last call: woken on this CPU (the task sleeps or yields next), so the
-    /// frames leave without a cross-CPU wake-up.
-    fn signal(&mut self) {
+    /// ring, since the last call. A task that sleeps next wakes the driver on this CPU, so
+    /// the frames leave without a cross-CPU wake-up; one with frames still waiting (its
+    /// budget ran out) wakes it where a CPU is idle, and the two keep working side by side.
+    fn signal(&mut self, task_sleeps: bool) {
         let news = core::mem::take(&mut self.tx_added) | core::mem::take(&mut self.room_freed);
         if news
             && !self.detached
             && let Some(link) = &self.link
         {
-            let _ = sched::notify_post_here(link.signal.0, link.signal.1);
+            let (w, bits) = link.signal;
+            let _ = if task_sleeps {
+                sched::notify_post_here(w, bits).map(|_| ())
+            } else {
+                sched::notify_post(w, bits)
+            };
         }
     }
 }
@@ -423,12 +429,13 @@ pub(super) fn run(id: IfaceId, mac: [u8; 6], wake: NotifyId) {
                 break;
             }
         }
-        t.ring.signal();
+        let more = t.budget == 0 && t.ring.rx_waiting();
+        t.ring.signal(!more);
         let mut counted = core::mem::take(&mut t.ring.counted);
         counted.echo_requests = t.gate.echo_requests - echo_requests;
         echo_requests = t.gate.echo_requests;
         with(id, |i| i.counters.add(&counted));
-        if t.budget == 0 && t.ring.rx_waiting() {
+        if more {
             sched::yield_now(); // a flood never starves other threads
             continue;
         }
