@@ -61,6 +61,8 @@ struct State {
     netif_start: u32,
     kicks: u64,
     polling_kicks: u64,
+    /// Run at the next `fence` (a device acting at that moment).
+    at_fence: Option<Box<dyn FnOnce()>>,
 }
 
 /// The fake kernel. Leaked by [`FakeKernel::with_device`], so `&'static FakeKernel` is the
@@ -90,6 +92,11 @@ impl FakeKernel {
     /// Empties the log.
     pub fn clear_log(&self) {
         self.st.borrow_mut().log.clear();
+    }
+
+    /// Runs `f` at the next `fence`, after it is logged: a device that acts just then.
+    pub fn at_next_fence(&self, f: Box<dyn FnOnce()>) {
+        self.st.borrow_mut().at_fence = Some(f);
     }
 
     /// The next call (other than `cap_drop` and `fence`) fails with `e`.
@@ -421,8 +428,15 @@ unsafe impl DevSys for &'static FakeKernel {
     }
 
     fn fence(&self) {
-        self.st.borrow_mut().log.push("fence");
+        let hook = {
+            let mut st = self.st.borrow_mut();
+            st.log.push("fence");
+            st.at_fence.take()
+        };
         core::sync::atomic::fence(core::sync::atomic::Ordering::SeqCst);
+        if let Some(f) = hook {
+            f();
+        }
     }
 }
 

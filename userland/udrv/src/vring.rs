@@ -323,8 +323,9 @@ impl<B: DevSys, const Q: usize, T: Buffer> Vring<Armed, B, Q, T> {
         self.suppress().retype()
     }
 
-    /// `Armed` -> `Suppressed`: `VRING_AVAIL_F_NO_INTERRUPT`, or with event index simply
-    /// no further `used_event` (virtio 1.2 §2.7.10).
+    /// `Armed` -> `Suppressed`: `VRING_AVAIL_F_NO_INTERRUPT`, or with event index
+    /// `used_event` parked one behind what the driver consumed (virtio 1.2 §2.7.10;
+    /// `Core::park_used_event`).
     pub(crate) fn suppress(self) -> Vring<Suppressed, B, Q, T> {
         self.core.suppress();
         self.retype()
@@ -335,7 +336,11 @@ impl<S: Drainable, B: DevSys, const Q: usize, T: Buffer> Vring<S, B, Q, T> {
     /// Pops one used element: `None` when nothing is pending (or the ring is broken),
     /// otherwise a validated completion or a rejection (counted in [`Vring::rejected`]).
     pub fn pop_used(&mut self) -> Option<Used<T>> {
-        self.core.pop_used()
+        let popped = self.core.pop_used();
+        if popped.is_some() && self.core.event_idx {
+            self.core.park_used_event();
+        }
+        popped
     }
 }
 
@@ -405,11 +410,25 @@ impl<S: RingState, B: DevSys, const Q: usize, T: Buffer> Vring<S, B, Q, T> {
 
 impl<B: DevSys, const Q: usize, T: Buffer> Core<B, Q, T> {
     fn suppress(&self) {
-        if !self.event_idx {
+        if self.event_idx {
+            self.park_used_event();
+        } else {
             self.mem
                 .write_u16(self.layout.avail, VRING_AVAIL_F_NO_INTERRUPT);
         }
         self.mem.fence(Fence::Write);
+    }
+
+    /// With event index, interrupts stay off only while `used_event` is outside the range
+    /// of indices the device's next write covers (virtio 1.2 §2.7.10). One left where the
+    /// last re-enable put it would be crossed again 65 536 completions later (or at once,
+    /// on a ring never armed: it starts at 0), a stray interrupt each time; one behind
+    /// `last_used` it never is (the device's index is at least `last_used` and at most a
+    /// queue ahead). Kept there after every pop of a suppressed or polled ring, as
+    /// `caps::vring` does for the kernel's rings.
+    fn park_used_event(&self) {
+        self.mem
+            .write_u16(self.layout.used_event(), self.last_used.wrapping_sub(1));
     }
 
     /// Linux `virtqueue_enable_cb` without its recheck (the quiet check does that): an
@@ -749,6 +768,15 @@ impl<B: DevSys, const Q: usize, T: Buffer> Round<B, Q, T> {
         reason = "the round comes back unchanged, by value (no heap here)"
     )]
     fn end(self, mark: u16) -> Result<Napi<B, Q, T>, (Self, NotFinished)> {
+        // Completions already published past `mark`: the round goes on, and the ring's
+        // interrupts stay off. Re-enabling them only to find the work would have the device
+        // raise an interrupt for it while the line is masked, to be delivered at the next
+        // re-arm, coalesced with any other raised meanwhile.
+        if self.ring.core.broken
+            || self.ring.core.mem.read_u16(self.ring.core.layout.used + 2) != mark
+        {
+            return Err((self, NotFinished::Raced));
+        }
         let Round { line, ring } = self;
         let quiet = quiesce(
             line,
@@ -1145,22 +1173,77 @@ mod tests {
         let (mut round, _) = pair.wait(u64::MAX).unwrap();
         assert!(round.pop_used().is_none());
         // The device completes after the drain, while interrupts are still suppressed:
-        // it raises nothing, so re-arming now would lose this buffer.
+        // it raises nothing, so re-arming now would lose this buffer. Seen before the
+        // ring's interrupts are re-enabled: they stay off (re-enabled, the device would
+        // raise one for it into the masked line).
         let (id, ..) = dev.take().unwrap();
         dev.complete(u32::from(id), 42);
         k.clear_log();
         let (mut round, why) = round.finish().unwrap_err();
         assert_eq!(why, NotFinished::Raced);
-        assert_eq!(k.log(), ["fence", "fence"], "no irq_rearm");
+        assert!(
+            k.log().is_empty(),
+            "no re-enable, no irq_rearm: {:?}",
+            k.log()
+        );
         assert_eq!(k.line(h), LineModel::Draining);
         assert_eq!(
             dev.avail_flags(),
             VRING_AVAIL_F_NO_INTERRUPT,
-            "suppressed again"
+            "still suppressed"
         );
         assert_eq!(completion(round.pop_used()).len, 42);
         let _pair = round.finish().unwrap();
         assert_eq!(k.line(h), LineModel::Armed);
+    }
+
+    #[test]
+    fn a_completion_between_the_re_enable_and_the_recheck_keeps_the_line_masked() {
+        let (k, device) = FakeKernel::with_device();
+        let (pair, dev) = napi(k, &device, true);
+        let h = pair.line().handle();
+        let dev = std::rc::Rc::new(core::cell::RefCell::new(dev));
+        let (id, ..) = dev.borrow_mut().take().unwrap();
+        dev.borrow_mut().complete(u32::from(id), 10);
+        k.fire(h, 1);
+        let (mut round, _) = pair.wait(u64::MAX).unwrap();
+        assert_eq!(completion(round.pop_used()).len, 10);
+        assert_eq!(
+            dev.borrow().used_event(),
+            0,
+            "parked one behind the one consumed"
+        );
+        // The device completes just after the ring's interrupts are re-enabled (at the
+        // fence before the recheck): the recheck sees it and the line stays masked.
+        let d = dev.clone();
+        k.at_next_fence(Box::new(move || {
+            let mut d = d.borrow_mut();
+            let (id, ..) = d.take().unwrap();
+            d.complete(u32::from(id), 42);
+        }));
+        k.clear_log();
+        let (mut round, why) = round.finish().unwrap_err();
+        assert_eq!(why, NotFinished::Raced);
+        assert_eq!(
+            k.log(),
+            ["fence", "fence"],
+            "re-enabled, suppressed again, no irq_rearm"
+        );
+        assert_eq!(k.line(h), LineModel::Draining);
+        assert_eq!(
+            dev.borrow().used_event(),
+            0,
+            "parked again while the round goes on"
+        );
+        assert_eq!(completion(round.pop_used()).len, 42);
+        assert_eq!(dev.borrow().used_event(), 1);
+        let _pair = round.finish().unwrap();
+        assert_eq!(k.line(h), LineModel::Armed);
+        assert_eq!(
+            dev.borrow().used_event(),
+            2,
+            "the next completion interrupts"
+        );
     }
 
     #[test]
