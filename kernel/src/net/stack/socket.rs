@@ -4,7 +4,7 @@
 //! smoltcp socket behind it. As with the kernel's sessions, the two meet in `SHARED`:
 //! the caller queues what it sends and takes what arrived, the task moves bytes between
 //! those queues and smoltcp after every poll and posts the socket's notification (and
-//! the owner's chosen event bits) when something changed. Every queue is bounded, so a
+//! the owner's chosen event bits) when it became readable, connected, or writable again. Every queue is bounded, so a
 //! process's socket memory is at most `abi::net::MAX_SOCKETS_PER_PROCESS` times one
 //! socket's buffers (the table in docs/net.md).
 //!
@@ -224,6 +224,11 @@ impl SockState {
             || !self.in_stream.is_empty()
             || !self.ready.is_empty()
             || self.ended.is_some()
+    }
+
+    /// Whether a send would not wait for room (the owner's queues are not full).
+    fn writable(&self) -> bool {
+        self.out_datagrams.len() < DATAGRAMS_QUEUED && self.out_stream.len() < TCP_TX
     }
 }
 

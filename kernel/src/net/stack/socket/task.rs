@@ -35,12 +35,7 @@ pub(in crate::net::stack) fn serve(
     let mut accepted = Vec::new();
     let mut next_id = s.next_session;
     for st in s.socks.iter_mut().filter(|st| st.iface == id) {
-        let before = (
-            st.readable(),
-            st.established,
-            st.out_datagrams.len(),
-            st.out_stream.len(),
-        );
+        let before = (st.readable(), st.established, st.writable());
         match st.proto {
             Proto::Udp => serve_udp(st, sockets, now),
             Proto::Icmp => serve_icmp(st, sockets, now),
@@ -52,13 +47,13 @@ pub(in crate::net::stack) fn serve(
                 }
             },
         }
-        let after = (
-            st.readable(),
-            st.established,
-            st.out_datagrams.len(),
-            st.out_stream.len(),
-        );
-        if after != before || (after.0 && !before.0) {
+        // News for the owner: something to read (or the end), the connection made, or
+        // room to send in a queue that was full. Not a queue that merely drained: a
+        // process that sent a request and then waits for the answer would be woken for
+        // nothing (an extra trip into the kernel per exchange) by its request leaving.
+        let after = (st.readable(), st.established, st.writable());
+        let news = (after.0 && !before.0) || after.1 != before.1 || (after.2 && !before.2);
+        if news {
             woke += st.post_here();
         }
     }
