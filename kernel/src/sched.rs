@@ -35,7 +35,8 @@ use caps::lock::IrqsMasked;
 use notify::{Notify, wait_state};
 
 pub use notify::{
-    OwnedNotify, notify_create, notify_destroy, notify_post, notify_post_here, notify_wait,
+    OwnedNotify, WakeOn, notify_create, notify_destroy, notify_post, notify_post_here,
+    notify_post_on, notify_wait,
 };
 
 /// Maximum CPUs the run-queue array is sized for.
@@ -620,6 +621,7 @@ pub fn for_each_thread(mut f: impl FnMut(&ThreadView)) {
 }
 
 /// One thread as `for_each_thread` shows it (`/proc/threads`, the monitor's `threads`).
+#[derive(Clone)]
 pub struct ThreadView {
     pub id: ThreadId,
     pub name: &'static str,

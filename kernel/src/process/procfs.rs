@@ -103,13 +103,18 @@ fn profile(out: &mut String) {
 fn threads(out: &mut String) {
     let mut all = Vec::new();
     // Named after the scheduler's lock is dropped: the process table has its own.
-    sched::for_each_thread(|t| all.push((t.id.0, t.name, t.state, t.switches_in, t.run_ns, t.pid)));
-    for (id, name, state, switches, run_ns, pid) in all {
-        let _ = match pid.and_then(|pid| table::get(pid).map(|p| (pid, p))) {
+    sched::for_each_thread(|t| all.push(t.clone()));
+    for t in all {
+        let id = t.id.0;
+        let _ = match t.pid.and_then(|pid| table::get(pid).map(|p| (pid, p))) {
             Some((pid, p)) => write!(out, "{id} pid {pid} {}", p.name),
-            None => write!(out, "{id} {name}"),
+            None => write!(out, "{id} {}", t.name),
         };
-        let _ = writeln!(out, " {state} switches {switches} run_ns {run_ns}");
+        let _ = writeln!(
+            out,
+            " {} switches {} run_ns {}",
+            t.state, t.switches_in, t.run_ns
+        );
     }
 }
 

@@ -85,6 +85,20 @@ pub fn notify_post_here(id: NotifyId, bits: u64) -> Result<bool, SchedError> {
     post(id, bits, true)
 }
 
+/// Where a thread that posts wants the waiter to run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WakeOn {
+    /// This CPU, which the poster gives up next (`notify_post_here`).
+    ThisCpu,
+    /// Wherever the scheduler places it: an idle CPU first (`notify_post`).
+    AnyCpu,
+}
+
+/// `notify_post_here` or `notify_post`, as `on` says.
+pub fn notify_post_on(id: NotifyId, bits: u64, on: WakeOn) -> Result<(), SchedError> {
+    post(id, bits, on == WakeOn::ThisCpu).map(|_| ())
+}
+
 fn post(id: NotifyId, bits: u64, here: bool) -> Result<bool, SchedError> {
     let mut guard = SCHED.lock();
     let (slot, masked) = guard.parts();

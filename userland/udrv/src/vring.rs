@@ -892,6 +892,11 @@ mod tests {
             let flags = u16::from_le_bytes([d[12], d[13]]);
             Some((id, addr, len, flags))
         }
+        /// Takes the next available buffer and publishes it used with `len` bytes.
+        fn complete_next(&mut self, len: u32) {
+            let (id, ..) = self.take().expect("a posted buffer");
+            self.complete(u32::from(id), len);
+        }
         /// Publishes a used element, hostile or not.
         fn complete(&mut self, id: u32, len: u32) {
             let e = self
@@ -1142,8 +1147,7 @@ mod tests {
         assert_eq!((k.line(h), dev.avail_flags()), (LineModel::Armed, 0));
         let (pair, e) = pair.wait(0).unwrap_err();
         assert_eq!(e, Error::ETIMEDOUT, "not fired: the pair comes back");
-        let (id, ..) = dev.take().unwrap();
-        dev.complete(u32::from(id), 60);
+        dev.complete_next(60);
         k.fire(h, 5);
         let (mut round, fired) = pair.wait(0).unwrap();
         assert_eq!(fired.fires, 1);
@@ -1176,8 +1180,7 @@ mod tests {
         // it raises nothing, so re-arming now would lose this buffer. Seen before the
         // ring's interrupts are re-enabled: they stay off (re-enabled, the device would
         // raise one for it into the masked line).
-        let (id, ..) = dev.take().unwrap();
-        dev.complete(u32::from(id), 42);
+        dev.complete_next(42);
         k.clear_log();
         let (mut round, why) = round.finish().unwrap_err();
         assert_eq!(why, NotFinished::Raced);
@@ -1203,8 +1206,7 @@ mod tests {
         let (pair, dev) = napi(k, &device, true);
         let h = pair.line().handle();
         let dev = std::rc::Rc::new(core::cell::RefCell::new(dev));
-        let (id, ..) = dev.borrow_mut().take().unwrap();
-        dev.borrow_mut().complete(u32::from(id), 10);
+        dev.borrow_mut().complete_next(10);
         k.fire(h, 1);
         let (mut round, _) = pair.wait(u64::MAX).unwrap();
         assert_eq!(completion(round.pop_used()).len, 10);
@@ -1216,11 +1218,7 @@ mod tests {
         // The device completes just after the ring's interrupts are re-enabled (at the
         // fence before the recheck): the recheck sees it and the line stays masked.
         let d = dev.clone();
-        k.at_next_fence(Box::new(move || {
-            let mut d = d.borrow_mut();
-            let (id, ..) = d.take().unwrap();
-            d.complete(u32::from(id), 42);
-        }));
+        k.at_next_fence(Box::new(move || d.borrow_mut().complete_next(42)));
         k.clear_log();
         let (mut round, why) = round.finish().unwrap_err();
         assert_eq!(why, NotFinished::Raced);
@@ -1268,8 +1266,7 @@ mod tests {
         assert!(pair.kick_needed(), "avail_event 0, passed by 0 -> 4");
         let h = pair.line().handle();
         for _ in 0..3 {
-            let (id, ..) = dev.take().unwrap();
-            dev.complete(u32::from(id), 1);
+            dev.complete_next(1);
         }
         k.fire(h, 1);
         let (mut round, _) = pair.wait(0).unwrap();
@@ -1429,8 +1426,7 @@ mod tests {
         let mut round = pair.mask().unwrap();
         assert_eq!(k.line(h), LineModel::Draining, "masked without a wait");
         // Completions while masked are drained at leisure; nothing fires.
-        let (id, ..) = dev.take().unwrap();
-        dev.complete(u32::from(id), 0);
+        dev.complete_next(0);
         k.fire(h, 1);
         assert_eq!(k.line(h), LineModel::Draining);
         assert_eq!(completion(round.pop_used()).len, 0);
@@ -1438,8 +1434,7 @@ mod tests {
         // To wait for the next completion: finish (used_event = what was consumed).
         let pair = round.finish().unwrap();
         assert_eq!((k.line(h), dev.used_event()), (LineModel::Armed, 1));
-        let (id, ..) = dev.take().unwrap();
-        dev.complete(u32::from(id), 0);
+        dev.complete_next(0);
         k.fire(h, 2);
         let (mut round, fired) = pair.wait(0).unwrap();
         assert_eq!(fired.fires, 1);

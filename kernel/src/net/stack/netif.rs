@@ -27,7 +27,7 @@ use smoltcp::wire::{Ipv4Address, Ipv4Cidr};
 
 use super::IfaceId;
 use crate::arch::shared::SharedArea;
-use crate::sched::{self, NotifyId};
+use crate::sched::{self, NotifyId, WakeOn};
 use crate::sync::IrqLock;
 
 mod task;
@@ -145,14 +145,15 @@ impl Attachment {
             i.counters.kicks += 1;
             i.wake
         }) {
-            let _ = match next {
+            let on = match next {
                 // The driver waits for its next interrupt right after: the interface's
                 // task takes the frames on the CPU it leaves, with no cross-CPU wake-up.
-                DriverNext::Waits => sched::notify_post_here(w, 1).map(|_| ()),
+                DriverNext::Waits => WakeOn::ThisCpu,
                 // The driver keeps its CPU: the task runs on an idle one beside it (a
                 // download's frames then cost the driver's copies or the task's, not both).
-                DriverNext::Polls => sched::notify_post(w, 1),
+                DriverNext::Polls => WakeOn::AnyCpu,
             };
+            let _ = sched::notify_post_on(w, 1, on);
         }
     }
 }

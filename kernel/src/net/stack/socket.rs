@@ -4,9 +4,10 @@
 //! smoltcp socket behind it. As with the kernel's sessions, the two meet in `SHARED`:
 //! the caller queues what it sends and takes what arrived, the task moves bytes between
 //! those queues and smoltcp after every poll and posts the socket's notification (and
-//! the owner's chosen event bits) when it became readable, connected, or writable again. Every queue is bounded, so a
-//! process's socket memory is at most `abi::net::MAX_SOCKETS_PER_PROCESS` times one
-//! socket's buffers (the table in docs/net.md).
+//! the owner's chosen event bits) when it became readable, connected, or writable again.
+//! Every queue is bounded, so a process's socket memory is at most
+//! `abi::net::MAX_SOCKETS_PER_PROCESS` times one socket's buffers (the table in
+//! docs/net.md).
 //!
 //! Dropping the `Socket` closes it: UDP and ICMP once the datagrams already given to it
 //! have left (at most `LINGER_NS`), TCP with a FIN (the task

@@ -28,7 +28,7 @@ use super::super::service::{Lease, dhcp_poll, udp_discard, udp_echo};
 use super::super::{IfaceId, socket};
 use super::{Counters, Link, with};
 use crate::net::gate::{Admit, Gate};
-use crate::sched::{self, NotifyId};
+use crate::sched::{self, NotifyId, WakeOn};
 use crate::time;
 
 use crate::net::netif_slot::{MAX_ETH_FRAME, MIN_ETH_FRAME};
@@ -226,18 +226,13 @@ impl Ring {
     /// ring, since the last call. A task that sleeps next wakes the driver on this CPU, so
     /// the frames leave without a cross-CPU wake-up; one with frames still waiting (its
     /// budget ran out) wakes it where a CPU is idle, and the two keep working side by side.
-    fn signal(&mut self, task_sleeps: bool) {
+    fn signal(&mut self, on: WakeOn) {
         let news = core::mem::take(&mut self.tx_added) | core::mem::take(&mut self.room_freed);
         if news
             && !self.detached
             && let Some(link) = &self.link
         {
-            let (w, bits) = link.signal;
-            let _ = if task_sleeps {
-                sched::notify_post_here(w, bits).map(|_| ())
-            } else {
-                sched::notify_post(w, bits)
-            };
+            let _ = sched::notify_post_on(link.signal.0, link.signal.1, on);
         }
     }
 }
@@ -430,7 +425,11 @@ pub(super) fn run(id: IfaceId, mac: [u8; 6], wake: NotifyId) {
             }
         }
         let more = t.budget == 0 && t.ring.rx_waiting();
-        t.ring.signal(!more);
+        t.ring.signal(if more {
+            WakeOn::AnyCpu
+        } else {
+            WakeOn::ThisCpu
+        });
         let mut counted = core::mem::take(&mut t.ring.counted);
         counted.echo_requests = t.gate.echo_requests - echo_requests;
         echo_requests = t.gate.echo_requests;
